@@ -1,0 +1,95 @@
+//! Registration and heartbeats to the master leader: capacity, usage, a full
+//! chunk report first (and whenever the master asks), incremental reports after.
+
+use crate::store::ChunkStore;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_client::meta::MetaClient;
+use tessera_proto::pb::{HeartbeatRequest, RegisterRequest};
+use tessera_proto::ChunkId;
+
+pub struct Heartbeat {
+    pub meta: MetaClient,
+    pub store: Arc<ChunkStore>,
+    pub id: String,
+    pub addr: String,
+    pub zone: String,
+    pub interval: Duration,
+}
+
+fn ids(v: &[ChunkId]) -> Vec<Bytes> {
+    v.iter().map(|id| Bytes::copy_from_slice(id.as_bytes())).collect()
+}
+
+impl Heartbeat {
+    pub async fn run(self, initial: Vec<ChunkId>) {
+        // Register (a Raft write that puts us on the ring); retry until a leader takes it.
+        loop {
+            let capacity = self.store.disk().map(|d| d.capacity).unwrap_or(0);
+            let req = RegisterRequest { id: self.id.clone(), addr: self.addr.clone(), capacity, zone: self.zone.clone() };
+            match self.meta.call("register", |mut c| { let r = req.clone(); async move { c.register(r).await } }).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "register failed; retrying");
+                    tokio::time::sleep(self.interval).await;
+                }
+            }
+        }
+        tracing::info!(id = %self.id, addr = %self.addr, "registered with master");
+        let mut full: Option<Vec<ChunkId>> = Some(initial);
+        let mut pending_added: Vec<ChunkId> = Vec::new();
+        let mut pending_removed: Vec<ChunkId> = Vec::new();
+        loop {
+            let disk = self.store.disk().unwrap_or(crate::store::DiskStats { capacity: 0, free: 0 });
+            let (added, removed) = self.store.take_changes();
+            pending_added.extend(added);
+            pending_removed.extend(removed);
+            let req = HeartbeatRequest {
+                id: self.id.clone(),
+                addr: self.addr.clone(),
+                capacity: disk.capacity,
+                used: self.store.used(),
+                free: disk.free,
+                chunk_count: self.store.count(),
+                full: full.is_some(),
+                added: match &full {
+                    Some(all) => ids(all),
+                    None => ids(&pending_added),
+                },
+                removed: if full.is_some() { Vec::new() } else { ids(&pending_removed) },
+            };
+            match self.meta.call("heartbeat", |mut c| { let r = req.clone(); async move { c.heartbeat(r).await } }).await {
+                Ok(reply) => {
+                    if full.is_some() {
+                        // A full report supersedes what accumulated meanwhile.
+                        full = None;
+                    }
+                    pending_added.clear();
+                    pending_removed.clear();
+                    if reply.need_full_report {
+                        full = Some(self.current_chunks());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                    // A new leader knows nothing of us: report everything.
+                    full = Some(self.current_chunks());
+                    pending_added.clear();
+                    pending_removed.clear();
+                }
+            }
+            tokio::time::sleep(self.interval).await;
+        }
+    }
+
+    fn current_chunks(&self) -> Vec<ChunkId> {
+        match ChunkStore::scan(self.store.root()) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "scanning chunk store failed");
+                Vec::new()
+            }
+        }
+    }
+}

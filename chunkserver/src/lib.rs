@@ -1,0 +1,63 @@
+//! Tessera chunkserver: a content-addressed chunk store served over gRPC.
+
+pub mod error;
+pub mod heartbeat;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Config {
+    pub id: String,
+    pub listen: SocketAddr,
+    /// Address the master and peers use to reach us (defaults to `listen`).
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    pub masters: Vec<String>,
+    pub zone: String,
+    pub reserve_bytes: u64,
+    pub heartbeat: Duration,
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let (store, initial) = store::ChunkStore::open(&cfg.data_dir, cfg.reserve_bytes)?;
+    let store = Arc::new(store);
+    tracing::info!(id = %cfg.id, dir = %cfg.data_dir.display(), chunks = initial.len(), "chunk store opened");
+    let svc = service::ChunkService { store: store.clone(), id: cfg.id.clone(), addr: cfg.advertise.clone() };
+    let meta = tessera_client::meta::MetaClient::new(cfg.masters.clone(), Default::default());
+    let hb = heartbeat::Heartbeat {
+        meta,
+        store: store.clone(),
+        id: cfg.id.clone(),
+        addr: cfg.advertise.clone(),
+        zone: cfg.zone.clone(),
+        interval: cfg.heartbeat,
+    };
+    tokio::spawn(hb.run(initial));
+    let server = tessera_proto::pb::chunk_server::ChunkServer::new(svc)
+        .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
+        .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
+    tracing::info!(listen = %cfg.listen, "chunkserver serving");
+    tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_shutdown(cfg.listen, shutdown_signal())
+        .await?;
+    tracing::info!("chunkserver stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,57 @@
+use clap::Parser;
+use std::time::Duration;
+
+/// Tessera chunkserver: stores content-addressed chunks.
+#[derive(Parser)]
+#[command(name = "tessera-chunkserver", version)]
+struct Args {
+    /// Stable identity of this chunkserver (its place on the ring).
+    #[arg(long)]
+    id: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7410")]
+    listen: std::net::SocketAddr,
+    /// Address advertised to the master and peers (default: --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Directory holding the chunk files.
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+    /// Master addresses, comma separated.
+    #[arg(long, env = "TESSERA_MASTERS", default_value = "127.0.0.1:7400,127.0.0.1:7401,127.0.0.1:7402", value_delimiter = ',')]
+    masters: Vec<String>,
+    /// Failure domain (zone or rack) for replica spreading.
+    #[arg(long, default_value = "")]
+    zone: String,
+    /// Refuse writes when free disk space would fall below this many bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    reserve_bytes: u64,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_ms: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let a = Args::parse();
+    let cfg = tessera_chunkserver::Config {
+        advertise: a.advertise.unwrap_or_else(|| a.listen.to_string()),
+        id: a.id,
+        listen: a.listen,
+        data_dir: a.data_dir,
+        masters: a.masters,
+        zone: a.zone,
+        reserve_bytes: a.reserve_bytes,
+        heartbeat: Duration::from_millis(a.heartbeat_ms),
+    };
+    if let Err(e) = tessera_chunkserver::run(cfg).await {
+        eprintln!("tessera-chunkserver: {e:#}");
+        std::process::exit(1);
+    }
+}

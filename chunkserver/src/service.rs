@@ -1,0 +1,178 @@
+//! The chunk data-path gRPC service. A put streams into the local store while
+//! the same frames are forwarded to the next replica (HDFS-style pipeline), so
+//! the client sends every byte once and the last hop acknowledges first.
+
+use crate::store::ChunkStore;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_proto::pb::chunk_client::ChunkClient;
+use tessera_proto::pb::chunk_server::Chunk;
+use tessera_proto::pb::*;
+use tessera_proto::{ChunkId, MAX_CHUNK_SIZE, MAX_FRAME};
+use tokio::io::AsyncReadExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+pub struct ChunkService {
+    pub store: Arc<ChunkStore>,
+    pub id: String,
+    pub addr: String,
+}
+
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn bad(msg: impl Into<String>) -> Status {
+    tessera_proto::status::errno_status(libc::EINVAL, msg)
+}
+
+/// Opens the next hop of the pipeline and returns the sender that feeds it
+/// and the task that yields the addresses it (and hops after it) stored on.
+fn spawn_forward(
+    header: &PutChunkHeader,
+) -> (tokio::sync::mpsc::Sender<PutChunkFrame>, tokio::task::JoinHandle<Vec<String>>) {
+    let next = header.forward[0].clone();
+    let rest = header.forward[1..].to_vec();
+    let (tx, rx) = tokio::sync::mpsc::channel::<PutChunkFrame>(4);
+    let first = PutChunkFrame {
+        header: Some(PutChunkHeader { id: header.id.clone(), len: header.len, forward: rest }),
+        data: Bytes::new(),
+    };
+    let task = tokio::spawn(async move {
+        let run = async {
+            let ep = tonic::transport::Endpoint::from_shared(format!("http://{next}"))
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
+                .connect_timeout(Duration::from_secs(3));
+            let ch = ep.connect().await.map_err(|e| Status::unavailable(e.to_string()))?;
+            let mut c = ChunkClient::new(ch)
+                .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
+                .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
+            let stream = tokio_stream::once(first).chain(ReceiverStream::new(rx));
+            let r = c.put_chunk(stream).await?;
+            Ok::<_, Status>(r.into_inner().stored)
+        };
+        match tokio::time::timeout(FORWARD_TIMEOUT, run).await {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(e)) => {
+                tracing::warn!(next = %next, error = %e.message(), "pipeline forward failed");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!(next = %next, "pipeline forward timed out");
+                Vec::new()
+            }
+        }
+    });
+    (tx, task)
+}
+
+use tokio_stream::StreamExt;
+
+#[tonic::async_trait]
+impl Chunk for ChunkService {
+    #[tracing::instrument(skip_all, fields(server = %self.id))]
+    async fn put_chunk(&self, req: Request<Streaming<PutChunkFrame>>) -> Result<Response<PutChunkReply>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream.message().await?.ok_or_else(|| bad("empty put stream"))?;
+        let header = first.header.clone().ok_or_else(|| bad("first frame carries no header"))?;
+        let id = ChunkId::from_slice(&header.id).map_err(|e| bad(e.to_string()))?;
+        if header.len > MAX_CHUNK_SIZE {
+            return Err(bad(format!("chunk of {} bytes exceeds the {} byte limit", header.len, MAX_CHUNK_SIZE)));
+        }
+        tracing::debug!(chunk = %id, len = header.len, forward = ?header.forward, "put chunk");
+        let already_present = self.store.has(&id);
+        let mut writer = if already_present { None } else { Some(self.store.begin(id, header.len).await?) };
+        let (mut fwd_tx, fwd_task) = if header.forward.is_empty() {
+            (None, None)
+        } else {
+            let (tx, task) = spawn_forward(&header);
+            (Some(tx), Some(task))
+        };
+        let mut frame = Some(first);
+        while let Some(f) = frame.take() {
+            if f.data.len() > MAX_FRAME {
+                return Err(bad(format!("frame of {} bytes exceeds {} bytes", f.data.len(), MAX_FRAME)));
+            }
+            if !f.data.is_empty() {
+                if let Some(w) = writer.as_mut() {
+                    w.write(&f.data).await?;
+                }
+                if let Some(tx) = fwd_tx.as_ref() {
+                    let out = PutChunkFrame { header: None, data: f.data.clone() };
+                    if tx.send(out).await.is_err() {
+                        // The downstream hop failed; keep storing locally, the
+                        // client learns the shortfall from `stored`.
+                        fwd_tx = None;
+                    }
+                }
+            }
+            frame = stream.message().await?;
+        }
+        if let Some(w) = writer {
+            w.finish().await?;
+        }
+        drop(fwd_tx);
+        let mut stored = vec![self.addr.clone()];
+        if let Some(task) = fwd_task {
+            stored.extend(task.await.unwrap_or_default());
+        }
+        Ok(Response::new(PutChunkReply { stored, already_present }))
+    }
+
+    type GetChunkStream = ReceiverStream<Result<GetChunkFrame, Status>>;
+
+    #[tracing::instrument(skip_all, fields(server = %self.id))]
+    async fn get_chunk(&self, req: Request<GetChunkRequest>) -> Result<Response<Self::GetChunkStream>, Status> {
+        let id = ChunkId::from_slice(&req.get_ref().id).map_err(|e| bad(e.to_string()))?;
+        let mut file = self.store.read(&id).await?;
+        let total_len = file.metadata().await.map_err(|e| Status::internal(e.to_string()))?.len();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut left = total_len;
+            while left > 0 {
+                let n = (left as usize).min(MAX_FRAME);
+                let mut buf = vec![0u8; n];
+                if let Err(e) = file.read_exact(&mut buf).await {
+                    let _ = tx.send(Err(Status::internal(format!("read {id}: {e}")))).await;
+                    return;
+                }
+                left -= n as u64;
+                if tx.send(Ok(GetChunkFrame { data: Bytes::from(buf), total_len })).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn has_chunks(&self, req: Request<HasChunksRequest>) -> Result<Response<HasChunksReply>, Status> {
+        let mut present = Vec::with_capacity(req.get_ref().ids.len());
+        for raw in &req.get_ref().ids {
+            let id = ChunkId::from_slice(raw).map_err(|e| bad(e.to_string()))?;
+            present.push(self.store.has(&id));
+        }
+        Ok(Response::new(HasChunksReply { present }))
+    }
+
+    async fn delete_chunks(&self, req: Request<DeleteChunksRequest>) -> Result<Response<DeleteChunksReply>, Status> {
+        let mut deleted = 0;
+        for raw in &req.get_ref().ids {
+            let id = ChunkId::from_slice(raw).map_err(|e| bad(e.to_string()))?;
+            if self.store.delete(&id).await? {
+                deleted += 1;
+            }
+        }
+        Ok(Response::new(DeleteChunksReply { deleted }))
+    }
+
+    async fn stats(&self, _req: Request<Empty>) -> Result<Response<ChunkServerStats>, Status> {
+        let d = self.store.disk().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(ChunkServerStats {
+            id: self.id.clone(),
+            capacity: d.capacity,
+            used: self.store.used(),
+            free: d.free,
+            chunk_count: self.store.count(),
+        }))
+    }
+}

@@ -1,0 +1,275 @@
+//! The on-disk chunk store. Each chunk is one file named by its BLAKE3 hex id
+//! under two levels of fan-out directories (`chunks/ab/cd/abcd…`), so no
+//! directory grows past a few thousand entries. Writes go to `tmp/`, are
+//! verified against the id, fsynced, renamed into place and the directory
+//! fsynced: a chunk file either exists whole and correct or not at all.
+
+use crate::error::StoreError;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use tessera_proto::ChunkId;
+use tokio::io::AsyncWriteExt;
+
+pub struct ChunkStore {
+    root: PathBuf,
+    reserve: u64,
+    used: AtomicU64,
+    count: AtomicU64,
+    /// Chunks added/removed since the last report to the master.
+    changes: Mutex<(Vec<ChunkId>, Vec<ChunkId>)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DiskStats {
+    pub capacity: u64,
+    pub free: u64,
+}
+
+pub fn disk_stats(path: &Path) -> std::io::Result<DiskStats> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path and st a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(DiskStats {
+        capacity: st.f_blocks as u64 * st.f_frsize as u64,
+        free: st.f_bavail as u64 * st.f_frsize as u64,
+    })
+}
+
+impl ChunkStore {
+    /// Opens (creating if needed) a store and scans it; returns the store and
+    /// the list of chunks it holds (for the first full report).
+    pub fn open(root: &Path, reserve: u64) -> Result<(ChunkStore, Vec<ChunkId>), StoreError> {
+        std::fs::create_dir_all(root.join("chunks"))?;
+        let tmp = root.join("tmp");
+        // Leftover temp files are uploads that never completed: drop them.
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        let ids = Self::scan(root)?;
+        let mut used = 0u64;
+        for id in &ids {
+            let h = id.to_hex();
+            used += std::fs::metadata(root.join("chunks").join(&h[0..2]).join(&h[2..4]).join(&h))?.len();
+        }
+        let store = ChunkStore {
+            root: root.to_path_buf(),
+            reserve,
+            used: AtomicU64::new(used),
+            count: AtomicU64::new(ids.len() as u64),
+            changes: Mutex::new((Vec::new(), Vec::new())),
+        };
+        Ok((store, ids))
+    }
+
+    /// Lists every chunk file under `root`.
+    pub fn scan(root: &Path) -> std::io::Result<Vec<ChunkId>> {
+        let mut ids = Vec::new();
+        for a in std::fs::read_dir(root.join("chunks"))? {
+            let a = a?;
+            if !a.file_type()?.is_dir() {
+                continue;
+            }
+            for b in std::fs::read_dir(a.path())? {
+                let b = b?;
+                if !b.file_type()?.is_dir() {
+                    continue;
+                }
+                for f in std::fs::read_dir(b.path())? {
+                    let name = f?.file_name();
+                    if let Some(id) = name.to_str().and_then(|s| ChunkId::from_hex(s).ok()) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn chunk_path(&self, id: &ChunkId) -> PathBuf {
+        let h = id.to_hex();
+        self.root.join("chunks").join(&h[0..2]).join(&h[2..4]).join(h)
+    }
+
+    pub fn has(&self, id: &ChunkId) -> bool {
+        self.chunk_path(id).exists()
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn disk(&self) -> std::io::Result<DiskStats> {
+        disk_stats(&self.root)
+    }
+
+    /// Takes the chunks added and removed since the last call.
+    pub fn take_changes(&self) -> (Vec<ChunkId>, Vec<ChunkId>) {
+        let mut g = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *g)
+    }
+
+    pub async fn begin(&self, id: ChunkId, len: u64) -> Result<ChunkWriter<'_>, StoreError> {
+        let disk = self.disk()?;
+        if disk.free < self.reserve.saturating_add(len) {
+            return Err(StoreError::DiskFull { free: disk.free, reserve: self.reserve });
+        }
+        let tmp = self.root.join("tmp").join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
+        let file = tokio::fs::File::create(&tmp).await?;
+        Ok(ChunkWriter {
+            store: self,
+            id,
+            expected_len: len,
+            tmp,
+            file: Some(file),
+            hasher: blake3::Hasher::new(),
+            written: 0,
+        })
+    }
+
+    pub async fn read(&self, id: &ChunkId) -> Result<tokio::fs::File, StoreError> {
+        match tokio::fs::File::open(self.chunk_path(id)).await {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(id.to_hex())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        let p = self.chunk_path(id);
+        let len = match tokio::fs::metadata(&p).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        tokio::fs::remove_file(&p).await?;
+        self.used.fetch_sub(len, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).1.push(*id);
+        Ok(true)
+    }
+}
+
+/// An in-progress chunk upload: hashed as it streams, committed atomically.
+pub struct ChunkWriter<'a> {
+    store: &'a ChunkStore,
+    id: ChunkId,
+    expected_len: u64,
+    tmp: PathBuf,
+    file: Option<tokio::fs::File>,
+    hasher: blake3::Hasher,
+    written: u64,
+}
+
+impl ChunkWriter<'_> {
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.written += data.len() as u64;
+        if self.written > self.expected_len {
+            return Err(StoreError::LengthMismatch {
+                id: self.id.to_hex(),
+                expected: self.expected_len,
+                actual: self.written,
+            });
+        }
+        self.hasher.update(data);
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(data).await?;
+        }
+        Ok(())
+    }
+
+    /// Verifies length and hash, fsyncs, renames into place, fsyncs the directory.
+    pub async fn finish(mut self) -> Result<(), StoreError> {
+        let id = self.id.to_hex();
+        if self.written != self.expected_len {
+            return Err(StoreError::LengthMismatch { id, expected: self.expected_len, actual: self.written });
+        }
+        let actual = ChunkId::from_hash(self.hasher.finalize());
+        if actual != self.id {
+            return Err(StoreError::HashMismatch { id, actual: actual.to_hex() });
+        }
+        let mut f = self.file.take().ok_or_else(|| StoreError::BadRequest("writer finished twice".into()))?;
+        f.flush().await?;
+        f.sync_all().await?;
+        drop(f);
+        let dst = self.store.chunk_path(&self.id);
+        let dir = dst.parent().map(Path::to_path_buf).unwrap_or_default();
+        tokio::fs::create_dir_all(&dir).await?;
+        let existed = tokio::fs::try_exists(&dst).await.unwrap_or(false);
+        tokio::fs::rename(&self.tmp, &dst).await?;
+        let d = tokio::fs::File::open(&dir).await?;
+        d.sync_all().await?;
+        if !existed {
+            self.store.used.fetch_add(self.written, Ordering::Relaxed);
+            self.store.count.fetch_add(1, Ordering::Relaxed);
+            self.store.changes.lock().unwrap_or_else(|p| p.into_inner()).0.push(self.id);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ChunkWriter<'_> {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            // Abandoned or failed upload: never leave a partial temp file.
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn write_verify_read_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ids) = ChunkStore::open(dir.path(), 0).unwrap();
+        assert!(ids.is_empty());
+        let data = vec![7u8; 3000];
+        let id = ChunkId::of(&data);
+        let mut w = store.begin(id, 3000).await.unwrap();
+        w.write(&data[..1000]).await.unwrap();
+        w.write(&data[1000..]).await.unwrap();
+        w.finish().await.unwrap();
+        assert!(store.has(&id));
+        assert_eq!(std::fs::read(store.chunk_path(&id)).unwrap(), data);
+        assert_eq!(store.count(), 1);
+        let (_, ids) = ChunkStore::open(dir.path(), 0).unwrap();
+        assert_eq!(ids, vec![id]);
+        assert!(store.delete(&id).await.unwrap());
+        assert!(!store.has(&id));
+    }
+
+    #[tokio::test]
+    async fn rejects_wrong_hash_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+        let id = ChunkId::of(b"the real content");
+        let mut w = store.begin(id, 5).await.unwrap();
+        w.write(b"bogus").await.unwrap();
+        assert!(matches!(w.finish().await, Err(StoreError::HashMismatch { .. })));
+        assert!(!store.has(&id));
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn refuses_when_reserve_exceeds_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = ChunkStore::open(dir.path(), u64::MAX / 2).unwrap();
+        let r = store.begin(ChunkId::of(b"x"), 1).await;
+        assert!(matches!(r, Err(StoreError::DiskFull { .. })));
+    }
+}

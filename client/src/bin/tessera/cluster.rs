@@ -1,0 +1,75 @@
+//! `tessera cluster status`: every master's view, and the chunkservers.
+
+use anyhow::Result;
+use tessera_client::{connect, ClientConfig};
+use tessera_proto::pb::{Empty, MasterInfo};
+
+#[derive(clap::Subcommand)]
+pub enum ClusterCmd {
+    /// Masters (role, term, commit index) and chunkservers (liveness, space).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
+    let ClusterCmd::Status { json } = cmd;
+    let fs = connect(cfg.clone());
+    let mut masters = Vec::new();
+    for addr in fs.meta.addrs() {
+        let mut c = fs.meta.client_for(addr)?;
+        let r = tokio::time::timeout(std::time::Duration::from_secs(3), c.node_status(Empty {})).await;
+        masters.push(match r {
+            Ok(Ok(r)) => r.into_inner().master.unwrap_or_default(),
+            Ok(Err(e)) => MasterInfo { addr: addr.clone(), error: e.message().to_string(), ..Default::default() },
+            Err(_) => MasterInfo { addr: addr.clone(), error: "timed out".into(), ..Default::default() },
+        });
+    }
+    let ring = fs.meta.call("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
+    if json {
+        let ms: Vec<_> = masters
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.id, "addr": m.addr, "role": m.role, "term": m.term,
+                    "commit_index": m.commit_index, "applied_index": m.applied_index,
+                    "snapshot_index": m.snapshot_index, "reachable": m.error.is_empty(), "error": m.error,
+                })
+            })
+            .collect();
+        let cs: Vec<_> = ring
+            .servers
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id, "addr": s.addr, "alive": s.alive, "capacity": s.capacity,
+                    "used": s.used, "free": s.free, "chunk_count": s.chunk_count, "zone": s.zone,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"masters": ms, "chunkservers": cs}))?);
+        return Ok(());
+    }
+    println!("MASTERS");
+    println!("{:<4} {:<22} {:<10} {:>6} {:>10} {:>10}", "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED");
+    for m in &masters {
+        if m.error.is_empty() {
+            println!(
+                "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10}",
+                m.id, m.addr, m.role, m.term, m.commit_index, m.applied_index
+            );
+        } else {
+            println!("{:<4} {:<22} unreachable: {}", "-", m.addr, m.error);
+        }
+    }
+    println!("CHUNKSERVERS");
+    println!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", "ID", "ADDRESS", "ALIVE", "CAPACITY", "USED", "CHUNKS");
+    for s in &ring.servers {
+        println!(
+            "{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}",
+            s.id, s.addr, s.alive, s.capacity, s.used, s.chunk_count
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `tessera`: the command-line client, and the launcher of a local cluster.
+//! The servers are sibling binaries (`tessera-master`, `tessera-chunkserver`)
+//! found next to this executable, git-style.
+
+mod cluster;
+mod namespace;
+mod transfer;
+mod up;
+
+use clap::{Parser, Subcommand};
+use tessera_client::ClientConfig;
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "Tessera distributed file system")]
+struct Cli {
+    /// Master addresses, comma separated.
+    #[arg(long, global = true, env = "TESSERA_MASTERS", default_value = tessera_client::DEFAULT_MASTERS)]
+    masters: String,
+    /// Give up on an unreachable cluster after this many seconds.
+    #[arg(long, global = true, default_value_t = 30)]
+    timeout: u64,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a local cluster (masters + chunkservers on 127.0.0.1) until Ctrl-C.
+    Up(up::UpArgs),
+    /// Upload files or directory trees.
+    Put(transfer::PutArgs),
+    /// Download a file or a directory tree.
+    Get(transfer::GetArgs),
+    /// Write a file's content to stdout.
+    Cat { path: String },
+    /// List a directory.
+    Ls {
+        path: Option<String>,
+        #[arg(short = 'l')]
+        long: bool,
+    },
+    /// Show a file's attributes.
+    Stat { path: String },
+    /// Create a directory.
+    Mkdir {
+        path: String,
+        #[arg(short = 'p')]
+        parents: bool,
+    },
+    /// Remove a file (or, with -r, a directory tree).
+    Rm {
+        paths: Vec<String>,
+        #[arg(short = 'r')]
+        recursive: bool,
+    },
+    /// Rename or move a file or directory.
+    Mv { from: String, to: String },
+    /// Space used by a file or tree.
+    Du {
+        path: Option<String>,
+        #[arg(short = 's')]
+        summary: bool,
+    },
+    /// Cluster state.
+    Cluster {
+        #[command(subcommand)]
+        cmd: cluster::ClusterCmd,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tessera: cannot start runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(run(cli));
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> i32 {
+    let mut cfg = ClientConfig {
+        masters: cli.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        ..Default::default()
+    };
+    cfg.meta.total_timeout = std::time::Duration::from_secs(cli.timeout);
+    let res: anyhow::Result<()> = match cli.cmd {
+        Cmd::Up(a) => up::run(a).await,
+        Cmd::Put(a) => transfer::put(&cfg, a).await,
+        Cmd::Get(a) => transfer::get(&cfg, a).await,
+        Cmd::Cat { path } => transfer::cat(&cfg, &path).await,
+        Cmd::Ls { path, long } => namespace::ls(&cfg, path.as_deref().unwrap_or("/"), long).await,
+        Cmd::Stat { path } => namespace::stat(&cfg, &path).await,
+        Cmd::Mkdir { path, parents } => namespace::mkdir(&cfg, &path, parents).await,
+        Cmd::Rm { paths, recursive } => namespace::rm(&cfg, &paths, recursive).await,
+        Cmd::Mv { from, to } => namespace::mv(&cfg, &from, &to).await,
+        Cmd::Du { path, summary } => namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await,
+        Cmd::Cluster { cmd } => cluster::run(&cfg, cmd).await,
+    };
+    match res {
+        Ok(()) => 0,
+        Err(e) => {
+            // One line, the cause chain joined.
+            eprintln!("tessera: {}", format!("{e:#}").replace('\n', " "));
+            1
+        }
+    }
+}

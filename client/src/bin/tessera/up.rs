@@ -1,0 +1,129 @@
+//! `tessera up`: a whole cluster on 127.0.0.1, each server a child process
+//! with its own data directory on its command line.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Directory for all data and logs.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Number of masters (1, 3 or 5).
+    #[arg(long, default_value_t = 3)]
+    masters: usize,
+    /// Number of chunkservers.
+    #[arg(long, default_value_t = 3)]
+    chunkservers: usize,
+    /// First master port; chunkservers start at this + 10.
+    #[arg(long, default_value_t = 7400)]
+    base_port: u16,
+}
+
+/// The sibling binary `name` next to the running `tessera`.
+pub fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the tessera executable")?;
+    let p = exe.parent().map(|d| d.join(name)).unwrap_or_else(|| PathBuf::from(name));
+    if !p.exists() {
+        bail!("{} not found next to {} (build the whole workspace)", p.display(), exe.display());
+    }
+    Ok(p)
+}
+
+fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<Child> {
+    let out = std::fs::File::create(log).with_context(|| format!("{}", log.display()))?;
+    let err = out.try_clone()?;
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+pub async fn run(a: UpArgs) -> Result<()> {
+    if a.masters == 0 || a.chunkservers == 0 {
+        bail!("need at least one master and one chunkserver");
+    }
+    std::fs::create_dir_all(a.dir.join("logs"))?;
+    let dir = std::fs::canonicalize(&a.dir)?;
+    let master_bin = sibling("tessera-master")?;
+    let cs_bin = sibling("tessera-chunkserver")?;
+    let maddrs: Vec<String> = (0..a.masters).map(|i| format!("127.0.0.1:{}", a.base_port + i as u16)).collect();
+    let peers = maddrs.iter().enumerate().map(|(i, m)| format!("{}={m}", i + 1)).collect::<Vec<_>>().join(",");
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for (i, addr) in maddrs.iter().enumerate() {
+        let name = format!("master-{}", i + 1);
+        let args = vec![
+            "--id".into(),
+            (i + 1).to_string(),
+            "--listen".into(),
+            addr.clone(),
+            "--peers".into(),
+            peers.clone(),
+            "--data-dir".into(),
+            dir.join(&name).display().to_string(),
+        ];
+        children.push((name.clone(), spawn(&master_bin, &args, &dir.join("logs").join(format!("{name}.log")))?));
+        println!("master {} at {addr}", i + 1);
+    }
+    for j in 0..a.chunkservers {
+        let name = format!("chunkserver-{}", j + 1);
+        let addr = format!("127.0.0.1:{}", a.base_port + 10 + j as u16);
+        let args = vec![
+            "--id".into(),
+            format!("cs-{}", j + 1),
+            "--listen".into(),
+            addr.clone(),
+            "--masters".into(),
+            maddrs.join(","),
+            "--data-dir".into(),
+            dir.join(&name).display().to_string(),
+        ];
+        children.push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")))?));
+        println!("chunkserver cs-{} at {addr}", j + 1);
+    }
+    println!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
+    println!("press Ctrl-C to stop");
+    tessera_wait_signal().await;
+    println!("stopping");
+    // Chunkservers first, then masters.
+    for (_, c) in children.iter_mut().rev() {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (name, c) in children.iter_mut() {
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+                _ => {
+                    eprintln!("{name} did not stop; killing it");
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn tessera_wait_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

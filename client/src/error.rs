@@ -1,0 +1,51 @@
+use tessera_proto::status::errno_of;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A file-system error the master reported, with its errno.
+    #[error("{msg}")]
+    Fs { errno: i32, msg: String },
+    #[error("no master answered ({addrs}): {last}")]
+    NoMaster { addrs: String, last: String },
+    #[error("{what}: {code:?}: {msg}")]
+    Rpc { what: String, code: tonic::Code, msg: String },
+    #[error("chunk {id}: {msg}")]
+    Chunk { id: String, msg: String },
+    #[error("not enough chunkservers: {0}")]
+    Placement(String),
+    #[error("invalid path {path:?}: {why}")]
+    InvalidPath { path: String, why: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ClientError {
+    pub fn fs(errno: i32, msg: impl Into<String>) -> Self {
+        ClientError::Fs { errno, msg: msg.into() }
+    }
+
+    /// The errno a POSIX caller should see for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            ClientError::Fs { errno, .. } => *errno,
+            ClientError::InvalidPath { why, .. } if why.contains("too long") => libc::ENAMETOOLONG,
+            ClientError::InvalidPath { .. } => libc::EINVAL,
+            ClientError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            ClientError::Placement(_) => libc::ENOSPC,
+            _ => libc::EIO,
+        }
+    }
+
+    pub fn from_status(what: &str, st: &tonic::Status) -> Self {
+        match errno_of(st) {
+            Some(errno) => ClientError::Fs { errno, msg: st.message().to_string() },
+            None => ClientError::Rpc { what: what.to_string(), code: st.code(), msg: st.message().to_string() },
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.errno() == libc::ENOENT && matches!(self, ClientError::Fs { .. })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;

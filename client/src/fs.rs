@@ -1,0 +1,238 @@
+//! Path-level operations for the CLI and batch jobs: resolve paths, create,
+//! list, remove, rename, upload and download whole files.
+
+use crate::error::{ClientError, Result};
+use crate::meta::MetaClient;
+use crate::path::{components, validate_name};
+use crate::transfer::Transfer;
+use bytes::Bytes;
+use tessera_proto::pb::*;
+use tessera_proto::ROOT_INO;
+
+#[derive(Clone)]
+pub struct Fs {
+    pub meta: MetaClient,
+    pub transfer: Transfer,
+    pub cred: Cred,
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+pub fn request_id() -> String {
+    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+}
+
+impl Fs {
+    pub fn cred(&self) -> Option<Cred> {
+        Some(self.cred.clone())
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        let req = LookupRequest { cred: self.cred(), parent, name: b(name) };
+        let r = self.meta.call("lookup", |mut c| { let r = req.clone(); async move { c.lookup(r).await } }).await?;
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        let req = GetAttrRequest { ino, stale_ok: false };
+        let r = self.meta.call("getattr", |mut c| async move { c.get_attr(req).await }).await?;
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))
+    }
+
+    /// Resolves an absolute path to its attributes.
+    pub async fn resolve(&self, path: &str) -> Result<Attr> {
+        let mut attr = self.getattr(ROOT_INO).await?;
+        for c in components(path)? {
+            if attr.kind != FileKind::Directory as i32 {
+                return Err(ClientError::fs(libc::ENOTDIR, format!("{path}: a component is not a directory")));
+            }
+            attr = self.lookup(attr.ino, &c).await.map_err(|e| with_path(e, path))?;
+        }
+        Ok(attr)
+    }
+
+    /// Resolves the parent directory of `path`; returns it and the last name.
+    pub async fn resolve_parent(&self, path: &str) -> Result<(Attr, String)> {
+        let mut comps = components(path)?;
+        let name = comps.pop().ok_or_else(|| ClientError::InvalidPath { path: path.into(), why: "is the root".into() })?;
+        let parent_path = format!("/{}", comps.join("/"));
+        let parent = self.resolve(&parent_path).await?;
+        if parent.kind != FileKind::Directory as i32 {
+            return Err(ClientError::fs(libc::ENOTDIR, format!("{parent_path}: not a directory")));
+        }
+        Ok((parent, name))
+    }
+
+    pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Attr> {
+        let (parent, name) = self.resolve_parent(path).await?;
+        let req = MkdirRequest { cred: self.cred(), parent: parent.ino, name: b(&name), mode, request_id: request_id() };
+        let r = self.meta.call("mkdir", |mut c| { let r = req.clone(); async move { c.mkdir(r).await } }).await;
+        r.map_err(|e| with_path(e, path))?.attr.ok_or_else(|| ClientError::fs(libc::EIO, "mkdir reply without attributes"))
+    }
+
+    /// `mkdir -p`: creates missing directories, accepts existing ones.
+    pub async fn mkdir_p(&self, path: &str, mode: u32) -> Result<Attr> {
+        let mut attr = self.getattr(ROOT_INO).await?;
+        let mut cur = String::new();
+        for c in components(path)? {
+            cur.push('/');
+            cur.push_str(&c);
+            attr = match self.lookup(attr.ino, &c).await {
+                Ok(a) => a,
+                Err(e) if e.is_not_found() => {
+                    let req = MkdirRequest { cred: self.cred(), parent: attr.ino, name: b(&c), mode, request_id: request_id() };
+                    match self.meta.call("mkdir", |mut cl| { let r = req.clone(); async move { cl.mkdir(r).await } }).await {
+                        Ok(r) => r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "mkdir reply without attributes"))?,
+                        Err(e) if e.errno() == libc::EEXIST => self.lookup(attr.ino, &c).await?,
+                        Err(e) => return Err(with_path(e, &cur)),
+                    }
+                }
+                Err(e) => return Err(with_path(e, &cur)),
+            };
+            if attr.kind != FileKind::Directory as i32 {
+                return Err(ClientError::fs(libc::ENOTDIR, format!("{cur}: exists and is not a directory")));
+            }
+        }
+        Ok(attr)
+    }
+
+    pub async fn create(&self, parent: u64, name: &str, mode: u32, exclusive: bool, truncate: bool) -> Result<CreateReply> {
+        validate_name(name, name)?;
+        let req = CreateRequest {
+            cred: self.cred(),
+            parent,
+            name: b(name),
+            mode,
+            kind: FileKind::Regular as i32,
+            rdev: 0,
+            exclusive,
+            truncate,
+            request_id: request_id(),
+        };
+        self.meta.call("create", |mut c| { let r = req.clone(); async move { c.create(r).await } }).await
+    }
+
+    /// All entries of a directory, following pages.
+    pub async fn readdir(&self, ino: u64, plus: bool) -> Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        let mut after = Bytes::new();
+        loop {
+            let req = ReadDirRequest { cred: self.cred(), ino, after: after.clone(), limit: 1000, plus };
+            let r = self.meta.call("readdir", |mut c| { let r = req.clone(); async move { c.read_dir(r).await } }).await?;
+            if let Some(last) = r.entries.last() {
+                after = last.name.clone();
+            }
+            out.extend(r.entries);
+            if !r.more {
+                return Ok(out);
+            }
+        }
+    }
+
+    pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
+        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id() };
+        self.meta.call("unlink", |mut c| { let r = req.clone(); async move { c.unlink(r).await } }).await?;
+        Ok(())
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &str) -> Result<()> {
+        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id() };
+        self.meta.call("rmdir", |mut c| { let r = req.clone(); async move { c.rmdir(r).await } }).await?;
+        Ok(())
+    }
+
+    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (p1, n1) = self.resolve_parent(from).await?;
+        let (p2, n2) = self.resolve_parent(to).await?;
+        let req = RenameRequest {
+            cred: self.cred(),
+            parent: p1.ino,
+            name: b(&n1),
+            new_parent: p2.ino,
+            new_name: b(&n2),
+            flags: 0,
+            request_id: request_id(),
+        };
+        self.meta.call("rename", |mut c| { let r = req.clone(); async move { c.rename(r).await } }).await.map_err(|e| with_path(e, from))?;
+        Ok(())
+    }
+
+    pub async fn set_times(&self, ino: u64, mtime: Timespec, mode: Option<u32>) -> Result<Attr> {
+        let req = SetAttrRequest {
+            cred: self.cred(),
+            ino,
+            mode,
+            mtime: Some(mtime),
+            request_id: request_id(),
+            ..Default::default()
+        };
+        let r = self.meta.call("setattr", |mut c| { let r = req.clone(); async move { c.set_attr(r).await } }).await?;
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "setattr reply without attributes"))
+    }
+
+    pub async fn extents(&self, ino: u64) -> Result<GetExtentsReply> {
+        self.meta.call("get_extents", |mut c| async move { c.get_extents(GetExtentsRequest { ino }).await }).await
+    }
+
+    /// Atomically installs new content for a regular file.
+    pub async fn commit(&self, ino: u64, extents: Vec<Extent>, size: u64) -> Result<Attr> {
+        let req = CommitRequest { cred: self.cred(), ino, extents, size, request_id: request_id() };
+        let r = self.meta.call("commit", |mut c| { let r = req.clone(); async move { c.commit(r).await } }).await?;
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "commit reply without attributes"))
+    }
+
+    /// Uploads `reader` as the content of the remote file `path` (created or replaced).
+    pub async fn put_stream<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        reader: R,
+        path: &str,
+        mode: u32,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Attr> {
+        let (parent, name) = self.resolve_parent(path).await?;
+        // Create first so a bad name or a directory in the way fails before
+        // any data moves; the content becomes visible only at commit.
+        let created = self.create(parent.ino, &name, mode, false, false).await.map_err(|e| with_path(e, path))?;
+        let attr = created.attr.ok_or_else(|| ClientError::fs(libc::EIO, "create reply without attributes"))?;
+        if attr.kind != FileKind::Regular as i32 {
+            return Err(ClientError::fs(libc::EISDIR, format!("{path}: exists and is not a regular file")));
+        }
+        let (extents, size) = self.transfer.upload(reader, progress).await?;
+        self.commit(attr.ino, extents, size).await
+    }
+
+    pub async fn get_stream<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        path: &str,
+        w: &mut W,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Attr> {
+        let attr = self.resolve(path).await?;
+        if attr.kind == FileKind::Directory as i32 {
+            return Err(ClientError::fs(libc::EISDIR, format!("{path}: is a directory")));
+        }
+        let ext = self.extents(attr.ino).await?;
+        let attr = ext.attr.unwrap_or(attr);
+        self.transfer.download(&ext.extents, attr.size, w, progress).await?;
+        Ok(attr)
+    }
+}
+
+/// Prefixes a file-system error's message with the path it concerns.
+pub fn with_path(e: ClientError, path: &str) -> ClientError {
+    match e {
+        ClientError::Fs { errno, msg } if !msg.starts_with(path) => ClientError::Fs { errno, msg: format!("{path}: {msg}") },
+        other => other,
+    }
+}
+
+impl Fs {
+    pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> Result<Attr> {
+        validate_name(name, name)?;
+        let req = SymlinkRequest { cred: self.cred(), parent, name: b(name), target: b(target), request_id: request_id() };
+        let r = self.meta.call("symlink", |mut c| { let r = req.clone(); async move { c.symlink(r).await } }).await?;
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "symlink reply without attributes"))
+    }
+}

@@ -1,0 +1,57 @@
+//! Tessera client library: a leader-tracking metadata client, chunk upload
+//! and verified download, and path-level file operations for batch jobs.
+
+pub mod chunks;
+pub mod error;
+pub mod fs;
+pub mod meta;
+pub mod path;
+pub mod placement;
+pub mod transfer;
+
+pub use error::{ClientError, Result};
+pub use fs::Fs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_MASTERS: &str = "127.0.0.1:7400,127.0.0.1:7401,127.0.0.1:7402";
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub masters: Vec<String>,
+    pub chunk_size: usize,
+    /// Chunks in flight per transfer (bounds memory to parallel x chunk_size).
+    pub parallel: usize,
+    pub meta: meta::MetaOptions,
+    pub chunk_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            masters: DEFAULT_MASTERS.split(',').map(String::from).collect(),
+            chunk_size: tessera_proto::DEFAULT_CHUNK_SIZE,
+            parallel: 6,
+            meta: Default::default(),
+            chunk_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Connects (lazily) to a cluster and acts with the calling process's ids.
+pub fn connect(cfg: ClientConfig) -> Fs {
+    let meta = meta::MetaClient::new(cfg.masters.clone(), cfg.meta.clone());
+    let transfer = transfer::Transfer {
+        meta: meta.clone(),
+        ring: Arc::new(placement::RingView::new(meta.clone())),
+        io: Arc::new(chunks::ChunkIo::new(cfg.chunk_timeout)),
+        chunk_size: cfg.chunk_size,
+        parallel: cfg.parallel,
+        stats: Default::default(),
+    };
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let cred = tessera_proto::pb::Cred { uid, gid, groups: vec![] };
+    Fs { meta, transfer, cred }
+}

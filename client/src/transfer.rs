@@ -1,0 +1,266 @@
+//! Streaming file transfer. Upload: read a chunk, hash it once, ask its ring
+//! owners which already hold it (dedup), pipeline it to the others; up to
+//! `parallel` chunks are in flight, so memory stays at parallel x chunk size.
+//! Download: fetch chunks in order with `parallel` read-ahead, verify each.
+
+use crate::chunks::{BadReplica, ChunkIo};
+use crate::error::{ClientError, Result};
+use crate::meta::MetaClient;
+use crate::placement::RingView;
+use bytes::{Bytes, BytesMut};
+use futures::stream::{FuturesOrdered, StreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tessera_proto::pb::{ChunkLocationsRequest, Extent, ReportBadChunkRequest};
+use tessera_proto::{ChunkId, REPLICATION};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+#[derive(Default, Debug)]
+pub struct TransferStats {
+    /// Bytes the client sent to chunkservers (once per chunk, not per replica).
+    pub sent_bytes: AtomicU64,
+    /// Bytes of chunks that were already fully replicated (dedup).
+    pub skipped_bytes: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Transfer {
+    pub meta: MetaClient,
+    pub ring: Arc<RingView>,
+    pub io: Arc<ChunkIo>,
+    pub chunk_size: usize,
+    pub parallel: usize,
+    pub stats: Arc<TransferStats>,
+}
+
+impl Transfer {
+    /// Makes sure `data` (whose id is `id`) is durable on its 3 ring owners.
+    pub async fn store_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let owners = self.ring.write_owners(&id).await?;
+            if owners.len() < REPLICATION {
+                self.ring.invalidate();
+                if attempt >= 5 {
+                    return Err(ClientError::Placement(format!(
+                        "{} live chunkservers, {} replicas needed",
+                        owners.len(),
+                        REPLICATION
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+                continue;
+            }
+            let mut missing = Vec::new();
+            for addr in &owners {
+                match self.io.has(addr, &[id]).await {
+                    Ok(p) if p.first() == Some(&true) => {}
+                    _ => missing.push(addr.clone()),
+                }
+            }
+            if missing.is_empty() {
+                self.stats.skipped_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                return Ok(());
+            }
+            let stored = match self.io.put_pipeline(&missing, id, data.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(chunk = %id, error = %e, "pipeline put failed");
+                    Vec::new()
+                }
+            };
+            self.stats.sent_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            // Whatever the pipeline missed (a hop died), send directly.
+            let mut failed = Vec::new();
+            for addr in missing.iter().filter(|a| !stored.contains(a)) {
+                if let Err(e) = self.io.put_pipeline(std::slice::from_ref(addr), id, data.clone()).await {
+                    tracing::warn!(chunk = %id, server = %addr, error = %e, "replica write failed");
+                    failed.push(e);
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            if let Some(e) = failed.iter().find(|e| e.errno() == libc::ENOSPC) {
+                return Err(ClientError::fs(libc::ENOSPC, e.to_string()));
+            }
+            self.ring.invalidate();
+            if attempt >= 5 {
+                return Err(failed.remove(0));
+            }
+            // A dead owner drops off the live ring after the master notices;
+            // wait and place again.
+            tokio::time::sleep(std::time::Duration::from_millis(400 * attempt)).await;
+        }
+    }
+
+    /// Uploads everything `reader` yields; returns the extents and total size.
+    pub async fn upload<R: AsyncRead + Unpin>(
+        &self,
+        mut reader: R,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<(Vec<Extent>, u64)> {
+        let mut pending = FuturesOrdered::new();
+        let mut extents = Vec::new();
+        let mut size = 0u64;
+        let mut eof = false;
+        while !eof || !pending.is_empty() {
+            while !eof && pending.len() < self.parallel.max(1) {
+                let mut buf = BytesMut::with_capacity(self.chunk_size);
+                while buf.len() < self.chunk_size {
+                    let n = reader.read_buf(&mut buf).await?;
+                    if n == 0 {
+                        eof = true;
+                        break;
+                    }
+                }
+                if buf.is_empty() {
+                    break;
+                }
+                let data = buf.freeze();
+                size += data.len() as u64;
+                let t = self.clone();
+                pending.push_back(async move {
+                    let id = ChunkId::of(&data);
+                    let len = data.len() as u64;
+                    t.store_chunk(id, data).await?;
+                    Ok::<_, ClientError>((id, len))
+                });
+            }
+            if let Some(r) = pending.next().await {
+                let (id, len) = r?;
+                progress(len);
+                extents.push(Extent { id: Bytes::copy_from_slice(id.as_bytes()), len });
+            }
+        }
+        Ok((extents, size))
+    }
+
+    fn reporter(&self) -> impl Fn(BadReplica) + Send + Sync + 'static {
+        let meta = self.meta.clone();
+        move |b: BadReplica| {
+            let meta = meta.clone();
+            tokio::spawn(async move {
+                let req = ReportBadChunkRequest {
+                    id: Bytes::copy_from_slice(b.id.as_bytes()),
+                    server_addr: b.addr.clone(),
+                    reason: b.reason.clone(),
+                };
+                let _ = meta.call("report_bad_chunk", |mut c| { let r = req.clone(); async move { c.report_bad_chunk(r).await } }).await;
+            });
+        }
+    }
+
+    /// Reads one chunk, verified, trying ring owners then reported locations.
+    pub async fn fetch_chunk(&self, id: ChunkId) -> Result<Bytes> {
+        let on_bad = self.reporter();
+        let cands = self.ring.read_candidates(&id).await?;
+        match self.io.get_verified(&cands, id, &on_bad).await {
+            Ok(b) => Ok(b),
+            Err(first) => {
+                let req = ChunkLocationsRequest { ids: vec![Bytes::copy_from_slice(id.as_bytes())] };
+                let locs = self
+                    .meta
+                    .call("chunk_locations", |mut c| { let r = req.clone(); async move { c.chunk_locations(r).await } })
+                    .await?;
+                let more: Vec<String> = locs
+                    .locations
+                    .into_iter()
+                    .flat_map(|l| l.addrs)
+                    .filter(|a| !cands.contains(a))
+                    .collect();
+                if more.is_empty() {
+                    return Err(first);
+                }
+                self.io.get_verified(&more, id, &on_bad).await
+            }
+        }
+    }
+
+    /// The bytes of one extent (a prefix of a chunk, or a hole).
+    pub async fn fetch_extent(&self, e: &Extent) -> Result<Bytes> {
+        if e.id.is_empty() {
+            return Ok(Bytes::from(vec![0u8; e.len as usize]));
+        }
+        let id = ChunkId::from_slice(&e.id).map_err(|x| ClientError::Chunk { id: String::new(), msg: x.to_string() })?;
+        let b = self.fetch_chunk(id).await?;
+        if (b.len() as u64) < e.len {
+            return Err(ClientError::Chunk { id: id.to_hex(), msg: format!("chunk has {} bytes, extent needs {}", b.len(), e.len) });
+        }
+        Ok(b.slice(..e.len as usize))
+    }
+
+    /// Streams a file's content into `w`, `size` bytes in all.
+    pub async fn download<W: AsyncWrite + Unpin>(
+        &self,
+        extents: &[Extent],
+        size: u64,
+        w: &mut W,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<()> {
+        let mut left = size;
+        let mut stream = futures::stream::iter(extents.iter().cloned())
+            .map(|e| {
+                let t = self.clone();
+                async move { t.fetch_extent(&e).await }
+            })
+            .buffered(self.parallel.max(1));
+        while let Some(r) = stream.next().await {
+            if left == 0 {
+                break;
+            }
+            let b = r?;
+            let take = (b.len() as u64).min(left) as usize;
+            w.write_all(&b[..take]).await?;
+            left -= take as u64;
+            progress(take as u64);
+        }
+        // Past the last extent the file reads as zeros (truncate up).
+        let zeros = vec![0u8; 1 << 20];
+        while left > 0 {
+            let n = (left as usize).min(zeros.len());
+            w.write_all(&zeros[..n]).await?;
+            left -= n as u64;
+        }
+        w.flush().await?;
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `offset` of a file (short at end of file).
+    pub async fn read_range(&self, extents: &[Extent], size: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let end = size.min(offset.saturating_add(len));
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut pos = 0u64;
+        let mut wanted = Vec::new();
+        for e in extents {
+            let (s, t) = (pos, pos + e.len);
+            pos = t;
+            if t <= offset || s >= end {
+                continue;
+            }
+            wanted.push((s, e.clone()));
+        }
+        let mut stream = futures::stream::iter(wanted)
+            .map(|(s, e)| {
+                let t = self.clone();
+                async move { t.fetch_extent(&e).await.map(|b| (s, b)) }
+            })
+            .buffered(self.parallel.max(1));
+        let mut cursor = offset;
+        while let Some(r) = stream.next().await {
+            let (s, b) = r?;
+            let from = cursor.max(s) - s;
+            let to = (end.min(s + b.len() as u64)) - s;
+            if from < to {
+                out.extend_from_slice(&b[from as usize..to as usize]);
+                cursor = s + to;
+            }
+        }
+        out.resize((end - offset) as usize, 0);
+        Ok(out)
+    }
+}

@@ -1,0 +1,109 @@
+//! Persistent records of the namespace and their RocksDB keys. Keys are
+//! prefixed by one byte per table and use big-endian integers so that a
+//! directory's entries, a file's xattrs, etc. are contiguous and ordered.
+
+use crate::types::{ExtentRec, Time};
+use serde::{Deserialize, Serialize};
+
+pub const KIND_REGULAR: i32 = 1;
+pub const KIND_DIR: i32 = 2;
+pub const KIND_SYMLINK: i32 = 3;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Inode {
+    pub ino: u64,
+    pub kind: i32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: Time,
+    pub mtime: Time,
+    pub ctime: Time,
+    pub nlink: u32,
+    pub rdev: u32,
+    /// For directories: the parent directory (directories have exactly one).
+    pub parent: u64,
+    /// For symlinks: the target.
+    pub target: Vec<u8>,
+    /// Bumped on every content change.
+    pub version: u64,
+}
+
+impl Inode {
+    pub fn is_dir(&self) -> bool {
+        self.kind == KIND_DIR
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Dentry {
+    pub ino: u64,
+    pub kind: i32,
+}
+
+/// Reference count of a chunk across all files, with its length.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ChunkRefs {
+    pub refs: u64,
+    pub len: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChunkServerRec {
+    pub id: String,
+    pub addr: String,
+    pub capacity: u64,
+    pub zone: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub next_ino: u64,
+    pub inodes: u64,
+    pub chunks: u64,
+    pub chunk_bytes: u64,
+}
+
+pub type Extents = Vec<ExtentRec>;
+
+pub mod key {
+    pub const INODE: u8 = b'i';
+    pub const DENTRY: u8 = b'd';
+    pub const EXTENTS: u8 = b'e';
+    pub const XATTR: u8 = b'x';
+    pub const CHUNK: u8 = b'r';
+    pub const SERVER: u8 = b's';
+    /// Chunks whose count fell to zero, with the time: garbage candidates.
+    pub const GARBAGE: u8 = b'g';
+    pub const COUNTERS: &[u8] = b"mcounters";
+
+    pub fn ino(tag: u8, ino: u64) -> Vec<u8> {
+        let mut k = Vec::with_capacity(9);
+        k.push(tag);
+        k.extend_from_slice(&ino.to_be_bytes());
+        k
+    }
+
+    pub fn ino_name(tag: u8, ino: u64, name: &[u8]) -> Vec<u8> {
+        let mut k = ino(tag, ino);
+        k.extend_from_slice(name);
+        k
+    }
+
+    pub fn bytes(tag: u8, b: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(1 + b.len());
+        k.push(tag);
+        k.extend_from_slice(b);
+        k
+    }
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising these plain records cannot fail.
+    bincode::serialize(v).unwrap_or_default()
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> std::io::Result<T> {
+    bincode::deserialize(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

@@ -1,0 +1,121 @@
+//! Read-only queries against the applied namespace.
+
+use super::model::*;
+use super::perm::{check, R, X};
+use super::{cf, db_err, CF_SM};
+use crate::types::{Cred, FsErr};
+use rocksdb::{Direction, IteratorMode, DB};
+
+pub type Res<T> = Result<T, FsErr>;
+
+fn io(e: std::io::Error) -> FsErr {
+    FsErr::new(libc::EIO, e.to_string())
+}
+
+fn get<T: for<'de> serde::Deserialize<'de>>(db: &DB, k: &[u8]) -> Res<Option<T>> {
+    let cf = cf(db, CF_SM).map_err(io)?;
+    match db.get_cf(cf, k).map_err(|e| io(db_err(e)))? {
+        Some(b) => Ok(Some(decode(&b).map_err(io)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn inode(db: &DB, ino: u64) -> Res<Inode> {
+    get(db, &key::ino(key::INODE, ino))?.ok_or_else(|| FsErr::new(libc::ENOENT, format!("inode {ino} not found")))
+}
+
+pub fn lookup(db: &DB, cred: &Cred, parent: u64, name: &[u8]) -> Res<Inode> {
+    super::apply::validate_name(name)?;
+    let p = inode(db, parent)?;
+    if !p.is_dir() {
+        return Err(FsErr::new(libc::ENOTDIR, "not a directory"));
+    }
+    check(&p, cred, X, "search directory")?;
+    let d: Dentry = get(db, &key::ino_name(key::DENTRY, parent, name))?
+        .ok_or_else(|| FsErr::new(libc::ENOENT, "no such file or directory"))?;
+    inode(db, d.ino)
+}
+
+pub struct DirPage {
+    pub entries: Vec<(Vec<u8>, Dentry, Option<Inode>)>,
+    pub more: bool,
+}
+
+pub fn readdir(db: &DB, cred: &Cred, ino: u64, after: &[u8], limit: usize, plus: bool) -> Res<DirPage> {
+    let d = inode(db, ino)?;
+    if !d.is_dir() {
+        return Err(FsErr::new(libc::ENOTDIR, "not a directory"));
+    }
+    check(&d, cred, R, "read directory")?;
+    let prefix = key::ino(key::DENTRY, ino);
+    let start = key::ino_name(key::DENTRY, ino, after);
+    let cf = cf(db, CF_SM).map_err(io)?;
+    let mut entries = Vec::new();
+    let mut more = false;
+    for item in db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
+        let (k, v) = item.map_err(|e| io(db_err(e)))?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        let name = k[prefix.len()..].to_vec();
+        if !after.is_empty() && name.as_slice() <= after {
+            continue;
+        }
+        if entries.len() >= limit {
+            more = true;
+            break;
+        }
+        let de: Dentry = decode(&v).map_err(io)?;
+        let attr = if plus { Some(inode(db, de.ino)?) } else { None };
+        entries.push((name, de, attr));
+    }
+    Ok(DirPage { entries, more })
+}
+
+pub fn extents(db: &DB, ino: u64) -> Res<Extents> {
+    Ok(get(db, &key::ino(key::EXTENTS, ino))?.unwrap_or_default())
+}
+
+pub fn xattr_get(db: &DB, cred: &Cred, ino: u64, name: &[u8]) -> Res<Vec<u8>> {
+    let i = inode(db, ino)?;
+    if name.starts_with(b"user.") {
+        check(&i, cred, R, "read attribute")?;
+    }
+    let cf = cf(db, CF_SM).map_err(io)?;
+    db.get_cf(cf, key::ino_name(key::XATTR, ino, name))
+        .map_err(|e| io(db_err(e)))?
+        .ok_or_else(|| FsErr::new(libc::ENODATA, "no such attribute"))
+}
+
+pub fn xattr_list(db: &DB, ino: u64) -> Res<Vec<Vec<u8>>> {
+    inode(db, ino)?;
+    let prefix = key::ino(key::XATTR, ino);
+    let cf = cf(db, CF_SM).map_err(io)?;
+    let mut out = Vec::new();
+    for item in db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+        let (k, _) = item.map_err(|e| io(db_err(e)))?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        out.push(k[prefix.len()..].to_vec());
+    }
+    Ok(out)
+}
+
+pub fn counters(db: &DB) -> Res<Counters> {
+    Ok(get(db, key::COUNTERS)?.unwrap_or_default())
+}
+
+pub fn servers(db: &DB) -> Res<Vec<ChunkServerRec>> {
+    let prefix = [key::SERVER];
+    let cf = cf(db, CF_SM).map_err(io)?;
+    let mut out = Vec::new();
+    for item in db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+        let (k, v) = item.map_err(|e| io(db_err(e)))?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        out.push(decode(&v).map_err(io)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,107 @@
+//! Tessera master: the Raft-replicated metadata service.
+
+pub mod cluster;
+pub mod convert;
+pub mod fsm;
+pub mod meta_service;
+pub mod raft;
+pub mod store;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Config {
+    pub id: u64,
+    pub listen: SocketAddr,
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    /// The initial voters: id -> address (this node included).
+    pub peers: BTreeMap<u64, String>,
+    pub dead_after: Duration,
+    pub election_timeout_ms: u64,
+    pub snapshot_logs: u64,
+}
+
+pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut m = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('=').ok_or_else(|| format!("peer {part:?} is not ID=ADDR"))?;
+        let id: u64 = id.parse().map_err(|_| format!("peer id {id:?} is not a number"))?;
+        if id == 0 {
+            return Err("peer ids start at 1".into());
+        }
+        m.insert(id, addr.to_string());
+    }
+    Ok(m)
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let db = store::open_db(&cfg.data_dir.join("db"))?;
+    let log_store = store::log_store::LogStore::new(db.clone());
+    let sm = store::state_machine::StateMachine::new(db.clone(), cfg.data_dir.join("snapshots"))?;
+    let raft_cfg = openraft::Config {
+        cluster_name: "tessera".into(),
+        heartbeat_interval: (cfg.election_timeout_ms / 5).max(50),
+        election_timeout_min: cfg.election_timeout_ms,
+        election_timeout_max: cfg.election_timeout_ms * 2,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs),
+        max_in_snapshot_log_to_keep: 1000,
+        ..Default::default()
+    };
+    let raft_cfg = Arc::new(raft_cfg.validate()?);
+    let raft = openraft::Raft::new(cfg.id, raft_cfg, raft::network::Network, log_store, sm).await?;
+
+    // The lowest-numbered peer forms the group on first boot; everyone else
+    // (and every later boot) just joins what is already in the log.
+    if !raft.is_initialized().await? && cfg.peers.keys().next() == Some(&cfg.id) {
+        let members: BTreeMap<u64, openraft::BasicNode> =
+            cfg.peers.iter().map(|(id, a)| (*id, openraft::BasicNode { addr: a.clone() })).collect();
+        match raft.initialize(members).await {
+            Ok(()) => tracing::info!(peers = ?cfg.peers, "initialized raft group"),
+            Err(e) => tracing::warn!(error = %e, "initialize skipped"),
+        }
+    }
+
+    let cluster = Arc::new(cluster::Cluster::new(cfg.dead_after));
+    let meta = meta_service::MetaService {
+        raft: raft.clone(),
+        db: db.clone(),
+        cluster,
+        node_id: cfg.id,
+        addr: cfg.advertise.clone(),
+    };
+    let meta = tessera_proto::pb::meta_server::MetaServer::new(meta)
+        .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
+        .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
+    let raft_svc = tessera_proto::pb::raft_server::RaftServer::new(raft::service::RaftService { raft: raft.clone() })
+        .max_decoding_message_size(1 << 30)
+        .max_encoding_message_size(1 << 30);
+    tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
+    tonic::transport::Server::builder()
+        .add_service(meta)
+        .add_service(raft_svc)
+        .serve_with_shutdown(cfg.listen, shutdown_signal())
+        .await?;
+    tracing::info!("master stopping");
+    let _ = raft.shutdown().await;
+    db.flush_wal(true)?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

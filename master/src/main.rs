@@ -1,0 +1,72 @@
+use clap::Parser;
+use std::time::Duration;
+
+/// Tessera master: one member of the Raft group holding the namespace.
+#[derive(Parser)]
+#[command(name = "tessera-master", version)]
+struct Args {
+    /// This master's Raft node id (1, 2, 3, ...).
+    #[arg(long)]
+    id: u64,
+    /// Address to listen on (metadata API and Raft traffic).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    listen: std::net::SocketAddr,
+    /// Address peers and clients use (default: --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Directory for the RocksDB log and state machine.
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+    /// Initial voters as ID=ADDR,... (this node included).
+    #[arg(long)]
+    peers: Option<String>,
+    /// Declare a chunkserver dead after this many milliseconds of silence.
+    #[arg(long, default_value_t = 5000)]
+    dead_after_ms: u64,
+    /// Raft election timeout (minimum) in milliseconds.
+    #[arg(long, default_value_t = 750)]
+    election_timeout_ms: u64,
+    /// Take a snapshot (and compact the log) every this many entries.
+    #[arg(long, default_value_t = 5000)]
+    snapshot_logs: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let a = Args::parse();
+    let advertise = a.advertise.unwrap_or_else(|| a.listen.to_string());
+    let peers = match a.peers.as_deref() {
+        Some(p) => match tessera_master::parse_peers(p) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("tessera-master: --peers: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => [(a.id, advertise.clone())].into_iter().collect(),
+    };
+    if !peers.contains_key(&a.id) {
+        eprintln!("tessera-master: --peers must include this node's id {}", a.id);
+        std::process::exit(2);
+    }
+    let cfg = tessera_master::Config {
+        id: a.id,
+        listen: a.listen,
+        advertise,
+        data_dir: a.data_dir,
+        peers,
+        dead_after: Duration::from_millis(a.dead_after_ms),
+        election_timeout_ms: a.election_timeout_ms,
+        snapshot_logs: a.snapshot_logs,
+    };
+    if let Err(e) = tessera_master::run(cfg).await {
+        eprintln!("tessera-master: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,376 @@
+//! The client-facing metadata API. Writes become Raft commands (only the
+//! leader accepts them; a follower answers with the leader's address).
+//! Reads first confirm leadership with a read-index round (linearizable),
+//! then read the applied state from RocksDB.
+
+use crate::cluster::Cluster;
+use crate::convert::{attr, cred, fs_status, time};
+use crate::fsm::read;
+use crate::types::{Command, Cred, Op, Raft, Reply, TimeSet};
+use bytes::Bytes;
+use openraft::ReadPolicy;
+use rocksdb::DB;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_proto::pb::meta_server::Meta;
+use tessera_proto::pb::*;
+use tessera_proto::status::not_leader;
+use tessera_proto::ChunkId;
+use tonic::{Request, Response, Status};
+
+pub struct MetaService {
+    pub raft: Raft,
+    pub db: Arc<DB>,
+    pub cluster: Arc<Cluster>,
+    pub node_id: u64,
+    pub addr: String,
+}
+
+const RAFT_TIMEOUT: Duration = Duration::from_secs(4);
+
+type Res<T> = Result<Response<T>, Status>;
+
+fn ok<T>(t: T) -> Res<T> {
+    Ok(Response::new(t))
+}
+
+fn v(b: &Bytes) -> Vec<u8> {
+    b.to_vec()
+}
+
+impl MetaService {
+    fn leader_addr(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        m.membership_config.membership().nodes().find(|(id, _)| **id == leader).map(|(_, n)| n.addr.clone())
+    }
+
+    fn forward<E: std::fmt::Display>(&self, e: E, fwd: Option<String>) -> Status {
+        match fwd {
+            Some(addr) => not_leader(Some(&addr)),
+            None => Status::unavailable(format!("raft: {e}")),
+        }
+    }
+
+    /// Proposes a command and waits until it is applied.
+    async fn write(&self, cred: Cred, op: Op) -> Result<Reply, Status> {
+        let now = tessera_proto::time::now();
+        let cmd = Command { cred, now: (now.sec, now.nsec), op };
+        let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd))
+            .await
+            .map_err(|_| Status::unavailable("raft write timed out (no quorum?)"))?;
+        match r {
+            Ok(resp) => resp.data.map_err(fs_status),
+            Err(e) => {
+                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
+                match fwd {
+                    Some(addr) => Err(not_leader(addr.as_deref())),
+                    None => Err(Status::unavailable(format!("raft: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Linearizable read barrier: this node is leader and has applied
+    /// everything committed before the read began.
+    async fn barrier(&self) -> Result<(), Status> {
+        let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.ensure_linearizable(ReadPolicy::ReadIndex))
+            .await
+            .map_err(|_| Status::unavailable("read barrier timed out (no quorum?)"))?;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
+                match fwd {
+                    Some(addr) => Err(not_leader(addr.as_deref())),
+                    None => Err(self.forward(e, self.leader_addr())),
+                }
+            }
+        }
+    }
+
+    fn attr_reply(r: Reply) -> Res<AttrReply> {
+        match r {
+            Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)) }),
+            Reply::None => Err(Status::internal("command returned no attributes")),
+        }
+    }
+
+    fn time_set(t: Option<Timespec>, now: bool) -> Option<TimeSet> {
+        if now {
+            Some(TimeSet::Now)
+        } else {
+            t.as_ref().map(|t| TimeSet::At(time(t)))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Meta for MetaService {
+    #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
+    async fn lookup(&self, req: Request<LookupRequest>) -> Res<AttrReply> {
+        self.barrier().await?;
+        let r = req.into_inner();
+        let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
+        ok(AttrReply { attr: Some(attr(&i)) })
+    }
+
+    #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
+    async fn get_attr(&self, req: Request<GetAttrRequest>) -> Res<AttrReply> {
+        if !req.get_ref().stale_ok {
+            self.barrier().await?;
+        }
+        let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
+        ok(AttrReply { attr: Some(attr(&i)) })
+    }
+
+    #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
+    async fn set_attr(&self, req: Request<SetAttrRequest>) -> Res<AttrReply> {
+        let r = req.into_inner();
+        let op = Op::SetAttr {
+            ino: r.ino,
+            mode: r.mode,
+            uid: r.uid,
+            gid: r.gid,
+            size: r.size,
+            atime: Self::time_set(r.atime, r.atime_now),
+            mtime: Self::time_set(r.mtime, r.mtime_now),
+        };
+        Self::attr_reply(self.write(cred(r.cred), op).await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
+    async fn mkdir(&self, req: Request<MkdirRequest>) -> Res<AttrReply> {
+        let r = req.into_inner();
+        Self::attr_reply(self.write(cred(r.cred), Op::Mkdir { parent: r.parent, name: v(&r.name), mode: r.mode }).await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
+    async fn create(&self, req: Request<CreateRequest>) -> Res<CreateReply> {
+        let r = req.into_inner();
+        let op = Op::Create {
+            parent: r.parent,
+            name: v(&r.name),
+            mode: r.mode,
+            kind: r.kind,
+            rdev: r.rdev,
+            exclusive: r.exclusive,
+            truncate: r.truncate,
+        };
+        match self.write(cred(r.cred), op).await? {
+            Reply::Created { inode, created } => ok(CreateReply { attr: Some(attr(&inode)), created }),
+            _ => Err(Status::internal("create returned no inode")),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn symlink(&self, req: Request<SymlinkRequest>) -> Res<AttrReply> {
+        let r = req.into_inner();
+        Self::attr_reply(
+            self.write(cred(r.cred), Op::Symlink { parent: r.parent, name: v(&r.name), target: v(&r.target) }).await?,
+        )
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn link(&self, req: Request<LinkRequest>) -> Res<AttrReply> {
+        let r = req.into_inner();
+        Self::attr_reply(
+            self.write(cred(r.cred), Op::Link { ino: r.ino, new_parent: r.new_parent, new_name: v(&r.new_name) }).await?,
+        )
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn unlink(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        self.write(cred(r.cred), Op::Unlink { parent: r.parent, name: v(&r.name) }).await?;
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rmdir(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        self.write(cred(r.cred), Op::Rmdir { parent: r.parent, name: v(&r.name) }).await?;
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn rename(&self, req: Request<RenameRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        let op = Op::Rename {
+            parent: r.parent,
+            name: v(&r.name),
+            new_parent: r.new_parent,
+            new_name: v(&r.new_name),
+            flags: r.flags,
+        };
+        self.write(cred(r.cred), op).await?;
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
+    async fn read_dir(&self, req: Request<ReadDirRequest>) -> Res<ReadDirReply> {
+        self.barrier().await?;
+        let r = req.into_inner();
+        let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
+        let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus).map_err(fs_status)?;
+        let entries = page
+            .entries
+            .into_iter()
+            .map(|(name, d, a)| DirEntry { name: Bytes::from(name), ino: d.ino, kind: d.kind, attr: a.as_ref().map(attr) })
+            .collect();
+        ok(ReadDirReply { entries, more: page.more })
+    }
+
+    async fn read_link(&self, req: Request<ReadLinkRequest>) -> Res<ReadLinkReply> {
+        self.barrier().await?;
+        let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
+        if i.kind != crate::fsm::model::KIND_SYMLINK {
+            return Err(fs_status(crate::types::FsErr::new(libc::EINVAL, "not a symlink")));
+        }
+        ok(ReadLinkReply { target: Bytes::from(i.target) })
+    }
+
+    async fn set_xattr(&self, req: Request<SetXattrRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        self.write(cred(r.cred), Op::SetXattr { ino: r.ino, name: v(&r.name), value: v(&r.value), flags: r.flags }).await?;
+        ok(Empty {})
+    }
+
+    async fn get_xattr(&self, req: Request<GetXattrRequest>) -> Res<GetXattrReply> {
+        self.barrier().await?;
+        let r = req.into_inner();
+        let value = read::xattr_get(&self.db, &cred(r.cred), r.ino, &r.name).map_err(fs_status)?;
+        ok(GetXattrReply { value: Bytes::from(value) })
+    }
+
+    async fn list_xattr(&self, req: Request<ListXattrRequest>) -> Res<ListXattrReply> {
+        self.barrier().await?;
+        let names = read::xattr_list(&self.db, req.get_ref().ino).map_err(fs_status)?;
+        ok(ListXattrReply { names: names.into_iter().map(Bytes::from).collect() })
+    }
+
+    async fn remove_xattr(&self, req: Request<RemoveXattrRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        self.write(cred(r.cred), Op::RemoveXattr { ino: r.ino, name: v(&r.name) }).await?;
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
+    async fn get_extents(&self, req: Request<GetExtentsRequest>) -> Res<GetExtentsReply> {
+        self.barrier().await?;
+        let ino = req.get_ref().ino;
+        let i = read::inode(&self.db, ino).map_err(fs_status)?;
+        let ext = read::extents(&self.db, ino).map_err(fs_status)?;
+        let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len }).collect();
+        ok(GetExtentsReply { attr: Some(attr(&i)), extents })
+    }
+
+    #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino, size = req.get_ref().size))]
+    async fn commit(&self, req: Request<CommitRequest>) -> Res<AttrReply> {
+        let r = req.into_inner();
+        let extents = r.extents.into_iter().map(|e| crate::types::ExtentRec { id: e.id.to_vec(), len: e.len }).collect();
+        Self::attr_reply(self.write(cred(r.cred), Op::Commit { ino: r.ino, extents, size: r.size }).await?)
+    }
+
+    async fn stat_fs(&self, _req: Request<Empty>) -> Res<StatFsReply> {
+        self.barrier().await?;
+        let c = read::counters(&self.db).map_err(fs_status)?;
+        let (capacity, free, used) = self.cluster.space();
+        ok(StatFsReply { capacity_bytes: capacity, free_bytes: free, used_bytes: used, files: c.inodes, chunks: c.chunks })
+    }
+
+    async fn get_ring(&self, _req: Request<Empty>) -> Res<RingReply> {
+        self.barrier().await?;
+        let servers = read::servers(&self.db).map_err(fs_status)?;
+        let servers = servers
+            .into_iter()
+            .map(|s| {
+                let alive = self.cluster.is_alive(&s.id);
+                let live = self.cluster.with(&s.id, |l| (l.used, l.free, l.chunk_count, l.last_seen.elapsed().as_millis() as u64));
+                let (used, free, chunk_count, ago) = live.unwrap_or((0, 0, 0, u64::MAX));
+                ChunkServerInfo {
+                    id: s.id,
+                    addr: s.addr,
+                    capacity: s.capacity,
+                    used,
+                    chunk_count,
+                    alive,
+                    zone: s.zone,
+                    free,
+                    last_heartbeat_ms_ago: ago,
+                }
+            })
+            .collect();
+        ok(RingReply { servers, replication: tessera_proto::REPLICATION as u32, version: 0 })
+    }
+
+    async fn chunk_locations(&self, req: Request<ChunkLocationsRequest>) -> Res<ChunkLocationsReply> {
+        let mut locations = Vec::new();
+        for raw in &req.get_ref().ids {
+            let id = ChunkId::from_slice(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            locations.push(ChunkLocation { id: raw.clone(), addrs: self.cluster.locations(&id) });
+        }
+        ok(ChunkLocationsReply { locations })
+    }
+
+    async fn report_bad_chunk(&self, req: Request<ReportBadChunkRequest>) -> Res<Empty> {
+        let r = req.get_ref();
+        let id = ChunkId::from_slice(&r.id).map(|c| c.to_hex()).unwrap_or_else(|_| "?".into());
+        tracing::warn!(chunk = %id, server = %r.server_addr, reason = %r.reason, "client reported a corrupt replica");
+        ok(Empty {})
+    }
+
+    async fn node_status(&self, _req: Request<Empty>) -> Res<NodeStatusReply> {
+        let m = self.raft.metrics().borrow().clone();
+        let role = format!("{:?}", m.state);
+        let master = MasterInfo {
+            id: self.node_id,
+            addr: self.addr.clone(),
+            role,
+            term: m.current_term,
+            commit_index: m.committed.as_ref().map(|l| l.index()).unwrap_or(0),
+            applied_index: m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0),
+            snapshot_index: m.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
+            reachable: true,
+            error: String::new(),
+        };
+        let members = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| MasterInfo { id: *id, addr: n.addr.clone(), ..Default::default() })
+            .collect();
+        ok(NodeStatusReply {
+            master: Some(master),
+            leader_id: m.current_leader.unwrap_or(0),
+            leader_addr: self.leader_addr().unwrap_or_default(),
+            members,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn register(&self, req: Request<RegisterRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        if r.id.is_empty() || r.addr.is_empty() {
+            return Err(Status::invalid_argument("chunkserver id and address are required"));
+        }
+        // Re-registering with identical details is a no-op read, not a log entry.
+        self.barrier().await?;
+        let known = read::servers(&self.db).map_err(fs_status)?;
+        let same = known.iter().any(|s| s.id == r.id && s.addr == r.addr && s.capacity >> 30 == r.capacity >> 30 && s.zone == r.zone);
+        if !same {
+            let op = Op::RegisterChunkserver { id: r.id, addr: r.addr, capacity: r.capacity, zone: r.zone };
+            self.write(Cred::root(), op).await?;
+        }
+        ok(Empty {})
+    }
+
+    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Res<HeartbeatReply> {
+        if !self.raft.is_leader() {
+            return Err(not_leader(self.leader_addr().as_deref()));
+        }
+        let need_full_report = self.cluster.heartbeat(req.get_ref());
+        ok(HeartbeatReply { need_full_report })
+    }
+}
+

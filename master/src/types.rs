@@ -1,0 +1,121 @@
+//! The Raft type configuration and the replicated commands. Every namespace
+//! change is a `Command` in the Raft log; the leader stamps the time into it
+//! so every replica applies exactly the same change.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cred {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Cred {
+    pub fn root() -> Cred {
+        Cred::default()
+    }
+}
+
+/// Seconds and nanoseconds since the epoch.
+pub type Time = (i64, u32);
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TimeSet {
+    Now,
+    At(Time),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExtentRec {
+    /// Empty for a hole.
+    pub id: Vec<u8>,
+    pub len: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Op {
+    Mkdir { parent: u64, name: Vec<u8>, mode: u32 },
+    Create { parent: u64, name: Vec<u8>, mode: u32, kind: i32, rdev: u32, exclusive: bool, truncate: bool },
+    Symlink { parent: u64, name: Vec<u8>, target: Vec<u8> },
+    Link { ino: u64, new_parent: u64, new_name: Vec<u8> },
+    Unlink { parent: u64, name: Vec<u8> },
+    Rmdir { parent: u64, name: Vec<u8> },
+    Rename { parent: u64, name: Vec<u8>, new_parent: u64, new_name: Vec<u8>, flags: u32 },
+    SetAttr {
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeSet>,
+        mtime: Option<TimeSet>,
+    },
+    Commit { ino: u64, extents: Vec<ExtentRec>, size: u64 },
+    SetXattr { ino: u64, name: Vec<u8>, value: Vec<u8>, flags: u32 },
+    RemoveXattr { ino: u64, name: Vec<u8> },
+    RegisterChunkserver { id: String, addr: String, capacity: u64, zone: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Command {
+    pub cred: Cred,
+    pub now: Time,
+    pub op: Op,
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match &self.op {
+            Op::Mkdir { .. } => "mkdir",
+            Op::Create { .. } => "create",
+            Op::Symlink { .. } => "symlink",
+            Op::Link { .. } => "link",
+            Op::Unlink { .. } => "unlink",
+            Op::Rmdir { .. } => "rmdir",
+            Op::Rename { .. } => "rename",
+            Op::SetAttr { .. } => "setattr",
+            Op::Commit { .. } => "commit",
+            Op::SetXattr { .. } => "setxattr",
+            Op::RemoveXattr { .. } => "removexattr",
+            Op::RegisterChunkserver { .. } => "register",
+        };
+        write!(f, "{name}(uid={})", self.cred.uid)
+    }
+}
+
+/// A file-system error with its errno, as the state machine decided it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
+#[error("{msg}")]
+pub struct FsErr {
+    pub errno: i32,
+    pub msg: String,
+}
+
+impl FsErr {
+    pub fn new(errno: i32, msg: impl Into<String>) -> FsErr {
+        FsErr { errno, msg: msg.into() }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Reply {
+    None,
+    Attr(crate::fsm::model::Inode),
+    Created { inode: crate::fsm::model::Inode, created: bool },
+}
+
+pub type CommandResult = Result<Reply, FsErr>;
+
+openraft::declare_raft_types!(
+    /// Tessera's master group: commands in, results out, nodes addressed by
+    /// their gRPC address.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        Node = openraft::BasicNode,
+);
+
+pub type NodeId = u64;
+pub type Raft = openraft::Raft<TypeConfig, crate::store::state_machine::StateMachine>;

@@ -1,0 +1,31 @@
+//! Tessera's shared language: the gRPC messages and services (generated from
+//! `proto/tessera.proto`), the content address of a chunk, the placement ring
+//! that clients and masters must compute identically, and the conventions
+//! for carrying errno values and leader hints inside gRPC statuses.
+
+pub mod chunk_id;
+pub mod ring;
+pub mod status;
+pub mod time;
+
+#[allow(clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("tessera");
+}
+
+pub use chunk_id::ChunkId;
+
+/// Largest data frame on a chunk stream.
+pub const MAX_FRAME: usize = 1 << 20;
+/// Default chunk size for new files.
+pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
+/// Largest chunk a chunkserver accepts.
+pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
+/// Replicas per chunk.
+pub const REPLICATION: usize = 3;
+/// Longest file name, in bytes (as ext4 and most local file systems).
+pub const NAME_MAX: usize = 255;
+/// Inode number of the root directory.
+pub const ROOT_INO: u64 = 1;
+/// gRPC messages carry up to one frame plus headers.
+pub const GRPC_MAX_MESSAGE: usize = 16 << 20;

@@ -1,0 +1,44 @@
+//! Conventions for errors on the wire. A failed metadata call is a gRPC
+//! status whose metadata carries the POSIX errno (`tessera-errno`), so the
+//! FUSE layer and the CLI can both report the exact cause. A follower that
+//! cannot serve a call answers UNAVAILABLE with the leader's address in
+//! `tessera-leader`, so clients redirect without guessing.
+
+use tonic::{Code, Status};
+
+pub const ERRNO_KEY: &str = "tessera-errno";
+pub const LEADER_KEY: &str = "tessera-leader";
+
+pub fn errno_status(errno: i32, msg: impl Into<String>) -> Status {
+    let code = match errno {
+        2 => Code::NotFound,       // ENOENT
+        17 => Code::AlreadyExists, // EEXIST
+        1 | 13 => Code::PermissionDenied,
+        28 => Code::ResourceExhausted, // ENOSPC
+        5 => Code::Internal,
+        _ => Code::FailedPrecondition,
+    };
+    let mut st = Status::new(code, msg);
+    if let Ok(v) = errno.to_string().parse() {
+        st.metadata_mut().insert(ERRNO_KEY, v);
+    }
+    st
+}
+
+pub fn errno_of(st: &Status) -> Option<i32> {
+    st.metadata().get(ERRNO_KEY)?.to_str().ok()?.parse().ok()
+}
+
+pub fn not_leader(leader_addr: Option<&str>) -> Status {
+    let mut st = Status::unavailable("not the leader");
+    if let Some(addr) = leader_addr {
+        if let Ok(v) = addr.parse() {
+            st.metadata_mut().insert(LEADER_KEY, v);
+        }
+    }
+    st
+}
+
+pub fn leader_of(st: &Status) -> Option<String> {
+    Some(st.metadata().get(LEADER_KEY)?.to_str().ok()?.to_string())
+}
