@@ -1,1 +1,362 @@
+//! A test cluster made of the real binaries: N masters and M chunkservers as
+//! child processes on 127.0.0.1, each with its own data directory. Processes
+//! are stopped by PID (never by name) when the cluster is dropped, even if
+//! the test panicked. Every wait is bounded.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Directory holding the workspace binaries (next to the test executable).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = deps.parent().expect("profile dir").to_path_buf();
+    for b in ["tessera", "tessera-master", "tessera-chunkserver"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} missing: build the binaries first (cargo build --workspace --bins)",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A block of `n` consecutive free loopback ports.
+fn ports(n: u16) -> u16 {
+    if NEXT_PORT.load(Ordering::SeqCst) == 0 {
+        let base = 20000 + (std::process::id() % 2000) as u16 * 16;
+        let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    loop {
+        let p = NEXT_PORT.fetch_add(n, Ordering::SeqCst);
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+            return p;
+        }
+    }
+}
+
+pub struct Proc {
+    pub name: String,
+    pub addr: String,
+    bin: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(&self.bin)
+            .args(&self.args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.name));
+        self.child = Some(child);
+    }
+
+    fn signal(&mut self, sig: i32) {
+        if let Some(c) = self.child.as_mut() {
+            // SAFETY: signalling our own child by its pid.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, wait up to 15 s, then SIGKILL.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        if let Some(c) = self.child.as_mut() {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.kill();
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub masters: Vec<Proc>,
+    pub chunkservers: Vec<Proc>,
+    bins: PathBuf,
+}
+
+pub struct Opts {
+    pub masters: usize,
+    pub chunkservers: usize,
+}
+
+impl Cluster {
+    pub fn start(masters: usize, chunkservers: usize) -> Cluster {
+        Self::start_with(Opts { masters, chunkservers })
+    }
+
+    pub fn start_with(o: Opts) -> Cluster {
+        let bins = bin_dir();
+        let dir = tempfile::Builder::new().prefix("tessera-test-").tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+        let mbase = ports(o.masters as u16);
+        let maddrs: Vec<String> = (0..o.masters).map(|i| format!("127.0.0.1:{}", mbase + i as u16)).collect();
+        let peers = maddrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        let mut c = Cluster { dir, masters: Vec::new(), chunkservers: Vec::new(), bins };
+        for (i, addr) in maddrs.iter().enumerate() {
+            let name = format!("master-{}", i + 1);
+            let data = c.dir.path().join(&name);
+            let args = vec![
+                "--id".into(),
+                (i + 1).to_string(),
+                "--listen".into(),
+                addr.clone(),
+                "--peers".into(),
+                peers.clone(),
+                "--data-dir".into(),
+                data.display().to_string(),
+                "--dead-after-ms".into(),
+                "3000".into(),
+                "--election-timeout-ms".into(),
+                "500".into(),
+            ];
+            c.masters.push(c.proc(&name, addr, "tessera-master", args));
+        }
+        for _ in 0..o.chunkservers {
+            c.add_chunkserver_proc();
+        }
+        for p in c.masters.iter_mut().chain(c.chunkservers.iter_mut()) {
+            p.start();
+        }
+        c.wait_ready();
+        c
+    }
+
+    fn proc(&self, name: &str, addr: &str, bin: &str, args: Vec<String>) -> Proc {
+        Proc {
+            name: name.to_string(),
+            addr: addr.to_string(),
+            bin: self.bins.join(bin),
+            args,
+            log: self.dir.path().join("logs").join(format!("{name}.log")),
+            child: None,
+        }
+    }
+
+    fn add_chunkserver_proc(&mut self) {
+        let j = self.chunkservers.len();
+        let name = format!("chunkserver-{}", j + 1);
+        let addr = format!("127.0.0.1:{}", ports(1));
+        let data = self.dir.path().join(&name);
+        let args = vec![
+            "--id".into(),
+            format!("cs-{}", j + 1),
+            "--listen".into(),
+            addr.clone(),
+            "--masters".into(),
+            self.masters_arg(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--heartbeat-ms".into(),
+            "500".into(),
+            "--reserve-bytes".into(),
+            "0".into(),
+        ];
+        let p = self.proc(&name, &addr, "tessera-chunkserver", args);
+        self.chunkservers.push(p);
+    }
+
+    pub fn masters_arg(&self) -> String {
+        self.masters.iter().map(|m| m.addr.clone()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Runs the CLI against this cluster.
+    pub fn tessera(&self, args: &[&str]) -> Output {
+        self.tessera_env(args, &[])
+    }
+
+    pub fn tessera_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(self.bins.join("tessera"));
+        cmd.args(args).env("TESSERA_MASTERS", self.masters_arg()).env("TESSERA_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_bounded(cmd, Duration::from_secs(300))
+    }
+
+    /// Like `tessera` but panics with stderr unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.tessera(args);
+        assert!(
+            out.status.success(),
+            "tessera {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs_tail()
+        );
+        out
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.tessera(&["--timeout", "3", "cluster", "status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits until a leader exists and every running chunkserver is alive.
+    pub fn wait_ready(&self) {
+        let want = self.chunkservers.iter().filter(|c| c.is_running()).count();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.status();
+            let leader = s["masters"].as_array().is_some_and(|m| m.iter().any(|m| m["role"] == "Leader"));
+            let alive = s["chunkservers"].as_array().map_or(0, |c| c.iter().filter(|c| c["alive"] == true).count());
+            if leader && alive >= want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cluster not ready after 60 s: {s}\n{}", self.logs_tail());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Index of the current leader among `masters`.
+    pub fn leader(&self) -> Option<usize> {
+        let s = self.status();
+        let addr = s["masters"].as_array()?.iter().find(|m| m["role"] == "Leader")?["addr"].as_str()?.to_string();
+        self.masters.iter().position(|m| m.addr == addr)
+    }
+
+    pub fn cs_dir(&self, j: usize) -> PathBuf {
+        self.dir.path().join(format!("chunkserver-{}", j + 1))
+    }
+
+    /// Path of chunk `hex` on chunkserver `j`, if it holds it.
+    pub fn chunk_file(&self, j: usize, hex: &str) -> Option<PathBuf> {
+        let p = self.cs_dir(j).join("chunks").join(&hex[0..2]).join(&hex[2..4]).join(hex);
+        p.exists().then_some(p)
+    }
+
+    /// Total bytes of chunk files across all chunkservers.
+    pub fn stored_bytes(&self) -> u64 {
+        (0..self.chunkservers.len()).map(|j| dir_bytes(&self.cs_dir(j).join("chunks"))).sum()
+    }
+
+    pub fn stop_all(&mut self) {
+        for p in self.chunkservers.iter_mut().chain(self.masters.iter_mut()) {
+            p.stop();
+        }
+    }
+
+    pub fn start_all(&mut self) {
+        for p in self.masters.iter_mut().chain(self.chunkservers.iter_mut()) {
+            if !p.is_running() {
+                p.start();
+            }
+        }
+        self.wait_ready();
+    }
+
+    pub fn logs_tail(&self) -> String {
+        let mut s = String::new();
+        for p in self.masters.iter().chain(self.chunkservers.iter()) {
+            let log = p.log();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            s.push_str(&format!("--- {} ---\n", p.name));
+            for l in tail.into_iter().rev() {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for p in self.chunkservers.iter_mut().chain(self.masters.iter_mut()) {
+            p.kill();
+        }
+    }
+}
+
+pub fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => total += dir_bytes(&e.path()),
+                Ok(_) => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Runs a command with a hard deadline; a hung command fails the test.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn command");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit).is_err() {
+            // SAFETY: killing the child we spawned, by pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let out = child.wait_with_output().expect("wait command");
+    let _ = tx.send(());
+    out
+}
+
+/// Deterministic pseudo-random bytes that never repeat across seeds.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut ctr = 0u64;
+    while out.len() < len {
+        let mut h = blake3::Hasher::new();
+        h.update(&seed.to_le_bytes());
+        h.update(&ctr.to_le_bytes());
+        let mut r = h.finalize_xof();
+        let mut block = [0u8; 4096];
+        r.fill(&mut block);
+        out.extend_from_slice(&block);
+        ctr += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// BLAKE3 ids of a file's chunks for a given chunk size.
+pub fn chunk_ids(data: &[u8], chunk: usize) -> Vec<String> {
+    data.chunks(chunk).map(|c| blake3::hash(c).to_hex().to_string()).collect()
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# System packages Tessera needs on a fresh Debian machine:
+#   libclang-dev  bindgen for the RocksDB bindings (rocksdb is built from source)
+#   fuse3         fusermount3 for FUSE mounts
+# Installs only what is missing; needs root (or sudo) the first time.
+set -euo pipefail
+need=()
+for p in libclang-dev fuse3; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing: ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,70 @@
+//! Bad input gets a clear error and a non-zero exit, and changes nothing.
+
+use tessera_tests::Cluster;
+
+fn fails(c: &Cluster, args: &[&str], needle: &str) {
+    let out = c.tessera(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "tessera {args:?} succeeded");
+    assert!(err.starts_with("tessera: "), "tessera {args:?}: no error line: {err:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "tessera {args:?}: not one line: {err:?}");
+    assert!(err.to_lowercase().contains(needle), "tessera {args:?}: {err:?} lacks {needle:?}");
+}
+
+#[test]
+fn cli_rejects_bad_input_without_side_effects() {
+    let c = Cluster::start(1, 3);
+    let work = tempfile::tempdir().unwrap();
+    let f = work.path().join("f");
+    std::fs::write(&f, b"hello").unwrap();
+    c.ok(&["mkdir", "/d"]);
+    c.ok(&["put", f.to_str().unwrap(), "/d/file"]);
+    let before = c.ok(&["ls", "-l", "/d"]).stdout;
+    let root_before = c.ok(&["ls", "-l", "/"]).stdout;
+
+    fails(&c, &["mkdir", "/d/../x"], "'..'");
+    let long = format!("/d/{}", "n".repeat(300));
+    fails(&c, &["mkdir", &long], "too long");
+    fails(&c, &["put", f.to_str().unwrap(), &long], "too long");
+    fails(&c, &["get", "/d/missing", work.path().join("m").to_str().unwrap()], "no such file");
+    fails(&c, &["rm", "/d"], "not empty");
+    fails(&c, &["mkdir", "/d/file"], "exists");
+    fails(&c, &["ls", "relative/path"], "absolute");
+    fails(&c, &["--masters", "127.0.0.1:1", "--timeout", "2", "ls", "/"], "no master answered");
+    assert!(!work.path().join("m").exists(), "a failed get left a file behind");
+
+    assert_eq!(c.ok(&["ls", "-l", "/d"]).stdout, before);
+    assert_eq!(c.ok(&["ls", "-l", "/"]).stdout, root_before);
+}
+
+#[test]
+fn api_rejects_slash_and_nul_in_names() {
+    let c = Cluster::start(1, 3);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cfg = tessera_client::ClientConfig {
+            masters: c.masters.iter().map(|m| m.addr.clone()).collect(),
+            ..Default::default()
+        };
+        let fs = tessera_client::connect(cfg);
+        for bad in ["a/b", "a\0b", "..", "."] {
+            let e = fs.create(1, bad, 0o644, false, false).await.unwrap_err();
+            assert_eq!(e.errno(), libc::EINVAL, "{bad:?}: {e}");
+            // Raw request straight to the master, bypassing client checks.
+            let req = tessera_proto::pb::MkdirRequest {
+                cred: None,
+                parent: 1,
+                name: bad.as_bytes().to_vec().into(),
+                mode: 0o755,
+                request_id: String::new(),
+            };
+            let e = fs.meta.call("mkdir", |mut m| { let r = req.clone(); async move { m.mkdir(r).await } }).await.unwrap_err();
+            assert_eq!(e.errno(), libc::EINVAL, "{bad:?}: {e}");
+        }
+        let e = fs.meta.call("mkdir", |mut m| async move {
+            m.mkdir(tessera_proto::pb::MkdirRequest { parent: 1, name: vec![b'x'; 256].into(), mode: 0o755, ..Default::default() }).await
+        }).await.unwrap_err();
+        assert_eq!(e.errno(), libc::ENAMETOOLONG);
+        assert!(fs.readdir(1, false).await.unwrap().is_empty(), "a bad name created something");
+    });
+}

@@ -1,0 +1,177 @@
+//! End-to-end: CLI put/get against a real cluster, replica placement on
+//! disk, dedup, corruption, chunkserver loss, restarts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use tessera_tests::{chunk_ids, random_bytes, Cluster};
+
+const CHUNK: usize = 1 << 20; // small chunks: more of them, faster tests
+const BIG: usize = 50 << 20;
+
+/// Writes the acceptance tree: edge sizes, one 50 MiB file, random small files.
+fn make_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let sizes = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, BIG];
+    for (i, s) in sizes.iter().enumerate() {
+        files.insert(format!("edge/size-{i}"), random_bytes(*s, 1000 + i as u64));
+    }
+    for i in 0..194u64 {
+        let len = (random_bytes(4, i)[..4].iter().map(|b| *b as usize).sum::<usize>() * 613) % 300_000;
+        files.insert(format!("d{}/f{i}", i % 7), random_bytes(len, 5000 + i));
+    }
+    for (name, data) in &files {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+    }
+    files
+}
+
+fn assert_tree_eq(files: &BTreeMap<String, Vec<u8>>, root: &Path) {
+    for (name, data) in files {
+        let got = std::fs::read(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(got == *data, "{name}: content differs ({} vs {} bytes)", got.len(), data.len());
+    }
+}
+
+fn flip_byte(p: &Path, at: u64) {
+    let mut b = std::fs::read(p).unwrap();
+    let i = (at as usize) % b.len();
+    b[i] ^= 0xff;
+    std::fs::write(p, b).unwrap();
+}
+
+#[test]
+fn tree_replicas_dedup_corruption_and_chunkserver_loss() {
+    let mut c = Cluster::start(3, 3);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let files = make_tree(&src);
+    let cs = CHUNK.to_string();
+    c.ok(&["put", "--chunk-size", &cs, src.to_str().unwrap(), "/data"]);
+
+    let back = work.path().join("back");
+    c.ok(&["get", "/data", back.to_str().unwrap()]);
+    assert_tree_eq(&files, &back);
+
+    // Every chunk is on exactly 3 distinct chunkservers' disks.
+    let mut all = std::collections::BTreeSet::new();
+    for data in files.values() {
+        all.extend(chunk_ids(data, CHUNK));
+    }
+    for id in &all {
+        let holders = (0..3).filter(|j| c.chunk_file(*j, id).is_some()).count();
+        assert_eq!(holders, 3, "chunk {id} is on {holders} chunkservers");
+    }
+
+    // Dedup: the same 50 MiB again under another name sends no chunk bytes.
+    let before = c.stored_bytes();
+    let big = src.join("edge/size-5");
+    let out = c.ok(&["put", "--chunk-size", &cs, big.to_str().unwrap(), "/data/copy-of-big"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sent 0 bytes"), "second upload sent data: {err}");
+    assert_eq!(c.stored_bytes(), before, "used space grew on a duplicate upload");
+
+    // Corrupt one replica of a chunk of the big file: reads stay correct and
+    // the bad copy is reported.
+    let ids = chunk_ids(&files["edge/size-5"], CHUNK);
+    let victim = &ids[7];
+    let bad = c.chunk_file(0, victim).or_else(|| c.chunk_file(1, victim)).unwrap();
+    flip_byte(&bad, 12345);
+    let mut corrupt_seen = false;
+    for round in 0..3 {
+        // Several reads: the client picks replicas by load, so make sure the
+        // corrupt one is hit at least once.
+        let out_path = work.path().join(format!("big-{round}"));
+        let out = c.tessera(&["get", "/data/edge/size-5", out_path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(std::fs::read(&out_path).unwrap() == files["edge/size-5"], "corrupt bytes returned");
+        corrupt_seen |= String::from_utf8_lossy(&out.stderr).contains("corrupt replica");
+    }
+    let master_logs: String = c.masters.iter().map(|m| m.log()).collect();
+    assert!(
+        corrupt_seen || master_logs.contains("corrupt replica"),
+        "the corrupt replica was never reported"
+    );
+
+    // SIGKILL one chunkserver: everything still reads back.
+    c.chunkservers[2].kill();
+    let back2 = work.path().join("back2");
+    c.ok(&["get", "/data", back2.to_str().unwrap()]);
+    assert_tree_eq(&files, &back2);
+}
+
+#[test]
+fn leader_failover_keeps_committed_files() {
+    let mut c = Cluster::start(3, 3);
+    let work = tempfile::tempdir().unwrap();
+    let a = work.path().join("a");
+    std::fs::write(&a, random_bytes(3 << 20, 1)).unwrap();
+    c.ok(&["put", a.to_str().unwrap(), "/a"]);
+    let leader = c.leader().expect("a leader");
+    c.masters[leader].kill();
+    let t = std::time::Instant::now();
+    let b = work.path().join("b");
+    std::fs::write(&b, random_bytes(2 << 20, 2)).unwrap();
+    c.ok(&["put", b.to_str().unwrap(), "/b"]);
+    assert!(t.elapsed().as_secs() < 20, "failover took {:?}", t.elapsed());
+    for (name, local) in [("/a", &a), ("/b", &b)] {
+        let out = work.path().join(format!("got{}", name.replace('/', "-")));
+        c.ok(&["get", name, out.to_str().unwrap()]);
+        assert!(std::fs::read(out).unwrap() == std::fs::read(local).unwrap(), "{name} differs");
+    }
+    // The old leader comes back as a follower and catches up.
+    c.masters[leader].stop();
+    c.start_all();
+    let out = c.ok(&["ls", "/"]);
+    let ls = String::from_utf8_lossy(&out.stdout);
+    assert!(ls.contains('a') && ls.contains('b'), "{ls}");
+}
+
+#[test]
+fn full_restart_keeps_everything() {
+    let mut c = Cluster::start(3, 3);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let mut files = BTreeMap::new();
+    for i in 0..20u64 {
+        files.insert(format!("f{i}"), random_bytes((i as usize * 97_003) % (3 << 20), 900 + i));
+    }
+    for (n, d) in &files {
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join(n), d).unwrap();
+    }
+    c.ok(&["put", src.to_str().unwrap(), "/r"]);
+    c.ok(&["mkdir", "-p", "/r/empty/nested"]);
+    let listing = c.ok(&["ls", "-l", "/r"]).stdout;
+
+    // Orderly stop and start.
+    c.stop_all();
+    c.start_all();
+    assert_eq!(c.ok(&["ls", "-l", "/r"]).stdout, listing);
+    // Crash stop (SIGKILL everything) and start.
+    for p in c.masters.iter_mut().chain(c.chunkservers.iter_mut()) {
+        p.kill();
+    }
+    c.start_all();
+    assert_eq!(c.ok(&["ls", "-l", "/r"]).stdout, listing);
+    let back = work.path().join("back");
+    c.ok(&["get", "/r", back.to_str().unwrap()]);
+    assert_tree_eq(&files, &back);
+    c.ok(&["stat", "/r/empty/nested"]);
+}
+
+#[test]
+fn single_master_cluster_works() {
+    let c = Cluster::start(1, 3);
+    let work = tempfile::tempdir().unwrap();
+    let f = work.path().join("one");
+    std::fs::write(&f, random_bytes(5 << 20, 77)).unwrap();
+    c.ok(&["put", f.to_str().unwrap(), "/one"]);
+    let out = c.ok(&["cat", "/one"]);
+    assert!(out.stdout == std::fs::read(&f).unwrap());
+    let st = c.status();
+    assert_eq!(st["masters"].as_array().unwrap().len(), 1);
+    assert_eq!(st["masters"][0]["role"], "Leader");
+    assert_eq!(st["chunkservers"].as_array().unwrap().len(), 3);
+}
