@@ -1,6 +1,7 @@
 //! Tessera client library: a leader-tracking metadata client, chunk upload
 //! and verified download, and path-level file operations for batch jobs.
 
+pub mod cache;
 pub mod chunks;
 pub mod error;
 pub mod fs;
@@ -25,6 +26,8 @@ pub struct ClientConfig {
     pub parallel: usize,
     pub meta: meta::MetaOptions,
     pub chunk_timeout: Duration,
+    /// Bytes of verified chunks to keep for repeated reads (0 = no cache).
+    pub cache_bytes: u64,
 }
 
 impl Default for ClientConfig {
@@ -35,6 +38,7 @@ impl Default for ClientConfig {
             parallel: 6,
             meta: Default::default(),
             chunk_timeout: Duration::from_secs(60),
+            cache_bytes: 0,
         }
     }
 }
@@ -49,6 +53,7 @@ pub fn connect(cfg: ClientConfig) -> Fs {
         chunk_size: cfg.chunk_size,
         parallel: cfg.parallel,
         stats: Default::default(),
+        cache: (cfg.cache_bytes > 0).then(|| Arc::new(cache::ChunkCache::new(cfg.cache_bytes))),
     };
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };

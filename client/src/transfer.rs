@@ -31,6 +31,8 @@ pub struct Transfer {
     pub chunk_size: usize,
     pub parallel: usize,
     pub stats: Arc<TransferStats>,
+    /// Verified chunks kept for repeated reads (the FUSE mount sets one).
+    pub cache: Option<Arc<crate::cache::ChunkCache>>,
 }
 
 impl Transfer {
@@ -131,7 +133,7 @@ impl Transfer {
             if let Some(r) = pending.next().await {
                 let (id, len) = r?;
                 progress(len);
-                extents.push(Extent { id: Bytes::copy_from_slice(id.as_bytes()), len });
+                extents.push(Extent { id: Bytes::copy_from_slice(id.as_bytes()), len, offset: 0 });
             }
         }
         Ok((extents, size))
@@ -152,8 +154,19 @@ impl Transfer {
         }
     }
 
-    /// Reads one chunk, verified, trying ring owners then reported locations.
+    /// Reads one chunk, verified, through the cache when there is one.
     pub async fn fetch_chunk(&self, id: ChunkId) -> Result<Bytes> {
+        match &self.cache {
+            None => self.fetch_chunk_uncached(id).await,
+            Some(cache) => cache
+                .get_or_fetch(id, || async { self.fetch_chunk_uncached(id).await.map_err(|e| e.to_string()) })
+                .await
+                .map_err(|msg| ClientError::Chunk { id: id.to_hex(), msg }),
+        }
+    }
+
+    /// Reads one chunk, verified, trying ring owners then reported locations.
+    async fn fetch_chunk_uncached(&self, id: ChunkId) -> Result<Bytes> {
         let on_bad = self.reporter();
         let cands = self.ring.read_candidates(&id).await?;
         match self.io.get_verified(&cands, id, &on_bad).await {
@@ -178,17 +191,18 @@ impl Transfer {
         }
     }
 
-    /// The bytes of one extent (a prefix of a chunk, or a hole).
+    /// The bytes of one extent (a slice of a chunk, or a hole).
     pub async fn fetch_extent(&self, e: &Extent) -> Result<Bytes> {
         if e.id.is_empty() {
             return Ok(Bytes::from(vec![0u8; e.len as usize]));
         }
         let id = ChunkId::from_slice(&e.id).map_err(|x| ClientError::Chunk { id: String::new(), msg: x.to_string() })?;
         let b = self.fetch_chunk(id).await?;
-        if (b.len() as u64) < e.len {
-            return Err(ClientError::Chunk { id: id.to_hex(), msg: format!("chunk has {} bytes, extent needs {}", b.len(), e.len) });
+        let end = e.offset.saturating_add(e.len);
+        if (b.len() as u64) < end {
+            return Err(ClientError::Chunk { id: id.to_hex(), msg: format!("chunk has {} bytes, extent needs {end}", b.len()) });
         }
-        Ok(b.slice(..e.len as usize))
+        Ok(b.slice(e.offset as usize..end as usize))
     }
 
     /// Streams a file's content into `w`, `size` bytes in all.

@@ -22,6 +22,7 @@ pub fn attr(i: &Inode) -> pb::Attr {
         nlink: i.nlink,
         rdev: i.rdev,
         version: i.version,
+        parent: i.parent,
     }
 }
 

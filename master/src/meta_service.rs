@@ -261,14 +261,14 @@ impl Meta for MetaService {
         let ino = req.get_ref().ino;
         let i = read::inode(&self.db, ino).map_err(fs_status)?;
         let ext = read::extents(&self.db, ino).map_err(fs_status)?;
-        let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len }).collect();
+        let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len, offset: e.offset }).collect();
         ok(GetExtentsReply { attr: Some(attr(&i)), extents })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino, size = req.get_ref().size))]
     async fn commit(&self, req: Request<CommitRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
-        let extents = r.extents.into_iter().map(|e| crate::types::ExtentRec { id: e.id.to_vec(), len: e.len }).collect();
+        let extents = r.extents.into_iter().map(|e| crate::types::ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len }).collect();
         Self::attr_reply(self.write(cred(r.cred), Op::Commit { ino: r.ino, extents, size: r.size }).await?)
     }
 

@@ -31,6 +31,8 @@ pub enum TimeSet {
 pub struct ExtentRec {
     /// Empty for a hole.
     pub id: Vec<u8>,
+    /// Byte offset inside the chunk where this extent starts.
+    pub offset: u64,
     pub len: u64,
 }
 

@@ -514,7 +514,7 @@ impl Applier<'_, '_> {
             total = size;
         }
         if size > total {
-            ext.push(ExtentRec { id: Vec::new(), len: size - total });
+            ext.push(ExtentRec { id: Vec::new(), offset: 0, len: size - total });
         }
         self.replace_extents(i.ino, ext)?;
         i.size = size;
@@ -531,11 +531,11 @@ impl Applier<'_, '_> {
             let mut r: ChunkRefs = self.txn.get(&k)?.unwrap_or_default();
             if r.refs == 0 {
                 c.chunks += 1;
-                c.chunk_bytes += e.len;
+                c.chunk_bytes += e.offset + e.len;
                 self.txn.delete(key::bytes(key::GARBAGE, &e.id));
             }
             r.refs += 1;
-            r.len = r.len.max(e.len);
+            r.len = r.len.max(e.offset + e.len);
             self.txn.put(k, &r);
         }
         for e in old.iter().filter(|e| !e.id.is_empty()) {
@@ -573,6 +573,9 @@ impl Applier<'_, '_> {
             if !(e.id.is_empty() || e.id.len() == 32) {
                 return Err(err(libc::EINVAL, "malformed chunk id"));
             }
+            if e.offset.checked_add(e.len).is_none_or(|end| end > tessera_proto::MAX_CHUNK_SIZE) {
+                return Err(err(libc::EINVAL, "extent beyond the chunk size limit"));
+            }
         }
         let mut ext: Extents = extents.iter().filter(|e| e.len > 0).cloned().collect();
         let total: u64 = ext.iter().map(|e| e.len).sum();
@@ -580,7 +583,7 @@ impl Applier<'_, '_> {
             return Err(err(libc::EINVAL, format!("extents cover {total} bytes, size is {size}")));
         }
         if size > total {
-            ext.push(ExtentRec { id: Vec::new(), len: size - total });
+            ext.push(ExtentRec { id: Vec::new(), offset: 0, len: size - total });
         }
         self.replace_extents(ino, ext)?;
         i.size = size;

@@ -107,3 +107,6 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

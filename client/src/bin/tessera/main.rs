@@ -61,6 +61,11 @@ enum Cmd {
         #[arg(short = 's')]
         summary: bool,
     },
+    /// Mount the file system (runs tessera-mount; see its --help for options).
+    Mount {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
     /// Cluster state.
     Cluster {
         #[command(subcommand)]
@@ -104,6 +109,7 @@ async fn run(cli: Cli) -> i32 {
         Cmd::Mv { from, to } => namespace::mv(&cfg, &from, &to).await,
         Cmd::Du { path, summary } => namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await,
         Cmd::Cluster { cmd } => cluster::run(&cfg, cmd).await,
+        Cmd::Mount { args } => up::exec_mount(&cli.masters, &args),
     };
     match res {
         Ok(()) => 0,

@@ -17,6 +17,9 @@ pub struct UpArgs {
     /// Number of chunkservers.
     #[arg(long, default_value_t = 3)]
     chunkservers: usize,
+    /// Also mount the file system at this directory.
+    #[arg(long)]
+    mount: Option<PathBuf>,
     /// First master port; chunkservers start at this + 10.
     #[arg(long, default_value_t = 7400)]
     base_port: u16,
@@ -86,17 +89,22 @@ pub async fn run(a: UpArgs) -> Result<()> {
         children.push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")))?));
         println!("chunkserver cs-{} at {addr}", j + 1);
     }
+    if let Some(mnt) = &a.mount {
+        std::fs::create_dir_all(mnt)?;
+        let bin = sibling("tessera-mount")?;
+        let args = vec!["--masters".into(), maddrs.join(","), mnt.display().to_string()];
+        children.push(("mount".into(), spawn(&bin, &args, &dir.join("logs").join("mount.log"))?));
+        println!("mounting at {}", mnt.display());
+    }
     println!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
     println!("press Ctrl-C to stop");
     tessera_wait_signal().await;
     println!("stopping");
-    // Chunkservers first, then masters.
-    for (_, c) in children.iter_mut().rev() {
+    // The mount first (it flushes and unmounts), then chunkservers, then masters.
+    for (name, c) in children.iter_mut().rev() {
         // SAFETY: signalling our own child by its pid.
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for (name, c) in children.iter_mut() {
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match c.try_wait() {
                 Ok(Some(_)) => break,
@@ -126,4 +134,12 @@ async fn tessera_wait_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// `tessera mount ARGS...`: replaces this process with `tessera-mount`.
+pub fn exec_mount(masters: &str, args: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let bin = sibling("tessera-mount")?;
+    let err = Command::new(bin).arg("--masters").arg(masters).args(args).exec();
+    bail!("cannot run tessera-mount: {err}")
 }

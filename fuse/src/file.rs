@@ -1,0 +1,316 @@
+//! The content of one open file as this mount sees it: the committed extent
+//! list plus dirty chunk-sized slots. A write touches only the slots it
+//! covers; a full slot is uploaded in the background while writing goes on;
+//! `flush` uploads the rest and commits the spliced extent list in one Raft
+//! command. Reads see unflushed data.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use tessera_client::transfer::Transfer;
+use tessera_client::{ClientError, Fs, Result};
+use tessera_proto::pb::{Attr, Extent};
+use tessera_proto::ChunkId;
+use tokio::task::JoinHandle;
+
+/// Background uploads allowed per file before a writer waits.
+const MAX_PENDING: usize = 8;
+
+enum Slot {
+    /// Bytes of the slot starting at its start offset (may be shorter than a chunk).
+    Buf(Vec<u8>),
+    /// Full slot being uploaded; reads use `data`.
+    Pending { data: Bytes, task: JoinHandle<Result<()>> },
+    /// Uploaded: the chunk holding the slot's bytes.
+    Stored { data_len: u64, id: ChunkId },
+}
+
+pub struct FileData {
+    pub ino: u64,
+    chunk: u64,
+    base: Vec<Extent>,
+    committed_size: u64,
+    pub size: u64,
+    slots: BTreeMap<u64, Slot>,
+    /// Error of a background upload, reported at the next flush.
+    failed: Option<ClientError>,
+    last_read_end: u64,
+}
+
+/// Bytes `[from, to)` of a file made of `base` extents, as extents (holes past the end).
+pub fn slice_extents(base: &[Extent], from: u64, to: u64) -> Vec<Extent> {
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    let mut cursor = from;
+    for e in base {
+        let (s, t) = (pos, pos + e.len);
+        pos = t;
+        if t <= cursor {
+            continue;
+        }
+        if s >= to {
+            break;
+        }
+        let a = cursor.max(s);
+        let b = to.min(t);
+        let offset = if e.id.is_empty() { 0 } else { e.offset + (a - s) };
+        push_extent(&mut out, Extent { id: e.id.clone(), offset, len: b - a });
+        cursor = b;
+    }
+    if cursor < to {
+        push_extent(&mut out, Extent { id: Bytes::new(), offset: 0, len: to - cursor });
+    }
+    out
+}
+
+/// Appends, merging adjacent holes and contiguous pieces of the same chunk.
+fn push_extent(out: &mut Vec<Extent>, e: Extent) {
+    if e.len == 0 {
+        return;
+    }
+    if let Some(last) = out.last_mut() {
+        if last.id == e.id && (e.id.is_empty() || last.offset + last.len == e.offset) {
+            last.len += e.len;
+            return;
+        }
+    }
+    out.push(e);
+}
+
+/// Appends `src[a..b]`, zero-filled where `src` is shorter.
+fn copy_range(src: &[u8], a: usize, b: usize, out: &mut Vec<u8>) {
+    let have = src.len().min(b);
+    if a < have {
+        out.extend_from_slice(&src[a..have]);
+    }
+    let copied = have.saturating_sub(a);
+    out.resize(out.len() + (b - a - copied), 0);
+}
+
+impl FileData {
+    pub fn new(ino: u64, chunk: u64, attr: &Attr, base: Vec<Extent>) -> FileData {
+        FileData {
+            ino,
+            chunk,
+            base,
+            committed_size: attr.size,
+            size: attr.size,
+            slots: BTreeMap::new(),
+            failed: None,
+            last_read_end: 0,
+        }
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        !self.slots.is_empty() || self.size != self.committed_size
+    }
+
+    /// Replaces the committed view (after open or a truncate by the master).
+    pub fn reset(&mut self, attr: &Attr, base: Vec<Extent>) {
+        self.base = base;
+        self.committed_size = attr.size;
+        self.size = attr.size;
+        self.slots.clear();
+    }
+
+    async fn committed_bytes(&self, t: &Transfer, from: u64, len: u64) -> Result<Vec<u8>> {
+        t.read_range(&self.base, self.committed_size, from, len).await
+    }
+
+    async fn load_slot(&mut self, t: &Transfer, s: u64) -> Result<Vec<u8>> {
+        let start = s * self.chunk;
+        Ok(match self.slots.remove(&s) {
+            Some(Slot::Buf(v)) => v,
+            Some(Slot::Pending { data, .. }) => data.to_vec(),
+            Some(Slot::Stored { data_len, id }) => {
+                let b = t.fetch_chunk(id).await?;
+                b[..data_len as usize].to_vec()
+            }
+            None => {
+                let end = (start + self.chunk).min(self.size);
+                if end > start {
+                    self.committed_bytes(t, start, end - start).await?
+                } else {
+                    Vec::new()
+                }
+            }
+        })
+    }
+
+    pub async fn write(&mut self, t: &Transfer, off: u64, data: &[u8]) -> Result<()> {
+        let end = off + data.len() as u64;
+        let mut pos = off;
+        while pos < end {
+            let s = pos / self.chunk;
+            let start = s * self.chunk;
+            let piece_end = end.min(start + self.chunk);
+            let mut buf = self.load_slot(t, s).await?;
+            let (a, b) = ((pos - start) as usize, (piece_end - start) as usize);
+            if buf.len() < b {
+                buf.resize(b, 0);
+            }
+            buf[a..b].copy_from_slice(&data[(pos - off) as usize..(piece_end - off) as usize]);
+            let full = buf.len() as u64 == self.chunk && b as u64 == self.chunk;
+            self.slots.insert(s, Slot::Buf(buf));
+            if full {
+                self.start_upload(t, s).await;
+            }
+            pos = piece_end;
+        }
+        self.size = self.size.max(end);
+        Ok(())
+    }
+
+    /// Uploads a full slot in the background (sequential writes stream).
+    async fn start_upload(&mut self, t: &Transfer, s: u64) {
+        let pending = self.slots.values().filter(|v| matches!(v, Slot::Pending { .. })).count();
+        if pending >= MAX_PENDING {
+            self.settle().await;
+        }
+        if let Some(Slot::Buf(v)) = self.slots.remove(&s) {
+            let data = Bytes::from(v);
+            let id = ChunkId::of(&data);
+            let (t2, d2) = (t.clone(), data.clone());
+            let task = tokio::spawn(async move { t2.store_chunk(id, d2).await });
+            self.slots.insert(s, Slot::Pending { data, task });
+        }
+    }
+
+    /// Waits for background uploads; their slots become Stored.
+    async fn settle(&mut self) {
+        let keys: Vec<u64> = self.slots.iter().filter(|(_, v)| matches!(v, Slot::Pending { .. })).map(|(k, _)| *k).collect();
+        for k in keys {
+            if let Some(Slot::Pending { data, task }) = self.slots.remove(&k) {
+                let r = task.await.unwrap_or_else(|e| Err(ClientError::fs(libc::EIO, e.to_string())));
+                match r {
+                    Ok(()) => {
+                        self.slots.insert(k, Slot::Stored { data_len: data.len() as u64, id: ChunkId::of(&data) });
+                    }
+                    Err(e) => {
+                        // Keep the bytes so a later flush retries the upload.
+                        self.slots.insert(k, Slot::Buf(data.to_vec()));
+                        self.failed.get_or_insert(e);
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn read(&mut self, t: &Transfer, off: u64, len: u64) -> Result<Vec<u8>> {
+        let end = self.size.min(off.saturating_add(len));
+        if off >= end {
+            return Ok(Vec::new());
+        }
+        self.prefetch(t, off, end);
+        let mut out = Vec::with_capacity((end - off) as usize);
+        let mut pos = off;
+        while pos < end {
+            let s = pos / self.chunk;
+            let start = s * self.chunk;
+            let piece_end = end.min(start + self.chunk);
+            let (a, b) = ((pos - start) as usize, (piece_end - start) as usize);
+            match self.slots.get(&s) {
+                Some(Slot::Buf(v)) => copy_range(v, a, b, &mut out),
+                Some(Slot::Pending { data, .. }) => copy_range(data, a, b, &mut out),
+                Some(Slot::Stored { data_len, id }) => {
+                    let bytes = t.fetch_chunk(*id).await?;
+                    copy_range(&bytes[..*data_len as usize], a, b, &mut out)
+                }
+                None => {
+                    let v = self.committed_bytes(t, pos, piece_end - pos).await?;
+                    out.extend_from_slice(&v);
+                }
+            }
+            pos = piece_end;
+        }
+        self.last_read_end = end;
+        Ok(out)
+    }
+
+    /// On sequential reads, warms the cache with the next chunks.
+    fn prefetch(&self, t: &Transfer, off: u64, end: u64) {
+        if off != self.last_read_end || t.cache.is_none() {
+            return;
+        }
+        let ahead = self.chunk * t.parallel as u64;
+        for e in slice_extents(&self.base, end, (end + ahead).min(self.committed_size)) {
+            if let Ok(id) = ChunkId::from_slice(&e.id) {
+                let t2 = t.clone();
+                tokio::spawn(async move {
+                    let _ = t2.fetch_chunk(id).await;
+                });
+            }
+        }
+    }
+
+    /// Uploads every dirty slot and commits the new extent list atomically.
+    /// Returns the new attributes, or None when there was nothing to do.
+    pub async fn flush(&mut self, fs: &Fs) -> Result<Option<Attr>> {
+        if !self.is_dirty() {
+            return Ok(None);
+        }
+        let t = &fs.transfer;
+        let bufs: Vec<u64> = self.slots.iter().filter(|(_, v)| matches!(v, Slot::Buf(_))).map(|(k, _)| *k).collect();
+        for s in bufs {
+            if let Some(Slot::Buf(v)) = self.slots.remove(&s) {
+                let data = Bytes::from(v);
+                let id = ChunkId::of(&data);
+                let (t2, d2) = (t.clone(), data.clone());
+                let task = tokio::spawn(async move { t2.store_chunk(id, d2).await });
+                self.slots.insert(s, Slot::Pending { data, task });
+            }
+        }
+        self.failed = None;
+        self.settle().await;
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let mut extents = Vec::new();
+        let mut pos = 0u64;
+        for (s, slot) in &self.slots {
+            let Slot::Stored { data_len, id } = slot else { continue };
+            let start = s * self.chunk;
+            let data_len = (*data_len).min(self.size.saturating_sub(start));
+            for e in slice_extents(&self.base, pos, start) {
+                push_extent(&mut extents, e);
+            }
+            push_extent(&mut extents, Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len: data_len });
+            pos = start + data_len;
+        }
+        for e in slice_extents(&self.base, pos, self.size) {
+            push_extent(&mut extents, e);
+        }
+        let attr = fs.commit(self.ino, extents.clone(), self.size).await?;
+        self.base = extents;
+        self.committed_size = self.size;
+        self.slots.clear();
+        Ok(Some(attr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(id: u8, offset: u64, len: u64) -> Extent {
+        Extent { id: if id == 0 { Bytes::new() } else { Bytes::from(vec![id; 32]) }, offset, len }
+    }
+
+    #[test]
+    fn slicing_splits_and_pads() {
+        let base = vec![ext(1, 0, 10), ext(2, 0, 10)];
+        assert_eq!(slice_extents(&base, 5, 15), vec![ext(1, 5, 5), ext(2, 0, 5)]);
+        assert_eq!(slice_extents(&base, 15, 25), vec![ext(2, 5, 5), ext(0, 0, 5)]);
+        assert_eq!(slice_extents(&base, 30, 40), vec![ext(0, 0, 10)]);
+        assert_eq!(slice_extents(&base, 0, 20), base);
+    }
+
+    #[test]
+    fn contiguous_pieces_merge() {
+        let mut v = Vec::new();
+        push_extent(&mut v, ext(1, 0, 5));
+        push_extent(&mut v, ext(1, 5, 5));
+        push_extent(&mut v, ext(0, 0, 3));
+        push_extent(&mut v, ext(0, 0, 3));
+        assert_eq!(v, vec![ext(1, 0, 10), ext(0, 0, 6)]);
+    }
+}

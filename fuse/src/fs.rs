@@ -1,0 +1,250 @@
+//! The mount's state and the async implementation of each operation. The
+//! fuser callbacks (ops.rs) hand their reply objects to tokio tasks that call
+//! into this; nothing here blocks a FUSE thread.
+
+use crate::file::FileData;
+use bytes::Bytes;
+use fuser::{FileAttr, FileType, INodeNo};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tessera_client::{ClientError, Fs, Result};
+use tessera_proto::pb::{self, Attr, Cred, FileKind};
+use tokio::sync::Mutex as AsyncMutex;
+
+pub struct OpenFile {
+    pub data: AsyncMutex<FileData>,
+    pub handles: AtomicU64,
+}
+
+pub struct DirHandle {
+    pub entries: Vec<(u64, FileType, Vec<u8>, Option<Attr>)>,
+}
+
+pub struct Mount {
+    pub fs: Fs,
+    pub ttl: Duration,
+    pub chunk: u64,
+    /// Open regular files by inode; shared by all handles of this mount so
+    /// every reader sees unflushed writes.
+    pub files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    pub handles: Mutex<HashMap<u64, (u64, i32)>>,
+    pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
+    pub next_fh: AtomicU64,
+}
+
+pub fn kind(k: i32) -> FileType {
+    match FileKind::try_from(k).unwrap_or(FileKind::Regular) {
+        FileKind::Directory => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
+        _ => FileType::RegularFile,
+    }
+}
+
+pub fn to_file_attr(a: &Attr) -> FileAttr {
+    let t = |ts: &Option<pb::Timespec>| ts.as_ref().map(tessera_proto::time::to_system_time).unwrap_or(SystemTime::UNIX_EPOCH);
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: t(&a.atime),
+        mtime: t(&a.mtime),
+        ctime: t(&a.ctime),
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: kind(a.kind),
+        perm: (a.mode & 0o7777) as u16,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: 1 << 20,
+        flags: 0,
+    }
+}
+
+/// Supplementary groups of the calling process (FUSE passes only uid/gid).
+pub fn cred(uid: u32, gid: u32, pid: u32) -> Cred {
+    let mut groups = Vec::new();
+    if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        if let Some(line) = s.lines().find(|l| l.starts_with("Groups:")) {
+            groups = line[7..].split_whitespace().filter_map(|g| g.parse().ok()).collect();
+        }
+    }
+    Cred { uid, gid, groups }
+}
+
+pub fn b(s: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(s)
+}
+
+impl Mount {
+    pub fn new(fs: Fs, ttl: Duration, chunk: u64) -> Mount {
+        Mount {
+            fs,
+            ttl,
+            chunk,
+            files: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        }
+    }
+
+    pub fn with_cred(&self, c: Cred) -> Fs {
+        let mut fs = self.fs.clone();
+        fs.cred = c;
+        fs
+    }
+
+    fn open_file(&self, ino: u64) -> Option<Arc<OpenFile>> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).cloned()
+    }
+
+    /// Attributes with this mount's unflushed size and times applied.
+    pub async fn patch(&self, mut a: Attr) -> Attr {
+        if let Some(f) = self.open_file(a.ino) {
+            let d = f.data.lock().await;
+            if d.is_dirty() {
+                a.size = d.size;
+            }
+        }
+        a
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        let a = self.fs.getattr(ino).await?;
+        Ok(self.patch(a).await)
+    }
+
+    /// Opens (or joins) the shared state of a regular file. On the first
+    /// open the committed content is fetched anew: close-to-open consistency.
+    pub async fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+        let existing = self.open_file(ino);
+        let f = match existing {
+            Some(f) => f,
+            None => {
+                let ext = self.fs.extents(ino).await?;
+                let attr = ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let f = Arc::new(OpenFile {
+                    data: AsyncMutex::new(FileData::new(ino, self.chunk, &attr, ext.extents)),
+                    handles: AtomicU64::new(0),
+                });
+                self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(f).clone()
+            }
+        };
+        if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
+            let mut d = f.data.lock().await;
+            if !d.is_dirty() {
+                let ext = self.fs.extents(ino).await?;
+                if let Some(attr) = ext.attr {
+                    d.reset(&attr, ext.extents);
+                }
+            }
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (ino, flags));
+        Ok(fh)
+    }
+
+    fn file_of(&self, fh: u64) -> Result<(Arc<OpenFile>, i32)> {
+        let (ino, flags) = *self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .ok_or_else(|| ClientError::fs(libc::EBADF, "bad file handle"))?;
+        let f = self.open_file(ino).ok_or_else(|| ClientError::fs(libc::EBADF, "file not open"))?;
+        Ok((f, flags))
+    }
+
+    pub async fn read(&self, fh: u64, off: u64, len: u64) -> Result<Vec<u8>> {
+        let (f, _) = self.file_of(fh)?;
+        let mut d = f.data.lock().await;
+        d.read(&self.fs.transfer, off, len).await
+    }
+
+    pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<()> {
+        let (f, flags) = self.file_of(fh)?;
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return Err(ClientError::fs(libc::EBADF, "file not open for writing"));
+        }
+        let mut d = f.data.lock().await;
+        let off = if flags & libc::O_APPEND != 0 { d.size } else { off };
+        d.write(&self.fs.transfer, off, data).await
+    }
+
+    /// Makes this file's writes durable (3 replicas) and committed.
+    pub async fn flush_ino(&self, ino: u64) -> Result<()> {
+        if let Some(f) = self.open_file(ino) {
+            let mut d = f.data.lock().await;
+            d.flush(&self.fs).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn flush(&self, fh: u64) -> Result<()> {
+        let (f, _) = self.file_of(fh)?;
+        let mut d = f.data.lock().await;
+        d.flush(&self.fs).await.map(|_| ())
+    }
+
+    pub async fn release(&self, fh: u64) -> Result<()> {
+        let r = self.flush(fh).await;
+        let entry = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        if let Some((ino, _)) = entry {
+            if let Some(f) = self.open_file(ino) {
+                if f.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    let clean = !f.data.lock().await.is_dirty();
+                    let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+                    if clean && f.handles.load(Ordering::SeqCst) == 0 {
+                        files.remove(&ino);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// Truncates through the master after flushing local writes, then
+    /// refreshes the open state.
+    pub async fn truncate(&self, fs: &Fs, ino: u64, size: u64) -> Result<Attr> {
+        self.flush_ino(ino).await?;
+        let req = pb::SetAttrRequest {
+            cred: Some(fs.cred.clone()),
+            ino,
+            size: Some(size),
+            request_id: tessera_client::fs::request_id(),
+            ..Default::default()
+        };
+        let r = fs.meta.call("setattr", |mut c| { let r = req.clone(); async move { c.set_attr(r).await } }).await?;
+        let attr = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+        if let Some(f) = self.open_file(ino) {
+            let ext = self.fs.extents(ino).await?;
+            f.data.lock().await.reset(&attr, ext.extents);
+        }
+        Ok(attr)
+    }
+
+    pub async fn opendir(&self, fs: &Fs, ino: u64, parent: u64) -> Result<u64> {
+        let mut entries = vec![(ino, FileType::Directory, b".".to_vec(), None), (parent, FileType::Directory, b"..".to_vec(), None)];
+        for e in fs.readdir(ino, true).await? {
+            entries.push((e.ino, kind(e.kind), e.name.to_vec(), e.attr));
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(DirHandle { entries }));
+        Ok(fh)
+    }
+
+    pub fn dir(&self, fh: u64) -> Option<Arc<DirHandle>> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned()
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+    }
+}

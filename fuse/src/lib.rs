@@ -1,0 +1,63 @@
+//! Tessera as a local POSIX file system through FUSE.
+
+pub mod file;
+pub mod fs;
+pub mod ops;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct MountConfig {
+    pub client: tessera_client::ClientConfig,
+    pub mountpoint: PathBuf,
+    /// Kernel attribute/entry cache lifetime.
+    pub ttl: Duration,
+    pub threads: usize,
+    pub allow_other: bool,
+}
+
+/// Mounts and serves until unmounted (`fusermount3 -u`) or SIGTERM/SIGINT.
+pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(cfg.threads.max(2)).build()?;
+    let client = tessera_client::connect(cfg.client.clone());
+    // Fail fast when no master answers rather than mounting a dead file system.
+    rt.block_on(client.getattr(tessera_proto::ROOT_INO))?;
+    let mount = Arc::new(fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64));
+    let fsys = ops::TesseraFs { mount: mount.clone(), rt: rt.handle().clone() };
+    let mut fc = fuser::Config::default();
+    fc.mount_options = vec![
+        fuser::MountOption::FSName("tessera".into()),
+        fuser::MountOption::Subtype("tessera".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoAtime,
+    ];
+    if cfg.allow_other {
+        fc.acl = fuser::SessionACL::All;
+    }
+    fc.n_threads = Some(cfg.threads.max(1));
+    let session = fuser::spawn_mount(fsys, &cfg.mountpoint, &fc)?;
+    tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = tick.tick() => {
+                    if session.guard.is_finished() {
+                        // Unmounted from outside (fusermount3 -u).
+                        break;
+                    }
+                }
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    tracing::info!("unmounting");
+    drop(session);
+    Ok(())
+}

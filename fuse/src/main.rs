@@ -1,0 +1,69 @@
+use clap::Parser;
+use std::time::Duration;
+
+/// Mount a Tessera cluster as a local file system.
+#[derive(Parser)]
+#[command(name = "tessera-mount", version)]
+struct Args {
+    /// Directory to mount on.
+    mountpoint: std::path::PathBuf,
+    /// Master addresses, comma separated.
+    #[arg(long, env = "TESSERA_MASTERS", default_value = tessera_client::DEFAULT_MASTERS)]
+    masters: String,
+    /// Chunk cache size in MiB.
+    #[arg(long, default_value_t = 512)]
+    cache_mb: u64,
+    /// How long a call waits for a master before failing with EIO (seconds).
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Kernel attribute cache lifetime in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    attr_ttl_ms: u64,
+    /// FUSE worker threads.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+    /// Let other users access the mount (root only, or user_allow_other).
+    #[arg(long)]
+    allow_other: bool,
+    /// Detach and run in the background.
+    #[arg(long)]
+    daemon: bool,
+}
+
+fn main() {
+    let a = Args::parse();
+    if a.daemon {
+        // SAFETY: fork before any thread exists; the parent exits at once.
+        match unsafe { libc::fork() } {
+            -1 => {
+                eprintln!("tessera-mount: fork failed: {}", std::io::Error::last_os_error());
+                std::process::exit(1);
+            }
+            0 => unsafe {
+                libc::setsid();
+            },
+            _ => std::process::exit(0),
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut client = tessera_client::ClientConfig {
+        masters: a.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        cache_bytes: a.cache_mb << 20,
+        ..Default::default()
+    };
+    client.meta.total_timeout = Duration::from_secs(a.timeout);
+    let cfg = tessera_fuse::MountConfig {
+        client,
+        mountpoint: a.mountpoint,
+        ttl: Duration::from_millis(a.attr_ttl_ms),
+        threads: a.threads,
+        allow_other: a.allow_other,
+    };
+    if let Err(e) = tessera_fuse::mount(cfg) {
+        eprintln!("tessera-mount: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,517 @@
+//! fuser callbacks. Each one captures what it needs, hands its reply object
+//! to a tokio task and returns at once, so slow metadata or chunk I/O never
+//! holds a FUSE thread.
+
+use crate::fs::{b, cred, to_file_attr, Mount};
+use fuser::*;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tessera_client::ClientError;
+use tessera_proto::pb::{self, FileKind};
+use tokio::runtime::Handle;
+
+pub struct TesseraFs {
+    pub mount: Arc<Mount>,
+    pub rt: Handle,
+}
+
+fn errno(e: &ClientError) -> Errno {
+    let n = e.errno();
+    if n == libc::EIO {
+        tracing::warn!(error = %e, "I/O error");
+    }
+    Errno::from_i32(n)
+}
+
+fn ts(t: TimeOrNow) -> (Option<pb::Timespec>, bool) {
+    match t {
+        TimeOrNow::Now => (None, true),
+        TimeOrNow::SpecificTime(st) => (Some(tessera_proto::time::from_system_time(st)), false),
+    }
+}
+
+fn kind_of_mode(mode: u32) -> FileKind {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileKind::Directory,
+        libc::S_IFLNK => FileKind::Symlink,
+        libc::S_IFIFO => FileKind::Fifo,
+        libc::S_IFSOCK => FileKind::Socket,
+        libc::S_IFCHR => FileKind::CharDevice,
+        libc::S_IFBLK => FileKind::BlockDevice,
+        _ => FileKind::Regular,
+    }
+}
+
+macro_rules! spawn {
+    ($self:ident, $reply:ident, |$m:ident| $body:expr, |$v:ident| $ok:expr) => {{
+        let $m = $self.mount.clone();
+        $self.rt.spawn(async move {
+            match $body.await {
+                Ok($v) => $ok,
+                Err(e) => $reply.error(errno(&e)),
+            }
+        });
+    }};
+}
+
+impl TesseraFs {
+    fn entry(&self, reply: ReplyEntry, fut: impl std::future::Future<Output = tessera_client::Result<pb::Attr>> + Send + 'static) {
+        let m = self.mount.clone();
+        self.rt.spawn(async move {
+            match fut.await {
+                Ok(a) => {
+                    let a = m.patch(a).await;
+                    reply.entry(&m.ttl, &to_file_attr(&a), Generation(0))
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+}
+
+impl Filesystem for TesseraFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(4 << 20);
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let name = name.as_bytes().to_vec();
+        self.entry(reply, async move {
+            let name = std::str::from_utf8(&name).map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?.to_string();
+            fs.lookup(parent.0, &name).await
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        spawn!(self, reply, |m| m.getattr(ino.0), |a| reply.attr(&m.ttl, &to_file_attr(&a)));
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        spawn!(
+            self,
+            reply,
+            |m| async {
+                let ino = ino.0;
+                if let Some(size) = size {
+                    m.truncate(&fs, ino, size).await?;
+                }
+                if mode.is_none() && uid.is_none() && gid.is_none() && atime.is_none() && mtime.is_none() {
+                    return m.getattr(ino).await;
+                }
+                if mtime.is_some() {
+                    // Explicit times win over the commit of pending writes.
+                    m.flush_ino(ino).await?;
+                }
+                let (at, at_now) = atime.map(ts).unwrap_or((None, false));
+                let (mt, mt_now) = mtime.map(ts).unwrap_or((None, false));
+                let req = pb::SetAttrRequest {
+                    cred: Some(fs.cred.clone()),
+                    ino,
+                    mode: mode.map(|m| m & 0o7777),
+                    uid,
+                    gid,
+                    size: None,
+                    atime: at,
+                    atime_now: at_now,
+                    mtime: mt,
+                    mtime_now: mt_now,
+                    request_id: tessera_client::fs::request_id(),
+                };
+                let r = fs.meta.call("setattr", |mut c| { let r = req.clone(); async move { c.set_attr(r).await } }).await?;
+                let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                Ok(m.patch(a).await)
+            },
+            |a| reply.attr(&m.ttl, &to_file_attr(&a))
+        );
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = self.mount.fs.clone();
+        spawn!(
+            self,
+            reply,
+            |_m| fs.meta.call("readlink", move |mut c| async move { c.read_link(pb::ReadLinkRequest { ino: ino.0 }).await }),
+            |r| reply.data(&r.target)
+        );
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::CreateRequest {
+            cred: Some(fs.cred.clone()),
+            parent: parent.0,
+            name: b(name.as_bytes()),
+            mode: mode & !umask & 0o7777,
+            kind: kind_of_mode(mode) as i32,
+            rdev,
+            exclusive: true,
+            truncate: false,
+            request_id: tessera_client::fs::request_id(),
+        };
+        self.entry(reply, async move {
+            let c = fs.meta.call("mknod", |mut c| { let r = r.clone(); async move { c.create(r).await } }).await?;
+            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+        });
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::MkdirRequest {
+            cred: Some(fs.cred.clone()),
+            parent: parent.0,
+            name: b(name.as_bytes()),
+            mode: mode & !umask & 0o7777,
+            request_id: tessera_client::fs::request_id(),
+        };
+        self.entry(reply, async move {
+            let c = fs.meta.call("mkdir", |mut c| { let r = r.clone(); async move { c.mkdir(r).await } }).await?;
+            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+        });
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::UnlinkRequest { cred: Some(fs.cred.clone()), parent: parent.0, name: b(name.as_bytes()), request_id: tessera_client::fs::request_id() };
+        spawn!(self, reply, |_m| fs.meta.call("unlink", |mut c| { let r = r.clone(); async move { c.unlink(r).await } }), |_x| reply.ok());
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::UnlinkRequest { cred: Some(fs.cred.clone()), parent: parent.0, name: b(name.as_bytes()), request_id: tessera_client::fs::request_id() };
+        spawn!(self, reply, |_m| fs.meta.call("rmdir", |mut c| { let r = r.clone(); async move { c.rmdir(r).await } }), |_x| reply.ok());
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::SymlinkRequest {
+            cred: Some(fs.cred.clone()),
+            parent: parent.0,
+            name: b(link_name.as_bytes()),
+            target: b(target.as_os_str().as_bytes()),
+            request_id: tessera_client::fs::request_id(),
+        };
+        self.entry(reply, async move {
+            let c = fs.meta.call("symlink", |mut c| { let r = r.clone(); async move { c.symlink(r).await } }).await?;
+            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+        });
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::RenameRequest {
+            cred: Some(fs.cred.clone()),
+            parent: parent.0,
+            name: b(name.as_bytes()),
+            new_parent: newparent.0,
+            new_name: b(newname.as_bytes()),
+            flags: flags.bits(),
+            request_id: tessera_client::fs::request_id(),
+        };
+        spawn!(self, reply, |_m| fs.meta.call("rename", |mut c| { let r = r.clone(); async move { c.rename(r).await } }), |_x| reply.ok());
+    }
+
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::LinkRequest {
+            cred: Some(fs.cred.clone()),
+            ino: ino.0,
+            new_parent: newparent.0,
+            new_name: b(newname.as_bytes()),
+            request_id: tessera_client::fs::request_id(),
+        };
+        self.entry(reply, async move {
+            let c = fs.meta.call("link", |mut c| { let r = r.clone(); async move { c.link(r).await } }).await?;
+            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        spawn!(self, reply, |m| m.open(ino.0, flags.0), |fh| reply.opened(FileHandle(fh), FopenFlags::empty()));
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        spawn!(self, reply, |m| m.read(fh.0, offset, size as u64), |d| reply.data(&d));
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        let n = data.len() as u32;
+        spawn!(self, reply, |m| async move { m.write(fh.0, offset, &data).await }, |_x| reply.written(n));
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        spawn!(self, reply, |m| m.flush(fh.0), |_x| reply.ok());
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        spawn!(self, reply, |m| m.release(fh.0), |_x| reply.ok());
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        spawn!(self, reply, |m| m.flush(fh.0), |_x| reply.ok());
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        spawn!(
+            self,
+            reply,
+            |m| async {
+                let a = fs.getattr(ino.0).await?;
+                if a.kind != FileKind::Directory as i32 {
+                    return Err(ClientError::fs(libc::ENOTDIR, "not a directory"));
+                }
+                m.opendir(&fs, ino.0, a.parent.max(1)).await
+            },
+            |fh| reply.opened(FileHandle(fh), FopenFlags::empty())
+        );
+    }
+
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let Some(d) = self.mount.dir(fh.0) else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        for (i, (ino, kind, name, _)) in d.entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, OsStr::from_bytes(name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let Some(d) = self.mount.dir(fh.0) else {
+            reply.error(Errno::EBADF);
+            return;
+        };
+        let m = self.mount.clone();
+        self.rt.spawn(async move {
+            for (i, (ino, _kind, name, attr)) in d.entries.iter().enumerate().skip(offset as usize) {
+                let attr = match attr {
+                    Some(a) => m.patch(a.clone()).await,
+                    None => match m.getattr(*ino).await {
+                        Ok(a) => a,
+                        Err(_) => continue,
+                    },
+                };
+                if reply.add(INodeNo(*ino), (i + 1) as u64, OsStr::from_bytes(name), &m.ttl, &to_file_attr(&attr), Generation(0)) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.mount.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        // Namespace changes are committed (Raft, fsynced on a majority) before they return.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let fs = self.mount.fs.clone();
+        spawn!(
+            self,
+            reply,
+            |_m| fs.meta.call("statfs", |mut c| async move { c.stat_fs(pb::Empty {}).await }),
+            |s| {
+                // Every byte is stored three times: report usable space.
+                let bs = 4096u64;
+                let r = tessera_proto::REPLICATION as u64;
+                let blocks = s.capacity_bytes / bs / r;
+                let free = s.free_bytes / bs / r;
+                reply.statfs(blocks, free, free, s.files + 1_000_000_000, 1_000_000_000, bs as u32, 255, bs as u32)
+            }
+        );
+    }
+
+    fn setxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::SetXattrRequest {
+            cred: Some(fs.cred.clone()),
+            ino: ino.0,
+            name: b(name.as_bytes()),
+            value: b(value),
+            flags: flags as u32,
+            request_id: tessera_client::fs::request_id(),
+        };
+        spawn!(self, reply, |_m| fs.meta.call("setxattr", |mut c| { let r = r.clone(); async move { c.set_xattr(r).await } }), |_x| reply.ok());
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::GetXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()) };
+        self.rt.spawn(async move {
+            match fs.meta.call("getxattr", |mut c| { let r = r.clone(); async move { c.get_xattr(r).await } }).await {
+                Ok(v) => xattr_reply(reply, &v.value, size),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::ListXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0 };
+        self.rt.spawn(async move {
+            match fs.meta.call("listxattr", |mut c| { let r = r.clone(); async move { c.list_xattr(r).await } }).await {
+                Ok(v) => {
+                    let mut buf = Vec::new();
+                    for n in v.names {
+                        buf.extend_from_slice(&n);
+                        buf.push(0);
+                    }
+                    xattr_reply(reply, &buf, size)
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::RemoveXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()), request_id: tessera_client::fs::request_id() };
+        spawn!(self, reply, |_m| fs.meta.call("removexattr", |mut c| { let r = r.clone(); async move { c.remove_xattr(r).await } }), |_x| reply.ok());
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let c = cred(req.uid(), req.gid(), req.pid());
+        spawn!(
+            self,
+            reply,
+            |m| async move {
+                let a = m.getattr(ino.0).await?;
+                if permitted(&a, &c, mask.bits()) {
+                    Ok(())
+                } else {
+                    Err(ClientError::fs(libc::EACCES, "permission denied"))
+                }
+            },
+            |_x| reply.ok()
+        );
+    }
+
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::CreateRequest {
+            cred: Some(fs.cred.clone()),
+            parent: parent.0,
+            name: b(name.as_bytes()),
+            mode: mode & !umask & 0o7777,
+            kind: FileKind::Regular as i32,
+            rdev: 0,
+            exclusive: flags & libc::O_EXCL != 0,
+            truncate: flags & libc::O_TRUNC != 0,
+            request_id: tessera_client::fs::request_id(),
+        };
+        spawn!(
+            self,
+            reply,
+            |m| async {
+                let c = fs.meta.call("create", |mut c| { let r = r.clone(); async move { c.create(r).await } }).await?;
+                let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                if a.kind != FileKind::Regular as i32 {
+                    return Err(ClientError::fs(libc::EISDIR, "not a regular file"));
+                }
+                let fh = m.open(a.ino, flags).await?;
+                Ok((m.patch(a).await, fh))
+            },
+            |x| reply.created(&m.ttl, &to_file_attr(&x.0), Generation(0), FileHandle(x.1), FopenFlags::empty())
+        );
+    }
+}
+
+fn xattr_reply(reply: ReplyXattr, v: &[u8], size: u32) {
+    if size == 0 {
+        reply.size(v.len() as u32);
+    } else if v.len() > size as usize {
+        reply.error(Errno::from_i32(libc::ERANGE));
+    } else {
+        reply.data(v);
+    }
+}
+
+/// POSIX access check for access(2); the kernel checks open/exec itself.
+fn permitted(a: &pb::Attr, c: &pb::Cred, mask: i32) -> bool {
+    let mask = (mask & 7) as u32;
+    if c.uid == 0 {
+        return mask & 1 == 0 || a.kind == FileKind::Directory as i32 || a.mode & 0o111 != 0;
+    }
+    let bits = if c.uid == a.uid {
+        (a.mode >> 6) & 7
+    } else if c.gid == a.gid || c.groups.contains(&a.gid) {
+        (a.mode >> 3) & 7
+    } else {
+        a.mode & 7
+    };
+    bits & mask == mask
+}
+
