@@ -19,7 +19,9 @@ pub struct Heartbeat {
 }
 
 fn ids(v: &[ChunkId]) -> Vec<Bytes> {
-    v.iter().map(|id| Bytes::copy_from_slice(id.as_bytes())).collect()
+    v.iter()
+        .map(|id| Bytes::copy_from_slice(id.as_bytes()))
+        .collect()
 }
 
 impl Heartbeat {
@@ -27,8 +29,20 @@ impl Heartbeat {
         // Register (a Raft write that puts us on the ring); retry until a leader takes it.
         loop {
             let capacity = self.store.disk().map(|d| d.capacity).unwrap_or(0);
-            let req = RegisterRequest { id: self.id.clone(), addr: self.addr.clone(), capacity, zone: self.zone.clone() };
-            match self.meta.call("register", |mut c| { let r = req.clone(); async move { c.register(r).await } }).await {
+            let req = RegisterRequest {
+                id: self.id.clone(),
+                addr: self.addr.clone(),
+                capacity,
+                zone: self.zone.clone(),
+            };
+            match self
+                .meta
+                .call("register", |mut c| {
+                    let r = req.clone();
+                    async move { c.register(r).await }
+                })
+                .await
+            {
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "register failed; retrying");
@@ -41,7 +55,10 @@ impl Heartbeat {
         let mut pending_added: Vec<ChunkId> = Vec::new();
         let mut pending_removed: Vec<ChunkId> = Vec::new();
         loop {
-            let disk = self.store.disk().unwrap_or(crate::store::DiskStats { capacity: 0, free: 0 });
+            let disk = self.store.disk().unwrap_or(crate::store::DiskStats {
+                capacity: 0,
+                free: 0,
+            });
             let (added, removed) = self.store.take_changes();
             pending_added.extend(added);
             pending_removed.extend(removed);
@@ -57,9 +74,20 @@ impl Heartbeat {
                     Some(all) => ids(all),
                     None => ids(&pending_added),
                 },
-                removed: if full.is_some() { Vec::new() } else { ids(&pending_removed) },
+                removed: if full.is_some() {
+                    Vec::new()
+                } else {
+                    ids(&pending_removed)
+                },
             };
-            match self.meta.call("heartbeat", |mut c| { let r = req.clone(); async move { c.heartbeat(r).await } }).await {
+            match self
+                .meta
+                .call("heartbeat", |mut c| {
+                    let r = req.clone();
+                    async move { c.heartbeat(r).await }
+                })
+                .await
+            {
                 Ok(reply) => {
                     if full.is_some() {
                         // A full report supersedes what accumulated meanwhile.

@@ -26,7 +26,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (store, initial) = store::ChunkStore::open(&cfg.data_dir, cfg.reserve_bytes)?;
     let store = Arc::new(store);
     tracing::info!(id = %cfg.id, dir = %cfg.data_dir.display(), chunks = initial.len(), "chunk store opened");
-    let svc = service::ChunkService { store: store.clone(), id: cfg.id.clone(), addr: cfg.advertise.clone() };
+    let svc = service::ChunkService {
+        store: store.clone(),
+        id: cfg.id.clone(),
+        addr: cfg.advertise.clone(),
+    };
     let meta = tessera_client::meta::MetaClient::new(cfg.masters.clone(), Default::default());
     let hb = heartbeat::Heartbeat {
         meta,

@@ -18,7 +18,12 @@ struct Args {
     #[arg(long)]
     data_dir: std::path::PathBuf,
     /// Master addresses, comma separated.
-    #[arg(long, env = "TESSERA_MASTERS", default_value = "127.0.0.1:7400,127.0.0.1:7401,127.0.0.1:7402", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "TESSERA_MASTERS",
+        default_value = "127.0.0.1:7400,127.0.0.1:7401,127.0.0.1:7402",
+        value_delimiter = ','
+    )]
     masters: Vec<String>,
     /// Failure domain (zone or rack) for replica spreading.
     #[arg(long, default_value = "")]

@@ -26,7 +26,10 @@ struct Inner {
 
 impl ChunkCache {
     pub fn new(capacity: u64) -> ChunkCache {
-        ChunkCache { capacity, inner: Mutex::new(Inner::default()) }
+        ChunkCache {
+            capacity,
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -62,7 +65,9 @@ impl ChunkCache {
         g.bytes += b.len() as u64;
         g.lru.insert(tick, id);
         while g.bytes > self.capacity {
-            let Some((_, victim)) = g.lru.pop_first() else { break };
+            let Some((_, victim)) = g.lru.pop_first() else {
+                break;
+            };
             if let Some((old, _)) = g.map.remove(&victim) {
                 g.bytes -= old.len() as u64;
             }

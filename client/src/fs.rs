@@ -21,7 +21,11 @@ fn b(s: &str) -> Bytes {
 }
 
 pub fn request_id() -> String {
-    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
 }
 
 impl Fs {
@@ -30,15 +34,33 @@ impl Fs {
     }
 
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
-        let req = LookupRequest { cred: self.cred(), parent, name: b(name) };
-        let r = self.meta.call("lookup", |mut c| { let r = req.clone(); async move { c.lookup(r).await } }).await?;
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))
+        let req = LookupRequest {
+            cred: self.cred(),
+            parent,
+            name: b(name),
+        };
+        let r = self
+            .meta
+            .call("lookup", |mut c| {
+                let r = req.clone();
+                async move { c.lookup(r).await }
+            })
+            .await?;
+        r.attr
+            .ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
-        let req = GetAttrRequest { ino, stale_ok: false };
-        let r = self.meta.call("getattr", |mut c| async move { c.get_attr(req).await }).await?;
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))
+        let req = GetAttrRequest {
+            ino,
+            stale_ok: false,
+        };
+        let r = self
+            .meta
+            .call("getattr", |mut c| async move { c.get_attr(req).await })
+            .await?;
+        r.attr
+            .ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))
     }
 
     /// Resolves an absolute path to its attributes.
@@ -46,9 +68,15 @@ impl Fs {
         let mut attr = self.getattr(ROOT_INO).await?;
         for c in components(path)? {
             if attr.kind != FileKind::Directory as i32 {
-                return Err(ClientError::fs(libc::ENOTDIR, format!("{path}: a component is not a directory")));
+                return Err(ClientError::fs(
+                    libc::ENOTDIR,
+                    format!("{path}: a component is not a directory"),
+                ));
             }
-            attr = self.lookup(attr.ino, &c).await.map_err(|e| with_path(e, path))?;
+            attr = self
+                .lookup(attr.ino, &c)
+                .await
+                .map_err(|e| with_path(e, path))?;
         }
         Ok(attr)
     }
@@ -56,20 +84,40 @@ impl Fs {
     /// Resolves the parent directory of `path`; returns it and the last name.
     pub async fn resolve_parent(&self, path: &str) -> Result<(Attr, String)> {
         let mut comps = components(path)?;
-        let name = comps.pop().ok_or_else(|| ClientError::InvalidPath { path: path.into(), why: "is the root".into() })?;
+        let name = comps.pop().ok_or_else(|| ClientError::InvalidPath {
+            path: path.into(),
+            why: "is the root".into(),
+        })?;
         let parent_path = format!("/{}", comps.join("/"));
         let parent = self.resolve(&parent_path).await?;
         if parent.kind != FileKind::Directory as i32 {
-            return Err(ClientError::fs(libc::ENOTDIR, format!("{parent_path}: not a directory")));
+            return Err(ClientError::fs(
+                libc::ENOTDIR,
+                format!("{parent_path}: not a directory"),
+            ));
         }
         Ok((parent, name))
     }
 
     pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Attr> {
         let (parent, name) = self.resolve_parent(path).await?;
-        let req = MkdirRequest { cred: self.cred(), parent: parent.ino, name: b(&name), mode, request_id: request_id() };
-        let r = self.meta.call("mkdir", |mut c| { let r = req.clone(); async move { c.mkdir(r).await } }).await;
-        r.map_err(|e| with_path(e, path))?.attr.ok_or_else(|| ClientError::fs(libc::EIO, "mkdir reply without attributes"))
+        let req = MkdirRequest {
+            cred: self.cred(),
+            parent: parent.ino,
+            name: b(&name),
+            mode,
+            request_id: request_id(),
+        };
+        let r = self
+            .meta
+            .call("mkdir", |mut c| {
+                let r = req.clone();
+                async move { c.mkdir(r).await }
+            })
+            .await;
+        r.map_err(|e| with_path(e, path))?
+            .attr
+            .ok_or_else(|| ClientError::fs(libc::EIO, "mkdir reply without attributes"))
     }
 
     /// `mkdir -p`: creates missing directories, accepts existing ones.
@@ -82,9 +130,24 @@ impl Fs {
             attr = match self.lookup(attr.ino, &c).await {
                 Ok(a) => a,
                 Err(e) if e.is_not_found() => {
-                    let req = MkdirRequest { cred: self.cred(), parent: attr.ino, name: b(&c), mode, request_id: request_id() };
-                    match self.meta.call("mkdir", |mut cl| { let r = req.clone(); async move { cl.mkdir(r).await } }).await {
-                        Ok(r) => r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "mkdir reply without attributes"))?,
+                    let req = MkdirRequest {
+                        cred: self.cred(),
+                        parent: attr.ino,
+                        name: b(&c),
+                        mode,
+                        request_id: request_id(),
+                    };
+                    match self
+                        .meta
+                        .call("mkdir", |mut cl| {
+                            let r = req.clone();
+                            async move { cl.mkdir(r).await }
+                        })
+                        .await
+                    {
+                        Ok(r) => r.attr.ok_or_else(|| {
+                            ClientError::fs(libc::EIO, "mkdir reply without attributes")
+                        })?,
                         Err(e) if e.errno() == libc::EEXIST => self.lookup(attr.ino, &c).await?,
                         Err(e) => return Err(with_path(e, &cur)),
                     }
@@ -92,13 +155,23 @@ impl Fs {
                 Err(e) => return Err(with_path(e, &cur)),
             };
             if attr.kind != FileKind::Directory as i32 {
-                return Err(ClientError::fs(libc::ENOTDIR, format!("{cur}: exists and is not a directory")));
+                return Err(ClientError::fs(
+                    libc::ENOTDIR,
+                    format!("{cur}: exists and is not a directory"),
+                ));
             }
         }
         Ok(attr)
     }
 
-    pub async fn create(&self, parent: u64, name: &str, mode: u32, exclusive: bool, truncate: bool) -> Result<CreateReply> {
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        exclusive: bool,
+        truncate: bool,
+    ) -> Result<CreateReply> {
         validate_name(name, name)?;
         let req = CreateRequest {
             cred: self.cred(),
@@ -111,7 +184,12 @@ impl Fs {
             truncate,
             request_id: request_id(),
         };
-        self.meta.call("create", |mut c| { let r = req.clone(); async move { c.create(r).await } }).await
+        self.meta
+            .call("create", |mut c| {
+                let r = req.clone();
+                async move { c.create(r).await }
+            })
+            .await
     }
 
     /// All entries of a directory, following pages.
@@ -119,8 +197,20 @@ impl Fs {
         let mut out = Vec::new();
         let mut after = Bytes::new();
         loop {
-            let req = ReadDirRequest { cred: self.cred(), ino, after: after.clone(), limit: 1000, plus };
-            let r = self.meta.call("readdir", |mut c| { let r = req.clone(); async move { c.read_dir(r).await } }).await?;
+            let req = ReadDirRequest {
+                cred: self.cred(),
+                ino,
+                after: after.clone(),
+                limit: 1000,
+                plus,
+            };
+            let r = self
+                .meta
+                .call("readdir", |mut c| {
+                    let r = req.clone();
+                    async move { c.read_dir(r).await }
+                })
+                .await?;
             if let Some(last) = r.entries.last() {
                 after = last.name.clone();
             }
@@ -132,14 +222,34 @@ impl Fs {
     }
 
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
-        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id() };
-        self.meta.call("unlink", |mut c| { let r = req.clone(); async move { c.unlink(r).await } }).await?;
+        let req = UnlinkRequest {
+            cred: self.cred(),
+            parent,
+            name: b(name),
+            request_id: request_id(),
+        };
+        self.meta
+            .call("unlink", |mut c| {
+                let r = req.clone();
+                async move { c.unlink(r).await }
+            })
+            .await?;
         Ok(())
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<()> {
-        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id() };
-        self.meta.call("rmdir", |mut c| { let r = req.clone(); async move { c.rmdir(r).await } }).await?;
+        let req = UnlinkRequest {
+            cred: self.cred(),
+            parent,
+            name: b(name),
+            request_id: request_id(),
+        };
+        self.meta
+            .call("rmdir", |mut c| {
+                let r = req.clone();
+                async move { c.rmdir(r).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -155,7 +265,13 @@ impl Fs {
             flags: 0,
             request_id: request_id(),
         };
-        self.meta.call("rename", |mut c| { let r = req.clone(); async move { c.rename(r).await } }).await.map_err(|e| with_path(e, from))?;
+        self.meta
+            .call("rename", |mut c| {
+                let r = req.clone();
+                async move { c.rename(r).await }
+            })
+            .await
+            .map_err(|e| with_path(e, from))?;
         Ok(())
     }
 
@@ -168,19 +284,43 @@ impl Fs {
             request_id: request_id(),
             ..Default::default()
         };
-        let r = self.meta.call("setattr", |mut c| { let r = req.clone(); async move { c.set_attr(r).await } }).await?;
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "setattr reply without attributes"))
+        let r = self
+            .meta
+            .call("setattr", |mut c| {
+                let r = req.clone();
+                async move { c.set_attr(r).await }
+            })
+            .await?;
+        r.attr
+            .ok_or_else(|| ClientError::fs(libc::EIO, "setattr reply without attributes"))
     }
 
     pub async fn extents(&self, ino: u64) -> Result<GetExtentsReply> {
-        self.meta.call("get_extents", |mut c| async move { c.get_extents(GetExtentsRequest { ino }).await }).await
+        self.meta
+            .call("get_extents", |mut c| async move {
+                c.get_extents(GetExtentsRequest { ino }).await
+            })
+            .await
     }
 
     /// Atomically installs new content for a regular file.
     pub async fn commit(&self, ino: u64, extents: Vec<Extent>, size: u64) -> Result<Attr> {
-        let req = CommitRequest { cred: self.cred(), ino, extents, size, request_id: request_id() };
-        let r = self.meta.call("commit", |mut c| { let r = req.clone(); async move { c.commit(r).await } }).await?;
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "commit reply without attributes"))
+        let req = CommitRequest {
+            cred: self.cred(),
+            ino,
+            extents,
+            size,
+            request_id: request_id(),
+        };
+        let r = self
+            .meta
+            .call("commit", |mut c| {
+                let r = req.clone();
+                async move { c.commit(r).await }
+            })
+            .await?;
+        r.attr
+            .ok_or_else(|| ClientError::fs(libc::EIO, "commit reply without attributes"))
     }
 
     /// Uploads `reader` as the content of the remote file `path` (created or replaced).
@@ -194,10 +334,18 @@ impl Fs {
         let (parent, name) = self.resolve_parent(path).await?;
         // Create first so a bad name or a directory in the way fails before
         // any data moves; the content becomes visible only at commit.
-        let created = self.create(parent.ino, &name, mode, false, false).await.map_err(|e| with_path(e, path))?;
-        let attr = created.attr.ok_or_else(|| ClientError::fs(libc::EIO, "create reply without attributes"))?;
+        let created = self
+            .create(parent.ino, &name, mode, false, false)
+            .await
+            .map_err(|e| with_path(e, path))?;
+        let attr = created
+            .attr
+            .ok_or_else(|| ClientError::fs(libc::EIO, "create reply without attributes"))?;
         if attr.kind != FileKind::Regular as i32 {
-            return Err(ClientError::fs(libc::EISDIR, format!("{path}: exists and is not a regular file")));
+            return Err(ClientError::fs(
+                libc::EISDIR,
+                format!("{path}: exists and is not a regular file"),
+            ));
         }
         let (extents, size) = self.transfer.upload(reader, progress).await?;
         self.commit(attr.ino, extents, size).await
@@ -211,11 +359,16 @@ impl Fs {
     ) -> Result<Attr> {
         let attr = self.resolve(path).await?;
         if attr.kind == FileKind::Directory as i32 {
-            return Err(ClientError::fs(libc::EISDIR, format!("{path}: is a directory")));
+            return Err(ClientError::fs(
+                libc::EISDIR,
+                format!("{path}: is a directory"),
+            ));
         }
         let ext = self.extents(attr.ino).await?;
         let attr = ext.attr.unwrap_or(attr);
-        self.transfer.download(&ext.extents, attr.size, w, progress).await?;
+        self.transfer
+            .download(&ext.extents, attr.size, w, progress)
+            .await?;
         Ok(attr)
     }
 }
@@ -223,7 +376,10 @@ impl Fs {
 /// Prefixes a file-system error's message with the path it concerns.
 pub fn with_path(e: ClientError, path: &str) -> ClientError {
     match e {
-        ClientError::Fs { errno, msg } if !msg.starts_with(path) => ClientError::Fs { errno, msg: format!("{path}: {msg}") },
+        ClientError::Fs { errno, msg } if !msg.starts_with(path) => ClientError::Fs {
+            errno,
+            msg: format!("{path}: {msg}"),
+        },
         other => other,
     }
 }
@@ -231,8 +387,21 @@ pub fn with_path(e: ClientError, path: &str) -> ClientError {
 impl Fs {
     pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> Result<Attr> {
         validate_name(name, name)?;
-        let req = SymlinkRequest { cred: self.cred(), parent, name: b(name), target: b(target), request_id: request_id() };
-        let r = self.meta.call("symlink", |mut c| { let r = req.clone(); async move { c.symlink(r).await } }).await?;
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "symlink reply without attributes"))
+        let req = SymlinkRequest {
+            cred: self.cred(),
+            parent,
+            name: b(name),
+            target: b(target),
+            request_id: request_id(),
+        };
+        let r = self
+            .meta
+            .call("symlink", |mut c| {
+                let r = req.clone();
+                async move { c.symlink(r).await }
+            })
+            .await?;
+        r.attr
+            .ok_or_else(|| ClientError::fs(libc::EIO, "symlink reply without attributes"))
     }
 }

@@ -62,7 +62,9 @@ impl Transfer {
                 }
             }
             if missing.is_empty() {
-                self.stats.skipped_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .skipped_bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
                 return Ok(());
             }
             let stored = match self.io.put_pipeline(&missing, id, data.clone()).await {
@@ -72,11 +74,17 @@ impl Transfer {
                     Vec::new()
                 }
             };
-            self.stats.sent_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            self.stats
+                .sent_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
             // Whatever the pipeline missed (a hop died), send directly.
             let mut failed = Vec::new();
             for addr in missing.iter().filter(|a| !stored.contains(a)) {
-                if let Err(e) = self.io.put_pipeline(std::slice::from_ref(addr), id, data.clone()).await {
+                if let Err(e) = self
+                    .io
+                    .put_pipeline(std::slice::from_ref(addr), id, data.clone())
+                    .await
+                {
                     tracing::warn!(chunk = %id, server = %addr, error = %e, "replica write failed");
                     failed.push(e);
                 }
@@ -133,7 +141,11 @@ impl Transfer {
             if let Some(r) = pending.next().await {
                 let (id, len) = r?;
                 progress(len);
-                extents.push(Extent { id: Bytes::copy_from_slice(id.as_bytes()), len, offset: 0 });
+                extents.push(Extent {
+                    id: Bytes::copy_from_slice(id.as_bytes()),
+                    len,
+                    offset: 0,
+                });
             }
         }
         Ok((extents, size))
@@ -149,7 +161,12 @@ impl Transfer {
                     server_addr: b.addr.clone(),
                     reason: b.reason.clone(),
                 };
-                let _ = meta.call("report_bad_chunk", |mut c| { let r = req.clone(); async move { c.report_bad_chunk(r).await } }).await;
+                let _ = meta
+                    .call("report_bad_chunk", |mut c| {
+                        let r = req.clone();
+                        async move { c.report_bad_chunk(r).await }
+                    })
+                    .await;
             });
         }
     }
@@ -159,9 +176,16 @@ impl Transfer {
         match &self.cache {
             None => self.fetch_chunk_uncached(id).await,
             Some(cache) => cache
-                .get_or_fetch(id, || async { self.fetch_chunk_uncached(id).await.map_err(|e| e.to_string()) })
+                .get_or_fetch(id, || async {
+                    self.fetch_chunk_uncached(id)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
                 .await
-                .map_err(|msg| ClientError::Chunk { id: id.to_hex(), msg }),
+                .map_err(|msg| ClientError::Chunk {
+                    id: id.to_hex(),
+                    msg,
+                }),
         }
     }
 
@@ -172,10 +196,15 @@ impl Transfer {
         match self.io.get_verified(&cands, id, &on_bad).await {
             Ok(b) => Ok(b),
             Err(first) => {
-                let req = ChunkLocationsRequest { ids: vec![Bytes::copy_from_slice(id.as_bytes())] };
+                let req = ChunkLocationsRequest {
+                    ids: vec![Bytes::copy_from_slice(id.as_bytes())],
+                };
                 let locs = self
                     .meta
-                    .call("chunk_locations", |mut c| { let r = req.clone(); async move { c.chunk_locations(r).await } })
+                    .call("chunk_locations", |mut c| {
+                        let r = req.clone();
+                        async move { c.chunk_locations(r).await }
+                    })
                     .await?;
                 let more: Vec<String> = locs
                     .locations
@@ -196,11 +225,17 @@ impl Transfer {
         if e.id.is_empty() {
             return Ok(Bytes::from(vec![0u8; e.len as usize]));
         }
-        let id = ChunkId::from_slice(&e.id).map_err(|x| ClientError::Chunk { id: String::new(), msg: x.to_string() })?;
+        let id = ChunkId::from_slice(&e.id).map_err(|x| ClientError::Chunk {
+            id: String::new(),
+            msg: x.to_string(),
+        })?;
         let b = self.fetch_chunk(id).await?;
         let end = e.offset.saturating_add(e.len);
         if (b.len() as u64) < end {
-            return Err(ClientError::Chunk { id: id.to_hex(), msg: format!("chunk has {} bytes, extent needs {end}", b.len()) });
+            return Err(ClientError::Chunk {
+                id: id.to_hex(),
+                msg: format!("chunk has {} bytes, extent needs {end}", b.len()),
+            });
         }
         Ok(b.slice(e.offset as usize..end as usize))
     }
@@ -242,7 +277,13 @@ impl Transfer {
     }
 
     /// Reads `len` bytes at `offset` of a file (short at end of file).
-    pub async fn read_range(&self, extents: &[Extent], size: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
+    pub async fn read_range(
+        &self,
+        extents: &[Extent],
+        size: u64,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>> {
         let end = size.min(offset.saturating_add(len));
         if offset >= end {
             return Ok(Vec::new());

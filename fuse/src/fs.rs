@@ -47,7 +47,11 @@ pub fn kind(k: i32) -> FileType {
 }
 
 pub fn to_file_attr(a: &Attr) -> FileAttr {
-    let t = |ts: &Option<pb::Timespec>| ts.as_ref().map(tessera_proto::time::to_system_time).unwrap_or(SystemTime::UNIX_EPOCH);
+    let t = |ts: &Option<pb::Timespec>| {
+        ts.as_ref()
+            .map(tessera_proto::time::to_system_time)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    };
     FileAttr {
         ino: INodeNo(a.ino),
         size: a.size,
@@ -72,7 +76,10 @@ pub fn cred(uid: u32, gid: u32, pid: u32) -> Cred {
     let mut groups = Vec::new();
     if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         if let Some(line) = s.lines().find(|l| l.starts_with("Groups:")) {
-            groups = line[7..].split_whitespace().filter_map(|g| g.parse().ok()).collect();
+            groups = line[7..]
+                .split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect();
         }
     }
     Cred { uid, gid, groups }
@@ -102,7 +109,11 @@ impl Mount {
     }
 
     fn open_file(&self, ino: u64) -> Option<Arc<OpenFile>> {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).cloned()
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ino)
+            .cloned()
     }
 
     /// Attributes with this mount's unflushed size and times applied.
@@ -129,12 +140,19 @@ impl Mount {
             Some(f) => f,
             None => {
                 let ext = self.fs.extents(ino).await?;
-                let attr = ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let attr = ext
+                    .attr
+                    .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 let f = Arc::new(OpenFile {
                     data: AsyncMutex::new(FileData::new(ino, self.chunk, &attr, ext.extents)),
                     handles: AtomicU64::new(0),
                 });
-                self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(f).clone()
+                self.files
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(ino)
+                    .or_insert(f)
+                    .clone()
             }
         };
         if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -147,7 +165,10 @@ impl Mount {
             }
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (ino, flags));
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, (ino, flags));
         Ok(fh)
     }
 
@@ -158,7 +179,9 @@ impl Mount {
             .unwrap_or_else(|p| p.into_inner())
             .get(&fh)
             .ok_or_else(|| ClientError::fs(libc::EBADF, "bad file handle"))?;
-        let f = self.open_file(ino).ok_or_else(|| ClientError::fs(libc::EBADF, "file not open"))?;
+        let f = self
+            .open_file(ino)
+            .ok_or_else(|| ClientError::fs(libc::EBADF, "file not open"))?;
         Ok((f, flags))
     }
 
@@ -174,7 +197,11 @@ impl Mount {
             return Err(ClientError::fs(libc::EBADF, "file not open for writing"));
         }
         let mut d = f.data.lock().await;
-        let off = if flags & libc::O_APPEND != 0 { d.size } else { off };
+        let off = if flags & libc::O_APPEND != 0 {
+            d.size
+        } else {
+            off
+        };
         d.write(&self.fs.transfer, off, data).await
     }
 
@@ -195,7 +222,11 @@ impl Mount {
 
     pub async fn release(&self, fh: u64) -> Result<()> {
         let r = self.flush(fh).await;
-        let entry = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        let entry = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
         if let Some((ino, _)) = entry {
             if let Some(f) = self.open_file(ino) {
                 if f.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -221,8 +252,16 @@ impl Mount {
             request_id: tessera_client::fs::request_id(),
             ..Default::default()
         };
-        let r = fs.meta.call("setattr", |mut c| { let r = req.clone(); async move { c.set_attr(r).await } }).await?;
-        let attr = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+        let r = fs
+            .meta
+            .call("setattr", |mut c| {
+                let r = req.clone();
+                async move { c.set_attr(r).await }
+            })
+            .await?;
+        let attr = r
+            .attr
+            .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
         if let Some(f) = self.open_file(ino) {
             let ext = self.fs.extents(ino).await?;
             f.data.lock().await.reset(&attr, ext.extents);
@@ -231,20 +270,33 @@ impl Mount {
     }
 
     pub async fn opendir(&self, fs: &Fs, ino: u64, parent: u64) -> Result<u64> {
-        let mut entries = vec![(ino, FileType::Directory, b".".to_vec(), None), (parent, FileType::Directory, b"..".to_vec(), None)];
+        let mut entries = vec![
+            (ino, FileType::Directory, b".".to_vec(), None),
+            (parent, FileType::Directory, b"..".to_vec(), None),
+        ];
         for e in fs.readdir(ino, true).await? {
             entries.push((e.ino, kind(e.kind), e.name.to_vec(), e.attr));
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(DirHandle { entries }));
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Arc::new(DirHandle { entries }));
         Ok(fh)
     }
 
     pub fn dir(&self, fh: u64) -> Option<Arc<DirHandle>> {
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned()
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
     }
 
     pub fn releasedir(&self, fh: u64) {
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
     }
 }

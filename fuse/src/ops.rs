@@ -58,7 +58,11 @@ macro_rules! spawn {
 }
 
 impl TesseraFs {
-    fn entry(&self, reply: ReplyEntry, fut: impl std::future::Future<Output = tessera_client::Result<pb::Attr>> + Send + 'static) {
+    fn entry(
+        &self,
+        reply: ReplyEntry,
+        fut: impl std::future::Future<Output = tessera_client::Result<pb::Attr>> + Send + 'static,
+    ) {
         let m = self.mount.clone();
         self.rt.spawn(async move {
             match fut.await {
@@ -84,13 +88,16 @@ impl Filesystem for TesseraFs {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let name = name.as_bytes().to_vec();
         self.entry(reply, async move {
-            let name = std::str::from_utf8(&name).map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?.to_string();
+            let name = std::str::from_utf8(&name)
+                .map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?
+                .to_string();
             fs.lookup(parent.0, &name).await
         });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        spawn!(self, reply, |m| m.getattr(ino.0), |a| reply.attr(&m.ttl, &to_file_attr(&a)));
+        spawn!(self, reply, |m| m.getattr(ino.0), |a| reply
+            .attr(&m.ttl, &to_file_attr(&a)));
     }
 
     fn setattr(
@@ -120,7 +127,12 @@ impl Filesystem for TesseraFs {
                 if let Some(size) = size {
                     m.truncate(&fs, ino, size).await?;
                 }
-                if mode.is_none() && uid.is_none() && gid.is_none() && atime.is_none() && mtime.is_none() {
+                if mode.is_none()
+                    && uid.is_none()
+                    && gid.is_none()
+                    && atime.is_none()
+                    && mtime.is_none()
+                {
                     return m.getattr(ino).await;
                 }
                 if mtime.is_some() {
@@ -142,8 +154,16 @@ impl Filesystem for TesseraFs {
                     mtime_now: mt_now,
                     request_id: tessera_client::fs::request_id(),
                 };
-                let r = fs.meta.call("setattr", |mut c| { let r = req.clone(); async move { c.set_attr(r).await } }).await?;
-                let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let r = fs
+                    .meta
+                    .call("setattr", |mut c| {
+                        let r = req.clone();
+                        async move { c.set_attr(r).await }
+                    })
+                    .await?;
+                let a = r
+                    .attr
+                    .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 Ok(m.patch(a).await)
             },
             |a| reply.attr(&m.ttl, &to_file_attr(&a))
@@ -155,12 +175,23 @@ impl Filesystem for TesseraFs {
         spawn!(
             self,
             reply,
-            |_m| fs.meta.call("readlink", move |mut c| async move { c.read_link(pb::ReadLinkRequest { ino: ino.0 }).await }),
+            |_m| fs.meta.call("readlink", move |mut c| async move {
+                c.read_link(pb::ReadLinkRequest { ino: ino.0 }).await
+            }),
             |r| reply.data(&r.target)
         );
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::CreateRequest {
             cred: Some(fs.cred.clone()),
@@ -174,12 +205,27 @@ impl Filesystem for TesseraFs {
             request_id: tessera_client::fs::request_id(),
         };
         self.entry(reply, async move {
-            let c = fs.meta.call("mknod", |mut c| { let r = r.clone(); async move { c.create(r).await } }).await?;
-            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            let c = fs
+                .meta
+                .call("mknod", |mut c| {
+                    let r = r.clone();
+                    async move { c.create(r).await }
+                })
+                .await?;
+            c.attr
+                .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
         });
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::MkdirRequest {
             cred: Some(fs.cred.clone()),
@@ -189,24 +235,64 @@ impl Filesystem for TesseraFs {
             request_id: tessera_client::fs::request_id(),
         };
         self.entry(reply, async move {
-            let c = fs.meta.call("mkdir", |mut c| { let r = r.clone(); async move { c.mkdir(r).await } }).await?;
-            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            let c = fs
+                .meta
+                .call("mkdir", |mut c| {
+                    let r = r.clone();
+                    async move { c.mkdir(r).await }
+                })
+                .await?;
+            c.attr
+                .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
         });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::UnlinkRequest { cred: Some(fs.cred.clone()), parent: parent.0, name: b(name.as_bytes()), request_id: tessera_client::fs::request_id() };
-        spawn!(self, reply, |_m| fs.meta.call("unlink", |mut c| { let r = r.clone(); async move { c.unlink(r).await } }), |_x| reply.ok());
+        let r = pb::UnlinkRequest {
+            cred: Some(fs.cred.clone()),
+            parent: parent.0,
+            name: b(name.as_bytes()),
+            request_id: tessera_client::fs::request_id(),
+        };
+        spawn!(
+            self,
+            reply,
+            |_m| fs.meta.call("unlink", |mut c| {
+                let r = r.clone();
+                async move { c.unlink(r).await }
+            }),
+            |_x| reply.ok()
+        );
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::UnlinkRequest { cred: Some(fs.cred.clone()), parent: parent.0, name: b(name.as_bytes()), request_id: tessera_client::fs::request_id() };
-        spawn!(self, reply, |_m| fs.meta.call("rmdir", |mut c| { let r = r.clone(); async move { c.rmdir(r).await } }), |_x| reply.ok());
+        let r = pb::UnlinkRequest {
+            cred: Some(fs.cred.clone()),
+            parent: parent.0,
+            name: b(name.as_bytes()),
+            request_id: tessera_client::fs::request_id(),
+        };
+        spawn!(
+            self,
+            reply,
+            |_m| fs.meta.call("rmdir", |mut c| {
+                let r = r.clone();
+                async move { c.rmdir(r).await }
+            }),
+            |_x| reply.ok()
+        );
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::SymlinkRequest {
             cred: Some(fs.cred.clone()),
@@ -216,8 +302,15 @@ impl Filesystem for TesseraFs {
             request_id: tessera_client::fs::request_id(),
         };
         self.entry(reply, async move {
-            let c = fs.meta.call("symlink", |mut c| { let r = r.clone(); async move { c.symlink(r).await } }).await?;
-            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            let c = fs
+                .meta
+                .call("symlink", |mut c| {
+                    let r = r.clone();
+                    async move { c.symlink(r).await }
+                })
+                .await?;
+            c.attr
+                .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
         });
     }
 
@@ -241,10 +334,25 @@ impl Filesystem for TesseraFs {
             flags: flags.bits(),
             request_id: tessera_client::fs::request_id(),
         };
-        spawn!(self, reply, |_m| fs.meta.call("rename", |mut c| { let r = r.clone(); async move { c.rename(r).await } }), |_x| reply.ok());
+        spawn!(
+            self,
+            reply,
+            |_m| fs.meta.call("rename", |mut c| {
+                let r = r.clone();
+                async move { c.rename(r).await }
+            }),
+            |_x| reply.ok()
+        );
     }
 
-    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::LinkRequest {
             cred: Some(fs.cred.clone()),
@@ -254,13 +362,21 @@ impl Filesystem for TesseraFs {
             request_id: tessera_client::fs::request_id(),
         };
         self.entry(reply, async move {
-            let c = fs.meta.call("link", |mut c| { let r = r.clone(); async move { c.link(r).await } }).await?;
-            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            let c = fs
+                .meta
+                .call("link", |mut c| {
+                    let r = r.clone();
+                    async move { c.link(r).await }
+                })
+                .await?;
+            c.attr
+                .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
         });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        spawn!(self, reply, |m| m.open(ino.0, flags.0), |fh| reply.opened(FileHandle(fh), FopenFlags::empty()));
+        spawn!(self, reply, |m| m.open(ino.0, flags.0), |fh| reply
+            .opened(FileHandle(fh), FopenFlags::empty()));
     }
 
     fn read(
@@ -274,7 +390,9 @@ impl Filesystem for TesseraFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        spawn!(self, reply, |m| m.read(fh.0, offset, size as u64), |d| reply.data(&d));
+        spawn!(self, reply, |m| m.read(fh.0, offset, size as u64), |d| {
+            reply.data(&d)
+        });
     }
 
     fn write(
@@ -291,10 +409,22 @@ impl Filesystem for TesseraFs {
     ) {
         let data = data.to_vec();
         let n = data.len() as u32;
-        spawn!(self, reply, |m| async move { m.write(fh.0, offset, &data).await }, |_x| reply.written(n));
+        spawn!(
+            self,
+            reply,
+            |m| async move { m.write(fh.0, offset, &data).await },
+            |_x| reply.written(n)
+        );
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         spawn!(self, reply, |m| m.flush(fh.0), |_x| reply.ok());
     }
 
@@ -311,7 +441,14 @@ impl Filesystem for TesseraFs {
         spawn!(self, reply, |m| m.release(fh.0), |_x| reply.ok());
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         spawn!(self, reply, |m| m.flush(fh.0), |_x| reply.ok());
     }
 
@@ -331,35 +468,62 @@ impl Filesystem for TesseraFs {
         );
     }
 
-    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let Some(d) = self.mount.dir(fh.0) else {
             reply.error(Errno::EBADF);
             return;
         };
         for (i, (ino, kind, name, _)) in d.entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, OsStr::from_bytes(name)) {
+            if reply.add(
+                INodeNo(*ino),
+                (i + 1) as u64,
+                *kind,
+                OsStr::from_bytes(name),
+            ) {
                 break;
             }
         }
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
         let Some(d) = self.mount.dir(fh.0) else {
             reply.error(Errno::EBADF);
             return;
         };
         let m = self.mount.clone();
         self.rt.spawn(async move {
-            for (i, (ino, _kind, name, attr)) in d.entries.iter().enumerate().skip(offset as usize) {
+            for (i, (ino, _kind, name, attr)) in d.entries.iter().enumerate().skip(offset as usize)
+            {
                 let attr = match attr {
-                    Some(a) => m.patch(a.clone()).await,
+                    Some(a) => m.patch(*a).await,
                     None => match m.getattr(*ino).await {
                         Ok(a) => a,
                         Err(_) => continue,
                     },
                 };
-                if reply.add(INodeNo(*ino), (i + 1) as u64, OsStr::from_bytes(name), &m.ttl, &to_file_attr(&attr), Generation(0)) {
+                if reply.add(
+                    INodeNo(*ino),
+                    (i + 1) as u64,
+                    OsStr::from_bytes(name),
+                    &m.ttl,
+                    &to_file_attr(&attr),
+                    Generation(0),
+                ) {
                     break;
                 }
             }
@@ -367,12 +531,26 @@ impl Filesystem for TesseraFs {
         });
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         self.mount.releasedir(fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         // Namespace changes are committed (Raft, fsynced on a majority) before they return.
         reply.ok();
     }
@@ -382,19 +560,40 @@ impl Filesystem for TesseraFs {
         spawn!(
             self,
             reply,
-            |_m| fs.meta.call("statfs", |mut c| async move { c.stat_fs(pb::Empty {}).await }),
+            |_m| fs.meta.call(
+                "statfs",
+                |mut c| async move { c.stat_fs(pb::Empty {}).await }
+            ),
             |s| {
                 // Every byte is stored three times: report usable space.
                 let bs = 4096u64;
                 let r = tessera_proto::REPLICATION as u64;
                 let blocks = s.capacity_bytes / bs / r;
                 let free = s.free_bytes / bs / r;
-                reply.statfs(blocks, free, free, s.files + 1_000_000_000, 1_000_000_000, bs as u32, 255, bs as u32)
+                reply.statfs(
+                    blocks,
+                    free,
+                    free,
+                    s.files + 1_000_000_000,
+                    1_000_000_000,
+                    bs as u32,
+                    255,
+                    bs as u32,
+                )
             }
         );
     }
 
-    fn setxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::SetXattrRequest {
             cred: Some(fs.cred.clone()),
@@ -404,14 +603,33 @@ impl Filesystem for TesseraFs {
             flags: flags as u32,
             request_id: tessera_client::fs::request_id(),
         };
-        spawn!(self, reply, |_m| fs.meta.call("setxattr", |mut c| { let r = r.clone(); async move { c.set_xattr(r).await } }), |_x| reply.ok());
+        spawn!(
+            self,
+            reply,
+            |_m| fs.meta.call("setxattr", |mut c| {
+                let r = r.clone();
+                async move { c.set_xattr(r).await }
+            }),
+            |_x| reply.ok()
+        );
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::GetXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()) };
+        let r = pb::GetXattrRequest {
+            cred: Some(fs.cred.clone()),
+            ino: ino.0,
+            name: b(name.as_bytes()),
+        };
         self.rt.spawn(async move {
-            match fs.meta.call("getxattr", |mut c| { let r = r.clone(); async move { c.get_xattr(r).await } }).await {
+            match fs
+                .meta
+                .call("getxattr", |mut c| {
+                    let r = r.clone();
+                    async move { c.get_xattr(r).await }
+                })
+                .await
+            {
                 Ok(v) => xattr_reply(reply, &v.value, size),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -420,9 +638,19 @@ impl Filesystem for TesseraFs {
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::ListXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0 };
+        let r = pb::ListXattrRequest {
+            cred: Some(fs.cred.clone()),
+            ino: ino.0,
+        };
         self.rt.spawn(async move {
-            match fs.meta.call("listxattr", |mut c| { let r = r.clone(); async move { c.list_xattr(r).await } }).await {
+            match fs
+                .meta
+                .call("listxattr", |mut c| {
+                    let r = r.clone();
+                    async move { c.list_xattr(r).await }
+                })
+                .await
+            {
                 Ok(v) => {
                     let mut buf = Vec::new();
                     for n in v.names {
@@ -438,8 +666,21 @@ impl Filesystem for TesseraFs {
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::RemoveXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()), request_id: tessera_client::fs::request_id() };
-        spawn!(self, reply, |_m| fs.meta.call("removexattr", |mut c| { let r = r.clone(); async move { c.remove_xattr(r).await } }), |_x| reply.ok());
+        let r = pb::RemoveXattrRequest {
+            cred: Some(fs.cred.clone()),
+            ino: ino.0,
+            name: b(name.as_bytes()),
+            request_id: tessera_client::fs::request_id(),
+        };
+        spawn!(
+            self,
+            reply,
+            |_m| fs.meta.call("removexattr", |mut c| {
+                let r = r.clone();
+                async move { c.remove_xattr(r).await }
+            }),
+            |_x| reply.ok()
+        );
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
@@ -459,7 +700,16 @@ impl Filesystem for TesseraFs {
         );
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::CreateRequest {
             cred: Some(fs.cred.clone()),
@@ -476,15 +726,29 @@ impl Filesystem for TesseraFs {
             self,
             reply,
             |m| async {
-                let c = fs.meta.call("create", |mut c| { let r = r.clone(); async move { c.create(r).await } }).await?;
-                let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let c = fs
+                    .meta
+                    .call("create", |mut c| {
+                        let r = r.clone();
+                        async move { c.create(r).await }
+                    })
+                    .await?;
+                let a = c
+                    .attr
+                    .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 if a.kind != FileKind::Regular as i32 {
                     return Err(ClientError::fs(libc::EISDIR, "not a regular file"));
                 }
                 let fh = m.open(a.ino, flags).await?;
                 Ok((m.patch(a).await, fh))
             },
-            |x| reply.created(&m.ttl, &to_file_attr(&x.0), Generation(0), FileHandle(x.1), FopenFlags::empty())
+            |x| reply.created(
+                &m.ttl,
+                &to_file_attr(&x.0),
+                Generation(0),
+                FileHandle(x.1),
+                FopenFlags::empty()
+            )
         );
     }
 }
@@ -514,4 +778,3 @@ fn permitted(a: &pb::Attr, c: &pb::Cred, mask: i32) -> bool {
     };
     bits & mask == mask
 }
-

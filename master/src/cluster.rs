@@ -27,7 +27,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(dead_after: Duration) -> Cluster {
-        Cluster { servers: Mutex::new(HashMap::new()), dead_after, started: Instant::now() }
+        Cluster {
+            servers: Mutex::new(HashMap::new()),
+            dead_after,
+            started: Instant::now(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
@@ -37,7 +41,11 @@ impl Cluster {
     /// Records a heartbeat; returns true when a full report is needed.
     pub fn heartbeat(&self, hb: &HeartbeatRequest) -> bool {
         let mut m = self.lock();
-        let parse = |v: &[bytes::Bytes]| v.iter().filter_map(|b| ChunkId::from_slice(b).ok()).collect::<Vec<_>>();
+        let parse = |v: &[bytes::Bytes]| {
+            v.iter()
+                .filter_map(|b| ChunkId::from_slice(b).ok())
+                .collect::<Vec<_>>()
+        };
         if !hb.full && !m.contains_key(&hb.id) {
             return true;
         }
@@ -93,7 +101,11 @@ impl Cluster {
     /// (capacity, free, used) summed over live chunkservers.
     pub fn space(&self) -> (u64, u64, u64) {
         let m = self.lock();
-        let live = m.values().filter(|l| l.last_seen.elapsed() < self.dead_after);
-        live.fold((0, 0, 0), |(c, f, u), l| (c + l.capacity, f + l.free, u + l.used))
+        let live = m
+            .values()
+            .filter(|l| l.last_seen.elapsed() < self.dead_after);
+        live.fold((0, 0, 0), |(c, f, u), l| {
+            (c + l.capacity, f + l.free, u + l.used)
+        })
     }
 }

@@ -8,6 +8,7 @@ use crate::convert::{attr, cred, fs_status, time};
 use crate::fsm::read;
 use crate::types::{Command, Cred, Op, Raft, Reply, TimeSet};
 use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver;
 use openraft::ReadPolicy;
 use rocksdb::DB;
 use std::sync::Arc;
@@ -40,9 +41,15 @@ fn v(b: &Bytes) -> Vec<u8> {
 
 impl MetaService {
     fn leader_addr(&self) -> Option<String> {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.raft.metrics().borrow_watched().clone();
         let leader = m.current_leader?;
-        m.membership_config.membership().nodes().find(|(id, _)| **id == leader).map(|(_, n)| n.addr.clone())
+        let addr = m
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(id, _)| **id == leader)
+            .map(|(_, n)| n.addr.clone());
+        addr
     }
 
     fn forward<E: std::fmt::Display>(&self, e: E, fwd: Option<String>) -> Status {
@@ -55,14 +62,20 @@ impl MetaService {
     /// Proposes a command and waits until it is applied.
     async fn write(&self, cred: Cred, op: Op) -> Result<Reply, Status> {
         let now = tessera_proto::time::now();
-        let cmd = Command { cred, now: (now.sec, now.nsec), op };
+        let cmd = Command {
+            cred,
+            now: (now.sec, now.nsec),
+            op,
+        };
         let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd))
             .await
             .map_err(|_| Status::unavailable("raft write timed out (no quorum?)"))?;
         match r {
             Ok(resp) => resp.data.map_err(fs_status),
             Err(e) => {
-                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
+                let fwd = e
+                    .forward_to_leader()
+                    .map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
                 match fwd {
                     Some(addr) => Err(not_leader(addr.as_deref())),
                     None => Err(Status::unavailable(format!("raft: {e}"))),
@@ -74,13 +87,18 @@ impl MetaService {
     /// Linearizable read barrier: this node is leader and has applied
     /// everything committed before the read began.
     async fn barrier(&self) -> Result<(), Status> {
-        let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.ensure_linearizable(ReadPolicy::ReadIndex))
-            .await
-            .map_err(|_| Status::unavailable("read barrier timed out (no quorum?)"))?;
+        let r = tokio::time::timeout(
+            RAFT_TIMEOUT,
+            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
+        )
+        .await
+        .map_err(|_| Status::unavailable("read barrier timed out (no quorum?)"))?;
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
-                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
+                let fwd = e
+                    .forward_to_leader()
+                    .map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
                 match fwd {
                     Some(addr) => Err(not_leader(addr.as_deref())),
                     None => Err(self.forward(e, self.leader_addr())),
@@ -91,7 +109,9 @@ impl MetaService {
 
     fn attr_reply(r: Reply) -> Res<AttrReply> {
         match r {
-            Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)) }),
+            Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply {
+                attr: Some(attr(&i)),
+            }),
             Reply::None => Err(Status::internal("command returned no attributes")),
         }
     }
@@ -112,7 +132,9 @@ impl Meta for MetaService {
         self.barrier().await?;
         let r = req.into_inner();
         let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
-        ok(AttrReply { attr: Some(attr(&i)) })
+        ok(AttrReply {
+            attr: Some(attr(&i)),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -121,7 +143,9 @@ impl Meta for MetaService {
             self.barrier().await?;
         }
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
-        ok(AttrReply { attr: Some(attr(&i)) })
+        ok(AttrReply {
+            attr: Some(attr(&i)),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -142,7 +166,17 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
     async fn mkdir(&self, req: Request<MkdirRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
-        Self::attr_reply(self.write(cred(r.cred), Op::Mkdir { parent: r.parent, name: v(&r.name), mode: r.mode }).await?)
+        Self::attr_reply(
+            self.write(
+                cred(r.cred),
+                Op::Mkdir {
+                    parent: r.parent,
+                    name: v(&r.name),
+                    mode: r.mode,
+                },
+            )
+            .await?,
+        )
     }
 
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
@@ -158,7 +192,10 @@ impl Meta for MetaService {
             truncate: r.truncate,
         };
         match self.write(cred(r.cred), op).await? {
-            Reply::Created { inode, created } => ok(CreateReply { attr: Some(attr(&inode)), created }),
+            Reply::Created { inode, created } => ok(CreateReply {
+                attr: Some(attr(&inode)),
+                created,
+            }),
             _ => Err(Status::internal("create returned no inode")),
         }
     }
@@ -167,7 +204,15 @@ impl Meta for MetaService {
     async fn symlink(&self, req: Request<SymlinkRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
         Self::attr_reply(
-            self.write(cred(r.cred), Op::Symlink { parent: r.parent, name: v(&r.name), target: v(&r.target) }).await?,
+            self.write(
+                cred(r.cred),
+                Op::Symlink {
+                    parent: r.parent,
+                    name: v(&r.name),
+                    target: v(&r.target),
+                },
+            )
+            .await?,
         )
     }
 
@@ -175,21 +220,43 @@ impl Meta for MetaService {
     async fn link(&self, req: Request<LinkRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
         Self::attr_reply(
-            self.write(cred(r.cred), Op::Link { ino: r.ino, new_parent: r.new_parent, new_name: v(&r.new_name) }).await?,
+            self.write(
+                cred(r.cred),
+                Op::Link {
+                    ino: r.ino,
+                    new_parent: r.new_parent,
+                    new_name: v(&r.new_name),
+                },
+            )
+            .await?,
         )
     }
 
     #[tracing::instrument(skip_all)]
     async fn unlink(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write(cred(r.cred), Op::Unlink { parent: r.parent, name: v(&r.name) }).await?;
+        self.write(
+            cred(r.cred),
+            Op::Unlink {
+                parent: r.parent,
+                name: v(&r.name),
+            },
+        )
+        .await?;
         ok(Empty {})
     }
 
     #[tracing::instrument(skip_all)]
     async fn rmdir(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write(cred(r.cred), Op::Rmdir { parent: r.parent, name: v(&r.name) }).await?;
+        self.write(
+            cred(r.cred),
+            Op::Rmdir {
+                parent: r.parent,
+                name: v(&r.name),
+            },
+        )
+        .await?;
         ok(Empty {})
     }
 
@@ -211,28 +278,55 @@ impl Meta for MetaService {
     async fn read_dir(&self, req: Request<ReadDirRequest>) -> Res<ReadDirReply> {
         self.barrier().await?;
         let r = req.into_inner();
-        let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
-        let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus).map_err(fs_status)?;
+        let limit = if r.limit == 0 {
+            1000
+        } else {
+            r.limit.min(10_000)
+        } as usize;
+        let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus)
+            .map_err(fs_status)?;
         let entries = page
             .entries
             .into_iter()
-            .map(|(name, d, a)| DirEntry { name: Bytes::from(name), ino: d.ino, kind: d.kind, attr: a.as_ref().map(attr) })
+            .map(|(name, d, a)| DirEntry {
+                name: Bytes::from(name),
+                ino: d.ino,
+                kind: d.kind,
+                attr: a.as_ref().map(attr),
+            })
             .collect();
-        ok(ReadDirReply { entries, more: page.more })
+        ok(ReadDirReply {
+            entries,
+            more: page.more,
+        })
     }
 
     async fn read_link(&self, req: Request<ReadLinkRequest>) -> Res<ReadLinkReply> {
         self.barrier().await?;
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
         if i.kind != crate::fsm::model::KIND_SYMLINK {
-            return Err(fs_status(crate::types::FsErr::new(libc::EINVAL, "not a symlink")));
+            return Err(fs_status(crate::types::FsErr::new(
+                libc::EINVAL,
+                "not a symlink",
+            )));
         }
-        ok(ReadLinkReply { target: Bytes::from(i.target) })
+        ok(ReadLinkReply {
+            target: Bytes::from(i.target),
+        })
     }
 
     async fn set_xattr(&self, req: Request<SetXattrRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write(cred(r.cred), Op::SetXattr { ino: r.ino, name: v(&r.name), value: v(&r.value), flags: r.flags }).await?;
+        self.write(
+            cred(r.cred),
+            Op::SetXattr {
+                ino: r.ino,
+                name: v(&r.name),
+                value: v(&r.value),
+                flags: r.flags,
+            },
+        )
+        .await?;
         ok(Empty {})
     }
 
@@ -240,18 +334,29 @@ impl Meta for MetaService {
         self.barrier().await?;
         let r = req.into_inner();
         let value = read::xattr_get(&self.db, &cred(r.cred), r.ino, &r.name).map_err(fs_status)?;
-        ok(GetXattrReply { value: Bytes::from(value) })
+        ok(GetXattrReply {
+            value: Bytes::from(value),
+        })
     }
 
     async fn list_xattr(&self, req: Request<ListXattrRequest>) -> Res<ListXattrReply> {
         self.barrier().await?;
         let names = read::xattr_list(&self.db, req.get_ref().ino).map_err(fs_status)?;
-        ok(ListXattrReply { names: names.into_iter().map(Bytes::from).collect() })
+        ok(ListXattrReply {
+            names: names.into_iter().map(Bytes::from).collect(),
+        })
     }
 
     async fn remove_xattr(&self, req: Request<RemoveXattrRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write(cred(r.cred), Op::RemoveXattr { ino: r.ino, name: v(&r.name) }).await?;
+        self.write(
+            cred(r.cred),
+            Op::RemoveXattr {
+                ino: r.ino,
+                name: v(&r.name),
+            },
+        )
+        .await?;
         ok(Empty {})
     }
 
@@ -261,22 +366,56 @@ impl Meta for MetaService {
         let ino = req.get_ref().ino;
         let i = read::inode(&self.db, ino).map_err(fs_status)?;
         let ext = read::extents(&self.db, ino).map_err(fs_status)?;
-        let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len, offset: e.offset }).collect();
-        ok(GetExtentsReply { attr: Some(attr(&i)), extents })
+        let extents = ext
+            .into_iter()
+            .map(|e| Extent {
+                id: Bytes::from(e.id),
+                len: e.len,
+                offset: e.offset,
+            })
+            .collect();
+        ok(GetExtentsReply {
+            attr: Some(attr(&i)),
+            extents,
+        })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino, size = req.get_ref().size))]
     async fn commit(&self, req: Request<CommitRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
-        let extents = r.extents.into_iter().map(|e| crate::types::ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len }).collect();
-        Self::attr_reply(self.write(cred(r.cred), Op::Commit { ino: r.ino, extents, size: r.size }).await?)
+        let extents = r
+            .extents
+            .into_iter()
+            .map(|e| crate::types::ExtentRec {
+                id: e.id.to_vec(),
+                offset: e.offset,
+                len: e.len,
+            })
+            .collect();
+        Self::attr_reply(
+            self.write(
+                cred(r.cred),
+                Op::Commit {
+                    ino: r.ino,
+                    extents,
+                    size: r.size,
+                },
+            )
+            .await?,
+        )
     }
 
     async fn stat_fs(&self, _req: Request<Empty>) -> Res<StatFsReply> {
         self.barrier().await?;
         let c = read::counters(&self.db).map_err(fs_status)?;
         let (capacity, free, used) = self.cluster.space();
-        ok(StatFsReply { capacity_bytes: capacity, free_bytes: free, used_bytes: used, files: c.inodes, chunks: c.chunks })
+        ok(StatFsReply {
+            capacity_bytes: capacity,
+            free_bytes: free,
+            used_bytes: used,
+            files: c.inodes,
+            chunks: c.chunks,
+        })
     }
 
     async fn get_ring(&self, _req: Request<Empty>) -> Res<RingReply> {
@@ -286,7 +425,14 @@ impl Meta for MetaService {
             .into_iter()
             .map(|s| {
                 let alive = self.cluster.is_alive(&s.id);
-                let live = self.cluster.with(&s.id, |l| (l.used, l.free, l.chunk_count, l.last_seen.elapsed().as_millis() as u64));
+                let live = self.cluster.with(&s.id, |l| {
+                    (
+                        l.used,
+                        l.free,
+                        l.chunk_count,
+                        l.last_seen.elapsed().as_millis() as u64,
+                    )
+                });
                 let (used, free, chunk_count, ago) = live.unwrap_or((0, 0, 0, u64::MAX));
                 ChunkServerInfo {
                     id: s.id,
@@ -301,34 +447,47 @@ impl Meta for MetaService {
                 }
             })
             .collect();
-        ok(RingReply { servers, replication: tessera_proto::REPLICATION as u32, version: 0 })
+        ok(RingReply {
+            servers,
+            replication: tessera_proto::REPLICATION as u32,
+            version: 0,
+        })
     }
 
-    async fn chunk_locations(&self, req: Request<ChunkLocationsRequest>) -> Res<ChunkLocationsReply> {
+    async fn chunk_locations(
+        &self,
+        req: Request<ChunkLocationsRequest>,
+    ) -> Res<ChunkLocationsReply> {
         let mut locations = Vec::new();
         for raw in &req.get_ref().ids {
-            let id = ChunkId::from_slice(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            locations.push(ChunkLocation { id: raw.clone(), addrs: self.cluster.locations(&id) });
+            let id =
+                ChunkId::from_slice(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            locations.push(ChunkLocation {
+                id: raw.clone(),
+                addrs: self.cluster.locations(&id),
+            });
         }
         ok(ChunkLocationsReply { locations })
     }
 
     async fn report_bad_chunk(&self, req: Request<ReportBadChunkRequest>) -> Res<Empty> {
         let r = req.get_ref();
-        let id = ChunkId::from_slice(&r.id).map(|c| c.to_hex()).unwrap_or_else(|_| "?".into());
+        let id = ChunkId::from_slice(&r.id)
+            .map(|c| c.to_hex())
+            .unwrap_or_else(|_| "?".into());
         tracing::warn!(chunk = %id, server = %r.server_addr, reason = %r.reason, "client reported a corrupt replica");
         ok(Empty {})
     }
 
     async fn node_status(&self, _req: Request<Empty>) -> Res<NodeStatusReply> {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.raft.metrics().borrow_watched().clone();
         let role = format!("{:?}", m.state);
         let master = MasterInfo {
             id: self.node_id,
             addr: self.addr.clone(),
             role,
             term: m.current_term,
-            commit_index: m.committed.as_ref().map(|l| l.index()).unwrap_or(0),
+            commit_index: m.local_committed.as_ref().map(|l| l.index()).unwrap_or(0),
             applied_index: m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0),
             snapshot_index: m.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
             reachable: true,
@@ -338,7 +497,11 @@ impl Meta for MetaService {
             .membership_config
             .membership()
             .nodes()
-            .map(|(id, n)| MasterInfo { id: *id, addr: n.addr.clone(), ..Default::default() })
+            .map(|(id, n)| MasterInfo {
+                id: *id,
+                addr: n.addr.clone(),
+                ..Default::default()
+            })
             .collect();
         ok(NodeStatusReply {
             master: Some(master),
@@ -352,14 +515,26 @@ impl Meta for MetaService {
     async fn register(&self, req: Request<RegisterRequest>) -> Res<Empty> {
         let r = req.into_inner();
         if r.id.is_empty() || r.addr.is_empty() {
-            return Err(Status::invalid_argument("chunkserver id and address are required"));
+            return Err(Status::invalid_argument(
+                "chunkserver id and address are required",
+            ));
         }
         // Re-registering with identical details is a no-op read, not a log entry.
         self.barrier().await?;
         let known = read::servers(&self.db).map_err(fs_status)?;
-        let same = known.iter().any(|s| s.id == r.id && s.addr == r.addr && s.capacity >> 30 == r.capacity >> 30 && s.zone == r.zone);
+        let same = known.iter().any(|s| {
+            s.id == r.id
+                && s.addr == r.addr
+                && s.capacity >> 30 == r.capacity >> 30
+                && s.zone == r.zone
+        });
         if !same {
-            let op = Op::RegisterChunkserver { id: r.id, addr: r.addr, capacity: r.capacity, zone: r.zone };
+            let op = Op::RegisterChunkserver {
+                id: r.id,
+                addr: r.addr,
+                capacity: r.capacity,
+                zone: r.zone,
+            };
             self.write(Cred::root(), op).await?;
         }
         ok(Empty {})
@@ -373,4 +548,3 @@ impl Meta for MetaService {
         ok(HeartbeatReply { need_full_report })
     }
 }
-

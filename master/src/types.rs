@@ -38,13 +38,45 @@ pub struct ExtentRec {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Op {
-    Mkdir { parent: u64, name: Vec<u8>, mode: u32 },
-    Create { parent: u64, name: Vec<u8>, mode: u32, kind: i32, rdev: u32, exclusive: bool, truncate: bool },
-    Symlink { parent: u64, name: Vec<u8>, target: Vec<u8> },
-    Link { ino: u64, new_parent: u64, new_name: Vec<u8> },
-    Unlink { parent: u64, name: Vec<u8> },
-    Rmdir { parent: u64, name: Vec<u8> },
-    Rename { parent: u64, name: Vec<u8>, new_parent: u64, new_name: Vec<u8>, flags: u32 },
+    Mkdir {
+        parent: u64,
+        name: Vec<u8>,
+        mode: u32,
+    },
+    Create {
+        parent: u64,
+        name: Vec<u8>,
+        mode: u32,
+        kind: i32,
+        rdev: u32,
+        exclusive: bool,
+        truncate: bool,
+    },
+    Symlink {
+        parent: u64,
+        name: Vec<u8>,
+        target: Vec<u8>,
+    },
+    Link {
+        ino: u64,
+        new_parent: u64,
+        new_name: Vec<u8>,
+    },
+    Unlink {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    Rmdir {
+        parent: u64,
+        name: Vec<u8>,
+    },
+    Rename {
+        parent: u64,
+        name: Vec<u8>,
+        new_parent: u64,
+        new_name: Vec<u8>,
+        flags: u32,
+    },
     SetAttr {
         ino: u64,
         mode: Option<u32>,
@@ -54,10 +86,27 @@ pub enum Op {
         atime: Option<TimeSet>,
         mtime: Option<TimeSet>,
     },
-    Commit { ino: u64, extents: Vec<ExtentRec>, size: u64 },
-    SetXattr { ino: u64, name: Vec<u8>, value: Vec<u8>, flags: u32 },
-    RemoveXattr { ino: u64, name: Vec<u8> },
-    RegisterChunkserver { id: String, addr: String, capacity: u64, zone: String },
+    Commit {
+        ino: u64,
+        extents: Vec<ExtentRec>,
+        size: u64,
+    },
+    SetXattr {
+        ino: u64,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        flags: u32,
+    },
+    RemoveXattr {
+        ino: u64,
+        name: Vec<u8>,
+    },
+    RegisterChunkserver {
+        id: String,
+        addr: String,
+        capacity: u64,
+        zone: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -97,7 +146,10 @@ pub struct FsErr {
 
 impl FsErr {
     pub fn new(errno: i32, msg: impl Into<String>) -> FsErr {
-        FsErr { errno, msg: msg.into() }
+        FsErr {
+            errno,
+            msg: msg.into(),
+        }
     }
 }
 
@@ -105,7 +157,10 @@ impl FsErr {
 pub enum Reply {
     None,
     Attr(crate::fsm::model::Inode),
-    Created { inode: crate::fsm::model::Inode, created: bool },
+    Created {
+        inode: crate::fsm::model::Inode,
+        created: bool,
+    },
 }
 
 pub type CommandResult = Result<Reply, FsErr>;

@@ -51,7 +51,11 @@ pub struct Proc {
 impl Proc {
     fn start(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let err = out.try_clone().expect("log file");
         let child = Command::new(&self.bin)
             .args(&self.args)
@@ -122,17 +126,35 @@ pub struct Opts {
 
 impl Cluster {
     pub fn start(masters: usize, chunkservers: usize) -> Cluster {
-        Self::start_with(Opts { masters, chunkservers })
+        Self::start_with(Opts {
+            masters,
+            chunkservers,
+        })
     }
 
     pub fn start_with(o: Opts) -> Cluster {
         let bins = bin_dir();
-        let dir = tempfile::Builder::new().prefix("tessera-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("tessera-test-")
+            .tempdir()
+            .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
         let mbase = ports(o.masters as u16);
-        let maddrs: Vec<String> = (0..o.masters).map(|i| format!("127.0.0.1:{}", mbase + i as u16)).collect();
-        let peers = maddrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-        let mut c = Cluster { dir, masters: Vec::new(), chunkservers: Vec::new(), bins };
+        let maddrs: Vec<String> = (0..o.masters)
+            .map(|i| format!("127.0.0.1:{}", mbase + i as u16))
+            .collect();
+        let peers = maddrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}={a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            dir,
+            masters: Vec::new(),
+            chunkservers: Vec::new(),
+            bins,
+        };
         for (i, addr) in maddrs.iter().enumerate() {
             let name = format!("master-{}", i + 1);
             let data = c.dir.path().join(&name);
@@ -197,7 +219,11 @@ impl Cluster {
     }
 
     pub fn masters_arg(&self) -> String {
-        self.masters.iter().map(|m| m.addr.clone()).collect::<Vec<_>>().join(",")
+        self.masters
+            .iter()
+            .map(|m| m.addr.clone())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Runs the CLI against this cluster.
@@ -207,7 +233,9 @@ impl Cluster {
 
     pub fn tessera_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(self.bins.join("tessera"));
-        cmd.args(args).env("TESSERA_MASTERS", self.masters_arg()).env("TESSERA_LOG", "warn");
+        cmd.args(args)
+            .env("TESSERA_MASTERS", self.masters_arg())
+            .env("TESSERA_LOG", "warn");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -237,12 +265,20 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let s = self.status();
-            let leader = s["masters"].as_array().is_some_and(|m| m.iter().any(|m| m["role"] == "Leader"));
-            let alive = s["chunkservers"].as_array().map_or(0, |c| c.iter().filter(|c| c["alive"] == true).count());
+            let leader = s["masters"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["role"] == "Leader"));
+            let alive = s["chunkservers"]
+                .as_array()
+                .map_or(0, |c| c.iter().filter(|c| c["alive"] == true).count());
             if leader && alive >= want {
                 return;
             }
-            assert!(Instant::now() < deadline, "cluster not ready after 60 s: {s}\n{}", self.logs_tail());
+            assert!(
+                Instant::now() < deadline,
+                "cluster not ready after 60 s: {s}\n{}",
+                self.logs_tail()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -250,7 +286,12 @@ impl Cluster {
     /// Index of the current leader among `masters`.
     pub fn leader(&self) -> Option<usize> {
         let s = self.status();
-        let addr = s["masters"].as_array()?.iter().find(|m| m["role"] == "Leader")?["addr"].as_str()?.to_string();
+        let addr = s["masters"]
+            .as_array()?
+            .iter()
+            .find(|m| m["role"] == "Leader")?["addr"]
+            .as_str()?
+            .to_string();
         self.masters.iter().position(|m| m.addr == addr)
     }
 
@@ -260,13 +301,20 @@ impl Cluster {
 
     /// Path of chunk `hex` on chunkserver `j`, if it holds it.
     pub fn chunk_file(&self, j: usize, hex: &str) -> Option<PathBuf> {
-        let p = self.cs_dir(j).join("chunks").join(&hex[0..2]).join(&hex[2..4]).join(hex);
+        let p = self
+            .cs_dir(j)
+            .join("chunks")
+            .join(&hex[0..2])
+            .join(&hex[2..4])
+            .join(hex);
         p.exists().then_some(p)
     }
 
     /// Total bytes of chunk files across all chunkservers.
     pub fn stored_bytes(&self) -> u64 {
-        (0..self.chunkservers.len()).map(|j| dir_bytes(&self.cs_dir(j).join("chunks"))).sum()
+        (0..self.chunkservers.len())
+            .map(|j| dir_bytes(&self.cs_dir(j).join("chunks")))
+            .sum()
     }
 
     pub fn stop_all(&mut self) {
@@ -323,8 +371,10 @@ pub fn dir_bytes(p: &Path) -> u64 {
 
 /// Runs a command with a hard deadline; a hung command fails the test.
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn command");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn command");
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -358,5 +408,7 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 
 /// BLAKE3 ids of a file's chunks for a given chunk size.
 pub fn chunk_ids(data: &[u8], chunk: usize) -> Vec<String> {
-    data.chunks(chunk).map(|c| blake3::hash(c).to_hex().to_string()).collect()
+    data.chunks(chunk)
+        .map(|c| blake3::hash(c).to_hex().to_string())
+        .collect()
 }

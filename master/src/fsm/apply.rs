@@ -12,7 +12,11 @@ type R2<T> = Result<T, FsErr>;
 /// Errors of the store itself abort the apply (and the master), file-system
 /// errors are the command's answer.
 pub fn apply(txn: &mut Txn, cmd: &Command) -> io::Result<CommandResult> {
-    let mut a = Applier { txn, cred: &cmd.cred, now: cmd.now };
+    let mut a = Applier {
+        txn,
+        cred: &cmd.cred,
+        now: cmd.now,
+    };
     match a.op(&cmd.op) {
         Ok(r) => Ok(Ok(r)),
         Err(Fail::Fs(e)) => Ok(Err(e)),
@@ -47,7 +51,10 @@ pub fn validate_name(name: &[u8]) -> R2<()> {
         return Err(FsErr::new(libc::EINVAL, "name contains '/' or NUL"));
     }
     if name.len() > tessera_proto::NAME_MAX {
-        return Err(FsErr::new(libc::ENAMETOOLONG, format!("name of {} bytes is too long", name.len())));
+        return Err(FsErr::new(
+            libc::ENAMETOOLONG,
+            format!("name of {} bytes is too long", name.len()),
+        ));
     }
     Ok(())
 }
@@ -60,7 +67,9 @@ struct Applier<'t, 'a> {
 
 impl Applier<'_, '_> {
     fn inode(&self, ino: u64) -> Result<Inode, Fail> {
-        self.txn.inode(ino)?.ok_or_else(|| err(libc::ENOENT, format!("inode {ino} not found")))
+        self.txn
+            .inode(ino)?
+            .ok_or_else(|| err(libc::ENOENT, format!("inode {ino} not found")))
     }
 
     fn dir(&self, ino: u64) -> Result<Inode, Fail> {
@@ -83,27 +92,69 @@ impl Applier<'_, '_> {
 
     fn op(&mut self, op: &Op) -> Result<Reply, Fail> {
         match op {
-            Op::Mkdir { parent, name, mode } => self.make(*parent, name, KIND_DIR, *mode, 0, Vec::new()).map(Reply::Attr),
-            Op::Create { parent, name, mode, kind, rdev, exclusive, truncate } => {
-                self.create(*parent, name, *mode, *kind, *rdev, *exclusive, *truncate)
-            }
-            Op::Symlink { parent, name, target } => {
+            Op::Mkdir { parent, name, mode } => self
+                .make(*parent, name, KIND_DIR, *mode, 0, Vec::new())
+                .map(Reply::Attr),
+            Op::Create {
+                parent,
+                name,
+                mode,
+                kind,
+                rdev,
+                exclusive,
+                truncate,
+            } => self.create(*parent, name, *mode, *kind, *rdev, *exclusive, *truncate),
+            Op::Symlink {
+                parent,
+                name,
+                target,
+            } => {
                 if target.is_empty() || target.len() >= 4096 || target.contains(&0) {
                     return Err(err(libc::ENAMETOOLONG, "invalid symlink target"));
                 }
-                self.make(*parent, name, KIND_SYMLINK, 0o777, 0, target.clone()).map(Reply::Attr)
+                self.make(*parent, name, KIND_SYMLINK, 0o777, 0, target.clone())
+                    .map(Reply::Attr)
             }
-            Op::Link { ino, new_parent, new_name } => self.link(*ino, *new_parent, new_name),
+            Op::Link {
+                ino,
+                new_parent,
+                new_name,
+            } => self.link(*ino, *new_parent, new_name),
             Op::Unlink { parent, name } => self.remove(*parent, name, false).map(|_| Reply::None),
             Op::Rmdir { parent, name } => self.remove(*parent, name, true).map(|_| Reply::None),
-            Op::Rename { parent, name, new_parent, new_name, flags } => {
-                self.rename(*parent, name, *new_parent, new_name, *flags).map(|_| Reply::None)
-            }
-            Op::SetAttr { ino, mode, uid, gid, size, atime, mtime } => {
-                self.setattr(*ino, *mode, *uid, *gid, *size, atime.as_ref(), mtime.as_ref())
-            }
+            Op::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                flags,
+            } => self
+                .rename(*parent, name, *new_parent, new_name, *flags)
+                .map(|_| Reply::None),
+            Op::SetAttr {
+                ino,
+                mode,
+                uid,
+                gid,
+                size,
+                atime,
+                mtime,
+            } => self.setattr(
+                *ino,
+                *mode,
+                *uid,
+                *gid,
+                *size,
+                atime.as_ref(),
+                mtime.as_ref(),
+            ),
             Op::Commit { ino, extents, size } => self.commit(*ino, extents, *size),
-            Op::SetXattr { ino, name, value, flags } => self.setxattr(*ino, name, value, *flags),
+            Op::SetXattr {
+                ino,
+                name,
+                value,
+                flags,
+            } => self.setxattr(*ino, name, value, *flags),
             Op::RemoveXattr { ino, name } => {
                 let i = self.inode(*ino)?;
                 self.xattr_perm(&i, name)?;
@@ -117,8 +168,18 @@ impl Applier<'_, '_> {
                 self.txn.put_inode(&i);
                 Ok(Reply::None)
             }
-            Op::RegisterChunkserver { id, addr, capacity, zone } => {
-                let rec = ChunkServerRec { id: id.clone(), addr: addr.clone(), capacity: *capacity, zone: zone.clone() };
+            Op::RegisterChunkserver {
+                id,
+                addr,
+                capacity,
+                zone,
+            } => {
+                let rec = ChunkServerRec {
+                    id: id.clone(),
+                    addr: addr.clone(),
+                    capacity: *capacity,
+                    zone: zone.clone(),
+                };
                 self.txn.put(key::bytes(key::SERVER, id.as_bytes()), &rec);
                 Ok(Reply::None)
             }
@@ -126,7 +187,15 @@ impl Applier<'_, '_> {
     }
 
     /// Creates a new inode named `name` in `parent`.
-    fn make(&mut self, parent: u64, name: &[u8], kind: i32, mode: u32, rdev: u32, target: Vec<u8>) -> Result<Inode, Fail> {
+    fn make(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        kind: i32,
+        mode: u32,
+        rdev: u32,
+        target: Vec<u8>,
+    ) -> Result<Inode, Fail> {
         validate_name(name)?;
         let mut p = self.dir(parent)?;
         check(&p, self.cred, W | X, "create in directory")?;
@@ -143,11 +212,22 @@ impl Applier<'_, '_> {
         self.txn.put_counters(&c);
         // BSD group semantics under a setgid directory, as Linux does.
         let (gid, mut mode) = if p.mode & S_ISGID != 0 {
-            (p.gid, if kind == KIND_DIR { mode | S_ISGID } else { mode })
+            (
+                p.gid,
+                if kind == KIND_DIR {
+                    mode | S_ISGID
+                } else {
+                    mode
+                },
+            )
         } else {
             (self.cred.gid, mode)
         };
-        if kind != KIND_DIR && mode & S_ISGID != 0 && self.cred.uid != 0 && !perm::in_group(self.cred, gid) {
+        if kind != KIND_DIR
+            && mode & S_ISGID != 0
+            && self.cred.uid != 0
+            && !perm::in_group(self.cred, gid)
+        {
             mode &= !S_ISGID;
         }
         let inode = Inode {
@@ -156,7 +236,11 @@ impl Applier<'_, '_> {
             mode: mode & 0o7777,
             uid: self.cred.uid,
             gid,
-            size: if kind == KIND_SYMLINK { target.len() as u64 } else { 0 },
+            size: if kind == KIND_SYMLINK {
+                target.len() as u64
+            } else {
+                0
+            },
             atime: self.now,
             mtime: self.now,
             ctime: self.now,
@@ -167,7 +251,10 @@ impl Applier<'_, '_> {
             version: 0,
         };
         self.txn.put_inode(&inode);
-        self.txn.put(key::ino_name(key::DENTRY, parent, name), &Dentry { ino, kind });
+        self.txn.put(
+            key::ino_name(key::DENTRY, parent, name),
+            &Dentry { ino, kind },
+        );
         if kind == KIND_DIR {
             p.nlink += 1;
         }
@@ -176,7 +263,16 @@ impl Applier<'_, '_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn create(&mut self, parent: u64, name: &[u8], mode: u32, kind: i32, rdev: u32, excl: bool, trunc: bool) -> Result<Reply, Fail> {
+    fn create(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        kind: i32,
+        rdev: u32,
+        excl: bool,
+        trunc: bool,
+    ) -> Result<Reply, Fail> {
         validate_name(name)?;
         let p = self.dir(parent)?;
         check(&p, self.cred, X, "search directory")?;
@@ -197,21 +293,33 @@ impl Applier<'_, '_> {
                 i.version += 1;
                 self.txn.put_inode(&i);
             }
-            return Ok(Reply::Created { inode: i, created: false });
+            return Ok(Reply::Created {
+                inode: i,
+                created: false,
+            });
         }
         let kind = if kind == 0 { KIND_REGULAR } else { kind };
         if kind == KIND_DIR || kind == KIND_SYMLINK {
-            return Err(err(libc::EINVAL, "create makes files, not directories or symlinks"));
+            return Err(err(
+                libc::EINVAL,
+                "create makes files, not directories or symlinks",
+            ));
         }
         let i = self.make(parent, name, kind, mode, rdev, Vec::new())?;
-        Ok(Reply::Created { inode: i, created: true })
+        Ok(Reply::Created {
+            inode: i,
+            created: true,
+        })
     }
 
     fn link(&mut self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<Reply, Fail> {
         validate_name(new_name)?;
         let mut i = self.inode(ino)?;
         if i.is_dir() {
-            return Err(err(libc::EPERM, "hard links to directories are not allowed"));
+            return Err(err(
+                libc::EPERM,
+                "hard links to directories are not allowed",
+            ));
         }
         let mut p = self.dir(new_parent)?;
         check(&p, self.cred, W | X, "create in directory")?;
@@ -227,7 +335,10 @@ impl Applier<'_, '_> {
         i.nlink += 1;
         i.ctime = self.now;
         self.txn.put_inode(&i);
-        self.txn.put(key::ino_name(key::DENTRY, new_parent, new_name), &Dentry { ino, kind: i.kind });
+        self.txn.put(
+            key::ino_name(key::DENTRY, new_parent, new_name),
+            &Dentry { ino, kind: i.kind },
+        );
         self.touch_dir(&mut p);
         Ok(Reply::Attr(i))
     }
@@ -247,7 +358,10 @@ impl Applier<'_, '_> {
         if i.kind == KIND_REGULAR {
             self.replace_extents(i.ino, Vec::new())?;
         }
-        for k in self.txn.keys_with_prefix(&key::ino(key::XATTR, i.ino), usize::MAX)? {
+        for k in self
+            .txn
+            .keys_with_prefix(&key::ino(key::XATTR, i.ino), usize::MAX)?
+        {
             self.txn.delete(k);
         }
         self.txn.delete(key::ino(key::INODE, i.ino));
@@ -258,7 +372,10 @@ impl Applier<'_, '_> {
     }
 
     fn is_empty_dir(&self, ino: u64) -> Result<bool, Fail> {
-        Ok(self.txn.keys_with_prefix(&key::ino(key::DENTRY, ino), 1)?.is_empty())
+        Ok(self
+            .txn
+            .keys_with_prefix(&key::ino(key::DENTRY, ino), 1)?
+            .is_empty())
     }
 
     fn remove(&mut self, parent: u64, name: &[u8], want_dir: bool) -> Result<(), Fail> {
@@ -271,7 +388,9 @@ impl Applier<'_, '_> {
         validate_name(name)?;
         let mut p = self.dir(parent)?;
         check(&p, self.cred, W | X, "remove from directory")?;
-        let d = self.dentry(parent, name)?.ok_or_else(|| err(libc::ENOENT, "no such file or directory"))?;
+        let d = self
+            .dentry(parent, name)?
+            .ok_or_else(|| err(libc::ENOENT, "no such file or directory"))?;
         let i = self.inode(d.ino)?;
         check_sticky(&p, &i, self.cred)?;
         if want_dir {
@@ -290,7 +409,14 @@ impl Applier<'_, '_> {
         self.drop_link(i)
     }
 
-    fn rename(&mut self, parent: u64, name: &[u8], new_parent: u64, new_name: &[u8], flags: u32) -> Result<(), Fail> {
+    fn rename(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<(), Fail> {
         const NOREPLACE: u32 = 1;
         const EXCHANGE: u32 = 2;
         validate_name(name)?;
@@ -302,7 +428,9 @@ impl Applier<'_, '_> {
         let p2 = self.dir(new_parent)?;
         check(&p1, self.cred, W | X, "rename from directory")?;
         check(&p2, self.cred, W | X, "rename into directory")?;
-        let d1 = self.dentry(parent, name)?.ok_or_else(|| err(libc::ENOENT, "no such file or directory"))?;
+        let d1 = self
+            .dentry(parent, name)?
+            .ok_or_else(|| err(libc::ENOENT, "no such file or directory"))?;
         let src = self.inode(d1.ino)?;
         check_sticky(&p1, &src, self.cred)?;
         let d2 = self.dentry(new_parent, new_name)?;
@@ -319,7 +447,8 @@ impl Applier<'_, '_> {
                 }
             }
             self.txn.put(key::ino_name(key::DENTRY, parent, name), &d2);
-            self.txn.put(key::ino_name(key::DENTRY, new_parent, new_name), &d1);
+            self.txn
+                .put(key::ino_name(key::DENTRY, new_parent, new_name), &d1);
             self.reparent(src, parent, new_parent)?;
             self.reparent(dst, new_parent, parent)?;
             return Ok(());
@@ -358,7 +487,8 @@ impl Applier<'_, '_> {
             self.drop_link(dst)?;
         }
         self.txn.delete(key::ino_name(key::DENTRY, parent, name));
-        self.txn.put(key::ino_name(key::DENTRY, new_parent, new_name), &d1);
+        self.txn
+            .put(key::ino_name(key::DENTRY, new_parent, new_name), &d1);
         self.reparent(src, parent, new_parent)
     }
 
@@ -492,7 +622,10 @@ impl Applier<'_, '_> {
     }
 
     fn extents(&self, ino: u64) -> Result<Extents, Fail> {
-        Ok(self.txn.get(&key::ino(key::EXTENTS, ino))?.unwrap_or_default())
+        Ok(self
+            .txn
+            .get(&key::ino(key::EXTENTS, ino))?
+            .unwrap_or_default())
     }
 
     /// Truncates or extends a file's extent list to `size` (holes when growing).
@@ -514,7 +647,11 @@ impl Applier<'_, '_> {
             total = size;
         }
         if size > total {
-            ext.push(ExtentRec { id: Vec::new(), offset: 0, len: size - total });
+            ext.push(ExtentRec {
+                id: Vec::new(),
+                offset: 0,
+                len: size - total,
+            });
         }
         self.replace_extents(i.ino, ext)?;
         i.size = size;
@@ -573,17 +710,27 @@ impl Applier<'_, '_> {
             if !(e.id.is_empty() || e.id.len() == 32) {
                 return Err(err(libc::EINVAL, "malformed chunk id"));
             }
-            if e.offset.checked_add(e.len).is_none_or(|end| end > tessera_proto::MAX_CHUNK_SIZE) {
+            if e.offset
+                .checked_add(e.len)
+                .is_none_or(|end| end > tessera_proto::MAX_CHUNK_SIZE)
+            {
                 return Err(err(libc::EINVAL, "extent beyond the chunk size limit"));
             }
         }
         let mut ext: Extents = extents.iter().filter(|e| e.len > 0).cloned().collect();
         let total: u64 = ext.iter().map(|e| e.len).sum();
         if total > size {
-            return Err(err(libc::EINVAL, format!("extents cover {total} bytes, size is {size}")));
+            return Err(err(
+                libc::EINVAL,
+                format!("extents cover {total} bytes, size is {size}"),
+            ));
         }
         if size > total {
-            ext.push(ExtentRec { id: Vec::new(), offset: 0, len: size - total });
+            ext.push(ExtentRec {
+                id: Vec::new(),
+                offset: 0,
+                len: size - total,
+            });
         }
         self.replace_extents(ino, ext)?;
         i.size = size;
@@ -607,7 +754,10 @@ impl Applier<'_, '_> {
         }
         if name.starts_with(b"user.") {
             if !i.is_dir() && i.kind != KIND_REGULAR {
-                return Err(err(libc::EPERM, "user attributes only on files and directories"));
+                return Err(err(
+                    libc::EPERM,
+                    "user attributes only on files and directories",
+                ));
             }
             check(i, self.cred, W, "set attribute")?;
         } else if name.starts_with(b"trusted.") || name.starts_with(b"security.") {

@@ -16,7 +16,8 @@ pub const CF_SM: &str = "sm";
 pub const CF_SM_META: &str = "sm_meta";
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a ColumnFamily> {
-    db.cf_handle(name).ok_or_else(|| io::Error::other(format!("column family {name} missing")))
+    db.cf_handle(name)
+        .ok_or_else(|| io::Error::other(format!("column family {name} missing")))
 }
 
 pub fn db_err(e: rocksdb::Error) -> io::Error {
@@ -30,7 +31,10 @@ pub struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     pub fn new(db: &'a DB) -> Txn<'a> {
-        Txn { db, pending: BTreeMap::new() }
+        Txn {
+            db,
+            pending: BTreeMap::new(),
+        }
     }
 
     pub fn get_raw(&self, k: &[u8]) -> io::Result<Option<Vec<u8>>> {
@@ -77,7 +81,12 @@ impl<'a> Txn<'a> {
             }
             out.insert(k.clone(), v.is_some());
         }
-        Ok(out.into_iter().filter(|(_, live)| *live).map(|(k, _)| k).take(limit).collect())
+        Ok(out
+            .into_iter()
+            .filter(|(_, live)| *live)
+            .map(|(k, _)| k)
+            .take(limit)
+            .collect())
     }
 
     pub fn inode(&self, ino: u64) -> io::Result<Option<Inode>> {
@@ -89,7 +98,10 @@ impl<'a> Txn<'a> {
     }
 
     pub fn counters(&self) -> io::Result<Counters> {
-        Ok(self.get(key::COUNTERS)?.unwrap_or(Counters { next_ino: 2, ..Default::default() }))
+        Ok(self.get(key::COUNTERS)?.unwrap_or(Counters {
+            next_ino: 2,
+            ..Default::default()
+        }))
     }
 
     pub fn put_counters(&mut self, c: &Counters) {

@@ -85,8 +85,8 @@ pub mod key {
         k
     }
 
-    pub fn ino_name(tag: u8, ino: u64, name: &[u8]) -> Vec<u8> {
-        let mut k = ino(tag, ino);
+    pub fn ino_name(tag: u8, inode: u64, name: &[u8]) -> Vec<u8> {
+        let mut k = ino(tag, inode);
         k.extend_from_slice(name);
         k
     }

@@ -3,10 +3,14 @@
 
 use crate::types::{NodeId, TypeConfig};
 use bytes::Bytes;
-use openraft::error::{NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::error::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::{BasicNode, RaftNetworkV2};
 use std::future::Future;
 use std::io::Cursor;
@@ -20,7 +24,6 @@ type C = TypeConfig;
 pub struct Network;
 
 pub struct Conn {
-    target: NodeId,
     addr: String,
     client: Option<RaftClient<Channel>>,
 }
@@ -33,7 +36,11 @@ impl RaftNetworkFactory<C> for Network {
     type Network = Conn;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        Conn { target, addr: node.addr.clone(), client: None }
+        let _ = target;
+        Conn {
+            addr: node.addr.clone(),
+            client: None,
+        }
     }
 }
 
@@ -104,15 +111,25 @@ impl RaftNetworkV2<C> for Conn {
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let r: Result<AppendEntriesResponse<C>, RaftError<C>> =
-            self.call("append", &rpc, option.hard_ttl()).await.map_err(to_rpc_err)?;
-        r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+        let r: Result<AppendEntriesResponse<C>, RaftError<C>> = self
+            .call("append", &rpc, option.hard_ttl())
+            .await
+            .map_err(to_rpc_err)?;
+        // A remote RaftError is fatal on the peer: treat the peer as unreachable.
+        r.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
-        let r: Result<VoteResponse<C>, RaftError<C>> =
-            self.call("vote", &rpc, option.hard_ttl()).await.map_err(to_rpc_err)?;
-        r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        let r: Result<VoteResponse<C>, RaftError<C>> = self
+            .call("vote", &rpc, option.hard_ttl())
+            .await
+            .map_err(to_rpc_err)?;
+        // A remote RaftError is fatal on the peer: treat the peer as unreachable.
+        r.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
 
     async fn full_snapshot(
@@ -125,9 +142,10 @@ impl RaftNetworkV2<C> for Conn {
         let req = (vote, snapshot.meta, snapshot.snapshot.into_inner());
         // A snapshot can be large: allow it far longer than a heartbeat.
         let ttl = option.hard_ttl().max(Duration::from_secs(60));
-        let r: Result<SnapshotResponse<C>, String> = self.call("snapshot", &req, ttl).await.map_err(|e| {
-            StreamingError::Unreachable(Unreachable::new(&e))
-        })?;
+        let r: Result<SnapshotResponse<C>, String> = self
+            .call("snapshot", &req, ttl)
+            .await
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
         r.map_err(|e| StreamingError::Unreachable(Unreachable::new(&TransportError(e))))
     }
 }

@@ -13,8 +13,8 @@ use tessera_client::ClientConfig;
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Tessera distributed file system")]
 struct Cli {
-    /// Master addresses, comma separated.
-    #[arg(long, global = true, env = "TESSERA_MASTERS", default_value = tessera_client::DEFAULT_MASTERS)]
+    /// Master addresses, comma separated (before the verb: `tessera --masters A,B ls /`).
+    #[arg(long, env = "TESSERA_MASTERS", default_value = tessera_client::DEFAULT_MASTERS)]
     masters: String,
     /// Give up on an unreachable cluster after this many seconds.
     #[arg(long, global = true, default_value_t = 30)]
@@ -93,7 +93,12 @@ fn main() {
 
 async fn run(cli: Cli) -> i32 {
     let mut cfg = ClientConfig {
-        masters: cli.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        masters: cli
+            .masters
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         ..Default::default()
     };
     cfg.meta.total_timeout = std::time::Duration::from_secs(cli.timeout);
@@ -107,7 +112,9 @@ async fn run(cli: Cli) -> i32 {
         Cmd::Mkdir { path, parents } => namespace::mkdir(&cfg, &path, parents).await,
         Cmd::Rm { paths, recursive } => namespace::rm(&cfg, &paths, recursive).await,
         Cmd::Mv { from, to } => namespace::mv(&cfg, &from, &to).await,
-        Cmd::Du { path, summary } => namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await,
+        Cmd::Du { path, summary } => {
+            namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await
+        }
         Cmd::Cluster { cmd } => cluster::run(&cfg, cmd).await,
         Cmd::Mount { args } => up::exec_mount(&cli.masters, &args),
     };
