@@ -146,10 +146,7 @@ impl RaftStateMachine<C> for StateMachine {
                 }
                 EntryPayload::Membership(m) => {
                     fsm::apply::bootstrap(&mut txn, (0, 0))?;
-                    membership = Some(StoredMembershipOf::<C>::new(
-                        Some(log_id),
-                        m.clone(),
-                    ));
+                    membership = Some(StoredMembershipOf::<C>::new(Some(log_id), m.clone()));
                     Ok(Reply::None)
                 }
                 EntryPayload::Normal(cmd) => {
