@@ -15,6 +15,13 @@ use tessera_proto::pb::{ChunkLocationsRequest, Extent, ReportBadChunkRequest};
 use tessera_proto::{ChunkId, REPLICATION};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// How long a chunk write keeps retrying placement through failures.
+const PLACEMENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(45);
+
+fn backoff(attempt: u64) -> std::time::Duration {
+    std::time::Duration::from_millis((200 * attempt).min(2000))
+}
+
 #[derive(Default, Debug)]
 pub struct TransferStats {
     /// Bytes the client sent to chunkservers (once per chunk, not per replica).
@@ -38,20 +45,24 @@ pub struct Transfer {
 impl Transfer {
     /// Makes sure `data` (whose id is `id`) is durable on its 3 ring owners.
     pub async fn store_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
-        let mut attempt = 0;
+        // Long enough for the master to declare a dead owner dead and for
+        // placement to move to the live ring.
+        let deadline = std::time::Instant::now() + PLACEMENT_PATIENCE;
+        let mut attempt: u64 = 0;
         loop {
             attempt += 1;
+            let last_try = std::time::Instant::now() >= deadline;
             let owners = self.ring.write_owners(&id).await?;
             if owners.len() < REPLICATION {
                 self.ring.invalidate();
-                if attempt >= 5 {
+                if last_try {
                     return Err(ClientError::Placement(format!(
                         "{} live chunkservers, {} replicas needed",
                         owners.len(),
                         REPLICATION
                     )));
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
+                tokio::time::sleep(backoff(attempt)).await;
                 continue;
             }
             let mut missing = Vec::new();
@@ -96,12 +107,12 @@ impl Transfer {
                 return Err(ClientError::fs(libc::ENOSPC, e.to_string()));
             }
             self.ring.invalidate();
-            if attempt >= 5 {
+            if last_try {
                 return Err(failed.remove(0));
             }
             // A dead owner drops off the live ring after the master notices;
             // wait and place again.
-            tokio::time::sleep(std::time::Duration::from_millis(400 * attempt)).await;
+            tokio::time::sleep(backoff(attempt)).await;
         }
     }
 

@@ -255,8 +255,10 @@ impl FileData {
                     copy_range(&bytes[..*data_len as usize], a, b, &mut out)
                 }
                 None => {
+                    // Past the committed size (the file grew through other
+                    // slots) the bytes are zeros.
                     let v = self.committed_bytes(t, pos, piece_end - pos).await?;
-                    out.extend_from_slice(&v);
+                    copy_range(&v, 0, (piece_end - pos) as usize, &mut out);
                 }
             }
             pos = piece_end;

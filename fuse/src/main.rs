@@ -19,10 +19,14 @@ struct Args {
     /// Kernel attribute cache lifetime in milliseconds.
     #[arg(long, default_value_t = 1000)]
     attr_ttl_ms: u64,
+    /// Chunk size for data written through the mount.
+    #[arg(long, default_value_t = tessera_proto::DEFAULT_CHUNK_SIZE)]
+    chunk_size: usize,
     /// FUSE worker threads.
     #[arg(long, default_value_t = 4)]
     threads: usize,
-    /// Let other users access the mount (root only, or user_allow_other).
+    /// Let other users access the mount (always on when mounted by root,
+    /// as a system file system; otherwise needs user_allow_other).
     #[arg(long)]
     allow_other: bool,
     /// Detach and run in the background.
@@ -62,6 +66,9 @@ fn main() {
             .filter(|s| !s.is_empty())
             .collect(),
         cache_bytes: a.cache_mb << 20,
+        chunk_size: a
+            .chunk_size
+            .clamp(4096, tessera_proto::MAX_CHUNK_SIZE as usize),
         ..Default::default()
     };
     client.meta.total_timeout = Duration::from_secs(a.timeout);
@@ -70,7 +77,8 @@ fn main() {
         mountpoint: a.mountpoint,
         ttl: Duration::from_millis(a.attr_ttl_ms),
         threads: a.threads,
-        allow_other: a.allow_other,
+        // SAFETY: geteuid has no preconditions.
+        allow_other: a.allow_other || unsafe { libc::geteuid() } == 0,
     };
     if let Err(e) = tessera_fuse::mount(cfg) {
         eprintln!("tessera-mount: {e:#}");

@@ -412,3 +412,142 @@ pub fn chunk_ids(data: &[u8], chunk: usize) -> Vec<String> {
         .map(|c| blake3::hash(c).to_hex().to_string())
         .collect()
 }
+
+/// A FUSE mount of a test cluster: a real `tessera-mount` process. Dropping
+/// it unmounts (fusermount3 -u, lazily if busy) and kills the process by PID.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    proc: Proc,
+}
+
+/// Fails loudly when FUSE is not usable here (never skips silently).
+pub fn require_fuse() {
+    assert!(
+        Path::new("/dev/fuse").exists(),
+        "/dev/fuse is missing: these tests need FUSE"
+    );
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the FUSE tests need root (mounts, other uids)"
+    );
+    assert!(
+        Command::new("fusermount3").arg("-V").output().is_ok(),
+        "fusermount3 missing: install the fuse3 package (scripts/install-deps.sh)"
+    );
+}
+
+fn is_mounted(p: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let p = p.display().to_string();
+    mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(p.as_str()))
+}
+
+impl Cluster {
+    /// Mounts the cluster; `extra` are additional tessera-mount flags.
+    pub fn mount(&self, extra: &[&str]) -> Mount {
+        require_fuse();
+        let dir = tempfile::Builder::new()
+            .prefix("tessera-mnt-")
+            .tempdir()
+            .expect("mount dir");
+        let n = std::fs::read_dir(self.dir.path().join("logs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let mut args = vec![
+            "--masters".to_string(),
+            self.masters_arg(),
+            "--attr-ttl-ms".into(),
+            "200".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(dir.path().display().to_string());
+        let mut proc = self.proc(&format!("mount-{n}"), "", "tessera-mount", args);
+        proc.start();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !is_mounted(dir.path()) {
+            if let Some(c) = proc.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("tessera-mount exited with {st}: {}", proc.log());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mount did not appear in 30 s: {}",
+                proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Mount { dir, proc }
+    }
+}
+
+impl Mount {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+
+    /// Unmounts and waits for the mount process to exit.
+    pub fn unmount(&mut self) {
+        if is_mounted(self.dir.path()) {
+            let ok = Command::new("fusermount3")
+                .arg("-u")
+                .arg(self.dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                let _ = Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(self.dir.path())
+                    .status();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        if let Some(c) = self.proc.child.as_mut() {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.proc.child = None;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.proc.kill();
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        self.unmount();
+    }
+}
+
+/// Runs a shell command (bounded); returns (success, stdout+stderr).
+pub fn sh(cwd: &Path, script: &str) -> (bool, String) {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(script).current_dir(cwd);
+    let out = run_bounded(cmd, Duration::from_secs(600));
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), s)
+}
+
+/// Runs a shell command as another user (uid = gid = `uid`, no supplementary groups).
+pub fn sh_as(uid: u32, cwd: &Path, script: &str) -> (bool, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("/bin/bash");
+    cmd.arg("-c").arg(script).current_dir(cwd);
+    // std clears the supplementary groups when it sets the uid as root.
+    cmd.gid(uid).uid(uid);
+    let out = run_bounded(cmd, Duration::from_secs(120));
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), s)
+}

@@ -764,7 +764,9 @@ impl Applier<'_, '_> {
             if self.cred.uid != 0 && !name.starts_with(b"security.") {
                 return Err(err(libc::EPERM, "trusted attributes need root"));
             }
-        } else if !name.starts_with(b"system.") {
+        } else {
+            // Including system.posix_acl_*: ACLs are not supported, and
+            // accepting them as opaque bytes would make cp -a skip chmod.
             return Err(err(libc::EOPNOTSUPP, "unsupported attribute namespace"));
         }
         Ok(())

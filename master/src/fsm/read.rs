@@ -86,6 +86,12 @@ pub fn extents(db: &DB, ino: u64) -> Res<Extents> {
 
 pub fn xattr_get(db: &DB, cred: &Cred, ino: u64, name: &[u8]) -> Res<Vec<u8>> {
     let i = inode(db, ino)?;
+    if name.starts_with(b"system.") {
+        return Err(FsErr::new(
+            libc::EOPNOTSUPP,
+            "unsupported attribute namespace",
+        ));
+    }
     if name.starts_with(b"user.") {
         check(&i, cred, R, "read attribute")?;
     }

@@ -1,0 +1,180 @@
+//! Ordinary tools on a real FUSE mount of a real cluster.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use tessera_tests::{random_bytes, sh, Cluster};
+
+/// A tree with files of many sizes, symlinks, hard links, empty dirs, modes.
+fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::create_dir_all(root.join("private")).unwrap();
+    for (i, size) in [0usize, 1, 4095, 4096, (1 << 20) + 3, (5 << 20) + 7, 300_000]
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(
+            root.join(format!("a/f{i}")),
+            random_bytes(*size, 40 + i as u64),
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("a/b/c/deep"), b"deep file\n").unwrap();
+    std::fs::hard_link(root.join("a/f2"), root.join("a/b/hardlink")).unwrap();
+    std::os::unix::fs::symlink("../f1", root.join("a/b/rel-link")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target", root.join("dangling")).unwrap();
+    std::fs::set_permissions(root.join("a/f1"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(root.join("a/f3"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(root.join("a/f4"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(root.join("private"), std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<(String, u32, u64, u64)>) {
+    let p = root.join(rel);
+    let md = std::fs::symlink_metadata(&p).unwrap();
+    let size = if md.is_dir() { 0 } else { md.len() };
+    out.push((rel.display().to_string(), md.mode(), size, md.nlink()));
+    if md.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(&p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            walk(root, &rel.join(n), out);
+        }
+    }
+}
+
+#[test]
+fn cp_a_tar_rsync_git_and_a_build() {
+    let c = Cluster::start(3, 3);
+    let m = c.mount(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    make_tree(&src);
+    let mnt = m.path();
+
+    // cp -a: identical content, modes, sizes and link counts.
+    let (ok, out) = sh(
+        work.path(),
+        &format!(
+            "cp -a src {}/copy && diff -r --no-dereference src {}/copy",
+            mnt.display(),
+            mnt.display()
+        ),
+    );
+    assert!(ok, "cp -a / diff: {out}\n{}", m.log());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    walk(&src, Path::new(""), &mut a);
+    walk(&mnt.join("copy"), Path::new(""), &mut b);
+    assert_eq!(a, b, "stat of the copy differs");
+
+    // tar out of and into the mount.
+    let (ok, out) = sh(mnt, "tar cf /tmp/tessera-test-$$.tar copy && mkdir untar && tar xf /tmp/tessera-test-$$.tar -C untar && rm /tmp/tessera-test-$$.tar && diff -r --no-dereference copy untar/copy");
+    assert!(ok, "tar: {out}");
+
+    // rsync twice: the second run transfers nothing.
+    let (ok, out) = sh(
+        work.path(),
+        &format!(
+            "rsync -a src/ {m}/rs/ && rsync -a --stats src/ {m}/rs/",
+            m = mnt.display()
+        ),
+    );
+    assert!(ok, "rsync: {out}");
+    assert!(
+        out.contains("Number of regular files transferred: 0"),
+        "second rsync transferred files: {out}"
+    );
+
+    // git init/add/commit/status/log inside the mount.
+    let (ok, out) = sh(
+        mnt,
+        "mkdir repo && cd repo && git init -q && git config user.email t@t && git config user.name t \
+         && cp -r ../copy/a . && git add -A && git commit -qm first && echo more >> a/f1 && git commit -qam second \
+         && git status --porcelain && git log --oneline | wc -l",
+    );
+    assert!(ok, "git: {out}");
+    assert!(out.trim_end().ends_with('2'), "git log: {out}");
+
+    // Compile and run a C program inside the mount.
+    let (ok, out) = sh(
+        mnt,
+        "mkdir cc && cd cc && cat > m.c <<'EOF'\n#include <stdio.h>\nint main(void) { printf(\"built %d\\n\", 6 * 7); return 0; }\nEOF\n\
+         printf 'm: m.c\\n\\tgcc -O1 -o m m.c\\n' > Makefile && make -s && ./m",
+    );
+    assert!(ok && out.contains("built 42"), "build: {out}");
+}
+
+#[test]
+fn two_mounts_close_to_open_and_namespace_changes() {
+    let c = Cluster::start(3, 3);
+    let m1 = c.mount(&[]);
+    let m2 = c.mount(&[]);
+    let data = random_bytes(3 << 20, 9);
+    std::fs::write(m1.path().join("shared"), &data).unwrap();
+    // close() on mount 1 made it durable and committed: mount 2 opens and sees it.
+    assert!(std::fs::read(m2.path().join("shared")).unwrap() == data);
+    // Overwrite part of it on mount 2; mount 1 sees the change after reopen.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(m2.path().join("shared"))
+            .unwrap();
+        f.write_all_at(b"XYZ", 1 << 20).unwrap();
+    }
+    let got = std::fs::read(m1.path().join("shared")).unwrap();
+    assert_eq!(&got[(1 << 20)..(1 << 20) + 3], b"XYZ");
+    assert_eq!(got.len(), data.len());
+    // A rename and an unlink on one mount are seen by the other.
+    std::fs::rename(m1.path().join("shared"), m1.path().join("renamed")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400)); // attr/entry TTL in tests
+    assert!(!m2.path().join("shared").exists());
+    assert_eq!(
+        std::fs::read(m2.path().join("renamed")).unwrap().len(),
+        data.len()
+    );
+    std::fs::remove_file(m2.path().join("renamed")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(!m1.path().join("renamed").exists());
+}
+
+#[test]
+fn write_survives_chunkserver_sigkill() {
+    let mut c = Cluster::start(3, 4);
+    let m = c.mount(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("big");
+    let size = 500usize << 20;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&src).unwrap();
+        for i in 0..(size >> 20) {
+            f.write_all(&random_bytes(1 << 20, 7_000 + i as u64))
+                .unwrap();
+        }
+    }
+    let dst = m.path().join("big");
+    let writer = std::thread::spawn(move || {
+        let (ok, out) = sh(
+            Path::new("/"),
+            &format!(
+                "dd if={} of={} bs=1M status=none conv=fsync",
+                src.display(),
+                dst.display()
+            ),
+        );
+        (ok, out, src)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    c.chunkservers[1].kill();
+    let (ok, out, src) = writer.join().unwrap();
+    assert!(ok, "write through the mount failed: {out}\n{}", m.log());
+    let (ok, out) = sh(
+        Path::new("/"),
+        &format!("cmp {} {}", src.display(), m.path().join("big").display()),
+    );
+    assert!(ok, "content differs: {out}");
+}
