@@ -32,6 +32,8 @@ pub struct Mount {
     pub handles: Mutex<HashMap<u64, (u64, i32)>>,
     pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     pub next_fh: AtomicU64,
+    /// Random id of this mount: lock owners are "<id>:<kernel owner>".
+    pub id: String,
 }
 
 pub fn kind(k: i32) -> FileType {
@@ -99,6 +101,7 @@ impl Mount {
             handles: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            id: format!("{:016x}", rand_id()),
         }
     }
 
@@ -298,5 +301,98 @@ impl Mount {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh);
+    }
+}
+
+fn rand_id() -> u64 {
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
+}
+
+impl Mount {
+    pub fn lock_owner(&self, owner: u64) -> String {
+        format!("{}:{owner:x}", self.id)
+    }
+
+    /// Takes a lock at the master; with `wait`, retries until granted.
+    pub async fn setlk(
+        &self,
+        ino: u64,
+        owner: u64,
+        pid: u32,
+        start: u64,
+        end: u64,
+        typ: i32,
+        wait: bool,
+    ) -> Result<()> {
+        let req = pb::LockRequest {
+            ino,
+            owner: self.lock_owner(owner),
+            pid,
+            start,
+            end,
+            typ,
+        };
+        let mut delay = Duration::from_millis(10);
+        loop {
+            let r = self
+                .fs
+                .meta
+                .call("set_lock", |mut c| {
+                    let r = req.clone();
+                    async move { c.set_lock(r).await }
+                })
+                .await?;
+            if r.granted {
+                return Ok(());
+            }
+            if !wait {
+                return Err(ClientError::fs(libc::EAGAIN, "lock held by another owner"));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    pub async fn getlk(
+        &self,
+        ino: u64,
+        owner: u64,
+        start: u64,
+        end: u64,
+        typ: i32,
+    ) -> Result<pb::LockReply> {
+        let req = pb::LockRequest {
+            ino,
+            owner: self.lock_owner(owner),
+            pid: 0,
+            start,
+            end,
+            typ,
+        };
+        self.fs
+            .meta
+            .call("get_lock", |mut c| {
+                let r = req.clone();
+                async move { c.get_lock(r).await }
+            })
+            .await
+    }
+
+    pub async fn release_locks(&self, ino: u64, owner: u64) -> Result<()> {
+        let req = pb::ReleaseLocksRequest {
+            ino,
+            owner: self.lock_owner(owner),
+        };
+        self.fs
+            .meta
+            .call("release_locks", |mut c| {
+                let r = req.clone();
+                async move { c.release_locks(r).await }
+            })
+            .await?;
+        Ok(())
     }
 }

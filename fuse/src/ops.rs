@@ -81,6 +81,8 @@ impl Filesystem for TesseraFs {
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(4 << 20);
         let _ = config.set_max_background(64);
+        // Locks go to the master so that they exclude across mounts.
+        let _ = config.add_capabilities(InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS);
         Ok(())
     }
 
@@ -420,25 +422,88 @@ impl Filesystem for TesseraFs {
     fn flush(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
-        _lock_owner: LockOwner,
+        lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        spawn!(self, reply, |m| m.flush(fh.0), |_x| reply.ok());
+        spawn!(
+            self,
+            reply,
+            |m| async move {
+                let r = m.flush(fh.0).await;
+                // close(2) drops the process's POSIX locks on the file.
+                m.release_locks(ino.0, lock_owner.0).await?;
+                r
+            },
+            |_x| reply.ok()
+        );
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        reply: ReplyLock,
+    ) {
+        spawn!(
+            self,
+            reply,
+            |m| m.getlk(ino.0, lock_owner.0, start, end, typ),
+            |l| reply.locked(l.start, l.end, l.typ, l.pid)
+        );
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        spawn!(
+            self,
+            reply,
+            |m| m.setlk(ino.0, lock_owner.0, pid, start, end, typ, sleep),
+            |_x| reply.ok()
+        );
     }
 
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        spawn!(self, reply, |m| m.release(fh.0), |_x| reply.ok());
+        spawn!(
+            self,
+            reply,
+            |m| async move {
+                let r = m.release(fh.0).await;
+                // flock locks die with the last reference to the open file.
+                if let Some(o) = lock_owner {
+                    m.release_locks(ino.0, o.0).await?;
+                }
+                r
+            },
+            |_x| reply.ok()
+        );
     }
 
     fn fsync(

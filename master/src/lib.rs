@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod convert;
 pub mod fsm;
+pub mod locks;
 pub mod meta_service;
 pub mod raft;
 pub mod store;
@@ -79,6 +80,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         raft: raft.clone(),
         db: db.clone(),
         cluster,
+        locks: Default::default(),
         node_id: cfg.id,
         addr: cfg.advertise.clone(),
     };

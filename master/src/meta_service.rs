@@ -9,7 +9,7 @@ use crate::fsm::read;
 use crate::types::{Command, Cred, Op, Raft, Reply, TimeSet};
 use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
-use openraft::ReadPolicy;
+use openraft::LinearizerOption;
 use rocksdb::DB;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,7 @@ pub struct MetaService {
     pub raft: Raft,
     pub db: Arc<DB>,
     pub cluster: Arc<Cluster>,
+    pub locks: crate::locks::LockTable,
     pub node_id: u64,
     pub addr: String,
 }
@@ -85,14 +86,14 @@ impl MetaService {
     }
 
     /// Linearizable read barrier: this node is leader and has applied
-    /// everything committed before the read began.
+    /// everything committed before the read began. A quorum acknowledgement
+    /// younger than the leader lease is reused (no network round trip); an
+    /// older one triggers a heartbeat round first, as read-index does.
     async fn barrier(&self) -> Result<(), Status> {
-        let r = tokio::time::timeout(
-            RAFT_TIMEOUT,
-            self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
-        )
-        .await
-        .map_err(|_| Status::unavailable("read barrier timed out (no quorum?)"))?;
+        let opt = LinearizerOption::new(None, true);
+        let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.ensure_linearizable(opt))
+            .await
+            .map_err(|_| Status::unavailable("read barrier timed out (no quorum?)"))?;
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -104,6 +105,15 @@ impl MetaService {
                     None => Err(self.forward(e, self.leader_addr())),
                 }
             }
+        }
+    }
+
+    /// Soft state that lives on the leader only (locks, heartbeats).
+    fn leader_only(&self) -> Result<(), Status> {
+        if self.raft.is_leader() {
+            Ok(())
+        } else {
+            Err(not_leader(self.leader_addr().as_deref()))
         }
     }
 
@@ -479,6 +489,76 @@ impl Meta for MetaService {
         ok(Empty {})
     }
 
+    async fn set_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
+        self.leader_only()?;
+        let r = req.into_inner();
+        if r.start > r.end
+            || ![
+                crate::locks::F_RDLCK,
+                crate::locks::F_WRLCK,
+                crate::locks::F_UNLCK,
+            ]
+            .contains(&r.typ)
+        {
+            return Err(Status::invalid_argument("bad lock range or type"));
+        }
+        match self
+            .locks
+            .set(r.ino, &r.owner, r.pid, r.start, r.end, r.typ)
+        {
+            Ok(()) => ok(LockReply {
+                granted: true,
+                typ: r.typ,
+                start: r.start,
+                end: r.end,
+                pid: r.pid,
+            }),
+            Err(h) => ok(LockReply {
+                granted: false,
+                typ: if h.write {
+                    crate::locks::F_WRLCK
+                } else {
+                    crate::locks::F_RDLCK
+                },
+                start: h.start,
+                end: h.end,
+                pid: h.pid,
+            }),
+        }
+    }
+
+    async fn get_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
+        self.leader_only()?;
+        let r = req.into_inner();
+        let write = r.typ == crate::locks::F_WRLCK;
+        match self.locks.conflict(r.ino, &r.owner, r.start, r.end, write) {
+            None => ok(LockReply {
+                granted: true,
+                typ: crate::locks::F_UNLCK,
+                start: r.start,
+                end: r.end,
+                pid: 0,
+            }),
+            Some(h) => ok(LockReply {
+                granted: false,
+                typ: if h.write {
+                    crate::locks::F_WRLCK
+                } else {
+                    crate::locks::F_RDLCK
+                },
+                start: h.start,
+                end: h.end,
+                pid: h.pid,
+            }),
+        }
+    }
+
+    async fn release_locks(&self, req: Request<ReleaseLocksRequest>) -> Res<Empty> {
+        self.leader_only()?;
+        self.locks.release(req.get_ref().ino, &req.get_ref().owner);
+        ok(Empty {})
+    }
+
     async fn node_status(&self, _req: Request<Empty>) -> Res<NodeStatusReply> {
         let m = self.raft.metrics().borrow_watched().clone();
         let role = format!("{:?}", m.state);
@@ -541,9 +621,7 @@ impl Meta for MetaService {
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Res<HeartbeatReply> {
-        if !self.raft.is_leader() {
-            return Err(not_leader(self.leader_addr().as_deref()));
-        }
+        self.leader_only()?;
         let need_full_report = self.cluster.heartbeat(req.get_ref());
         ok(HeartbeatReply { need_full_report })
     }

@@ -139,6 +139,53 @@ fn two_mounts_close_to_open_and_namespace_changes() {
     std::fs::remove_file(m2.path().join("renamed")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert!(!m1.path().join("renamed").exists());
+
+    // flock and fcntl locks taken through one mount exclude the other.
+    std::fs::write(m1.path().join("lockfile"), b"0123456789").unwrap();
+    let script = r#"
+import fcntl, subprocess, sys
+a, b = sys.argv[1], sys.argv[2]
+fa = open(a, 'r+'); fcntl.flock(fa, fcntl.LOCK_EX)
+fb = open(b, 'r+')
+try:
+    fcntl.flock(fb, fcntl.LOCK_EX | fcntl.LOCK_NB); print('flock-not-excluded')
+except BlockingIOError:
+    print('flock-excluded')
+fcntl.flock(fa, fcntl.LOCK_UN)
+fcntl.flock(fb, fcntl.LOCK_EX | fcntl.LOCK_NB); print('flock-after-unlock'); fcntl.flock(fb, fcntl.LOCK_UN)
+fcntl.lockf(fa, fcntl.LOCK_EX, 100, 0)
+child = '''
+import fcntl, sys
+f = open(sys.argv[1], 'r+')
+try:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 11, 50); print('range-not-excluded')
+except OSError:
+    print('range-excluded')
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 100, 200); print('range-disjoint-ok')
+'''
+print(subprocess.run([sys.executable, '-c', child, b], capture_output=True, text=True).stdout)
+fa.close()
+print(subprocess.run([sys.executable, '-c', child.replace('range-', 'after-close-'), b], capture_output=True, text=True).stdout)
+"#;
+    let (ok, out) = sh(
+        m1.path(),
+        &format!(
+            "python3 -c \"$S\" {} {}",
+            m1.path().join("lockfile").display(),
+            m2.path().join("lockfile").display()
+        )
+        .replace("$S", &script.replace('"', "\\\"")),
+    );
+    assert!(ok, "lock script: {out}");
+    for want in [
+        "flock-excluded",
+        "flock-after-unlock",
+        "range-excluded",
+        "range-disjoint-ok",
+        "after-close-not-excluded",
+    ] {
+        assert!(out.contains(want), "locks: missing {want}: {out}");
+    }
 }
 
 #[test]

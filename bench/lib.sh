@@ -1,0 +1,59 @@
+# Shared helpers for the benchmarks: a release build and a local cluster on
+# ports away from the defaults, stopped (by PID) on exit.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN="$REPO/target/release"
+BASE_PORT=${BENCH_BASE_PORT:-17400}
+export TESSERA_MASTERS="127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1)),127.0.0.1:$((BASE_PORT + 2))"
+
+build() {
+  "$REPO/scripts/install-deps.sh"
+  (cd "$REPO" && cargo build --release --bins >&2)
+}
+
+# start_cluster DIR [--mount MNT]: starts `tessera up` in the background.
+start_cluster() {
+  local dir=$1; shift
+  rm -rf "$dir"; mkdir -p "$dir"
+  "$BIN/tessera" up --dir "$dir" --base-port "$BASE_PORT" "$@" >"$dir.up.log" 2>&1 &
+  UP_PID=$!
+  trap stop_cluster EXIT
+  for _ in $(seq 1 150); do
+    if "$BIN/tessera" --timeout 2 cluster status --json 2>/dev/null \
+      | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if any(m["role"]=="Leader" for m in s["masters"]) and sum(c["alive"] for c in s["chunkservers"])>=3 else 1)'; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "cluster did not come up; see $dir.up.log" >&2
+  return 1
+}
+
+stop_cluster() {
+  if [ -n "${UP_PID:-}" ] && kill -0 "$UP_PID" 2>/dev/null; then
+    kill -TERM "$UP_PID"
+    wait "$UP_PID" 2>/dev/null || true
+  fi
+  UP_PID=
+}
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+# secs CMD...: runs CMD, prints elapsed seconds on stdout.
+secs() {
+  local t0 t1
+  t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
+  python3 -c "print(f'{$t1 - $t0:.3f}')"
+}
+
+# Fresh random files that never repeat (dedup must not flatter the figures).
+make_files() { # DIR COUNT SIZE
+  python3 - "$@" <<'PY'
+import os, sys
+d, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(d, exist_ok=True)
+for i in range(n):
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(os.urandom(size))
+PY
+}
