@@ -317,6 +317,7 @@ impl Mount {
     }
 
     /// Takes a lock at the master; with `wait`, retries until granted.
+    #[allow(clippy::too_many_arguments)] // mirrors FUSE's setlk
     pub async fn setlk(
         &self,
         ino: u64,

@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-pub const F_RDLCK: i32 = libc::F_RDLCK as i32;
-pub const F_WRLCK: i32 = libc::F_WRLCK as i32;
-pub const F_UNLCK: i32 = libc::F_UNLCK as i32;
+pub const F_RDLCK: i32 = libc::F_RDLCK;
+pub const F_WRLCK: i32 = libc::F_WRLCK;
+pub const F_UNLCK: i32 = libc::F_UNLCK;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {
