@@ -30,6 +30,8 @@ pub struct Mount {
     /// every reader sees unflushed writes.
     pub files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     pub handles: Mutex<HashMap<u64, (u64, i32)>>,
+    /// Handles that have not read yet (for relatime).
+    pub atime_pending: Mutex<std::collections::HashSet<u64>>,
     pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     pub next_fh: AtomicU64,
     /// Random id of this mount: lock owners are "<id>:<kernel owner>".
@@ -99,6 +101,7 @@ impl Mount {
             chunk,
             files: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
+            atime_pending: Mutex::new(Default::default()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             id: format!("{:016x}", rand_id()),
@@ -172,6 +175,10 @@ impl Mount {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(fh, (ino, flags));
+        self.atime_pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh);
         Ok(fh)
     }
 
@@ -190,8 +197,50 @@ impl Mount {
 
     pub async fn read(&self, fh: u64, off: u64, len: u64) -> Result<Vec<u8>> {
         let (f, _) = self.file_of(fh)?;
-        let mut d = f.data.lock().await;
-        d.read(&self.fs.transfer, off, len).await
+        let first_read = self
+            .atime_pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
+        let data = {
+            let mut d = f.data.lock().await;
+            d.read(&self.fs.transfer, off, len).await?
+        };
+        if first_read {
+            let ino = f.data.lock().await.ino;
+            self.relatime(ino);
+        }
+        Ok(data)
+    }
+
+    /// relatime: the first read through a handle updates atime when atime
+    /// is older than mtime/ctime or than a day, in the background.
+    fn relatime(&self, ino: u64) {
+        let fs = self.fs.clone();
+        tokio::spawn(async move {
+            let Ok(a) = fs.getattr(ino).await else { return };
+            let sec = |t: &Option<pb::Timespec>| t.as_ref().map(|t| t.sec).unwrap_or(0);
+            let now = tessera_proto::time::now().sec;
+            if sec(&a.atime) <= sec(&a.mtime)
+                || sec(&a.atime) <= sec(&a.ctime)
+                || now - sec(&a.atime) > 86_400
+            {
+                let req = pb::SetAttrRequest {
+                    cred: None, // the kernel already checked read access
+                    ino,
+                    atime_now: true,
+                    request_id: tessera_client::fs::request_id(),
+                    ..Default::default()
+                };
+                let _ = fs
+                    .meta
+                    .call("setattr", |mut c| {
+                        let r = req.clone();
+                        async move { c.set_attr(r).await }
+                    })
+                    .await;
+            }
+        });
     }
 
     pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<()> {
@@ -227,6 +276,10 @@ impl Mount {
         let r = self.flush(fh).await;
         let entry = self
             .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
+        self.atime_pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&fh);

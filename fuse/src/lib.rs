@@ -40,7 +40,6 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
         fuser::MountOption::FSName("tessera".into()),
         fuser::MountOption::Subtype("tessera".into()),
         fuser::MountOption::DefaultPermissions,
-        fuser::MountOption::NoAtime,
     ];
     if cfg.allow_other {
         fc.acl = fuser::SessionACL::All;

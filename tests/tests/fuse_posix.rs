@@ -128,6 +128,13 @@ print(rn('x1', 'x2', 2) == 0 and open('x1').read() == 'two' and open('x2').read(
     let v: Vec<i64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
     assert_eq!(v[0], 1_000_000_000, "atime changed by a UTIME_OMIT");
     assert!(v[1] > 1_700_000_000, "mtime not set to now");
+    // relatime: a read updates an atime older than mtime.
+    let (ok, out) = sh(r, "cat t >/dev/null && sleep 1 && stat -c '%X' t");
+    assert!(ok, "{out}");
+    assert!(
+        out.trim().parse::<i64>().unwrap() >= v[1],
+        "atime not updated by a read (relatime): {out}"
+    );
 
     // Permissions for other users, and sticky directories.
     mode(r, 0o755);
