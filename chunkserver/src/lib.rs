@@ -2,8 +2,10 @@
 
 pub mod error;
 pub mod heartbeat;
+pub mod scrub;
 pub mod service;
 pub mod store;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +22,11 @@ pub struct Config {
     pub zone: String,
     pub reserve_bytes: u64,
     pub heartbeat: Duration,
+    /// Repair copies sent from this server, bytes/s (0 = unlimited).
+    pub repair_rate: u64,
+    /// Scrub re-hash rate, bytes/s (0 = scrubbing off).
+    pub scrub_rate: u64,
+    pub scrub_pause: Duration,
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
@@ -30,7 +37,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         store: store.clone(),
         id: cfg.id.clone(),
         addr: cfg.advertise.clone(),
+        repair_limit: Arc::new(throttle::Throttle::new(cfg.repair_rate)),
     };
+    if cfg.scrub_rate > 0 {
+        tokio::spawn(
+            scrub::Scrubber {
+                store: store.clone(),
+                rate: cfg.scrub_rate,
+                pause: cfg.scrub_pause,
+            }
+            .run(),
+        );
+    }
     let meta = tessera_client::meta::MetaClient::new(cfg.masters.clone(), Default::default());
     let hb = heartbeat::Heartbeat {
         meta,

@@ -31,6 +31,15 @@ struct Args {
     /// Refuse writes when free disk space would fall below this many bytes.
     #[arg(long, default_value_t = 256 << 20)]
     reserve_bytes: u64,
+    /// Bandwidth for repair copies sent from this server, MB/s (0 = unlimited).
+    #[arg(long, default_value_t = 100)]
+    repair_mbps: u64,
+    /// Scrub (background re-hash) rate in MB/s (0 = off).
+    #[arg(long, default_value_t = 20)]
+    scrub_mbps: u64,
+    /// Seconds between scrub passes.
+    #[arg(long, default_value_t = 3600)]
+    scrub_pause_s: u64,
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
     heartbeat_ms: u64,
@@ -54,6 +63,9 @@ async fn main() {
         zone: a.zone,
         reserve_bytes: a.reserve_bytes,
         heartbeat: Duration::from_millis(a.heartbeat_ms),
+        repair_rate: a.repair_mbps * 1_000_000,
+        scrub_rate: a.scrub_mbps * 1_000_000,
+        scrub_pause: Duration::from_secs(a.scrub_pause_s),
     };
     if let Err(e) = tessera_chunkserver::run(cfg).await {
         eprintln!("tessera-chunkserver: {e:#}");

@@ -18,6 +18,8 @@ pub struct ChunkService {
     pub store: Arc<ChunkStore>,
     pub id: String,
     pub addr: String,
+    /// Repair copies leaving this server share this bandwidth budget.
+    pub repair_limit: Arc<crate::throttle::Throttle>,
 }
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -221,6 +223,75 @@ impl Chunk for ChunkService {
             }
         }
         Ok(Response::new(DeleteChunksReply { deleted }))
+    }
+
+    #[tracing::instrument(skip_all, fields(server = %self.id, target = %req.get_ref().target))]
+    async fn replicate(
+        &self,
+        req: Request<ReplicateRequest>,
+    ) -> Result<Response<ReplicateReply>, Status> {
+        let r = req.into_inner();
+        let id = ChunkId::from_slice(&r.id).map_err(|e| bad(e.to_string()))?;
+        // Re-hash before sending: a corrupt copy is quarantined, never spread.
+        if !self.store.verify(&id).await? {
+            self.store.quarantine(&id).await?;
+            return Err(tessera_proto::status::errno_status(
+                libc::EILSEQ,
+                format!("chunk {id} is corrupt here; quarantined"),
+            ));
+        }
+        let data = Bytes::from(
+            tokio::fs::read(self.store.chunk_path(&id))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?,
+        );
+        self.repair_limit.take(data.len() as u64).await;
+        let ep = tonic::transport::Endpoint::from_shared(format!("http://{}", r.target))
+            .map_err(|e| bad(e.to_string()))?
+            .connect_timeout(Duration::from_secs(3));
+        let ch = ep
+            .connect()
+            .await
+            .map_err(|e| Status::unavailable(format!("{}: {e}", r.target)))?;
+        let mut c = ChunkClient::new(ch)
+            .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
+            .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
+        let mut frames = Vec::new();
+        let mut off = 0;
+        loop {
+            let end = (off + MAX_FRAME).min(data.len());
+            let header = (off == 0).then(|| PutChunkHeader {
+                id: r.id.clone(),
+                len: data.len() as u64,
+                forward: vec![],
+            });
+            frames.push(PutChunkFrame {
+                header,
+                data: data.slice(off..end),
+            });
+            off = end;
+            if off >= data.len() {
+                break;
+            }
+        }
+        tokio::time::timeout(FORWARD_TIMEOUT, c.put_chunk(tokio_stream::iter(frames)))
+            .await
+            .map_err(|_| Status::deadline_exceeded("replicate timed out"))??;
+        Ok(Response::new(ReplicateReply {
+            bytes: data.len() as u64,
+        }))
+    }
+
+    async fn verify(&self, req: Request<VerifyRequest>) -> Result<Response<VerifyReply>, Status> {
+        let mut bad_ids = Vec::new();
+        for raw in &req.get_ref().ids {
+            let id = ChunkId::from_slice(raw).map_err(|e| bad(e.to_string()))?;
+            if let Ok(false) = self.store.verify(&id).await {
+                self.store.quarantine(&id).await?;
+                bad_ids.push(raw.clone());
+            }
+        }
+        Ok(Response::new(VerifyReply { bad: bad_ids }))
     }
 
     async fn stats(&self, _req: Request<Empty>) -> Result<Response<ChunkServerStats>, Status> {

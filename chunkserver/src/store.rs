@@ -160,6 +160,49 @@ impl ChunkStore {
         }
     }
 
+    /// Re-hashes a stored chunk; Ok(false) when the content does not match.
+    pub async fn verify(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        let p = self.chunk_path(id);
+        let id2 = *id;
+        tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
+            let mut f = match std::fs::File::open(&p) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::NotFound(id2.to_hex()))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut h = blake3::Hasher::new();
+            std::io::copy(&mut f, &mut h)?;
+            Ok(ChunkId::from_hash(h.finalize()) == id2)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    /// Moves a bad chunk out of the store (kept for inspection) and reports
+    /// it as removed, so the master re-replicates from a good copy.
+    pub async fn quarantine(&self, id: &ChunkId) -> Result<(), StoreError> {
+        let p = self.chunk_path(id);
+        let len = tokio::fs::metadata(&p).await?.len();
+        let qdir = self.root.join("quarantine");
+        tokio::fs::create_dir_all(&qdir).await?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        tokio::fs::rename(&p, qdir.join(format!("{}.{stamp}", id.to_hex()))).await?;
+        self.used.fetch_sub(len, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .push(*id);
+        tracing::error!(chunk = %id, "corrupt chunk quarantined");
+        Ok(())
+    }
+
     pub async fn delete(&self, id: &ChunkId) -> Result<bool, StoreError> {
         let p = self.chunk_path(id);
         let len = match tokio::fs::metadata(&p).await {

@@ -303,13 +303,31 @@ impl Fs {
             .await
     }
 
-    /// Atomically installs new content for a regular file.
-    pub async fn commit(&self, ino: u64, extents: Vec<Extent>, size: u64) -> Result<Attr> {
+    /// The GC epoch: read it before checking or uploading the chunks of a
+    /// commit, and pass it to `commit` (see CommitRequest in the .proto).
+    pub async fn epoch(&self) -> Result<u64> {
+        let r = self
+            .meta
+            .call("epoch", |mut c| async move { c.epoch(Empty {}).await })
+            .await?;
+        Ok(r.epoch)
+    }
+
+    /// Atomically installs new content for a regular file. Fails with
+    /// EAGAIN if a chunk was garbage-collected since `gc_epoch`.
+    pub async fn commit(
+        &self,
+        ino: u64,
+        extents: Vec<Extent>,
+        size: u64,
+        gc_epoch: u64,
+    ) -> Result<Attr> {
         let req = CommitRequest {
             cred: self.cred(),
             ino,
             extents,
             size,
+            gc_epoch,
             request_id: request_id(),
         };
         let r = self
@@ -347,8 +365,9 @@ impl Fs {
                 format!("{path}: exists and is not a regular file"),
             ));
         }
+        let epoch = self.epoch().await?;
         let (extents, size) = self.transfer.upload(reader, progress).await?;
-        self.commit(attr.ino, extents, size).await
+        self.commit(attr.ino, extents, size, epoch).await
     }
 
     pub async fn get_stream<W: tokio::io::AsyncWrite + Unpin>(

@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 
 /// Background uploads allowed per file before a writer waits.
 const MAX_PENDING: usize = 8;
+/// Dirty slots after which a long write commits what it has.
+const COMMIT_EVERY: usize = 64;
 
 enum Slot {
     /// Bytes of the slot starting at its start offset (may be shorter than a chunk).
@@ -37,6 +39,8 @@ pub struct FileData {
     /// Error of a background upload, reported at the next flush.
     failed: Option<ClientError>,
     last_read_end: u64,
+    /// GC epoch read before the first upload of the pending commit.
+    epoch: Option<u64>,
 }
 
 /// Bytes `[from, to)` of a file made of `base` extents, as extents (holes past the end).
@@ -118,6 +122,7 @@ impl FileData {
             slots: BTreeMap::new(),
             failed: None,
             last_read_end: 0,
+            epoch: None,
         }
     }
 
@@ -158,7 +163,8 @@ impl FileData {
         })
     }
 
-    pub async fn write(&mut self, t: &Transfer, off: u64, data: &[u8]) -> Result<()> {
+    pub async fn write(&mut self, fs: &Fs, off: u64, data: &[u8]) -> Result<()> {
+        let t = &fs.transfer;
         let end = off + data.len() as u64;
         let mut pos = off;
         while pos < end {
@@ -174,11 +180,19 @@ impl FileData {
             let full = buf.len() as u64 == self.chunk && b as u64 == self.chunk;
             self.slots.insert(s, Slot::Buf(buf));
             if full {
+                if self.epoch.is_none() {
+                    self.epoch = Some(fs.epoch().await?);
+                }
                 self.start_upload(t, s).await;
             }
             pos = piece_end;
         }
         self.size = self.size.max(end);
+        // Commit now and then during long writes: bounds memory and how long
+        // uploaded chunks stay unreferenced (the GC grace period).
+        if self.slots.len() >= COMMIT_EVERY {
+            self.flush(fs).await?;
+        }
         Ok(())
     }
 
@@ -290,6 +304,9 @@ impl FileData {
             return Ok(None);
         }
         let t = &fs.transfer;
+        if self.epoch.is_none() {
+            self.epoch = Some(fs.epoch().await?);
+        }
         let bufs: Vec<u64> = self
             .slots
             .iter()
@@ -334,7 +351,11 @@ impl FileData {
         for e in slice_extents(&self.base, pos, self.size) {
             push_extent(&mut extents, e);
         }
-        let attr = fs.commit(self.ino, extents.clone(), self.size).await?;
+        let epoch = self.epoch.unwrap_or(0);
+        let attr = fs
+            .commit(self.ino, extents.clone(), self.size, epoch)
+            .await?;
+        self.epoch = None;
         self.base = extents;
         self.committed_size = self.size;
         self.slots.clear();

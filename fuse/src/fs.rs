@@ -228,7 +228,7 @@ impl Mount {
                 let req = pb::SetAttrRequest {
                     cred: None, // the kernel already checked read access
                     ino,
-                    atime_now: true,
+                    read_access: true,
                     request_id: tessera_client::fs::request_id(),
                     ..Default::default()
                 };
@@ -254,7 +254,7 @@ impl Mount {
         } else {
             off
         };
-        d.write(&self.fs.transfer, off, data).await
+        d.write(&self.fs, off, data).await
     }
 
     /// Makes this file's writes durable (3 replicas) and committed.

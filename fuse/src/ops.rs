@@ -154,6 +154,7 @@ impl Filesystem for TesseraFs {
                     atime_now: at_now,
                     mtime: mt,
                     mtime_now: mt_now,
+                    read_access: false,
                     request_id: tessera_client::fs::request_id(),
                 };
                 let r = fs

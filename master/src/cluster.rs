@@ -22,7 +22,7 @@ pub struct Live {
 pub struct Cluster {
     servers: Mutex<HashMap<String, Live>>,
     pub dead_after: Duration,
-    started: Instant,
+    started: Mutex<Instant>,
 }
 
 impl Cluster {
@@ -30,7 +30,7 @@ impl Cluster {
         Cluster {
             servers: Mutex::new(HashMap::new()),
             dead_after,
-            started: Instant::now(),
+            started: Mutex::new(Instant::now()),
         }
     }
 
@@ -82,7 +82,52 @@ impl Cluster {
     pub fn is_alive(&self, id: &str) -> bool {
         match self.lock().get(id) {
             Some(l) => l.last_seen.elapsed() < self.dead_after,
-            None => self.started.elapsed() < self.dead_after,
+            None => {
+                self.started
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .elapsed()
+                    < self.dead_after
+            }
+        }
+    }
+
+    /// Forgets everything (a new leadership term starts from fresh reports).
+    pub fn reset(&self) {
+        self.lock().clear();
+        *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// True once the server's full chunk report has arrived.
+    pub fn knows(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// Chunk -> ids of the live servers reporting it.
+    pub fn holders(&self) -> HashMap<ChunkId, Vec<String>> {
+        let m = self.lock();
+        let mut out: HashMap<ChunkId, Vec<String>> = HashMap::new();
+        for (sid, l) in m
+            .iter()
+            .filter(|(_, l)| l.last_seen.elapsed() < self.dead_after)
+        {
+            for c in &l.chunks {
+                out.entry(*c).or_default().push(sid.clone());
+            }
+        }
+        out
+    }
+
+    /// A copy was confirmed by the target: count it before its next report.
+    pub fn note_copy(&self, server: &str, id: ChunkId) {
+        if let Some(l) = self.lock().get_mut(server) {
+            l.chunks.insert(id);
+        }
+    }
+
+    pub fn forget(&self, server: &str, id: &ChunkId) {
+        if let Some(l) = self.lock().get_mut(server) {
+            l.chunks.remove(id);
         }
     }
 

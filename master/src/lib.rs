@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod convert;
 pub mod fsm;
+pub mod healer;
 pub mod locks;
 pub mod meta_service;
 pub mod raft;
@@ -25,6 +26,7 @@ pub struct Config {
     pub dead_after: Duration,
     pub election_timeout_ms: u64,
     pub snapshot_logs: u64,
+    pub healer: healer::HealerConfig,
 }
 
 pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
@@ -76,11 +78,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 
     let cluster = Arc::new(cluster::Cluster::new(cfg.dead_after));
+    let repair = Arc::new(std::sync::Mutex::new(Default::default()));
+    tokio::spawn(
+        healer::Healer::new(
+            raft.clone(),
+            db.clone(),
+            cluster.clone(),
+            cfg.healer.clone(),
+            repair.clone(),
+        )
+        .run(),
+    );
     let meta = meta_service::MetaService {
         raft: raft.clone(),
         db: db.clone(),
         cluster,
         locks: Default::default(),
+        repair,
         node_id: cfg.id,
         addr: cfg.advertise.clone(),
     };

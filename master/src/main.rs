@@ -26,6 +26,15 @@ struct Args {
     /// Raft election timeout (minimum) in milliseconds.
     #[arg(long, default_value_t = 750)]
     election_timeout_ms: u64,
+    /// Milliseconds between repair/rebalance/GC passes of the leader.
+    #[arg(long, default_value_t = 2000)]
+    repair_interval_ms: u64,
+    /// Repair copies at once per chunkserver.
+    #[arg(long, default_value_t = 4)]
+    copies_per_server: usize,
+    /// Seconds before an unreferenced chunk (deleted file, abandoned upload) is deleted.
+    #[arg(long, default_value_t = 600)]
+    gc_grace_s: u64,
     /// Take a snapshot (and compact the log) every this many entries.
     #[arg(long, default_value_t = 5000)]
     snapshot_logs: u64,
@@ -68,6 +77,11 @@ async fn main() {
         dead_after: Duration::from_millis(a.dead_after_ms),
         election_timeout_ms: a.election_timeout_ms,
         snapshot_logs: a.snapshot_logs,
+        healer: tessera_master::healer::HealerConfig {
+            interval: Duration::from_millis(a.repair_interval_ms),
+            copies_per_server: a.copies_per_server.max(1),
+            gc_grace: Duration::from_secs(a.gc_grace_s),
+        },
     };
     if let Err(e) = tessera_master::run(cfg).await {
         eprintln!("tessera-master: {e:#}");

@@ -24,6 +24,7 @@ pub struct MetaService {
     pub db: Arc<DB>,
     pub cluster: Arc<Cluster>,
     pub locks: crate::locks::LockTable,
+    pub repair: Arc<std::sync::Mutex<RepairStatus>>,
     pub node_id: u64,
     pub addr: String,
 }
@@ -122,7 +123,7 @@ impl MetaService {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply {
                 attr: Some(attr(&i)),
             }),
-            Reply::None => Err(Status::internal("command returned no attributes")),
+            Reply::None | Reply::Ids(_) => Err(Status::internal("command returned no attributes")),
         }
     }
 
@@ -161,6 +162,12 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
     async fn set_attr(&self, req: Request<SetAttrRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
+        if r.read_access {
+            return Self::attr_reply(
+                self.write(cred(r.cred), Op::TouchAtime { ino: r.ino })
+                    .await?,
+            );
+        }
         let op = Op::SetAttr {
             ino: r.ino,
             mode: r.mode,
@@ -409,6 +416,7 @@ impl Meta for MetaService {
                     ino: r.ino,
                     extents,
                     size: r.size,
+                    gc_epoch: r.gc_epoch,
                 },
             )
             .await?,
@@ -434,7 +442,9 @@ impl Meta for MetaService {
         let servers = servers
             .into_iter()
             .map(|s| {
-                let alive = self.cluster.is_alive(&s.id);
+                // Alive for placement: on the ring (Raft state) and heard from.
+                let alive = s.state == crate::fsm::model::ServerState::Alive
+                    && self.cluster.is_alive(&s.id);
                 let live = self.cluster.with(&s.id, |l| {
                     (
                         l.used,
@@ -454,6 +464,7 @@ impl Meta for MetaService {
                     zone: s.zone,
                     free,
                     last_heartbeat_ms_ago: ago,
+                    state: s.state.name().to_string(),
                 }
             })
             .collect();
@@ -486,6 +497,19 @@ impl Meta for MetaService {
             .map(|c| c.to_hex())
             .unwrap_or_else(|_| "?".into());
         tracing::warn!(chunk = %id, server = %r.server_addr, reason = %r.reason, "client reported a corrupt replica");
+        // Have the server re-hash it now: a bad copy is quarantined there and
+        // the healer re-replicates from a good one.
+        let (addr, raw) = (r.server_addr.clone(), r.id.clone());
+        tokio::spawn(async move {
+            if let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
+                let mut c = tessera_proto::pb::chunk_client::ChunkClient::new(ep.connect_lazy());
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    c.verify(VerifyRequest { ids: vec![raw] }),
+                )
+                .await;
+            }
+        });
         ok(Empty {})
     }
 
@@ -553,6 +577,32 @@ impl Meta for MetaService {
         }
     }
 
+    async fn epoch(&self, _req: Request<Empty>) -> Res<EpochReply> {
+        self.barrier().await?;
+        let m = self.raft.metrics().borrow_watched().clone();
+        ok(EpochReply {
+            epoch: m.last_applied.map(|l| l.index()).unwrap_or(0),
+        })
+    }
+
+    async fn set_chunkserver_state(&self, req: Request<ChunkserverStateRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        let state = match crate::fsm::model::ServerState::parse(&r.state) {
+            Some(
+                s @ (crate::fsm::model::ServerState::Draining
+                | crate::fsm::model::ServerState::Alive),
+            ) => s,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "state must be \"draining\" or \"alive\"",
+                ))
+            }
+        };
+        self.write(Cred::root(), Op::SetServerState { id: r.id, state })
+            .await?;
+        ok(Empty {})
+    }
+
     async fn release_locks(&self, req: Request<ReleaseLocksRequest>) -> Res<Empty> {
         self.leader_only()?;
         self.locks.release(req.get_ref().ino, &req.get_ref().owner);
@@ -588,6 +638,10 @@ impl Meta for MetaService {
             leader_id: m.current_leader.unwrap_or(0),
             leader_addr: self.leader_addr().unwrap_or_default(),
             members,
+            repair: self
+                .raft
+                .is_leader()
+                .then(|| *self.repair.lock().unwrap_or_else(|p| p.into_inner())),
         })
     }
 

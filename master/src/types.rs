@@ -90,6 +90,8 @@ pub enum Op {
         ino: u64,
         extents: Vec<ExtentRec>,
         size: u64,
+        /// The GC epoch the client read before checking/uploading chunks.
+        gc_epoch: u64,
     },
     SetXattr {
         ino: u64,
@@ -106,6 +108,25 @@ pub enum Op {
         addr: String,
         capacity: u64,
         zone: String,
+    },
+    /// atime = now because of a read (does not change ctime).
+    TouchAtime {
+        ino: u64,
+    },
+    SetServerState {
+        id: String,
+        state: crate::fsm::model::ServerState,
+    },
+    /// Starts collecting unreferenced chunks: garbage whose count fell to
+    /// zero before `older_than`, or (`orphans`) chunks never referenced.
+    CollectGarbage {
+        ids: Vec<Vec<u8>>,
+        older_than: Time,
+        orphans: bool,
+    },
+    /// Every replica of these collected chunks is deleted.
+    GarbageDeleted {
+        ids: Vec<Vec<u8>>,
     },
 }
 
@@ -131,6 +152,10 @@ impl fmt::Display for Command {
             Op::SetXattr { .. } => "setxattr",
             Op::RemoveXattr { .. } => "removexattr",
             Op::RegisterChunkserver { .. } => "register",
+            Op::SetServerState { .. } => "set_server_state",
+            Op::TouchAtime { .. } => "touch_atime",
+            Op::CollectGarbage { .. } => "collect_garbage",
+            Op::GarbageDeleted { .. } => "garbage_deleted",
         };
         write!(f, "{name}(uid={})", self.cred.uid)
     }
@@ -161,6 +186,7 @@ pub enum Reply {
         inode: crate::fsm::model::Inode,
         created: bool,
     },
+    Ids(Vec<Vec<u8>>),
 }
 
 pub type CommandResult = Result<Reply, FsErr>;

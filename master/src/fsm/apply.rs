@@ -11,11 +11,13 @@ type R2<T> = Result<T, FsErr>;
 
 /// Errors of the store itself abort the apply (and the master), file-system
 /// errors are the command's answer.
-pub fn apply(txn: &mut Txn, cmd: &Command) -> io::Result<CommandResult> {
+/// `index` is the entry's Raft log index (the GC epoch of this change).
+pub fn apply(txn: &mut Txn, cmd: &Command, index: u64) -> io::Result<CommandResult> {
     let mut a = Applier {
         txn,
         cred: &cmd.cred,
         now: cmd.now,
+        index,
     };
     match a.op(&cmd.op) {
         Ok(r) => Ok(Ok(r)),
@@ -24,7 +26,7 @@ pub fn apply(txn: &mut Txn, cmd: &Command) -> io::Result<CommandResult> {
     }
 }
 
-enum Fail {
+pub(super) enum Fail {
     Fs(FsErr),
     Io(io::Error),
 }
@@ -63,6 +65,7 @@ struct Applier<'t, 'a> {
     txn: &'t mut Txn<'a>,
     cred: &'t Cred,
     now: Time,
+    index: u64,
 }
 
 impl Applier<'_, '_> {
@@ -148,7 +151,46 @@ impl Applier<'_, '_> {
                 atime.as_ref(),
                 mtime.as_ref(),
             ),
-            Op::Commit { ino, extents, size } => self.commit(*ino, extents, *size),
+            Op::Commit {
+                ino,
+                extents,
+                size,
+                gc_epoch,
+            } => {
+                super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;
+                self.commit(*ino, extents, *size)
+            }
+            Op::TouchAtime { ino } => {
+                let mut i = self.inode(*ino)?;
+                i.atime = self.now;
+                self.txn.put_inode(&i);
+                Ok(Reply::Attr(i))
+            }
+            Op::SetServerState { id, state } => {
+                let k = key::bytes(key::SERVER, id.as_bytes());
+                let mut rec: ChunkServerRec = self
+                    .txn
+                    .get(&k)?
+                    .ok_or_else(|| err(libc::ENOENT, format!("no chunkserver {id}")))?;
+                rec.state = *state;
+                self.txn.put(k, &rec);
+                Ok(Reply::None)
+            }
+            Op::CollectGarbage {
+                ids,
+                older_than,
+                orphans,
+            } => Ok(Reply::Ids(super::gc::collect(
+                self.txn,
+                ids,
+                *older_than,
+                *orphans,
+                self.index,
+            )?)),
+            Op::GarbageDeleted { ids } => {
+                super::gc::deleted(self.txn, ids, self.index)?;
+                Ok(Reply::None)
+            }
             Op::SetXattr {
                 ino,
                 name,
@@ -174,11 +216,19 @@ impl Applier<'_, '_> {
                 capacity,
                 zone,
             } => {
+                let k = key::bytes(key::SERVER, id.as_bytes());
+                // Re-registration keeps the ring state (a draining server stays draining).
+                let state = self
+                    .txn
+                    .get::<ChunkServerRec>(&k)?
+                    .map(|r| r.state)
+                    .unwrap_or_default();
                 let rec = ChunkServerRec {
                     id: id.clone(),
                     addr: addr.clone(),
                     capacity: *capacity,
                     zone: zone.clone(),
+                    state,
                 };
                 self.txn.put(key::bytes(key::SERVER, id.as_bytes()), &rec);
                 Ok(Reply::None)

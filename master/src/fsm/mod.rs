@@ -3,6 +3,7 @@
 //! together with the last-applied log id.
 
 pub mod apply;
+pub mod gc;
 pub mod model;
 pub mod perm;
 pub mod read;

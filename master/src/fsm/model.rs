@@ -55,6 +55,50 @@ pub struct ChunkServerRec {
     pub addr: String,
     pub capacity: u64,
     pub zone: String,
+    pub state: ServerState,
+}
+
+/// Ring membership of a chunkserver, changed only through Raft.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub enum ServerState {
+    /// On the ring: owns chunks.
+    #[default]
+    Alive,
+    /// Silent past the dead timeout: off the ring until it heartbeats again.
+    Dead,
+    /// Leaving: off the ring, its chunks are being copied to their new owners.
+    Draining,
+    /// Drained: holds nothing the ring needs.
+    Drained,
+}
+
+impl ServerState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerState::Alive => "alive",
+            ServerState::Dead => "dead",
+            ServerState::Draining => "draining",
+            ServerState::Drained => "drained",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ServerState> {
+        Some(match s {
+            "alive" => ServerState::Alive,
+            "dead" => ServerState::Dead,
+            "draining" => ServerState::Draining,
+            "drained" => ServerState::Drained,
+            _ => return None,
+        })
+    }
+}
+
+/// A garbage chunk being collected: the log index at which collection began
+/// and the index at which every replica was deleted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CollectRec {
+    pub started: u64,
+    pub done: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -76,6 +120,8 @@ pub mod key {
     pub const SERVER: u8 = b's';
     /// Chunks whose count fell to zero, with the time: garbage candidates.
     pub const GARBAGE: u8 = b'g';
+    /// Chunks being (or recently) collected: see `CollectRec`.
+    pub const COLLECT: u8 = b'c';
     pub const COUNTERS: &[u8] = b"mcounters";
 
     pub fn ino(tag: u8, ino: u64) -> Vec<u8> {

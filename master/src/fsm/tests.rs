@@ -54,6 +54,7 @@ impl Ns {
                 now: (self.clock, 0),
                 op,
             },
+            self.clock as u64,
         )
         .unwrap();
         let mut b = WriteBatch::default();
@@ -173,6 +174,7 @@ fn hard_links_share_inode_and_free_on_last_unlink() {
                 len: 10,
             }],
             size: 10,
+            gc_epoch: 0,
         },
     )
     .unwrap();
@@ -535,6 +537,7 @@ fn exclusive_create_and_truncate() {
                 len: 100,
             }],
             size: 100,
+            gc_epoch: 0,
         },
     )
     .unwrap();
@@ -584,6 +587,7 @@ fn truncate_keeps_prefix_and_grows_with_holes() {
             ino: f,
             extents: ext,
             size: 20,
+            gc_epoch: 0,
         },
     )
     .unwrap();

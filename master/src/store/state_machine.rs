@@ -151,7 +151,7 @@ impl RaftStateMachine<C> for StateMachine {
                 }
                 EntryPayload::Normal(cmd) => {
                     fsm::apply::bootstrap(&mut txn, cmd.now)?;
-                    fsm::apply::apply(&mut txn, cmd)?
+                    fsm::apply::apply(&mut txn, cmd, log_id.index())?
                 }
             };
             let mut batch = WriteBatch::default();

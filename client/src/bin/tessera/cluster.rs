@@ -59,7 +59,7 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
             .map(|s| {
                 serde_json::json!({
                     "id": s.id, "addr": s.addr, "alive": s.alive, "capacity": s.capacity,
-                    "used": s.used, "free": s.free, "chunk_count": s.chunk_count, "zone": s.zone,
+                    "used": s.used, "free": s.free, "chunk_count": s.chunk_count, "zone": s.zone, "state": s.state,
                 })
             })
             .collect();
@@ -95,5 +95,47 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
             s.id, s.addr, s.alive, s.capacity, s.used, s.chunk_count
         );
     }
+    if let Some(r) = repair_status(&fs).await {
+        println!("REPAIR");
+        println!(
+            "{} chunks, {} under-replicated, {} missing, {} bytes to copy, {} copies in flight, {:.1} MB/s, ETA {}, {} surplus, {} garbage pending",
+            r.chunks,
+            r.under_replicated,
+            r.missing,
+            r.bytes_to_copy,
+            r.copies_in_flight,
+            r.copy_rate_bps / 1e6,
+            eta(&r),
+            r.surplus,
+            r.garbage_pending
+        );
+    }
     Ok(())
+}
+
+/// The leader's repair progress, if a leader answers.
+pub async fn repair_status(fs: &tessera_client::Fs) -> Option<tessera_proto::pb::RepairStatus> {
+    let r = fs
+        .meta
+        .call("node_status", |mut c| async move {
+            c.node_status(Empty {}).await
+        })
+        .await
+        .ok()?;
+    if r.repair.is_some() {
+        return r.repair;
+    }
+    // Not the leader: ask the leader directly.
+    let mut c = fs.meta.client_for(&r.leader_addr).ok()?;
+    c.node_status(Empty {}).await.ok()?.into_inner().repair
+}
+
+pub fn eta(r: &tessera_proto::pb::RepairStatus) -> String {
+    if r.bytes_to_copy == 0 {
+        "done".into()
+    } else if r.copy_rate_bps <= 0.0 {
+        "unknown".into()
+    } else {
+        format!("{:.0}s", r.bytes_to_copy as f64 / r.copy_rate_bps)
+    }
 }

@@ -2,6 +2,7 @@
 //! The servers are sibling binaries (`tessera-master`, `tessera-chunkserver`)
 //! found next to this executable, git-style.
 
+mod admin;
 mod cluster;
 mod namespace;
 mod transfer;
@@ -66,6 +67,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,
     },
+    /// Per-file health: chunks and replicas found (non-zero exit if a file cannot be read).
+    Fsck { path: Option<String> },
+    /// Administration: chunkserver list, drain.
+    Admin {
+        #[command(subcommand)]
+        cmd: admin::AdminCmd,
+    },
     /// Cluster state.
     Cluster {
         #[command(subcommand)]
@@ -116,6 +124,8 @@ async fn run(cli: Cli) -> i32 {
             namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await
         }
         Cmd::Cluster { cmd } => cluster::run(&cfg, cmd).await,
+        Cmd::Fsck { path } => admin::fsck(&cfg, path.as_deref().unwrap_or("/")).await,
+        Cmd::Admin { cmd } => admin::admin(&cfg, cmd).await,
         Cmd::Mount { args } => up::exec_mount(&cli.masters, &args),
     };
     match res {

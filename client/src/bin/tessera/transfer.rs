@@ -105,12 +105,24 @@ async fn put_file(
             }
         }
     }
-    let f = tokio::fs::File::open(local)
-        .await
-        .with_context(|| format!("{}", local.display()))?;
-    let progress = |n: u64| pb.inc(n);
     let mode = md.permissions().mode() & 0o7777;
-    let attr = fs.put_stream(f, remote, mode, &progress).await?;
+    let mut attempt = 0;
+    let attr = loop {
+        attempt += 1;
+        let f = tokio::fs::File::open(local)
+            .await
+            .with_context(|| format!("{}", local.display()))?;
+        let progress = |n: u64| pb.inc(n);
+        match fs.put_stream(f, remote, mode, &progress).await {
+            Ok(a) => break a,
+            // A chunk was garbage-collected under the upload: upload again
+            // (chunks still present are skipped, so this is cheap).
+            Err(e) if e.errno() == libc::EAGAIN && attempt < 5 => {
+                tracing::info!(file = %remote, "chunk collected during upload; retrying");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     fs.set_times(attr.ino, mtime_of(&md), Some(mode)).await?;
     Ok(())
 }

@@ -1,0 +1,173 @@
+//! `tessera admin ...` and `tessera fsck`.
+
+use anyhow::{bail, Result};
+use bytes::Bytes;
+use tessera_client::path::join;
+use tessera_client::{connect, ClientConfig, Fs};
+use tessera_proto::pb::{ChunkLocationsRequest, ChunkserverStateRequest, Empty, FileKind};
+
+#[derive(clap::Subcommand)]
+pub enum AdminCmd {
+    /// Chunkserver membership.
+    Chunkserver {
+        #[command(subcommand)]
+        cmd: ChunkserverCmd,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum ChunkserverCmd {
+    /// Every registered chunkserver with its ring state.
+    List,
+    /// Move a chunkserver's data to the other servers before it leaves.
+    Drain { id: String },
+    /// Put a drained (or draining) chunkserver back on the ring.
+    Undrain { id: String },
+}
+
+pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
+    let AdminCmd::Chunkserver { cmd } = cmd;
+    let fs = connect(cfg.clone());
+    let set = |id: String, state: &str| {
+        let req = ChunkserverStateRequest {
+            id,
+            state: state.to_string(),
+        };
+        let meta = fs.meta.clone();
+        async move {
+            meta.call("set_chunkserver_state", |mut c| {
+                let r = req.clone();
+                async move { c.set_chunkserver_state(r).await }
+            })
+            .await
+        }
+    };
+    match cmd {
+        ChunkserverCmd::List => {
+            let ring = fs
+                .meta
+                .call(
+                    "get_ring",
+                    |mut c| async move { c.get_ring(Empty {}).await },
+                )
+                .await?;
+            println!(
+                "{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}",
+                "ID", "ADDRESS", "STATE", "ALIVE", "USED", "CHUNKS"
+            );
+            for s in ring.servers {
+                println!(
+                    "{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}",
+                    s.id, s.addr, s.state, s.alive, s.used, s.chunk_count
+                );
+            }
+        }
+        ChunkserverCmd::Drain { id } => {
+            set(id.clone(), "draining").await?;
+            println!("{id}: draining; `tessera admin chunkserver list` shows \"drained\" when it holds nothing the ring needs");
+        }
+        ChunkserverCmd::Undrain { id } => {
+            set(id.clone(), "alive").await?;
+            println!("{id}: back on the ring");
+        }
+    }
+    Ok(())
+}
+
+/// (files, unreadable files)
+async fn fsck_tree(
+    fs: &Fs,
+    path: &str,
+    live: &std::collections::HashSet<String>,
+    out: &mut (u64, u64),
+) -> Result<()> {
+    let a = fs.resolve(path).await?;
+    if a.kind == FileKind::Directory as i32 {
+        for e in fs.readdir(a.ino, false).await? {
+            let child = join(path, &String::from_utf8_lossy(&e.name));
+            Box::pin(fsck_tree(fs, &child, live, out)).await?;
+        }
+        return Ok(());
+    }
+    if a.kind != FileKind::Regular as i32 {
+        return Ok(());
+    }
+    let ext = fs.extents(a.ino).await?;
+    let ids: Vec<Bytes> = ext
+        .extents
+        .iter()
+        .filter(|e| !e.id.is_empty())
+        .map(|e| e.id.clone())
+        .collect();
+    let mut min = 3usize;
+    let mut missing = 0;
+    for batch in ids.chunks(1000) {
+        let req = ChunkLocationsRequest {
+            ids: batch.to_vec(),
+        };
+        let r = fs
+            .meta
+            .call("chunk_locations", |mut c| {
+                let r = req.clone();
+                async move { c.chunk_locations(r).await }
+            })
+            .await?;
+        for l in r.locations {
+            let n = l.addrs.iter().filter(|a| live.contains(*a)).count();
+            min = min.min(n);
+            missing += (n == 0) as u64;
+        }
+    }
+    out.0 += 1;
+    let state = if ids.is_empty() {
+        "OK".to_string()
+    } else if missing > 0 {
+        out.1 += 1;
+        format!("UNREADABLE ({missing} chunks with no replica)")
+    } else if min < 3 {
+        format!("UNDER-REPLICATED (min {min}/3)")
+    } else {
+        "OK".to_string()
+    };
+    println!(
+        "{path}: {} chunks, replicas {}/3: {state}",
+        ids.len(),
+        if ids.is_empty() { 3 } else { min }
+    );
+    Ok(())
+}
+
+pub async fn fsck(cfg: &ClientConfig, path: &str) -> Result<()> {
+    let fs = connect(cfg.clone());
+    let ring = fs
+        .meta
+        .call(
+            "get_ring",
+            |mut c| async move { c.get_ring(Empty {}).await },
+        )
+        .await?;
+    let live = ring
+        .servers
+        .iter()
+        .filter(|s| s.last_heartbeat_ms_ago < 10_000)
+        .map(|s| s.addr.clone())
+        .collect();
+    let mut counts = (0, 0);
+    fsck_tree(&fs, path, &live, &mut counts).await?;
+    if let Some(r) = crate::cluster::repair_status(&fs).await {
+        println!(
+            "repair: {} chunks, {} under-replicated, {} missing, {} bytes to copy, {:.1} MB/s, ETA {}",
+            r.chunks,
+            r.under_replicated,
+            r.missing,
+            r.bytes_to_copy,
+            r.copy_rate_bps / 1e6,
+            crate::cluster::eta(&r)
+        );
+    }
+    println!("{} files, {} unreadable", counts.0, counts.1);
+    if counts.1 > 0 {
+        bail!("{} files cannot be read", counts.1);
+    }
+    Ok(())
+}

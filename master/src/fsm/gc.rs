@@ -1,0 +1,99 @@
+//! Garbage-collection bookkeeping in the state machine.
+//!
+//! Safety argument: a chunk is deleted from chunkservers only after a
+//! `CollectGarbage` entry (log index G) marked it while unreferenced; the
+//! deletion finishes before a `GarbageDeleted` entry (index D). A client reads
+//! the epoch E (an applied index) *before* it checks or uploads chunks and
+//! commits with it. A commit that adds the first reference to a chunk with a
+//! collection record is refused (EAGAIN) unless D <= E: then every deletion
+//! finished before the client looked, so what it saw (and uploaded) is what
+//! the chunkservers hold. A commit applied before G makes the count non-zero
+//! and `collect` skips the chunk. So no committed reference ever points at a
+//! chunk that GC deletes.
+
+use super::model::{key, ChunkRefs, CollectRec};
+use super::Txn;
+use crate::types::{ExtentRec, FsErr, Time};
+use std::io;
+
+pub(super) fn check_not_collected(
+    txn: &mut Txn,
+    extents: &[ExtentRec],
+    epoch: u64,
+) -> Result<(), super::apply::Fail> {
+    for e in extents.iter().filter(|e| e.id.len() == 32) {
+        let referenced = txn
+            .get::<ChunkRefs>(&key::bytes(key::CHUNK, &e.id))?
+            .is_some_and(|r| r.refs > 0);
+        if referenced {
+            continue;
+        }
+        let ck = key::bytes(key::COLLECT, &e.id);
+        if let Some(rec) = txn.get::<CollectRec>(&ck)? {
+            if rec.done.is_none_or(|d| d > epoch) {
+                return Err(super::apply::Fail::Fs(FsErr::new(
+                    libc::EAGAIN,
+                    format!(
+                        "chunk {} was garbage-collected during the upload; upload again",
+                        hex(&e.id)
+                    ),
+                )));
+            }
+            // Collected and deleted before the client looked: the record is
+            // no longer needed once the chunk is referenced again.
+            txn.delete(ck);
+        }
+    }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().take(8).map(|x| format!("{x:02x}")).collect()
+}
+
+/// Marks unreferenced chunks as being collected; returns those marked.
+pub fn collect(
+    txn: &mut Txn,
+    ids: &[Vec<u8>],
+    older_than: Time,
+    orphans: bool,
+    index: u64,
+) -> io::Result<Vec<Vec<u8>>> {
+    let mut marked = Vec::new();
+    for id in ids.iter().filter(|id| id.len() == 32) {
+        if txn
+            .get::<ChunkRefs>(&key::bytes(key::CHUNK, id))?
+            .is_some_and(|r| r.refs > 0)
+        {
+            continue;
+        }
+        let gk = key::bytes(key::GARBAGE, id);
+        match txn.get::<Time>(&gk)? {
+            Some(t) if t <= older_than => {}
+            Some(_) => continue, // still in its grace period
+            None if orphans => {}
+            None => continue,
+        }
+        txn.delete(gk);
+        txn.put(
+            key::bytes(key::COLLECT, id),
+            &CollectRec {
+                started: index,
+                done: None,
+            },
+        );
+        marked.push(id.clone());
+    }
+    Ok(marked)
+}
+
+pub fn deleted(txn: &mut Txn, ids: &[Vec<u8>], index: u64) -> io::Result<()> {
+    for id in ids {
+        let ck = key::bytes(key::COLLECT, id);
+        if let Some(mut rec) = txn.get::<CollectRec>(&ck)? {
+            rec.done = Some(index);
+            txn.put(ck, &rec);
+        }
+    }
+    Ok(())
+}

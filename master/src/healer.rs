@@ -1,0 +1,482 @@
+//! The leader's maintenance loop: chunkserver liveness on the ring,
+//! re-replication, rebalancing, drain, and garbage collection.
+//!
+//! Each pass compares, for every referenced chunk, the owners the ring
+//! assigns (live ring: state Alive) with the holders the chunk reports show.
+//! Missing owners get a copy ordered from a healthy holder (fewest live
+//! copies first, a bounded number of copies per chunkserver at once). A holder
+//! that is not an owner loses its copy only once all owners confirm theirs.
+
+use crate::cluster::Cluster;
+use crate::fsm::model::{decode, key, ChunkRefs, ChunkServerRec, CollectRec, ServerState};
+use crate::fsm::{cf, read, CF_SM};
+use crate::types::{Command, Cred, Op, Raft, Reply};
+use bytes::Bytes;
+use rocksdb::{Direction, IteratorMode, DB};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tessera_proto::pb::chunk_client::ChunkClient;
+use tessera_proto::pb::{DeleteChunksRequest, RepairStatus, ReplicateRequest};
+use tessera_proto::ring::{Ring, RingNode};
+use tessera_proto::{ChunkId, REPLICATION};
+
+#[derive(Clone, Debug)]
+pub struct HealerConfig {
+    pub interval: Duration,
+    /// Copies at once per chunkserver (as source or target).
+    pub copies_per_server: usize,
+    /// Unreferenced chunks are deleted after this long.
+    pub gc_grace: Duration,
+}
+
+/// A chunk lacking owners: (live copies, id, bytes, holders, owners missing it).
+type Wanted = (usize, ChunkId, u64, Vec<String>, Vec<String>);
+
+pub struct Healer {
+    pub raft: Raft,
+    pub db: Arc<DB>,
+    pub cluster: Arc<Cluster>,
+    pub cfg: HealerConfig,
+    pub status: Arc<Mutex<RepairStatus>>,
+    /// Copies in flight, by server address (source and target both count).
+    busy: Arc<Mutex<HashMap<String, usize>>>,
+    /// Chunk ids with a copy in flight.
+    copying: Arc<Mutex<HashSet<ChunkId>>>,
+    copied: Arc<Mutex<Vec<(Instant, u64)>>>,
+    orphans_seen: HashMap<ChunkId, Instant>,
+}
+
+fn now() -> (i64, u32) {
+    let t = tessera_proto::time::now();
+    (t.sec, t.nsec)
+}
+
+fn chunk_client(addr: &str) -> Option<ChunkClient<tonic::transport::Channel>> {
+    let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(Duration::from_secs(2));
+    Some(
+        ChunkClient::new(ep.connect_lazy())
+            .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE),
+    )
+}
+
+impl Healer {
+    pub fn new(
+        raft: Raft,
+        db: Arc<DB>,
+        cluster: Arc<Cluster>,
+        cfg: HealerConfig,
+        status: Arc<Mutex<RepairStatus>>,
+    ) -> Healer {
+        Healer {
+            raft,
+            db,
+            cluster,
+            cfg,
+            status,
+            busy: Default::default(),
+            copying: Default::default(),
+            copied: Default::default(),
+            orphans_seen: HashMap::new(),
+        }
+    }
+
+    async fn propose(&self, op: Op) -> Option<Reply> {
+        let cmd = Command {
+            cred: Cred::root(),
+            now: now(),
+            op,
+        };
+        match tokio::time::timeout(Duration::from_secs(5), self.raft.client_write(cmd)).await {
+            Ok(Ok(r)) => r.data.ok(),
+            _ => None,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut was_leader = false;
+        let mut leader_since = Instant::now();
+        loop {
+            tokio::time::sleep(self.cfg.interval).await;
+            let leader = self.raft.is_leader();
+            if leader && !was_leader {
+                // What a previous term learned is stale: start from fresh reports.
+                self.cluster.reset();
+                leader_since = Instant::now();
+                self.orphans_seen.clear();
+            }
+            was_leader = leader;
+            if !leader || leader_since.elapsed() < self.cluster.dead_after {
+                continue;
+            }
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "healer pass failed");
+            }
+        }
+    }
+
+    async fn pass(&mut self) -> Result<(), String> {
+        let servers = read::servers(&self.db).map_err(|e| e.msg)?;
+        // 1. Liveness: silent servers leave the ring, returning ones rejoin.
+        for s in &servers {
+            let alive = self.cluster.is_alive(&s.id);
+            let next = match (s.state, alive) {
+                (ServerState::Alive, false) => Some(ServerState::Dead),
+                (ServerState::Dead, true) => Some(ServerState::Alive),
+                _ => None,
+            };
+            if let Some(state) = next {
+                tracing::warn!(server = %s.id, from = s.state.name(), to = state.name(), "chunkserver state change");
+                self.propose(Op::SetServerState {
+                    id: s.id.clone(),
+                    state,
+                })
+                .await;
+            }
+        }
+        let servers = read::servers(&self.db).map_err(|e| e.msg)?;
+        let live: Vec<&ChunkServerRec> = servers
+            .iter()
+            .filter(|s| self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id))
+            .collect();
+        if servers.iter().any(|s| {
+            s.state != ServerState::Dead
+                && self.cluster.is_alive(&s.id)
+                && !self.cluster.knows(&s.id)
+        }) {
+            return Ok(()); // wait for every live server's full report
+        }
+        let ring = Ring::new(
+            servers
+                .iter()
+                .filter(|s| s.state == ServerState::Alive && self.cluster.is_alive(&s.id))
+                .map(|s| RingNode {
+                    id: s.id.clone(),
+                    addr: s.addr.clone(),
+                    capacity: s.capacity,
+                    zone: s.zone.clone(),
+                })
+                .collect(),
+        );
+        let addr_of: HashMap<&str, &str> = servers
+            .iter()
+            .map(|s| (s.id.as_str(), s.addr.as_str()))
+            .collect();
+        let holders = self.cluster.holders();
+
+        // 2. Every referenced chunk: copies for missing owners, surplus removal.
+        let mut st = RepairStatus::default();
+        let mut wanted: Vec<Wanted> = Vec::new();
+        let mut referenced: HashSet<ChunkId> = HashSet::new();
+        let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
+        for item in self
+            .db
+            .iterator_cf(sm, IteratorMode::From(&[key::CHUNK], Direction::Forward))
+        {
+            let (k, v) = item.map_err(|e| e.to_string())?;
+            if k.first() != Some(&key::CHUNK) {
+                break;
+            }
+            let Ok(id) = ChunkId::from_slice(&k[1..]) else {
+                continue;
+            };
+            let refs: ChunkRefs = decode(&v).map_err(|e| e.to_string())?;
+            referenced.insert(id);
+            st.chunks += 1;
+            let have: Vec<String> = holders.get(&id).cloned().unwrap_or_default();
+            let owners: Vec<String> = ring
+                .owners(&id, REPLICATION)
+                .iter()
+                .map(|n| n.id.clone())
+                .collect();
+            let missing: Vec<String> = owners
+                .iter()
+                .filter(|o| !have.contains(o))
+                .cloned()
+                .collect();
+            if have.is_empty() {
+                st.missing += 1;
+                continue;
+            }
+            if !missing.is_empty() {
+                st.under_replicated += (have.len() < REPLICATION) as u64;
+                st.bytes_to_copy += refs.len * missing.len() as u64;
+                wanted.push((have.len(), id, refs.len, have.clone(), missing));
+            } else {
+                let surplus: Vec<&String> = have.iter().filter(|h| !owners.contains(h)).collect();
+                st.surplus += surplus.len() as u64;
+                for h in surplus {
+                    if let Some(addr) = addr_of.get(h.as_str()) {
+                        self.delete_on(addr, &[id]).await;
+                        self.cluster.forget(h, &id);
+                    }
+                }
+            }
+        }
+        // Fewest live copies first.
+        wanted.sort_by_key(|w| w.0);
+        for (_, id, len, have, missing) in wanted {
+            for target in missing {
+                self.order_copy(id, len, &have, &target, &addr_of);
+            }
+        }
+
+        // 3. Draining servers that hold nothing referenced are drained.
+        for s in servers
+            .iter()
+            .filter(|s| s.state == ServerState::Draining && self.cluster.knows(&s.id))
+        {
+            let holds = holders
+                .iter()
+                .any(|(id, h)| referenced.contains(id) && h.contains(&s.id));
+            if !holds {
+                self.propose(Op::SetServerState {
+                    id: s.id.clone(),
+                    state: ServerState::Drained,
+                })
+                .await;
+            }
+        }
+
+        // 4. Garbage: past grace, and orphans (uploaded, never committed).
+        self.collect(&referenced, &holders, &mut st).await?;
+        self.finish_deletions(&live).await?;
+
+        let copies_in_flight = self.copying.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        let (total, rate) = self.copy_rate();
+        st.copies_in_flight = copies_in_flight;
+        st.copied_bytes_total = total;
+        st.copy_rate_bps = rate;
+        st.settled = st.under_replicated == 0
+            && st.missing == 0
+            && st.bytes_to_copy == 0
+            && st.surplus == 0
+            && copies_in_flight == 0;
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = st;
+        Ok(())
+    }
+
+    fn copy_rate(&self) -> (u64, f64) {
+        let mut c = self.copied.lock().unwrap_or_else(|p| p.into_inner());
+        let total = c.iter().map(|x| x.1).sum::<u64>();
+        c.retain(|(t, _)| t.elapsed() < Duration::from_secs(10));
+        let recent: u64 = c.iter().map(|x| x.1).sum();
+        (total, recent as f64 / 10.0)
+    }
+
+    /// Orders `source -> target` for one chunk if both have a free slot.
+    fn order_copy(
+        &self,
+        id: ChunkId,
+        len: u64,
+        have: &[String],
+        target: &str,
+        addr_of: &HashMap<&str, &str>,
+    ) {
+        if self
+            .copying
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+        {
+            return;
+        }
+        let Some(target_addr) = addr_of.get(target).map(|a| a.to_string()) else {
+            return;
+        };
+        let (source, source_addr) = {
+            let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            if busy.get(&target_addr).copied().unwrap_or(0) >= self.cfg.copies_per_server {
+                return;
+            }
+            let best = have
+                .iter()
+                .filter_map(|h| addr_of.get(h.as_str()).map(|a| (h.clone(), a.to_string())))
+                .min_by_key(|(_, a)| busy.get(a).copied().unwrap_or(0));
+            match best {
+                Some((h, a)) if busy.get(&a).copied().unwrap_or(0) < self.cfg.copies_per_server => {
+                    (h, a)
+                }
+                _ => return,
+            }
+        };
+        let (busy, copying, copied, cluster) = (
+            self.busy.clone(),
+            self.copying.clone(),
+            self.copied.clone(),
+            self.cluster.clone(),
+        );
+        copying.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        for a in [&source_addr, &target_addr] {
+            *busy
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(a.clone())
+                .or_default() += 1;
+        }
+        let target = target.to_string();
+        tokio::spawn(async move {
+            let req = ReplicateRequest {
+                id: Bytes::copy_from_slice(id.as_bytes()),
+                target: target_addr.clone(),
+            };
+            let res = match chunk_client(&source_addr) {
+                Some(mut c) => tokio::time::timeout(Duration::from_secs(120), c.replicate(req))
+                    .await
+                    .ok()
+                    .map(|r| r.map(|x| x.into_inner())),
+                None => None,
+            };
+            match res {
+                Some(Ok(r)) => {
+                    tracing::info!(chunk = %id, from = %source, to = %target, bytes = r.bytes, "replicated");
+                    cluster.note_copy(&target, id);
+                    copied
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((Instant::now(), len));
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(chunk = %id, from = %source, to = %target, error = %e.message(), "copy failed")
+                }
+                None => tracing::warn!(chunk = %id, from = %source, to = %target, "copy timed out"),
+            }
+            copying
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            for a in [&source_addr, &target_addr] {
+                if let Some(n) = busy.lock().unwrap_or_else(|p| p.into_inner()).get_mut(a) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        });
+    }
+
+    async fn delete_on(&self, addr: &str, ids: &[ChunkId]) -> bool {
+        let Some(mut c) = chunk_client(addr) else {
+            return false;
+        };
+        let req = DeleteChunksRequest {
+            ids: ids
+                .iter()
+                .map(|i| Bytes::copy_from_slice(i.as_bytes()))
+                .collect(),
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), c.delete_chunks(req)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    async fn collect(
+        &mut self,
+        referenced: &HashSet<ChunkId>,
+        holders: &HashMap<ChunkId, Vec<String>>,
+        st: &mut RepairStatus,
+    ) -> Result<(), String> {
+        let grace = self.cfg.gc_grace;
+        let cutoff = {
+            let t = tessera_proto::time::from_system_time(std::time::SystemTime::now() - grace);
+            (t.sec, t.nsec)
+        };
+        // Garbage whose count fell to zero.
+        let mut garbage = Vec::new();
+        let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
+        for item in self
+            .db
+            .iterator_cf(sm, IteratorMode::From(&[key::GARBAGE], Direction::Forward))
+        {
+            let (k, v) = item.map_err(|e| e.to_string())?;
+            if k.first() != Some(&key::GARBAGE) {
+                break;
+            }
+            st.garbage_pending += 1;
+            let t: (i64, u32) = decode(&v).map_err(|e| e.to_string())?;
+            if t <= cutoff {
+                garbage.push(k[1..].to_vec());
+            }
+        }
+        if !garbage.is_empty() {
+            self.propose(Op::CollectGarbage {
+                ids: garbage,
+                older_than: cutoff,
+                orphans: false,
+            })
+            .await;
+        }
+        // Orphans: held somewhere, never referenced, not already garbage.
+        let mut orphans = Vec::new();
+        let seen_now: HashSet<ChunkId> = holders
+            .keys()
+            .filter(|id| !referenced.contains(id))
+            .copied()
+            .collect();
+        self.orphans_seen.retain(|id, _| seen_now.contains(id));
+        for id in seen_now {
+            let first = *self.orphans_seen.entry(id).or_insert_with(Instant::now);
+            if first.elapsed() >= grace {
+                let known_garbage = self
+                    .db
+                    .get_cf(sm, key::bytes(key::GARBAGE, id.as_bytes()))
+                    .map_err(|e| e.to_string())?
+                    .is_some();
+                if !known_garbage {
+                    orphans.push(id.as_bytes().to_vec());
+                }
+            }
+        }
+        if !orphans.is_empty() {
+            self.propose(Op::CollectGarbage {
+                ids: orphans,
+                older_than: cutoff,
+                orphans: true,
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Deletes every replica of chunks marked for collection, then records it.
+    async fn finish_deletions(&self, live: &[&ChunkServerRec]) -> Result<(), String> {
+        let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
+        let mut pending = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(sm, IteratorMode::From(&[key::COLLECT], Direction::Forward))
+        {
+            let (k, v) = item.map_err(|e| e.to_string())?;
+            if k.first() != Some(&key::COLLECT) {
+                break;
+            }
+            let rec: CollectRec = decode(&v).map_err(|e| e.to_string())?;
+            if rec.done.is_none() {
+                if let Ok(id) = ChunkId::from_slice(&k[1..]) {
+                    pending.push(id);
+                }
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for batch in pending.chunks(500) {
+            let mut all = true;
+            for s in live {
+                all &= self.delete_on(&s.addr, batch).await;
+                for id in batch {
+                    self.cluster.forget(&s.id, id);
+                }
+            }
+            if all {
+                tracing::info!(chunks = batch.len(), "garbage deleted");
+                self.propose(Op::GarbageDeleted {
+                    ids: batch.iter().map(|i| i.as_bytes().to_vec()).collect(),
+                })
+                .await;
+            }
+        }
+        Ok(())
+    }
+}
