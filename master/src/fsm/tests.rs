@@ -66,7 +66,7 @@ impl Ns {
     fn ino(&mut self, cred: &Cred, op: Op) -> u64 {
         match self.run(cred, op).unwrap() {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => i.ino,
-            Reply::None => panic!("no inode"),
+            Reply::None | Reply::Ids(_) => panic!("no inode"),
         }
     }
 
@@ -676,4 +676,76 @@ fn readdir_pages_in_name_order() {
     assert!(!p2.more);
     assert_eq!(p2.entries[0].0, b"f10");
     assert!(p2.entries[0].2.is_some());
+}
+
+/// The GC protocol: a commit that adds the first reference to a chunk being
+/// collected is refused unless every deletion finished before its epoch.
+#[test]
+fn commit_refuses_chunks_collected_since_its_epoch() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    let commit = |epoch: u64| Op::Commit {
+        ino: f,
+        extents: vec![ExtentRec {
+            id: chunk(9),
+            offset: 0,
+            len: 10,
+        }],
+        size: 10,
+        gc_epoch: epoch,
+    };
+    ns.run(&ROOT, commit(0)).unwrap();
+    // Truncating drops the only reference: chunk 9 becomes garbage.
+    ns.run(
+        &ROOT,
+        Op::SetAttr {
+            ino: f,
+            mode: None,
+            uid: None,
+            gid: None,
+            size: Some(0),
+            atime: None,
+            mtime: None,
+        },
+    )
+    .unwrap();
+    let far_future = (i64::MAX, 0);
+    let marked = ns
+        .run(
+            &ROOT,
+            Op::CollectGarbage {
+                ids: vec![chunk(9)],
+                older_than: far_future,
+                orphans: false,
+            },
+        )
+        .unwrap();
+    assert!(matches!(marked, Reply::Ids(ref v) if v.len() == 1));
+    let epoch_before_delete = ns.clock as u64;
+    // Deletion in progress: any commit of chunk 9 is refused.
+    assert_eq!(ns.errno(&ROOT, commit(epoch_before_delete)), libc::EAGAIN);
+    ns.run(
+        &ROOT,
+        Op::GarbageDeleted {
+            ids: vec![chunk(9)],
+        },
+    )
+    .unwrap();
+    let done_at = ns.clock as u64;
+    // A client whose epoch predates the deletion may have seen the old copy.
+    assert_eq!(ns.errno(&ROOT, commit(epoch_before_delete)), libc::EAGAIN);
+    // One that looked after the deletion re-uploaded: accepted.
+    ns.run(&ROOT, commit(done_at)).unwrap();
+    // A referenced chunk is never collected.
+    let marked = ns
+        .run(
+            &ROOT,
+            Op::CollectGarbage {
+                ids: vec![chunk(9)],
+                older_than: far_future,
+                orphans: true,
+            },
+        )
+        .unwrap();
+    assert!(matches!(marked, Reply::Ids(ref v) if v.is_empty()));
 }
