@@ -25,7 +25,7 @@ fn ids(v: &[ChunkId]) -> Vec<Bytes> {
 }
 
 impl Heartbeat {
-    pub async fn run(self, initial: Vec<ChunkId>) {
+    pub async fn run(self) {
         // Register (a Raft write that puts us on the ring); retry until a leader takes it.
         loop {
             let capacity = self.store.disk().map(|d| d.capacity).unwrap_or(0);
@@ -51,17 +51,21 @@ impl Heartbeat {
             }
         }
         tracing::info!(id = %self.id, addr = %self.addr, "registered with master");
-        let mut full: Option<Vec<ChunkId>> = Some(initial);
-        let mut pending_added: Vec<ChunkId> = Vec::new();
-        let mut pending_removed: Vec<ChunkId> = Vec::new();
+        // A full report is a scan taken *after* draining the change log, so
+        // nothing added or removed meanwhile is lost (it shows up in the scan,
+        // the next incremental report, or both; both are idempotent).
+        let mut need_full = true;
         loop {
             let disk = self.store.disk().unwrap_or(crate::store::DiskStats {
                 capacity: 0,
                 free: 0,
             });
-            let (added, removed) = self.store.take_changes();
-            pending_added.extend(added);
-            pending_removed.extend(removed);
+            let (added, removed) = if need_full {
+                let _ = self.store.take_changes();
+                (self.current_chunks(), Vec::new())
+            } else {
+                self.store.take_changes()
+            };
             let req = HeartbeatRequest {
                 id: self.id.clone(),
                 addr: self.addr.clone(),
@@ -69,16 +73,9 @@ impl Heartbeat {
                 used: self.store.used(),
                 free: disk.free,
                 chunk_count: self.store.count(),
-                full: full.is_some(),
-                added: match &full {
-                    Some(all) => ids(all),
-                    None => ids(&pending_added),
-                },
-                removed: if full.is_some() {
-                    Vec::new()
-                } else {
-                    ids(&pending_removed)
-                },
+                full: need_full,
+                added: ids(&added),
+                removed: ids(&removed),
             };
             match self
                 .meta
@@ -88,23 +85,12 @@ impl Heartbeat {
                 })
                 .await
             {
-                Ok(reply) => {
-                    if full.is_some() {
-                        // A full report supersedes what accumulated meanwhile.
-                        full = None;
-                    }
-                    pending_added.clear();
-                    pending_removed.clear();
-                    if reply.need_full_report {
-                        full = Some(self.current_chunks());
-                    }
-                }
+                Ok(reply) => need_full = reply.need_full_report,
                 Err(e) => {
                     tracing::warn!(error = %e, "heartbeat failed");
-                    // A new leader knows nothing of us: report everything.
-                    full = Some(self.current_chunks());
-                    pending_added.clear();
-                    pending_removed.clear();
+                    // The changes in this report may be lost, and a new
+                    // leader knows nothing of us: report everything next.
+                    need_full = true;
                 }
             }
             tokio::time::sleep(self.interval).await;

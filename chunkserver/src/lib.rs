@@ -58,7 +58,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         zone: cfg.zone.clone(),
         interval: cfg.heartbeat,
     };
-    tokio::spawn(hb.run(initial));
+    tokio::spawn(hb.run());
     let server = tessera_proto::pb::chunk_server::ChunkServer::new(svc)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);

@@ -117,11 +117,26 @@ pub struct Cluster {
     pub masters: Vec<Proc>,
     pub chunkservers: Vec<Proc>,
     bins: PathBuf,
+    cs_args: Vec<String>,
 }
 
+#[derive(Default)]
 pub struct Opts {
     pub masters: usize,
     pub chunkservers: usize,
+    /// Extra flags for every master / chunkserver.
+    pub master_args: Vec<String>,
+    pub cs_args: Vec<String>,
+}
+
+/// Flags that make repair, GC and scrubbing quick enough for tests.
+pub fn fast_healing() -> (Vec<String>, Vec<String>) {
+    let m = ["--repair-interval-ms", "300", "--gc-grace-s", "2"];
+    let c = ["--scrub-mbps", "500", "--scrub-pause-s", "1"];
+    (
+        m.iter().map(|s| s.to_string()).collect(),
+        c.iter().map(|s| s.to_string()).collect(),
+    )
 }
 
 impl Cluster {
@@ -129,6 +144,7 @@ impl Cluster {
         Self::start_with(Opts {
             masters,
             chunkservers,
+            ..Default::default()
         })
     }
 
@@ -154,6 +170,7 @@ impl Cluster {
             masters: Vec::new(),
             chunkservers: Vec::new(),
             bins,
+            cs_args: o.cs_args.clone(),
         };
         for (i, addr) in maddrs.iter().enumerate() {
             let name = format!("master-{}", i + 1);
@@ -172,6 +189,10 @@ impl Cluster {
                 "--election-timeout-ms".into(),
                 "500".into(),
             ];
+            let args = args
+                .into_iter()
+                .chain(o.master_args.iter().cloned())
+                .collect();
             c.masters.push(c.proc(&name, addr, "tessera-master", args));
         }
         for _ in 0..o.chunkservers {
@@ -214,8 +235,20 @@ impl Cluster {
             "--reserve-bytes".into(),
             "0".into(),
         ];
+        let args = args
+            .into_iter()
+            .chain(self.cs_args.iter().cloned())
+            .collect();
         let p = self.proc(&name, &addr, "tessera-chunkserver", args);
         self.chunkservers.push(p);
+    }
+
+    /// Starts one more chunkserver; returns its index.
+    pub fn add_chunkserver(&mut self) -> usize {
+        self.add_chunkserver_proc();
+        let j = self.chunkservers.len() - 1;
+        self.chunkservers[j].start();
+        j
     }
 
     pub fn masters_arg(&self) -> String {

@@ -63,10 +63,16 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"masters": ms, "chunkservers": cs}))?
-        );
+        let repair = repair_status(&fs).await.map(|r| {
+            serde_json::json!({
+                "chunks": r.chunks, "under_replicated": r.under_replicated, "missing": r.missing,
+                "bytes_to_copy": r.bytes_to_copy, "copies_in_flight": r.copies_in_flight,
+                "copy_rate_bps": r.copy_rate_bps, "surplus": r.surplus, "garbage_pending": r.garbage_pending,
+                "settled": r.settled,
+            })
+        });
+        let all = serde_json::json!({"masters": ms, "chunkservers": cs, "repair": repair});
+        println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
     println!("MASTERS");
