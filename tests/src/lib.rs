@@ -527,6 +527,23 @@ impl Mount {
         self.proc.log()
     }
 
+    /// SIGTERM to the mount process; returns true if it unmounted and
+    /// exited within 15 s.
+    pub fn terminate(&mut self) -> bool {
+        self.proc.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(c) = self.proc.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.proc.child = None;
+                    return st.success() && !is_mounted(self.dir.path());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Unmounts and waits for the mount process to exit.
     pub fn unmount(&mut self) {
         if is_mounted(self.dir.path()) {

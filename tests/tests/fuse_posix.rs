@@ -320,3 +320,29 @@ fn read_full(f: &std::fs::File, buf: &mut [u8], off: u64) -> usize {
     }
     n
 }
+
+/// With no master, calls fail with EIO after the configured timeout and work
+/// again once masters are back; SIGTERM unmounts cleanly.
+#[test]
+fn eio_without_masters_then_recovery_and_sigterm_unmount() {
+    let mut c = Cluster::start(1, 3);
+    let mut m = c.mount(&["--timeout", "3"]);
+    std::fs::write(m.path().join("before"), b"x").unwrap();
+    c.masters[0].kill();
+    std::thread::sleep(std::time::Duration::from_millis(500)); // attribute cache TTL
+    let t = std::time::Instant::now();
+    assert_eq!(errno(std::fs::metadata(m.path().join("other"))), libc::EIO);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "EIO took {:?}",
+        t.elapsed()
+    );
+    c.start_all();
+    assert_eq!(std::fs::read(m.path().join("before")).unwrap(), b"x");
+    std::fs::write(m.path().join("after"), b"y").unwrap();
+    assert!(
+        m.terminate(),
+        "SIGTERM did not unmount cleanly: {}",
+        m.log()
+    );
+}
