@@ -142,15 +142,4 @@ impl Cluster {
             .map(|l| l.addr.clone())
             .collect()
     }
-
-    /// (capacity, free, used) summed over live chunkservers.
-    pub fn space(&self) -> (u64, u64, u64) {
-        let m = self.lock();
-        let live = m
-            .values()
-            .filter(|l| l.last_seen.elapsed() < self.dead_after);
-        live.fold((0, 0, 0), |(c, f, u), l| {
-            (c + l.capacity, f + l.free, u + l.used)
-        })
-    }
 }

@@ -88,6 +88,7 @@ impl Healer {
             cred: Cred::root(),
             now: now(),
             op,
+            request_id: String::new(),
         };
         match tokio::time::timeout(Duration::from_secs(5), self.raft.client_write(cmd)).await {
             Ok(Ok(r)) => r.data.ok(),

@@ -26,6 +26,8 @@ pub struct Config {
     pub dead_after: Duration,
     pub election_timeout_ms: u64,
     pub snapshot_logs: u64,
+    /// Start empty and wait to be added (`tessera admin master add`).
+    pub join: bool,
     pub healer: healer::HealerConfig,
 }
 
@@ -65,7 +67,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     // The lowest-numbered peer forms the group on first boot; everyone else
     // (and every later boot) just joins what is already in the log.
-    if !raft.is_initialized().await? && cfg.peers.keys().next() == Some(&cfg.id) {
+    if !cfg.join && !raft.is_initialized().await? && cfg.peers.keys().next() == Some(&cfg.id) {
         let members: BTreeMap<u64, openraft::BasicNode> = cfg
             .peers
             .iter()

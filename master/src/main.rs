@@ -35,6 +35,10 @@ struct Args {
     /// Seconds before an unreferenced chunk (deleted file, abandoned upload) is deleted.
     #[arg(long, default_value_t = 600)]
     gc_grace_s: u64,
+    /// Join an existing group: start empty and wait for
+    /// `tessera admin master add ID ADDR` (never forms a group of its own).
+    #[arg(long)]
+    join: bool,
     /// Take a snapshot (and compact the log) every this many entries.
     #[arg(long, default_value_t = 5000)]
     snapshot_logs: u64,
@@ -77,6 +81,7 @@ async fn main() {
         dead_after: Duration::from_millis(a.dead_after_ms),
         election_timeout_ms: a.election_timeout_ms,
         snapshot_logs: a.snapshot_logs,
+        join: a.join,
         healer: tessera_master::healer::HealerConfig {
             interval: Duration::from_millis(a.repair_interval_ms),
             copies_per_server: a.copies_per_server.max(1),

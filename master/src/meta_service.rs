@@ -63,11 +63,17 @@ impl MetaService {
 
     /// Proposes a command and waits until it is applied.
     async fn write(&self, cred: Cred, op: Op) -> Result<Reply, Status> {
+        self.write_once(cred, op, String::new()).await
+    }
+
+    /// Like `write`, deduplicated by the client's request id.
+    async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, Status> {
         let now = tessera_proto::time::now();
         let cmd = Command {
             cred,
             now: (now.sec, now.nsec),
             op,
+            request_id,
         };
         let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd))
             .await
@@ -106,6 +112,19 @@ impl MetaService {
                     None => Err(self.forward(e, self.leader_addr())),
                 }
             }
+        }
+    }
+
+    fn membership_err(
+        &self,
+        e: openraft::error::RaftError<
+            crate::types::TypeConfig,
+            openraft::error::ClientWriteError<crate::types::TypeConfig>,
+        >,
+    ) -> Status {
+        match e.forward_to_leader() {
+            Some(f) => not_leader(f.leader_node.as_ref().map(|n| n.addr.as_str())),
+            None => Status::failed_precondition(format!("membership change: {e}")),
         }
     }
 
@@ -164,8 +183,12 @@ impl Meta for MetaService {
         let r = req.into_inner();
         if r.read_access {
             return Self::attr_reply(
-                self.write(cred(r.cred), Op::TouchAtime { ino: r.ino })
-                    .await?,
+                self.write_once(
+                    cred(r.cred),
+                    Op::TouchAtime { ino: r.ino },
+                    r.request_id.clone(),
+                )
+                .await?,
             );
         }
         let op = Op::SetAttr {
@@ -177,20 +200,24 @@ impl Meta for MetaService {
             atime: Self::time_set(r.atime, r.atime_now),
             mtime: Self::time_set(r.mtime, r.mtime_now),
         };
-        Self::attr_reply(self.write(cred(r.cred), op).await?)
+        Self::attr_reply(
+            self.write_once(cred(r.cred), op, r.request_id.clone())
+                .await?,
+        )
     }
 
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
     async fn mkdir(&self, req: Request<MkdirRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
         Self::attr_reply(
-            self.write(
+            self.write_once(
                 cred(r.cred),
                 Op::Mkdir {
                     parent: r.parent,
                     name: v(&r.name),
                     mode: r.mode,
                 },
+                r.request_id.clone(),
             )
             .await?,
         )
@@ -208,7 +235,10 @@ impl Meta for MetaService {
             exclusive: r.exclusive,
             truncate: r.truncate,
         };
-        match self.write(cred(r.cred), op).await? {
+        match self
+            .write_once(cred(r.cred), op, r.request_id.clone())
+            .await?
+        {
             Reply::Created { inode, created } => ok(CreateReply {
                 attr: Some(attr(&inode)),
                 created,
@@ -221,13 +251,14 @@ impl Meta for MetaService {
     async fn symlink(&self, req: Request<SymlinkRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
         Self::attr_reply(
-            self.write(
+            self.write_once(
                 cred(r.cred),
                 Op::Symlink {
                     parent: r.parent,
                     name: v(&r.name),
                     target: v(&r.target),
                 },
+                r.request_id.clone(),
             )
             .await?,
         )
@@ -237,13 +268,14 @@ impl Meta for MetaService {
     async fn link(&self, req: Request<LinkRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
         Self::attr_reply(
-            self.write(
+            self.write_once(
                 cred(r.cred),
                 Op::Link {
                     ino: r.ino,
                     new_parent: r.new_parent,
                     new_name: v(&r.new_name),
                 },
+                r.request_id.clone(),
             )
             .await?,
         )
@@ -252,12 +284,13 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all)]
     async fn unlink(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write(
+        self.write_once(
             cred(r.cred),
             Op::Unlink {
                 parent: r.parent,
                 name: v(&r.name),
             },
+            r.request_id.clone(),
         )
         .await?;
         ok(Empty {})
@@ -266,12 +299,13 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all)]
     async fn rmdir(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write(
+        self.write_once(
             cred(r.cred),
             Op::Rmdir {
                 parent: r.parent,
                 name: v(&r.name),
             },
+            r.request_id.clone(),
         )
         .await?;
         ok(Empty {})
@@ -287,7 +321,8 @@ impl Meta for MetaService {
             new_name: v(&r.new_name),
             flags: r.flags,
         };
-        self.write(cred(r.cred), op).await?;
+        self.write_once(cred(r.cred), op, r.request_id.clone())
+            .await?;
         ok(Empty {})
     }
 
@@ -334,7 +369,7 @@ impl Meta for MetaService {
 
     async fn set_xattr(&self, req: Request<SetXattrRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write(
+        self.write_once(
             cred(r.cred),
             Op::SetXattr {
                 ino: r.ino,
@@ -342,6 +377,7 @@ impl Meta for MetaService {
                 value: v(&r.value),
                 flags: r.flags,
             },
+            r.request_id.clone(),
         )
         .await?;
         ok(Empty {})
@@ -366,12 +402,13 @@ impl Meta for MetaService {
 
     async fn remove_xattr(&self, req: Request<RemoveXattrRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write(
+        self.write_once(
             cred(r.cred),
             Op::RemoveXattr {
                 ino: r.ino,
                 name: v(&r.name),
             },
+            r.request_id.clone(),
         )
         .await?;
         ok(Empty {})
@@ -410,7 +447,7 @@ impl Meta for MetaService {
             })
             .collect();
         Self::attr_reply(
-            self.write(
+            self.write_once(
                 cred(r.cred),
                 Op::Commit {
                     ino: r.ino,
@@ -418,6 +455,7 @@ impl Meta for MetaService {
                     size: r.size,
                     gc_epoch: r.gc_epoch,
                 },
+                r.request_id.clone(),
             )
             .await?,
         )
@@ -426,7 +464,19 @@ impl Meta for MetaService {
     async fn stat_fs(&self, _req: Request<Empty>) -> Res<StatFsReply> {
         self.barrier().await?;
         let c = read::counters(&self.db).map_err(fs_status)?;
-        let (capacity, free, used) = self.cluster.space();
+        // Capacity of the servers on the ring, from the registry (durable);
+        // free and used from their latest heartbeats, when known.
+        let (mut capacity, mut free, mut used) = (0u64, 0u64, 0u64);
+        for s in read::servers(&self.db).map_err(fs_status)? {
+            if s.state != crate::fsm::model::ServerState::Alive {
+                continue;
+            }
+            let live = self.cluster.with(&s.id, |l| (l.capacity, l.free, l.used));
+            let (cap, f, u) = live.unwrap_or((s.capacity, s.capacity, 0));
+            capacity += cap;
+            free += f;
+            used += u;
+        }
         ok(StatFsReply {
             capacity_bytes: capacity,
             free_bytes: free,
@@ -600,6 +650,37 @@ impl Meta for MetaService {
         };
         self.write(Cred::root(), Op::SetServerState { id: r.id, state })
             .await?;
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all, fields(id = req.get_ref().id, addr = %req.get_ref().addr))]
+    async fn add_master(&self, req: Request<AddMasterRequest>) -> Res<Empty> {
+        self.leader_only()?;
+        let r = req.into_inner();
+        let node = openraft::BasicNode { addr: r.addr };
+        // Learner first: it catches up without counting toward the quorum.
+        self.raft
+            .add_learner(r.id, node, true)
+            .await
+            .map_err(|e| self.membership_err(e))?;
+        let ids: std::collections::BTreeSet<u64> = [r.id].into_iter().collect();
+        self.raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
+            .await
+            .map_err(|e| self.membership_err(e))?;
+        tracing::info!(id = r.id, "master added as voter");
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all, fields(id = req.get_ref().id))]
+    async fn remove_master(&self, req: Request<RemoveMasterRequest>) -> Res<Empty> {
+        self.leader_only()?;
+        let ids: std::collections::BTreeSet<u64> = [req.get_ref().id].into_iter().collect();
+        self.raft
+            .change_membership(openraft::ChangeMembers::RemoveVoters(ids), false)
+            .await
+            .map_err(|e| self.membership_err(e))?;
+        tracing::info!(id = req.get_ref().id, "master removed");
         ok(Empty {})
     }
 

@@ -135,6 +135,10 @@ pub struct Command {
     pub cred: Cred,
     pub now: Time,
     pub op: Op,
+    /// The client's id for this operation: a retry with the same id gets the
+    /// first result back instead of applying twice.
+    #[serde(default)]
+    pub request_id: String,
 }
 
 impl fmt::Display for Command {

@@ -68,7 +68,7 @@ impl Proc {
         self.child = Some(child);
     }
 
-    fn signal(&mut self, sig: i32) {
+    pub fn signal(&mut self, sig: i32) {
         if let Some(c) = self.child.as_mut() {
             // SAFETY: signalling our own child by its pid.
             unsafe { libc::kill(c.id() as i32, sig) };
@@ -241,6 +241,41 @@ impl Cluster {
             .collect();
         let p = self.proc(&name, &addr, "tessera-chunkserver", args);
         self.chunkservers.push(p);
+    }
+
+    /// Starts one more master with --join (it waits to be added); returns
+    /// its index and Raft id.
+    pub fn add_joining_master(&mut self) -> (usize, u64) {
+        let id = self.masters.len() as u64 + 1;
+        let name = format!("master-{id}");
+        let addr = format!("127.0.0.1:{}", ports(1));
+        let data = self.dir.path().join(&name);
+        let args = vec![
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            addr.clone(),
+            "--peers".into(),
+            format!("{id}={addr}"),
+            "--join".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--election-timeout-ms".into(),
+            "500".into(),
+        ];
+        let mut p = self.proc(&name, &addr, "tessera-master", args);
+        p.start();
+        self.masters.push(p);
+        (self.masters.len() - 1, id)
+    }
+
+    /// A client library handle on this cluster.
+    pub fn client(&self) -> tessera_client::Fs {
+        let cfg = tessera_client::ClientConfig {
+            masters: self.masters.iter().map(|m| m.addr.clone()).collect(),
+            ..Default::default()
+        };
+        tessera_client::connect(cfg)
     }
 
     /// Starts one more chunkserver; returns its index.

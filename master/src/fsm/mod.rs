@@ -3,6 +3,7 @@
 //! together with the last-applied log id.
 
 pub mod apply;
+pub mod dedup;
 pub mod gc;
 pub mod model;
 pub mod perm;
@@ -36,6 +37,15 @@ impl<'a> Txn<'a> {
             db,
             pending: BTreeMap::new(),
         }
+    }
+
+    /// Pending writes so far, to undo a command that failed half-way.
+    pub fn mark(&self) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        self.pending.clone()
+    }
+
+    pub fn rollback(&mut self, mark: BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
+        self.pending = mark;
     }
 
     pub fn get_raw(&self, k: &[u8]) -> io::Result<Option<Vec<u8>>> {

@@ -122,6 +122,10 @@ pub mod key {
     pub const GARBAGE: u8 = b'g';
     /// Chunks being (or recently) collected: see `CollectRec`.
     pub const COLLECT: u8 = b'c';
+    /// Request id -> result of the command (exactly-once retries).
+    pub const REQUEST: u8 = b'q';
+    /// Log index + request id, to forget old request ids in order.
+    pub const REQUEST_ORDER: u8 = b'Q';
     pub const COUNTERS: &[u8] = b"mcounters";
 
     pub fn ino(tag: u8, ino: u64) -> Vec<u8> {

@@ -53,6 +53,7 @@ impl Ns {
                 cred: cred.clone(),
                 now: (self.clock, 0),
                 op,
+                request_id: String::new(),
             },
             self.clock as u64,
         )

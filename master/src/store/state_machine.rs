@@ -151,7 +151,20 @@ impl RaftStateMachine<C> for StateMachine {
                 }
                 EntryPayload::Normal(cmd) => {
                     fsm::apply::bootstrap(&mut txn, cmd.now)?;
-                    fsm::apply::apply(&mut txn, cmd, log_id.index())?
+                    match fsm::dedup::lookup(&txn, &cmd.request_id)? {
+                        // A retry of a command already applied: same answer, no effect.
+                        Some(first) => first,
+                        None => {
+                            let mark = txn.mark();
+                            let r = fsm::apply::apply(&mut txn, cmd, log_id.index())?;
+                            if r.is_err() {
+                                // A refused command changes nothing.
+                                txn.rollback(mark);
+                            }
+                            fsm::dedup::remember(&mut txn, &cmd.request_id, log_id.index(), &r)?;
+                            r
+                        }
+                    }
                 }
             };
             let mut batch = WriteBatch::default();

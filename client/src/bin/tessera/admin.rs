@@ -13,6 +13,66 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: ChunkserverCmd,
     },
+    /// Master (Raft group) membership.
+    Master {
+        #[command(subcommand)]
+        cmd: MasterCmd,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum MasterCmd {
+    /// Members of the group, as the leader sees them.
+    List,
+    /// Add a master (started with --join): learner first, then voter.
+    Add { id: u64, addr: String },
+    /// Remove a master from the group.
+    Remove { id: u64 },
+}
+
+async fn master(fs: &Fs, cmd: MasterCmd) -> Result<()> {
+    use tessera_proto::pb::{AddMasterRequest, RemoveMasterRequest};
+    match cmd {
+        MasterCmd::List => {
+            let r = fs
+                .meta
+                .call("node_status", |mut c| async move {
+                    c.node_status(Empty {}).await
+                })
+                .await?;
+            let mut c = fs.meta.client_for(&r.leader_addr)?;
+            let leader = c.node_status(Empty {}).await?.into_inner();
+            println!("{:<4} {:<22} ROLE", "ID", "ADDRESS");
+            for m in leader.members {
+                let role = if m.id == leader.leader_id {
+                    "leader"
+                } else {
+                    "member"
+                };
+                println!("{:<4} {:<22} {role}", m.id, m.addr);
+            }
+        }
+        MasterCmd::Add { id, addr } => {
+            let req = AddMasterRequest { id, addr };
+            fs.meta
+                .call("add_master", |mut c| {
+                    let r = req.clone();
+                    async move { c.add_master(r).await }
+                })
+                .await?;
+            println!("master {id} added");
+        }
+        MasterCmd::Remove { id } => {
+            let req = RemoveMasterRequest { id };
+            fs.meta
+                .call("remove_master", |mut c| async move {
+                    c.remove_master(req).await
+                })
+                .await?;
+            println!("master {id} removed");
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Subcommand)]
@@ -26,8 +86,11 @@ pub enum ChunkserverCmd {
 }
 
 pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
-    let AdminCmd::Chunkserver { cmd } = cmd;
     let fs = connect(cfg.clone());
+    let cmd = match cmd {
+        AdminCmd::Master { cmd } => return master(&fs, cmd).await,
+        AdminCmd::Chunkserver { cmd } => cmd,
+    };
     let set = |id: String, state: &str| {
         let req = ChunkserverStateRequest {
             id,
