@@ -7,11 +7,7 @@ pub enum StoreError {
     #[error("chunk {id}: content hashes to {actual}, rejected")]
     HashMismatch { id: String, actual: String },
     #[error("chunk {id}: expected {expected} bytes, received {actual}")]
-    LengthMismatch {
-        id: String,
-        expected: u64,
-        actual: u64,
-    },
+    LengthMismatch { id: String, expected: u64, actual: u64 },
     #[error("disk full: {free} bytes free, reserve is {reserve} bytes")]
     DiskFull { free: u64, reserve: u64 },
     #[error("bad request: {0}")]

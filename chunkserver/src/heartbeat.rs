@@ -19,9 +19,7 @@ pub struct Heartbeat {
 }
 
 fn ids(v: &[ChunkId]) -> Vec<Bytes> {
-    v.iter()
-        .map(|id| Bytes::copy_from_slice(id.as_bytes()))
-        .collect()
+    v.iter().map(|id| Bytes::copy_from_slice(id.as_bytes())).collect()
 }
 
 impl Heartbeat {
@@ -29,12 +27,8 @@ impl Heartbeat {
         // Register (a Raft write that puts us on the ring); retry until a leader takes it.
         loop {
             let capacity = self.store.disk().map(|d| d.capacity).unwrap_or(0);
-            let req = RegisterRequest {
-                id: self.id.clone(),
-                addr: self.addr.clone(),
-                capacity,
-                zone: self.zone.clone(),
-            };
+            let req =
+                RegisterRequest { id: self.id.clone(), addr: self.addr.clone(), capacity, zone: self.zone.clone() };
             match self
                 .meta
                 .call("register", |mut c| {
@@ -56,10 +50,7 @@ impl Heartbeat {
         // the next incremental report, or both; both are idempotent).
         let mut need_full = true;
         loop {
-            let disk = self.store.disk().unwrap_or(crate::store::DiskStats {
-                capacity: 0,
-                free: 0,
-            });
+            let disk = self.store.disk().unwrap_or(crate::store::DiskStats { capacity: 0, free: 0 });
             let (added, removed) = if need_full {
                 let _ = self.store.take_changes();
                 (self.current_chunks(), Vec::new())

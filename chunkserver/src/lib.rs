@@ -40,14 +40,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         repair_limit: Arc::new(throttle::Throttle::new(cfg.repair_rate)),
     };
     if cfg.scrub_rate > 0 {
-        tokio::spawn(
-            scrub::Scrubber {
-                store: store.clone(),
-                rate: cfg.scrub_rate,
-                pause: cfg.scrub_pause,
-            }
-            .run(),
-        );
+        tokio::spawn(scrub::Scrubber { store: store.clone(), rate: cfg.scrub_rate, pause: cfg.scrub_pause }.run());
     }
     let meta = tessera_client::meta::MetaClient::new(cfg.masters.clone(), Default::default());
     let hb = heartbeat::Heartbeat {
@@ -63,10 +56,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
     tracing::info!(listen = %cfg.listen, "chunkserver serving");
-    tonic::transport::Server::builder()
-        .add_service(server)
-        .serve_with_shutdown(cfg.listen, shutdown_signal())
-        .await?;
+    tonic::transport::Server::builder().add_service(server).serve_with_shutdown(cfg.listen, shutdown_signal()).await?;
     tracing::info!("chunkserver stopped");
     Ok(())
 }

@@ -27,9 +27,7 @@ impl Scrubber {
             };
             let (mut bytes, mut bad) = (0u64, 0u64);
             for id in &ids {
-                let len = std::fs::metadata(self.store.chunk_path(id))
-                    .map(|m| m.len())
-                    .unwrap_or(0);
+                let len = std::fs::metadata(self.store.chunk_path(id)).map(|m| m.len()).unwrap_or(0);
                 match self.store.verify(id).await {
                     Ok(true) => {}
                     Ok(false) => {
@@ -49,13 +47,7 @@ impl Scrubber {
                     }
                 }
             }
-            tracing::info!(
-                chunks = ids.len(),
-                bytes,
-                bad,
-                secs = started.elapsed().as_secs_f64(),
-                "scrub pass done"
-            );
+            tracing::info!(chunks = ids.len(), bytes, bad, secs = started.elapsed().as_secs_f64(), "scrub pass done");
             tokio::time::sleep(self.pause).await;
         }
     }

@@ -32,19 +32,12 @@ fn bad(msg: impl Into<String>) -> Status {
 /// and the task that yields the addresses it (and hops after it) stored on.
 fn spawn_forward(
     header: &PutChunkHeader,
-) -> (
-    tokio::sync::mpsc::Sender<PutChunkFrame>,
-    tokio::task::JoinHandle<Vec<String>>,
-) {
+) -> (tokio::sync::mpsc::Sender<PutChunkFrame>, tokio::task::JoinHandle<Vec<String>>) {
     let next = header.forward[0].clone();
     let rest = header.forward[1..].to_vec();
     let (tx, rx) = tokio::sync::mpsc::channel::<PutChunkFrame>(4);
     let first = PutChunkFrame {
-        header: Some(PutChunkHeader {
-            id: header.id.clone(),
-            len: header.len,
-            forward: rest,
-        }),
+        header: Some(PutChunkHeader { id: header.id.clone(), len: header.len, forward: rest }),
         data: Bytes::new(),
     };
     let task = tokio::spawn(async move {
@@ -52,10 +45,7 @@ fn spawn_forward(
             let ep = tonic::transport::Endpoint::from_shared(format!("http://{next}"))
                 .map_err(|e| Status::invalid_argument(e.to_string()))?
                 .connect_timeout(Duration::from_secs(3));
-            let ch = ep
-                .connect()
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
+            let ch = ep.connect().await.map_err(|e| Status::unavailable(e.to_string()))?;
             let mut c = ChunkClient::new(ch)
                 .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
                 .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
@@ -83,33 +73,17 @@ use tokio_stream::StreamExt;
 #[tonic::async_trait]
 impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
-    async fn put_chunk(
-        &self,
-        req: Request<Streaming<PutChunkFrame>>,
-    ) -> Result<Response<PutChunkReply>, Status> {
+    async fn put_chunk(&self, req: Request<Streaming<PutChunkFrame>>) -> Result<Response<PutChunkReply>, Status> {
         let mut stream = req.into_inner();
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| bad("empty put stream"))?;
-        let header = first
-            .header
-            .clone()
-            .ok_or_else(|| bad("first frame carries no header"))?;
+        let first = stream.message().await?.ok_or_else(|| bad("empty put stream"))?;
+        let header = first.header.clone().ok_or_else(|| bad("first frame carries no header"))?;
         let id = ChunkId::from_slice(&header.id).map_err(|e| bad(e.to_string()))?;
         if header.len > MAX_CHUNK_SIZE {
-            return Err(bad(format!(
-                "chunk of {} bytes exceeds the {} byte limit",
-                header.len, MAX_CHUNK_SIZE
-            )));
+            return Err(bad(format!("chunk of {} bytes exceeds the {} byte limit", header.len, MAX_CHUNK_SIZE)));
         }
         tracing::debug!(chunk = %id, len = header.len, forward = ?header.forward, "put chunk");
         let already_present = self.store.has(&id);
-        let mut writer = if already_present {
-            None
-        } else {
-            Some(self.store.begin(id, header.len).await?)
-        };
+        let mut writer = if already_present { None } else { Some(self.store.begin(id, header.len).await?) };
         let (mut fwd_tx, fwd_task) = if header.forward.is_empty() {
             (None, None)
         } else {
@@ -119,21 +93,14 @@ impl Chunk for ChunkService {
         let mut frame = Some(first);
         while let Some(f) = frame.take() {
             if f.data.len() > MAX_FRAME {
-                return Err(bad(format!(
-                    "frame of {} bytes exceeds {} bytes",
-                    f.data.len(),
-                    MAX_FRAME
-                )));
+                return Err(bad(format!("frame of {} bytes exceeds {} bytes", f.data.len(), MAX_FRAME)));
             }
             if !f.data.is_empty() {
                 if let Some(w) = writer.as_mut() {
                     w.write(&f.data).await?;
                 }
                 if let Some(tx) = fwd_tx.as_ref() {
-                    let out = PutChunkFrame {
-                        header: None,
-                        data: f.data.clone(),
-                    };
+                    let out = PutChunkFrame { header: None, data: f.data.clone() };
                     if tx.send(out).await.is_err() {
                         // The downstream hop failed; keep storing locally, the
                         // client learns the shortfall from `stored`.
@@ -151,26 +118,16 @@ impl Chunk for ChunkService {
         if let Some(task) = fwd_task {
             stored.extend(task.await.unwrap_or_default());
         }
-        Ok(Response::new(PutChunkReply {
-            stored,
-            already_present,
-        }))
+        Ok(Response::new(PutChunkReply { stored, already_present }))
     }
 
     type GetChunkStream = ReceiverStream<Result<GetChunkFrame, Status>>;
 
     #[tracing::instrument(skip_all, fields(server = %self.id))]
-    async fn get_chunk(
-        &self,
-        req: Request<GetChunkRequest>,
-    ) -> Result<Response<Self::GetChunkStream>, Status> {
+    async fn get_chunk(&self, req: Request<GetChunkRequest>) -> Result<Response<Self::GetChunkStream>, Status> {
         let id = ChunkId::from_slice(&req.get_ref().id).map_err(|e| bad(e.to_string()))?;
         let mut file = self.store.read(&id).await?;
-        let total_len = file
-            .metadata()
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .len();
+        let total_len = file.metadata().await.map_err(|e| Status::internal(e.to_string()))?.len();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut left = total_len;
@@ -178,20 +135,11 @@ impl Chunk for ChunkService {
                 let n = (left as usize).min(MAX_FRAME);
                 let mut buf = vec![0u8; n];
                 if let Err(e) = file.read_exact(&mut buf).await {
-                    let _ = tx
-                        .send(Err(Status::internal(format!("read {id}: {e}"))))
-                        .await;
+                    let _ = tx.send(Err(Status::internal(format!("read {id}: {e}")))).await;
                     return;
                 }
                 left -= n as u64;
-                if tx
-                    .send(Ok(GetChunkFrame {
-                        data: Bytes::from(buf),
-                        total_len,
-                    }))
-                    .await
-                    .is_err()
-                {
+                if tx.send(Ok(GetChunkFrame { data: Bytes::from(buf), total_len })).await.is_err() {
                     return;
                 }
             }
@@ -199,10 +147,7 @@ impl Chunk for ChunkService {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
-    async fn has_chunks(
-        &self,
-        req: Request<HasChunksRequest>,
-    ) -> Result<Response<HasChunksReply>, Status> {
+    async fn has_chunks(&self, req: Request<HasChunksRequest>) -> Result<Response<HasChunksReply>, Status> {
         let mut present = Vec::with_capacity(req.get_ref().ids.len());
         for raw in &req.get_ref().ids {
             let id = ChunkId::from_slice(raw).map_err(|e| bad(e.to_string()))?;
@@ -211,10 +156,7 @@ impl Chunk for ChunkService {
         Ok(Response::new(HasChunksReply { present }))
     }
 
-    async fn delete_chunks(
-        &self,
-        req: Request<DeleteChunksRequest>,
-    ) -> Result<Response<DeleteChunksReply>, Status> {
+    async fn delete_chunks(&self, req: Request<DeleteChunksRequest>) -> Result<Response<DeleteChunksReply>, Status> {
         let mut deleted = 0;
         for raw in &req.get_ref().ids {
             let id = ChunkId::from_slice(raw).map_err(|e| bad(e.to_string()))?;
@@ -226,10 +168,7 @@ impl Chunk for ChunkService {
     }
 
     #[tracing::instrument(skip_all, fields(server = %self.id, target = %req.get_ref().target))]
-    async fn replicate(
-        &self,
-        req: Request<ReplicateRequest>,
-    ) -> Result<Response<ReplicateReply>, Status> {
+    async fn replicate(&self, req: Request<ReplicateRequest>) -> Result<Response<ReplicateReply>, Status> {
         let r = req.into_inner();
         let id = ChunkId::from_slice(&r.id).map_err(|e| bad(e.to_string()))?;
         // Re-hash before sending: a corrupt copy is quarantined, never spread.
@@ -241,18 +180,13 @@ impl Chunk for ChunkService {
             ));
         }
         let data = Bytes::from(
-            tokio::fs::read(self.store.chunk_path(&id))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?,
+            tokio::fs::read(self.store.chunk_path(&id)).await.map_err(|e| Status::internal(e.to_string()))?,
         );
         self.repair_limit.take(data.len() as u64).await;
         let ep = tonic::transport::Endpoint::from_shared(format!("http://{}", r.target))
             .map_err(|e| bad(e.to_string()))?
             .connect_timeout(Duration::from_secs(3));
-        let ch = ep
-            .connect()
-            .await
-            .map_err(|e| Status::unavailable(format!("{}: {e}", r.target)))?;
+        let ch = ep.connect().await.map_err(|e| Status::unavailable(format!("{}: {e}", r.target)))?;
         let mut c = ChunkClient::new(ch)
             .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
             .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
@@ -260,15 +194,9 @@ impl Chunk for ChunkService {
         let mut off = 0;
         loop {
             let end = (off + MAX_FRAME).min(data.len());
-            let header = (off == 0).then(|| PutChunkHeader {
-                id: r.id.clone(),
-                len: data.len() as u64,
-                forward: vec![],
-            });
-            frames.push(PutChunkFrame {
-                header,
-                data: data.slice(off..end),
-            });
+            let header =
+                (off == 0).then(|| PutChunkHeader { id: r.id.clone(), len: data.len() as u64, forward: vec![] });
+            frames.push(PutChunkFrame { header, data: data.slice(off..end) });
             off = end;
             if off >= data.len() {
                 break;
@@ -277,9 +205,7 @@ impl Chunk for ChunkService {
         tokio::time::timeout(FORWARD_TIMEOUT, c.put_chunk(tokio_stream::iter(frames)))
             .await
             .map_err(|_| Status::deadline_exceeded("replicate timed out"))??;
-        Ok(Response::new(ReplicateReply {
-            bytes: data.len() as u64,
-        }))
+        Ok(Response::new(ReplicateReply { bytes: data.len() as u64 }))
     }
 
     async fn verify(&self, req: Request<VerifyRequest>) -> Result<Response<VerifyReply>, Status> {
@@ -295,10 +221,7 @@ impl Chunk for ChunkService {
     }
 
     async fn stats(&self, _req: Request<Empty>) -> Result<Response<ChunkServerStats>, Status> {
-        let d = self
-            .store
-            .disk()
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let d = self.store.disk().map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(ChunkServerStats {
             id: self.id.clone(),
             capacity: d.capacity,

@@ -35,10 +35,7 @@ pub fn disk_stats(path: &Path) -> std::io::Result<DiskStats> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(DiskStats {
-        capacity: st.f_blocks as u64 * st.f_frsize as u64,
-        free: st.f_bavail as u64 * st.f_frsize as u64,
-    })
+    Ok(DiskStats { capacity: st.f_blocks as u64 * st.f_frsize as u64, free: st.f_bavail as u64 * st.f_frsize as u64 })
 }
 
 impl ChunkStore {
@@ -54,8 +51,7 @@ impl ChunkStore {
         let mut used = 0u64;
         for id in &ids {
             let h = id.to_hex();
-            used += std::fs::metadata(root.join("chunks").join(&h[0..2]).join(&h[2..4]).join(&h))?
-                .len();
+            used += std::fs::metadata(root.join("chunks").join(&h[0..2]).join(&h[2..4]).join(&h))?.len();
         }
         let store = ChunkStore {
             root: root.to_path_buf(),
@@ -97,11 +93,7 @@ impl ChunkStore {
 
     pub fn chunk_path(&self, id: &ChunkId) -> PathBuf {
         let h = id.to_hex();
-        self.root
-            .join("chunks")
-            .join(&h[0..2])
-            .join(&h[2..4])
-            .join(h)
+        self.root.join("chunks").join(&h[0..2]).join(&h[2..4]).join(h)
     }
 
     pub fn has(&self, id: &ChunkId) -> bool {
@@ -129,15 +121,9 @@ impl ChunkStore {
     pub async fn begin(&self, id: ChunkId, len: u64) -> Result<ChunkWriter<'_>, StoreError> {
         let disk = self.disk()?;
         if disk.free < self.reserve.saturating_add(len) {
-            return Err(StoreError::DiskFull {
-                free: disk.free,
-                reserve: self.reserve,
-            });
+            return Err(StoreError::DiskFull { free: disk.free, reserve: self.reserve });
         }
-        let tmp =
-            self.root
-                .join("tmp")
-                .join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
+        let tmp = self.root.join("tmp").join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
         let file = tokio::fs::File::create(&tmp).await?;
         Ok(ChunkWriter {
             store: self,
@@ -153,9 +139,7 @@ impl ChunkStore {
     pub async fn read(&self, id: &ChunkId) -> Result<tokio::fs::File, StoreError> {
         match tokio::fs::File::open(self.chunk_path(id)).await {
             Ok(f) => Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StoreError::NotFound(id.to_hex()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(id.to_hex())),
             Err(e) => Err(e.into()),
         }
     }
@@ -167,9 +151,7 @@ impl ChunkStore {
         tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
             let mut f = match std::fs::File::open(&p) {
                 Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::NotFound(id2.to_hex()))
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NotFound(id2.to_hex())),
                 Err(e) => return Err(e.into()),
             };
             let mut h = blake3::Hasher::new();
@@ -187,18 +169,11 @@ impl ChunkStore {
         let len = tokio::fs::metadata(&p).await?.len();
         let qdir = self.root.join("quarantine");
         tokio::fs::create_dir_all(&qdir).await?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         tokio::fs::rename(&p, qdir.join(format!("{}.{stamp}", id.to_hex()))).await?;
         self.used.fetch_sub(len, Ordering::Relaxed);
         self.count.fetch_sub(1, Ordering::Relaxed);
-        self.changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .push(*id);
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).1.push(*id);
         tracing::error!(chunk = %id, "corrupt chunk quarantined");
         Ok(())
     }
@@ -213,11 +188,7 @@ impl ChunkStore {
         tokio::fs::remove_file(&p).await?;
         self.used.fetch_sub(len, Ordering::Relaxed);
         self.count.fetch_sub(1, Ordering::Relaxed);
-        self.changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .push(*id);
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).1.push(*id);
         Ok(true)
     }
 }
@@ -254,23 +225,13 @@ impl ChunkWriter<'_> {
     pub async fn finish(mut self) -> Result<(), StoreError> {
         let id = self.id.to_hex();
         if self.written != self.expected_len {
-            return Err(StoreError::LengthMismatch {
-                id,
-                expected: self.expected_len,
-                actual: self.written,
-            });
+            return Err(StoreError::LengthMismatch { id, expected: self.expected_len, actual: self.written });
         }
         let actual = ChunkId::from_hash(self.hasher.finalize());
         if actual != self.id {
-            return Err(StoreError::HashMismatch {
-                id,
-                actual: actual.to_hex(),
-            });
+            return Err(StoreError::HashMismatch { id, actual: actual.to_hex() });
         }
-        let mut f = self
-            .file
-            .take()
-            .ok_or_else(|| StoreError::BadRequest("writer finished twice".into()))?;
+        let mut f = self.file.take().ok_or_else(|| StoreError::BadRequest("writer finished twice".into()))?;
         f.flush().await?;
         f.sync_all().await?;
         drop(f);
@@ -284,12 +245,7 @@ impl ChunkWriter<'_> {
         if !existed {
             self.store.used.fetch_add(self.written, Ordering::Relaxed);
             self.store.count.fetch_add(1, Ordering::Relaxed);
-            self.store
-                .changes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .0
-                .push(self.id);
+            self.store.changes.lock().unwrap_or_else(|p| p.into_inner()).0.push(self.id);
         }
         Ok(())
     }
@@ -335,15 +291,9 @@ mod tests {
         let id = ChunkId::of(b"the real content");
         let mut w = store.begin(id, 5).await.unwrap();
         w.write(b"bogus").await.unwrap();
-        assert!(matches!(
-            w.finish().await,
-            Err(StoreError::HashMismatch { .. })
-        ));
+        assert!(matches!(w.finish().await, Err(StoreError::HashMismatch { .. })));
         assert!(!store.has(&id));
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 
     #[tokio::test]

@@ -11,10 +11,7 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(rate: u64) -> Throttle {
-        Throttle {
-            rate,
-            state: Mutex::new((rate as f64, Instant::now())),
-        }
+        Throttle { rate, state: Mutex::new((rate as f64, Instant::now())) }
     }
 
     /// Waits until `n` bytes may be sent.
@@ -52,10 +49,6 @@ mod tests {
             t.take(1_000_000).await;
         }
         // One second of burst, then 2 MB at 1 MB/s.
-        assert!(
-            start.elapsed() >= Duration::from_millis(1900),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() >= Duration::from_millis(1900), "{:?}", start.elapsed());
     }
 }

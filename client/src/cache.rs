@@ -26,10 +26,7 @@ struct Inner {
 
 impl ChunkCache {
     pub fn new(capacity: u64) -> ChunkCache {
-        ChunkCache {
-            capacity,
-            inner: Mutex::new(Inner::default()),
-        }
+        ChunkCache { capacity, inner: Mutex::new(Inner::default()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

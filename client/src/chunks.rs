@@ -41,11 +41,7 @@ impl Drop for InflightGuard<'_> {
 
 impl ChunkIo {
     pub fn new(timeout: Duration) -> ChunkIo {
-        ChunkIo {
-            channels: Mutex::new(HashMap::new()),
-            inflight: Mutex::new(HashMap::new()),
-            timeout,
-        }
+        ChunkIo { channels: Mutex::new(HashMap::new()), inflight: Mutex::new(HashMap::new()), timeout }
     }
 
     fn client(&self, addr: &str) -> Result<ChunkClient<Channel>> {
@@ -54,10 +50,7 @@ impl ChunkIo {
             Some(c) => c.clone(),
             None => {
                 let ep = Endpoint::from_shared(format!("http://{addr}"))
-                    .map_err(|e| ClientError::Chunk {
-                        id: String::new(),
-                        msg: format!("bad address {addr}: {e}"),
-                    })?
+                    .map_err(|e| ClientError::Chunk { id: String::new(), msg: format!("bad address {addr}: {e}") })?
                     .connect_timeout(Duration::from_secs(2))
                     .tcp_nodelay(true)
                     .initial_stream_window_size(Some(4 << 20))
@@ -73,45 +66,24 @@ impl ChunkIo {
     }
 
     fn track(&self, addr: &str) -> InflightGuard<'_> {
-        *self
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(addr.to_string())
-            .or_default() += 1;
-        InflightGuard {
-            io: self,
-            addr: addr.to_string(),
-        }
+        *self.inflight.lock().unwrap_or_else(|p| p.into_inner()).entry(addr.to_string()).or_default() += 1;
+        InflightGuard { io: self, addr: addr.to_string() }
     }
 
     /// Which of `ids` the chunkserver at `addr` already holds.
     pub async fn has(&self, addr: &str, ids: &[ChunkId]) -> Result<Vec<bool>> {
         let mut c = self.client(addr)?;
-        let req = HasChunksRequest {
-            ids: ids
-                .iter()
-                .map(|i| Bytes::copy_from_slice(i.as_bytes()))
-                .collect(),
-        };
+        let req = HasChunksRequest { ids: ids.iter().map(|i| Bytes::copy_from_slice(i.as_bytes())).collect() };
         let r = tokio::time::timeout(Duration::from_secs(5), c.has_chunks(req))
             .await
-            .map_err(|_| ClientError::Chunk {
-                id: String::new(),
-                msg: format!("{addr}: has timed out"),
-            })?
+            .map_err(|_| ClientError::Chunk { id: String::new(), msg: format!("{addr}: has timed out") })?
             .map_err(|e| ClientError::from_status(&format!("has on {addr}"), &e))?;
         Ok(r.into_inner().present)
     }
 
     /// Sends `data` once to `targets[0]`, which forwards along the rest.
     /// Returns the addresses that confirmed a durable copy.
-    pub async fn put_pipeline(
-        &self,
-        targets: &[String],
-        id: ChunkId,
-        data: Bytes,
-    ) -> Result<Vec<String>> {
+    pub async fn put_pipeline(&self, targets: &[String], id: ChunkId, data: Bytes) -> Result<Vec<String>> {
         let Some(first) = targets.first() else {
             return Ok(Vec::new());
         };
@@ -137,10 +109,7 @@ impl ChunkIo {
         }
         let r = tokio::time::timeout(self.timeout, c.put_chunk(tokio_stream::iter(frames)))
             .await
-            .map_err(|_| ClientError::Chunk {
-                id: id.to_hex(),
-                msg: format!("put to {first} timed out"),
-            })?
+            .map_err(|_| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {first} timed out") })?
             .map_err(|e| ClientError::from_status(&format!("put chunk {id} to {first}"), &e))?;
         Ok(r.into_inner().stored)
     }
@@ -170,11 +139,7 @@ impl ChunkIo {
                     }
                     let reason = format!("content hashes to {actual}");
                     tracing::warn!(chunk = %id, server = %addr, %reason, "corrupt replica; trying another");
-                    on_bad(BadReplica {
-                        id,
-                        addr: addr.clone(),
-                        reason: reason.clone(),
-                    });
+                    on_bad(BadReplica { id, addr: addr.clone(), reason: reason.clone() });
                     errors.push(format!("{addr}: {reason}"));
                 }
                 Err(e) => {
@@ -183,10 +148,7 @@ impl ChunkIo {
                 }
             }
         }
-        Err(ClientError::Chunk {
-            id: id.to_hex(),
-            msg: format!("no good replica ({})", errors.join("; ")),
-        })
+        Err(ClientError::Chunk { id: id.to_hex(), msg: format!("no good replica ({})", errors.join("; ")) })
     }
 
     async fn get_one(&self, addr: &str, id: ChunkId) -> Result<Bytes> {
@@ -194,18 +156,12 @@ impl ChunkIo {
         let mut c = self.client(addr)?;
         let fetch = async {
             let mut s = c
-                .get_chunk(GetChunkRequest {
-                    id: Bytes::copy_from_slice(id.as_bytes()),
-                })
+                .get_chunk(GetChunkRequest { id: Bytes::copy_from_slice(id.as_bytes()) })
                 .await
                 .map_err(|e| ClientError::from_status("get chunk", &e))?
                 .into_inner();
             let mut buf: Option<BytesMut> = None;
-            while let Some(f) = s
-                .message()
-                .await
-                .map_err(|e| ClientError::from_status("get chunk", &e))?
-            {
+            while let Some(f) = s.message().await.map_err(|e| ClientError::from_status("get chunk", &e))? {
                 let b = buf.get_or_insert_with(|| BytesMut::with_capacity(f.total_len as usize));
                 b.extend_from_slice(&f.data);
             }
@@ -213,9 +169,6 @@ impl ChunkIo {
         };
         tokio::time::timeout(self.timeout, fetch)
             .await
-            .map_err(|_| ClientError::Chunk {
-                id: id.to_hex(),
-                msg: format!("get from {addr} timed out"),
-            })?
+            .map_err(|_| ClientError::Chunk { id: id.to_hex(), msg: format!("get from {addr} timed out") })?
     }
 }

@@ -8,11 +8,7 @@ pub enum ClientError {
     #[error("no master answered ({addrs}): {last}")]
     NoMaster { addrs: String, last: String },
     #[error("{what}: {code:?}: {msg}")]
-    Rpc {
-        what: String,
-        code: tonic::Code,
-        msg: String,
-    },
+    Rpc { what: String, code: tonic::Code, msg: String },
     #[error("chunk {id}: {msg}")]
     Chunk { id: String, msg: String },
     #[error("not enough chunkservers: {0}")]
@@ -25,10 +21,7 @@ pub enum ClientError {
 
 impl ClientError {
     pub fn fs(errno: i32, msg: impl Into<String>) -> Self {
-        ClientError::Fs {
-            errno,
-            msg: msg.into(),
-        }
+        ClientError::Fs { errno, msg: msg.into() }
     }
 
     /// The errno a POSIX caller should see for this error.
@@ -45,15 +38,8 @@ impl ClientError {
 
     pub fn from_status(what: &str, st: &tonic::Status) -> Self {
         match errno_of(st) {
-            Some(errno) => ClientError::Fs {
-                errno,
-                msg: st.message().to_string(),
-            },
-            None => ClientError::Rpc {
-                what: what.to_string(),
-                code: st.code(),
-                msg: st.message().to_string(),
-            },
+            Some(errno) => ClientError::Fs { errno, msg: st.message().to_string() },
+            None => ClientError::Rpc { what: what.to_string(), code: st.code(), msg: st.message().to_string() },
         }
     }
 

@@ -21,11 +21,7 @@ fn b(s: &str) -> Bytes {
 }
 
 pub fn request_id() -> String {
-    format!(
-        "{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    )
+    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
 }
 
 impl Fs {
@@ -34,11 +30,7 @@ impl Fs {
     }
 
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
-        let req = LookupRequest {
-            cred: self.cred(),
-            parent,
-            name: b(name),
-        };
+        let req = LookupRequest { cred: self.cred(), parent, name: b(name) };
         let r = self
             .meta
             .call("lookup", |mut c| {
@@ -46,21 +38,13 @@ impl Fs {
                 async move { c.lookup(r).await }
             })
             .await?;
-        r.attr
-            .ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
-        let req = GetAttrRequest {
-            ino,
-            stale_ok: false,
-        };
-        let r = self
-            .meta
-            .call("getattr", |mut c| async move { c.get_attr(req).await })
-            .await?;
-        r.attr
-            .ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))
+        let req = GetAttrRequest { ino, stale_ok: false };
+        let r = self.meta.call("getattr", |mut c| async move { c.get_attr(req).await }).await?;
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))
     }
 
     /// Resolves an absolute path to its attributes.
@@ -68,15 +52,9 @@ impl Fs {
         let mut attr = self.getattr(ROOT_INO).await?;
         for c in components(path)? {
             if attr.kind != FileKind::Directory as i32 {
-                return Err(ClientError::fs(
-                    libc::ENOTDIR,
-                    format!("{path}: a component is not a directory"),
-                ));
+                return Err(ClientError::fs(libc::ENOTDIR, format!("{path}: a component is not a directory")));
             }
-            attr = self
-                .lookup(attr.ino, &c)
-                .await
-                .map_err(|e| with_path(e, path))?;
+            attr = self.lookup(attr.ino, &c).await.map_err(|e| with_path(e, path))?;
         }
         Ok(attr)
     }
@@ -84,30 +62,20 @@ impl Fs {
     /// Resolves the parent directory of `path`; returns it and the last name.
     pub async fn resolve_parent(&self, path: &str) -> Result<(Attr, String)> {
         let mut comps = components(path)?;
-        let name = comps.pop().ok_or_else(|| ClientError::InvalidPath {
-            path: path.into(),
-            why: "is the root".into(),
-        })?;
+        let name =
+            comps.pop().ok_or_else(|| ClientError::InvalidPath { path: path.into(), why: "is the root".into() })?;
         let parent_path = format!("/{}", comps.join("/"));
         let parent = self.resolve(&parent_path).await?;
         if parent.kind != FileKind::Directory as i32 {
-            return Err(ClientError::fs(
-                libc::ENOTDIR,
-                format!("{parent_path}: not a directory"),
-            ));
+            return Err(ClientError::fs(libc::ENOTDIR, format!("{parent_path}: not a directory")));
         }
         Ok((parent, name))
     }
 
     pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Attr> {
         let (parent, name) = self.resolve_parent(path).await?;
-        let req = MkdirRequest {
-            cred: self.cred(),
-            parent: parent.ino,
-            name: b(&name),
-            mode,
-            request_id: request_id(),
-        };
+        let req =
+            MkdirRequest { cred: self.cred(), parent: parent.ino, name: b(&name), mode, request_id: request_id() };
         let r = self
             .meta
             .call("mkdir", |mut c| {
@@ -145,9 +113,7 @@ impl Fs {
                         })
                         .await
                     {
-                        Ok(r) => r.attr.ok_or_else(|| {
-                            ClientError::fs(libc::EIO, "mkdir reply without attributes")
-                        })?,
+                        Ok(r) => r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "mkdir reply without attributes"))?,
                         Err(e) if e.errno() == libc::EEXIST => self.lookup(attr.ino, &c).await?,
                         Err(e) => return Err(with_path(e, &cur)),
                     }
@@ -155,10 +121,7 @@ impl Fs {
                 Err(e) => return Err(with_path(e, &cur)),
             };
             if attr.kind != FileKind::Directory as i32 {
-                return Err(ClientError::fs(
-                    libc::ENOTDIR,
-                    format!("{cur}: exists and is not a directory"),
-                ));
+                return Err(ClientError::fs(libc::ENOTDIR, format!("{cur}: exists and is not a directory")));
             }
         }
         Ok(attr)
@@ -197,13 +160,7 @@ impl Fs {
         let mut out = Vec::new();
         let mut after = Bytes::new();
         loop {
-            let req = ReadDirRequest {
-                cred: self.cred(),
-                ino,
-                after: after.clone(),
-                limit: 1000,
-                plus,
-            };
+            let req = ReadDirRequest { cred: self.cred(), ino, after: after.clone(), limit: 1000, plus };
             let r = self
                 .meta
                 .call("readdir", |mut c| {
@@ -222,12 +179,7 @@ impl Fs {
     }
 
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
-        let req = UnlinkRequest {
-            cred: self.cred(),
-            parent,
-            name: b(name),
-            request_id: request_id(),
-        };
+        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id() };
         self.meta
             .call("unlink", |mut c| {
                 let r = req.clone();
@@ -238,12 +190,7 @@ impl Fs {
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<()> {
-        let req = UnlinkRequest {
-            cred: self.cred(),
-            parent,
-            name: b(name),
-            request_id: request_id(),
-        };
+        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id() };
         self.meta
             .call("rmdir", |mut c| {
                 let r = req.clone();
@@ -291,45 +238,24 @@ impl Fs {
                 async move { c.set_attr(r).await }
             })
             .await?;
-        r.attr
-            .ok_or_else(|| ClientError::fs(libc::EIO, "setattr reply without attributes"))
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "setattr reply without attributes"))
     }
 
     pub async fn extents(&self, ino: u64) -> Result<GetExtentsReply> {
-        self.meta
-            .call("get_extents", |mut c| async move {
-                c.get_extents(GetExtentsRequest { ino }).await
-            })
-            .await
+        self.meta.call("get_extents", |mut c| async move { c.get_extents(GetExtentsRequest { ino }).await }).await
     }
 
     /// The GC epoch: read it before checking or uploading the chunks of a
     /// commit, and pass it to `commit` (see CommitRequest in the .proto).
     pub async fn epoch(&self) -> Result<u64> {
-        let r = self
-            .meta
-            .call("epoch", |mut c| async move { c.epoch(Empty {}).await })
-            .await?;
+        let r = self.meta.call("epoch", |mut c| async move { c.epoch(Empty {}).await }).await?;
         Ok(r.epoch)
     }
 
     /// Atomically installs new content for a regular file. Fails with
     /// EAGAIN if a chunk was garbage-collected since `gc_epoch`.
-    pub async fn commit(
-        &self,
-        ino: u64,
-        extents: Vec<Extent>,
-        size: u64,
-        gc_epoch: u64,
-    ) -> Result<Attr> {
-        let req = CommitRequest {
-            cred: self.cred(),
-            ino,
-            extents,
-            size,
-            gc_epoch,
-            request_id: request_id(),
-        };
+    pub async fn commit(&self, ino: u64, extents: Vec<Extent>, size: u64, gc_epoch: u64) -> Result<Attr> {
+        let req = CommitRequest { cred: self.cred(), ino, extents, size, gc_epoch, request_id: request_id() };
         let r = self
             .meta
             .call("commit", |mut c| {
@@ -337,8 +263,7 @@ impl Fs {
                 async move { c.commit(r).await }
             })
             .await?;
-        r.attr
-            .ok_or_else(|| ClientError::fs(libc::EIO, "commit reply without attributes"))
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "commit reply without attributes"))
     }
 
     /// Uploads `reader` as the content of the remote file `path` (created or replaced).
@@ -352,18 +277,10 @@ impl Fs {
         let (parent, name) = self.resolve_parent(path).await?;
         // Create first so a bad name or a directory in the way fails before
         // any data moves; the content becomes visible only at commit.
-        let created = self
-            .create(parent.ino, &name, mode, false, false)
-            .await
-            .map_err(|e| with_path(e, path))?;
-        let attr = created
-            .attr
-            .ok_or_else(|| ClientError::fs(libc::EIO, "create reply without attributes"))?;
+        let created = self.create(parent.ino, &name, mode, false, false).await.map_err(|e| with_path(e, path))?;
+        let attr = created.attr.ok_or_else(|| ClientError::fs(libc::EIO, "create reply without attributes"))?;
         if attr.kind != FileKind::Regular as i32 {
-            return Err(ClientError::fs(
-                libc::EISDIR,
-                format!("{path}: exists and is not a regular file"),
-            ));
+            return Err(ClientError::fs(libc::EISDIR, format!("{path}: exists and is not a regular file")));
         }
         let epoch = self.epoch().await?;
         let (extents, size) = self.transfer.upload(reader, progress).await?;
@@ -378,16 +295,11 @@ impl Fs {
     ) -> Result<Attr> {
         let attr = self.resolve(path).await?;
         if attr.kind == FileKind::Directory as i32 {
-            return Err(ClientError::fs(
-                libc::EISDIR,
-                format!("{path}: is a directory"),
-            ));
+            return Err(ClientError::fs(libc::EISDIR, format!("{path}: is a directory")));
         }
         let ext = self.extents(attr.ino).await?;
         let attr = ext.attr.unwrap_or(attr);
-        self.transfer
-            .download(&ext.extents, attr.size, w, progress)
-            .await?;
+        self.transfer.download(&ext.extents, attr.size, w, progress).await?;
         Ok(attr)
     }
 }
@@ -395,10 +307,9 @@ impl Fs {
 /// Prefixes a file-system error's message with the path it concerns.
 pub fn with_path(e: ClientError, path: &str) -> ClientError {
     match e {
-        ClientError::Fs { errno, msg } if !msg.starts_with(path) => ClientError::Fs {
-            errno,
-            msg: format!("{path}: {msg}"),
-        },
+        ClientError::Fs { errno, msg } if !msg.starts_with(path) => {
+            ClientError::Fs { errno, msg: format!("{path}: {msg}") }
+        }
         other => other,
     }
 }
@@ -406,13 +317,8 @@ pub fn with_path(e: ClientError, path: &str) -> ClientError {
 impl Fs {
     pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> Result<Attr> {
         validate_name(name, name)?;
-        let req = SymlinkRequest {
-            cred: self.cred(),
-            parent,
-            name: b(name),
-            target: b(target),
-            request_id: request_id(),
-        };
+        let req =
+            SymlinkRequest { cred: self.cred(), parent, name: b(name), target: b(target), request_id: request_id() };
         let r = self
             .meta
             .call("symlink", |mut c| {
@@ -420,7 +326,6 @@ impl Fs {
                 async move { c.symlink(r).await }
             })
             .await?;
-        r.attr
-            .ok_or_else(|| ClientError::fs(libc::EIO, "symlink reply without attributes"))
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "symlink reply without attributes"))
     }
 }

@@ -57,14 +57,6 @@ pub fn connect(cfg: ClientConfig) -> Fs {
     };
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let cred = tessera_proto::pb::Cred {
-        uid,
-        gid,
-        groups: vec![],
-    };
-    Fs {
-        meta,
-        transfer,
-        cred,
-    }
+    let cred = tessera_proto::pb::Cred { uid, gid, groups: vec![] };
+    Fs { meta, transfer, cred }
 }

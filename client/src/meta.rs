@@ -23,10 +23,7 @@ pub struct MetaOptions {
 
 impl Default for MetaOptions {
     fn default() -> Self {
-        MetaOptions {
-            rpc_timeout: Duration::from_secs(5),
-            total_timeout: Duration::from_secs(30),
-        }
+        MetaOptions { rpc_timeout: Duration::from_secs(5), total_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -46,18 +43,9 @@ pub type PbClient = Pb<Channel>;
 
 impl MetaClient {
     pub fn new(addrs: Vec<String>, opts: MetaOptions) -> MetaClient {
-        let addrs: Vec<String> = addrs
-            .into_iter()
-            .map(|a| a.trim().to_string())
-            .filter(|a| !a.is_empty())
-            .collect();
+        let addrs: Vec<String> = addrs.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
         MetaClient {
-            inner: Arc::new(Inner {
-                addrs,
-                opts,
-                leader: Mutex::new(None),
-                channels: Mutex::new(HashMap::new()),
-            }),
+            inner: Arc::new(Inner { addrs, opts, leader: Mutex::new(None), channels: Mutex::new(HashMap::new()) }),
         }
     }
 
@@ -77,19 +65,12 @@ impl MetaClient {
     }
 
     fn channel(&self, addr: &str) -> Result<Channel> {
-        let mut chans = self
-            .inner
-            .channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut chans = self.inner.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = chans.get(addr) {
             return Ok(c.clone());
         }
         let ep = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClientError::NoMaster {
-                addrs: addr.to_string(),
-                last: e.to_string(),
-            })?
+            .map_err(|e| ClientError::NoMaster { addrs: addr.to_string(), last: e.to_string() })?
             .connect_timeout(Duration::from_secs(2))
             .timeout(self.inner.opts.rpc_timeout)
             .tcp_nodelay(true);
@@ -103,11 +84,7 @@ impl MetaClient {
     }
 
     fn leader(&self) -> Option<String> {
-        self.inner
-            .leader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Runs `f` against the leader, retrying through redirects and failures.
@@ -118,10 +95,7 @@ impl MetaClient {
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         if self.inner.addrs.is_empty() {
-            return Err(ClientError::NoMaster {
-                addrs: String::new(),
-                last: "no master address given".into(),
-            });
+            return Err(ClientError::NoMaster { addrs: String::new(), last: "no master address given".into() });
         }
         let deadline = Instant::now() + self.inner.opts.total_timeout;
         let mut backoff = Duration::from_millis(25);
@@ -179,10 +153,7 @@ impl MetaClient {
             };
             drop(_g);
             if Instant::now() >= deadline {
-                return Err(ClientError::NoMaster {
-                    addrs: self.inner.addrs.join(","),
-                    last,
-                });
+                return Err(ClientError::NoMaster { addrs: self.inner.addrs.join(","), last });
             }
             if !redirected {
                 tracing::debug!(rpc = what, error = %last, "retrying metadata call");

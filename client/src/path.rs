@@ -9,12 +9,7 @@ use tessera_proto::NAME_MAX;
 pub const PATH_MAX: usize = 4096;
 
 pub fn validate_name(path: &str, name: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(ClientError::InvalidPath {
-            path: path.to_string(),
-            why: why.to_string(),
-        })
-    };
+    let bad = |why: &str| Err(ClientError::InvalidPath { path: path.to_string(), why: why.to_string() });
     if name.is_empty() {
         return bad("empty name");
     }
@@ -28,10 +23,7 @@ pub fn validate_name(path: &str, name: &str) -> Result<()> {
         return bad("name contains '/'");
     }
     if name.len() > NAME_MAX {
-        return bad(&format!(
-            "name of {} bytes is too long (max {NAME_MAX})",
-            name.len()
-        ));
+        return bad(&format!("name of {} bytes is too long (max {NAME_MAX})", name.len()));
     }
     Ok(())
 }
@@ -45,10 +37,7 @@ pub fn components(path: &str) -> Result<Vec<String>> {
         });
     }
     if path.len() > PATH_MAX {
-        return Err(ClientError::InvalidPath {
-            path: path.into(),
-            why: format!("path is too long (max {PATH_MAX})"),
-        });
+        return Err(ClientError::InvalidPath { path: path.into(), why: format!("path is too long (max {PATH_MAX})") });
     }
     let mut out = Vec::new();
     for c in path.split('/').filter(|c| !c.is_empty()) {
@@ -78,12 +67,7 @@ mod tests {
         assert!(components("a/b").is_err());
         assert!(components("/a/../b").is_err());
         assert!(components("/a/./b").is_err());
-        assert!(
-            components(&format!("/{}", "x".repeat(300)))
-                .unwrap_err()
-                .errno()
-                == libc::ENAMETOOLONG
-        );
+        assert!(components(&format!("/{}", "x".repeat(300))).unwrap_err().errno() == libc::ENAMETOOLONG);
         assert!(components("/a\0b").is_err());
         assert!(components(&format!("/{}", "x".repeat(255))).is_ok());
     }

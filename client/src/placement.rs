@@ -27,32 +27,18 @@ struct Snapshot {
 
 impl RingView {
     pub fn new(meta: MetaClient) -> RingView {
-        RingView {
-            meta,
-            state: Mutex::new(None),
-        }
+        RingView { meta, state: Mutex::new(None) }
     }
 
     async fn snapshot(&self, force: bool) -> Result<Snapshot> {
         if !force {
-            if let Some(s) = self
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-            {
+            if let Some(s) = self.state.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                 if s.fetched.elapsed() < REFRESH {
                     return Ok(s.clone());
                 }
             }
         }
-        let reply = self
-            .meta
-            .call(
-                "get_ring",
-                |mut c| async move { c.get_ring(Empty {}).await },
-            )
-            .await?;
+        let reply = self.meta.call("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
         let node = |s: &tessera_proto::pb::ChunkServerInfo| RingNode {
             id: s.id.clone(),
             addr: s.addr.clone(),
@@ -61,11 +47,7 @@ impl RingView {
         };
         let all = Ring::new(reply.servers.iter().map(node).collect());
         let live = Ring::new(reply.servers.iter().filter(|s| s.alive).map(node).collect());
-        let snap = Snapshot {
-            all,
-            live,
-            fetched: Instant::now(),
-        };
+        let snap = Snapshot { all, live, fetched: Instant::now() };
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
         Ok(snap)
     }
@@ -78,23 +60,14 @@ impl RingView {
     /// Addresses that must hold a new chunk, primary first.
     pub async fn write_owners(&self, id: &ChunkId) -> Result<Vec<String>> {
         let s = self.snapshot(false).await?;
-        Ok(s.live
-            .owners(id, REPLICATION)
-            .iter()
-            .map(|n| n.addr.clone())
-            .collect())
+        Ok(s.live.owners(id, REPLICATION).iter().map(|n| n.addr.clone()).collect())
     }
 
     /// Addresses worth trying for a read, best first, without duplicates.
     pub async fn read_candidates(&self, id: &ChunkId) -> Result<Vec<String>> {
         let s = self.snapshot(false).await?;
         let mut out: Vec<String> = Vec::new();
-        for n in s
-            .live
-            .owners(id, REPLICATION)
-            .into_iter()
-            .chain(s.all.owners(id, REPLICATION))
-        {
+        for n in s.live.owners(id, REPLICATION).into_iter().chain(s.all.owners(id, REPLICATION)) {
             if !out.contains(&n.addr) {
                 out.push(n.addr.clone());
             }

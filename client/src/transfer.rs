@@ -82,9 +82,7 @@ impl Transfer {
                 }
             }
             if missing.is_empty() {
-                self.stats
-                    .skipped_bytes
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.stats.skipped_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 return Ok(());
             }
             let stored = match self.io.put_pipeline(&missing, id, data.clone()).await {
@@ -94,17 +92,11 @@ impl Transfer {
                     Vec::new()
                 }
             };
-            self.stats
-                .sent_bytes
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            self.stats.sent_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             // Whatever the pipeline missed (a hop died), send directly.
             let mut failed = Vec::new();
             for addr in missing.iter().filter(|a| !stored.contains(a)) {
-                if let Err(e) = self
-                    .io
-                    .put_pipeline(std::slice::from_ref(addr), id, data.clone())
-                    .await
-                {
+                if let Err(e) = self.io.put_pipeline(std::slice::from_ref(addr), id, data.clone()).await {
                     tracing::warn!(chunk = %id, server = %addr, error = %e, "replica write failed");
                     failed.push(e);
                 }
@@ -161,11 +153,7 @@ impl Transfer {
             if let Some(r) = pending.next().await {
                 let (id, len) = r?;
                 progress(len);
-                extents.push(Extent {
-                    id: Bytes::copy_from_slice(id.as_bytes()),
-                    len,
-                    offset: 0,
-                });
+                extents.push(Extent { id: Bytes::copy_from_slice(id.as_bytes()), len, offset: 0 });
             }
         }
         Ok((extents, size))
@@ -196,16 +184,9 @@ impl Transfer {
         match &self.cache {
             None => self.fetch_chunk_uncached(id).await,
             Some(cache) => cache
-                .get_or_fetch(id, || async {
-                    self.fetch_chunk_uncached(id)
-                        .await
-                        .map_err(|e| e.to_string())
-                })
+                .get_or_fetch(id, || async { self.fetch_chunk_uncached(id).await.map_err(|e| e.to_string()) })
                 .await
-                .map_err(|msg| ClientError::Chunk {
-                    id: id.to_hex(),
-                    msg,
-                }),
+                .map_err(|msg| ClientError::Chunk { id: id.to_hex(), msg }),
         }
     }
 
@@ -216,9 +197,7 @@ impl Transfer {
         match self.io.get_verified(&cands, id, &on_bad).await {
             Ok(b) => Ok(b),
             Err(first) => {
-                let req = ChunkLocationsRequest {
-                    ids: vec![Bytes::copy_from_slice(id.as_bytes())],
-                };
+                let req = ChunkLocationsRequest { ids: vec![Bytes::copy_from_slice(id.as_bytes())] };
                 let locs = self
                     .meta
                     .call("chunk_locations", |mut c| {
@@ -226,12 +205,8 @@ impl Transfer {
                         async move { c.chunk_locations(r).await }
                     })
                     .await?;
-                let more: Vec<String> = locs
-                    .locations
-                    .into_iter()
-                    .flat_map(|l| l.addrs)
-                    .filter(|a| !cands.contains(a))
-                    .collect();
+                let more: Vec<String> =
+                    locs.locations.into_iter().flat_map(|l| l.addrs).filter(|a| !cands.contains(a)).collect();
                 if more.is_empty() {
                     return Err(first);
                 }
@@ -245,10 +220,8 @@ impl Transfer {
         if e.id.is_empty() {
             return Ok(Bytes::from(vec![0u8; e.len as usize]));
         }
-        let id = ChunkId::from_slice(&e.id).map_err(|x| ClientError::Chunk {
-            id: String::new(),
-            msg: x.to_string(),
-        })?;
+        let id =
+            ChunkId::from_slice(&e.id).map_err(|x| ClientError::Chunk { id: String::new(), msg: x.to_string() })?;
         let b = self.fetch_chunk(id).await?;
         let end = e.offset.saturating_add(e.len);
         if (b.len() as u64) < end {
@@ -297,13 +270,7 @@ impl Transfer {
     }
 
     /// Reads `len` bytes at `offset` of a file (short at end of file).
-    pub async fn read_range(
-        &self,
-        extents: &[Extent],
-        size: u64,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>> {
+    pub async fn read_range(&self, extents: &[Extent], size: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
         let end = size.min(offset.saturating_add(len));
         if offset >= end {
             return Ok(Vec::new());

@@ -21,10 +21,7 @@ enum Slot {
     /// Bytes of the slot starting at its start offset (may be shorter than a chunk).
     Buf(Vec<u8>),
     /// Full slot being uploaded; reads use `data`.
-    Pending {
-        data: Bytes,
-        task: JoinHandle<Result<()>>,
-    },
+    Pending { data: Bytes, task: JoinHandle<Result<()>> },
     /// Uploaded: the chunk holding the slot's bytes.
     Stored { data_len: u64, id: ChunkId },
 }
@@ -59,30 +56,12 @@ pub fn slice_extents(base: &[Extent], from: u64, to: u64) -> Vec<Extent> {
         }
         let a = cursor.max(s);
         let b = to.min(t);
-        let offset = if e.id.is_empty() {
-            0
-        } else {
-            e.offset + (a - s)
-        };
-        push_extent(
-            &mut out,
-            Extent {
-                id: e.id.clone(),
-                offset,
-                len: b - a,
-            },
-        );
+        let offset = if e.id.is_empty() { 0 } else { e.offset + (a - s) };
+        push_extent(&mut out, Extent { id: e.id.clone(), offset, len: b - a });
         cursor = b;
     }
     if cursor < to {
-        push_extent(
-            &mut out,
-            Extent {
-                id: Bytes::new(),
-                offset: 0,
-                len: to - cursor,
-            },
-        );
+        push_extent(&mut out, Extent { id: Bytes::new(), offset: 0, len: to - cursor });
     }
     out
 }
@@ -139,8 +118,7 @@ impl FileData {
     }
 
     async fn committed_bytes(&self, t: &Transfer, from: u64, len: u64) -> Result<Vec<u8>> {
-        t.read_range(&self.base, self.committed_size, from, len)
-            .await
+        t.read_range(&self.base, self.committed_size, from, len).await
     }
 
     async fn load_slot(&mut self, t: &Transfer, s: u64) -> Result<Vec<u8>> {
@@ -198,11 +176,7 @@ impl FileData {
 
     /// Uploads a full slot in the background (sequential writes stream).
     async fn start_upload(&mut self, t: &Transfer, s: u64) {
-        let pending = self
-            .slots
-            .values()
-            .filter(|v| matches!(v, Slot::Pending { .. }))
-            .count();
+        let pending = self.slots.values().filter(|v| matches!(v, Slot::Pending { .. })).count();
         if pending >= MAX_PENDING {
             self.settle().await;
         }
@@ -217,26 +191,14 @@ impl FileData {
 
     /// Waits for background uploads; their slots become Stored.
     async fn settle(&mut self) {
-        let keys: Vec<u64> = self
-            .slots
-            .iter()
-            .filter(|(_, v)| matches!(v, Slot::Pending { .. }))
-            .map(|(k, _)| *k)
-            .collect();
+        let keys: Vec<u64> =
+            self.slots.iter().filter(|(_, v)| matches!(v, Slot::Pending { .. })).map(|(k, _)| *k).collect();
         for k in keys {
             if let Some(Slot::Pending { data, task }) = self.slots.remove(&k) {
-                let r = task
-                    .await
-                    .unwrap_or_else(|e| Err(ClientError::fs(libc::EIO, e.to_string())));
+                let r = task.await.unwrap_or_else(|e| Err(ClientError::fs(libc::EIO, e.to_string())));
                 match r {
                     Ok(()) => {
-                        self.slots.insert(
-                            k,
-                            Slot::Stored {
-                                data_len: data.len() as u64,
-                                id: ChunkId::of(&data),
-                            },
-                        );
+                        self.slots.insert(k, Slot::Stored { data_len: data.len() as u64, id: ChunkId::of(&data) });
                     }
                     Err(e) => {
                         // Keep the bytes so a later flush retries the upload.
@@ -307,12 +269,7 @@ impl FileData {
         if self.epoch.is_none() {
             self.epoch = Some(fs.epoch().await?);
         }
-        let bufs: Vec<u64> = self
-            .slots
-            .iter()
-            .filter(|(_, v)| matches!(v, Slot::Buf(_)))
-            .map(|(k, _)| *k)
-            .collect();
+        let bufs: Vec<u64> = self.slots.iter().filter(|(_, v)| matches!(v, Slot::Buf(_))).map(|(k, _)| *k).collect();
         for s in bufs {
             if let Some(Slot::Buf(v)) = self.slots.remove(&s) {
                 let data = Bytes::from(v);
@@ -338,23 +295,14 @@ impl FileData {
             for e in slice_extents(&self.base, pos, start) {
                 push_extent(&mut extents, e);
             }
-            push_extent(
-                &mut extents,
-                Extent {
-                    id: Bytes::copy_from_slice(id.as_bytes()),
-                    offset: 0,
-                    len: data_len,
-                },
-            );
+            push_extent(&mut extents, Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len: data_len });
             pos = start + data_len;
         }
         for e in slice_extents(&self.base, pos, self.size) {
             push_extent(&mut extents, e);
         }
         let epoch = self.epoch.unwrap_or(0);
-        let attr = fs
-            .commit(self.ino, extents.clone(), self.size, epoch)
-            .await?;
+        let attr = fs.commit(self.ino, extents.clone(), self.size, epoch).await?;
         self.epoch = None;
         self.base = extents;
         self.committed_size = self.size;
@@ -368,28 +316,14 @@ mod tests {
     use super::*;
 
     fn ext(id: u8, offset: u64, len: u64) -> Extent {
-        Extent {
-            id: if id == 0 {
-                Bytes::new()
-            } else {
-                Bytes::from(vec![id; 32])
-            },
-            offset,
-            len,
-        }
+        Extent { id: if id == 0 { Bytes::new() } else { Bytes::from(vec![id; 32]) }, offset, len }
     }
 
     #[test]
     fn slicing_splits_and_pads() {
         let base = vec![ext(1, 0, 10), ext(2, 0, 10)];
-        assert_eq!(
-            slice_extents(&base, 5, 15),
-            vec![ext(1, 5, 5), ext(2, 0, 5)]
-        );
-        assert_eq!(
-            slice_extents(&base, 15, 25),
-            vec![ext(2, 5, 5), ext(0, 0, 5)]
-        );
+        assert_eq!(slice_extents(&base, 5, 15), vec![ext(1, 5, 5), ext(2, 0, 5)]);
+        assert_eq!(slice_extents(&base, 15, 25), vec![ext(2, 5, 5), ext(0, 0, 5)]);
         assert_eq!(slice_extents(&base, 30, 40), vec![ext(0, 0, 10)]);
         assert_eq!(slice_extents(&base, 0, 20), base);
     }

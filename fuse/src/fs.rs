@@ -52,9 +52,7 @@ pub fn kind(k: i32) -> FileType {
 
 pub fn to_file_attr(a: &Attr) -> FileAttr {
     let t = |ts: &Option<pb::Timespec>| {
-        ts.as_ref()
-            .map(tessera_proto::time::to_system_time)
-            .unwrap_or(SystemTime::UNIX_EPOCH)
+        ts.as_ref().map(tessera_proto::time::to_system_time).unwrap_or(SystemTime::UNIX_EPOCH)
     };
     FileAttr {
         ino: INodeNo(a.ino),
@@ -80,10 +78,7 @@ pub fn cred(uid: u32, gid: u32, pid: u32) -> Cred {
     let mut groups = Vec::new();
     if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         if let Some(line) = s.lines().find(|l| l.starts_with("Groups:")) {
-            groups = line[7..]
-                .split_whitespace()
-                .filter_map(|g| g.parse().ok())
-                .collect();
+            groups = line[7..].split_whitespace().filter_map(|g| g.parse().ok()).collect();
         }
     }
     Cred { uid, gid, groups }
@@ -115,11 +110,7 @@ impl Mount {
     }
 
     fn open_file(&self, ino: u64) -> Option<Arc<OpenFile>> {
-        self.files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ino)
-            .cloned()
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).cloned()
     }
 
     /// Attributes with this mount's unflushed size and times applied.
@@ -146,19 +137,12 @@ impl Mount {
             Some(f) => f,
             None => {
                 let ext = self.fs.extents(ino).await?;
-                let attr = ext
-                    .attr
-                    .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let attr = ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 let f = Arc::new(OpenFile {
                     data: AsyncMutex::new(FileData::new(ino, self.chunk, &attr, ext.extents)),
                     handles: AtomicU64::new(0),
                 });
-                self.files
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(ino)
-                    .or_insert(f)
-                    .clone()
+                self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(f).clone()
             }
         };
         if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -171,14 +155,8 @@ impl Mount {
             }
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, (ino, flags));
-        self.atime_pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (ino, flags));
+        self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).insert(fh);
         Ok(fh)
     }
 
@@ -189,19 +167,13 @@ impl Mount {
             .unwrap_or_else(|p| p.into_inner())
             .get(&fh)
             .ok_or_else(|| ClientError::fs(libc::EBADF, "bad file handle"))?;
-        let f = self
-            .open_file(ino)
-            .ok_or_else(|| ClientError::fs(libc::EBADF, "file not open"))?;
+        let f = self.open_file(ino).ok_or_else(|| ClientError::fs(libc::EBADF, "file not open"))?;
         Ok((f, flags))
     }
 
     pub async fn read(&self, fh: u64, off: u64, len: u64) -> Result<Vec<u8>> {
         let (f, _) = self.file_of(fh)?;
-        let first_read = self
-            .atime_pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+        let first_read = self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
         let data = {
             let mut d = f.data.lock().await;
             d.read(&self.fs.transfer, off, len).await?
@@ -221,10 +193,7 @@ impl Mount {
             let Ok(a) = fs.getattr(ino).await else { return };
             let sec = |t: &Option<pb::Timespec>| t.as_ref().map(|t| t.sec).unwrap_or(0);
             let now = tessera_proto::time::now().sec;
-            if sec(&a.atime) <= sec(&a.mtime)
-                || sec(&a.atime) <= sec(&a.ctime)
-                || now - sec(&a.atime) > 86_400
-            {
+            if sec(&a.atime) <= sec(&a.mtime) || sec(&a.atime) <= sec(&a.ctime) || now - sec(&a.atime) > 86_400 {
                 let req = pb::SetAttrRequest {
                     cred: None, // the kernel already checked read access
                     ino,
@@ -249,11 +218,7 @@ impl Mount {
             return Err(ClientError::fs(libc::EBADF, "file not open for writing"));
         }
         let mut d = f.data.lock().await;
-        let off = if flags & libc::O_APPEND != 0 {
-            d.size
-        } else {
-            off
-        };
+        let off = if flags & libc::O_APPEND != 0 { d.size } else { off };
         d.write(&self.fs, off, data).await
     }
 
@@ -274,15 +239,8 @@ impl Mount {
 
     pub async fn release(&self, fh: u64) -> Result<()> {
         let r = self.flush(fh).await;
-        let entry = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
-        self.atime_pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+        let entry = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
         if let Some((ino, _)) = entry {
             if let Some(f) = self.open_file(ino) {
                 if f.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -315,9 +273,7 @@ impl Mount {
                 async move { c.set_attr(r).await }
             })
             .await?;
-        let attr = r
-            .attr
-            .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+        let attr = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
         if let Some(f) = self.open_file(ino) {
             let ext = self.fs.extents(ino).await?;
             f.data.lock().await.reset(&attr, ext.extents);
@@ -326,41 +282,27 @@ impl Mount {
     }
 
     pub async fn opendir(&self, fs: &Fs, ino: u64, parent: u64) -> Result<u64> {
-        let mut entries = vec![
-            (ino, FileType::Directory, b".".to_vec(), None),
-            (parent, FileType::Directory, b"..".to_vec(), None),
-        ];
+        let mut entries =
+            vec![(ino, FileType::Directory, b".".to_vec(), None), (parent, FileType::Directory, b"..".to_vec(), None)];
         for e in fs.readdir(ino, true).await? {
             entries.push((e.ino, kind(e.kind), e.name.to_vec(), e.attr));
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Arc::new(DirHandle { entries }));
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(DirHandle { entries }));
         Ok(fh)
     }
 
     pub fn dir(&self, fh: u64) -> Option<Arc<DirHandle>> {
-        self.dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&fh)
-            .cloned()
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned()
     }
 
     pub fn releasedir(&self, fh: u64) {
-        self.dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
     }
 }
 
 fn rand_id() -> u64 {
-    let t = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
 }
 
@@ -381,14 +323,7 @@ impl Mount {
         typ: i32,
         wait: bool,
     ) -> Result<()> {
-        let req = pb::LockRequest {
-            ino,
-            owner: self.lock_owner(owner),
-            pid,
-            start,
-            end,
-            typ,
-        };
+        let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid, start, end, typ };
         let mut delay = Duration::from_millis(10);
         loop {
             let r = self
@@ -410,22 +345,8 @@ impl Mount {
         }
     }
 
-    pub async fn getlk(
-        &self,
-        ino: u64,
-        owner: u64,
-        start: u64,
-        end: u64,
-        typ: i32,
-    ) -> Result<pb::LockReply> {
-        let req = pb::LockRequest {
-            ino,
-            owner: self.lock_owner(owner),
-            pid: 0,
-            start,
-            end,
-            typ,
-        };
+    pub async fn getlk(&self, ino: u64, owner: u64, start: u64, end: u64, typ: i32) -> Result<pb::LockReply> {
+        let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid: 0, start, end, typ };
         self.fs
             .meta
             .call("get_lock", |mut c| {
@@ -436,10 +357,7 @@ impl Mount {
     }
 
     pub async fn release_locks(&self, ino: u64, owner: u64) -> Result<()> {
-        let req = pb::ReleaseLocksRequest {
-            ino,
-            owner: self.lock_owner(owner),
-        };
+        let req = pb::ReleaseLocksRequest { ino, owner: self.lock_owner(owner) };
         self.fs
             .meta
             .call("release_locks", |mut c| {

@@ -1,5 +1,6 @@
 //! Tessera as a local POSIX file system through FUSE.
 
+pub mod convert;
 pub mod file;
 pub mod fs;
 pub mod ops;
@@ -19,22 +20,12 @@ pub struct MountConfig {
 
 /// Mounts and serves until unmounted (`fusermount3 -u`) or SIGTERM/SIGINT.
 pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(cfg.threads.max(2))
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(cfg.threads.max(2)).build()?;
     let client = tessera_client::connect(cfg.client.clone());
     // Fail fast when no master answers rather than mounting a dead file system.
     rt.block_on(client.getattr(tessera_proto::ROOT_INO))?;
-    let mount = Arc::new(fs::Mount::new(
-        client,
-        cfg.ttl,
-        cfg.client.chunk_size as u64,
-    ));
-    let fsys = ops::TesseraFs {
-        mount: mount.clone(),
-        rt: rt.handle().clone(),
-    };
+    let mount = Arc::new(fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64));
+    let fsys = ops::TesseraFs { mount: mount.clone(), rt: rt.handle().clone() };
     let mut fc = fuser::Config::default();
     fc.mount_options = vec![
         fuser::MountOption::FSName("tessera".into()),

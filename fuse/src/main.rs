@@ -40,10 +40,7 @@ fn main() {
         // SAFETY: fork before any thread exists; the parent exits at once.
         match unsafe { libc::fork() } {
             -1 => {
-                eprintln!(
-                    "tessera-mount: fork failed: {}",
-                    std::io::Error::last_os_error()
-                );
+                eprintln!("tessera-mount: fork failed: {}", std::io::Error::last_os_error());
                 std::process::exit(1);
             }
             0 => unsafe {
@@ -53,22 +50,13 @@ fn main() {
         }
     }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let mut client = tessera_client::ClientConfig {
-        masters: a
-            .masters
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        masters: a.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         cache_bytes: a.cache_mb << 20,
-        chunk_size: a
-            .chunk_size
-            .clamp(4096, tessera_proto::MAX_CHUNK_SIZE as usize),
+        chunk_size: a.chunk_size.clamp(4096, tessera_proto::MAX_CHUNK_SIZE as usize),
         ..Default::default()
     };
     client.meta.total_timeout = Duration::from_secs(a.timeout);

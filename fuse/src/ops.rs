@@ -2,6 +2,7 @@
 //! to a tokio task and returns at once, so slow metadata or chunk I/O never
 //! holds a FUSE thread.
 
+use crate::convert::{errno, kind_of_mode, permitted, ts, xattr_reply};
 use crate::fs::{b, cred, to_file_attr, Mount};
 use fuser::*;
 use std::ffi::OsStr;
@@ -16,33 +17,6 @@ use tokio::runtime::Handle;
 pub struct TesseraFs {
     pub mount: Arc<Mount>,
     pub rt: Handle,
-}
-
-fn errno(e: &ClientError) -> Errno {
-    let n = e.errno();
-    if n == libc::EIO {
-        tracing::warn!(error = %e, "I/O error");
-    }
-    Errno::from_i32(n)
-}
-
-fn ts(t: TimeOrNow) -> (Option<pb::Timespec>, bool) {
-    match t {
-        TimeOrNow::Now => (None, true),
-        TimeOrNow::SpecificTime(st) => (Some(tessera_proto::time::from_system_time(st)), false),
-    }
-}
-
-fn kind_of_mode(mode: u32) -> FileKind {
-    match mode & libc::S_IFMT {
-        libc::S_IFDIR => FileKind::Directory,
-        libc::S_IFLNK => FileKind::Symlink,
-        libc::S_IFIFO => FileKind::Fifo,
-        libc::S_IFSOCK => FileKind::Socket,
-        libc::S_IFCHR => FileKind::CharDevice,
-        libc::S_IFBLK => FileKind::BlockDevice,
-        _ => FileKind::Regular,
-    }
 }
 
 macro_rules! spawn {
@@ -90,16 +64,14 @@ impl Filesystem for TesseraFs {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let name = name.as_bytes().to_vec();
         self.entry(reply, async move {
-            let name = std::str::from_utf8(&name)
-                .map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?
-                .to_string();
+            let name =
+                std::str::from_utf8(&name).map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?.to_string();
             fs.lookup(parent.0, &name).await
         });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        spawn!(self, reply, |m| m.getattr(ino.0), |a| reply
-            .attr(&m.ttl, &to_file_attr(&a)));
+        spawn!(self, reply, |m| m.getattr(ino.0), |a| reply.attr(&m.ttl, &to_file_attr(&a)));
     }
 
     fn setattr(
@@ -129,12 +101,7 @@ impl Filesystem for TesseraFs {
                 if let Some(size) = size {
                     m.truncate(&fs, ino, size).await?;
                 }
-                if mode.is_none()
-                    && uid.is_none()
-                    && gid.is_none()
-                    && atime.is_none()
-                    && mtime.is_none()
-                {
+                if mode.is_none() && uid.is_none() && gid.is_none() && atime.is_none() && mtime.is_none() {
                     return m.getattr(ino).await;
                 }
                 if mtime.is_some() {
@@ -164,9 +131,7 @@ impl Filesystem for TesseraFs {
                         async move { c.set_attr(r).await }
                     })
                     .await?;
-                let a = r
-                    .attr
-                    .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 Ok(m.patch(a).await)
             },
             |a| reply.attr(&m.ttl, &to_file_attr(&a))
@@ -178,23 +143,14 @@ impl Filesystem for TesseraFs {
         spawn!(
             self,
             reply,
-            |_m| fs.meta.call("readlink", move |mut c| async move {
-                c.read_link(pb::ReadLinkRequest { ino: ino.0 }).await
-            }),
+            |_m| fs
+                .meta
+                .call("readlink", move |mut c| async move { c.read_link(pb::ReadLinkRequest { ino: ino.0 }).await }),
             |r| reply.data(&r.target)
         );
     }
 
-    fn mknod(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::CreateRequest {
             cred: Some(fs.cred.clone()),
@@ -215,20 +171,11 @@ impl Filesystem for TesseraFs {
                     async move { c.create(r).await }
                 })
                 .await?;
-            c.attr
-                .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
         });
     }
 
-    fn mkdir(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::MkdirRequest {
             cred: Some(fs.cred.clone()),
@@ -245,8 +192,7 @@ impl Filesystem for TesseraFs {
                     async move { c.mkdir(r).await }
                 })
                 .await?;
-            c.attr
-                .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
         });
     }
 
@@ -288,14 +234,7 @@ impl Filesystem for TesseraFs {
         );
     }
 
-    fn symlink(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        link_name: &OsStr,
-        target: &Path,
-        reply: ReplyEntry,
-    ) {
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::SymlinkRequest {
             cred: Some(fs.cred.clone()),
@@ -312,8 +251,7 @@ impl Filesystem for TesseraFs {
                     async move { c.symlink(r).await }
                 })
                 .await?;
-            c.attr
-                .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
         });
     }
 
@@ -348,14 +286,7 @@ impl Filesystem for TesseraFs {
         );
     }
 
-    fn link(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        newparent: INodeNo,
-        newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::LinkRequest {
             cred: Some(fs.cred.clone()),
@@ -372,14 +303,12 @@ impl Filesystem for TesseraFs {
                     async move { c.link(r).await }
                 })
                 .await?;
-            c.attr
-                .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
         });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        spawn!(self, reply, |m| m.open(ino.0, flags.0), |fh| reply
-            .opened(FileHandle(fh), FopenFlags::empty()));
+        spawn!(self, reply, |m| m.open(ino.0, flags.0), |fh| reply.opened(FileHandle(fh), FopenFlags::empty()));
     }
 
     fn read(
@@ -393,9 +322,7 @@ impl Filesystem for TesseraFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        spawn!(self, reply, |m| m.read(fh.0, offset, size as u64), |d| {
-            reply.data(&d)
-        });
+        spawn!(self, reply, |m| m.read(fh.0, offset, size as u64), |d| { reply.data(&d) });
     }
 
     fn write(
@@ -412,22 +339,10 @@ impl Filesystem for TesseraFs {
     ) {
         let data = data.to_vec();
         let n = data.len() as u32;
-        spawn!(
-            self,
-            reply,
-            |m| async move { m.write(fh.0, offset, &data).await },
-            |_x| reply.written(n)
-        );
+        spawn!(self, reply, |m| async move { m.write(fh.0, offset, &data).await }, |_x| reply.written(n));
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
         spawn!(
             self,
             reply,
@@ -453,12 +368,8 @@ impl Filesystem for TesseraFs {
         _pid: u32,
         reply: ReplyLock,
     ) {
-        spawn!(
-            self,
-            reply,
-            |m| m.getlk(ino.0, lock_owner.0, start, end, typ),
-            |l| reply.locked(l.start, l.end, l.typ, l.pid)
-        );
+        spawn!(self, reply, |m| m.getlk(ino.0, lock_owner.0, start, end, typ), |l| reply
+            .locked(l.start, l.end, l.typ, l.pid));
     }
 
     fn setlk(
@@ -474,12 +385,7 @@ impl Filesystem for TesseraFs {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
-        spawn!(
-            self,
-            reply,
-            |m| m.setlk(ino.0, lock_owner.0, pid, start, end, typ, sleep),
-            |_x| reply.ok()
-        );
+        spawn!(self, reply, |m| m.setlk(ino.0, lock_owner.0, pid, start, end, typ, sleep), |_x| reply.ok());
     }
 
     fn release(
@@ -507,14 +413,7 @@ impl Filesystem for TesseraFs {
         );
     }
 
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         spawn!(self, reply, |m| m.flush(fh.0), |_x| reply.ok());
     }
 
@@ -534,47 +433,27 @@ impl Filesystem for TesseraFs {
         );
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let Some(d) = self.mount.dir(fh.0) else {
             reply.error(Errno::EBADF);
             return;
         };
         for (i, (ino, kind, name, _)) in d.entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(
-                INodeNo(*ino),
-                (i + 1) as u64,
-                *kind,
-                OsStr::from_bytes(name),
-            ) {
+            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, OsStr::from_bytes(name)) {
                 break;
             }
         }
         reply.ok();
     }
 
-    fn readdirplus(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectoryPlus,
-    ) {
+    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let Some(d) = self.mount.dir(fh.0) else {
             reply.error(Errno::EBADF);
             return;
         };
         let m = self.mount.clone();
         self.rt.spawn(async move {
-            for (i, (ino, _kind, name, attr)) in d.entries.iter().enumerate().skip(offset as usize)
-            {
+            for (i, (ino, _kind, name, attr)) in d.entries.iter().enumerate().skip(offset as usize) {
                 let attr = match attr {
                     Some(a) => m.patch(*a).await,
                     None => match m.getattr(*ino).await {
@@ -597,57 +476,26 @@ impl Filesystem for TesseraFs {
         });
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         self.mount.releasedir(fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         // Namespace changes are committed (Raft, fsynced on a majority) before they return.
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let fs = self.mount.fs.clone();
-        spawn!(
-            self,
-            reply,
-            |_m| fs.meta.call(
-                "statfs",
-                |mut c| async move { c.stat_fs(pb::Empty {}).await }
-            ),
-            |s| {
-                // Every byte is stored three times: report usable space.
-                let bs = 4096u64;
-                let r = tessera_proto::REPLICATION as u64;
-                let blocks = s.capacity_bytes / bs / r;
-                let free = s.free_bytes / bs / r;
-                reply.statfs(
-                    blocks,
-                    free,
-                    free,
-                    s.files + 1_000_000_000,
-                    1_000_000_000,
-                    bs as u32,
-                    255,
-                    bs as u32,
-                )
-            }
-        );
+        spawn!(self, reply, |_m| fs.meta.call("statfs", |mut c| async move { c.stat_fs(pb::Empty {}).await }), |s| {
+            // Every byte is stored three times: report usable space.
+            let bs = 4096u64;
+            let r = tessera_proto::REPLICATION as u64;
+            let blocks = s.capacity_bytes / bs / r;
+            let free = s.free_bytes / bs / r;
+            reply.statfs(blocks, free, free, s.files + 1_000_000_000, 1_000_000_000, bs as u32, 255, bs as u32)
+        });
     }
 
     fn setxattr(
@@ -682,11 +530,7 @@ impl Filesystem for TesseraFs {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::GetXattrRequest {
-            cred: Some(fs.cred.clone()),
-            ino: ino.0,
-            name: b(name.as_bytes()),
-        };
+        let r = pb::GetXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()) };
         self.rt.spawn(async move {
             match fs
                 .meta
@@ -704,10 +548,7 @@ impl Filesystem for TesseraFs {
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::ListXattrRequest {
-            cred: Some(fs.cred.clone()),
-            ino: ino.0,
-        };
+        let r = pb::ListXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0 };
         self.rt.spawn(async move {
             match fs
                 .meta
@@ -799,48 +640,14 @@ impl Filesystem for TesseraFs {
                         async move { c.create(r).await }
                     })
                     .await?;
-                let a = c
-                    .attr
-                    .ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 if a.kind != FileKind::Regular as i32 {
                     return Err(ClientError::fs(libc::EISDIR, "not a regular file"));
                 }
                 let fh = m.open(a.ino, flags).await?;
                 Ok((m.patch(a).await, fh))
             },
-            |x| reply.created(
-                &m.ttl,
-                &to_file_attr(&x.0),
-                Generation(0),
-                FileHandle(x.1),
-                FopenFlags::empty()
-            )
+            |x| reply.created(&m.ttl, &to_file_attr(&x.0), Generation(0), FileHandle(x.1), FopenFlags::empty())
         );
     }
-}
-
-fn xattr_reply(reply: ReplyXattr, v: &[u8], size: u32) {
-    if size == 0 {
-        reply.size(v.len() as u32);
-    } else if v.len() > size as usize {
-        reply.error(Errno::from_i32(libc::ERANGE));
-    } else {
-        reply.data(v);
-    }
-}
-
-/// POSIX access check for access(2); the kernel checks open/exec itself.
-fn permitted(a: &pb::Attr, c: &pb::Cred, mask: i32) -> bool {
-    let mask = (mask & 7) as u32;
-    if c.uid == 0 {
-        return mask & 1 == 0 || a.kind == FileKind::Directory as i32 || a.mode & 0o111 != 0;
-    }
-    let bits = if c.uid == a.uid {
-        (a.mode >> 6) & 7
-    } else if c.gid == a.gid || c.groups.contains(&a.gid) {
-        (a.mode >> 3) & 7
-    } else {
-        a.mode & 7
-    };
-    bits & mask == mask
 }

@@ -27,11 +27,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(dead_after: Duration) -> Cluster {
-        Cluster {
-            servers: Mutex::new(HashMap::new()),
-            dead_after,
-            started: Mutex::new(Instant::now()),
-        }
+        Cluster { servers: Mutex::new(HashMap::new()), dead_after, started: Mutex::new(Instant::now()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
@@ -41,11 +37,7 @@ impl Cluster {
     /// Records a heartbeat; returns true when a full report is needed.
     pub fn heartbeat(&self, hb: &HeartbeatRequest) -> bool {
         let mut m = self.lock();
-        let parse = |v: &[bytes::Bytes]| {
-            v.iter()
-                .filter_map(|b| ChunkId::from_slice(b).ok())
-                .collect::<Vec<_>>()
-        };
+        let parse = |v: &[bytes::Bytes]| v.iter().filter_map(|b| ChunkId::from_slice(b).ok()).collect::<Vec<_>>();
         if !hb.full && !m.contains_key(&hb.id) {
             return true;
         }
@@ -82,13 +74,7 @@ impl Cluster {
     pub fn is_alive(&self, id: &str) -> bool {
         match self.lock().get(id) {
             Some(l) => l.last_seen.elapsed() < self.dead_after,
-            None => {
-                self.started
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .elapsed()
-                    < self.dead_after
-            }
+            None => self.started.lock().unwrap_or_else(|p| p.into_inner()).elapsed() < self.dead_after,
         }
     }
 
@@ -107,10 +93,7 @@ impl Cluster {
     pub fn holders(&self) -> HashMap<ChunkId, Vec<String>> {
         let m = self.lock();
         let mut out: HashMap<ChunkId, Vec<String>> = HashMap::new();
-        for (sid, l) in m
-            .iter()
-            .filter(|(_, l)| l.last_seen.elapsed() < self.dead_after)
-        {
+        for (sid, l) in m.iter().filter(|(_, l)| l.last_seen.elapsed() < self.dead_after) {
             for c in &l.chunks {
                 out.entry(*c).or_default().push(sid.clone());
             }

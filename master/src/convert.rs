@@ -5,10 +5,7 @@ use crate::types::{Cred, FsErr, Time};
 use tessera_proto::pb;
 
 pub fn ts(t: Time) -> Option<pb::Timespec> {
-    Some(pb::Timespec {
-        sec: t.0,
-        nsec: t.1,
-    })
+    Some(pb::Timespec { sec: t.0, nsec: t.1 })
 }
 
 pub fn attr(i: &Inode) -> pb::Attr {
@@ -32,12 +29,7 @@ pub fn attr(i: &Inode) -> pb::Attr {
 pub fn cred(c: Option<pb::Cred>) -> Cred {
     // A request without credentials acts as root: only trusted tools (the
     // CLI run by an operator) omit them; the FUSE mount always sends them.
-    c.map(|c| Cred {
-        uid: c.uid,
-        gid: c.gid,
-        groups: c.groups,
-    })
-    .unwrap_or_default()
+    c.map(|c| Cred { uid: c.uid, gid: c.gid, groups: c.groups }).unwrap_or_default()
 }
 
 pub fn fs_status(e: FsErr) -> tonic::Status {

@@ -53,13 +53,9 @@ fn now() -> (i64, u32) {
 }
 
 fn chunk_client(addr: &str) -> Option<ChunkClient<tonic::transport::Channel>> {
-    let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .ok()?
-        .connect_timeout(Duration::from_secs(2));
-    Some(
-        ChunkClient::new(ep.connect_lazy())
-            .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE),
-    )
+    let ep =
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?.connect_timeout(Duration::from_secs(2));
+    Some(ChunkClient::new(ep.connect_lazy()).max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
 }
 
 impl Healer {
@@ -84,12 +80,7 @@ impl Healer {
     }
 
     async fn propose(&self, op: Op) -> Option<Reply> {
-        let cmd = Command {
-            cred: Cred::root(),
-            now: now(),
-            op,
-            request_id: String::new(),
-        };
+        let cmd = Command { cred: Cred::root(), now: now(), op, request_id: String::new() };
         match tokio::time::timeout(Duration::from_secs(5), self.raft.client_write(cmd)).await {
             Ok(Ok(r)) => r.data.ok(),
             _ => None,
@@ -130,23 +121,16 @@ impl Healer {
             };
             if let Some(state) = next {
                 tracing::warn!(server = %s.id, from = s.state.name(), to = state.name(), "chunkserver state change");
-                self.propose(Op::SetServerState {
-                    id: s.id.clone(),
-                    state,
-                })
-                .await;
+                self.propose(Op::SetServerState { id: s.id.clone(), state }).await;
             }
         }
         let servers = read::servers(&self.db).map_err(|e| e.msg)?;
-        let live: Vec<&ChunkServerRec> = servers
+        let live: Vec<&ChunkServerRec> =
+            servers.iter().filter(|s| self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id)).collect();
+        if servers
             .iter()
-            .filter(|s| self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id))
-            .collect();
-        if servers.iter().any(|s| {
-            s.state != ServerState::Dead
-                && self.cluster.is_alive(&s.id)
-                && !self.cluster.knows(&s.id)
-        }) {
+            .any(|s| s.state != ServerState::Dead && self.cluster.is_alive(&s.id) && !self.cluster.knows(&s.id))
+        {
             return Ok(()); // wait for every live server's full report
         }
         let ring = Ring::new(
@@ -161,10 +145,7 @@ impl Healer {
                 })
                 .collect(),
         );
-        let addr_of: HashMap<&str, &str> = servers
-            .iter()
-            .map(|s| (s.id.as_str(), s.addr.as_str()))
-            .collect();
+        let addr_of: HashMap<&str, &str> = servers.iter().map(|s| (s.id.as_str(), s.addr.as_str())).collect();
         let holders = self.cluster.holders();
 
         // 2. Every referenced chunk: copies for missing owners, surplus removal.
@@ -172,10 +153,7 @@ impl Healer {
         let mut wanted: Vec<Wanted> = Vec::new();
         let mut referenced: HashSet<ChunkId> = HashSet::new();
         let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
-        for item in self
-            .db
-            .iterator_cf(sm, IteratorMode::From(&[key::CHUNK], Direction::Forward))
-        {
+        for item in self.db.iterator_cf(sm, IteratorMode::From(&[key::CHUNK], Direction::Forward)) {
             let (k, v) = item.map_err(|e| e.to_string())?;
             if k.first() != Some(&key::CHUNK) {
                 break;
@@ -187,16 +165,8 @@ impl Healer {
             referenced.insert(id);
             st.chunks += 1;
             let have: Vec<String> = holders.get(&id).cloned().unwrap_or_default();
-            let owners: Vec<String> = ring
-                .owners(&id, REPLICATION)
-                .iter()
-                .map(|n| n.id.clone())
-                .collect();
-            let missing: Vec<String> = owners
-                .iter()
-                .filter(|o| !have.contains(o))
-                .cloned()
-                .collect();
+            let owners: Vec<String> = ring.owners(&id, REPLICATION).iter().map(|n| n.id.clone()).collect();
+            let missing: Vec<String> = owners.iter().filter(|o| !have.contains(o)).cloned().collect();
             if have.is_empty() {
                 st.missing += 1;
                 continue;
@@ -225,19 +195,10 @@ impl Healer {
         }
 
         // 3. Draining servers that hold nothing referenced are drained.
-        for s in servers
-            .iter()
-            .filter(|s| s.state == ServerState::Draining && self.cluster.knows(&s.id))
-        {
-            let holds = holders
-                .iter()
-                .any(|(id, h)| referenced.contains(id) && h.contains(&s.id));
+        for s in servers.iter().filter(|s| s.state == ServerState::Draining && self.cluster.knows(&s.id)) {
+            let holds = holders.iter().any(|(id, h)| referenced.contains(id) && h.contains(&s.id));
             if !holds {
-                self.propose(Op::SetServerState {
-                    id: s.id.clone(),
-                    state: ServerState::Drained,
-                })
-                .await;
+                self.propose(Op::SetServerState { id: s.id.clone(), state: ServerState::Drained }).await;
             }
         }
 
@@ -268,20 +229,8 @@ impl Healer {
     }
 
     /// Orders `source -> target` for one chunk if both have a free slot.
-    fn order_copy(
-        &self,
-        id: ChunkId,
-        len: u64,
-        have: &[String],
-        target: &str,
-        addr_of: &HashMap<&str, &str>,
-    ) {
-        if self
-            .copying
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&id)
-        {
+    fn order_copy(&self, id: ChunkId, len: u64, have: &[String], target: &str, addr_of: &HashMap<&str, &str>) {
+        if self.copying.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
             return;
         }
         let Some(target_addr) = addr_of.get(target).map(|a| a.to_string()) else {
@@ -297,32 +246,19 @@ impl Healer {
                 .filter_map(|h| addr_of.get(h.as_str()).map(|a| (h.clone(), a.to_string())))
                 .min_by_key(|(_, a)| busy.get(a).copied().unwrap_or(0));
             match best {
-                Some((h, a)) if busy.get(&a).copied().unwrap_or(0) < self.cfg.copies_per_server => {
-                    (h, a)
-                }
+                Some((h, a)) if busy.get(&a).copied().unwrap_or(0) < self.cfg.copies_per_server => (h, a),
                 _ => return,
             }
         };
-        let (busy, copying, copied, cluster) = (
-            self.busy.clone(),
-            self.copying.clone(),
-            self.copied.clone(),
-            self.cluster.clone(),
-        );
+        let (busy, copying, copied, cluster) =
+            (self.busy.clone(), self.copying.clone(), self.copied.clone(), self.cluster.clone());
         copying.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
         for a in [&source_addr, &target_addr] {
-            *busy
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(a.clone())
-                .or_default() += 1;
+            *busy.lock().unwrap_or_else(|p| p.into_inner()).entry(a.clone()).or_default() += 1;
         }
         let target = target.to_string();
         tokio::spawn(async move {
-            let req = ReplicateRequest {
-                id: Bytes::copy_from_slice(id.as_bytes()),
-                target: target_addr.clone(),
-            };
+            let req = ReplicateRequest { id: Bytes::copy_from_slice(id.as_bytes()), target: target_addr.clone() };
             let res = match chunk_client(&source_addr) {
                 Some(mut c) => tokio::time::timeout(Duration::from_secs(120), c.replicate(req))
                     .await
@@ -334,20 +270,14 @@ impl Healer {
                 Some(Ok(r)) => {
                     tracing::info!(chunk = %id, from = %source, to = %target, bytes = r.bytes, "replicated");
                     cluster.note_copy(&target, id);
-                    copied
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((Instant::now(), len));
+                    copied.lock().unwrap_or_else(|p| p.into_inner()).push((Instant::now(), len));
                 }
                 Some(Err(e)) => {
                     tracing::warn!(chunk = %id, from = %source, to = %target, error = %e.message(), "copy failed")
                 }
                 None => tracing::warn!(chunk = %id, from = %source, to = %target, "copy timed out"),
             }
-            copying
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            copying.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             for a in [&source_addr, &target_addr] {
                 if let Some(n) = busy.lock().unwrap_or_else(|p| p.into_inner()).get_mut(a) {
                     *n = n.saturating_sub(1);
@@ -360,16 +290,8 @@ impl Healer {
         let Some(mut c) = chunk_client(addr) else {
             return false;
         };
-        let req = DeleteChunksRequest {
-            ids: ids
-                .iter()
-                .map(|i| Bytes::copy_from_slice(i.as_bytes()))
-                .collect(),
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(10), c.delete_chunks(req)).await,
-            Ok(Ok(_))
-        )
+        let req = DeleteChunksRequest { ids: ids.iter().map(|i| Bytes::copy_from_slice(i.as_bytes())).collect() };
+        matches!(tokio::time::timeout(Duration::from_secs(10), c.delete_chunks(req)).await, Ok(Ok(_)))
     }
 
     async fn collect(
@@ -386,10 +308,7 @@ impl Healer {
         // Garbage whose count fell to zero.
         let mut garbage = Vec::new();
         let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
-        for item in self
-            .db
-            .iterator_cf(sm, IteratorMode::From(&[key::GARBAGE], Direction::Forward))
-        {
+        for item in self.db.iterator_cf(sm, IteratorMode::From(&[key::GARBAGE], Direction::Forward)) {
             let (k, v) = item.map_err(|e| e.to_string())?;
             if k.first() != Some(&key::GARBAGE) {
                 break;
@@ -401,41 +320,24 @@ impl Healer {
             }
         }
         if !garbage.is_empty() {
-            self.propose(Op::CollectGarbage {
-                ids: garbage,
-                older_than: cutoff,
-                orphans: false,
-            })
-            .await;
+            self.propose(Op::CollectGarbage { ids: garbage, older_than: cutoff, orphans: false }).await;
         }
         // Orphans: held somewhere, never referenced, not already garbage.
         let mut orphans = Vec::new();
-        let seen_now: HashSet<ChunkId> = holders
-            .keys()
-            .filter(|id| !referenced.contains(id))
-            .copied()
-            .collect();
+        let seen_now: HashSet<ChunkId> = holders.keys().filter(|id| !referenced.contains(id)).copied().collect();
         self.orphans_seen.retain(|id, _| seen_now.contains(id));
         for id in seen_now {
             let first = *self.orphans_seen.entry(id).or_insert_with(Instant::now);
             if first.elapsed() >= grace {
-                let known_garbage = self
-                    .db
-                    .get_cf(sm, key::bytes(key::GARBAGE, id.as_bytes()))
-                    .map_err(|e| e.to_string())?
-                    .is_some();
+                let known_garbage =
+                    self.db.get_cf(sm, key::bytes(key::GARBAGE, id.as_bytes())).map_err(|e| e.to_string())?.is_some();
                 if !known_garbage {
                     orphans.push(id.as_bytes().to_vec());
                 }
             }
         }
         if !orphans.is_empty() {
-            self.propose(Op::CollectGarbage {
-                ids: orphans,
-                older_than: cutoff,
-                orphans: true,
-            })
-            .await;
+            self.propose(Op::CollectGarbage { ids: orphans, older_than: cutoff, orphans: true }).await;
         }
         Ok(())
     }
@@ -444,10 +346,7 @@ impl Healer {
     async fn finish_deletions(&self, live: &[&ChunkServerRec]) -> Result<(), String> {
         let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
         let mut pending = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(sm, IteratorMode::From(&[key::COLLECT], Direction::Forward))
-        {
+        for item in self.db.iterator_cf(sm, IteratorMode::From(&[key::COLLECT], Direction::Forward)) {
             let (k, v) = item.map_err(|e| e.to_string())?;
             if k.first() != Some(&key::COLLECT) {
                 break;
@@ -472,10 +371,7 @@ impl Healer {
             }
             if all {
                 tracing::info!(chunks = batch.len(), "garbage deleted");
-                self.propose(Op::GarbageDeleted {
-                    ids: batch.iter().map(|i| i.as_bytes().to_vec()).collect(),
-                })
-                .await;
+                self.propose(Op::GarbageDeleted { ids: batch.iter().map(|i| i.as_bytes().to_vec()).collect() }).await;
             }
         }
         Ok(())

@@ -34,12 +34,8 @@ pub struct Config {
 pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
     let mut m = BTreeMap::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (id, addr) = part
-            .split_once('=')
-            .ok_or_else(|| format!("peer {part:?} is not ID=ADDR"))?;
-        let id: u64 = id
-            .parse()
-            .map_err(|_| format!("peer id {id:?} is not a number"))?;
+        let (id, addr) = part.split_once('=').ok_or_else(|| format!("peer {part:?} is not ID=ADDR"))?;
+        let id: u64 = id.parse().map_err(|_| format!("peer id {id:?} is not a number"))?;
         if id == 0 {
             return Err("peer ids start at 1".into());
         }
@@ -68,11 +64,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // The lowest-numbered peer forms the group on first boot; everyone else
     // (and every later boot) just joins what is already in the log.
     if !cfg.join && !raft.is_initialized().await? && cfg.peers.keys().next() == Some(&cfg.id) {
-        let members: BTreeMap<u64, openraft::BasicNode> = cfg
-            .peers
-            .iter()
-            .map(|(id, a)| (*id, openraft::BasicNode { addr: a.clone() }))
-            .collect();
+        let members: BTreeMap<u64, openraft::BasicNode> =
+            cfg.peers.iter().map(|(id, a)| (*id, openraft::BasicNode { addr: a.clone() })).collect();
         match raft.initialize(members).await {
             Ok(()) => tracing::info!(peers = ?cfg.peers, "initialized raft group"),
             Err(e) => tracing::warn!(error = %e, "initialize skipped"),
@@ -82,14 +75,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let cluster = Arc::new(cluster::Cluster::new(cfg.dead_after));
     let repair = Arc::new(std::sync::Mutex::new(Default::default()));
     tokio::spawn(
-        healer::Healer::new(
-            raft.clone(),
-            db.clone(),
-            cluster.clone(),
-            cfg.healer.clone(),
-            repair.clone(),
-        )
-        .run(),
+        healer::Healer::new(raft.clone(), db.clone(), cluster.clone(), cfg.healer.clone(), repair.clone()).run(),
     );
     let meta = meta_service::MetaService {
         raft: raft.clone(),
@@ -103,11 +89,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let meta = tessera_proto::pb::meta_server::MetaServer::new(meta)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
-    let raft_svc = tessera_proto::pb::raft_server::RaftServer::new(raft::service::RaftService {
-        raft: raft.clone(),
-    })
-    .max_decoding_message_size(1 << 30)
-    .max_encoding_message_size(1 << 30);
+    let raft_svc = tessera_proto::pb::raft_server::RaftServer::new(raft::service::RaftService { raft: raft.clone() })
+        .max_decoding_message_size(1 << 30)
+        .max_encoding_message_size(1 << 30);
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
     tonic::transport::Server::builder()
         .add_service(meta)

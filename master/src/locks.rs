@@ -38,31 +38,13 @@ impl LockTable {
     }
 
     /// The first lock of another owner that conflicts with the request.
-    pub fn conflict(
-        &self,
-        ino: u64,
-        owner: &str,
-        start: u64,
-        end: u64,
-        write: bool,
-    ) -> Option<Held> {
+    pub fn conflict(&self, ino: u64, owner: &str, start: u64, end: u64, write: bool) -> Option<Held> {
         let g = self.lock();
-        g.get(&ino)?
-            .iter()
-            .find(|h| h.owner != owner && overlaps(h, start, end) && (write || h.write))
-            .cloned()
+        g.get(&ino)?.iter().find(|h| h.owner != owner && overlaps(h, start, end) && (write || h.write)).cloned()
     }
 
     /// Takes the lock if nothing conflicts (or unlocks for F_UNLCK).
-    pub fn set(
-        &self,
-        ino: u64,
-        owner: &str,
-        pid: u32,
-        start: u64,
-        end: u64,
-        typ: i32,
-    ) -> Result<(), Held> {
+    pub fn set(&self, ino: u64, owner: &str, pid: u32, start: u64, end: u64, typ: i32) -> Result<(), Held> {
         if typ != F_UNLCK {
             if let Some(c) = self.conflict(ino, owner, start, end, typ == F_WRLCK) {
                 return Err(c);
@@ -78,26 +60,14 @@ impl LockTable {
                 continue;
             }
             if h.start < start {
-                kept.push(Held {
-                    end: start - 1,
-                    ..h.clone()
-                });
+                kept.push(Held { end: start - 1, ..h.clone() });
             }
             if h.end > end {
-                kept.push(Held {
-                    start: end + 1,
-                    ..h.clone()
-                });
+                kept.push(Held { start: end + 1, ..h.clone() });
             }
         }
         if typ != F_UNLCK {
-            kept.push(Held {
-                owner: owner.to_string(),
-                pid,
-                start,
-                end,
-                write: typ == F_WRLCK,
-            });
+            kept.push(Held { owner: owner.to_string(), pid, start, end, write: typ == F_WRLCK });
         }
         if kept.is_empty() {
             g.remove(&ino);
@@ -128,10 +98,7 @@ mod tests {
         assert!(t.set(1, "a", 1, 0, 99, F_RDLCK).is_ok());
         assert!(t.set(1, "b", 2, 50, 60, F_RDLCK).is_ok());
         assert_eq!(t.set(1, "c", 3, 0, 10, F_WRLCK).unwrap_err().owner, "a");
-        assert!(
-            t.set(1, "c", 3, 100, 200, F_WRLCK).is_ok(),
-            "disjoint ranges do not conflict"
-        );
+        assert!(t.set(1, "c", 3, 100, 200, F_WRLCK).is_ok(), "disjoint ranges do not conflict");
         t.release(1, "a");
         t.release(1, "b");
         assert!(t.set(1, "c", 3, 0, 10, F_WRLCK).is_ok());

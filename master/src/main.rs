@@ -48,8 +48,7 @@ struct Args {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -66,10 +65,7 @@ async fn main() {
         None => [(a.id, advertise.clone())].into_iter().collect(),
     };
     if !peers.contains_key(&a.id) {
-        eprintln!(
-            "tessera-master: --peers must include this node's id {}",
-            a.id
-        );
+        eprintln!("tessera-master: --peers must include this node's id {}", a.id);
         std::process::exit(2);
     }
     let cfg = tessera_master::Config {

@@ -45,12 +45,7 @@ impl MetaService {
     fn leader_addr(&self) -> Option<String> {
         let m = self.raft.metrics().borrow_watched().clone();
         let leader = m.current_leader?;
-        let addr = m
-            .membership_config
-            .membership()
-            .nodes()
-            .find(|(id, _)| **id == leader)
-            .map(|(_, n)| n.addr.clone());
+        let addr = m.membership_config.membership().nodes().find(|(id, _)| **id == leader).map(|(_, n)| n.addr.clone());
         addr
     }
 
@@ -69,21 +64,14 @@ impl MetaService {
     /// Like `write`, deduplicated by the client's request id.
     async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, Status> {
         let now = tessera_proto::time::now();
-        let cmd = Command {
-            cred,
-            now: (now.sec, now.nsec),
-            op,
-            request_id,
-        };
+        let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };
         let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd))
             .await
             .map_err(|_| Status::unavailable("raft write timed out (no quorum?)"))?;
         match r {
             Ok(resp) => resp.data.map_err(fs_status),
             Err(e) => {
-                let fwd = e
-                    .forward_to_leader()
-                    .map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
+                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
                 match fwd {
                     Some(addr) => Err(not_leader(addr.as_deref())),
                     None => Err(Status::unavailable(format!("raft: {e}"))),
@@ -104,9 +92,7 @@ impl MetaService {
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
-                let fwd = e
-                    .forward_to_leader()
-                    .map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
+                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
                 match fwd {
                     Some(addr) => Err(not_leader(addr.as_deref())),
                     None => Err(self.forward(e, self.leader_addr())),
@@ -139,9 +125,7 @@ impl MetaService {
 
     fn attr_reply(r: Reply) -> Res<AttrReply> {
         match r {
-            Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply {
-                attr: Some(attr(&i)),
-            }),
+            Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)) }),
             Reply::None | Reply::Ids(_) => Err(Status::internal("command returned no attributes")),
         }
     }
@@ -162,9 +146,7 @@ impl Meta for MetaService {
         self.barrier().await?;
         let r = req.into_inner();
         let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
-        ok(AttrReply {
-            attr: Some(attr(&i)),
-        })
+        ok(AttrReply { attr: Some(attr(&i)) })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -173,9 +155,7 @@ impl Meta for MetaService {
             self.barrier().await?;
         }
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
-        ok(AttrReply {
-            attr: Some(attr(&i)),
-        })
+        ok(AttrReply { attr: Some(attr(&i)) })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -183,12 +163,7 @@ impl Meta for MetaService {
         let r = req.into_inner();
         if r.read_access {
             return Self::attr_reply(
-                self.write_once(
-                    cred(r.cred),
-                    Op::TouchAtime { ino: r.ino },
-                    r.request_id.clone(),
-                )
-                .await?,
+                self.write_once(cred(r.cred), Op::TouchAtime { ino: r.ino }, r.request_id.clone()).await?,
             );
         }
         let op = Op::SetAttr {
@@ -200,10 +175,7 @@ impl Meta for MetaService {
             atime: Self::time_set(r.atime, r.atime_now),
             mtime: Self::time_set(r.mtime, r.mtime_now),
         };
-        Self::attr_reply(
-            self.write_once(cred(r.cred), op, r.request_id.clone())
-                .await?,
-        )
+        Self::attr_reply(self.write_once(cred(r.cred), op, r.request_id.clone()).await?)
     }
 
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
@@ -212,11 +184,7 @@ impl Meta for MetaService {
         Self::attr_reply(
             self.write_once(
                 cred(r.cred),
-                Op::Mkdir {
-                    parent: r.parent,
-                    name: v(&r.name),
-                    mode: r.mode,
-                },
+                Op::Mkdir { parent: r.parent, name: v(&r.name), mode: r.mode },
                 r.request_id.clone(),
             )
             .await?,
@@ -235,14 +203,8 @@ impl Meta for MetaService {
             exclusive: r.exclusive,
             truncate: r.truncate,
         };
-        match self
-            .write_once(cred(r.cred), op, r.request_id.clone())
-            .await?
-        {
-            Reply::Created { inode, created } => ok(CreateReply {
-                attr: Some(attr(&inode)),
-                created,
-            }),
+        match self.write_once(cred(r.cred), op, r.request_id.clone()).await? {
+            Reply::Created { inode, created } => ok(CreateReply { attr: Some(attr(&inode)), created }),
             _ => Err(Status::internal("create returned no inode")),
         }
     }
@@ -253,11 +215,7 @@ impl Meta for MetaService {
         Self::attr_reply(
             self.write_once(
                 cred(r.cred),
-                Op::Symlink {
-                    parent: r.parent,
-                    name: v(&r.name),
-                    target: v(&r.target),
-                },
+                Op::Symlink { parent: r.parent, name: v(&r.name), target: v(&r.target) },
                 r.request_id.clone(),
             )
             .await?,
@@ -270,11 +228,7 @@ impl Meta for MetaService {
         Self::attr_reply(
             self.write_once(
                 cred(r.cred),
-                Op::Link {
-                    ino: r.ino,
-                    new_parent: r.new_parent,
-                    new_name: v(&r.new_name),
-                },
+                Op::Link { ino: r.ino, new_parent: r.new_parent, new_name: v(&r.new_name) },
                 r.request_id.clone(),
             )
             .await?,
@@ -284,30 +238,14 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all)]
     async fn unlink(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write_once(
-            cred(r.cred),
-            Op::Unlink {
-                parent: r.parent,
-                name: v(&r.name),
-            },
-            r.request_id.clone(),
-        )
-        .await?;
+        self.write_once(cred(r.cred), Op::Unlink { parent: r.parent, name: v(&r.name) }, r.request_id.clone()).await?;
         ok(Empty {})
     }
 
     #[tracing::instrument(skip_all)]
     async fn rmdir(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write_once(
-            cred(r.cred),
-            Op::Rmdir {
-                parent: r.parent,
-                name: v(&r.name),
-            },
-            r.request_id.clone(),
-        )
-        .await?;
+        self.write_once(cred(r.cred), Op::Rmdir { parent: r.parent, name: v(&r.name) }, r.request_id.clone()).await?;
         ok(Empty {})
     }
 
@@ -321,8 +259,7 @@ impl Meta for MetaService {
             new_name: v(&r.new_name),
             flags: r.flags,
         };
-        self.write_once(cred(r.cred), op, r.request_id.clone())
-            .await?;
+        self.write_once(cred(r.cred), op, r.request_id.clone()).await?;
         ok(Empty {})
     }
 
@@ -330,13 +267,8 @@ impl Meta for MetaService {
     async fn read_dir(&self, req: Request<ReadDirRequest>) -> Res<ReadDirReply> {
         self.barrier().await?;
         let r = req.into_inner();
-        let limit = if r.limit == 0 {
-            1000
-        } else {
-            r.limit.min(10_000)
-        } as usize;
-        let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus)
-            .map_err(fs_status)?;
+        let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
+        let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus).map_err(fs_status)?;
         let entries = page
             .entries
             .into_iter()
@@ -347,36 +279,23 @@ impl Meta for MetaService {
                 attr: a.as_ref().map(attr),
             })
             .collect();
-        ok(ReadDirReply {
-            entries,
-            more: page.more,
-        })
+        ok(ReadDirReply { entries, more: page.more })
     }
 
     async fn read_link(&self, req: Request<ReadLinkRequest>) -> Res<ReadLinkReply> {
         self.barrier().await?;
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
         if i.kind != crate::fsm::model::KIND_SYMLINK {
-            return Err(fs_status(crate::types::FsErr::new(
-                libc::EINVAL,
-                "not a symlink",
-            )));
+            return Err(fs_status(crate::types::FsErr::new(libc::EINVAL, "not a symlink")));
         }
-        ok(ReadLinkReply {
-            target: Bytes::from(i.target),
-        })
+        ok(ReadLinkReply { target: Bytes::from(i.target) })
     }
 
     async fn set_xattr(&self, req: Request<SetXattrRequest>) -> Res<Empty> {
         let r = req.into_inner();
         self.write_once(
             cred(r.cred),
-            Op::SetXattr {
-                ino: r.ino,
-                name: v(&r.name),
-                value: v(&r.value),
-                flags: r.flags,
-            },
+            Op::SetXattr { ino: r.ino, name: v(&r.name), value: v(&r.value), flags: r.flags },
             r.request_id.clone(),
         )
         .await?;
@@ -387,30 +306,18 @@ impl Meta for MetaService {
         self.barrier().await?;
         let r = req.into_inner();
         let value = read::xattr_get(&self.db, &cred(r.cred), r.ino, &r.name).map_err(fs_status)?;
-        ok(GetXattrReply {
-            value: Bytes::from(value),
-        })
+        ok(GetXattrReply { value: Bytes::from(value) })
     }
 
     async fn list_xattr(&self, req: Request<ListXattrRequest>) -> Res<ListXattrReply> {
         self.barrier().await?;
         let names = read::xattr_list(&self.db, req.get_ref().ino).map_err(fs_status)?;
-        ok(ListXattrReply {
-            names: names.into_iter().map(Bytes::from).collect(),
-        })
+        ok(ListXattrReply { names: names.into_iter().map(Bytes::from).collect() })
     }
 
     async fn remove_xattr(&self, req: Request<RemoveXattrRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        self.write_once(
-            cred(r.cred),
-            Op::RemoveXattr {
-                ino: r.ino,
-                name: v(&r.name),
-            },
-            r.request_id.clone(),
-        )
-        .await?;
+        self.write_once(cred(r.cred), Op::RemoveXattr { ino: r.ino, name: v(&r.name) }, r.request_id.clone()).await?;
         ok(Empty {})
     }
 
@@ -420,18 +327,8 @@ impl Meta for MetaService {
         let ino = req.get_ref().ino;
         let i = read::inode(&self.db, ino).map_err(fs_status)?;
         let ext = read::extents(&self.db, ino).map_err(fs_status)?;
-        let extents = ext
-            .into_iter()
-            .map(|e| Extent {
-                id: Bytes::from(e.id),
-                len: e.len,
-                offset: e.offset,
-            })
-            .collect();
-        ok(GetExtentsReply {
-            attr: Some(attr(&i)),
-            extents,
-        })
+        let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len, offset: e.offset }).collect();
+        ok(GetExtentsReply { attr: Some(attr(&i)), extents })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino, size = req.get_ref().size))]
@@ -440,21 +337,12 @@ impl Meta for MetaService {
         let extents = r
             .extents
             .into_iter()
-            .map(|e| crate::types::ExtentRec {
-                id: e.id.to_vec(),
-                offset: e.offset,
-                len: e.len,
-            })
+            .map(|e| crate::types::ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len })
             .collect();
         Self::attr_reply(
             self.write_once(
                 cred(r.cred),
-                Op::Commit {
-                    ino: r.ino,
-                    extents,
-                    size: r.size,
-                    gc_epoch: r.gc_epoch,
-                },
+                Op::Commit { ino: r.ino, extents, size: r.size, gc_epoch: r.gc_epoch },
                 r.request_id.clone(),
             )
             .await?,
@@ -493,16 +381,10 @@ impl Meta for MetaService {
             .into_iter()
             .map(|s| {
                 // Alive for placement: on the ring (Raft state) and heard from.
-                let alive = s.state == crate::fsm::model::ServerState::Alive
-                    && self.cluster.is_alive(&s.id);
-                let live = self.cluster.with(&s.id, |l| {
-                    (
-                        l.used,
-                        l.free,
-                        l.chunk_count,
-                        l.last_seen.elapsed().as_millis() as u64,
-                    )
-                });
+                let alive = s.state == crate::fsm::model::ServerState::Alive && self.cluster.is_alive(&s.id);
+                let live = self
+                    .cluster
+                    .with(&s.id, |l| (l.used, l.free, l.chunk_count, l.last_seen.elapsed().as_millis() as u64));
                 let (used, free, chunk_count, ago) = live.unwrap_or((0, 0, 0, u64::MAX));
                 ChunkServerInfo {
                     id: s.id,
@@ -518,34 +400,21 @@ impl Meta for MetaService {
                 }
             })
             .collect();
-        ok(RingReply {
-            servers,
-            replication: tessera_proto::REPLICATION as u32,
-            version: 0,
-        })
+        ok(RingReply { servers, replication: tessera_proto::REPLICATION as u32, version: 0 })
     }
 
-    async fn chunk_locations(
-        &self,
-        req: Request<ChunkLocationsRequest>,
-    ) -> Res<ChunkLocationsReply> {
+    async fn chunk_locations(&self, req: Request<ChunkLocationsRequest>) -> Res<ChunkLocationsReply> {
         let mut locations = Vec::new();
         for raw in &req.get_ref().ids {
-            let id =
-                ChunkId::from_slice(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            locations.push(ChunkLocation {
-                id: raw.clone(),
-                addrs: self.cluster.locations(&id),
-            });
+            let id = ChunkId::from_slice(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            locations.push(ChunkLocation { id: raw.clone(), addrs: self.cluster.locations(&id) });
         }
         ok(ChunkLocationsReply { locations })
     }
 
     async fn report_bad_chunk(&self, req: Request<ReportBadChunkRequest>) -> Res<Empty> {
         let r = req.get_ref();
-        let id = ChunkId::from_slice(&r.id)
-            .map(|c| c.to_hex())
-            .unwrap_or_else(|_| "?".into());
+        let id = ChunkId::from_slice(&r.id).map(|c| c.to_hex()).unwrap_or_else(|_| "?".into());
         tracing::warn!(chunk = %id, server = %r.server_addr, reason = %r.reason, "client reported a corrupt replica");
         // Have the server re-hash it now: a bad copy is quarantined there and
         // the healer re-replicates from a good one.
@@ -553,11 +422,7 @@ impl Meta for MetaService {
         tokio::spawn(async move {
             if let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) {
                 let mut c = tessera_proto::pb::chunk_client::ChunkClient::new(ep.connect_lazy());
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(30),
-                    c.verify(VerifyRequest { ids: vec![raw] }),
-                )
-                .await;
+                let _ = tokio::time::timeout(Duration::from_secs(30), c.verify(VerifyRequest { ids: vec![raw] })).await;
             }
         });
         ok(Empty {})
@@ -566,34 +431,14 @@ impl Meta for MetaService {
     async fn set_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
         self.leader_only()?;
         let r = req.into_inner();
-        if r.start > r.end
-            || ![
-                crate::locks::F_RDLCK,
-                crate::locks::F_WRLCK,
-                crate::locks::F_UNLCK,
-            ]
-            .contains(&r.typ)
-        {
+        if r.start > r.end || ![crate::locks::F_RDLCK, crate::locks::F_WRLCK, crate::locks::F_UNLCK].contains(&r.typ) {
             return Err(Status::invalid_argument("bad lock range or type"));
         }
-        match self
-            .locks
-            .set(r.ino, &r.owner, r.pid, r.start, r.end, r.typ)
-        {
-            Ok(()) => ok(LockReply {
-                granted: true,
-                typ: r.typ,
-                start: r.start,
-                end: r.end,
-                pid: r.pid,
-            }),
+        match self.locks.set(r.ino, &r.owner, r.pid, r.start, r.end, r.typ) {
+            Ok(()) => ok(LockReply { granted: true, typ: r.typ, start: r.start, end: r.end, pid: r.pid }),
             Err(h) => ok(LockReply {
                 granted: false,
-                typ: if h.write {
-                    crate::locks::F_WRLCK
-                } else {
-                    crate::locks::F_RDLCK
-                },
+                typ: if h.write { crate::locks::F_WRLCK } else { crate::locks::F_RDLCK },
                 start: h.start,
                 end: h.end,
                 pid: h.pid,
@@ -606,20 +451,10 @@ impl Meta for MetaService {
         let r = req.into_inner();
         let write = r.typ == crate::locks::F_WRLCK;
         match self.locks.conflict(r.ino, &r.owner, r.start, r.end, write) {
-            None => ok(LockReply {
-                granted: true,
-                typ: crate::locks::F_UNLCK,
-                start: r.start,
-                end: r.end,
-                pid: 0,
-            }),
+            None => ok(LockReply { granted: true, typ: crate::locks::F_UNLCK, start: r.start, end: r.end, pid: 0 }),
             Some(h) => ok(LockReply {
                 granted: false,
-                typ: if h.write {
-                    crate::locks::F_WRLCK
-                } else {
-                    crate::locks::F_RDLCK
-                },
+                typ: if h.write { crate::locks::F_WRLCK } else { crate::locks::F_RDLCK },
                 start: h.start,
                 end: h.end,
                 pid: h.pid,
@@ -630,26 +465,16 @@ impl Meta for MetaService {
     async fn epoch(&self, _req: Request<Empty>) -> Res<EpochReply> {
         self.barrier().await?;
         let m = self.raft.metrics().borrow_watched().clone();
-        ok(EpochReply {
-            epoch: m.last_applied.map(|l| l.index()).unwrap_or(0),
-        })
+        ok(EpochReply { epoch: m.last_applied.map(|l| l.index()).unwrap_or(0) })
     }
 
     async fn set_chunkserver_state(&self, req: Request<ChunkserverStateRequest>) -> Res<Empty> {
         let r = req.into_inner();
         let state = match crate::fsm::model::ServerState::parse(&r.state) {
-            Some(
-                s @ (crate::fsm::model::ServerState::Draining
-                | crate::fsm::model::ServerState::Alive),
-            ) => s,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "state must be \"draining\" or \"alive\"",
-                ))
-            }
+            Some(s @ (crate::fsm::model::ServerState::Draining | crate::fsm::model::ServerState::Alive)) => s,
+            _ => return Err(Status::invalid_argument("state must be \"draining\" or \"alive\"")),
         };
-        self.write(Cred::root(), Op::SetServerState { id: r.id, state })
-            .await?;
+        self.write(Cred::root(), Op::SetServerState { id: r.id, state }).await?;
         ok(Empty {})
     }
 
@@ -659,10 +484,7 @@ impl Meta for MetaService {
         let r = req.into_inner();
         let node = openraft::BasicNode { addr: r.addr };
         // Learner first: it catches up without counting toward the quorum.
-        self.raft
-            .add_learner(r.id, node, true)
-            .await
-            .map_err(|e| self.membership_err(e))?;
+        self.raft.add_learner(r.id, node, true).await.map_err(|e| self.membership_err(e))?;
         let ids: std::collections::BTreeSet<u64> = [r.id].into_iter().collect();
         self.raft
             .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
@@ -708,21 +530,14 @@ impl Meta for MetaService {
             .membership_config
             .membership()
             .nodes()
-            .map(|(id, n)| MasterInfo {
-                id: *id,
-                addr: n.addr.clone(),
-                ..Default::default()
-            })
+            .map(|(id, n)| MasterInfo { id: *id, addr: n.addr.clone(), ..Default::default() })
             .collect();
         ok(NodeStatusReply {
             master: Some(master),
             leader_id: m.current_leader.unwrap_or(0),
             leader_addr: self.leader_addr().unwrap_or_default(),
             members,
-            repair: self
-                .raft
-                .is_leader()
-                .then(|| *self.repair.lock().unwrap_or_else(|p| p.into_inner())),
+            repair: self.raft.is_leader().then(|| *self.repair.lock().unwrap_or_else(|p| p.into_inner())),
         })
     }
 
@@ -730,26 +545,16 @@ impl Meta for MetaService {
     async fn register(&self, req: Request<RegisterRequest>) -> Res<Empty> {
         let r = req.into_inner();
         if r.id.is_empty() || r.addr.is_empty() {
-            return Err(Status::invalid_argument(
-                "chunkserver id and address are required",
-            ));
+            return Err(Status::invalid_argument("chunkserver id and address are required"));
         }
         // Re-registering with identical details is a no-op read, not a log entry.
         self.barrier().await?;
         let known = read::servers(&self.db).map_err(fs_status)?;
-        let same = known.iter().any(|s| {
-            s.id == r.id
-                && s.addr == r.addr
-                && s.capacity >> 30 == r.capacity >> 30
-                && s.zone == r.zone
-        });
+        let same = known
+            .iter()
+            .any(|s| s.id == r.id && s.addr == r.addr && s.capacity >> 30 == r.capacity >> 30 && s.zone == r.zone);
         if !same {
-            let op = Op::RegisterChunkserver {
-                id: r.id,
-                addr: r.addr,
-                capacity: r.capacity,
-                zone: r.zone,
-            };
+            let op = Op::RegisterChunkserver { id: r.id, addr: r.addr, capacity: r.capacity, zone: r.zone };
             self.write(Cred::root(), op).await?;
         }
         ok(Empty {})

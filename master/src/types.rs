@@ -175,10 +175,7 @@ pub struct FsErr {
 
 impl FsErr {
     pub fn new(errno: i32, msg: impl Into<String>) -> FsErr {
-        FsErr {
-            errno,
-            msg: msg.into(),
-        }
+        FsErr { errno, msg: msg.into() }
     }
 }
 
@@ -186,10 +183,7 @@ impl FsErr {
 pub enum Reply {
     None,
     Attr(crate::fsm::model::Inode),
-    Created {
-        inode: crate::fsm::model::Inode,
-        created: bool,
-    },
+    Created { inode: crate::fsm::model::Inode, created: bool },
     Ids(Vec<Vec<u8>>),
 }
 

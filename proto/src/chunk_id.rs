@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ChunkId(pub [u8; 32]);
 
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +19,7 @@ impl ChunkId {
     }
 
     pub fn from_slice(b: &[u8]) -> Result<ChunkId, BadChunkId> {
-        let arr: [u8; 32] = b
-            .try_into()
-            .map_err(|_| BadChunkId(format!("{} bytes, expected 32", b.len())))?;
+        let arr: [u8; 32] = b.try_into().map_err(|_| BadChunkId(format!("{} bytes, expected 32", b.len())))?;
         Ok(ChunkId(arr))
     }
 

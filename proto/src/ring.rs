@@ -92,11 +92,7 @@ impl Ring {
                 if chosen.contains(&idx) {
                     continue;
                 }
-                if distinct_zones
-                    && chosen
-                        .iter()
-                        .any(|&c| self.nodes[c].zone == self.nodes[idx].zone)
-                {
+                if distinct_zones && chosen.iter().any(|&c| self.nodes[c].zone == self.nodes[idx].zone) {
                     continue;
                 }
                 chosen.push(idx);
@@ -191,17 +187,11 @@ mod tests {
         let ring = Ring::new(ns);
         let mut primary: HashMap<String, u64> = HashMap::new();
         for i in 0..60_000 {
-            *primary
-                .entry(ring.owners(&key(i), 1)[0].id.clone())
-                .or_default() += 1;
+            *primary.entry(ring.owners(&key(i), 1)[0].id.clone()).or_default() += 1;
         }
         let big = primary["cs-0"] as f64;
         let small = primary["cs-1"] as f64;
-        assert!(
-            big / small > 2.3 && big / small < 3.8,
-            "ratio {}",
-            big / small
-        );
+        assert!(big / small > 2.3 && big / small < 3.8, "ratio {}", big / small);
     }
 
     proptest! {

@@ -4,13 +4,8 @@ use crate::pb::Timespec;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn now() -> Timespec {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timespec {
-        sec: d.as_secs() as i64,
-        nsec: d.subsec_nanos(),
-    }
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() }
 }
 
 pub fn to_system_time(t: &Timespec) -> SystemTime {
@@ -24,10 +19,7 @@ pub fn to_system_time(t: &Timespec) -> SystemTime {
 
 pub fn from_system_time(t: SystemTime) -> Timespec {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timespec {
-            sec: d.as_secs() as i64,
-            nsec: d.subsec_nanos(),
-        },
+        Ok(d) => Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() },
         Err(e) => {
             let d = e.duration();
             let mut sec = -(d.as_secs() as i64);

@@ -51,11 +51,7 @@ pub struct Proc {
 impl Proc {
     fn start(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let err = out.try_clone().expect("log file");
         let child = Command::new(&self.bin)
             .args(&self.args)
@@ -133,45 +129,22 @@ pub struct Opts {
 pub fn fast_healing() -> (Vec<String>, Vec<String>) {
     let m = ["--repair-interval-ms", "300", "--gc-grace-s", "2"];
     let c = ["--scrub-mbps", "500", "--scrub-pause-s", "1"];
-    (
-        m.iter().map(|s| s.to_string()).collect(),
-        c.iter().map(|s| s.to_string()).collect(),
-    )
+    (m.iter().map(|s| s.to_string()).collect(), c.iter().map(|s| s.to_string()).collect())
 }
 
 impl Cluster {
     pub fn start(masters: usize, chunkservers: usize) -> Cluster {
-        Self::start_with(Opts {
-            masters,
-            chunkservers,
-            ..Default::default()
-        })
+        Self::start_with(Opts { masters, chunkservers, ..Default::default() })
     }
 
     pub fn start_with(o: Opts) -> Cluster {
         let bins = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("tessera-test-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("tessera-test-").tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
         let mbase = ports(o.masters as u16);
-        let maddrs: Vec<String> = (0..o.masters)
-            .map(|i| format!("127.0.0.1:{}", mbase + i as u16))
-            .collect();
-        let peers = maddrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut c = Cluster {
-            dir,
-            masters: Vec::new(),
-            chunkservers: Vec::new(),
-            bins,
-            cs_args: o.cs_args.clone(),
-        };
+        let maddrs: Vec<String> = (0..o.masters).map(|i| format!("127.0.0.1:{}", mbase + i as u16)).collect();
+        let peers = maddrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        let mut c = Cluster { dir, masters: Vec::new(), chunkservers: Vec::new(), bins, cs_args: o.cs_args.clone() };
         for (i, addr) in maddrs.iter().enumerate() {
             let name = format!("master-{}", i + 1);
             let data = c.dir.path().join(&name);
@@ -189,10 +162,7 @@ impl Cluster {
                 "--election-timeout-ms".into(),
                 "500".into(),
             ];
-            let args = args
-                .into_iter()
-                .chain(o.master_args.iter().cloned())
-                .collect();
+            let args = args.into_iter().chain(o.master_args.iter().cloned()).collect();
             c.masters.push(c.proc(&name, addr, "tessera-master", args));
         }
         for _ in 0..o.chunkservers {
@@ -235,10 +205,7 @@ impl Cluster {
             "--reserve-bytes".into(),
             "0".into(),
         ];
-        let args = args
-            .into_iter()
-            .chain(self.cs_args.iter().cloned())
-            .collect();
+        let args = args.into_iter().chain(self.cs_args.iter().cloned()).collect();
         let p = self.proc(&name, &addr, "tessera-chunkserver", args);
         self.chunkservers.push(p);
     }
@@ -287,11 +254,7 @@ impl Cluster {
     }
 
     pub fn masters_arg(&self) -> String {
-        self.masters
-            .iter()
-            .map(|m| m.addr.clone())
-            .collect::<Vec<_>>()
-            .join(",")
+        self.masters.iter().map(|m| m.addr.clone()).collect::<Vec<_>>().join(",")
     }
 
     /// Runs the CLI against this cluster.
@@ -301,9 +264,7 @@ impl Cluster {
 
     pub fn tessera_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(self.bins.join("tessera"));
-        cmd.args(args)
-            .env("TESSERA_MASTERS", self.masters_arg())
-            .env("TESSERA_LOG", "warn");
+        cmd.args(args).env("TESSERA_MASTERS", self.masters_arg()).env("TESSERA_LOG", "warn");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -333,20 +294,12 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let s = self.status();
-            let leader = s["masters"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|m| m["role"] == "Leader"));
-            let alive = s["chunkservers"]
-                .as_array()
-                .map_or(0, |c| c.iter().filter(|c| c["alive"] == true).count());
+            let leader = s["masters"].as_array().is_some_and(|m| m.iter().any(|m| m["role"] == "Leader"));
+            let alive = s["chunkservers"].as_array().map_or(0, |c| c.iter().filter(|c| c["alive"] == true).count());
             if leader && alive >= want {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "cluster not ready after 60 s: {s}\n{}",
-                self.logs_tail()
-            );
+            assert!(Instant::now() < deadline, "cluster not ready after 60 s: {s}\n{}", self.logs_tail());
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -354,12 +307,7 @@ impl Cluster {
     /// Index of the current leader among `masters`.
     pub fn leader(&self) -> Option<usize> {
         let s = self.status();
-        let addr = s["masters"]
-            .as_array()?
-            .iter()
-            .find(|m| m["role"] == "Leader")?["addr"]
-            .as_str()?
-            .to_string();
+        let addr = s["masters"].as_array()?.iter().find(|m| m["role"] == "Leader")?["addr"].as_str()?.to_string();
         self.masters.iter().position(|m| m.addr == addr)
     }
 
@@ -369,20 +317,13 @@ impl Cluster {
 
     /// Path of chunk `hex` on chunkserver `j`, if it holds it.
     pub fn chunk_file(&self, j: usize, hex: &str) -> Option<PathBuf> {
-        let p = self
-            .cs_dir(j)
-            .join("chunks")
-            .join(&hex[0..2])
-            .join(&hex[2..4])
-            .join(hex);
+        let p = self.cs_dir(j).join("chunks").join(&hex[0..2]).join(&hex[2..4]).join(hex);
         p.exists().then_some(p)
     }
 
     /// Total bytes of chunk files across all chunkservers.
     pub fn stored_bytes(&self) -> u64 {
-        (0..self.chunkservers.len())
-            .map(|j| dir_bytes(&self.cs_dir(j).join("chunks")))
-            .sum()
+        (0..self.chunkservers.len()).map(|j| dir_bytes(&self.cs_dir(j).join("chunks"))).sum()
     }
 
     pub fn stop_all(&mut self) {
@@ -439,9 +380,7 @@ pub fn dir_bytes(p: &Path) -> u64 {
 
 /// Runs a command with a hard deadline; a hung command fails the test.
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = cmd.spawn().expect("spawn command");
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -476,9 +415,7 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 
 /// BLAKE3 ids of a file's chunks for a given chunk size.
 pub fn chunk_ids(data: &[u8], chunk: usize) -> Vec<String> {
-    data.chunks(chunk)
-        .map(|c| blake3::hash(c).to_hex().to_string())
-        .collect()
+    data.chunks(chunk).map(|c| blake3::hash(c).to_hex().to_string()).collect()
 }
 
 /// A FUSE mount of a test cluster: a real `tessera-mount` process. Dropping
@@ -490,16 +427,9 @@ pub struct Mount {
 
 /// Fails loudly when FUSE is not usable here (never skips silently).
 pub fn require_fuse() {
-    assert!(
-        Path::new("/dev/fuse").exists(),
-        "/dev/fuse is missing: these tests need FUSE"
-    );
+    assert!(Path::new("/dev/fuse").exists(), "/dev/fuse is missing: these tests need FUSE");
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the FUSE tests need root (mounts, other uids)"
-    );
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the FUSE tests need root (mounts, other uids)");
     assert!(
         Command::new("fusermount3").arg("-V").output().is_ok(),
         "fusermount3 missing: install the fuse3 package (scripts/install-deps.sh)"
@@ -509,28 +439,16 @@ pub fn require_fuse() {
 fn is_mounted(p: &Path) -> bool {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     let p = p.display().to_string();
-    mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some(p.as_str()))
+    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(p.as_str()))
 }
 
 impl Cluster {
     /// Mounts the cluster; `extra` are additional tessera-mount flags.
     pub fn mount(&self, extra: &[&str]) -> Mount {
         require_fuse();
-        let dir = tempfile::Builder::new()
-            .prefix("tessera-mnt-")
-            .tempdir()
-            .expect("mount dir");
-        let n = std::fs::read_dir(self.dir.path().join("logs"))
-            .map(|d| d.count())
-            .unwrap_or(0);
-        let mut args = vec![
-            "--masters".to_string(),
-            self.masters_arg(),
-            "--attr-ttl-ms".into(),
-            "200".into(),
-        ];
+        let dir = tempfile::Builder::new().prefix("tessera-mnt-").tempdir().expect("mount dir");
+        let n = std::fs::read_dir(self.dir.path().join("logs")).map(|d| d.count()).unwrap_or(0);
+        let mut args = vec!["--masters".to_string(), self.masters_arg(), "--attr-ttl-ms".into(), "200".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(dir.path().display().to_string());
         let mut proc = self.proc(&format!("mount-{n}"), "", "tessera-mount", args);
@@ -542,11 +460,7 @@ impl Cluster {
                     panic!("tessera-mount exited with {st}: {}", proc.log());
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "mount did not appear in 30 s: {}",
-                proc.log()
-            );
+            assert!(Instant::now() < deadline, "mount did not appear in 30 s: {}", proc.log());
             std::thread::sleep(Duration::from_millis(100));
         }
         Mount { dir, proc }
@@ -582,16 +496,9 @@ impl Mount {
     /// Unmounts and waits for the mount process to exit.
     pub fn unmount(&mut self) {
         if is_mounted(self.dir.path()) {
-            let ok = Command::new("fusermount3")
-                .arg("-u")
-                .arg(self.dir.path())
-                .status()
-                .is_ok_and(|s| s.success());
+            let ok = Command::new("fusermount3").arg("-u").arg(self.dir.path()).status().is_ok_and(|s| s.success());
             if !ok {
-                let _ = Command::new("fusermount3")
-                    .arg("-uz")
-                    .arg(self.dir.path())
-                    .status();
+                let _ = Command::new("fusermount3").arg("-uz").arg(self.dir.path()).status();
             }
         }
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -6,19 +6,9 @@ fn fails(c: &Cluster, args: &[&str], needle: &str) {
     let out = c.tessera(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "tessera {args:?} succeeded");
-    assert!(
-        err.starts_with("tessera: "),
-        "tessera {args:?}: no error line: {err:?}"
-    );
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "tessera {args:?}: not one line: {err:?}"
-    );
-    assert!(
-        err.to_lowercase().contains(needle),
-        "tessera {args:?}: {err:?} lacks {needle:?}"
-    );
+    assert!(err.starts_with("tessera: "), "tessera {args:?}: no error line: {err:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "tessera {args:?}: not one line: {err:?}");
+    assert!(err.to_lowercase().contains(needle), "tessera {args:?}: {err:?} lacks {needle:?}");
 }
 
 #[test]
@@ -36,23 +26,12 @@ fn cli_rejects_bad_input_without_side_effects() {
     let long = format!("/d/{}", "n".repeat(300));
     fails(&c, &["mkdir", &long], "too long");
     fails(&c, &["put", f.to_str().unwrap(), &long], "too long");
-    fails(
-        &c,
-        &["get", "/d/missing", work.path().join("m").to_str().unwrap()],
-        "no such file",
-    );
+    fails(&c, &["get", "/d/missing", work.path().join("m").to_str().unwrap()], "no such file");
     fails(&c, &["rm", "/d"], "not empty");
     fails(&c, &["mkdir", "/d/file"], "exists");
     fails(&c, &["ls", "relative/path"], "absolute");
-    fails(
-        &c,
-        &["--masters", "127.0.0.1:1", "--timeout", "2", "ls", "/"],
-        "no master answered",
-    );
-    assert!(
-        !work.path().join("m").exists(),
-        "a failed get left a file behind"
-    );
+    fails(&c, &["--masters", "127.0.0.1:1", "--timeout", "2", "ls", "/"], "no master answered");
+    assert!(!work.path().join("m").exists(), "a failed get left a file behind");
 
     assert_eq!(c.ok(&["ls", "-l", "/d"]).stdout, before);
     assert_eq!(c.ok(&["ls", "-l", "/"]).stdout, root_before);
@@ -103,9 +82,6 @@ fn api_rejects_slash_and_nul_in_names() {
             .await
             .unwrap_err();
         assert_eq!(e.errno(), libc::ENAMETOOLONG);
-        assert!(
-            fs.readdir(1, false).await.unwrap().is_empty(),
-            "a bad name created something"
-        );
+        assert!(fs.readdir(1, false).await.unwrap().is_empty(), "a bad name created something");
     });
 }

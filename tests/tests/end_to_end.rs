@@ -16,12 +16,7 @@ fn make_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
         files.insert(format!("edge/size-{i}"), random_bytes(*s, 1000 + i as u64));
     }
     for i in 0..194u64 {
-        let len = (random_bytes(4, i)[..4]
-            .iter()
-            .map(|b| *b as usize)
-            .sum::<usize>()
-            * 613)
-            % 300_000;
+        let len = (random_bytes(4, i)[..4].iter().map(|b| *b as usize).sum::<usize>() * 613) % 300_000;
         files.insert(format!("d{}/f{i}", i % 7), random_bytes(len, 5000 + i));
     }
     for (name, data) in &files {
@@ -35,12 +30,7 @@ fn make_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
 fn assert_tree_eq(files: &BTreeMap<String, Vec<u8>>, root: &Path) {
     for (name, data) in files {
         let got = std::fs::read(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(
-            got == *data,
-            "{name}: content differs ({} vs {} bytes)",
-            got.len(),
-            data.len()
-        );
+        assert!(got == *data, "{name}: content differs ({} vs {} bytes)", got.len(), data.len());
     }
 }
 
@@ -77,32 +67,16 @@ fn tree_replicas_dedup_corruption_and_chunkserver_loss() {
     // Dedup: the same 50 MiB again under another name sends no chunk bytes.
     let before = c.stored_bytes();
     let big = src.join("edge/size-5");
-    let out = c.ok(&[
-        "put",
-        "--chunk-size",
-        &cs,
-        big.to_str().unwrap(),
-        "/data/copy-of-big",
-    ]);
+    let out = c.ok(&["put", "--chunk-size", &cs, big.to_str().unwrap(), "/data/copy-of-big"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("sent 0 bytes"),
-        "second upload sent data: {err}"
-    );
-    assert_eq!(
-        c.stored_bytes(),
-        before,
-        "used space grew on a duplicate upload"
-    );
+    assert!(err.contains("sent 0 bytes"), "second upload sent data: {err}");
+    assert_eq!(c.stored_bytes(), before, "used space grew on a duplicate upload");
 
     // Corrupt one replica of a chunk of the big file: reads stay correct and
     // the bad copy is reported.
     let ids = chunk_ids(&files["edge/size-5"], CHUNK);
     let victim = &ids[7];
-    let bad = c
-        .chunk_file(0, victim)
-        .or_else(|| c.chunk_file(1, victim))
-        .unwrap();
+    let bad = c.chunk_file(0, victim).or_else(|| c.chunk_file(1, victim)).unwrap();
     flip_byte(&bad, 12345);
     let mut corrupt_seen = false;
     for round in 0..3 {
@@ -110,22 +84,12 @@ fn tree_replicas_dedup_corruption_and_chunkserver_loss() {
         // corrupt one is hit at least once.
         let out_path = work.path().join(format!("big-{round}"));
         let out = c.tessera(&["get", "/data/edge/size-5", out_path.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            std::fs::read(&out_path).unwrap() == files["edge/size-5"],
-            "corrupt bytes returned"
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(std::fs::read(&out_path).unwrap() == files["edge/size-5"], "corrupt bytes returned");
         corrupt_seen |= String::from_utf8_lossy(&out.stderr).contains("corrupt replica");
     }
     let master_logs: String = c.masters.iter().map(|m| m.log()).collect();
-    assert!(
-        corrupt_seen || master_logs.contains("corrupt replica"),
-        "the corrupt replica was never reported"
-    );
+    assert!(corrupt_seen || master_logs.contains("corrupt replica"), "the corrupt replica was never reported");
 
     // SIGKILL one chunkserver: everything still reads back.
     c.chunkservers[2].kill();
@@ -147,18 +111,11 @@ fn leader_failover_keeps_committed_files() {
     let b = work.path().join("b");
     std::fs::write(&b, random_bytes(2 << 20, 2)).unwrap();
     c.ok(&["put", b.to_str().unwrap(), "/b"]);
-    assert!(
-        t.elapsed().as_secs() < 20,
-        "failover took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed().as_secs() < 20, "failover took {:?}", t.elapsed());
     for (name, local) in [("/a", &a), ("/b", &b)] {
         let out = work.path().join(format!("got{}", name.replace('/', "-")));
         c.ok(&["get", name, out.to_str().unwrap()]);
-        assert!(
-            std::fs::read(out).unwrap() == std::fs::read(local).unwrap(),
-            "{name} differs"
-        );
+        assert!(std::fs::read(out).unwrap() == std::fs::read(local).unwrap(), "{name} differs");
     }
     // The old leader comes back as a follower and catches up.
     c.masters[leader].stop();
@@ -175,10 +132,7 @@ fn full_restart_keeps_everything() {
     let src = work.path().join("src");
     let mut files = BTreeMap::new();
     for i in 0..20u64 {
-        files.insert(
-            format!("f{i}"),
-            random_bytes((i as usize * 97_003) % (3 << 20), 900 + i),
-        );
+        files.insert(format!("f{i}"), random_bytes((i as usize * 97_003) % (3 << 20), 900 + i));
     }
     for (n, d) in &files {
         std::fs::create_dir_all(&src).unwrap();

@@ -28,55 +28,32 @@ fn errnos_permissions_links_times_and_renames() {
     // ENOENT, EEXIST (O_EXCL and mkdir), ENOTEMPTY, ENOTDIR, EISDIR.
     assert_eq!(errno(std::fs::read(r.join("missing"))), libc::ENOENT);
     std::fs::write(r.join("f"), b"x").unwrap();
-    assert_eq!(
-        errno(
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(r.join("f"))
-        ),
-        libc::EEXIST
-    );
+    assert_eq!(errno(OpenOptions::new().write(true).create_new(true).open(r.join("f"))), libc::EEXIST);
     std::fs::create_dir(r.join("d")).unwrap();
     assert_eq!(errno(std::fs::create_dir(r.join("d"))), libc::EEXIST);
     std::fs::write(r.join("d/inner"), b"y").unwrap();
     assert_eq!(errno(std::fs::remove_dir(r.join("d"))), libc::ENOTEMPTY);
     assert_eq!(errno(std::fs::create_dir(r.join("f/sub"))), libc::ENOTDIR);
-    assert_eq!(
-        errno(OpenOptions::new().write(true).open(r.join("d"))),
-        libc::EISDIR
-    );
+    assert_eq!(errno(OpenOptions::new().write(true).open(r.join("d"))), libc::EISDIR);
     assert_eq!(errno(std::fs::remove_file(r.join("d"))), libc::EISDIR);
     // Names at their limits.
     let n255 = "n".repeat(255);
     std::fs::write(r.join(&n255), b"ok").unwrap();
     assert_eq!(std::fs::read(r.join(&n255)).unwrap(), b"ok");
-    assert_eq!(
-        errno(std::fs::write(r.join("n".repeat(256)), b"no")),
-        libc::ENAMETOOLONG
-    );
+    assert_eq!(errno(std::fs::write(r.join("n".repeat(256)), b"no")), libc::ENAMETOOLONG);
     // EXDEV: rename across file systems.
-    assert_eq!(
-        errno(std::fs::rename(r.join("f"), "/tmp/tessera-exdev-test")),
-        libc::EXDEV
-    );
+    assert_eq!(errno(std::fs::rename(r.join("f"), "/tmp/tessera-exdev-test")), libc::EXDEV);
 
     // Hard links share one inode and its attributes.
     std::fs::hard_link(r.join("f"), r.join("f-link")).unwrap();
     mode(&r.join("f"), 0o640);
-    let (a, b) = (
-        std::fs::metadata(r.join("f")).unwrap(),
-        std::fs::metadata(r.join("f-link")).unwrap(),
-    );
+    let (a, b) = (std::fs::metadata(r.join("f")).unwrap(), std::fs::metadata(r.join("f-link")).unwrap());
     assert_eq!((a.ino(), a.nlink(), a.mode() & 0o7777), (b.ino(), 2, 0o640));
     std::fs::write(r.join("f-link"), b"through the link").unwrap();
     assert_eq!(std::fs::read(r.join("f")).unwrap(), b"through the link");
     std::fs::remove_file(r.join("f")).unwrap();
     assert_eq!(std::fs::metadata(r.join("f-link")).unwrap().nlink(), 1);
-    assert_eq!(
-        errno(std::fs::hard_link(r.join("d"), r.join("d-link"))),
-        libc::EPERM
-    );
+    assert_eq!(errno(std::fs::hard_link(r.join("d"), r.join("d-link"))), libc::EPERM);
 
     // Rename corner cases: replace atomically, dir over file, into own subtree.
     std::fs::write(r.join("src"), b"new").unwrap();
@@ -84,19 +61,10 @@ fn errnos_permissions_links_times_and_renames() {
     std::fs::rename(r.join("src"), r.join("dst")).unwrap();
     assert_eq!(std::fs::read(r.join("dst")).unwrap(), b"new");
     assert!(!r.join("src").exists());
-    assert_eq!(
-        errno(std::fs::rename(r.join("d"), r.join("dst"))),
-        libc::ENOTDIR
-    );
-    assert_eq!(
-        errno(std::fs::rename(r.join("dst"), r.join("d"))),
-        libc::EISDIR
-    );
+    assert_eq!(errno(std::fs::rename(r.join("d"), r.join("dst"))), libc::ENOTDIR);
+    assert_eq!(errno(std::fs::rename(r.join("dst"), r.join("d"))), libc::EISDIR);
     std::fs::create_dir(r.join("d/sub")).unwrap();
-    assert_eq!(
-        errno(std::fs::rename(r.join("d"), r.join("d/sub/x"))),
-        libc::EINVAL
-    );
+    assert_eq!(errno(std::fs::rename(r.join("d"), r.join("d/sub/x"))), libc::EINVAL);
     let (ok, out) = sh(
         r,
         "python3 -c \"
@@ -110,17 +78,11 @@ print(rn('x1', 'x2', 1) == errno.EEXIST)
 print(rn('x1', 'x2', 2) == 0 and open('x1').read() == 'two' and open('x2').read() == 'one')
 \"",
     );
-    assert!(
-        ok && !out.contains("False"),
-        "renameat2 NOREPLACE/EXCHANGE: {out}"
-    );
+    assert!(ok && !out.contains("False"), "renameat2 NOREPLACE/EXCHANGE: {out}");
 
     // Times: UTIME_NOW and UTIME_OMIT (touch -m leaves atime, touch -a leaves mtime).
     std::fs::write(r.join("t"), b"t").unwrap();
-    let (ok, out) = sh(
-        r,
-        "touch -a -d @1000000000 t && touch -m -d @1200000000 t && stat -c '%X %Y' t",
-    );
+    let (ok, out) = sh(r, "touch -a -d @1000000000 t && touch -m -d @1200000000 t && stat -c '%X %Y' t");
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "1000000000 1200000000");
     let (ok, out) = sh(r, "touch -m t && stat -c '%X %Y' t");
@@ -131,40 +93,21 @@ print(rn('x1', 'x2', 2) == 0 and open('x1').read() == 'two' and open('x2').read(
     // relatime: a read updates an atime older than mtime.
     let (ok, out) = sh(r, "cat t >/dev/null && sleep 1 && stat -c '%X' t");
     assert!(ok, "{out}");
-    assert!(
-        out.trim().parse::<i64>().unwrap() >= v[1],
-        "atime not updated by a read (relatime): {out}"
-    );
+    assert!(out.trim().parse::<i64>().unwrap() >= v[1], "atime not updated by a read (relatime): {out}");
 
     // Permissions for other users, and sticky directories.
     mode(r, 0o755);
     let (ok, out) = sh_as(1000, r, "touch by-alice");
-    assert!(
-        !ok && out.contains("Permission denied"),
-        "uid 1000 wrote into a 0755 root dir: {out}"
-    );
+    assert!(!ok && out.contains("Permission denied"), "uid 1000 wrote into a 0755 root dir: {out}");
     std::fs::create_dir(r.join("tmp")).unwrap();
     mode(&r.join("tmp"), 0o1777);
-    let (ok, out) = sh_as(
-        1000,
-        &r.join("tmp"),
-        "echo mine > alice-file && chmod 644 alice-file",
-    );
+    let (ok, out) = sh_as(1000, &r.join("tmp"), "echo mine > alice-file && chmod 644 alice-file");
     assert!(ok, "{out}");
-    assert_eq!(
-        std::fs::metadata(r.join("tmp/alice-file")).unwrap().uid(),
-        1000
-    );
+    assert_eq!(std::fs::metadata(r.join("tmp/alice-file")).unwrap().uid(), 1000);
     let (ok, out) = sh_as(1001, &r.join("tmp"), "rm -f alice-file");
-    assert!(
-        !ok && out.contains("Operation not permitted"),
-        "sticky dir let bob delete: {out}"
-    );
+    assert!(!ok && out.contains("Operation not permitted"), "sticky dir let bob delete: {out}");
     let (ok, out) = sh_as(1001, &r.join("tmp"), "echo x >> alice-file");
-    assert!(
-        !ok && out.contains("Permission denied"),
-        "bob wrote alice's 0644 file: {out}"
-    );
+    assert!(!ok && out.contains("Permission denied"), "bob wrote alice's 0644 file: {out}");
     let (ok, out) = sh_as(1001, &r.join("tmp"), "cat alice-file");
     assert!(ok && out.contains("mine"), "{out}");
     let (ok, out) = sh_as(1001, &r.join("tmp"), "chmod 777 alice-file");
@@ -184,32 +127,14 @@ print(rn('x1', 'x2', 2) == 0 and open('x1').read() == 'two' and open('x2').read(
     assert!(!ok, "uid 1000 gave a file away");
 
     // O_EXCL and O_TRUNC through open(2).
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(r.join("ex"))
-        .unwrap();
+    let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(r.join("ex")).unwrap();
     f.write_all_at(b"0123456789", 0).unwrap();
     drop(f);
-    OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(r.join("ex"))
-        .unwrap();
+    OpenOptions::new().write(true).truncate(true).open(r.join("ex")).unwrap();
     assert_eq!(std::fs::metadata(r.join("ex")).unwrap().len(), 0);
+    assert_eq!(std::fs::metadata(r.join("ex")).unwrap().mode() & 0o777, 0o600);
     assert_eq!(
-        std::fs::metadata(r.join("ex")).unwrap().mode() & 0o777,
-        0o600
-    );
-    assert_eq!(
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(r.join("ex"))
-            .unwrap_err()
-            .kind(),
+        OpenOptions::new().write(true).create_new(true).open(r.join("ex")).unwrap_err().kind(),
         ErrorKind::AlreadyExists
     );
 
@@ -231,10 +156,7 @@ except OSError as e:
 
     // statfs reports real capacity.
     let (ok, out) = sh(r, "df -B1 --output=size . | tail -1");
-    assert!(
-        ok && out.trim().parse::<u64>().unwrap_or(0) > 0,
-        "statfs: {out}"
-    );
+    assert!(ok && out.trim().parse::<u64>().unwrap_or(0) > 0, "statfs: {out}");
 }
 
 /// fsx-style: random writes, truncates, reads and reopens on a mount file and
@@ -246,15 +168,7 @@ fn random_operation_torture() {
     let m = c.mount(&["--chunk-size", "65536"]);
     let work = tempfile::tempdir().unwrap();
     let (tp, rp) = (m.path().join("fsx"), work.path().join("fsx"));
-    let open = |p: &Path| {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(p)
-            .unwrap()
-    };
+    let open = |p: &Path| OpenOptions::new().read(true).write(true).create(true).truncate(false).open(p).unwrap();
     let (mut t, r) = (open(&tp), open(&rp));
     let mut seed = 0x5eed_u64;
     let mut next = |n: u64| {
@@ -292,22 +206,12 @@ fn random_operation_torture() {
             let na = read_full(&t, &mut a, off);
             let nb = read_full(&r, &mut b, off);
             assert_eq!(na, nb, "step {step}: read length at {off}+{len}");
-            assert!(
-                a[..na] == b[..nb],
-                "step {step}: content differs at {off}+{len}"
-            );
+            assert!(a[..na] == b[..nb], "step {step}: content differs at {off}+{len}");
         }
-        assert_eq!(
-            t.metadata().unwrap().len(),
-            r.metadata().unwrap().len(),
-            "step {step}: size"
-        );
+        assert_eq!(t.metadata().unwrap().len(), r.metadata().unwrap().len(), "step {step}: size");
     }
     drop(t);
-    assert!(
-        std::fs::read(&tp).unwrap() == std::fs::read(&rp).unwrap(),
-        "final content differs"
-    );
+    assert!(std::fs::read(&tp).unwrap() == std::fs::read(&rp).unwrap(), "final content differs");
 }
 
 fn read_full(f: &std::fs::File, buf: &mut [u8], off: u64) -> usize {
@@ -332,17 +236,9 @@ fn eio_without_masters_then_recovery_and_sigterm_unmount() {
     std::thread::sleep(std::time::Duration::from_millis(500)); // attribute cache TTL
     let t = std::time::Instant::now();
     assert_eq!(errno(std::fs::metadata(m.path().join("other"))), libc::EIO);
-    assert!(
-        t.elapsed() < std::time::Duration::from_secs(20),
-        "EIO took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(20), "EIO took {:?}", t.elapsed());
     c.start_all();
     assert_eq!(std::fs::read(m.path().join("before")).unwrap(), b"x");
     std::fs::write(m.path().join("after"), b"y").unwrap();
-    assert!(
-        m.terminate(),
-        "SIGTERM did not unmount cleanly: {}",
-        m.log()
-    );
+    assert!(m.terminate(), "SIGTERM did not unmount cleanly: {}", m.log());
 }

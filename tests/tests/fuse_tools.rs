@@ -9,15 +9,8 @@ fn make_tree(root: &Path) {
     std::fs::create_dir_all(root.join("a/b/c")).unwrap();
     std::fs::create_dir_all(root.join("empty")).unwrap();
     std::fs::create_dir_all(root.join("private")).unwrap();
-    for (i, size) in [0usize, 1, 4095, 4096, (1 << 20) + 3, (5 << 20) + 7, 300_000]
-        .iter()
-        .enumerate()
-    {
-        std::fs::write(
-            root.join(format!("a/f{i}")),
-            random_bytes(*size, 40 + i as u64),
-        )
-        .unwrap();
+    for (i, size) in [0usize, 1, 4095, 4096, (1 << 20) + 3, (5 << 20) + 7, 300_000].iter().enumerate() {
+        std::fs::write(root.join(format!("a/f{i}")), random_bytes(*size, 40 + i as u64)).unwrap();
     }
     std::fs::write(root.join("a/b/c/deep"), b"deep file\n").unwrap();
     std::fs::hard_link(root.join("a/f2"), root.join("a/b/hardlink")).unwrap();
@@ -35,10 +28,7 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<(String, u32, u64, u64)>) {
     let size = if md.is_dir() { 0 } else { md.len() };
     out.push((rel.display().to_string(), md.mode(), size, md.nlink()));
     if md.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(&p)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let mut names: Vec<_> = std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         for n in names {
             walk(root, &rel.join(n), out);
@@ -58,11 +48,7 @@ fn cp_a_tar_rsync_git_and_a_build() {
     // cp -a: identical content, modes, sizes and link counts.
     let (ok, out) = sh(
         work.path(),
-        &format!(
-            "cp -a src {}/copy && diff -r --no-dereference src {}/copy",
-            mnt.display(),
-            mnt.display()
-        ),
+        &format!("cp -a src {}/copy && diff -r --no-dereference src {}/copy", mnt.display(), mnt.display()),
     );
     assert!(ok, "cp -a / diff: {out}\n{}", m.log());
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -75,18 +61,10 @@ fn cp_a_tar_rsync_git_and_a_build() {
     assert!(ok, "tar: {out}");
 
     // rsync twice: the second run transfers nothing.
-    let (ok, out) = sh(
-        work.path(),
-        &format!(
-            "rsync -a src/ {m}/rs/ && rsync -a --stats src/ {m}/rs/",
-            m = mnt.display()
-        ),
-    );
+    let (ok, out) =
+        sh(work.path(), &format!("rsync -a src/ {m}/rs/ && rsync -a --stats src/ {m}/rs/", m = mnt.display()));
     assert!(ok, "rsync: {out}");
-    assert!(
-        out.contains("Number of regular files transferred: 0"),
-        "second rsync transferred files: {out}"
-    );
+    assert!(out.contains("Number of regular files transferred: 0"), "second rsync transferred files: {out}");
 
     // git init/add/commit/status/log inside the mount.
     let (ok, out) = sh(
@@ -119,10 +97,7 @@ fn two_mounts_close_to_open_and_namespace_changes() {
     // Overwrite part of it on mount 2; mount 1 sees the change after reopen.
     {
         use std::os::unix::fs::FileExt;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(m2.path().join("shared"))
-            .unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(m2.path().join("shared")).unwrap();
         f.write_all_at(b"XYZ", 1 << 20).unwrap();
     }
     let got = std::fs::read(m1.path().join("shared")).unwrap();
@@ -132,10 +107,7 @@ fn two_mounts_close_to_open_and_namespace_changes() {
     std::fs::rename(m1.path().join("shared"), m1.path().join("renamed")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(400)); // attr/entry TTL in tests
     assert!(!m2.path().join("shared").exists());
-    assert_eq!(
-        std::fs::read(m2.path().join("renamed")).unwrap().len(),
-        data.len()
-    );
+    assert_eq!(std::fs::read(m2.path().join("renamed")).unwrap().len(), data.len());
     std::fs::remove_file(m2.path().join("renamed")).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert!(!m1.path().join("renamed").exists());
@@ -169,21 +141,13 @@ print(subprocess.run([sys.executable, '-c', child.replace('range-', 'after-close
 "#;
     let (ok, out) = sh(
         m1.path(),
-        &format!(
-            "python3 -c \"$S\" {} {}",
-            m1.path().join("lockfile").display(),
-            m2.path().join("lockfile").display()
-        )
-        .replace("$S", &script.replace('"', "\\\"")),
+        &format!("python3 -c \"$S\" {} {}", m1.path().join("lockfile").display(), m2.path().join("lockfile").display())
+            .replace("$S", &script.replace('"', "\\\"")),
     );
     assert!(ok, "lock script: {out}");
-    for want in [
-        "flock-excluded",
-        "flock-after-unlock",
-        "range-excluded",
-        "range-disjoint-ok",
-        "after-close-not-excluded",
-    ] {
+    for want in
+        ["flock-excluded", "flock-after-unlock", "range-excluded", "range-disjoint-ok", "after-close-not-excluded"]
+    {
         assert!(out.contains(want), "locks: missing {want}: {out}");
     }
 }
@@ -199,29 +163,19 @@ fn write_survives_chunkserver_sigkill() {
         use std::io::Write;
         let mut f = std::fs::File::create(&src).unwrap();
         for i in 0..(size >> 20) {
-            f.write_all(&random_bytes(1 << 20, 7_000 + i as u64))
-                .unwrap();
+            f.write_all(&random_bytes(1 << 20, 7_000 + i as u64)).unwrap();
         }
     }
     let dst = m.path().join("big");
     let writer = std::thread::spawn(move || {
-        let (ok, out) = sh(
-            Path::new("/"),
-            &format!(
-                "dd if={} of={} bs=1M status=none conv=fsync",
-                src.display(),
-                dst.display()
-            ),
-        );
+        let (ok, out) =
+            sh(Path::new("/"), &format!("dd if={} of={} bs=1M status=none conv=fsync", src.display(), dst.display()));
         (ok, out, src)
     });
     std::thread::sleep(std::time::Duration::from_secs(2));
     c.chunkservers[1].kill();
     let (ok, out, src) = writer.join().unwrap();
     assert!(ok, "write through the mount failed: {out}\n{}", m.log());
-    let (ok, out) = sh(
-        Path::new("/"),
-        &format!("cmp {} {}", src.display(), m.path().join("big").display()),
-    );
+    let (ok, out) = sh(Path::new("/"), &format!("cmp {} {}", src.display(), m.path().join("big").display()));
     assert!(ok, "content differs: {out}");
 }

@@ -15,11 +15,7 @@ async fn dump(fs: &tessera_client::Fs) -> BTreeMap<String, (u64, i32, u32, u64, 
             let a = e.attr.unwrap();
             let p = format!(
                 "{}{}",
-                if path == "/" {
-                    "/".to_string()
-                } else {
-                    format!("{path}/")
-                },
+                if path == "/" { "/".to_string() } else { format!("{path}/") },
                 String::from_utf8_lossy(&e.name)
             );
             if a.kind == FileKind::Directory as i32 {
@@ -118,10 +114,7 @@ fn add_a_master_promote_it_and_remove_the_old_leader() {
         assert!(c.ok(&["cat", p]).stdout == std::fs::read(&f).unwrap());
     }
     let list = String::from_utf8_lossy(&c.ok(&["admin", "master", "list"]).stdout).into_owned();
-    assert!(
-        !list.contains(&c.masters[l].addr),
-        "removed master still listed: {list}"
-    );
+    assert!(!list.contains(&c.masters[l].addr), "removed master still listed: {list}");
 }
 
 /// A master down while 10,000 operations commit (snapshot every 1,000)
@@ -145,9 +138,7 @@ fn lagging_master_catches_up_by_snapshot_and_restart_is_identical() {
                 fs.mkdir(&format!("/s{t}"), 0o755).await.unwrap();
                 let parent = fs.resolve(&format!("/s{t}")).await.unwrap().ino;
                 for i in 0..1250 {
-                    fs.create(parent, &format!("f{i}"), 0o644, true, false)
-                        .await
-                        .unwrap();
+                    fs.create(parent, &format!("f{i}"), 0o644, true, false).await.unwrap();
                 }
             }));
         }
@@ -162,14 +153,9 @@ fn lagging_master_catches_up_by_snapshot_and_restart_is_identical() {
     loop {
         let s = c.status();
         let ms = s["masters"].as_array().cloned().unwrap_or_default();
-        let applied: Vec<u64> = ms
-            .iter()
-            .map(|m| m["applied_index"].as_u64().unwrap_or(0))
-            .collect();
+        let applied: Vec<u64> = ms.iter().map(|m| m["applied_index"].as_u64().unwrap_or(0)).collect();
         if applied.len() == 3
-            && applied
-                .iter()
-                .all(|a| *a + 5 >= applied.iter().copied().max().unwrap_or(0))
+            && applied.iter().all(|a| *a + 5 >= applied.iter().copied().max().unwrap_or(0))
             && applied[2] > 10_000
         {
             break;
@@ -177,10 +163,7 @@ fn lagging_master_catches_up_by_snapshot_and_restart_is_identical() {
         assert!(Instant::now() < deadline, "master 3 did not catch up: {s}");
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert!(
-        c.masters[2].log().contains("snapshot installed"),
-        "master 3 caught up without a snapshot"
-    );
+    assert!(c.masters[2].log().contains("snapshot installed"), "master 3 caught up without a snapshot");
     // Full restart of every master (SIGKILL): identical namespace.
     for m in c.masters.iter_mut() {
         m.kill();

@@ -14,12 +14,7 @@ const CHUNK: usize = 1 << 20;
 
 fn cluster(chunkservers: usize) -> Cluster {
     let (master_args, cs_args) = fast_healing();
-    Cluster::start_with(Opts {
-        masters: 3,
-        chunkservers,
-        master_args,
-        cs_args,
-    })
+    Cluster::start_with(Opts { masters: 3, chunkservers, master_args, cs_args })
 }
 
 /// 20 files of 10 MiB (200 MiB), put with 1 MiB chunks.
@@ -32,13 +27,7 @@ fn load(c: &Cluster, work: &Path) -> BTreeMap<String, Vec<u8>> {
         std::fs::write(src.join(format!("f{i:02}")), &data).unwrap();
         files.insert(format!("f{i:02}"), data);
     }
-    c.ok(&[
-        "put",
-        "--chunk-size",
-        &CHUNK.to_string(),
-        src.to_str().unwrap(),
-        "/d",
-    ]);
+    c.ok(&["put", "--chunk-size", &CHUNK.to_string(), src.to_str().unwrap(), "/d"]);
     files
 }
 
@@ -88,10 +77,7 @@ fn verify_all(c: &Cluster, files: &BTreeMap<String, Vec<u8>>, out: &Path) {
     let _ = std::fs::remove_dir_all(out);
     c.ok(&["get", "/d", out.to_str().unwrap()]);
     for (name, data) in files {
-        assert!(
-            std::fs::read(out.join(name)).unwrap() == *data,
-            "{name} differs"
-        );
+        assert!(std::fs::read(out.join(name)).unwrap() == *data, "{name} differs");
     }
 }
 
@@ -105,43 +91,28 @@ struct Reader {
 
 impl Reader {
     fn start(c: &Cluster, files: &BTreeMap<String, Vec<u8>>) -> Reader {
-        let (stop, errors, reads) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicU64::new(0)),
-        );
+        let (stop, errors, reads) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let bin = tessera_tests::bin_dir().join("tessera");
         let masters = c.masters_arg();
-        let files: Vec<(String, blake3::Hash)> = files
-            .iter()
-            .map(|(n, d)| (n.clone(), blake3::hash(d)))
-            .collect();
+        let files: Vec<(String, blake3::Hash)> = files.iter().map(|(n, d)| (n.clone(), blake3::hash(d))).collect();
         let (s, e, r) = (stop.clone(), errors.clone(), reads.clone());
         let handle = std::thread::spawn(move || {
             let mut i = 0;
             while !s.load(Ordering::SeqCst) {
                 let (name, hash) = &files[i % files.len()];
                 let mut cmd = std::process::Command::new(&bin);
-                cmd.args(["cat", &format!("/d/{name}")])
-                    .env("TESSERA_MASTERS", &masters);
+                cmd.args(["cat", &format!("/d/{name}")]).env("TESSERA_MASTERS", &masters);
                 let out = tessera_tests::run_bounded(cmd, Duration::from_secs(120));
                 if !out.status.success() || blake3::hash(&out.stdout) != *hash {
-                    eprintln!(
-                        "reader: {name} failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    eprintln!("reader: {name} failed: {}", String::from_utf8_lossy(&out.stderr));
                     e.fetch_add(1, Ordering::SeqCst);
                 }
                 r.fetch_add(1, Ordering::SeqCst);
                 i += 1;
             }
         });
-        Reader {
-            stop,
-            errors,
-            reads,
-            handle: Some(handle),
-        }
+        Reader { stop, errors, reads, handle: Some(handle) }
     }
 
     fn finish(mut self) {
@@ -149,15 +120,8 @@ impl Reader {
         if let Some(h) = self.handle.take() {
             h.join().unwrap();
         }
-        assert!(
-            self.reads.load(Ordering::SeqCst) > 0,
-            "the reader never read"
-        );
-        assert_eq!(
-            self.errors.load(Ordering::SeqCst),
-            0,
-            "the reader saw errors"
-        );
+        assert!(self.reads.load(Ordering::SeqCst) > 0, "the reader never read");
+        assert_eq!(self.errors.load(Ordering::SeqCst), 0, "the reader saw errors");
     }
 }
 
@@ -182,30 +146,17 @@ fn sigkill_then_wipe_then_join_all_repaired_while_reading() {
     c.chunkservers[1].stop();
     c.start_all();
     wait_fully_replicated(&c, &ids, Duration::from_secs(180));
-    let held = ids
-        .iter()
-        .filter(|id| c.chunk_file(1, id).is_some())
-        .count();
-    assert!(
-        held > ids.len() / 2,
-        "the wiped server got only {held} of {} chunks back",
-        ids.len()
-    );
+    let held = ids.iter().filter(|id| c.chunk_file(1, id).is_some()).count();
+    assert!(held > ids.len() / 2, "the wiped server got only {held} of {} chunks back", ids.len());
     verify_all(&c, &files, &work.path().join("v2"));
 
     // 3. A 5th chunkserver: about 1/N of the replicas move to it, surplus removed.
     let j = c.add_chunkserver();
     c.wait_ready();
     wait_fully_replicated(&c, &ids, Duration::from_secs(180));
-    let on_new = ids
-        .iter()
-        .filter(|id| c.chunk_file(j, id).is_some())
-        .count();
+    let on_new = ids.iter().filter(|id| c.chunk_file(j, id).is_some()).count();
     let share = on_new as f64 / (3 * ids.len()) as f64;
-    assert!(
-        (0.12..=0.30).contains(&share),
-        "new server holds {on_new} replicas ({share:.2} of all; ideal 0.20)"
-    );
+    assert!((0.12..=0.30).contains(&share), "new server holds {on_new} replicas ({share:.2} of all; ideal 0.20)");
     verify_all(&c, &files, &work.path().join("v3"));
     reader.finish();
 
@@ -237,20 +188,14 @@ fn scrubber_finds_flipped_bytes_and_they_are_repaired() {
             .iter()
             .filter(|(j, id)| {
                 std::fs::read_dir(c.cs_dir(*j).join("quarantine"))
-                    .map(|d| {
-                        d.flatten()
-                            .any(|e| e.file_name().to_string_lossy().starts_with(id.as_str()))
-                    })
+                    .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(id.as_str())))
                     .unwrap_or(false)
             })
             .count();
         if quarantined == 10 {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "scrubber found {quarantined} of 10"
-        );
+        assert!(start.elapsed() < Duration::from_secs(120), "scrubber found {quarantined} of 10");
         std::thread::sleep(Duration::from_millis(500));
     }
     wait_fully_replicated(&c, &ids, Duration::from_secs(120));
@@ -259,9 +204,7 @@ fn scrubber_finds_flipped_bytes_and_they_are_repaired() {
         for k in 0..4 {
             if let Some(p) = c.chunk_file(k, id) {
                 assert_eq!(
-                    blake3::hash(&std::fs::read(&p).unwrap())
-                        .to_hex()
-                        .to_string(),
+                    blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string(),
                     *id,
                     "bad replica left on {k}"
                 );
@@ -302,13 +245,8 @@ fn gc_reclaims_deleted_files_and_abandoned_uploads() {
     let big = work.path().join("big");
     std::fs::write(&big, random_bytes(200 << 20, 2)).unwrap();
     let mut cmd = std::process::Command::new(tessera_tests::bin_dir().join("tessera"));
-    cmd.args(["put", big.to_str().unwrap(), "/big"])
-        .env("TESSERA_MASTERS", c.masters_arg());
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    cmd.args(["put", big.to_str().unwrap(), "/big"]).env("TESSERA_MASTERS", c.masters_arg());
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     let start = Instant::now();
     while c.stored_bytes() < kept_bytes + (30 << 20) && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(50));
@@ -316,10 +254,7 @@ fn gc_reclaims_deleted_files_and_abandoned_uploads() {
     // SAFETY: killing the child we spawned, by pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
-    assert!(
-        c.stored_bytes() > kept_bytes,
-        "the upload stored nothing before it was killed"
-    );
+    assert!(c.stored_bytes() > kept_bytes, "the upload stored nothing before it was killed");
     wait_stored_below(&c, kept_bytes, Duration::from_secs(60));
     let out = c.ok(&["cat", "/keep"]);
     assert!(out.stdout == keep);
@@ -350,10 +285,7 @@ fn gc_never_deletes_a_chunk_a_concurrent_commit_references() {
         // Let the GC catch some of them as garbage between rounds.
         std::thread::sleep(Duration::from_millis(200 * (round % 12)));
         let out = c.ok(&["cat", &name]);
-        assert!(
-            out.stdout == content,
-            "round {round}: committed file lost its chunks"
-        );
+        assert!(out.stdout == content, "round {round}: committed file lost its chunks");
         round += 1;
     }
     let out = c.ok(&["fsck", "/"]);

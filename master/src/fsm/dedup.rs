@@ -39,11 +39,7 @@ pub fn remember(txn: &mut Txn, rid: &str, index: u64, result: &CommandResult) ->
     // Forget the oldest ids that fell out of the window.
     let cutoff = index.saturating_sub(WINDOW);
     for k in txn.keys_with_prefix(&[key::REQUEST_ORDER], PRUNE_PER_APPLY)? {
-        let at = u64::from_be_bytes(
-            k.get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .unwrap_or([0; 8]),
-        );
+        let at = u64::from_be_bytes(k.get(1..9).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
         if at >= cutoff {
             break;
         }

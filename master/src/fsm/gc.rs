@@ -16,15 +16,9 @@ use super::Txn;
 use crate::types::{ExtentRec, FsErr, Time};
 use std::io;
 
-pub(super) fn check_not_collected(
-    txn: &mut Txn,
-    extents: &[ExtentRec],
-    epoch: u64,
-) -> Result<(), super::apply::Fail> {
+pub(super) fn check_not_collected(txn: &mut Txn, extents: &[ExtentRec], epoch: u64) -> Result<(), super::apply::Fail> {
     for e in extents.iter().filter(|e| e.id.len() == 32) {
-        let referenced = txn
-            .get::<ChunkRefs>(&key::bytes(key::CHUNK, &e.id))?
-            .is_some_and(|r| r.refs > 0);
+        let referenced = txn.get::<ChunkRefs>(&key::bytes(key::CHUNK, &e.id))?.is_some_and(|r| r.refs > 0);
         if referenced {
             continue;
         }
@@ -33,10 +27,7 @@ pub(super) fn check_not_collected(
             if rec.done.is_none_or(|d| d > epoch) {
                 return Err(super::apply::Fail::Fs(FsErr::new(
                     libc::EAGAIN,
-                    format!(
-                        "chunk {} was garbage-collected during the upload; upload again",
-                        hex(&e.id)
-                    ),
+                    format!("chunk {} was garbage-collected during the upload; upload again", hex(&e.id)),
                 )));
             }
             // Collected and deleted before the client looked: the record is
@@ -61,10 +52,7 @@ pub fn collect(
 ) -> io::Result<Vec<Vec<u8>>> {
     let mut marked = Vec::new();
     for id in ids.iter().filter(|id| id.len() == 32) {
-        if txn
-            .get::<ChunkRefs>(&key::bytes(key::CHUNK, id))?
-            .is_some_and(|r| r.refs > 0)
-        {
+        if txn.get::<ChunkRefs>(&key::bytes(key::CHUNK, id))?.is_some_and(|r| r.refs > 0) {
             continue;
         }
         let gk = key::bytes(key::GARBAGE, id);
@@ -75,13 +63,7 @@ pub fn collect(
             None => continue,
         }
         txn.delete(gk);
-        txn.put(
-            key::bytes(key::COLLECT, id),
-            &CollectRec {
-                started: index,
-                done: None,
-            },
-        );
+        txn.put(key::bytes(key::COLLECT, id), &CollectRec { started: index, done: None });
         marked.push(id.clone());
     }
     Ok(marked)

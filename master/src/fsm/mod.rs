@@ -3,11 +3,13 @@
 //! together with the last-applied log id.
 
 pub mod apply;
+mod content;
 pub mod dedup;
 pub mod gc;
 pub mod model;
 pub mod perm;
 pub mod read;
+mod rename;
 
 use model::{decode, encode, key, Counters, Inode};
 use rocksdb::{ColumnFamily, WriteBatch, DB};
@@ -18,8 +20,7 @@ pub const CF_SM: &str = "sm";
 pub const CF_SM_META: &str = "sm_meta";
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> io::Result<&'a ColumnFamily> {
-    db.cf_handle(name)
-        .ok_or_else(|| io::Error::other(format!("column family {name} missing")))
+    db.cf_handle(name).ok_or_else(|| io::Error::other(format!("column family {name} missing")))
 }
 
 pub fn db_err(e: rocksdb::Error) -> io::Error {
@@ -33,10 +34,7 @@ pub struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     pub fn new(db: &'a DB) -> Txn<'a> {
-        Txn {
-            db,
-            pending: BTreeMap::new(),
-        }
+        Txn { db, pending: BTreeMap::new() }
     }
 
     /// Pending writes so far, to undo a command that failed half-way.
@@ -92,12 +90,7 @@ impl<'a> Txn<'a> {
             }
             out.insert(k.clone(), v.is_some());
         }
-        Ok(out
-            .into_iter()
-            .filter(|(_, live)| *live)
-            .map(|(k, _)| k)
-            .take(limit)
-            .collect())
+        Ok(out.into_iter().filter(|(_, live)| *live).map(|(k, _)| k).take(limit).collect())
     }
 
     pub fn inode(&self, ino: u64) -> io::Result<Option<Inode>> {
@@ -109,10 +102,7 @@ impl<'a> Txn<'a> {
     }
 
     pub fn counters(&self) -> io::Result<Counters> {
-        Ok(self.get(key::COUNTERS)?.unwrap_or(Counters {
-            next_ino: 2,
-            ..Default::default()
-        }))
+        Ok(self.get(key::COUNTERS)?.unwrap_or(Counters { next_ino: 2, ..Default::default() }))
     }
 
     pub fn put_counters(&mut self, c: &Counters) {

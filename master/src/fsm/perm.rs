@@ -34,10 +34,7 @@ pub fn check(i: &Inode, c: &Cred, mask: u32, what: &str) -> Result<(), FsErr> {
     if allowed(i, c, mask) {
         Ok(())
     } else {
-        Err(FsErr::new(
-            libc::EACCES,
-            format!("permission denied: {what}"),
-        ))
+        Err(FsErr::new(libc::EACCES, format!("permission denied: {what}")))
     }
 }
 
@@ -45,10 +42,7 @@ pub fn check(i: &Inode, c: &Cred, mask: u32, what: &str) -> Result<(), FsErr> {
 /// directory or root may remove or rename the entry.
 pub fn check_sticky(dir: &Inode, victim: &Inode, c: &Cred) -> Result<(), FsErr> {
     if dir.mode & S_ISVTX != 0 && c.uid != 0 && c.uid != dir.uid && c.uid != victim.uid {
-        return Err(FsErr::new(
-            libc::EPERM,
-            "operation not permitted: sticky directory",
-        ));
+        return Err(FsErr::new(libc::EPERM, "operation not permitted: sticky directory"));
     }
     Ok(())
 }

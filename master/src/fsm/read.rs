@@ -21,8 +21,7 @@ fn get<T: for<'de> serde::Deserialize<'de>>(db: &DB, k: &[u8]) -> Res<Option<T>>
 }
 
 pub fn inode(db: &DB, ino: u64) -> Res<Inode> {
-    get(db, &key::ino(key::INODE, ino))?
-        .ok_or_else(|| FsErr::new(libc::ENOENT, format!("inode {ino} not found")))
+    get(db, &key::ino(key::INODE, ino))?.ok_or_else(|| FsErr::new(libc::ENOENT, format!("inode {ino} not found")))
 }
 
 pub fn lookup(db: &DB, cred: &Cred, parent: u64, name: &[u8]) -> Res<Inode> {
@@ -42,14 +41,7 @@ pub struct DirPage {
     pub more: bool,
 }
 
-pub fn readdir(
-    db: &DB,
-    cred: &Cred,
-    ino: u64,
-    after: &[u8],
-    limit: usize,
-    plus: bool,
-) -> Res<DirPage> {
+pub fn readdir(db: &DB, cred: &Cred, ino: u64, after: &[u8], limit: usize, plus: bool) -> Res<DirPage> {
     let d = inode(db, ino)?;
     if !d.is_dir() {
         return Err(FsErr::new(libc::ENOTDIR, "not a directory"));
@@ -87,10 +79,7 @@ pub fn extents(db: &DB, ino: u64) -> Res<Extents> {
 pub fn xattr_get(db: &DB, cred: &Cred, ino: u64, name: &[u8]) -> Res<Vec<u8>> {
     let i = inode(db, ino)?;
     if name.starts_with(b"system.") {
-        return Err(FsErr::new(
-            libc::EOPNOTSUPP,
-            "unsupported attribute namespace",
-        ));
+        return Err(FsErr::new(libc::EOPNOTSUPP, "unsupported attribute namespace"));
     }
     if name.starts_with(b"user.") {
         check(&i, cred, R, "read attribute")?;

@@ -14,18 +14,10 @@ struct Ns {
     clock: i64,
 }
 
-const ROOT: Cred = Cred {
-    uid: 0,
-    gid: 0,
-    groups: Vec::new(),
-};
+const ROOT: Cred = Cred { uid: 0, gid: 0, groups: Vec::new() };
 
 fn user(uid: u32) -> Cred {
-    Cred {
-        uid,
-        gid: uid,
-        groups: vec![],
-    }
+    Cred { uid, gid: uid, groups: vec![] }
 }
 
 impl Ns {
@@ -37,11 +29,7 @@ impl Ns {
         let mut b = WriteBatch::default();
         txn.into_batch(&mut b).unwrap();
         db.write(b).unwrap();
-        Ns {
-            _dir: dir,
-            db,
-            clock: 100,
-        }
+        Ns { _dir: dir, db, clock: 100 }
     }
 
     fn run(&mut self, cred: &Cred, op: Op) -> CommandResult {
@@ -49,12 +37,7 @@ impl Ns {
         let mut txn = Txn::new(&self.db);
         let r = apply(
             &mut txn,
-            &Command {
-                cred: cred.clone(),
-                now: (self.clock, 0),
-                op,
-                request_id: String::new(),
-            },
+            &Command { cred: cred.clone(), now: (self.clock, 0), op, request_id: String::new() },
             self.clock as u64,
         )
         .unwrap();
@@ -72,28 +55,13 @@ impl Ns {
     }
 
     fn mkdir(&mut self, cred: &Cred, parent: u64, name: &str, mode: u32) -> u64 {
-        self.ino(
-            cred,
-            Op::Mkdir {
-                parent,
-                name: name.into(),
-                mode,
-            },
-        )
+        self.ino(cred, Op::Mkdir { parent, name: name.into(), mode })
     }
 
     fn create(&mut self, cred: &Cred, parent: u64, name: &str) -> u64 {
         self.ino(
             cred,
-            Op::Create {
-                parent,
-                name: name.into(),
-                mode: 0o644,
-                kind: 1,
-                rdev: 0,
-                exclusive: false,
-                truncate: false,
-            },
+            Op::Create { parent, name: name.into(), mode: 0o644, kind: 1, rdev: 0, exclusive: false, truncate: false },
         )
     }
 
@@ -121,43 +89,10 @@ fn mkdir_link_counts_and_rmdir() {
     ns.mkdir(&ROOT, a, "b", 0o755);
     assert_eq!(ns.inode(1).nlink, 3);
     assert_eq!(ns.inode(a).nlink, 3);
-    assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Rmdir {
-                parent: 1,
-                name: "a".into()
-            }
-        ),
-        libc::ENOTEMPTY
-    );
-    assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Mkdir {
-                parent: 1,
-                name: "a".into(),
-                mode: 0o755
-            }
-        ),
-        libc::EEXIST
-    );
-    ns.run(
-        &ROOT,
-        Op::Rmdir {
-            parent: a,
-            name: "b".into(),
-        },
-    )
-    .unwrap();
-    ns.run(
-        &ROOT,
-        Op::Rmdir {
-            parent: 1,
-            name: "a".into(),
-        },
-    )
-    .unwrap();
+    assert_eq!(ns.errno(&ROOT, Op::Rmdir { parent: 1, name: "a".into() }), libc::ENOTEMPTY);
+    assert_eq!(ns.errno(&ROOT, Op::Mkdir { parent: 1, name: "a".into(), mode: 0o755 }), libc::EEXIST);
+    ns.run(&ROOT, Op::Rmdir { parent: a, name: "b".into() }).unwrap();
+    ns.run(&ROOT, Op::Rmdir { parent: 1, name: "a".into() }).unwrap();
     assert_eq!(ns.inode(1).nlink, 2);
 }
 
@@ -167,83 +102,26 @@ fn hard_links_share_inode_and_free_on_last_unlink() {
     let f = ns.create(&ROOT, 1, "f");
     ns.run(
         &ROOT,
-        Op::Commit {
-            ino: f,
-            extents: vec![ExtentRec {
-                id: chunk(1),
-                offset: 0,
-                len: 10,
-            }],
-            size: 10,
-            gc_epoch: 0,
-        },
+        Op::Commit { ino: f, extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }], size: 10, gc_epoch: 0 },
     )
     .unwrap();
-    ns.run(
-        &ROOT,
-        Op::Link {
-            ino: f,
-            new_parent: 1,
-            new_name: "g".into(),
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, Op::Link { ino: f, new_parent: 1, new_name: "g".into() }).unwrap();
     assert_eq!(ns.lookup(1, "g").unwrap().ino, f);
     assert_eq!(ns.inode(f).nlink, 2);
     ns.run(
         &ROOT,
-        Op::SetAttr {
-            ino: f,
-            mode: Some(0o600),
-            uid: None,
-            gid: None,
-            size: None,
-            atime: None,
-            mtime: None,
-        },
+        Op::SetAttr { ino: f, mode: Some(0o600), uid: None, gid: None, size: None, atime: None, mtime: None },
     )
     .unwrap();
-    assert_eq!(
-        ns.lookup(1, "g").unwrap().mode,
-        0o600,
-        "attributes are shared"
-    );
-    ns.run(
-        &ROOT,
-        Op::Unlink {
-            parent: 1,
-            name: "f".into(),
-        },
-    )
-    .unwrap();
+    assert_eq!(ns.lookup(1, "g").unwrap().mode, 0o600, "attributes are shared");
+    ns.run(&ROOT, Op::Unlink { parent: 1, name: "f".into() }).unwrap();
     assert_eq!(ns.inode(f).nlink, 1);
     assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
-    ns.run(
-        &ROOT,
-        Op::Unlink {
-            parent: 1,
-            name: "g".into(),
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, Op::Unlink { parent: 1, name: "g".into() }).unwrap();
     assert!(read::inode(&ns.db, f).is_err());
-    assert_eq!(
-        read::counters(&ns.db).unwrap().chunks,
-        0,
-        "chunk reference dropped"
-    );
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 0, "chunk reference dropped");
     let d = ns.mkdir(&ROOT, 1, "d", 0o755);
-    assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Link {
-                ino: d,
-                new_parent: 1,
-                new_name: "d2".into()
-            }
-        ),
-        libc::EPERM
-    );
+    assert_eq!(ns.errno(&ROOT, Op::Link { ino: d, new_parent: 1, new_name: "d2".into() }), libc::EPERM);
 }
 
 #[test]
@@ -255,153 +133,50 @@ fn rename_corner_cases() {
     let g = ns.create(&ROOT, 1, "g");
     // Into its own subtree.
     assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Rename {
-                parent: 1,
-                name: "a".into(),
-                new_parent: b,
-                new_name: "x".into(),
-                flags: 0
-            }
-        ),
+        ns.errno(&ROOT, Op::Rename { parent: 1, name: "a".into(), new_parent: b, new_name: "x".into(), flags: 0 }),
         libc::EINVAL
     );
     // File over directory and directory over file.
     assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Rename {
-                parent: 1,
-                name: "f".into(),
-                new_parent: 1,
-                new_name: "a".into(),
-                flags: 0
-            }
-        ),
+        ns.errno(&ROOT, Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "a".into(), flags: 0 }),
         libc::EISDIR
     );
     assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Rename {
-                parent: a,
-                name: "b".into(),
-                new_parent: 1,
-                new_name: "f".into(),
-                flags: 0
-            }
-        ),
+        ns.errno(&ROOT, Op::Rename { parent: a, name: "b".into(), new_parent: 1, new_name: "f".into(), flags: 0 }),
         libc::ENOTDIR
     );
     // Over a non-empty directory.
     let c = ns.mkdir(&ROOT, 1, "c", 0o755);
     assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Rename {
-                parent: 1,
-                name: "c".into(),
-                new_parent: 1,
-                new_name: "a".into(),
-                flags: 0
-            }
-        ),
+        ns.errno(&ROOT, Op::Rename { parent: 1, name: "c".into(), new_parent: 1, new_name: "a".into(), flags: 0 }),
         libc::ENOTEMPTY
     );
     // NOREPLACE.
     assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Rename {
-                parent: 1,
-                name: "f".into(),
-                new_parent: 1,
-                new_name: "g".into(),
-                flags: 1
-            }
-        ),
+        ns.errno(&ROOT, Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "g".into(), flags: 1 }),
         libc::EEXIST
     );
     // Replacing a file frees the target.
-    ns.run(
-        &ROOT,
-        Op::Rename {
-            parent: 1,
-            name: "f".into(),
-            new_parent: 1,
-            new_name: "g".into(),
-            flags: 0,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "g".into(), flags: 0 }).unwrap();
     assert_eq!(ns.lookup(1, "g").unwrap().ino, f);
     assert!(ns.lookup(1, "f").is_none());
     assert!(read::inode(&ns.db, g).is_err());
     // Renaming onto a hard link of itself does nothing.
-    ns.run(
-        &ROOT,
-        Op::Link {
-            ino: f,
-            new_parent: 1,
-            new_name: "h".into(),
-        },
-    )
-    .unwrap();
-    ns.run(
-        &ROOT,
-        Op::Rename {
-            parent: 1,
-            name: "g".into(),
-            new_parent: 1,
-            new_name: "h".into(),
-            flags: 0,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, Op::Link { ino: f, new_parent: 1, new_name: "h".into() }).unwrap();
+    ns.run(&ROOT, Op::Rename { parent: 1, name: "g".into(), new_parent: 1, new_name: "h".into(), flags: 0 }).unwrap();
     assert!(ns.lookup(1, "g").is_some() && ns.lookup(1, "h").is_some());
     // Moving a directory fixes link counts and its parent.
-    ns.run(
-        &ROOT,
-        Op::Rename {
-            parent: a,
-            name: "b".into(),
-            new_parent: c,
-            new_name: "b".into(),
-            flags: 0,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, Op::Rename { parent: a, name: "b".into(), new_parent: c, new_name: "b".into(), flags: 0 }).unwrap();
     assert_eq!(ns.inode(a).nlink, 2);
     assert_eq!(ns.inode(c).nlink, 3);
     assert_eq!(ns.inode(b).parent, c);
     // EXCHANGE swaps a file and a directory.
-    ns.run(
-        &ROOT,
-        Op::Rename {
-            parent: 1,
-            name: "h".into(),
-            new_parent: 1,
-            new_name: "a".into(),
-            flags: 2,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, Op::Rename { parent: 1, name: "h".into(), new_parent: 1, new_name: "a".into(), flags: 2 }).unwrap();
     assert_eq!(ns.lookup(1, "a").unwrap().ino, f);
     assert_eq!(ns.lookup(1, "h").unwrap().ino, a);
     // Directory over an empty directory replaces it.
     let e = ns.mkdir(&ROOT, 1, "e", 0o755);
-    ns.run(
-        &ROOT,
-        Op::Rename {
-            parent: 1,
-            name: "c".into(),
-            new_parent: 1,
-            new_name: "e".into(),
-            flags: 0,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, Op::Rename { parent: 1, name: "c".into(), new_parent: 1, new_name: "e".into(), flags: 0 }).unwrap();
     assert!(read::inode(&ns.db, e).is_err());
     assert_eq!(ns.lookup(1, "e").unwrap().ino, c);
 }
@@ -413,47 +188,13 @@ fn permissions_for_other_users_and_sticky_dirs() {
     let bob = user(1001);
     let shared = ns.mkdir(&ROOT, 1, "tmp", 0o1777);
     let private = ns.mkdir(&ROOT, 1, "private", 0o700);
-    assert_eq!(
-        ns.errno(
-            &alice,
-            Op::Mkdir {
-                parent: 1,
-                name: "x".into(),
-                mode: 0o755
-            }
-        ),
-        libc::EACCES
-    );
-    assert_eq!(
-        ns.errno(
-            &alice,
-            Op::Mkdir {
-                parent: private,
-                name: "x".into(),
-                mode: 0o755
-            }
-        ),
-        libc::EACCES
-    );
-    assert!(
-        read::lookup(&ns.db, &alice, private, b"x")
-            .unwrap_err()
-            .errno
-            == libc::EACCES
-    );
+    assert_eq!(ns.errno(&alice, Op::Mkdir { parent: 1, name: "x".into(), mode: 0o755 }), libc::EACCES);
+    assert_eq!(ns.errno(&alice, Op::Mkdir { parent: private, name: "x".into(), mode: 0o755 }), libc::EACCES);
+    assert!(read::lookup(&ns.db, &alice, private, b"x").unwrap_err().errno == libc::EACCES);
     let f = ns.create(&alice, shared, "alice-file");
     assert_eq!(ns.inode(f).uid, 1000);
     // Sticky: bob cannot remove or rename alice's file, alice can.
-    assert_eq!(
-        ns.errno(
-            &bob,
-            Op::Unlink {
-                parent: shared,
-                name: "alice-file".into()
-            }
-        ),
-        libc::EPERM
-    );
+    assert_eq!(ns.errno(&bob, Op::Unlink { parent: shared, name: "alice-file".into() }), libc::EPERM);
     assert_eq!(
         ns.errno(
             &bob,
@@ -468,60 +209,22 @@ fn permissions_for_other_users_and_sticky_dirs() {
         libc::EPERM
     );
     // chmod and chown rules.
-    let set_mode = |m| Op::SetAttr {
-        ino: f,
-        mode: Some(m),
-        uid: None,
-        gid: None,
-        size: None,
-        atime: None,
-        mtime: None,
-    };
+    let set_mode =
+        |m| Op::SetAttr { ino: f, mode: Some(m), uid: None, gid: None, size: None, atime: None, mtime: None };
     assert_eq!(ns.errno(&bob, set_mode(0o777)), libc::EPERM);
     ns.run(&alice, set_mode(0o600)).unwrap();
-    let chown = |u| Op::SetAttr {
-        ino: f,
-        mode: None,
-        uid: Some(u),
-        gid: None,
-        size: None,
-        atime: None,
-        mtime: None,
-    };
+    let chown = |u| Op::SetAttr { ino: f, mode: None, uid: Some(u), gid: None, size: None, atime: None, mtime: None };
     assert_eq!(ns.errno(&alice, chown(1001)), libc::EPERM);
     // Times: explicit value needs ownership, "now" needs write access.
-    let touch = |t| Op::SetAttr {
-        ino: f,
-        mode: None,
-        uid: None,
-        gid: None,
-        size: None,
-        atime: None,
-        mtime: Some(t),
-    };
+    let touch = |t| Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: None, atime: None, mtime: Some(t) };
     assert_eq!(ns.errno(&bob, touch(TimeSet::Now)), libc::EACCES);
     assert_eq!(ns.errno(&bob, touch(TimeSet::At((5, 0)))), libc::EPERM);
     ns.run(&alice, touch(TimeSet::At((5, 7)))).unwrap();
     assert_eq!(ns.inode(f).mtime, (5, 7));
     // Truncate needs write permission.
-    let trunc = Op::SetAttr {
-        ino: f,
-        mode: None,
-        uid: None,
-        gid: None,
-        size: Some(0),
-        atime: None,
-        mtime: None,
-    };
+    let trunc = Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: Some(0), atime: None, mtime: None };
     assert_eq!(ns.errno(&bob, trunc.clone()), libc::EACCES);
-    ns.run(
-        &alice,
-        Op::Unlink {
-            parent: shared,
-            name: "alice-file".into(),
-        },
-    )
-    .unwrap();
+    ns.run(&alice, Op::Unlink { parent: shared, name: "alice-file".into() }).unwrap();
 }
 
 #[test]
@@ -530,37 +233,14 @@ fn exclusive_create_and_truncate() {
     let f = ns.create(&ROOT, 1, "f");
     ns.run(
         &ROOT,
-        Op::Commit {
-            ino: f,
-            extents: vec![ExtentRec {
-                id: chunk(1),
-                offset: 0,
-                len: 100,
-            }],
-            size: 100,
-            gc_epoch: 0,
-        },
+        Op::Commit { ino: f, extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 100 }], size: 100, gc_epoch: 0 },
     )
     .unwrap();
-    let excl = Op::Create {
-        parent: 1,
-        name: "f".into(),
-        mode: 0o644,
-        kind: 1,
-        rdev: 0,
-        exclusive: true,
-        truncate: false,
-    };
+    let excl =
+        Op::Create { parent: 1, name: "f".into(), mode: 0o644, kind: 1, rdev: 0, exclusive: true, truncate: false };
     assert_eq!(ns.errno(&ROOT, excl), libc::EEXIST);
-    let trunc = Op::Create {
-        parent: 1,
-        name: "f".into(),
-        mode: 0o644,
-        kind: 1,
-        rdev: 0,
-        exclusive: false,
-        truncate: true,
-    };
+    let trunc =
+        Op::Create { parent: 1, name: "f".into(), mode: 0o644, kind: 1, rdev: 0, exclusive: false, truncate: true };
     ns.run(&ROOT, trunc).unwrap();
     assert_eq!(ns.inode(f).size, 0);
     assert_eq!(read::counters(&ns.db).unwrap().chunks, 0);
@@ -570,62 +250,16 @@ fn exclusive_create_and_truncate() {
 fn truncate_keeps_prefix_and_grows_with_holes() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
-    let ext = vec![
-        ExtentRec {
-            id: chunk(1),
-            offset: 0,
-            len: 10,
-        },
-        ExtentRec {
-            id: chunk(2),
-            offset: 0,
-            len: 10,
-        },
-    ];
-    ns.run(
-        &ROOT,
-        Op::Commit {
-            ino: f,
-            extents: ext,
-            size: 20,
-            gc_epoch: 0,
-        },
-    )
-    .unwrap();
-    let size = |s| Op::SetAttr {
-        ino: f,
-        mode: None,
-        uid: None,
-        gid: None,
-        size: Some(s),
-        atime: None,
-        mtime: None,
-    };
+    let ext = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }, ExtentRec { id: chunk(2), offset: 0, len: 10 }];
+    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: 20, gc_epoch: 0 }).unwrap();
+    let size = |s| Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: Some(s), atime: None, mtime: None };
     ns.run(&ROOT, size(5)).unwrap();
-    assert_eq!(
-        read::extents(&ns.db, f).unwrap(),
-        vec![ExtentRec {
-            id: chunk(1),
-            offset: 0,
-            len: 5
-        }]
-    );
+    assert_eq!(read::extents(&ns.db, f).unwrap(), vec![ExtentRec { id: chunk(1), offset: 0, len: 5 }]);
     assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
     ns.run(&ROOT, size(12)).unwrap();
     assert_eq!(
         read::extents(&ns.db, f).unwrap(),
-        vec![
-            ExtentRec {
-                id: chunk(1),
-                offset: 0,
-                len: 5
-            },
-            ExtentRec {
-                id: vec![],
-                offset: 0,
-                len: 7
-            }
-        ]
+        vec![ExtentRec { id: chunk(1), offset: 0, len: 5 }, ExtentRec { id: vec![], offset: 0, len: 7 }]
     );
     assert_eq!(ns.inode(f).size, 12);
 }
@@ -634,31 +268,10 @@ fn truncate_keeps_prefix_and_grows_with_holes() {
 fn names_are_validated() {
     let mut ns = Ns::new();
     for bad in ["", ".", "..", "a/b", "a\0b"] {
-        assert_eq!(
-            ns.errno(
-                &ROOT,
-                Op::Mkdir {
-                    parent: 1,
-                    name: bad.into(),
-                    mode: 0o755
-                }
-            ),
-            libc::EINVAL,
-            "{bad:?}"
-        );
+        assert_eq!(ns.errno(&ROOT, Op::Mkdir { parent: 1, name: bad.into(), mode: 0o755 }), libc::EINVAL, "{bad:?}");
     }
     let long = "x".repeat(256);
-    assert_eq!(
-        ns.errno(
-            &ROOT,
-            Op::Mkdir {
-                parent: 1,
-                name: long.into(),
-                mode: 0o755
-            }
-        ),
-        libc::ENAMETOOLONG
-    );
+    assert_eq!(ns.errno(&ROOT, Op::Mkdir { parent: 1, name: long.into(), mode: 0o755 }), libc::ENAMETOOLONG);
     ns.mkdir(&ROOT, 1, &"y".repeat(255), 0o755);
 }
 
@@ -687,66 +300,29 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
     let f = ns.create(&ROOT, 1, "f");
     let commit = |epoch: u64| Op::Commit {
         ino: f,
-        extents: vec![ExtentRec {
-            id: chunk(9),
-            offset: 0,
-            len: 10,
-        }],
+        extents: vec![ExtentRec { id: chunk(9), offset: 0, len: 10 }],
         size: 10,
         gc_epoch: epoch,
     };
     ns.run(&ROOT, commit(0)).unwrap();
     // Truncating drops the only reference: chunk 9 becomes garbage.
-    ns.run(
-        &ROOT,
-        Op::SetAttr {
-            ino: f,
-            mode: None,
-            uid: None,
-            gid: None,
-            size: Some(0),
-            atime: None,
-            mtime: None,
-        },
-    )
-    .unwrap();
-    let far_future = (i64::MAX, 0);
-    let marked = ns
-        .run(
-            &ROOT,
-            Op::CollectGarbage {
-                ids: vec![chunk(9)],
-                older_than: far_future,
-                orphans: false,
-            },
-        )
+    ns.run(&ROOT, Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: Some(0), atime: None, mtime: None })
         .unwrap();
+    let far_future = (i64::MAX, 0);
+    let marked =
+        ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: false }).unwrap();
     assert!(matches!(marked, Reply::Ids(ref v) if v.len() == 1));
     let epoch_before_delete = ns.clock as u64;
     // Deletion in progress: any commit of chunk 9 is refused.
     assert_eq!(ns.errno(&ROOT, commit(epoch_before_delete)), libc::EAGAIN);
-    ns.run(
-        &ROOT,
-        Op::GarbageDeleted {
-            ids: vec![chunk(9)],
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, Op::GarbageDeleted { ids: vec![chunk(9)] }).unwrap();
     let done_at = ns.clock as u64;
     // A client whose epoch predates the deletion may have seen the old copy.
     assert_eq!(ns.errno(&ROOT, commit(epoch_before_delete)), libc::EAGAIN);
     // One that looked after the deletion re-uploaded: accepted.
     ns.run(&ROOT, commit(done_at)).unwrap();
     // A referenced chunk is never collected.
-    let marked = ns
-        .run(
-            &ROOT,
-            Op::CollectGarbage {
-                ids: vec![chunk(9)],
-                older_than: far_future,
-                orphans: true,
-            },
-        )
-        .unwrap();
+    let marked =
+        ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: true }).unwrap();
     assert!(matches!(marked, Reply::Ids(ref v) if v.is_empty()));
 }

@@ -4,13 +4,9 @@
 use crate::types::{NodeId, TypeConfig};
 use bytes::Bytes;
 use openraft::alias::{SnapshotOf, VoteOf};
-use openraft::error::{
-    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
-};
+use openraft::error::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
-};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, RaftNetworkV2};
 use std::future::Future;
 use std::io::Cursor;
@@ -37,10 +33,7 @@ impl RaftNetworkFactory<C> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         let _ = target;
-        Conn {
-            addr: node.addr.clone(),
-            client: None,
-        }
+        Conn { addr: node.addr.clone(), client: None }
     }
 }
 
@@ -53,9 +46,8 @@ impl Conn {
             .map_err(|e| TransportError(e.to_string()))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true);
-        let c = RaftClient::new(ep.connect_lazy())
-            .max_decoding_message_size(1 << 30)
-            .max_encoding_message_size(1 << 30);
+        let c =
+            RaftClient::new(ep.connect_lazy()).max_decoding_message_size(1 << 30).max_encoding_message_size(1 << 30);
         self.client = Some(c.clone());
         Ok(c)
     }
@@ -111,23 +103,15 @@ impl RaftNetworkV2<C> for Conn {
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let r: Result<AppendEntriesResponse<C>, RaftError<C>> = self
-            .call("append", &rpc, option.hard_ttl())
-            .await
-            .map_err(to_rpc_err)?;
+        let r: Result<AppendEntriesResponse<C>, RaftError<C>> =
+            self.call("append", &rpc, option.hard_ttl()).await.map_err(to_rpc_err)?;
         // A remote RaftError is fatal on the peer: treat the peer as unreachable.
         r.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
 
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<C>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<C>, RPCError<C>> {
-        let r: Result<VoteResponse<C>, RaftError<C>> = self
-            .call("vote", &rpc, option.hard_ttl())
-            .await
-            .map_err(to_rpc_err)?;
+    async fn vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
+        let r: Result<VoteResponse<C>, RaftError<C>> =
+            self.call("vote", &rpc, option.hard_ttl()).await.map_err(to_rpc_err)?;
         // A remote RaftError is fatal on the peer: treat the peer as unreachable.
         r.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
@@ -142,10 +126,8 @@ impl RaftNetworkV2<C> for Conn {
         let req = (vote, snapshot.meta, snapshot.snapshot.into_inner());
         // A snapshot can be large: allow it far longer than a heartbeat.
         let ttl = option.hard_ttl().max(Duration::from_secs(60));
-        let r: Result<SnapshotResponse<C>, String> = self
-            .call("snapshot", &req, ttl)
-            .await
-            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+        let r: Result<SnapshotResponse<C>, String> =
+            self.call("snapshot", &req, ttl).await.map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
         r.map_err(|e| StreamingError::Unreachable(Unreachable::new(&TransportError(e))))
     }
 }

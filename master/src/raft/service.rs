@@ -15,15 +15,12 @@ pub struct RaftService {
 }
 
 fn decode<T: for<'de> serde::Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
-    serde_json::from_slice(b)
-        .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
+    serde_json::from_slice(b).map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Response<RaftBlob>, Status> {
     let data = serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))?;
-    Ok(Response::new(RaftBlob {
-        data: Bytes::from(data),
-    }))
+    Ok(Response::new(RaftBlob { data: Bytes::from(data) }))
 }
 
 #[tonic::async_trait]
@@ -39,17 +36,9 @@ impl RaftRpc for RaftService {
     }
 
     async fn install_snapshot(&self, req: Request<RaftBlob>) -> Result<Response<RaftBlob>, Status> {
-        let (vote, meta, data): (VoteOf<C>, SnapshotMetaOf<C>, Vec<u8>) =
-            decode(&req.get_ref().data)?;
-        let snap = SnapshotOf::<C, Cursor<Vec<u8>>> {
-            meta,
-            snapshot: Cursor::new(data),
-        };
-        let r = self
-            .raft
-            .install_full_snapshot(vote, snap)
-            .await
-            .map_err(|e| e.to_string());
+        let (vote, meta, data): (VoteOf<C>, SnapshotMetaOf<C>, Vec<u8>) = decode(&req.get_ref().data)?;
+        let snap = SnapshotOf::<C, Cursor<Vec<u8>>> { meta, snapshot: Cursor::new(data) };
+        let r = self.raft.install_full_snapshot(vote, snap).await.map_err(|e| e.to_string());
         encode(&r)
     }
 }

@@ -36,11 +36,7 @@ impl LogStore {
     }
 
     fn meta<T: for<'de> serde::Deserialize<'de>>(&self, k: &str) -> io::Result<Option<T>> {
-        match self
-            .db
-            .get_cf(cf(&self.db, CF_RAFT_META)?, k)
-            .map_err(db_err)?
-        {
+        match self.db.get_cf(cf(&self.db, CF_RAFT_META)?, k).map_err(db_err)? {
             Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(json_err)?)),
             None => Ok(None),
         }
@@ -48,16 +44,12 @@ impl LogStore {
 
     fn put_meta<T: serde::Serialize>(&self, k: &str, v: &T) -> io::Result<()> {
         let b = serde_json::to_vec(v).map_err(json_err)?;
-        self.db
-            .put_cf(cf(&self.db, CF_RAFT_META)?, k, b)
-            .map_err(db_err)
+        self.db.put_cf(cf(&self.db, CF_RAFT_META)?, k, b).map_err(db_err)
     }
 
     async fn sync(&self) -> io::Result<()> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush_wal(true).map_err(db_err))
-            .await
-            .map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || db.flush_wal(true).map_err(db_err)).await.map_err(io::Error::other)?
     }
 }
 
@@ -73,10 +65,7 @@ impl RaftLogReader<C> for LogStore {
         };
         let logs = cf(&self.db, CF_LOGS)?;
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(
-            logs,
-            IteratorMode::From(&idx_key(start), Direction::Forward),
-        ) {
+        for item in self.db.iterator_cf(logs, IteratorMode::From(&idx_key(start), Direction::Forward)) {
             let (k, v) = item.map_err(db_err)?;
             let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(io::Error::other)?);
             if !range.contains(&idx) {
@@ -107,10 +96,7 @@ impl RaftLogStorage<C> for LogStore {
         };
         let last_purged_log_id: Option<LogIdOf<C>> = self.meta("last_purged")?;
         let last_log_id = last.or(last_purged_log_id);
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
-        })
+        Ok(LogState { last_purged_log_id, last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -139,11 +125,7 @@ impl RaftLogStorage<C> for LogStore {
         let logs = cf(&self.db, CF_LOGS)?;
         let mut batch = WriteBatch::default();
         for e in entries {
-            batch.put_cf(
-                logs,
-                idx_key(e.index()),
-                serde_json::to_vec(&e).map_err(json_err)?,
-            );
+            batch.put_cf(logs, idx_key(e.index()), serde_json::to_vec(&e).map_err(json_err)?);
         }
         self.db.write(batch).map_err(db_err)?;
         // Entries must be readable when this returns; durable when the
@@ -159,18 +141,14 @@ impl RaftLogStorage<C> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
         let logs = cf(&self.db, CF_LOGS)?;
-        self.db
-            .delete_range_cf(logs, idx_key(from), idx_key(u64::MAX))
-            .map_err(db_err)?;
+        self.db.delete_range_cf(logs, idx_key(from), idx_key(u64::MAX)).map_err(db_err)?;
         self.sync().await
     }
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
         self.put_meta("last_purged", &log_id)?;
         let logs = cf(&self.db, CF_LOGS)?;
-        self.db
-            .delete_range_cf(logs, idx_key(0), idx_key(log_id.index() + 1))
-            .map_err(db_err)?;
+        self.db.delete_range_cf(logs, idx_key(0), idx_key(log_id.index() + 1)).map_err(db_err)?;
         Ok(())
     }
 }

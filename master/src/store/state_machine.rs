@@ -40,11 +40,7 @@ impl StateMachine {
     }
 
     fn meta<T: for<'de> serde::Deserialize<'de>>(&self, k: &str) -> io::Result<Option<T>> {
-        match self
-            .db
-            .get_cf(cf(&self.db, CF_SM_META)?, k)
-            .map_err(db_err)?
-        {
+        match self.db.get_cf(cf(&self.db, CF_SM_META)?, k).map_err(db_err)? {
             Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(json_err)?)),
             None => Ok(None),
         }
@@ -78,11 +74,7 @@ impl StateMachine {
     }
 
     pub fn last_applied_index(&self) -> u64 {
-        self.meta::<LogIdOf<C>>("last_applied")
-            .ok()
-            .flatten()
-            .map(|l| l.index())
-            .unwrap_or(0)
+        self.meta::<LogIdOf<C>>("last_applied").ok().flatten().map(|l| l.index()).unwrap_or(0)
     }
 }
 
@@ -96,22 +88,12 @@ impl RaftSnapshotBuilder<C> for StateMachine {
             // apply() is not running while openraft builds a snapshot from
             // this builder's clone, and both reads happen before it resumes.
             let last_log_id: Option<LogIdOf<C>> = this.meta("last_applied")?;
-            let last_membership: StoredMembershipOf<C> =
-                this.meta("last_membership")?.unwrap_or_default();
+            let last_membership: StoredMembershipOf<C> = this.meta("last_membership")?.unwrap_or_default();
             let data = this.dump()?;
-            let meta = SnapshotMetaOf::<C> {
-                last_log_id,
-                last_membership,
-            };
-            this.save_snapshot(&SnapshotFile {
-                meta: meta.clone(),
-                data: data.clone(),
-            })?;
+            let meta = SnapshotMetaOf::<C> { last_log_id, last_membership };
+            this.save_snapshot(&SnapshotFile { meta: meta.clone(), data: data.clone() })?;
             tracing::info!(last_log = ?meta.last_log_id, bytes = data.len(), "snapshot built");
-            Ok(SnapshotOf::<C, Cursor<Vec<u8>>> {
-                meta,
-                snapshot: Cursor::new(data),
-            })
+            Ok(SnapshotOf::<C, Cursor<Vec<u8>>> { meta, snapshot: Cursor::new(data) })
         })
         .await
         .map_err(io::Error::other)?
@@ -122,13 +104,8 @@ impl RaftStateMachine<C> for StateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
     type SnapshotBuilder = Self;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
-        Ok((
-            self.meta("last_applied")?,
-            self.meta("last_membership")?.unwrap_or_default(),
-        ))
+    async fn applied_state(&mut self) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
+        Ok((self.meta("last_applied")?, self.meta("last_membership")?.unwrap_or_default()))
     }
 
     async fn apply<S>(&mut self, mut entries: S) -> Result<(), io::Error>
@@ -170,17 +147,9 @@ impl RaftStateMachine<C> for StateMachine {
             let mut batch = WriteBatch::default();
             txn.into_batch(&mut batch)?;
             let meta = cf(&self.db, CF_SM_META)?;
-            batch.put_cf(
-                meta,
-                "last_applied",
-                serde_json::to_vec(&log_id).map_err(json_err)?,
-            );
+            batch.put_cf(meta, "last_applied", serde_json::to_vec(&log_id).map_err(json_err)?);
             if let Some(m) = membership {
-                batch.put_cf(
-                    meta,
-                    "last_membership",
-                    serde_json::to_vec(&m).map_err(json_err)?,
-                );
+                batch.put_cf(meta, "last_membership", serde_json::to_vec(&m).map_err(json_err)?);
             }
             self.db.write(batch).map_err(db_err)?;
             if let Some(r) = responder {
@@ -216,22 +185,11 @@ impl RaftStateMachine<C> for StateMachine {
             for (k, v) in kv {
                 batch.put_cf(sm, k, v);
             }
-            batch.put_cf(
-                sm_meta,
-                "last_applied",
-                serde_json::to_vec(&meta2.last_log_id).map_err(json_err)?,
-            );
-            batch.put_cf(
-                sm_meta,
-                "last_membership",
-                serde_json::to_vec(&meta2.last_membership).map_err(json_err)?,
-            );
+            batch.put_cf(sm_meta, "last_applied", serde_json::to_vec(&meta2.last_log_id).map_err(json_err)?);
+            batch.put_cf(sm_meta, "last_membership", serde_json::to_vec(&meta2.last_membership).map_err(json_err)?);
             this.db.write(batch).map_err(db_err)?;
             this.db.flush_wal(true).map_err(db_err)?;
-            this.save_snapshot(&SnapshotFile {
-                meta: meta2,
-                data: data2,
-            })
+            this.save_snapshot(&SnapshotFile { meta: meta2, data: data2 })
         })
         .await
         .map_err(io::Error::other)??;
@@ -239,16 +197,11 @@ impl RaftStateMachine<C> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<SnapshotOf<C, Self::SnapshotData>>, io::Error> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<C, Self::SnapshotData>>, io::Error> {
         match std::fs::read(self.snapshot_path()) {
             Ok(b) => {
                 let f: SnapshotFile = serde_json::from_slice(&b).map_err(json_err)?;
-                Ok(Some(SnapshotOf::<C, Cursor<Vec<u8>>> {
-                    meta: f.meta,
-                    snapshot: Cursor::new(f.data),
-                }))
+                Ok(Some(SnapshotOf::<C, Cursor<Vec<u8>>> { meta: f.meta, snapshot: Cursor::new(f.data) }))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),

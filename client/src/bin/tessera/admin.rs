@@ -34,21 +34,12 @@ async fn master(fs: &Fs, cmd: MasterCmd) -> Result<()> {
     use tessera_proto::pb::{AddMasterRequest, RemoveMasterRequest};
     match cmd {
         MasterCmd::List => {
-            let r = fs
-                .meta
-                .call("node_status", |mut c| async move {
-                    c.node_status(Empty {}).await
-                })
-                .await?;
+            let r = fs.meta.call("node_status", |mut c| async move { c.node_status(Empty {}).await }).await?;
             let mut c = fs.meta.client_for(&r.leader_addr)?;
             let leader = c.node_status(Empty {}).await?.into_inner();
             println!("{:<4} {:<22} ROLE", "ID", "ADDRESS");
             for m in leader.members {
-                let role = if m.id == leader.leader_id {
-                    "leader"
-                } else {
-                    "member"
-                };
+                let role = if m.id == leader.leader_id { "leader" } else { "member" };
                 println!("{:<4} {:<22} {role}", m.id, m.addr);
             }
         }
@@ -64,11 +55,7 @@ async fn master(fs: &Fs, cmd: MasterCmd) -> Result<()> {
         }
         MasterCmd::Remove { id } => {
             let req = RemoveMasterRequest { id };
-            fs.meta
-                .call("remove_master", |mut c| async move {
-                    c.remove_master(req).await
-                })
-                .await?;
+            fs.meta.call("remove_master", |mut c| async move { c.remove_master(req).await }).await?;
             println!("master {id} removed");
         }
     }
@@ -92,10 +79,7 @@ pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
         AdminCmd::Chunkserver { cmd } => cmd,
     };
     let set = |id: String, state: &str| {
-        let req = ChunkserverStateRequest {
-            id,
-            state: state.to_string(),
-        };
+        let req = ChunkserverStateRequest { id, state: state.to_string() };
         let meta = fs.meta.clone();
         async move {
             meta.call("set_chunkserver_state", |mut c| {
@@ -107,17 +91,8 @@ pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
     };
     match cmd {
         ChunkserverCmd::List => {
-            let ring = fs
-                .meta
-                .call(
-                    "get_ring",
-                    |mut c| async move { c.get_ring(Empty {}).await },
-                )
-                .await?;
-            println!(
-                "{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}",
-                "ID", "ADDRESS", "STATE", "ALIVE", "USED", "CHUNKS"
-            );
+            let ring = fs.meta.call("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
+            println!("{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}", "ID", "ADDRESS", "STATE", "ALIVE", "USED", "CHUNKS");
             for s in ring.servers {
                 println!(
                     "{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}",
@@ -138,12 +113,7 @@ pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
 }
 
 /// (files, unreadable files)
-async fn fsck_tree(
-    fs: &Fs,
-    path: &str,
-    live: &std::collections::HashSet<String>,
-    out: &mut (u64, u64),
-) -> Result<()> {
+async fn fsck_tree(fs: &Fs, path: &str, live: &std::collections::HashSet<String>, out: &mut (u64, u64)) -> Result<()> {
     let a = fs.resolve(path).await?;
     if a.kind == FileKind::Directory as i32 {
         for e in fs.readdir(a.ino, false).await? {
@@ -156,18 +126,11 @@ async fn fsck_tree(
         return Ok(());
     }
     let ext = fs.extents(a.ino).await?;
-    let ids: Vec<Bytes> = ext
-        .extents
-        .iter()
-        .filter(|e| !e.id.is_empty())
-        .map(|e| e.id.clone())
-        .collect();
+    let ids: Vec<Bytes> = ext.extents.iter().filter(|e| !e.id.is_empty()).map(|e| e.id.clone()).collect();
     let mut min = 3usize;
     let mut missing = 0;
     for batch in ids.chunks(1000) {
-        let req = ChunkLocationsRequest {
-            ids: batch.to_vec(),
-        };
+        let req = ChunkLocationsRequest { ids: batch.to_vec() };
         let r = fs
             .meta
             .call("chunk_locations", |mut c| {
@@ -192,29 +155,14 @@ async fn fsck_tree(
     } else {
         "OK".to_string()
     };
-    println!(
-        "{path}: {} chunks, replicas {}/3: {state}",
-        ids.len(),
-        if ids.is_empty() { 3 } else { min }
-    );
+    println!("{path}: {} chunks, replicas {}/3: {state}", ids.len(), if ids.is_empty() { 3 } else { min });
     Ok(())
 }
 
 pub async fn fsck(cfg: &ClientConfig, path: &str) -> Result<()> {
     let fs = connect(cfg.clone());
-    let ring = fs
-        .meta
-        .call(
-            "get_ring",
-            |mut c| async move { c.get_ring(Empty {}).await },
-        )
-        .await?;
-    let live = ring
-        .servers
-        .iter()
-        .filter(|s| s.last_heartbeat_ms_ago < 10_000)
-        .map(|s| s.addr.clone())
-        .collect();
+    let ring = fs.meta.call("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
+    let live = ring.servers.iter().filter(|s| s.last_heartbeat_ms_ago < 10_000).map(|s| s.addr.clone()).collect();
     let mut counts = (0, 0);
     fsck_tree(&fs, path, &live, &mut counts).await?;
     if let Some(r) = crate::cluster::repair_status(&fs).await {

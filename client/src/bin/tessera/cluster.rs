@@ -19,29 +19,14 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
     let mut masters = Vec::new();
     for addr in fs.meta.addrs() {
         let mut c = fs.meta.client_for(addr)?;
-        let r =
-            tokio::time::timeout(std::time::Duration::from_secs(3), c.node_status(Empty {})).await;
+        let r = tokio::time::timeout(std::time::Duration::from_secs(3), c.node_status(Empty {})).await;
         masters.push(match r {
             Ok(Ok(r)) => r.into_inner().master.unwrap_or_default(),
-            Ok(Err(e)) => MasterInfo {
-                addr: addr.clone(),
-                error: e.message().to_string(),
-                ..Default::default()
-            },
-            Err(_) => MasterInfo {
-                addr: addr.clone(),
-                error: "timed out".into(),
-                ..Default::default()
-            },
+            Ok(Err(e)) => MasterInfo { addr: addr.clone(), error: e.message().to_string(), ..Default::default() },
+            Err(_) => MasterInfo { addr: addr.clone(), error: "timed out".into(), ..Default::default() },
         });
     }
-    let ring = fs
-        .meta
-        .call(
-            "get_ring",
-            |mut c| async move { c.get_ring(Empty {}).await },
-        )
-        .await?;
+    let ring = fs.meta.call("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
     if json {
         let ms: Vec<_> = masters
             .iter()
@@ -76,10 +61,7 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
         return Ok(());
     }
     println!("MASTERS");
-    println!(
-        "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10}",
-        "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED"
-    );
+    println!("{:<4} {:<22} {:<10} {:>6} {:>10} {:>10}", "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED");
     for m in &masters {
         if m.error.is_empty() {
             println!(
@@ -91,15 +73,9 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
         }
     }
     println!("CHUNKSERVERS");
-    println!(
-        "{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}",
-        "ID", "ADDRESS", "ALIVE", "CAPACITY", "USED", "CHUNKS"
-    );
+    println!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", "ID", "ADDRESS", "ALIVE", "CAPACITY", "USED", "CHUNKS");
     for s in &ring.servers {
-        println!(
-            "{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}",
-            s.id, s.addr, s.alive, s.capacity, s.used, s.chunk_count
-        );
+        println!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", s.id, s.addr, s.alive, s.capacity, s.used, s.chunk_count);
     }
     if let Some(r) = repair_status(&fs).await {
         println!("REPAIR");
@@ -121,13 +97,7 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
 
 /// The leader's repair progress, if a leader answers.
 pub async fn repair_status(fs: &tessera_client::Fs) -> Option<tessera_proto::pb::RepairStatus> {
-    let r = fs
-        .meta
-        .call("node_status", |mut c| async move {
-            c.node_status(Empty {}).await
-        })
-        .await
-        .ok()?;
+    let r = fs.meta.call("node_status", |mut c| async move { c.node_status(Empty {}).await }).await.ok()?;
     if r.repair.is_some() {
         return r.repair;
     }

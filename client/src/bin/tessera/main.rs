@@ -101,12 +101,7 @@ fn main() {
 
 async fn run(cli: Cli) -> i32 {
     let mut cfg = ClientConfig {
-        masters: cli
-            .masters
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        masters: cli.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         ..Default::default()
     };
     cfg.meta.total_timeout = std::time::Duration::from_secs(cli.timeout);
@@ -120,9 +115,7 @@ async fn run(cli: Cli) -> i32 {
         Cmd::Mkdir { path, parents } => namespace::mkdir(&cfg, &path, parents).await,
         Cmd::Rm { paths, recursive } => namespace::rm(&cfg, &paths, recursive).await,
         Cmd::Mv { from, to } => namespace::mv(&cfg, &from, &to).await,
-        Cmd::Du { path, summary } => {
-            namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await
-        }
+        Cmd::Du { path, summary } => namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await,
         Cmd::Cluster { cmd } => cluster::run(&cfg, cmd).await,
         Cmd::Fsck { path } => admin::fsck(&cfg, path.as_deref().unwrap_or("/")).await,
         Cmd::Admin { cmd } => admin::admin(&cfg, cmd).await,

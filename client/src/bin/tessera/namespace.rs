@@ -38,11 +38,7 @@ fn humantime_secs(t: i64) -> String {
     let days = t.div_euclid(86400);
     let secs = t.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        secs / 3600,
-        (secs % 3600) / 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", secs / 3600, (secs % 3600) / 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
@@ -93,27 +89,12 @@ pub async fn stat(cfg: &ClientConfig, path: &str) -> Result<()> {
     let fs = connect(cfg.clone());
     let a = fs.resolve(path).await?;
     println!("  File: {path}");
-    println!(
-        "  Size: {}  Kind: {}  Inode: {}  Links: {}",
-        a.size,
-        kind_char(a.kind),
-        a.ino,
-        a.nlink
-    );
-    println!(
-        "Access: ({:04o}/{})  Uid: {}  Gid: {}",
-        a.mode,
-        mode_string(&a),
-        a.uid,
-        a.gid
-    );
+    println!("  Size: {}  Kind: {}  Inode: {}  Links: {}", a.size, kind_char(a.kind), a.ino, a.nlink);
+    println!("Access: ({:04o}/{})  Uid: {}  Gid: {}", a.mode, mode_string(&a), a.uid, a.gid);
     println!("Modify: {}  Version: {}", mtime(&a), a.version);
     if a.kind == FileKind::Regular as i32 {
         let ext = fs.extents(a.ino).await?;
-        println!(
-            "Chunks: {}",
-            ext.extents.iter().filter(|e| !e.id.is_empty()).count()
-        );
+        println!("Chunks: {}", ext.extents.iter().filter(|e| !e.id.is_empty()).count());
     }
     Ok(())
 }
@@ -155,13 +136,9 @@ pub async fn rm(cfg: &ClientConfig, paths: &[String], recursive: bool) -> Result
             if recursive {
                 rm_tree(&fs, &a, path).await?;
             }
-            fs.rmdir(parent.ino, &name)
-                .await
-                .map_err(|e| tessera_client::fs::with_path(e, path))?;
+            fs.rmdir(parent.ino, &name).await.map_err(|e| tessera_client::fs::with_path(e, path))?;
         } else {
-            fs.unlink(parent.ino, &name)
-                .await
-                .map_err(|e| tessera_client::fs::with_path(e, path))?;
+            fs.unlink(parent.ino, &name).await.map_err(|e| tessera_client::fs::with_path(e, path))?;
         }
     }
     Ok(())
@@ -172,11 +149,7 @@ pub async fn mv(cfg: &ClientConfig, from: &str, to: &str) -> Result<()> {
     // `mv a /dir` moves into an existing directory, like mv(1).
     let target = match fs.resolve(to).await {
         Ok(a) if a.kind == FileKind::Directory as i32 => {
-            let name = from
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or(from);
+            let name = from.trim_end_matches('/').rsplit('/').next().unwrap_or(from);
             join(to, name)
         }
         _ => to.to_string(),

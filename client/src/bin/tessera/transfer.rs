@@ -60,17 +60,11 @@ fn plan(local: &Path, remote: &str, jobs: &mut Vec<Job>) -> Result<()> {
     if ft.is_symlink() {
         jobs.push(Job::Symlink(local.to_path_buf(), remote.to_string()));
     } else if ft.is_dir() {
-        jobs.push(Job::Dir(
-            remote.to_string(),
-            md.permissions().mode() & 0o7777,
-        ));
+        jobs.push(Job::Dir(remote.to_string(), md.permissions().mode() & 0o7777));
         let mut entries: Vec<_> = std::fs::read_dir(local)?.collect::<std::io::Result<_>>()?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
-            let name = e
-                .file_name()
-                .into_string()
-                .map_err(|n| anyhow::anyhow!("non-UTF-8 name {n:?}"))?;
+            let name = e.file_name().into_string().map_err(|n| anyhow::anyhow!("non-UTF-8 name {n:?}"))?;
             plan(&e.path(), &join(remote, &name), jobs)?;
         }
     } else if ft.is_file() {
@@ -82,19 +76,10 @@ fn plan(local: &Path, remote: &str, jobs: &mut Vec<Job>) -> Result<()> {
 }
 
 fn mtime_of(md: &std::fs::Metadata) -> Timespec {
-    Timespec {
-        sec: md.mtime(),
-        nsec: md.mtime_nsec() as u32,
-    }
+    Timespec { sec: md.mtime(), nsec: md.mtime_nsec() as u32 }
 }
 
-async fn put_file(
-    fs: &Fs,
-    local: &Path,
-    remote: &str,
-    resume: bool,
-    pb: &ProgressBar,
-) -> Result<()> {
+async fn put_file(fs: &Fs, local: &Path, remote: &str, resume: bool, pb: &ProgressBar) -> Result<()> {
     let md = std::fs::metadata(local)?;
     if resume {
         if let Ok(a) = fs.resolve(remote).await {
@@ -109,9 +94,7 @@ async fn put_file(
     let mut attempt = 0;
     let attr = loop {
         attempt += 1;
-        let f = tokio::fs::File::open(local)
-            .await
-            .with_context(|| format!("{}", local.display()))?;
+        let f = tokio::fs::File::open(local).await.with_context(|| format!("{}", local.display()))?;
         let progress = |n: u64| pb.inc(n);
         match fs.put_stream(f, remote, mode, &progress).await {
             Ok(a) => break a,
@@ -129,33 +112,24 @@ async fn put_file(
 
 pub async fn put(cfg: &ClientConfig, a: PutArgs) -> Result<()> {
     let mut cfg = cfg.clone();
-    cfg.chunk_size = a
-        .chunk_size
-        .clamp(4096, tessera_proto::MAX_CHUNK_SIZE as usize);
+    cfg.chunk_size = a.chunk_size.clamp(4096, tessera_proto::MAX_CHUNK_SIZE as usize);
     let fs = connect(cfg);
     let (dest, srcs) = match a.paths.split_last() {
         Some((d, s)) => (d.to_string_lossy().into_owned(), s),
         None => bail!("put: need a source and a destination"),
     };
-    let dest_is_dir =
-        matches!(fs.resolve(&dest).await, Ok(x) if x.kind == FileKind::Directory as i32);
+    let dest_is_dir = matches!(fs.resolve(&dest).await, Ok(x) if x.kind == FileKind::Directory as i32);
     let mut jobs = Vec::new();
     for src in srcs {
         let base = src
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| anyhow::anyhow!("{}: no file name", src.display()))?;
-        let target = if dest_is_dir || srcs.len() > 1 || dest.ends_with('/') {
-            join(&dest, &base)
-        } else {
-            dest.clone()
-        };
+        let target =
+            if dest_is_dir || srcs.len() > 1 || dest.ends_with('/') { join(&dest, &base) } else { dest.clone() };
         plan(src, &target, &mut jobs)?;
     }
-    let total: u64 = jobs
-        .iter()
-        .map(|j| if let Job::File(_, _, n) = j { *n } else { 0 })
-        .sum();
+    let total: u64 = jobs.iter().map(|j| if let Job::File(_, _, n) = j { *n } else { 0 }).sum();
     let pb = bar(total);
     let mut files = Vec::new();
     for j in jobs {
@@ -163,17 +137,13 @@ pub async fn put(cfg: &ClientConfig, a: PutArgs) -> Result<()> {
             Job::Dir(r, mode) => {
                 let at = fs.mkdir_p(&r, mode).await?;
                 if at.mode != mode {
-                    fs.set_times(at.ino, at.mtime.unwrap_or_default(), Some(mode))
-                        .await?;
+                    fs.set_times(at.ino, at.mtime.unwrap_or_default(), Some(mode)).await?;
                 }
             }
             Job::Symlink(l, r) => {
                 let target = std::fs::read_link(&l)?;
                 let (parent, name) = fs.resolve_parent(&r).await?;
-                match fs
-                    .symlink(parent.ino, &name, &target.to_string_lossy())
-                    .await
-                {
+                match fs.symlink(parent.ino, &name, &target.to_string_lossy()).await {
                     Ok(_) => {}
                     Err(e) if e.errno() == libc::EEXIST => {}
                     Err(e) => return Err(e.into()),
@@ -187,11 +157,7 @@ pub async fn put(cfg: &ClientConfig, a: PutArgs) -> Result<()> {
     stream::iter(files)
         .map(|(l, r)| {
             let (fs, pb) = (fs.clone(), pb.clone());
-            async move {
-                put_file(&fs, &l, &r, a.resume, &pb)
-                    .await
-                    .with_context(|| r.clone())
-            }
+            async move { put_file(&fs, &l, &r, a.resume, &pb).await.with_context(|| r.clone()) }
         })
         .buffer_unordered(a.jobs.max(1))
         .try_collect::<Vec<()>>()
@@ -212,14 +178,9 @@ async fn get_file(fs: &Fs, remote: &str, local: &Path, pb: &ProgressBar) -> Resu
     // truncated file under the real name.
     let tmp = local.with_file_name(format!(
         ".{}.tessera-part",
-        local
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     ));
-    let f = tokio::fs::File::create(&tmp)
-        .await
-        .with_context(|| format!("{}", tmp.display()))?;
+    let f = tokio::fs::File::create(&tmp).await.with_context(|| format!("{}", tmp.display()))?;
     let mut w = tokio::io::BufWriter::with_capacity(1 << 20, f);
     let progress = |n: u64| pb.inc(n);
     let res = fs.get_stream(remote, &mut w, &progress).await;
@@ -243,13 +204,7 @@ pub async fn get(cfg: &ClientConfig, a: GetArgs) -> Result<()> {
     let root = fs.resolve(&a.src).await?;
     let mut dest = a.dest.clone();
     if dest.is_dir() {
-        let base = a
-            .src
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let base = a.src.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
         if !base.is_empty() {
             dest = dest.join(base);
         }
@@ -270,8 +225,7 @@ pub async fn get(cfg: &ClientConfig, a: GetArgs) -> Result<()> {
             let t = fs
                 .meta
                 .call("readlink", |mut c| async move {
-                    c.read_link(tessera_proto::pb::ReadLinkRequest { ino: attr.ino })
-                        .await
+                    c.read_link(tessera_proto::pb::ReadLinkRequest { ino: attr.ino }).await
                 })
                 .await?;
             let _ = std::fs::remove_file(&l);

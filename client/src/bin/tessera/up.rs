@@ -28,16 +28,9 @@ pub struct UpArgs {
 /// The sibling binary `name` next to the running `tessera`.
 pub fn sibling(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the tessera executable")?;
-    let p = exe
-        .parent()
-        .map(|d| d.join(name))
-        .unwrap_or_else(|| PathBuf::from(name));
+    let p = exe.parent().map(|d| d.join(name)).unwrap_or_else(|| PathBuf::from(name));
     if !p.exists() {
-        bail!(
-            "{} not found next to {} (build the whole workspace)",
-            p.display(),
-            exe.display()
-        );
+        bail!("{} not found next to {} (build the whole workspace)", p.display(), exe.display());
     }
     Ok(p)
 }
@@ -62,15 +55,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let dir = std::fs::canonicalize(&a.dir)?;
     let master_bin = sibling("tessera-master")?;
     let cs_bin = sibling("tessera-chunkserver")?;
-    let maddrs: Vec<String> = (0..a.masters)
-        .map(|i| format!("127.0.0.1:{}", a.base_port + i as u16))
-        .collect();
-    let peers = maddrs
-        .iter()
-        .enumerate()
-        .map(|(i, m)| format!("{}={m}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let maddrs: Vec<String> = (0..a.masters).map(|i| format!("127.0.0.1:{}", a.base_port + i as u16)).collect();
+    let peers = maddrs.iter().enumerate().map(|(i, m)| format!("{}={m}", i + 1)).collect::<Vec<_>>().join(",");
     let mut children: Vec<(String, Child)> = Vec::new();
     for (i, addr) in maddrs.iter().enumerate() {
         let name = format!("master-{}", i + 1);
@@ -84,14 +70,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
             "--data-dir".into(),
             dir.join(&name).display().to_string(),
         ];
-        children.push((
-            name.clone(),
-            spawn(
-                &master_bin,
-                &args,
-                &dir.join("logs").join(format!("{name}.log")),
-            )?,
-        ));
+        children.push((name.clone(), spawn(&master_bin, &args, &dir.join("logs").join(format!("{name}.log")))?));
         println!("master {} at {addr}", i + 1);
     }
     for j in 0..a.chunkservers {
@@ -107,35 +86,17 @@ pub async fn run(a: UpArgs) -> Result<()> {
             "--data-dir".into(),
             dir.join(&name).display().to_string(),
         ];
-        children.push((
-            name.clone(),
-            spawn(
-                &cs_bin,
-                &args,
-                &dir.join("logs").join(format!("{name}.log")),
-            )?,
-        ));
+        children.push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")))?));
         println!("chunkserver cs-{} at {addr}", j + 1);
     }
     if let Some(mnt) = &a.mount {
         std::fs::create_dir_all(mnt)?;
         let bin = sibling("tessera-mount")?;
-        let args = vec![
-            "--masters".into(),
-            maddrs.join(","),
-            mnt.display().to_string(),
-        ];
-        children.push((
-            "mount".into(),
-            spawn(&bin, &args, &dir.join("logs").join("mount.log"))?,
-        ));
+        let args = vec!["--masters".into(), maddrs.join(","), mnt.display().to_string()];
+        children.push(("mount".into(), spawn(&bin, &args, &dir.join("logs").join("mount.log"))?));
         println!("mounting at {}", mnt.display());
     }
-    println!(
-        "logs in {}; TESSERA_MASTERS={}",
-        dir.join("logs").display(),
-        maddrs.join(",")
-    );
+    println!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
     println!("press Ctrl-C to stop");
     tessera_wait_signal().await;
     println!("stopping");
@@ -147,9 +108,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
         loop {
             match c.try_wait() {
                 Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
+                Ok(None) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
                 _ => {
                     eprintln!("{name} did not stop; killing it");
                     let _ = c.kill();
@@ -181,10 +140,6 @@ async fn tessera_wait_signal() {
 pub fn exec_mount(masters: &str, args: &[String]) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let bin = sibling("tessera-mount")?;
-    let err = Command::new(bin)
-        .arg("--masters")
-        .arg(masters)
-        .args(args)
-        .exec();
+    let err = Command::new(bin).arg("--masters").arg(masters).args(args).exec();
     bail!("cannot run tessera-mount: {err}")
 }

@@ -1,0 +1,211 @@
+//! Attributes and content: setattr (chmod, chown, utimens, truncate) and
+//! the commit of a file's extent list with its chunk reference counts.
+
+use super::apply::{err, Applier, Fail};
+use super::model::*;
+use super::perm::{self, check, is_owner_or_root, S_ISGID, S_ISUID, W};
+use crate::types::*;
+
+impl Applier<'_, '_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn setattr(
+        &mut self,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<&TimeSet>,
+        mtime: Option<&TimeSet>,
+    ) -> Result<Reply, Fail> {
+        let mut i = self.inode(ino)?;
+        let c = self.cred;
+        let mut changed = false;
+        if let Some(uid) = uid {
+            if uid != i.uid && c.uid != 0 {
+                return Err(err(libc::EPERM, "only root may change the owner"));
+            }
+        }
+        if let Some(gid) = gid {
+            if gid != i.gid && c.uid != 0 && !(c.uid == i.uid && perm::in_group(c, gid)) {
+                return Err(err(libc::EPERM, "not permitted to change the group"));
+            }
+        }
+        if uid.is_some_and(|u| u != i.uid) || gid.is_some_and(|g| g != i.gid) {
+            if !i.is_dir() {
+                // chown clears setuid, and setgid when group-executable.
+                i.mode &= !S_ISUID;
+                if i.mode & 0o010 != 0 {
+                    i.mode &= !S_ISGID;
+                }
+            }
+            i.uid = uid.unwrap_or(i.uid);
+            i.gid = gid.unwrap_or(i.gid);
+            changed = true;
+        } else if uid.is_some() || gid.is_some() {
+            changed = true;
+        }
+        if let Some(mut m) = mode {
+            if !is_owner_or_root(&i, c) {
+                return Err(err(libc::EPERM, "only the owner may change the mode"));
+            }
+            if c.uid != 0 && !i.is_dir() && !perm::in_group(c, i.gid) {
+                m &= !S_ISGID;
+            }
+            i.mode = m & 0o7777;
+            changed = true;
+        }
+        if let Some(size) = size {
+            if i.is_dir() {
+                return Err(err(libc::EISDIR, "is a directory"));
+            }
+            if i.kind != KIND_REGULAR {
+                return Err(err(libc::EINVAL, "not a regular file"));
+            }
+            check(&i, c, W, "truncate")?;
+            if size != i.size {
+                self.resize(&mut i, size)?;
+            }
+            i.mtime = self.now;
+            changed = true;
+        }
+        for (ts, is_atime) in [(atime, true), (mtime, false)] {
+            let Some(ts) = ts else { continue };
+            let t = match ts {
+                TimeSet::Now => {
+                    if !is_owner_or_root(&i, c) && !perm::allowed(&i, c, W) {
+                        return Err(err(libc::EACCES, "permission denied: set times"));
+                    }
+                    self.now
+                }
+                TimeSet::At(t) => {
+                    if !is_owner_or_root(&i, c) {
+                        return Err(err(libc::EPERM, "only the owner may set times"));
+                    }
+                    *t
+                }
+            };
+            if is_atime {
+                i.atime = t;
+            } else {
+                i.mtime = t;
+            }
+            changed = true;
+        }
+        if changed {
+            i.ctime = self.now;
+            self.txn.put_inode(&i);
+        }
+        Ok(Reply::Attr(i))
+    }
+
+    fn extents(&self, ino: u64) -> Result<Extents, Fail> {
+        Ok(self.txn.get(&key::ino(key::EXTENTS, ino))?.unwrap_or_default())
+    }
+
+    /// Truncates or extends a file's extent list to `size` (holes when growing).
+    fn resize(&mut self, i: &mut Inode, size: u64) -> Result<(), Fail> {
+        let mut ext = self.extents(i.ino)?;
+        let mut total: u64 = ext.iter().map(|e| e.len).sum();
+        if size < total {
+            let mut kept = Vec::new();
+            let mut pos = 0;
+            for mut e in ext {
+                if pos >= size {
+                    break;
+                }
+                e.len = e.len.min(size - pos);
+                pos += e.len;
+                kept.push(e);
+            }
+            ext = kept;
+            total = size;
+        }
+        if size > total {
+            ext.push(ExtentRec { id: Vec::new(), offset: 0, len: size - total });
+        }
+        self.replace_extents(i.ino, ext)?;
+        i.size = size;
+        i.version += 1;
+        Ok(())
+    }
+
+    /// Installs a new extent list and moves chunk reference counts.
+    pub(super) fn replace_extents(&mut self, ino: u64, new: Extents) -> Result<(), Fail> {
+        let old = self.extents(ino)?;
+        let mut c = self.txn.counters()?;
+        for e in new.iter().filter(|e| !e.id.is_empty()) {
+            let k = key::bytes(key::CHUNK, &e.id);
+            let mut r: ChunkRefs = self.txn.get(&k)?.unwrap_or_default();
+            if r.refs == 0 {
+                c.chunks += 1;
+                c.chunk_bytes += e.offset + e.len;
+                self.txn.delete(key::bytes(key::GARBAGE, &e.id));
+            }
+            r.refs += 1;
+            r.len = r.len.max(e.offset + e.len);
+            self.txn.put(k, &r);
+        }
+        for e in old.iter().filter(|e| !e.id.is_empty()) {
+            let k = key::bytes(key::CHUNK, &e.id);
+            let mut r: ChunkRefs = self.txn.get(&k)?.unwrap_or_default();
+            r.refs = r.refs.saturating_sub(1);
+            if r.refs == 0 {
+                c.chunks = c.chunks.saturating_sub(1);
+                c.chunk_bytes = c.chunk_bytes.saturating_sub(r.len);
+                self.txn.delete(k);
+                // Remembered with the time it became garbage (for the GC grace period).
+                self.txn.put(key::bytes(key::GARBAGE, &e.id), &self.now);
+            } else {
+                self.txn.put(k, &r);
+            }
+        }
+        self.txn.put_counters(&c);
+        if new.is_empty() {
+            self.txn.delete(key::ino(key::EXTENTS, ino));
+        } else {
+            self.txn.put(key::ino(key::EXTENTS, ino), &new);
+        }
+        Ok(())
+    }
+
+    pub(super) fn commit(&mut self, ino: u64, extents: &[ExtentRec], size: u64) -> Result<Reply, Fail> {
+        let mut i = self.inode(ino)?;
+        if i.is_dir() {
+            return Err(err(libc::EISDIR, "is a directory"));
+        }
+        if i.kind != KIND_REGULAR {
+            return Err(err(libc::EINVAL, "not a regular file"));
+        }
+        for e in extents {
+            if !(e.id.is_empty() || e.id.len() == 32) {
+                return Err(err(libc::EINVAL, "malformed chunk id"));
+            }
+            if e.offset.checked_add(e.len).is_none_or(|end| end > tessera_proto::MAX_CHUNK_SIZE) {
+                return Err(err(libc::EINVAL, "extent beyond the chunk size limit"));
+            }
+        }
+        let mut ext: Extents = extents.iter().filter(|e| e.len > 0).cloned().collect();
+        let total: u64 = ext.iter().map(|e| e.len).sum();
+        if total > size {
+            return Err(err(libc::EINVAL, format!("extents cover {total} bytes, size is {size}")));
+        }
+        if size > total {
+            ext.push(ExtentRec { id: Vec::new(), offset: 0, len: size - total });
+        }
+        self.replace_extents(ino, ext)?;
+        i.size = size;
+        i.mtime = self.now;
+        i.ctime = self.now;
+        i.version += 1;
+        // A write by someone other than root drops setuid/setgid.
+        if self.cred.uid != 0 {
+            i.mode &= !S_ISUID;
+            if i.mode & 0o010 != 0 {
+                i.mode &= !S_ISGID;
+            }
+        }
+        self.txn.put_inode(&i);
+        Ok(Reply::Attr(i))
+    }
+}
