@@ -180,6 +180,11 @@ impl FileData {
         if pending >= MAX_PENDING {
             self.settle().await;
         }
+        self.spawn_upload(t, s);
+    }
+
+    /// Turns a buffered slot into a background upload.
+    fn spawn_upload(&mut self, t: &Transfer, s: u64) {
         if let Some(Slot::Buf(v)) = self.slots.remove(&s) {
             let data = Bytes::from(v);
             let id = ChunkId::of(&data);
@@ -271,13 +276,7 @@ impl FileData {
         }
         let bufs: Vec<u64> = self.slots.iter().filter(|(_, v)| matches!(v, Slot::Buf(_))).map(|(k, _)| *k).collect();
         for s in bufs {
-            if let Some(Slot::Buf(v)) = self.slots.remove(&s) {
-                let data = Bytes::from(v);
-                let id = ChunkId::of(&data);
-                let (t2, d2) = (t.clone(), data.clone());
-                let task = tokio::spawn(async move { t2.store_chunk(id, d2).await });
-                self.slots.insert(s, Slot::Pending { data, task });
-            }
+            self.spawn_upload(t, s);
         }
         self.failed = None;
         self.settle().await;
