@@ -2,13 +2,20 @@
 # ports away from the defaults, stopped (by PID) on exit.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN="$REPO/target/release"
+# BENCH_PROFILE=debug measures the dev build (workspace opt-level 1,
+# dependencies opt-level 2) when a release build is not at hand.
+PROFILE=${BENCH_PROFILE:-release}
+BIN="$REPO/target/$PROFILE"
 BASE_PORT=${BENCH_BASE_PORT:-17400}
 export TESSERA_MASTERS="127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1)),127.0.0.1:$((BASE_PORT + 2))"
 
 build() {
   "$REPO/scripts/install-deps.sh"
-  (cd "$REPO" && cargo build --release --bins >&2)
+  if [ "$PROFILE" = release ]; then
+    (cd "$REPO" && cargo build --release --bins >&2)
+  else
+    (cd "$REPO" && cargo build --bins >&2)
+  fi
 }
 
 # start_cluster DIR [--mount MNT]: starts `tessera up` in the background.

@@ -255,7 +255,19 @@ impl Fs {
     /// Atomically installs new content for a regular file. Fails with
     /// EAGAIN if a chunk was garbage-collected since `gc_epoch`.
     pub async fn commit(&self, ino: u64, extents: Vec<Extent>, size: u64, gc_epoch: u64) -> Result<Attr> {
-        let req = CommitRequest { cred: self.cred(), ino, extents, size, gc_epoch, request_id: request_id() };
+        self.commit_with_mtime(ino, extents, size, gc_epoch, None).await
+    }
+
+    /// `commit` that sets mtime to `mtime` (an upload preserving times).
+    pub async fn commit_with_mtime(
+        &self,
+        ino: u64,
+        extents: Vec<Extent>,
+        size: u64,
+        gc_epoch: u64,
+        mtime: Option<Timespec>,
+    ) -> Result<Attr> {
+        let req = CommitRequest { cred: self.cred(), ino, extents, size, gc_epoch, mtime, request_id: request_id() };
         let r = self
             .meta
             .call("commit", |mut c| {
@@ -272,6 +284,7 @@ impl Fs {
         reader: R,
         path: &str,
         mode: u32,
+        mtime: Option<Timespec>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Attr> {
         let (parent, name) = self.resolve_parent(path).await?;
@@ -284,7 +297,7 @@ impl Fs {
         }
         let epoch = self.epoch().await?;
         let (extents, size) = self.transfer.upload(reader, progress).await?;
-        self.commit(attr.ino, extents, size, epoch).await
+        self.commit_with_mtime(attr.ino, extents, size, epoch, mtime).await
     }
 
     pub async fn get_stream<W: tokio::io::AsyncWrite + Unpin>(

@@ -26,6 +26,8 @@ pub struct ClientConfig {
     pub parallel: usize,
     pub meta: meta::MetaOptions,
     pub chunk_timeout: Duration,
+    /// Upload memory budget, MiB of chunk buffers in flight (all files).
+    pub buffer_mib: usize,
     /// Bytes of verified chunks to keep for repeated reads (0 = no cache).
     pub cache_bytes: u64,
 }
@@ -39,6 +41,7 @@ impl Default for ClientConfig {
             meta: Default::default(),
             chunk_timeout: Duration::from_secs(60),
             cache_bytes: 0,
+            buffer_mib: 96,
         }
     }
 }
@@ -53,6 +56,7 @@ pub fn connect(cfg: ClientConfig) -> Fs {
         chunk_size: cfg.chunk_size,
         parallel: cfg.parallel,
         stats: Default::default(),
+        buffers: Arc::new(tokio::sync::Semaphore::new(cfg.buffer_mib.max(1))),
         cache: (cfg.cache_bytes > 0).then(|| Arc::new(cache::ChunkCache::new(cfg.cache_bytes))),
     };
     // SAFETY: getuid/getgid cannot fail.

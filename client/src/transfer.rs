@@ -41,6 +41,8 @@ pub struct Transfer {
     pub chunk_size: usize,
     pub parallel: usize,
     pub stats: Arc<TransferStats>,
+    /// Chunk buffers in flight across all uploads, in MiB.
+    pub buffers: Arc<tokio::sync::Semaphore>,
     /// Verified chunks kept for repeated reads (the FUSE mount sets one).
     pub cache: Option<Arc<crate::cache::ChunkCache>>,
 }
@@ -129,6 +131,20 @@ impl Transfer {
         let mut eof = false;
         while !eof || !pending.is_empty() {
             while !eof && pending.len() < self.parallel.max(1) {
+                // One memory budget across every concurrent upload (files in
+                // parallel share it). Never wait for it while chunks of this
+                // file are in flight: they would not progress meanwhile.
+                let mib = self.chunk_size.div_ceil(1 << 20).max(1) as u32;
+                let permit = match self.buffers.clone().try_acquire_many_owned(mib) {
+                    Ok(p) => p,
+                    Err(_) if !pending.is_empty() => break,
+                    Err(_) => self
+                        .buffers
+                        .clone()
+                        .acquire_many_owned(mib)
+                        .await
+                        .map_err(|e| ClientError::fs(libc::EIO, e.to_string()))?,
+                };
                 let mut buf = BytesMut::with_capacity(self.chunk_size);
                 while buf.len() < self.chunk_size {
                     let n = reader.read_buf(&mut buf).await?;
@@ -144,6 +160,7 @@ impl Transfer {
                 size += data.len() as u64;
                 let t = self.clone();
                 pending.push_back(async move {
+                    let _permit = permit;
                     let id = ChunkId::of(&data);
                     let len = data.len() as u64;
                     t.store_chunk(id, data).await?;

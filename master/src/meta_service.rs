@@ -342,7 +342,13 @@ impl Meta for MetaService {
         Self::attr_reply(
             self.write_once(
                 cred(r.cred),
-                Op::Commit { ino: r.ino, extents, size: r.size, gc_epoch: r.gc_epoch },
+                Op::Commit {
+                    ino: r.ino,
+                    extents,
+                    size: r.size,
+                    gc_epoch: r.gc_epoch,
+                    mtime: r.mtime.as_ref().map(time),
+                },
                 r.request_id.clone(),
             )
             .await?,

@@ -92,6 +92,8 @@ pub enum Op {
         size: u64,
         /// The GC epoch the client read before checking/uploading chunks.
         gc_epoch: u64,
+        /// Explicit mtime (an upload preserving the source's), else now.
+        mtime: Option<Time>,
     },
     SetXattr {
         ino: u64,

@@ -106,9 +106,9 @@ impl Applier<'_, '_> {
             Op::SetAttr { ino, mode, uid, gid, size, atime, mtime } => {
                 self.setattr(*ino, *mode, *uid, *gid, *size, atime.as_ref(), mtime.as_ref())
             }
-            Op::Commit { ino, extents, size, gc_epoch } => {
+            Op::Commit { ino, extents, size, gc_epoch, mtime } => {
                 super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;
-                self.commit(*ino, extents, *size)
+                self.commit(*ino, extents, *size, *mtime)
             }
             Op::TouchAtime { ino } => {
                 let mut i = self.inode(*ino)?;

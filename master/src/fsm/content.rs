@@ -169,7 +169,13 @@ impl Applier<'_, '_> {
         Ok(())
     }
 
-    pub(super) fn commit(&mut self, ino: u64, extents: &[ExtentRec], size: u64) -> Result<Reply, Fail> {
+    pub(super) fn commit(
+        &mut self,
+        ino: u64,
+        extents: &[ExtentRec],
+        size: u64,
+        mtime: Option<Time>,
+    ) -> Result<Reply, Fail> {
         let mut i = self.inode(ino)?;
         if i.is_dir() {
             return Err(err(libc::EISDIR, "is a directory"));
@@ -195,7 +201,7 @@ impl Applier<'_, '_> {
         }
         self.replace_extents(ino, ext)?;
         i.size = size;
-        i.mtime = self.now;
+        i.mtime = mtime.unwrap_or(self.now);
         i.ctime = self.now;
         i.version += 1;
         // A write by someone other than root drops setuid/setgid.

@@ -102,7 +102,13 @@ fn hard_links_share_inode_and_free_on_last_unlink() {
     let f = ns.create(&ROOT, 1, "f");
     ns.run(
         &ROOT,
-        Op::Commit { ino: f, extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }], size: 10, gc_epoch: 0 },
+        Op::Commit {
+            ino: f,
+            extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }],
+            size: 10,
+            gc_epoch: 0,
+            mtime: None,
+        },
     )
     .unwrap();
     ns.run(&ROOT, Op::Link { ino: f, new_parent: 1, new_name: "g".into() }).unwrap();
@@ -233,7 +239,13 @@ fn exclusive_create_and_truncate() {
     let f = ns.create(&ROOT, 1, "f");
     ns.run(
         &ROOT,
-        Op::Commit { ino: f, extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 100 }], size: 100, gc_epoch: 0 },
+        Op::Commit {
+            ino: f,
+            extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 100 }],
+            size: 100,
+            gc_epoch: 0,
+            mtime: None,
+        },
     )
     .unwrap();
     let excl =
@@ -251,7 +263,7 @@ fn truncate_keeps_prefix_and_grows_with_holes() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
     let ext = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }, ExtentRec { id: chunk(2), offset: 0, len: 10 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: 20, gc_epoch: 0 }).unwrap();
+    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: 20, gc_epoch: 0, mtime: None }).unwrap();
     let size = |s| Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: Some(s), atime: None, mtime: None };
     ns.run(&ROOT, size(5)).unwrap();
     assert_eq!(read::extents(&ns.db, f).unwrap(), vec![ExtentRec { id: chunk(1), offset: 0, len: 5 }]);
@@ -303,6 +315,7 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
         extents: vec![ExtentRec { id: chunk(9), offset: 0, len: 10 }],
         size: 10,
         gc_epoch: epoch,
+        mtime: None,
     };
     ns.run(&ROOT, commit(0)).unwrap();
     // Truncating drops the only reference: chunk 9 becomes garbage.

@@ -18,8 +18,9 @@ pub struct PutArgs {
     /// Skip files already complete at the destination (same size and mtime).
     #[arg(long)]
     resume: bool,
-    /// Files transferred at once.
-    #[arg(short = 'j', long, default_value_t = 4)]
+    /// Files transferred at once (memory stays bounded: all files share
+    /// one 96 MiB budget of chunk buffers).
+    #[arg(short = 'j', long, default_value_t = 16)]
     jobs: usize,
     /// Chunk size in bytes for new files.
     #[arg(long, default_value_t = tessera_proto::DEFAULT_CHUNK_SIZE)]
@@ -33,7 +34,7 @@ pub struct GetArgs {
     /// Local destination.
     dest: PathBuf,
     /// Files transferred at once.
-    #[arg(short = 'j', long, default_value_t = 4)]
+    #[arg(short = 'j', long, default_value_t = 16)]
     jobs: usize,
 }
 
@@ -96,7 +97,7 @@ async fn put_file(fs: &Fs, local: &Path, remote: &str, resume: bool, pb: &Progre
         attempt += 1;
         let f = tokio::fs::File::open(local).await.with_context(|| format!("{}", local.display()))?;
         let progress = |n: u64| pb.inc(n);
-        match fs.put_stream(f, remote, mode, &progress).await {
+        match fs.put_stream(f, remote, mode, Some(mtime_of(&md)), &progress).await {
             Ok(a) => break a,
             // A chunk was garbage-collected under the upload: upload again
             // (chunks still present are skipped, so this is cheap).
@@ -106,7 +107,10 @@ async fn put_file(fs: &Fs, local: &Path, remote: &str, resume: bool, pb: &Progre
             Err(e) => return Err(e.into()),
         }
     };
-    fs.set_times(attr.ino, mtime_of(&md), Some(mode)).await?;
+    // Mode was set at create; only an existing file may need its mode fixed.
+    if attr.mode != mode {
+        fs.set_times(attr.ino, mtime_of(&md), Some(mode)).await?;
+    }
     Ok(())
 }
 
