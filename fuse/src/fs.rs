@@ -36,6 +36,8 @@ pub struct Mount {
     pub next_fh: AtomicU64,
     /// Random id of this mount: lock owners are "<id>:<kernel owner>".
     pub id: String,
+    /// Inodes this mount ever locked: only their closes release locks.
+    pub locked: Mutex<std::collections::HashSet<u64>>,
 }
 
 pub fn kind(k: i32) -> FileType {
@@ -100,6 +102,7 @@ impl Mount {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             id: format!("{:016x}", rand_id()),
+            locked: Mutex::new(Default::default()),
         }
     }
 
@@ -131,21 +134,29 @@ impl Mount {
 
     /// Opens (or joins) the shared state of a regular file. On the first
     /// open the committed content is fetched anew: close-to-open consistency.
-    pub async fn open(&self, ino: u64, flags: i32) -> Result<u64> {
+    /// `fresh`: the attributes of a file this mount just created (empty, no
+    /// extents), which saves fetching them.
+    pub async fn open(&self, ino: u64, flags: i32, fresh: Option<&pb::Attr>) -> Result<u64> {
         let existing = self.open_file(ino);
-        let f = match existing {
-            Some(f) => f,
+        let (f, loaded) = match existing {
+            Some(f) => (f, false),
             None => {
-                let ext = self.fs.extents(ino).await?;
-                let attr = ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let (attr, extents) = match fresh {
+                    Some(a) => (*a, Vec::new()),
+                    None => {
+                        let ext = self.fs.extents(ino).await?;
+                        (ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, ext.extents)
+                    }
+                };
                 let f = Arc::new(OpenFile {
-                    data: AsyncMutex::new(FileData::new(ino, self.chunk, &attr, ext.extents)),
+                    data: AsyncMutex::new(FileData::new(ino, self.chunk, &attr, extents)),
                     handles: AtomicU64::new(0),
                 });
-                self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(f).clone()
+                (self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(f).clone(), true)
             }
         };
-        if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
+        // Close-to-open: a first open sees the latest committed content.
+        if f.handles.fetch_add(1, Ordering::SeqCst) == 0 && !loaded {
             let mut d = f.data.lock().await;
             if !d.is_dirty() {
                 let ext = self.fs.extents(ino).await?;
@@ -324,6 +335,7 @@ impl Mount {
         wait: bool,
     ) -> Result<()> {
         let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid, start, end, typ };
+        self.locked.lock().unwrap_or_else(|p| p.into_inner()).insert(ino);
         let mut delay = Duration::from_millis(10);
         loop {
             let r = self
@@ -357,6 +369,9 @@ impl Mount {
     }
 
     pub async fn release_locks(&self, ino: u64, owner: u64) -> Result<()> {
+        if !self.locked.lock().unwrap_or_else(|p| p.into_inner()).contains(&ino) {
+            return Ok(());
+        }
         let req = pb::ReleaseLocksRequest { ino, owner: self.lock_owner(owner) };
         self.fs
             .meta
