@@ -45,6 +45,9 @@ pub struct Healer {
     copying: Arc<Mutex<HashSet<ChunkId>>>,
     copied: Arc<Mutex<Vec<(Instant, u64)>>>,
     orphans_seen: HashMap<ChunkId, Instant>,
+    /// Woken when a copy finishes, so repair keeps every slot busy instead
+    /// of waiting for the next pass.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 fn now() -> (i64, u32) {
@@ -76,6 +79,7 @@ impl Healer {
             copying: Default::default(),
             copied: Default::default(),
             orphans_seen: HashMap::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -91,7 +95,11 @@ impl Healer {
         let mut was_leader = false;
         let mut leader_since = Instant::now();
         loop {
-            tokio::time::sleep(self.cfg.interval).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.interval) => {}
+                // A copy finished: plan the next ones soon (batched a little).
+                _ = self.wake.notified() => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
             let leader = self.raft.is_leader();
             if leader && !was_leader {
                 // What a previous term learned is stale: start from fresh reports.
@@ -252,6 +260,7 @@ impl Healer {
         };
         let (busy, copying, copied, cluster) =
             (self.busy.clone(), self.copying.clone(), self.copied.clone(), self.cluster.clone());
+        let wake = self.wake.clone();
         copying.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
         for a in [&source_addr, &target_addr] {
             *busy.lock().unwrap_or_else(|p| p.into_inner()).entry(a.clone()).or_default() += 1;
@@ -278,6 +287,7 @@ impl Healer {
                 None => tracing::warn!(chunk = %id, from = %source, to = %target, "copy timed out"),
             }
             copying.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            wake.notify_one();
             for a in [&source_addr, &target_addr] {
                 if let Some(n) = busy.lock().unwrap_or_else(|p| p.into_inner()).get_mut(a) {
                     *n = n.saturating_sub(1);
