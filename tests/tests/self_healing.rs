@@ -291,3 +291,43 @@ fn gc_never_deletes_a_chunk_a_concurrent_commit_references() {
     let out = c.ok(&["fsck", "/"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 unreadable"));
 }
+
+/// Drain moves a chunkserver's data away before it leaves; fsck reports
+/// health and exits non-zero once files cannot be read.
+#[test]
+fn drain_empties_a_chunkserver_and_fsck_reports_unreadable_files() {
+    let mut c = cluster(4);
+    let work = tempfile::tempdir().unwrap();
+    let files = load(&c, work.path());
+    let ids = all_chunks(&files);
+    wait_fully_replicated(&c, &ids, Duration::from_secs(30));
+    c.ok(&["admin", "chunkserver", "drain", "cs-4"]);
+    let start = Instant::now();
+    loop {
+        let list = String::from_utf8_lossy(&c.ok(&["admin", "chunkserver", "list"]).stdout).into_owned();
+        let drained = list.lines().any(|l| l.starts_with("cs-4") && l.contains("drained"));
+        let left = ids.iter().filter(|id| c.chunk_file(3, id).is_some()).count();
+        if drained && left == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "drain incomplete: {left} chunks left\n{list}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Everything is on the other three, 3 replicas each.
+    for id in &ids {
+        assert_eq!((0..3).filter(|j| c.chunk_file(*j, id).is_some()).count(), 3, "chunk {id}");
+    }
+    c.chunkservers[3].stop();
+    verify_all(&c, &files, &work.path().join("v"));
+    let out = c.ok(&["fsck", "/d"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("20 files, 0 unreadable"));
+    // Lose every replica: fsck says so and fails.
+    for j in 0..3 {
+        c.chunkservers[j].kill();
+    }
+    // Past the master's dead timeout (5 s), their reports no longer count.
+    std::thread::sleep(Duration::from_secs(8));
+    let out = c.tessera(&["fsck", "/d"]);
+    assert!(!out.status.success(), "fsck succeeded with no chunkserver alive");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("UNREADABLE"), "{}", String::from_utf8_lossy(&out.stdout));
+}
