@@ -25,14 +25,23 @@ pub fn bin_dir() -> PathBuf {
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
-/// A block of `n` consecutive free loopback ports.
+/// A block of `n` consecutive free loopback ports, below the kernel's
+/// ephemeral range (32768+) so that no outgoing connection can take a port
+/// between this check and the server's bind. Test binaries run one after
+/// another; each starts from a different offset derived from its pid.
 fn ports(n: u16) -> u16 {
+    const LOW: u16 = 10_000;
+    const HIGH: u16 = 32_000;
     if NEXT_PORT.load(Ordering::SeqCst) == 0 {
-        let base = 20000 + (std::process::id() % 2000) as u16 * 16;
+        let base = LOW + (std::process::id() % 1000) as u16 * 20;
         let _ = NEXT_PORT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
     }
     loop {
-        let p = NEXT_PORT.fetch_add(n, Ordering::SeqCst);
+        let mut p = NEXT_PORT.fetch_add(n, Ordering::SeqCst);
+        if p + n >= HIGH {
+            let _ = NEXT_PORT.compare_exchange(p + n, LOW + n, Ordering::SeqCst, Ordering::SeqCst);
+            p = LOW;
+        }
         if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
             return p;
         }
