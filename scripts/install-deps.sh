@@ -2,11 +2,11 @@
 # System packages Tessera needs on a fresh Debian machine:
 #   libclang-dev  bindgen for the RocksDB bindings (rocksdb is built from source)
 #   fuse3         fusermount3 for FUSE mounts
-#   rsync         used by the FUSE integration tests (rsync into the mount)
+#   rsync, git, make  used by the FUSE integration tests (tools run inside the mount)
 # Installs only what is missing; needs root (or sudo) the first time.
 set -euo pipefail
 need=()
-for p in libclang-dev fuse3 rsync; do
+for p in libclang-dev fuse3 rsync git make; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

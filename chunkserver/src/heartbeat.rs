@@ -53,7 +53,13 @@ impl Heartbeat {
             let disk = self.store.disk().unwrap_or(crate::store::DiskStats { capacity: 0, free: 0 });
             let (added, removed) = if need_full {
                 let _ = self.store.take_changes();
-                (self.current_chunks(), Vec::new())
+                match self.current_chunks().await {
+                    Some(all) => (all, Vec::new()),
+                    None => {
+                        tokio::time::sleep(self.interval).await;
+                        continue;
+                    }
+                }
             } else {
                 self.store.take_changes()
             };
@@ -88,12 +94,19 @@ impl Heartbeat {
         }
     }
 
-    fn current_chunks(&self) -> Vec<ChunkId> {
-        match ChunkStore::scan(self.store.root()) {
-            Ok(v) => v,
-            Err(e) => {
+    /// Scans the store off the async runtime (it can be large). None when
+    /// the scan fails: an empty "full" report would claim every chunk lost.
+    async fn current_chunks(&self) -> Option<Vec<ChunkId>> {
+        let root = self.store.root().to_path_buf();
+        match tokio::task::spawn_blocking(move || ChunkStore::scan(&root)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
                 tracing::error!(error = %e, "scanning chunk store failed");
-                Vec::new()
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "chunk store scan task failed");
+                None
             }
         }
     }

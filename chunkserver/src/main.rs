@@ -3,7 +3,7 @@ use std::time::Duration;
 
 /// Tessera chunkserver: stores content-addressed chunks.
 #[derive(Parser)]
-#[command(name = "tessera-chunkserver", version)]
+#[command(name = "tessera-chunkserver", version, args_override_self = true)]
 struct Args {
     /// Stable identity of this chunkserver (its place on the ring).
     #[arg(long)]

@@ -76,10 +76,11 @@ impl Transfer {
             if data.len() <= SMALL_CHUNK {
                 missing = owners.clone();
             } else {
-                for addr in &owners {
-                    match self.io.has(addr, &[id]).await {
-                        Ok(p) if p.first() == Some(&true) => {}
-                        _ => missing.push(addr.clone()),
+                let answers =
+                    futures::future::join_all(owners.iter().map(|a| self.io.has(a, std::slice::from_ref(&id)))).await;
+                for (addr, answer) in owners.iter().zip(answers) {
+                    if !matches!(answer, Ok(ref p) if p.first() == Some(&true)) {
+                        missing.push(addr.clone());
                     }
                 }
             }
@@ -99,7 +100,7 @@ impl Transfer {
             let mut failed = Vec::new();
             for addr in missing.iter().filter(|a| !stored.contains(a)) {
                 if let Err(e) = self.io.put_pipeline(std::slice::from_ref(addr), id, data.clone()).await {
-                    tracing::warn!(chunk = %id, server = %addr, error = %e, "replica write failed");
+                    tracing::debug!(chunk = %id, server = %addr, error = %e, "replica write failed; retrying or reporting");
                     failed.push(e);
                 }
             }

@@ -50,6 +50,35 @@ impl TesseraFs {
     }
 }
 
+impl TesseraFs {
+    /// unlink and rmdir: the same request, two RPCs.
+    fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::UnlinkRequest {
+            cred: Some(fs.cred.clone()),
+            parent: parent.0,
+            name: b(name.as_bytes()),
+            request_id: tessera_client::fs::request_id(),
+        };
+        let what = if dir { "rmdir" } else { "unlink" };
+        spawn!(
+            self,
+            reply,
+            |_m| fs.meta.call(what, |mut c| {
+                let r = r.clone();
+                async move {
+                    if dir {
+                        c.rmdir(r).await
+                    } else {
+                        c.unlink(r).await
+                    }
+                }
+            }),
+            |_x| reply.ok()
+        );
+    }
+}
+
 impl Filesystem for TesseraFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
@@ -202,41 +231,11 @@ impl Filesystem for TesseraFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::UnlinkRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(name.as_bytes()),
-            request_id: tessera_client::fs::request_id(),
-        };
-        spawn!(
-            self,
-            reply,
-            |_m| fs.meta.call("unlink", |mut c| {
-                let r = r.clone();
-                async move { c.unlink(r).await }
-            }),
-            |_x| reply.ok()
-        );
+        self.remove(req, parent, name, false, reply);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::UnlinkRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(name.as_bytes()),
-            request_id: tessera_client::fs::request_id(),
-        };
-        spawn!(
-            self,
-            reply,
-            |_m| fs.meta.call("rmdir", |mut c| {
-                let r = r.clone();
-                async move { c.rmdir(r).await }
-            }),
-            |_x| reply.ok()
-        );
+        self.remove(req, parent, name, true, reply);
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {

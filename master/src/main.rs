@@ -3,7 +3,7 @@ use std::time::Duration;
 
 /// Tessera master: one member of the Raft group holding the namespace.
 #[derive(Parser)]
-#[command(name = "tessera-master", version)]
+#[command(name = "tessera-master", version, args_override_self = true)]
 struct Args {
     /// This master's Raft node id (1, 2, 3, ...).
     #[arg(long)]

@@ -85,3 +85,26 @@ fn api_rejects_slash_and_nul_in_names() {
         assert!(fs.readdir(1, false).await.unwrap().is_empty(), "a bad name created something");
     });
 }
+
+/// A full disk (free space below every chunkserver's reserve): put fails with
+/// one clear line and a non-zero exit, and nothing already stored is lost.
+#[test]
+fn full_disk_is_a_clear_error_and_loses_nothing() {
+    let c = Cluster::start_with(tessera_tests::Opts {
+        masters: 1,
+        chunkservers: 3,
+        cs_args: vec!["--reserve-bytes".into(), "18000000000000000000".into()],
+        ..Default::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let f = work.path().join("f");
+    std::fs::write(&f, tessera_tests::random_bytes(300_000, 9)).unwrap();
+    let out = c.tessera(&["put", f.to_str().unwrap(), "/f"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "put succeeded on a full disk");
+    assert!(err.contains("disk full"), "no clear disk-full error: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert_eq!(c.stored_bytes(), 0);
+    // The file was created but never committed: it is empty, not corrupt.
+    assert!(c.ok(&["cat", "/f"]).stdout.is_empty());
+}
