@@ -89,9 +89,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let meta = tessera_proto::pb::meta_server::MetaServer::new(meta)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
-    let raft_svc = tessera_proto::pb::raft_server::RaftServer::new(raft::service::RaftService { raft: raft.clone() })
-        .max_decoding_message_size(1 << 30)
-        .max_encoding_message_size(1 << 30);
+    let raft_svc = tessera_proto::pb::raft_server::RaftServer::new(raft::service::RaftService {
+        raft: raft.clone(),
+        snapshot_dir: cfg.data_dir.join("snapshots"),
+    })
+    .max_decoding_message_size(1 << 30)
+    .max_encoding_message_size(1 << 30);
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
     tonic::transport::Server::builder()
         .add_service(meta)

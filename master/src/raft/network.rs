@@ -9,10 +9,9 @@ use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, RaftNetworkV2};
 use std::future::Future;
-use std::io::Cursor;
 use std::time::Duration;
 use tessera_proto::pb::raft_client::RaftClient;
-use tessera_proto::pb::RaftBlob;
+use tessera_proto::pb::{RaftBlob, SnapshotPart};
 use tonic::transport::{Channel, Endpoint};
 
 type C = TypeConfig;
@@ -71,8 +70,7 @@ impl Conn {
         let fut = async {
             match kind {
                 "append" => c.append_entries(r).await,
-                "vote" => c.vote(r).await,
-                _ => c.install_snapshot(r).await,
+                _ => c.vote(r).await,
             }
         };
         let resp = tokio::time::timeout(ttl, fut)
@@ -96,7 +94,7 @@ fn to_rpc_err<E: std::error::Error>(e: TransportError) -> RPCError<C, E> {
 }
 
 impl RaftNetworkV2<C> for Conn {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = crate::store::snapshot::SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -120,14 +118,71 @@ impl RaftNetworkV2<C> for Conn {
         &mut self,
         vote: VoteOf<C>,
         snapshot: SnapshotOf<C, Self::SnapshotData>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        let req = (vote, snapshot.meta, snapshot.snapshot.into_inner());
-        // A snapshot can be large: allow it far longer than a heartbeat.
-        let ttl = option.hard_ttl().max(Duration::from_secs(60));
+        let unreachable = |e: String| StreamingError::Unreachable(Unreachable::new(&TransportError(e)));
+        let size = match &snapshot.snapshot.path {
+            Some(p) => tokio::fs::metadata(p).await.map_err(|e| unreachable(e.to_string()))?.len(),
+            None => 0,
+        };
+        let header = serde_json::to_vec(&(vote, &snapshot.meta)).map_err(|e| unreachable(e.to_string()))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // Frames are read from the checkpoint file as the receiver takes
+        // them: memory stays at a few frames whatever the snapshot's size.
+        let path = snapshot.snapshot.path.clone();
+        let reader = tokio::spawn(send_file(tx, header, path));
+        let mut c = self.client().map_err(|e| unreachable(e.0))?;
+        // A snapshot may be large: allow it time in proportion (>= 5 MB/s).
+        let ttl = option.hard_ttl().max(Duration::from_secs(60) + Duration::from_secs(size / 5_000_000));
+        let call = c.stream_snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let resp = tokio::select! {
+            r = tokio::time::timeout(ttl, call) => r,
+            closed = cancel => {
+                reader.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+        };
+        reader.abort();
+        let resp = resp.map_err(|_| unreachable(format!("snapshot to {} timed out", self.addr)))?.map_err(|s| {
+            self.client = None;
+            unreachable(format!("snapshot to {}: {}", self.addr, s.message()))
+        })?;
         let r: Result<SnapshotResponse<C>, String> =
-            self.call("snapshot", &req, ttl).await.map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
-        r.map_err(|e| StreamingError::Unreachable(Unreachable::new(&TransportError(e))))
+            serde_json::from_slice(&resp.into_inner().data).map_err(|e| unreachable(e.to_string()))?;
+        tracing::info!(to = %self.addr, bytes = size, last_log = ?snapshot.meta.last_log_id, "snapshot sent");
+        r.map_err(unreachable)
     }
+}
+
+/// Feeds the snapshot stream: header, the file in 1 MiB frames, its BLAKE3.
+async fn send_file(tx: tokio::sync::mpsc::Sender<SnapshotPart>, header: Vec<u8>, path: Option<std::path::PathBuf>) {
+    use tokio::io::AsyncReadExt;
+    if tx.send(SnapshotPart { header: header.into(), ..Default::default() }).await.is_err() {
+        return;
+    }
+    let mut hasher = blake3::Hasher::new();
+    if let Some(path) = path {
+        let mut f = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            // Dropping the sender ends the stream early: the receiver sees
+            // no checksum and refuses the snapshot.
+            Err(e) => return tracing::warn!(path = %path.display(), error = %e, "cannot read snapshot"),
+        };
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let n = match f.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return tracing::warn!(path = %path.display(), error = %e, "cannot read snapshot"),
+            };
+            buf.truncate(n);
+            hasher.update(&buf);
+            if tx.send(SnapshotPart { data: buf.into(), ..Default::default() }).await.is_err() {
+                return;
+            }
+        }
+    }
+    let sum = hasher.finalize().as_bytes().to_vec();
+    let _ = tx.send(SnapshotPart { blake3: sum.into(), ..Default::default() }).await;
 }

@@ -1,17 +1,19 @@
 //! The receiving side: decode, hand to the local Raft, encode the result.
 
+use crate::store::snapshot::{receive_path, SnapshotFile};
 use crate::types::{Raft, TypeConfig};
 use bytes::Bytes;
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
-use std::io::Cursor;
 use tessera_proto::pb::raft_server::Raft as RaftRpc;
-use tessera_proto::pb::RaftBlob;
-use tonic::{Request, Response, Status};
+use tessera_proto::pb::{RaftBlob, SnapshotPart};
+use tonic::{Request, Response, Status, Streaming};
 
 type C = TypeConfig;
 
 pub struct RaftService {
     pub raft: Raft,
+    /// Where received snapshots are written before they are installed.
+    pub snapshot_dir: std::path::PathBuf,
 }
 
 fn decode<T: for<'de> serde::Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
@@ -35,10 +37,47 @@ impl RaftRpc for RaftService {
         encode(&self.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, req: Request<RaftBlob>) -> Result<Response<RaftBlob>, Status> {
-        let (vote, meta, data): (VoteOf<C>, SnapshotMetaOf<C>, Vec<u8>) = decode(&req.get_ref().data)?;
-        let snap = SnapshotOf::<C, Cursor<Vec<u8>>> { meta, snapshot: Cursor::new(data) };
-        let r = self.raft.install_full_snapshot(vote, snap).await.map_err(|e| e.to_string());
-        encode(&r)
+    async fn stream_snapshot(&self, req: Request<Streaming<SnapshotPart>>) -> Result<Response<RaftBlob>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let (vote, meta): (VoteOf<C>, SnapshotMetaOf<C>) = decode(&first.header)?;
+        let path = receive_path(&self.snapshot_dir);
+        let received = receive_file(&mut stream, &path).await;
+        let bytes = match received {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(bytes, last_log = ?meta.last_log_id, "snapshot received");
+        let data = SnapshotFile { path: (bytes > 0).then_some(path.clone()) };
+        let r = self.raft.install_full_snapshot(vote, SnapshotOf::<C, SnapshotFile> { meta, snapshot: data }).await;
+        // Installed snapshots were moved into place; anything left is stale.
+        let _ = tokio::fs::remove_file(&path).await;
+        encode(&r.map_err(|e| e.to_string()))
     }
+}
+
+/// Writes the streamed file to `path`, fsyncs it and checks its BLAKE3.
+async fn receive_file(stream: &mut Streaming<SnapshotPart>, path: &std::path::Path) -> Result<u64, Status> {
+    use tokio::io::AsyncWriteExt;
+    let io = |e: std::io::Error| Status::internal(format!("snapshot file {}: {e}", path.display()));
+    let mut f = tokio::fs::File::create(path).await.map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut bytes = 0u64;
+    loop {
+        let part = stream.message().await?.ok_or_else(|| Status::data_loss("snapshot stream ended early"))?;
+        if !part.blake3.is_empty() {
+            if part.blake3.as_ref() != hasher.finalize().as_bytes() {
+                return Err(Status::data_loss("snapshot checksum mismatch"));
+            }
+            break;
+        }
+        hasher.update(&part.data);
+        bytes += part.data.len() as u64;
+        f.write_all(&part.data).await.map_err(io)?;
+    }
+    f.sync_all().await.map_err(io)?;
+    Ok(bytes)
 }

@@ -3,6 +3,7 @@
 //! write-ahead log orders them all.
 
 pub mod log_store;
+pub mod snapshot;
 pub mod state_machine;
 
 use crate::fsm::{CF_SM, CF_SM_META};
