@@ -188,7 +188,9 @@ fn write_synced(db: &DB, batch: WriteBatch) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn all(db: &DB) -> Vec<(Box<[u8]>, Box<[u8]>)> {
+    type Kv = (Box<[u8]>, Box<[u8]>);
+
+    fn all(db: &DB) -> Vec<Kv> {
         let sm = cf(db, CF_SM).unwrap();
         db.iterator_cf(sm, IteratorMode::Start).map(|r| r.unwrap()).collect()
     }
