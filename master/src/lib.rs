@@ -44,7 +44,52 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
     Ok(m)
 }
 
+/// What an empty master learns from its peers about an existing group.
+struct ExistingGroup {
+    peer: String,
+    i_am_voter: bool,
+}
+
+/// Asks the peers whether a group already runs. A master whose data
+/// directory is empty must not vote in a group it belonged to (it forgot
+/// its votes and its log) nor found a second group beside it.
+async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
+    use tessera_proto::pb::{meta_client::MetaClient, Empty};
+    for (id, addr) in &cfg.peers {
+        if *id == cfg.id {
+            continue;
+        }
+        let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else { continue };
+        let ep = ep.connect_timeout(Duration::from_secs(1)).timeout(Duration::from_secs(2));
+        let Ok(ch) = ep.connect().await else { continue };
+        let Ok(r) = MetaClient::new(ch).node_status(Empty {}).await else { continue };
+        let r = r.into_inner();
+        if !r.members.is_empty() {
+            return Some(ExistingGroup { peer: addr.clone(), i_am_voter: r.voter_ids.contains(&cfg.id) });
+        }
+    }
+    None
+}
+
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let fresh = !cfg.data_dir.join("db").exists();
+    let existing = if fresh { probe_existing_group(&cfg).await } else { None };
+    if let Some(g) = &existing {
+        if g.i_am_voter {
+            anyhow::bail!(
+                "data directory {} is empty, but master {} is a voter of the group at {}: its state was lost. \
+                 Remove it (`tessera admin master remove {}`), then start it with --join and add it back \
+                 (`tessera admin master add {} {}`); it is rebuilt from its peers.",
+                cfg.data_dir.display(),
+                cfg.id,
+                g.peer,
+                cfg.id,
+                cfg.id,
+                cfg.advertise
+            );
+        }
+        tracing::warn!(peer = %g.peer, "a group already exists: waiting to be added instead of forming one");
+    }
     std::fs::create_dir_all(&cfg.data_dir)?;
     let db = store::open_db(&cfg.data_dir.join("db"))?;
     let log_store = store::log_store::LogStore::new(db.clone());
@@ -63,7 +108,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     // The lowest-numbered peer forms the group on first boot; everyone else
     // (and every later boot) just joins what is already in the log.
-    if !cfg.join && !raft.is_initialized().await? && cfg.peers.keys().next() == Some(&cfg.id) {
+    if !cfg.join && existing.is_none() && !raft.is_initialized().await? && cfg.peers.keys().next() == Some(&cfg.id) {
         let members: BTreeMap<u64, openraft::BasicNode> =
             cfg.peers.iter().map(|(id, a)| (*id, openraft::BasicNode { addr: a.clone() })).collect();
         match raft.initialize(members).await {

@@ -538,7 +538,9 @@ impl Meta for MetaService {
             .nodes()
             .map(|(id, n)| MasterInfo { id: *id, addr: n.addr.clone(), ..Default::default() })
             .collect();
+        let voter_ids = m.membership_config.membership().voter_ids().collect();
         ok(NodeStatusReply {
+            voter_ids,
             master: Some(master),
             leader_id: m.current_leader.unwrap_or(0),
             leader_addr: self.leader_addr().unwrap_or_default(),

@@ -58,7 +58,26 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn start(&mut self) {
+    /// Appends a command-line argument for the next start.
+    pub fn add_arg(&mut self, a: &str) {
+        self.args.push(a.to_string());
+    }
+
+    /// Waits (bounded) for the process to exit on its own; None if it is
+    /// still running at the deadline.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let err = out.try_clone().expect("log file");

@@ -172,3 +172,50 @@ fn lagging_master_catches_up_by_snapshot_and_restart_is_identical() {
     let after = rt.block_on(dump(&c.client()));
     assert_eq!(before, after, "namespace changed across a full restart");
 }
+
+/// A master whose data directory is lost does not rejoin silently (it forgot
+/// its votes): it refuses to start as a voter; removed and added back with
+/// --join, it is rebuilt from its peers and serves as a voter again.
+#[test]
+fn a_master_that_lost_its_data_dir_is_refused_then_rebuilt_from_its_peers() {
+    let mut c = Cluster::start(3, 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fs = c.client();
+    rt.block_on(async {
+        for i in 0..300 {
+            fs.mkdir(&format!("/d{i}"), 0o755).await.unwrap();
+        }
+    });
+    let l = c.leader().expect("leader");
+    let j = (l + 1) % 3;
+    let id = (j + 1).to_string();
+    c.masters[j].kill();
+    std::fs::remove_dir_all(c.dir.path().join(format!("master-{id}"))).unwrap();
+    c.masters[j].start();
+    let st = c.masters[j].wait_exit(Duration::from_secs(20)).expect("a master with a lost data dir kept running");
+    assert!(!st.success());
+    assert!(c.masters[j].log().contains("state was lost"), "{}", c.masters[j].log());
+
+    c.ok(&["admin", "master", "remove", &id]);
+    c.masters[j].add_arg("--join");
+    c.masters[j].start();
+    let addr = c.masters[j].addr.clone();
+    c.ok(&["admin", "master", "add", &id, &addr]);
+    let list = String::from_utf8_lossy(&c.ok(&["admin", "master", "list"]).stdout).into_owned();
+    assert!(list.contains(&addr), "rebuilt master not listed: {list}");
+    // It is a working voter: with the leader gone, it and the third master
+    // elect a leader and keep serving.
+    let l = c.leader().expect("leader");
+    assert_ne!(l, j, "the rebuilt master should not lead yet");
+    c.masters[l].kill();
+    let fs = c.client();
+    rt.block_on(async {
+        for i in 300..310 {
+            fs.mkdir(&format!("/d{i}"), 0o755).await.unwrap();
+        }
+    });
+    let names = rt.block_on(dump(&fs));
+    for i in 0..310 {
+        assert!(names.contains_key(&format!("/d{i}")), "/d{i} missing");
+    }
+}

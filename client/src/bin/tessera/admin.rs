@@ -30,16 +30,34 @@ pub enum MasterCmd {
     Remove { id: u64 },
 }
 
-async fn master(fs: &Fs, cmd: MasterCmd) -> Result<()> {
+async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
     use tessera_proto::pb::{AddMasterRequest, RemoveMasterRequest};
     match cmd {
         MasterCmd::List => {
-            let r = fs.meta.call("node_status", |mut c| async move { c.node_status(Empty {}).await }).await?;
+            // The master asked may not know the leader yet (just elected,
+            // or just added): ask again, within the client's timeout.
+            let deadline = tokio::time::Instant::now() + cfg.meta.total_timeout;
+            let r = loop {
+                let r = fs.meta.call("node_status", |mut c| async move { c.node_status(Empty {}).await }).await?;
+                if !r.leader_addr.is_empty() || tokio::time::Instant::now() >= deadline {
+                    break r;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            if r.leader_addr.is_empty() {
+                bail!("no master knows a leader");
+            }
             let mut c = fs.meta.client_for(&r.leader_addr)?;
             let leader = c.node_status(Empty {}).await?.into_inner();
             println!("{:<4} {:<22} ROLE", "ID", "ADDRESS");
             for m in leader.members {
-                let role = if m.id == leader.leader_id { "leader" } else { "member" };
+                let role = if m.id == leader.leader_id {
+                    "leader"
+                } else if leader.voter_ids.contains(&m.id) {
+                    "voter"
+                } else {
+                    "learner"
+                };
                 println!("{:<4} {:<22} {role}", m.id, m.addr);
             }
         }
@@ -75,7 +93,7 @@ pub enum ChunkserverCmd {
 pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
     let fs = connect(cfg.clone());
     let cmd = match cmd {
-        AdminCmd::Master { cmd } => return master(&fs, cmd).await,
+        AdminCmd::Master { cmd } => return master(cfg, &fs, cmd).await,
         AdminCmd::Chunkserver { cmd } => cmd,
     };
     let set = |id: String, state: &str| {
