@@ -33,7 +33,7 @@ impl Fs {
         let req = LookupRequest { cred: self.cred(), parent, name: b(name) };
         let r = self
             .meta
-            .call("lookup", |mut c| {
+            .read("lookup", |mut c| {
                 let r = req.clone();
                 async move { c.lookup(r).await }
             })
@@ -43,7 +43,7 @@ impl Fs {
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
         let req = GetAttrRequest { ino, stale_ok: false };
-        let r = self.meta.call("getattr", |mut c| async move { c.get_attr(req).await }).await?;
+        let r = self.meta.read("getattr", |mut c| async move { c.get_attr(req).await }).await?;
         r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))
     }
 
@@ -163,7 +163,7 @@ impl Fs {
             let req = ReadDirRequest { cred: self.cred(), ino, after: after.clone(), limit: 1000, plus };
             let r = self
                 .meta
-                .call("readdir", |mut c| {
+                .read("readdir", |mut c| {
                     let r = req.clone();
                     async move { c.read_dir(r).await }
                 })
@@ -242,7 +242,7 @@ impl Fs {
     }
 
     pub async fn extents(&self, ino: u64) -> Result<GetExtentsReply> {
-        self.meta.call("get_extents", |mut c| async move { c.get_extents(GetExtentsRequest { ino }).await }).await
+        self.meta.read("get_extents", |mut c| async move { c.get_extents(GetExtentsRequest { ino }).await }).await
     }
 
     /// The GC epoch: read it before checking or uploading the chunks of a

@@ -6,10 +6,14 @@
 use crate::error::{ClientError, Result};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_proto::pb::meta_client::MetaClient as Pb;
 use tessera_proto::status::{errno_of, leader_of};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
@@ -19,11 +23,15 @@ pub struct MetaOptions {
     pub rpc_timeout: Duration,
     /// How long a call keeps retrying through elections and outages.
     pub total_timeout: Duration,
+    /// Opt-in: reads (lookup, getattr, readdir, ...) may be answered by any
+    /// master from its applied state, possibly behind the leader, and keep
+    /// working without a quorum. Writes still go to the leader.
+    pub stale_reads: bool,
 }
 
 impl Default for MetaOptions {
     fn default() -> Self {
-        MetaOptions { rpc_timeout: Duration::from_secs(5), total_timeout: Duration::from_secs(30) }
+        MetaOptions { rpc_timeout: Duration::from_secs(5), total_timeout: Duration::from_secs(30), stale_reads: false }
     }
 }
 
@@ -37,15 +45,39 @@ struct Inner {
     opts: MetaOptions,
     leader: Mutex<Option<String>>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// The master stale reads go to while it answers.
+    read_from: AtomicUsize,
 }
 
-pub type PbClient = Pb<Channel>;
+/// Marks a request as a stale read (header `tessera-read: stale`).
+#[derive(Clone, Copy, Default)]
+pub struct ReadMode {
+    stale: bool,
+}
+
+impl Interceptor for ReadMode {
+    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+        if self.stale {
+            req.metadata_mut().insert(tessera_proto::status::READ_MODE_HEADER, MetadataValue::from_static("stale"));
+        }
+        Ok(req)
+    }
+}
+
+pub type PbClient = Pb<InterceptedService<Channel, ReadMode>>;
 
 impl MetaClient {
     pub fn new(addrs: Vec<String>, opts: MetaOptions) -> MetaClient {
         let addrs: Vec<String> = addrs.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
         MetaClient {
-            inner: Arc::new(Inner { addrs, opts, leader: Mutex::new(None), channels: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                // Spread stale readers over the masters.
+                read_from: AtomicUsize::new(rand::random::<u32>() as usize % addrs.len().max(1)),
+                addrs,
+                opts,
+                leader: Mutex::new(None),
+                channels: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -59,7 +91,11 @@ impl MetaClient {
 
     /// A client bound to one master, for status queries of that master.
     pub fn client_for(&self, addr: &str) -> Result<PbClient> {
-        Ok(Pb::new(self.channel(addr)?)
+        self.client_with(addr, ReadMode::default())
+    }
+
+    fn client_with(&self, addr: &str, mode: ReadMode) -> Result<PbClient> {
+        Ok(Pb::with_interceptor(self.channel(addr)?, mode)
             .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
             .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
     }
@@ -85,6 +121,39 @@ impl MetaClient {
 
     fn leader(&self) -> Option<String> {
         self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A read: like `call`, unless stale reads were opted into; then any
+    /// master answers from its applied state (one sticky choice, the next
+    /// one on failure), still retried until the total deadline.
+    pub async fn read<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn(PbClient) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        if !self.inner.opts.stale_reads || self.inner.addrs.is_empty() {
+            return self.call(what, f).await;
+        }
+        let deadline = Instant::now() + self.inner.opts.total_timeout;
+        let mut backoff = Duration::from_millis(25);
+        loop {
+            let i = self.inner.read_from.load(Ordering::Relaxed) % self.inner.addrs.len();
+            let addr = &self.inner.addrs[i];
+            let client = self.client_with(addr, ReadMode { stale: true })?;
+            let last = match tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).await {
+                Ok(Ok(resp)) => return Ok(resp.into_inner()),
+                Ok(Err(st)) if errno_of(&st).is_some() => return Err(ClientError::from_status(what, &st)),
+                Ok(Err(st)) => format!("{addr}: {}", st.message()),
+                Err(_) => format!("{addr}: timed out after {:?}", self.inner.opts.rpc_timeout),
+            };
+            let _ = self.inner.read_from.compare_exchange(i, i + 1, Ordering::Relaxed, Ordering::Relaxed);
+            if Instant::now() >= deadline {
+                return Err(ClientError::NoMaster { addrs: self.inner.addrs.join(","), last });
+            }
+            tracing::debug!(rpc = what, error = %last, "retrying stale read elsewhere");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
     }
 
     /// Runs `f` against the leader, retrying through redirects and failures.

@@ -32,6 +32,11 @@ struct Args {
     /// Detach and run in the background.
     #[arg(long)]
     daemon: bool,
+    /// Let any master answer lookups and attribute reads from its applied
+    /// state: available without a quorum, but may lag the leader (weaker
+    /// than close-to-open across mounts). Writes are unaffected.
+    #[arg(long)]
+    stale_reads: bool,
 }
 
 fn main() {
@@ -60,6 +65,7 @@ fn main() {
         ..Default::default()
     };
     client.meta.total_timeout = Duration::from_secs(a.timeout);
+    client.meta.stale_reads = a.stale_reads;
     let cfg = tessera_fuse::MountConfig {
         client,
         mountpoint: a.mountpoint,

@@ -179,7 +179,7 @@ impl Filesystem for TesseraFs {
             reply,
             |_m| fs
                 .meta
-                .call("readlink", move |mut c| async move { c.read_link(pb::ReadLinkRequest { ino: ino.0 }).await }),
+                .read("readlink", move |mut c| async move { c.read_link(pb::ReadLinkRequest { ino: ino.0 }).await }),
             |r| reply.data(&r.target)
         );
     }
@@ -492,7 +492,7 @@ impl Filesystem for TesseraFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let fs = self.mount.fs.clone();
-        spawn!(self, reply, |_m| fs.meta.call("statfs", |mut c| async move { c.stat_fs(pb::Empty {}).await }), |s| {
+        spawn!(self, reply, |_m| fs.meta.read("statfs", |mut c| async move { c.stat_fs(pb::Empty {}).await }), |s| {
             // Every byte is stored three times: report usable space.
             let bs = 4096u64;
             let r = tessera_proto::REPLICATION as u64;
@@ -543,7 +543,7 @@ impl Filesystem for TesseraFs {
         self.rt.spawn(async move {
             match fs
                 .meta
-                .call("getxattr", |mut c| {
+                .read("getxattr", |mut c| {
                     let r = r.clone();
                     async move { c.get_xattr(r).await }
                 })
@@ -561,7 +561,7 @@ impl Filesystem for TesseraFs {
         self.rt.spawn(async move {
             match fs
                 .meta
-                .call("listxattr", |mut c| {
+                .read("listxattr", |mut c| {
                     let r = r.clone();
                     async move { c.list_xattr(r).await }
                 })

@@ -101,6 +101,17 @@ impl MetaService {
         }
     }
 
+    /// The barrier for reads: skipped when the client opted into a stale
+    /// read (any master, even one without a quorum, answers from what it
+    /// has applied), kept otherwise.
+    async fn read_barrier(&self, md: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let stale = md.get(tessera_proto::status::READ_MODE_HEADER).is_some_and(|v| v == "stale");
+        if stale && self.raft.metrics().borrow_watched().last_applied.is_some() {
+            return Ok(());
+        }
+        self.barrier().await
+    }
+
     fn membership_err(
         &self,
         e: openraft::error::RaftError<
@@ -143,7 +154,7 @@ impl MetaService {
 impl Meta for MetaService {
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
     async fn lookup(&self, req: Request<LookupRequest>) -> Res<AttrReply> {
-        self.barrier().await?;
+        self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
         let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
         ok(AttrReply { attr: Some(attr(&i)) })
@@ -152,7 +163,7 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
     async fn get_attr(&self, req: Request<GetAttrRequest>) -> Res<AttrReply> {
         if !req.get_ref().stale_ok {
-            self.barrier().await?;
+            self.read_barrier(req.metadata()).await?;
         }
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
         ok(AttrReply { attr: Some(attr(&i)) })
@@ -265,7 +276,7 @@ impl Meta for MetaService {
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
     async fn read_dir(&self, req: Request<ReadDirRequest>) -> Res<ReadDirReply> {
-        self.barrier().await?;
+        self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
         let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus).map_err(fs_status)?;
@@ -283,7 +294,7 @@ impl Meta for MetaService {
     }
 
     async fn read_link(&self, req: Request<ReadLinkRequest>) -> Res<ReadLinkReply> {
-        self.barrier().await?;
+        self.read_barrier(req.metadata()).await?;
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
         if i.kind != crate::fsm::model::KIND_SYMLINK {
             return Err(fs_status(crate::types::FsErr::new(libc::EINVAL, "not a symlink")));
@@ -303,14 +314,14 @@ impl Meta for MetaService {
     }
 
     async fn get_xattr(&self, req: Request<GetXattrRequest>) -> Res<GetXattrReply> {
-        self.barrier().await?;
+        self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
         let value = read::xattr_get(&self.db, &cred(r.cred), r.ino, &r.name).map_err(fs_status)?;
         ok(GetXattrReply { value: Bytes::from(value) })
     }
 
     async fn list_xattr(&self, req: Request<ListXattrRequest>) -> Res<ListXattrReply> {
-        self.barrier().await?;
+        self.read_barrier(req.metadata()).await?;
         let names = read::xattr_list(&self.db, req.get_ref().ino).map_err(fs_status)?;
         ok(ListXattrReply { names: names.into_iter().map(Bytes::from).collect() })
     }
@@ -323,7 +334,7 @@ impl Meta for MetaService {
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
     async fn get_extents(&self, req: Request<GetExtentsRequest>) -> Res<GetExtentsReply> {
-        self.barrier().await?;
+        self.read_barrier(req.metadata()).await?;
         let ino = req.get_ref().ino;
         let i = read::inode(&self.db, ino).map_err(fs_status)?;
         let ext = read::extents(&self.db, ino).map_err(fs_status)?;
@@ -355,8 +366,8 @@ impl Meta for MetaService {
         )
     }
 
-    async fn stat_fs(&self, _req: Request<Empty>) -> Res<StatFsReply> {
-        self.barrier().await?;
+    async fn stat_fs(&self, req: Request<Empty>) -> Res<StatFsReply> {
+        self.read_barrier(req.metadata()).await?;
         let c = read::counters(&self.db).map_err(fs_status)?;
         // Capacity of the servers on the ring, from the registry (durable);
         // free and used from their latest heartbeats, when known.

@@ -8,6 +8,8 @@ use tonic::{Code, Status};
 
 pub const ERRNO_KEY: &str = "tessera-errno";
 pub const LEADER_KEY: &str = "tessera-leader";
+/// Request header: `stale` lets any master answer a read from its applied state.
+pub const READ_MODE_HEADER: &str = "tessera-read";
 
 pub fn errno_status(errno: i32, msg: impl Into<String>) -> Status {
     let code = match errno {

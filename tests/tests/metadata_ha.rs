@@ -219,3 +219,44 @@ fn a_master_that_lost_its_data_dir_is_refused_then_rebuilt_from_its_peers() {
         assert!(names.contains_key(&format!("/d{i}")), "/d{i} missing");
     }
 }
+
+/// Reads are linearizable by default, so a master without a quorum cannot
+/// answer them; with the explicit opt-in a follower answers from its state.
+#[test]
+fn stale_reads_are_opt_in_and_served_without_a_quorum() {
+    let mut c = Cluster::start(3, 1);
+    c.ok(&["mkdir", "/seen"]);
+    // Let every master apply it, then leave one master alone.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = c.status();
+        let ms = s["masters"].as_array().cloned().unwrap_or_default();
+        let applied: Vec<u64> = ms.iter().map(|m| m["applied_index"].as_u64().unwrap_or(0)).collect();
+        if applied.len() == 3 && applied.iter().all(|a| *a == applied[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "masters did not converge: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let l = c.leader().expect("leader");
+    let alone = (l + 1) % 3;
+    for i in 0..3 {
+        if i != alone {
+            c.masters[i].signal(libc::SIGSTOP);
+        }
+    }
+    let only = c.masters[alone].addr.clone();
+    let strict = c.tessera_env(&["--timeout", "3", "stat", "/seen"], &[("TESSERA_MASTERS", &only)]);
+    let stale = c.tessera_env(&["--timeout", "3", "--stale-reads", "stat", "/seen"], &[("TESSERA_MASTERS", &only)]);
+    let write = c.tessera_env(&["--timeout", "3", "--stale-reads", "mkdir", "/lost"], &[("TESSERA_MASTERS", &only)]);
+    for i in 0..3 {
+        if i != alone {
+            c.masters[i].signal(libc::SIGCONT);
+        }
+    }
+    assert!(!strict.status.success(), "a linearizable read was answered without a quorum");
+    assert!(stale.status.success(), "stale read failed: {}", String::from_utf8_lossy(&stale.stderr));
+    assert!(String::from_utf8_lossy(&stale.stdout).contains("Kind: d"), "{}", String::from_utf8_lossy(&stale.stdout));
+    assert!(!write.status.success(), "a write succeeded without a quorum");
+    c.ok(&["stat", "/seen"]);
+}

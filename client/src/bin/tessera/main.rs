@@ -20,6 +20,10 @@ struct Cli {
     /// Give up on an unreachable cluster after this many seconds.
     #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
+    /// Let any master answer reads from its applied state: possibly behind
+    /// the leader, but available without a quorum. Writes are unaffected.
+    #[arg(long, global = true, env = "TESSERA_STALE_READS")]
+    stale_reads: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -105,6 +109,7 @@ async fn run(cli: Cli) -> i32 {
         ..Default::default()
     };
     cfg.meta.total_timeout = std::time::Duration::from_secs(cli.timeout);
+    cfg.meta.stale_reads = cli.stale_reads;
     let res: anyhow::Result<()> = match cli.cmd {
         Cmd::Up(a) => up::run(a).await,
         Cmd::Put(a) => transfer::put(&cfg, a).await,

@@ -228,7 +228,7 @@ pub async fn get(cfg: &ClientConfig, a: GetArgs) -> Result<()> {
         } else if attr.kind == FileKind::Symlink as i32 {
             let t = fs
                 .meta
-                .call("readlink", |mut c| async move {
+                .read("readlink", |mut c| async move {
                     c.read_link(tessera_proto::pb::ReadLinkRequest { ino: attr.ino }).await
                 })
                 .await?;
