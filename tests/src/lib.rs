@@ -3,6 +3,8 @@
 //! are stopped by PID (never by name) when the cluster is dropped, even if
 //! the test panicked. Every wait is bounded.
 
+pub mod linearizability;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
