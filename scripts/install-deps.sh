@@ -3,10 +3,11 @@
 #   libclang-dev  bindgen for the RocksDB bindings (rocksdb is built from source)
 #   fuse3         fusermount3 for FUSE mounts
 #   rsync, git, make  used by the FUSE integration tests (tools run inside the mount)
+#   iproute2      `ip netns` for the network-partition tests
 # Installs only what is missing; needs root (or sudo) the first time.
 set -euo pipefail
 need=()
-for p in libclang-dev fuse3 rsync git make; do
+for p in libclang-dev fuse3 rsync git make iproute2; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

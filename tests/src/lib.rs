@@ -4,6 +4,7 @@
 //! the test panicked. Every wait is bounded.
 
 pub mod linearizability;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -60,6 +61,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// A process to start later: `bin ARGS`, output appended to `log`.
+    pub fn new(name: &str, addr: &str, bin: PathBuf, args: Vec<String>, log: PathBuf) -> Proc {
+        Proc { name: name.to_string(), addr: addr.to_string(), bin, args, log, child: None }
+    }
+
     /// Appends a command-line argument for the next start.
     pub fn add_arg(&mut self, a: &str) {
         self.args.push(a.to_string());
@@ -383,6 +389,12 @@ impl Cluster {
             }
         }
         s
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
