@@ -222,6 +222,26 @@ impl Fs {
         Ok(())
     }
 
+    /// Rename by parent inodes (no path resolution).
+    pub async fn rename_at(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Result<()> {
+        let req = RenameRequest {
+            cred: self.cred(),
+            parent,
+            name: b(name),
+            new_parent,
+            new_name: b(new_name),
+            flags: 0,
+            request_id: request_id(),
+        };
+        self.meta
+            .call("rename", |mut c| {
+                let r = req.clone();
+                async move { c.rename(r).await }
+            })
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_times(&self, ino: u64, mtime: Timespec, mode: Option<u32>) -> Result<Attr> {
         let req = SetAttrRequest {
             cred: self.cred(),

@@ -3,6 +3,7 @@
 //! found next to this executable, git-style.
 
 mod admin;
+mod bench;
 mod cluster;
 mod namespace;
 mod transfer;
@@ -78,6 +79,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: admin::AdminCmd,
     },
+    /// Benchmarks against the cluster (metadata operations per second).
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
+    },
     /// Cluster state.
     Cluster {
         #[command(subcommand)]
@@ -122,6 +128,7 @@ async fn run(cli: Cli) -> i32 {
         Cmd::Mv { from, to } => namespace::mv(&cfg, &from, &to).await,
         Cmd::Du { path, summary } => namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await,
         Cmd::Cluster { cmd } => cluster::run(&cfg, cmd).await,
+        Cmd::Bench { cmd } => bench::run(&cfg, cmd).await,
         Cmd::Fsck { path } => admin::fsck(&cfg, path.as_deref().unwrap_or("/")).await,
         Cmd::Admin { cmd } => admin::admin(&cfg, cmd).await,
         Cmd::Mount { args } => up::exec_mount(&cli.masters, &args),
