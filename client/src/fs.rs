@@ -272,6 +272,19 @@ impl Fs {
         Ok(r.epoch)
     }
 
+    /// An epoch read at most a second ago. Any epoch read before an upload
+    /// began is valid for its commit (an older one only makes a spurious
+    /// EAGAIN a little likelier), so a burst of small files shares one read.
+    pub async fn recent_epoch(&self) -> Result<u64> {
+        if let Some(e) = self.meta.cached_epoch(std::time::Duration::from_secs(1)) {
+            return Ok(e);
+        }
+        let asked = std::time::Instant::now();
+        let e = self.epoch().await?;
+        self.meta.cache_epoch(e, asked);
+        Ok(e)
+    }
+
     /// Atomically installs new content for a regular file. Fails with
     /// EAGAIN if a chunk was garbage-collected since `gc_epoch`.
     pub async fn commit(&self, ino: u64, extents: Vec<Extent>, size: u64, gc_epoch: u64) -> Result<Attr> {
@@ -315,7 +328,7 @@ impl Fs {
         if attr.kind != FileKind::Regular as i32 {
             return Err(ClientError::fs(libc::EISDIR, format!("{path}: exists and is not a regular file")));
         }
-        let epoch = self.epoch().await?;
+        let epoch = self.recent_epoch().await?;
         let (extents, size) = self.transfer.upload(reader, progress).await?;
         self.commit_with_mtime(attr.ino, extents, size, epoch, mtime).await
     }

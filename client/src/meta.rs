@@ -47,6 +47,8 @@ struct Inner {
     channels: Mutex<HashMap<String, Channel>>,
     /// The master stale reads go to while it answers.
     read_from: AtomicUsize,
+    /// The last GC epoch read, and when.
+    epoch: Mutex<Option<(u64, Instant)>>,
 }
 
 /// Marks a request as a stale read (header `tessera-read: stale`).
@@ -77,6 +79,7 @@ impl MetaClient {
                 opts,
                 leader: Mutex::new(None),
                 channels: Mutex::new(HashMap::new()),
+                epoch: Mutex::new(None),
             }),
         }
     }
@@ -113,6 +116,16 @@ impl MetaClient {
         let ch = ep.connect_lazy();
         chans.insert(addr.to_string(), ch.clone());
         Ok(ch)
+    }
+
+    /// The GC epoch last read, if read less than `max_age` ago.
+    pub fn cached_epoch(&self, max_age: Duration) -> Option<u64> {
+        let e = *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        e.filter(|(_, at)| at.elapsed() < max_age).map(|(v, _)| v)
+    }
+
+    pub fn cache_epoch(&self, epoch: u64, read_at: Instant) {
+        *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, read_at));
     }
 
     fn set_leader(&self, addr: Option<String>) {

@@ -88,11 +88,19 @@ impl Transfer {
                 self.stats.skipped_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 return Ok(());
             }
-            let stored = match self.io.put_pipeline(&missing, id, data.clone()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(chunk = %id, error = %e, "pipeline put failed");
-                    Vec::new()
+            let stored = if data.len() <= SMALL_CHUNK {
+                // Small chunks: latency matters, not the client's uplink, so
+                // every replica is written at once instead of hop by hop.
+                let puts = missing.iter().map(|a| self.io.put_pipeline(std::slice::from_ref(a), id, data.clone()));
+                let results = futures::future::join_all(puts).await;
+                missing.iter().zip(results).filter(|(_, r)| r.is_ok()).map(|(a, _)| a.clone()).collect()
+            } else {
+                match self.io.put_pipeline(&missing, id, data.clone()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(chunk = %id, error = %e, "pipeline put failed");
+                        Vec::new()
+                    }
                 }
             };
             self.stats.sent_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);

@@ -159,7 +159,7 @@ impl FileData {
             self.slots.insert(s, Slot::Buf(buf));
             if full {
                 if self.epoch.is_none() {
-                    self.epoch = Some(fs.epoch().await?);
+                    self.epoch = Some(fs.recent_epoch().await?);
                 }
                 self.start_upload(t, s).await;
             }
@@ -272,7 +272,7 @@ impl FileData {
         }
         let t = &fs.transfer;
         if self.epoch.is_none() {
-            self.epoch = Some(fs.epoch().await?);
+            self.epoch = Some(fs.recent_epoch().await?);
         }
         let bufs: Vec<u64> = self.slots.iter().filter(|(_, v)| matches!(v, Slot::Buf(_))).map(|(k, _)| *k).collect();
         for s in bufs {

@@ -39,8 +39,10 @@ struct Args {
     /// `tessera admin master add ID ADDR` (never forms a group of its own).
     #[arg(long)]
     join: bool,
-    /// Take a snapshot (and compact the log) every this many entries.
-    #[arg(long, default_value_t = 5000)]
+    /// Take a snapshot (and compact the log) every this many entries. A
+    /// snapshot writes the whole namespace, so it is spaced out (as etcd's
+    /// 100,000) to keep its cost small per operation.
+    #[arg(long, default_value_t = 100_000)]
     snapshot_logs: u64,
 }
 

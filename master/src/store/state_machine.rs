@@ -106,12 +106,13 @@ impl RaftStateMachine<C> for StateMachine {
                                 // A refused command changes nothing.
                                 txn.rollback(mark);
                             }
-                            fsm::dedup::remember(&mut txn, &cmd.request_id, log_id.index(), &r)?;
+                            fsm::dedup::remember(&mut txn, &cmd.request_id, log_id.index(), &r);
                             r
                         }
                     }
                 }
             };
+            fsm::dedup::forget_expired(&mut txn, log_id.index())?;
             let mut batch = WriteBatch::default();
             txn.into_batch(&mut batch)?;
             let meta = cf(&self.db, CF_SM_META)?;
