@@ -26,6 +26,8 @@ pub struct Config {
     pub dead_after: Duration,
     pub election_timeout_ms: u64,
     pub snapshot_logs: u64,
+    /// RocksDB memory (block cache, with memtables and index blocks in it).
+    pub cache_bytes: usize,
     /// Start empty and wait to be added (`tessera admin master add`).
     pub join: bool,
     pub healer: healer::HealerConfig,
@@ -91,7 +93,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(peer = %g.peer, "a group already exists: waiting to be added instead of forming one");
     }
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let db = store::open_db(&cfg.data_dir.join("db"))?;
+    let db = store::open_db_with(&cfg.data_dir.join("db"), cfg.cache_bytes)?;
     let log_store = store::log_store::LogStore::new(db.clone());
     let sm = store::state_machine::StateMachine::new(db.clone(), cfg.data_dir.join("snapshots"))?;
     let raft_cfg = openraft::Config {

@@ -44,6 +44,10 @@ struct Args {
     /// 100,000) to keep its cost small per operation.
     #[arg(long, default_value_t = 100_000)]
     snapshot_logs: u64,
+    /// RocksDB memory in MiB: block cache, with memtables and index blocks
+    /// charged to it (bounds the master's footprint whatever the file count).
+    #[arg(long, default_value_t = 128)]
+    cache_mb: usize,
 }
 
 #[tokio::main]
@@ -79,6 +83,7 @@ async fn main() {
         dead_after: Duration::from_millis(a.dead_after_ms),
         election_timeout_ms: a.election_timeout_ms,
         snapshot_logs: a.snapshot_logs,
+        cache_bytes: a.cache_mb.max(8) << 20,
         join: a.join,
         healer: tessera_master::healer::HealerConfig {
             interval: Duration::from_millis(a.repair_interval_ms),

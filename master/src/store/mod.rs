@@ -7,19 +7,42 @@ pub mod snapshot;
 pub mod state_machine;
 
 use crate::fsm::{CF_SM, CF_SM_META};
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, WriteBufferManager, DB};
 use std::path::Path;
 use std::sync::Arc;
 
 pub const CF_LOGS: &str = "logs";
 pub const CF_RAFT_META: &str = "raft_meta";
 
+/// Memory for RocksDB when not configured: block cache, with memtables and
+/// index/filter blocks charged to it.
+pub const DEFAULT_CACHE_BYTES: usize = 128 << 20;
+
 pub fn open_db(dir: &Path) -> Result<Arc<DB>, rocksdb::Error> {
-    let mut opts = Options::default();
+    open_db_with(dir, DEFAULT_CACHE_BYTES)
+}
+
+/// Opens the master's RocksDB with its memory bounded by `cache_bytes`:
+/// one LRU cache holds data blocks *and* index/filter blocks (otherwise
+/// they sit outside any cache and grow with the namespace), and memtables
+/// are charged to the same cache through a write-buffer manager (flushed
+/// when they reach half of it). So the master's footprint is set by its
+/// cache, not by the number of files.
+pub fn open_db_with(dir: &Path, cache_bytes: usize) -> Result<Arc<DB>, rocksdb::Error> {
+    let cache = Cache::new_lru_cache(cache_bytes);
+    let wbm = WriteBufferManager::new_write_buffer_manager_with_cache(cache_bytes / 2, false, cache.clone());
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    let mut cf_opts = Options::default();
+    cf_opts.set_block_based_table_factory(&table);
+    cf_opts.set_write_buffer_size((cache_bytes / 8).max(4 << 20));
+    let mut opts = cf_opts.clone();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
-    let cfs = [CF_LOGS, CF_RAFT_META, CF_SM, CF_SM_META]
-        .into_iter()
-        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+    opts.set_write_buffer_manager(&wbm);
+    let cfs =
+        [CF_LOGS, CF_RAFT_META, CF_SM, CF_SM_META].into_iter().map(|n| ColumnFamilyDescriptor::new(n, cf_opts.clone()));
     Ok(Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?))
 }
