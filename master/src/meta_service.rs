@@ -101,6 +101,15 @@ impl MetaService {
         }
     }
 
+    /// A RocksDB integer property summed over the column families.
+    fn db_property(&self, name: &str) -> u64 {
+        [crate::store::CF_LOGS, crate::store::CF_RAFT_META, crate::fsm::CF_SM, crate::fsm::CF_SM_META]
+            .iter()
+            .filter_map(|c| self.db.cf_handle(c))
+            .filter_map(|cf| self.db.property_int_value_cf(cf, name).ok().flatten())
+            .sum()
+    }
+
     /// The barrier for reads: skipped when the client opted into a stale
     /// read (any master, even one without a quorum, answers from what it
     /// has applied), kept otherwise.
@@ -542,6 +551,11 @@ impl Meta for MetaService {
             snapshot_index: m.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
             reachable: true,
             error: String::new(),
+            rss_bytes: rss_bytes(),
+            // One cache is shared by every column family: any one reports it.
+            block_cache_bytes: self.db_property("rocksdb.block-cache-usage") / 4,
+            memtable_bytes: self.db_property("rocksdb.cur-size-all-mem-tables"),
+            table_readers_bytes: self.db_property("rocksdb.estimate-table-readers-mem"),
         };
         let members = m
             .membership_config
@@ -584,4 +598,13 @@ impl Meta for MetaService {
         let need_full_report = self.cluster.heartbeat(req.get_ref());
         ok(HeartbeatReply { need_full_report })
     }
+}
+
+/// Resident set size of this process (0 where /proc is not available).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
 }

@@ -35,6 +35,8 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                     "id": m.id, "addr": m.addr, "role": m.role, "term": m.term,
                     "commit_index": m.commit_index, "applied_index": m.applied_index,
                     "snapshot_index": m.snapshot_index, "reachable": m.error.is_empty(), "error": m.error,
+                    "rss_bytes": m.rss_bytes, "block_cache_bytes": m.block_cache_bytes,
+                    "memtable_bytes": m.memtable_bytes, "table_readers_bytes": m.table_readers_bytes,
                 })
             })
             .collect();
@@ -61,12 +63,22 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
         return Ok(());
     }
     println!("MASTERS");
-    println!("{:<4} {:<22} {:<10} {:>6} {:>10} {:>10}", "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED");
+    println!(
+        "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8}",
+        "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "RSS"
+    );
     for m in &masters {
         if m.error.is_empty() {
             println!(
-                "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10}",
-                m.id, m.addr, m.role, m.term, m.commit_index, m.applied_index
+                "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>7}M",
+                m.id,
+                m.addr,
+                m.role,
+                m.term,
+                m.commit_index,
+                m.applied_index,
+                m.snapshot_index,
+                m.rss_bytes >> 20
             );
         } else {
             println!("{:<4} {:<22} unreachable: {}", "-", m.addr, m.error);

@@ -92,6 +92,10 @@ enum Cmd {
 }
 
 fn main() {
+    // Like any Unix tool, end quietly when the reader of our output goes
+    // away (`tessera ls | head`) instead of panicking on EPIPE.
+    // SAFETY: restoring the default disposition of a signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
