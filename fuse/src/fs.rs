@@ -32,6 +32,9 @@ pub struct Mount {
     pub handles: Mutex<HashMap<u64, (u64, i32)>>,
     /// Handles that have not read yet (for relatime).
     pub atime_pending: Mutex<std::collections::HashSet<u64>>,
+    /// Files read since the last atime batch, and whether its sender runs.
+    atime_queue: Arc<Mutex<std::collections::HashSet<u64>>>,
+    atime_flusher: std::sync::atomic::AtomicBool,
     pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     pub next_fh: AtomicU64,
     /// Random id of this mount: lock owners are "<id>:<kernel owner>".
@@ -99,6 +102,8 @@ impl Mount {
             files: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             atime_pending: Mutex::new(Default::default()),
+            atime_queue: Default::default(),
+            atime_flusher: Default::default(),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             id: format!("{:016x}", rand_id()),
@@ -196,29 +201,34 @@ impl Mount {
         Ok(data)
     }
 
-    /// relatime: the first read through a handle updates atime when atime
-    /// is older than mtime/ctime or than a day, in the background.
+    /// relatime: the first read through a handle asks for an atime update.
+    /// Reads are many, so updates are batched: a background task sends the
+    /// files read in the last quarter second in one request, and the master
+    /// applies the relatime rule (atime not after mtime/ctime, or a day old).
     fn relatime(&self, ino: u64) {
-        let fs = self.fs.clone();
+        self.atime_queue.lock().unwrap_or_else(|p| p.into_inner()).insert(ino);
+        if self.atime_flusher.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (fs, queue) = (self.fs.clone(), self.atime_queue.clone());
         tokio::spawn(async move {
-            let Ok(a) = fs.getattr(ino).await else { return };
-            let sec = |t: &Option<pb::Timespec>| t.as_ref().map(|t| t.sec).unwrap_or(0);
-            let now = tessera_proto::time::now().sec;
-            if sec(&a.atime) <= sec(&a.mtime) || sec(&a.atime) <= sec(&a.ctime) || now - sec(&a.atime) > 86_400 {
-                let req = pb::SetAttrRequest {
-                    cred: None, // the kernel already checked read access
-                    ino,
-                    read_access: true,
-                    request_id: tessera_client::fs::request_id(),
-                    ..Default::default()
-                };
-                let _ = fs
-                    .meta
-                    .call("setattr", |mut c| {
-                        let r = req.clone();
-                        async move { c.set_attr(r).await }
-                    })
-                    .await;
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let inos: Vec<u64> = queue.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+                for batch in inos.chunks(2000) {
+                    let req =
+                        pb::TouchAtimesRequest { inos: batch.to_vec(), request_id: tessera_client::fs::request_id() };
+                    let r = fs
+                        .meta
+                        .call("touch_atimes", |mut c| {
+                            let r = req.clone();
+                            async move { c.touch_atimes(r).await }
+                        })
+                        .await;
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "atime update failed");
+                    }
+                }
             }
         });
     }

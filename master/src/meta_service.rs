@@ -182,9 +182,9 @@ impl Meta for MetaService {
     async fn set_attr(&self, req: Request<SetAttrRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
         if r.read_access {
-            return Self::attr_reply(
-                self.write_once(cred(r.cred), Op::TouchAtime { ino: r.ino }, r.request_id.clone()).await?,
-            );
+            self.write_once(cred(r.cred), Op::TouchAtimes { inos: vec![r.ino] }, r.request_id.clone()).await?;
+            let i = read::inode(&self.db, r.ino).map_err(fs_status)?;
+            return ok(AttrReply { attr: Some(attr(&i)) });
         }
         let op = Op::SetAttr {
             ino: r.ino,
@@ -486,6 +486,26 @@ impl Meta for MetaService {
                 pid: h.pid,
             }),
         }
+    }
+
+    #[tracing::instrument(skip_all, fields(n = req.get_ref().inos.len()))]
+    async fn touch_atimes(&self, req: Request<TouchAtimesRequest>) -> Res<Empty> {
+        self.barrier().await?;
+        let r = req.into_inner();
+        let now = tessera_proto::time::now();
+        // Only files whose atime is due make a log entry; usually none do
+        // on a second read.
+        let inos: Vec<u64> = r
+            .inos
+            .into_iter()
+            .filter(|ino| {
+                read::inode(&self.db, *ino).is_ok_and(|i| crate::fsm::model::relatime_due(&i, (now.sec, now.nsec)))
+            })
+            .collect();
+        if !inos.is_empty() {
+            self.write_once(Cred::root(), Op::TouchAtimes { inos }, r.request_id).await?;
+        }
+        ok(Empty {})
     }
 
     async fn epoch(&self, _req: Request<Empty>) -> Res<EpochReply> {

@@ -111,9 +111,10 @@ pub enum Op {
         capacity: u64,
         zone: String,
     },
-    /// atime = now because of a read (does not change ctime).
-    TouchAtime {
-        ino: u64,
+    /// A read happened: atime = now where relatime asks for it (atime not
+    /// after mtime or ctime, or a day old); ctime unchanged.
+    TouchAtimes {
+        inos: Vec<u64>,
     },
     SetServerState {
         id: String,
@@ -159,7 +160,7 @@ impl fmt::Display for Command {
             Op::RemoveXattr { .. } => "removexattr",
             Op::RegisterChunkserver { .. } => "register",
             Op::SetServerState { .. } => "set_server_state",
-            Op::TouchAtime { .. } => "touch_atime",
+            Op::TouchAtimes { .. } => "touch_atimes",
             Op::CollectGarbage { .. } => "collect_garbage",
             Op::GarbageDeleted { .. } => "garbage_deleted",
         };

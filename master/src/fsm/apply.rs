@@ -110,11 +110,17 @@ impl Applier<'_, '_> {
                 super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;
                 self.commit(*ino, extents, *size, *mtime)
             }
-            Op::TouchAtime { ino } => {
-                let mut i = self.inode(*ino)?;
-                i.atime = self.now;
-                self.txn.put_inode(&i);
-                Ok(Reply::Attr(i))
+            Op::TouchAtimes { inos } => {
+                for ino in inos {
+                    // A file removed since its read has no atime to keep.
+                    if let Some(mut i) = self.txn.inode(*ino)? {
+                        if super::model::relatime_due(&i, self.now) {
+                            i.atime = self.now;
+                            self.txn.put_inode(&i);
+                        }
+                    }
+                }
+                Ok(Reply::None)
             }
             Op::SetServerState { id, state } => {
                 let k = key::bytes(key::SERVER, id.as_bytes());

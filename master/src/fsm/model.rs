@@ -157,3 +157,9 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 pub fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> std::io::Result<T> {
     bincode::deserialize(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
+
+/// relatime: a read updates atime when it is not after mtime or ctime, or
+/// is more than a day old.
+pub fn relatime_due(i: &Inode, now: (i64, u32)) -> bool {
+    i.atime <= i.mtime || i.atime <= i.ctime || now.0 - i.atime.0 > 86_400
+}
