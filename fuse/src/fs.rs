@@ -8,7 +8,7 @@ use fuser::{FileAttr, FileType, INodeNo};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tessera_client::{ClientError, Fs, Result};
 use tessera_proto::pb::{self, Attr, Cred, FileKind};
 use tokio::sync::Mutex as AsyncMutex;
@@ -35,6 +35,8 @@ pub struct Mount {
     /// Files read since the last atime batch, and whether its sender runs.
     atime_queue: Arc<Mutex<std::collections::HashSet<u64>>>,
     atime_flusher: std::sync::atomic::AtomicBool,
+    /// Files seen with no extended attributes, and when.
+    no_xattrs: Mutex<HashMap<u64, Instant>>,
     pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     pub next_fh: AtomicU64,
     /// Random id of this mount: lock owners are "<id>:<kernel owner>".
@@ -104,6 +106,7 @@ impl Mount {
             atime_pending: Mutex::new(Default::default()),
             atime_queue: Default::default(),
             atime_flusher: Default::default(),
+            no_xattrs: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             id: format!("{:016x}", rand_id()),
@@ -123,6 +126,7 @@ impl Mount {
 
     /// Attributes with this mount's unflushed size and times applied.
     pub async fn patch(&self, mut a: Attr) -> Attr {
+        self.note_xattrs(&a);
         if let Some(f) = self.open_file(a.ino) {
             let d = f.data.lock().await;
             if d.is_dirty() {
@@ -130,6 +134,33 @@ impl Mount {
             }
         }
         a
+    }
+
+    /// Remembers, for one attribute lifetime, which files have no extended
+    /// attributes: `ls -l` asks for security.selinux on every file and the
+    /// kernel for security.capability before a first write.
+    fn note_xattrs(&self, a: &Attr) {
+        let mut m = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
+        if a.xattrs == 0 {
+            if m.len() > 100_000 {
+                m.retain(|_, seen| seen.elapsed() < self.ttl);
+            }
+            m.insert(a.ino, Instant::now());
+        } else {
+            m.remove(&a.ino);
+        }
+    }
+
+    /// True if `ino` was seen without extended attributes within the
+    /// attribute lifetime (then "no such attribute" needs no round trip).
+    pub fn known_without_xattrs(&self, ino: u64) -> bool {
+        let m = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&ino).is_some_and(|seen| seen.elapsed() < self.ttl)
+    }
+
+    /// This mount changed the file's attributes: ask the master next time.
+    pub fn forget_xattrs(&self, ino: u64) {
+        self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {

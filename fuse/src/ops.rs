@@ -521,20 +521,30 @@ impl Filesystem for TesseraFs {
             flags: flags as u32,
             request_id: tessera_client::fs::request_id(),
         };
+        self.mount.forget_xattrs(ino.0);
         spawn!(
             self,
             reply,
-            |_m| fs.meta.call("setxattr", |mut c| {
-                let r = r.clone();
-                async move { c.set_xattr(r).await }
-            }),
+            |m| async move {
+                let res = fs
+                    .meta
+                    .call("setxattr", |mut c| {
+                        let r = r.clone();
+                        async move { c.set_xattr(r).await }
+                    })
+                    .await;
+                // Attributes fetched while the call was in flight may
+                // predate it.
+                m.forget_xattrs(ino.0);
+                res
+            },
             |_x| reply.ok()
         );
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         // No ACLs: answer tools probing for them (ls, cp) without a round trip.
-        if name.as_bytes().starts_with(b"system.posix_acl_") {
+        if name.as_bytes().starts_with(b"system.posix_acl_") || self.mount.known_without_xattrs(ino.0) {
             reply.error(Errno::from_i32(libc::ENODATA));
             return;
         }

@@ -23,6 +23,7 @@ pub fn attr(i: &Inode) -> pb::Attr {
         rdev: i.rdev,
         version: i.version,
         parent: i.parent,
+        xattrs: i.xattrs,
     }
 }
 

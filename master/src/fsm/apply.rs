@@ -147,6 +147,7 @@ impl Applier<'_, '_> {
                 }
                 self.txn.delete(k);
                 let mut i = i;
+                i.xattrs = i.xattrs.saturating_sub(1);
                 i.ctime = self.now;
                 self.txn.put_inode(&i);
                 Ok(Reply::None)
@@ -216,6 +217,7 @@ impl Applier<'_, '_> {
             parent: if kind == KIND_DIR { parent } else { 0 },
             target,
             version: 0,
+            xattrs: 0,
         };
         self.txn.put_inode(&inode);
         self.txn.put(key::ino_name(key::DENTRY, parent, name), &Dentry { ino, kind });
@@ -388,6 +390,9 @@ impl Applier<'_, '_> {
             return Err(err(libc::ENODATA, "no such attribute"));
         }
         self.txn.put_raw(k, value.to_vec());
+        if !exists {
+            i.xattrs += 1;
+        }
         i.ctime = self.now;
         self.txn.put_inode(&i);
         Ok(Reply::None)
@@ -414,6 +419,7 @@ pub fn bootstrap(txn: &mut Txn, now: Time) -> io::Result<()> {
         parent: tessera_proto::ROOT_INO,
         target: Vec::new(),
         version: 0,
+        xattrs: 0,
     };
     txn.put_inode(&root);
     let mut c = txn.counters()?;

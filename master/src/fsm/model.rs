@@ -28,6 +28,9 @@ pub struct Inode {
     pub target: Vec<u8>,
     /// Bumped on every content change.
     pub version: u64,
+    /// Number of extended attributes: lets a mount answer "no such
+    /// attribute" (ls, cp and every first write probe for some) locally.
+    pub xattrs: u32,
 }
 
 impl Inode {

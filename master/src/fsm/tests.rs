@@ -339,3 +339,19 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
         ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: true }).unwrap();
     assert!(matches!(marked, Reply::Ids(ref v) if v.is_empty()));
 }
+
+#[test]
+fn the_inode_counts_its_extended_attributes() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, tessera_proto::ROOT_INO, "f");
+    let set = |name: &str, value: &str| Op::SetXattr { ino: f, name: name.into(), value: value.into(), flags: 0 };
+    ns.run(&ROOT, set("user.a", "1")).unwrap();
+    ns.run(&ROOT, set("user.a", "2")).unwrap(); // a replacement, not a new one
+    ns.run(&ROOT, set("user.b", "1")).unwrap();
+    assert_eq!(ns.inode(f).xattrs, 2);
+    ns.run(&ROOT, Op::RemoveXattr { ino: f, name: "user.a".into() }).unwrap();
+    assert_eq!(ns.inode(f).xattrs, 1);
+    // A refused removal changes nothing.
+    assert_eq!(ns.errno(&ROOT, Op::RemoveXattr { ino: f, name: "user.a".into() }), libc::ENODATA);
+    assert_eq!(ns.inode(f).xattrs, 1);
+}
