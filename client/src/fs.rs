@@ -203,23 +203,7 @@ impl Fs {
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (p1, n1) = self.resolve_parent(from).await?;
         let (p2, n2) = self.resolve_parent(to).await?;
-        let req = RenameRequest {
-            cred: self.cred(),
-            parent: p1.ino,
-            name: b(&n1),
-            new_parent: p2.ino,
-            new_name: b(&n2),
-            flags: 0,
-            request_id: request_id(),
-        };
-        self.meta
-            .call("rename", |mut c| {
-                let r = req.clone();
-                async move { c.rename(r).await }
-            })
-            .await
-            .map_err(|e| with_path(e, from))?;
-        Ok(())
+        self.rename_at(p1.ino, &n1, p2.ino, &n2).await.map_err(|e| with_path(e, from))
     }
 
     /// Rename by parent inodes (no path resolution).

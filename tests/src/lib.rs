@@ -184,20 +184,7 @@ impl Cluster {
         for (i, addr) in maddrs.iter().enumerate() {
             let name = format!("master-{}", i + 1);
             let data = c.dir.path().join(&name);
-            let args = vec![
-                "--id".into(),
-                (i + 1).to_string(),
-                "--listen".into(),
-                addr.clone(),
-                "--peers".into(),
-                peers.clone(),
-                "--data-dir".into(),
-                data.display().to_string(),
-                "--dead-after-ms".into(),
-                "3000".into(),
-                "--election-timeout-ms".into(),
-                "500".into(),
-            ];
+            let args = master_args(i + 1, addr, &peers, &data);
             let args = args.into_iter().chain(o.master_args.iter().cloned()).collect();
             c.masters.push(c.proc(&name, addr, "tessera-master", args));
         }
@@ -435,6 +422,15 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     let out = child.wait_with_output().expect("wait command");
     let _ = tx.send(());
     out
+}
+
+/// A test master's arguments: fast elections (500 ms) and failure
+/// detection (3 s).
+pub fn master_args(id: usize, addr: &str, peers: &str, data: &Path) -> Vec<String> {
+    let args = ["--id", &id.to_string(), "--listen", addr, "--peers", peers, "--data-dir", &data.display().to_string()]
+        .map(String::from);
+    let timing = ["--dead-after-ms", "3000", "--election-timeout-ms", "500"].map(String::from);
+    args.into_iter().chain(timing).collect()
 }
 
 /// Deterministic pseudo-random bytes that never repeat across seeds.

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_client::{ClientError, Fs};
-use tessera_proto::pb::{Extent, RenameRequest};
+use tessera_proto::pb::Extent;
 use tessera_tests::linearizability::{check, Call, Event, Ret};
 use tessera_tests::Cluster;
 
@@ -100,22 +100,7 @@ async fn run_client(fs: Fs, rec: Arc<Recorder>, client: usize, w: Arc<Workload>)
             }
             60..=74 => {
                 let to = rnd(3) as usize;
-                let req = RenameRequest {
-                    cred: fs.cred(),
-                    parent: dir,
-                    name: NAMES[k].as_bytes().to_vec().into(),
-                    new_parent: dir,
-                    new_name: NAMES[to].as_bytes().to_vec().into(),
-                    flags: 0,
-                    request_id: tessera_client::fs::request_id(),
-                };
-                let r = fs
-                    .meta
-                    .call("rename", |mut c| {
-                        let r = req.clone();
-                        async move { c.rename(r).await }
-                    })
-                    .await;
+                let r = fs.rename_at(dir, NAMES[k], dir, NAMES[to]).await;
                 let r = outcome(r, "rename");
                 rec.record(client, Call::Rename(k, to), r.map_or_else(Ret::Errno, |_| Ret::Ok), start);
             }

@@ -8,7 +8,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 use tessera_tests::netns::Lab;
-use tessera_tests::{bin_dir, run_bounded, Proc};
+use tessera_tests::{bin_dir, master_args, run_bounded, Proc};
 
 const PORT: u16 = 7100;
 
@@ -27,22 +27,13 @@ impl Net {
         let mut masters = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
             let name = format!("master-{}", i + 1);
-            let args = vec![
+            let mut args = vec![
                 "netns".to_string(),
                 "exec".into(),
                 lab.host(i),
                 bin_dir().join("tessera-master").display().to_string(),
-                "--id".into(),
-                (i + 1).to_string(),
-                "--listen".into(),
-                addr.clone(),
-                "--peers".into(),
-                peers.clone(),
-                "--data-dir".into(),
-                dir.path().join(&name).display().to_string(),
-                "--election-timeout-ms".into(),
-                "500".into(),
             ];
+            args.extend(master_args(i + 1, addr, &peers, &dir.path().join(&name)));
             let log = dir.path().join(format!("{name}.log"));
             let mut p = Proc::new(&name, addr, "ip".into(), args, log);
             p.start();
