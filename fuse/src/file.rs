@@ -36,6 +36,8 @@ pub struct FileData {
     /// Error of a background upload, reported at the next flush.
     failed: Option<ClientError>,
     last_read_end: u64,
+    /// Sequential prefetch has been issued up to here.
+    prefetched_to: u64,
     /// GC epoch read before the first upload of the pending commit.
     epoch: Option<u64>,
 }
@@ -101,6 +103,7 @@ impl FileData {
             slots: BTreeMap::new(),
             failed: None,
             last_read_end: 0,
+            prefetched_to: 0,
             epoch: None,
         }
     }
@@ -115,6 +118,8 @@ impl FileData {
         self.committed_size = attr.size;
         self.size = attr.size;
         self.slots.clear();
+        // New content: what was prefetched belongs to the old one.
+        self.prefetched_to = 0;
     }
 
     async fn committed_bytes(&self, t: &Transfer, from: u64, len: u64) -> Result<Vec<u8>> {
@@ -248,13 +253,21 @@ impl FileData {
         Ok(out)
     }
 
-    /// On sequential reads, warms the cache with the next chunks.
-    fn prefetch(&self, t: &Transfer, off: u64, end: u64) {
+    /// On sequential reads, warms the cache with the next chunks. Each chunk
+    /// is asked for once, when the window first reaches it (a FUSE read is
+    /// far smaller than a chunk; asking on every read cost more than it saved).
+    fn prefetch(&mut self, t: &Transfer, off: u64, end: u64) {
         if off != self.last_read_end || t.cache.is_none() {
             return;
         }
         let ahead = self.chunk * t.parallel as u64;
-        for e in slice_extents(&self.base, end, (end + ahead).min(self.committed_size)) {
+        // Whole chunks only, so each one is asked for once.
+        let target = ((end + ahead) / self.chunk * self.chunk).min(self.committed_size);
+        let from = end.max(self.prefetched_to);
+        if target <= from {
+            return;
+        }
+        for e in slice_extents(&self.base, from, target) {
             if let Ok(id) = ChunkId::from_slice(&e.id) {
                 let t2 = t.clone();
                 tokio::spawn(async move {
@@ -262,6 +275,7 @@ impl FileData {
                 });
             }
         }
+        self.prefetched_to = target;
     }
 
     /// Uploads every dirty slot and commits the new extent list atomically.
@@ -306,6 +320,7 @@ impl FileData {
         self.base = extents;
         self.committed_size = self.size;
         self.slots.clear();
+        self.prefetched_to = 0;
         Ok(Some(attr))
     }
 }
