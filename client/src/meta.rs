@@ -19,7 +19,11 @@ use tonic::Code;
 
 #[derive(Clone, Debug)]
 pub struct MetaOptions {
-    /// Deadline of one RPC attempt.
+    /// Deadline of one RPC attempt. Short, because a frozen leader (SIGSTOP,
+    /// a stalled VM) still accepts connections and answers nothing: the
+    /// client must give up on it about as fast as the followers elect a new
+    /// one. A retry carries the same request id, so a slow but successful
+    /// write is answered, not applied twice.
     pub rpc_timeout: Duration,
     /// How long a call keeps retrying through elections and outages.
     pub total_timeout: Duration,
@@ -31,7 +35,7 @@ pub struct MetaOptions {
 
 impl Default for MetaOptions {
     fn default() -> Self {
-        MetaOptions { rpc_timeout: Duration::from_secs(5), total_timeout: Duration::from_secs(30), stale_reads: false }
+        MetaOptions { rpc_timeout: Duration::from_secs(2), total_timeout: Duration::from_secs(30), stale_reads: false }
     }
 }
 
@@ -49,7 +53,12 @@ struct Inner {
     read_from: AtomicUsize,
     /// The last GC epoch read, and when.
     epoch: Mutex<Option<(u64, Instant)>>,
+    /// Masters whose last attempt timed out, and when.
+    suspects: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long a master that timed out is passed over.
+const SUSPECT_FOR: Duration = Duration::from_secs(3);
 
 /// Marks a request as a stale read (header `tessera-read: stale`).
 #[derive(Clone, Copy, Default)]
@@ -80,6 +89,7 @@ impl MetaClient {
                 leader: Mutex::new(None),
                 channels: Mutex::new(HashMap::new()),
                 epoch: Mutex::new(None),
+                suspects: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -126,6 +136,17 @@ impl MetaClient {
 
     pub fn cache_epoch(&self, epoch: u64, read_at: Instant) {
         *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, read_at));
+    }
+
+    /// A master that just let an attempt time out (frozen or partitioned)
+    /// is passed over for a few seconds, while the others elect a leader.
+    fn mark_suspect(&self, addr: &str) {
+        self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.to_string(), Instant::now());
+    }
+
+    fn is_suspect(&self, addr: &str) -> bool {
+        let m = self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(addr).is_some_and(|t| t.elapsed() < SUSPECT_FOR)
     }
 
     fn set_leader(&self, addr: Option<String>) {
@@ -187,8 +208,19 @@ impl MetaClient {
             let addr = match self.leader() {
                 Some(a) => a,
                 None => {
-                    rotate += 1;
-                    self.inner.addrs[rotate % self.inner.addrs.len()].clone()
+                    // Next master in turn, passing over those that just
+                    // timed out while another may answer.
+                    let n = self.inner.addrs.len();
+                    let mut pick = None;
+                    for _ in 0..n {
+                        rotate += 1;
+                        let a = &self.inner.addrs[rotate % n];
+                        if !self.is_suspect(a) {
+                            pick = Some(a.clone());
+                            break;
+                        }
+                    }
+                    pick.unwrap_or_else(|| self.inner.addrs[rotate % n].clone())
                 }
             };
             let span = tracing::debug_span!("meta_rpc", rpc = what, master = %addr);
@@ -197,6 +229,7 @@ impl MetaClient {
             let res = tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).await;
             let redirected = match res {
                 Ok(Ok(resp)) => {
+                    self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).remove(&addr);
                     self.set_leader(Some(addr));
                     return Ok(resp.into_inner());
                 }
@@ -213,8 +246,19 @@ impl MetaClient {
                         | Code::Aborted
                         | Code::Internal => {
                             last = format!("{addr}: {}", st.message());
+                            // No answer in time (the channel's own deadline)
+                            // or no connection: pass this master over awhile.
+                            let unresponsive = matches!(st.code(), Code::DeadlineExceeded | Code::Cancelled)
+                                || (st.code() == Code::Unavailable
+                                    && leader_of(&st).is_none()
+                                    && st.message().contains("connect"));
+                            if unresponsive {
+                                self.mark_suspect(&addr);
+                            }
                             match leader_of(&st) {
-                                Some(l) if l != addr => {
+                                // A follower that has not noticed yet still
+                                // names the frozen leader: do not go back to it.
+                                Some(l) if l != addr && !self.is_suspect(&l) => {
                                     self.set_leader(Some(l));
                                     true
                                 }
@@ -229,6 +273,7 @@ impl MetaClient {
                 }
                 Err(_) => {
                     last = format!("{addr}: timed out after {:?}", self.inner.opts.rpc_timeout);
+                    self.mark_suspect(&addr);
                     self.set_leader(None);
                     false
                 }
