@@ -57,6 +57,15 @@ struct Inner {
     suspects: Mutex<HashMap<String, Instant>>,
 }
 
+/// Statuses that say "this master, now" rather than "this request": an
+/// election, a timeout, a lost connection. Others are final.
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled | Code::Aborted | Code::Internal
+    )
+}
+
 /// How long a master that timed out is passed over.
 const SUSPECT_FOR: Duration = Duration::from_secs(3);
 
@@ -176,7 +185,9 @@ impl MetaClient {
             let client = self.client_with(addr, ReadMode { stale: true })?;
             let last = match tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
-                Ok(Err(st)) if errno_of(&st).is_some() => return Err(ClientError::from_status(what, &st)),
+                Ok(Err(st)) if errno_of(&st).is_some() || !retryable(st.code()) => {
+                    return Err(ClientError::from_status(what, &st))
+                }
                 Ok(Err(st)) => format!("{addr}: {}", st.message()),
                 Err(_) => format!("{addr}: timed out after {:?}", self.inner.opts.rpc_timeout),
             };
@@ -239,12 +250,7 @@ impl MetaClient {
                         return Err(ClientError::from_status(what, &st));
                     }
                     match st.code() {
-                        Code::Unavailable
-                        | Code::DeadlineExceeded
-                        | Code::Unknown
-                        | Code::Cancelled
-                        | Code::Aborted
-                        | Code::Internal => {
+                        code if retryable(code) => {
                             last = format!("{addr}: {}", st.message());
                             // No answer in time (the channel's own deadline)
                             // or no connection: pass this master over awhile.

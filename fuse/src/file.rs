@@ -31,6 +31,8 @@ pub struct FileData {
     chunk: u64,
     base: Vec<Extent>,
     committed_size: u64,
+    /// Content version of the committed view (the master bumps it per commit).
+    committed_version: u64,
     pub size: u64,
     slots: BTreeMap<u64, Slot>,
     /// Error of a background upload, reported at the next flush.
@@ -99,6 +101,7 @@ impl FileData {
             chunk,
             base,
             committed_size: attr.size,
+            committed_version: attr.version,
             size: attr.size,
             slots: BTreeMap::new(),
             failed: None,
@@ -106,6 +109,13 @@ impl FileData {
             prefetched_to: 0,
             epoch: None,
         }
+    }
+
+    /// Whether attributes from the master (content version `version`) are
+    /// older than what this mount holds: local writes not yet committed, or
+    /// a commit that finished after those attributes were read.
+    pub fn newer_than(&self, version: u64) -> bool {
+        self.is_dirty() || version < self.committed_version
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -116,6 +126,7 @@ impl FileData {
     pub fn reset(&mut self, attr: &Attr, base: Vec<Extent>) {
         self.base = base;
         self.committed_size = attr.size;
+        self.committed_version = attr.version;
         self.size = attr.size;
         self.slots.clear();
         // New content: what was prefetched belongs to the old one.
@@ -319,6 +330,7 @@ impl FileData {
         self.epoch = None;
         self.base = extents;
         self.committed_size = self.size;
+        self.committed_version = attr.version;
         self.slots.clear();
         self.prefetched_to = 0;
         Ok(Some(attr))

@@ -35,6 +35,7 @@ pub struct Mount {
     /// Files read since the last atime batch, and whether its sender runs.
     atime_queue: Arc<Mutex<std::collections::HashSet<u64>>>,
     atime_flusher: std::sync::atomic::AtomicBool,
+    atime_wake: Arc<tokio::sync::Notify>,
     /// Files seen with no extended attributes, and when.
     no_xattrs: Mutex<HashMap<u64, Instant>>,
     pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
@@ -106,6 +107,7 @@ impl Mount {
             atime_pending: Mutex::new(Default::default()),
             atime_queue: Default::default(),
             atime_flusher: Default::default(),
+            atime_wake: Default::default(),
             no_xattrs: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -129,7 +131,9 @@ impl Mount {
         self.note_xattrs(&a);
         if let Some(f) = self.open_file(a.ino) {
             let d = f.data.lock().await;
-            if d.is_dirty() {
+            // Attributes fetched while this mount's flush was committing
+            // (a release racing a stat) carry the size before it.
+            if d.newer_than(a.version) {
                 a.size = d.size;
             }
         }
@@ -238,12 +242,15 @@ impl Mount {
     /// applies the relatime rule (atime not after mtime/ctime, or a day old).
     fn relatime(&self, ino: u64) {
         self.atime_queue.lock().unwrap_or_else(|p| p.into_inner()).insert(ino);
+        self.atime_wake.notify_one();
         if self.atime_flusher.swap(true, Ordering::SeqCst) {
             return;
         }
-        let (fs, queue) = (self.fs.clone(), self.atime_queue.clone());
+        let (fs, queue, wake) = (self.fs.clone(), self.atime_queue.clone(), self.atime_wake.clone());
         tokio::spawn(async move {
             loop {
+                // Idle until a read, then gather a quarter second's worth.
+                wake.notified().await;
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let inos: Vec<u64> = queue.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
                 for batch in inos.chunks(2000) {
@@ -256,6 +263,8 @@ impl Mount {
                             async move { c.touch_atimes(r).await }
                         })
                         .await;
+                    // atime is best effort (as with lazytime): a batch that
+                    // finds no master is dropped, never retried forever.
                     if let Err(e) = r {
                         tracing::debug!(error = %e, "atime update failed");
                     }

@@ -101,7 +101,8 @@ impl MetaService {
         }
     }
 
-    /// A RocksDB integer property summed over the column families.
+    /// A RocksDB integer property summed over the column families (for
+    /// per-family figures: memtables, table readers).
     fn db_property(&self, name: &str) -> u64 {
         [crate::store::CF_LOGS, crate::store::CF_RAFT_META, crate::fsm::CF_SM, crate::fsm::CF_SM_META]
             .iter()
@@ -572,8 +573,8 @@ impl Meta for MetaService {
             reachable: true,
             error: String::new(),
             rss_bytes: rss_bytes(),
-            // One cache is shared by every column family: any one reports it.
-            block_cache_bytes: self.db_property("rocksdb.block-cache-usage") / 4,
+            // One cache serves every column family: ask the database once.
+            block_cache_bytes: self.db.property_int_value("rocksdb.block-cache-usage").ok().flatten().unwrap_or(0),
             memtable_bytes: self.db_property("rocksdb.cur-size-all-mem-tables"),
             table_readers_bytes: self.db_property("rocksdb.estimate-table-readers-mem"),
         };
@@ -625,6 +626,7 @@ fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map(|pages| pages * 4096)
+        // SAFETY: sysconf has no preconditions.
+        .map(|pages| pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64)
         .unwrap_or(0)
 }

@@ -355,3 +355,21 @@ fn the_inode_counts_its_extended_attributes() {
     assert_eq!(ns.errno(&ROOT, Op::RemoveXattr { ino: f, name: "user.a".into() }), libc::ENODATA);
     assert_eq!(ns.inode(f).xattrs, 1);
 }
+
+#[test]
+fn a_read_updates_atime_only_when_relatime_says_so() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, tessera_proto::ROOT_INO, "f");
+    // Fresh file: atime == mtime, so the first read is due.
+    let before = ns.inode(f);
+    ns.run(&ROOT, Op::TouchAtimes { inos: vec![f] }).unwrap();
+    let after_first = ns.inode(f);
+    assert!(after_first.atime > after_first.mtime, "first read did not set atime");
+    assert_eq!(after_first.ctime, before.ctime, "a read changed ctime");
+    // Atime now after mtime and ctime: a second read changes nothing.
+    ns.run(&ROOT, Op::TouchAtimes { inos: vec![f] }).unwrap();
+    assert_eq!(ns.inode(f).atime, after_first.atime);
+    // A removed file in the batch is skipped, not an error.
+    ns.run(&ROOT, Op::Unlink { parent: tessera_proto::ROOT_INO, name: "f".into() }).unwrap();
+    ns.run(&ROOT, Op::TouchAtimes { inos: vec![f] }).unwrap();
+}

@@ -3,6 +3,7 @@
 use crate::store::snapshot::{receive_path, SnapshotFile};
 use crate::types::{Raft, TypeConfig};
 use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use tessera_proto::pb::raft_server::Raft as RaftRpc;
 use tessera_proto::pb::{RaftBlob, SnapshotPart};
@@ -39,7 +40,7 @@ impl RaftRpc for RaftService {
 
     async fn stream_snapshot(&self, req: Request<Streaming<SnapshotPart>>) -> Result<Response<RaftBlob>, Status> {
         let mut stream = req.into_inner();
-        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let first = stream.try_next().await?.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let (vote, meta): (VoteOf<C>, SnapshotMetaOf<C>) = decode(&first.header)?;
         let path = receive_path(&self.snapshot_dir);
         let received = receive_file(&mut stream, &path).await;
@@ -60,14 +61,17 @@ impl RaftRpc for RaftService {
 }
 
 /// Writes the streamed file to `path`, fsyncs it and checks its BLAKE3.
-async fn receive_file(stream: &mut Streaming<SnapshotPart>, path: &std::path::Path) -> Result<u64, Status> {
+async fn receive_file<S>(stream: &mut S, path: &std::path::Path) -> Result<u64, Status>
+where
+    S: Stream<Item = Result<SnapshotPart, Status>> + Unpin,
+{
     use tokio::io::AsyncWriteExt;
     let io = |e: std::io::Error| Status::internal(format!("snapshot file {}: {e}", path.display()));
     let mut f = tokio::fs::File::create(path).await.map_err(io)?;
     let mut hasher = blake3::Hasher::new();
     let mut bytes = 0u64;
     loop {
-        let part = stream.message().await?.ok_or_else(|| Status::data_loss("snapshot stream ended early"))?;
+        let part = stream.try_next().await?.ok_or_else(|| Status::data_loss("snapshot stream ended early"))?;
         if !part.blake3.is_empty() {
             if part.blake3.as_ref() != hasher.finalize().as_bytes() {
                 return Err(Status::data_loss("snapshot checksum mismatch"));
@@ -80,4 +84,36 @@ async fn receive_file(stream: &mut Streaming<SnapshotPart>, path: &std::path::Pa
     }
     f.sync_all().await.map_err(io)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(b: &[u8]) -> Result<SnapshotPart, Status> {
+        Ok(SnapshotPart { data: b.to_vec().into(), ..Default::default() })
+    }
+
+    fn sum(b: &[u8]) -> Result<SnapshotPart, Status> {
+        Ok(SnapshotPart { blake3: blake3::hash(b).as_bytes().to_vec().into(), ..Default::default() })
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_is_kept_only_if_it_arrived_whole_and_intact() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("s.part");
+        // Whole: written and counted.
+        let mut ok = futures::stream::iter(vec![data(b"abc"), data(b"def"), sum(b"abcdef")]);
+        assert_eq!(receive_file(&mut ok, &path).await.unwrap(), 6);
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcdef");
+        // A frame altered on the way: refused.
+        let mut bad = futures::stream::iter(vec![data(b"abX"), data(b"def"), sum(b"abcdef")]);
+        assert_eq!(receive_file(&mut bad, &path).await.unwrap_err().code(), tonic::Code::DataLoss);
+        // The sender died mid-stream (no checksum): refused.
+        let mut cut = futures::stream::iter(vec![data(b"abc")]);
+        assert_eq!(receive_file(&mut cut, &path).await.unwrap_err().code(), tonic::Code::DataLoss);
+        // The transport failed: its error, not a snapshot.
+        let mut broken = futures::stream::iter(vec![data(b"abc"), Err(Status::unavailable("reset"))]);
+        assert_eq!(receive_file(&mut broken, &path).await.unwrap_err().code(), tonic::Code::Unavailable);
+    }
 }
