@@ -157,6 +157,11 @@ impl Fs {
 
     /// All entries of a directory, following pages.
     pub async fn readdir(&self, ino: u64, plus: bool) -> Result<Vec<DirEntry>> {
+        Ok(self.readdir_upto(ino, plus, usize::MAX).await?.unwrap_or_default())
+    }
+
+    /// Like `readdir`, but None once the directory holds more than `max` entries.
+    pub async fn readdir_upto(&self, ino: u64, plus: bool, max: usize) -> Result<Option<Vec<DirEntry>>> {
         let mut out = Vec::new();
         let mut after = Bytes::new();
         loop {
@@ -172,8 +177,11 @@ impl Fs {
                 after = last.name.clone();
             }
             out.extend(r.entries);
+            if out.len() > max {
+                return Ok(None);
+            }
             if !r.more {
-                return Ok(out);
+                return Ok(Some(out));
             }
         }
     }

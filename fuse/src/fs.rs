@@ -2,6 +2,7 @@
 //! fuser callbacks (ops.rs) hand their reply objects to tokio tasks that call
 //! into this; nothing here blocks a FUSE thread.
 
+use crate::dircache::{Cached, DirCache, MAX_LISTED_ENTRIES};
 use crate::file::FileData;
 use bytes::Bytes;
 use fuser::{FileAttr, FileType, INodeNo};
@@ -44,6 +45,8 @@ pub struct Mount {
     pub id: String,
     /// Inodes this mount ever locked: only their closes release locks.
     pub locked: Mutex<std::collections::HashSet<u64>>,
+    /// Lookups answered from recent listings (see dircache.rs).
+    pub dircache: DirCache,
 }
 
 pub fn kind(k: i32) -> FileType {
@@ -113,6 +116,49 @@ impl Mount {
             next_fh: AtomicU64::new(1),
             id: format!("{:016x}", rand_id()),
             locked: Mutex::new(Default::default()),
+            dircache: DirCache::new(ttl),
+        }
+    }
+
+    /// A name in a directory: from a recent listing when there is one,
+    /// else from the master. Returns the attributes and how long the kernel
+    /// may keep them.
+    pub async fn lookup(self: &Arc<Self>, fs: &Fs, parent: u64, name: &[u8]) -> Result<(Attr, Duration)> {
+        match self.dircache.lookup(parent, name, &fs.cred) {
+            Cached::Found(a, left) => return Ok((self.patch(a).await, left)),
+            Cached::Absent => return Err(ClientError::fs(libc::ENOENT, "no such file or directory")),
+            Cached::Denied => return Err(ClientError::fs(libc::EACCES, "permission denied")),
+            Cached::Miss { list: true } => {
+                let m = self.clone();
+                tokio::spawn(async move { m.list_for_lookups(parent).await });
+            }
+            Cached::Miss { list: false } => {}
+        }
+        let text = std::str::from_utf8(name).map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?;
+        let a = fs.lookup(parent, text).await?;
+        self.dircache.learned(parent, name, &a);
+        Ok((self.patch(a).await, self.ttl))
+    }
+
+    /// Lists `dir` (as this mount's own user) for the lookup cache.
+    async fn list_for_lookups(&self, dir: u64) {
+        let started = Instant::now();
+        let listing = async {
+            let d = self.fs.getattr(dir).await?;
+            let entries = self.fs.readdir_upto(dir, true, MAX_LISTED_ENTRIES).await?;
+            Ok::<_, ClientError>((d, entries))
+        };
+        match listing.await {
+            Ok((d, Some(entries))) => {
+                let entries = entries.into_iter().filter_map(|e| e.attr.map(|a| (e.name.to_vec(), a))).collect();
+                tracing::debug!(dir, "listed for lookups");
+                self.dircache.install(dir, started, d, entries);
+            }
+            Ok((_, None)) => self.dircache.abandon(dir, true),
+            Err(e) => {
+                tracing::debug!(dir, error = %e, "listing for lookups failed");
+                self.dircache.abandon(dir, false);
+            }
         }
     }
 
@@ -287,7 +333,7 @@ impl Mount {
     pub async fn flush_ino(&self, ino: u64) -> Result<()> {
         if let Some(f) = self.open_file(ino) {
             let mut d = f.data.lock().await;
-            d.flush(&self.fs).await?;
+            self.committed(ino, d.flush(&self.fs).await)?;
         }
         Ok(())
     }
@@ -295,7 +341,22 @@ impl Mount {
     pub async fn flush(&self, fh: u64) -> Result<()> {
         let (f, _) = self.file_of(fh)?;
         let mut d = f.data.lock().await;
-        d.flush(&self.fs).await.map(|_| ())
+        let ino = d.ino;
+        self.committed(ino, d.flush(&self.fs).await)
+    }
+
+    /// A commit's new attributes (size, mtime) go to the lookup cache; after
+    /// a failed one, whether it landed is unknown.
+    fn committed(&self, ino: u64, r: Result<Option<Attr>>) -> Result<()> {
+        match r {
+            Ok(Some(a)) => self.dircache.updated(&a),
+            Ok(None) => {}
+            Err(e) => {
+                self.dircache.changed(ino);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     pub async fn release(&self, fh: u64) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Tessera as a local POSIX file system through FUSE.
 
 pub mod convert;
+pub mod dircache;
 pub mod file;
 pub mod fs;
 pub mod ops;

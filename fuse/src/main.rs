@@ -3,7 +3,7 @@ use std::time::Duration;
 
 /// Mount a Tessera cluster as a local file system.
 #[derive(Parser)]
-#[command(name = "tessera-mount", version)]
+#[command(name = "tessera-mount", version, args_override_self = true)]
 struct Args {
     /// Directory to mount on.
     mountpoint: std::path::PathBuf,

@@ -5,6 +5,7 @@
 use crate::convert::{errno, kind_of_mode, permitted, ts, xattr_reply};
 use crate::fs::{b, cred, to_file_attr, Mount};
 use fuser::*;
+use futures::FutureExt;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -51,6 +52,27 @@ impl TesseraFs {
 }
 
 impl TesseraFs {
+    /// Like `entry`, for an operation that makes `name` in `parent` name the
+    /// returned inode (create, mkdir, symlink, link, mknod).
+    fn new_entry(
+        &self,
+        reply: ReplyEntry,
+        parent: INodeNo,
+        name: &OsStr,
+        fut: impl std::future::Future<Output = tessera_client::Result<pb::Attr>> + Send + 'static,
+    ) {
+        let m = self.mount.clone();
+        let name = name.as_bytes().to_vec();
+        self.entry(reply, async move {
+            let r = fut.await;
+            match &r {
+                Ok(a) => m.dircache.created(parent.0, &name, a),
+                Err(_) => m.dircache.unsure(parent.0),
+            }
+            r
+        });
+    }
+
     /// unlink and rmdir: the same request, two RPCs.
     fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
@@ -64,16 +86,26 @@ impl TesseraFs {
         spawn!(
             self,
             reply,
-            |_m| fs.meta.call(what, |mut c| {
-                let r = r.clone();
-                async move {
-                    if dir {
-                        c.rmdir(r).await
-                    } else {
-                        c.unlink(r).await
-                    }
+            |m| async move {
+                let res = fs
+                    .meta
+                    .call(what, |mut c| {
+                        let r = r.clone();
+                        async move {
+                            if dir {
+                                c.rmdir(r).await
+                            } else {
+                                c.unlink(r).await
+                            }
+                        }
+                    })
+                    .await;
+                match &res {
+                    Ok(_) => m.dircache.removed(parent.0, &r.name),
+                    Err(_) => m.dircache.unsure(parent.0),
                 }
-            }),
+                res
+            },
             |_x| reply.ok()
         );
     }
@@ -97,10 +129,12 @@ impl Filesystem for TesseraFs {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let name = name.as_bytes().to_vec();
-        self.entry(reply, async move {
-            let name =
-                std::str::from_utf8(&name).map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?.to_string();
-            fs.lookup(parent.0, &name).await
+        let m = self.mount.clone();
+        self.rt.spawn(async move {
+            match m.lookup(&fs, parent.0, &name).await {
+                Ok((a, ttl)) => reply.entry(&ttl, &to_file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
         });
     }
 
@@ -167,7 +201,14 @@ impl Filesystem for TesseraFs {
                     .await?;
                 let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 Ok(m.patch(a).await)
-            },
+            }
+            .then(|r| async {
+                match &r {
+                    Ok(a) => m.dircache.updated(a),
+                    Err(_) => m.dircache.changed(ino.0),
+                }
+                r
+            }),
             |a| reply.attr(&m.ttl, &to_file_attr(&a))
         );
     }
@@ -197,7 +238,7 @@ impl Filesystem for TesseraFs {
             truncate: false,
             request_id: tessera_client::fs::request_id(),
         };
-        self.entry(reply, async move {
+        self.new_entry(reply, parent, name, async move {
             let c = fs
                 .meta
                 .call("mknod", |mut c| {
@@ -218,7 +259,7 @@ impl Filesystem for TesseraFs {
             mode: mode & !umask & 0o7777,
             request_id: tessera_client::fs::request_id(),
         };
-        self.entry(reply, async move {
+        self.new_entry(reply, parent, name, async move {
             let c = fs
                 .meta
                 .call("mkdir", |mut c| {
@@ -247,7 +288,7 @@ impl Filesystem for TesseraFs {
             target: b(target.as_os_str().as_bytes()),
             request_id: tessera_client::fs::request_id(),
         };
-        self.entry(reply, async move {
+        self.new_entry(reply, parent, link_name, async move {
             let c = fs
                 .meta
                 .call("symlink", |mut c| {
@@ -282,10 +323,29 @@ impl Filesystem for TesseraFs {
         spawn!(
             self,
             reply,
-            |_m| fs.meta.call("rename", |mut c| {
-                let r = r.clone();
-                async move { c.rename(r).await }
-            }),
+            |m| async move {
+                let res = fs
+                    .meta
+                    .call("rename", |mut c| {
+                        let r = r.clone();
+                        async move { c.rename(r).await }
+                    })
+                    .await;
+                match &res {
+                    Ok(_) => m.dircache.renamed(
+                        r.parent,
+                        &r.name,
+                        r.new_parent,
+                        &r.new_name,
+                        r.flags & libc::RENAME_EXCHANGE != 0,
+                    ),
+                    Err(_) => {
+                        m.dircache.unsure(r.parent);
+                        m.dircache.unsure(r.new_parent);
+                    }
+                }
+                res
+            },
             |_x| reply.ok()
         );
     }
@@ -299,7 +359,7 @@ impl Filesystem for TesseraFs {
             new_name: b(newname.as_bytes()),
             request_id: tessera_client::fs::request_id(),
         };
-        self.entry(reply, async move {
+        self.new_entry(reply, newparent, newname, async move {
             let c = fs
                 .meta
                 .call("link", |mut c| {
@@ -536,6 +596,7 @@ impl Filesystem for TesseraFs {
                 // Attributes fetched while the call was in flight may
                 // predate it.
                 m.forget_xattrs(ino.0);
+                m.dircache.changed(ino.0);
                 res
             },
             |_x| reply.ok()
@@ -601,10 +662,17 @@ impl Filesystem for TesseraFs {
         spawn!(
             self,
             reply,
-            |_m| fs.meta.call("removexattr", |mut c| {
-                let r = r.clone();
-                async move { c.remove_xattr(r).await }
-            }),
+            |m| async move {
+                let res = fs
+                    .meta
+                    .call("removexattr", |mut c| {
+                        let r = r.clone();
+                        async move { c.remove_xattr(r).await }
+                    })
+                    .await;
+                m.dircache.changed(ino.0);
+                res
+            },
             |_x| reply.ok()
         );
     }
@@ -658,8 +726,10 @@ impl Filesystem for TesseraFs {
                         let r = r.clone();
                         async move { c.create(r).await }
                     })
-                    .await?;
+                    .await
+                    .inspect_err(|_| m.dircache.unsure(parent.0))?;
                 let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                m.dircache.created(parent.0, &r.name, &a);
                 if a.kind != FileKind::Regular as i32 {
                     return Err(ClientError::fs(libc::EISDIR, "not a regular file"));
                 }

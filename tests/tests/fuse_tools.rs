@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use tessera_tests::{random_bytes, sh, Cluster};
+use tessera_tests::{random_bytes, sh, sh_as, Cluster};
 
 /// A tree with files of many sizes, symlinks, hard links, empty dirs, modes.
 fn make_tree(root: &Path) {
@@ -178,4 +178,108 @@ fn write_survives_chunkserver_sigkill() {
     assert!(ok, "write through the mount failed: {out}\n{}", m.log());
     let (ok, out) = sh(Path::new("/"), &format!("cmp {} {}", src.display(), m.path().join("big").display()));
     assert!(ok, "content differs: {out}");
+}
+
+/// Forgets the kernel's dentries and inodes, so the next stat of a name
+/// reaches the mount (and its lookup cache) again.
+fn drop_dentries() {
+    std::fs::write("/proc/sys/vm/drop_caches", "2").expect("drop_caches needs root");
+}
+
+fn errno_of(p: &Path) -> Option<i32> {
+    std::fs::symlink_metadata(p).err().and_then(|e| e.raw_os_error())
+}
+
+/// The mount answers lookups in a directory it has listed (after a run of
+/// lookups there) for one attribute lifetime: its own changes show at once,
+/// another mount's within the lifetime, and search permission still counts.
+#[test]
+fn lookup_cache_sees_own_changes_at_once_and_others_within_ttl() {
+    let c = Cluster::start(3, 3);
+    // A long lifetime, so every check below runs while the listing is fresh.
+    let m1 = c.mount(&["--attr-ttl-ms", "4000"]);
+    let m2 = c.mount(&[]);
+    let d1 = m1.path().join("d");
+    std::fs::create_dir(&d1).unwrap();
+    for i in 0..40 {
+        std::fs::write(d1.join(format!("f{i}")), random_bytes(100 + i, i as u64)).unwrap();
+    }
+    let listed = |check: bool| {
+        drop_dentries();
+        for i in 0..40 {
+            let md = std::fs::metadata(d1.join(format!("f{i}")));
+            if check {
+                assert_eq!(md.unwrap().len(), 100 + i as u64, "f{i}");
+            }
+        }
+        // The listing is read in the background.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop_dentries();
+    };
+    listed(true);
+    // Own changes, each seen through a fresh lookup.
+    std::fs::remove_file(d1.join("f1")).unwrap();
+    drop_dentries();
+    assert_eq!(errno_of(&d1.join("f1")), Some(libc::ENOENT));
+    std::fs::write(d1.join("new"), b"0123456789").unwrap();
+    drop_dentries();
+    assert_eq!(std::fs::metadata(d1.join("new")).unwrap().len(), 10);
+    std::fs::rename(d1.join("f2"), d1.join("f2b")).unwrap();
+    drop_dentries();
+    assert_eq!(errno_of(&d1.join("f2")), Some(libc::ENOENT));
+    assert_eq!(std::fs::metadata(d1.join("f2b")).unwrap().len(), 102);
+    // rename over an existing name: the replaced file's link goes.
+    std::fs::hard_link(d1.join("f4"), d1.join("f4-link")).unwrap();
+    std::fs::rename(d1.join("f3"), d1.join("f4")).unwrap();
+    drop_dentries();
+    assert_eq!(std::fs::metadata(d1.join("f4")).unwrap().len(), 103);
+    assert_eq!(std::fs::metadata(d1.join("f4-link")).unwrap().nlink(), 1);
+    // Hard links: unlinking one name updates the other's link count.
+    std::fs::hard_link(d1.join("f5"), d1.join("f5-link")).unwrap();
+    drop_dentries();
+    assert_eq!(std::fs::metadata(d1.join("f5")).unwrap().nlink(), 2);
+    std::fs::remove_file(d1.join("f5-link")).unwrap();
+    drop_dentries();
+    assert_eq!(std::fs::metadata(d1.join("f5")).unwrap().nlink(), 1);
+    // Writes and truncates: new sizes and times.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(d1.join("f6")).unwrap();
+        f.write_all(&[7u8; 1000]).unwrap();
+    }
+    drop_dentries();
+    assert_eq!(std::fs::metadata(d1.join("f6")).unwrap().len(), 1106);
+    std::fs::OpenOptions::new().write(true).open(d1.join("f7")).unwrap().set_len(3).unwrap();
+    drop_dentries();
+    assert_eq!(std::fs::metadata(d1.join("f7")).unwrap().len(), 3);
+    std::fs::set_permissions(d1.join("f8"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    drop_dentries();
+    assert_eq!(std::fs::metadata(d1.join("f8")).unwrap().mode() & 0o777, 0o600);
+    std::fs::create_dir(d1.join("sub")).unwrap();
+    drop_dentries();
+    assert!(std::fs::metadata(d1.join("sub")).unwrap().is_dir());
+    std::fs::remove_dir(d1.join("sub")).unwrap();
+    drop_dentries();
+    assert_eq!(errno_of(&d1.join("sub")), Some(libc::ENOENT));
+
+    // Another mount's changes: seen once the lifetime has passed.
+    let d2 = m2.path().join("d");
+    std::fs::write(d2.join("from-m2"), b"abc").unwrap();
+    std::fs::remove_file(d2.join("f9")).unwrap();
+    std::fs::write(d2.join("f10"), b"rewritten").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(4300));
+    drop_dentries();
+    assert_eq!(std::fs::metadata(d1.join("from-m2")).unwrap().len(), 3);
+    assert_eq!(errno_of(&d1.join("f9")), Some(libc::ENOENT));
+    assert_eq!(std::fs::read(d1.join("f10")).unwrap(), b"rewritten");
+
+    // Search permission: a listing made for root does not let others in.
+    std::fs::set_permissions(&d1, std::fs::Permissions::from_mode(0o700)).unwrap();
+    listed(false);
+    let (ok, out) = sh_as(65534, m1.path(), "stat d/f11");
+    assert!(!ok && out.contains("Permission denied"), "stat as nobody in a 0700 directory: {out}");
+    std::fs::set_permissions(&d1, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop_dentries();
+    let (ok, out) = sh_as(65534, m1.path(), "stat d/f11");
+    assert!(ok, "stat as nobody after chmod 755: {out}");
 }
