@@ -2,6 +2,7 @@
 //! the same frames are forwarded to the next replica (HDFS-style pipeline), so
 //! the client sends every byte once and the last hop acknowledges first.
 
+use crate::error::StoreError;
 use crate::store::ChunkStore;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use tessera_proto::pb::chunk_client::ChunkClient;
 use tessera_proto::pb::chunk_server::Chunk;
 use tessera_proto::pb::*;
 use tessera_proto::{ChunkId, MAX_CHUNK_SIZE, MAX_FRAME};
-use tokio::io::AsyncReadExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -126,24 +126,38 @@ impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn get_chunk(&self, req: Request<GetChunkRequest>) -> Result<Response<Self::GetChunkStream>, Status> {
         let id = ChunkId::from_slice(&req.get_ref().id).map_err(|e| bad(e.to_string()))?;
-        let mut file = self.store.read(&id).await?;
-        let total_len = file.metadata().await.map_err(|e| Status::internal(e.to_string()))?.len();
+        // Open, size and first frame in one blocking call: a small chunk (the
+        // common case for small files) costs one trip to the blocking pool.
+        let store = self.store.clone();
+        let (first, total_len, file) = tokio::task::spawn_blocking(move || {
+            let mut file = store.open_chunk(&id)?;
+            let total_len = file.metadata()?.len();
+            let first = read_frame(&mut file, total_len)?;
+            Ok::<_, StoreError>((first, total_len, file))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut left = total_len;
-            while left > 0 {
-                let n = (left as usize).min(MAX_FRAME);
-                let mut buf = vec![0u8; n];
-                if let Err(e) = file.read_exact(&mut buf).await {
-                    let _ = tx.send(Err(Status::internal(format!("read {id}: {e}")))).await;
-                    return;
+        let mut left = total_len - first.len() as u64;
+        let _ = tx.try_send(Ok(GetChunkFrame { data: Bytes::from(first), total_len }));
+        if left > 0 {
+            let mut file = file;
+            tokio::task::spawn_blocking(move || {
+                while left > 0 {
+                    let frame = match read_frame(&mut file, left) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(Status::internal(format!("read {id}: {e}"))));
+                            return;
+                        }
+                    };
+                    left -= frame.len() as u64;
+                    if tx.blocking_send(Ok(GetChunkFrame { data: Bytes::from(frame), total_len })).is_err() {
+                        return;
+                    }
                 }
-                left -= n as u64;
-                if tx.send(Ok(GetChunkFrame { data: Bytes::from(buf), total_len })).await.is_err() {
-                    return;
-                }
-            }
-        });
+            });
+        }
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -230,4 +244,16 @@ impl Chunk for ChunkService {
             chunk_count: self.store.count(),
         }))
     }
+}
+
+/// The next frame of a chunk file: up to MAX_FRAME of the `left` bytes.
+fn read_frame(file: &mut std::fs::File, left: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let n = left.min(MAX_FRAME as u64);
+    let mut buf = Vec::with_capacity(n as usize);
+    file.take(n).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < n {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "chunk file shorter than its size"));
+    }
+    Ok(buf)
 }

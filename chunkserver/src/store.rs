@@ -136,6 +136,15 @@ impl ChunkStore {
         })
     }
 
+    /// Opens a chunk for reading (blocking: call from the blocking pool).
+    pub fn open_chunk(&self, id: &ChunkId) -> Result<std::fs::File, StoreError> {
+        match std::fs::File::open(self.chunk_path(id)) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(id.to_hex())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn read(&self, id: &ChunkId) -> Result<tokio::fs::File, StoreError> {
         match tokio::fs::File::open(self.chunk_path(id)).await {
             Ok(f) => Ok(f),

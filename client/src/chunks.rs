@@ -162,6 +162,11 @@ impl ChunkIo {
                 .into_inner();
             let mut buf: Option<BytesMut> = None;
             while let Some(f) = s.message().await.map_err(|e| ClientError::from_status("get chunk", &e))? {
+                if buf.is_none() && f.data.len() as u64 == f.total_len {
+                    // A chunk in one frame: no copy. (A further frame would be
+                    // a server error; the hash check catches it anyway.)
+                    return Ok(f.data);
+                }
                 let b = buf.get_or_insert_with(|| BytesMut::with_capacity(f.total_len as usize));
                 b.extend_from_slice(&f.data);
             }

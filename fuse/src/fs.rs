@@ -47,6 +47,11 @@ pub struct Mount {
     pub locked: Mutex<std::collections::HashSet<u64>>,
     /// Lookups answered from recent listings (see dircache.rs).
     pub dircache: DirCache,
+    /// Directories' attributes as this mount's last change in them left
+    /// them (post-op attributes in the master's reply), and when. The kernel
+    /// drops a directory's attributes after each create or unlink in it and
+    /// asks again before the next path walk; this answers that.
+    post_op: Mutex<HashMap<u64, (Attr, Instant)>>,
 }
 
 pub fn kind(k: i32) -> FileType {
@@ -117,7 +122,31 @@ impl Mount {
             id: format!("{:016x}", rand_id()),
             locked: Mutex::new(Default::default()),
             dircache: DirCache::new(ttl),
+            post_op: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn post_op(&self, dir: u64, a: Option<Attr>) {
+        let mut m = self.post_op.lock().unwrap_or_else(|p| p.into_inner());
+        match a {
+            Some(a) if a.ino == dir => {
+                if m.len() > 10_000 {
+                    m.retain(|_, (_, at)| at.elapsed() < self.ttl);
+                }
+                m.insert(dir, (a, Instant::now()));
+            }
+            _ => {
+                m.remove(&dir);
+            }
+        }
+    }
+
+    pub fn forget_post_op(&self, ino: u64) {
+        self.post_op.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+    }
+
+    pub fn forget_all_post_op(&self) {
+        self.post_op.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// A name in a directory: from a recent listing when there is one,
@@ -211,6 +240,17 @@ impl Mount {
     /// This mount changed the file's attributes: ask the master next time.
     pub fn forget_xattrs(&self, ino: u64) {
         self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+    }
+
+    /// GETATTR from the kernel: the attributes and how long it may keep them.
+    pub async fn getattr_for_kernel(&self, ino: u64) -> Result<(Attr, Duration)> {
+        let known = self.post_op.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).copied();
+        if let Some((a, at)) = known {
+            if let Some(left) = self.ttl.checked_sub(at.elapsed()) {
+                return Ok((a, left));
+            }
+        }
+        Ok((self.getattr(ino).await?, self.ttl))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {

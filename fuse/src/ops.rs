@@ -59,17 +59,23 @@ impl TesseraFs {
         reply: ReplyEntry,
         parent: INodeNo,
         name: &OsStr,
-        fut: impl std::future::Future<Output = tessera_client::Result<pb::Attr>> + Send + 'static,
+        fut: impl std::future::Future<Output = tessera_client::Result<(pb::Attr, Option<pb::Attr>)>> + Send + 'static,
     ) {
         let m = self.mount.clone();
         let name = name.as_bytes().to_vec();
         self.entry(reply, async move {
-            let r = fut.await;
-            match &r {
-                Ok(a) => m.dircache.created(parent.0, &name, a),
-                Err(_) => m.dircache.unsure(parent.0),
+            match fut.await {
+                Ok((a, dir)) => {
+                    m.dircache.created(parent.0, &name, &a);
+                    m.post_op(parent.0, dir);
+                    Ok(a)
+                }
+                Err(e) => {
+                    m.dircache.unsure(parent.0);
+                    m.forget_post_op(parent.0);
+                    Err(e)
+                }
             }
-            r
         });
     }
 
@@ -101,8 +107,14 @@ impl TesseraFs {
                     })
                     .await;
                 match &res {
-                    Ok(_) => m.dircache.removed(parent.0, &r.name),
-                    Err(_) => m.dircache.unsure(parent.0),
+                    Ok(d) => {
+                        m.dircache.removed(parent.0, &r.name);
+                        m.post_op(parent.0, d.parent);
+                    }
+                    Err(_) => {
+                        m.dircache.unsure(parent.0);
+                        m.forget_post_op(parent.0);
+                    }
                 }
                 res
             },
@@ -139,7 +151,7 @@ impl Filesystem for TesseraFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        spawn!(self, reply, |m| m.getattr(ino.0), |a| reply.attr(&m.ttl, &to_file_attr(&a)));
+        spawn!(self, reply, |m| m.getattr_for_kernel(ino.0), |a| reply.attr(&a.1, &to_file_attr(&a.0)));
     }
 
     fn setattr(
@@ -203,6 +215,7 @@ impl Filesystem for TesseraFs {
                 Ok(m.patch(a).await)
             }
             .then(|r| async {
+                m.forget_post_op(ino.0);
                 match &r {
                     Ok(a) => m.dircache.updated(a),
                     Err(_) => m.dircache.changed(ino.0),
@@ -246,7 +259,7 @@ impl Filesystem for TesseraFs {
                     async move { c.create(r).await }
                 })
                 .await?;
-            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            Ok((c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, c.parent))
         });
     }
 
@@ -267,7 +280,7 @@ impl Filesystem for TesseraFs {
                     async move { c.mkdir(r).await }
                 })
                 .await?;
-            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            Ok((c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, c.parent))
         });
     }
 
@@ -296,7 +309,7 @@ impl Filesystem for TesseraFs {
                     async move { c.symlink(r).await }
                 })
                 .await?;
-            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            Ok((c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, c.parent))
         });
     }
 
@@ -331,14 +344,21 @@ impl Filesystem for TesseraFs {
                         async move { c.rename(r).await }
                     })
                     .await;
+                // The moved inodes' ctimes changed: no directory's post-op
+                // attributes are trusted but the two just returned.
+                m.forget_all_post_op();
                 match &res {
-                    Ok(_) => m.dircache.renamed(
-                        r.parent,
-                        &r.name,
-                        r.new_parent,
-                        &r.new_name,
-                        r.flags & libc::RENAME_EXCHANGE != 0,
-                    ),
+                    Ok(d) => {
+                        m.dircache.renamed(
+                            r.parent,
+                            &r.name,
+                            r.new_parent,
+                            &r.new_name,
+                            r.flags & libc::RENAME_EXCHANGE != 0,
+                        );
+                        m.post_op(r.parent, d.parent);
+                        m.post_op(r.new_parent, d.new_parent);
+                    }
                     Err(_) => {
                         m.dircache.unsure(r.parent);
                         m.dircache.unsure(r.new_parent);
@@ -367,7 +387,7 @@ impl Filesystem for TesseraFs {
                     async move { c.link(r).await }
                 })
                 .await?;
-            c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))
+            Ok((c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, c.parent))
         });
     }
 
@@ -597,6 +617,7 @@ impl Filesystem for TesseraFs {
                 // predate it.
                 m.forget_xattrs(ino.0);
                 m.dircache.changed(ino.0);
+                m.forget_post_op(ino.0);
                 res
             },
             |_x| reply.ok()
@@ -671,6 +692,7 @@ impl Filesystem for TesseraFs {
                     })
                     .await;
                 m.dircache.changed(ino.0);
+                m.forget_post_op(ino.0);
                 res
             },
             |_x| reply.ok()
@@ -727,9 +749,13 @@ impl Filesystem for TesseraFs {
                         async move { c.create(r).await }
                     })
                     .await
-                    .inspect_err(|_| m.dircache.unsure(parent.0))?;
+                    .inspect_err(|_| {
+                        m.dircache.unsure(parent.0);
+                        m.forget_post_op(parent.0);
+                    })?;
                 let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 m.dircache.created(parent.0, &r.name, &a);
+                m.post_op(parent.0, c.parent);
                 if a.kind != FileKind::Regular as i32 {
                     return Err(ClientError::fs(libc::EISDIR, "not a regular file"));
                 }

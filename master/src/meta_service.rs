@@ -144,9 +144,21 @@ impl MetaService {
         }
     }
 
+    /// A directory's attributes right after this leader applied a change
+    /// to it (and perhaps later ones): what a stat would now return.
+    fn post_op_attr(&self, dir: u64) -> Option<tessera_proto::pb::Attr> {
+        read::inode(&self.db, dir).ok().map(|i| attr(&i))
+    }
+
+    fn with_parent(&self, r: Res<AttrReply>, parent: u64) -> Res<AttrReply> {
+        let mut r = r?;
+        r.get_mut().parent = self.post_op_attr(parent);
+        Ok(r)
+    }
+
     fn attr_reply(r: Reply) -> Res<AttrReply> {
         match r {
-            Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)) }),
+            Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)), parent: None }),
             Reply::None | Reply::Ids(_) => Err(Status::internal("command returned no attributes")),
         }
     }
@@ -167,7 +179,7 @@ impl Meta for MetaService {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
         let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
-        ok(AttrReply { attr: Some(attr(&i)) })
+        ok(AttrReply { attr: Some(attr(&i)), parent: None })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -176,7 +188,7 @@ impl Meta for MetaService {
             self.read_barrier(req.metadata()).await?;
         }
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
-        ok(AttrReply { attr: Some(attr(&i)) })
+        ok(AttrReply { attr: Some(attr(&i)), parent: None })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -185,7 +197,7 @@ impl Meta for MetaService {
         if r.read_access {
             self.write_once(cred(r.cred), Op::TouchAtimes { inos: vec![r.ino] }, r.request_id.clone()).await?;
             let i = read::inode(&self.db, r.ino).map_err(fs_status)?;
-            return ok(AttrReply { attr: Some(attr(&i)) });
+            return ok(AttrReply { attr: Some(attr(&i)), parent: None });
         }
         let op = Op::SetAttr {
             ino: r.ino,
@@ -202,14 +214,10 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
     async fn mkdir(&self, req: Request<MkdirRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
-        Self::attr_reply(
-            self.write_once(
-                cred(r.cred),
-                Op::Mkdir { parent: r.parent, name: v(&r.name), mode: r.mode },
-                r.request_id.clone(),
-            )
-            .await?,
-        )
+        let reply = self
+            .write_once(cred(r.cred), Op::Mkdir { parent: r.parent, name: v(&r.name), mode: r.mode }, r.request_id.clone())
+            .await?;
+        self.with_parent(Self::attr_reply(reply), r.parent)
     }
 
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
@@ -225,7 +233,9 @@ impl Meta for MetaService {
             truncate: r.truncate,
         };
         match self.write_once(cred(r.cred), op, r.request_id.clone()).await? {
-            Reply::Created { inode, created } => ok(CreateReply { attr: Some(attr(&inode)), created }),
+            Reply::Created { inode, created } => {
+                ok(CreateReply { attr: Some(attr(&inode)), created, parent: self.post_op_attr(r.parent) })
+            }
             _ => Err(Status::internal("create returned no inode")),
         }
     }
@@ -233,45 +243,45 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all)]
     async fn symlink(&self, req: Request<SymlinkRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
-        Self::attr_reply(
-            self.write_once(
+        let reply = self
+            .write_once(
                 cred(r.cred),
                 Op::Symlink { parent: r.parent, name: v(&r.name), target: v(&r.target) },
                 r.request_id.clone(),
             )
-            .await?,
-        )
+            .await?;
+        self.with_parent(Self::attr_reply(reply), r.parent)
     }
 
     #[tracing::instrument(skip_all)]
     async fn link(&self, req: Request<LinkRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
-        Self::attr_reply(
-            self.write_once(
+        let reply = self
+            .write_once(
                 cred(r.cred),
                 Op::Link { ino: r.ino, new_parent: r.new_parent, new_name: v(&r.new_name) },
                 r.request_id.clone(),
             )
-            .await?,
-        )
+            .await?;
+        self.with_parent(Self::attr_reply(reply), r.new_parent)
     }
 
     #[tracing::instrument(skip_all)]
-    async fn unlink(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
+    async fn unlink(&self, req: Request<UnlinkRequest>) -> Res<DirChangeReply> {
         let r = req.into_inner();
         self.write_once(cred(r.cred), Op::Unlink { parent: r.parent, name: v(&r.name) }, r.request_id.clone()).await?;
-        ok(Empty {})
+        ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: None })
     }
 
     #[tracing::instrument(skip_all)]
-    async fn rmdir(&self, req: Request<UnlinkRequest>) -> Res<Empty> {
+    async fn rmdir(&self, req: Request<UnlinkRequest>) -> Res<DirChangeReply> {
         let r = req.into_inner();
         self.write_once(cred(r.cred), Op::Rmdir { parent: r.parent, name: v(&r.name) }, r.request_id.clone()).await?;
-        ok(Empty {})
+        ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: None })
     }
 
     #[tracing::instrument(skip_all)]
-    async fn rename(&self, req: Request<RenameRequest>) -> Res<Empty> {
+    async fn rename(&self, req: Request<RenameRequest>) -> Res<DirChangeReply> {
         let r = req.into_inner();
         let op = Op::Rename {
             parent: r.parent,
@@ -281,7 +291,7 @@ impl Meta for MetaService {
             flags: r.flags,
         };
         self.write_once(cred(r.cred), op, r.request_id.clone()).await?;
-        ok(Empty {})
+        ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: self.post_op_attr(r.new_parent) })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]

@@ -255,10 +255,17 @@ fn lookup_cache_sees_own_changes_at_once_and_others_within_ttl() {
     std::fs::set_permissions(d1.join("f8"), std::fs::Permissions::from_mode(0o600)).unwrap();
     drop_dentries();
     assert_eq!(std::fs::metadata(d1.join("f8")).unwrap().mode() & 0o777, 0o600);
+    // The directory's own attributes after changes in it (post-op attributes).
+    let before = std::fs::metadata(&d1).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::create_dir(d1.join("sub")).unwrap();
+    let after = std::fs::metadata(&d1).unwrap();
+    assert_eq!(after.nlink(), before.nlink() + 1);
+    assert!(after.mtime_nsec() != before.mtime_nsec() || after.mtime() != before.mtime(), "mtime after mkdir");
     drop_dentries();
     assert!(std::fs::metadata(d1.join("sub")).unwrap().is_dir());
     std::fs::remove_dir(d1.join("sub")).unwrap();
+    assert_eq!(std::fs::metadata(&d1).unwrap().nlink(), before.nlink());
     drop_dentries();
     assert_eq!(errno_of(&d1.join("sub")), Some(libc::ENOENT));
 
