@@ -1,8 +1,10 @@
 //! The on-disk chunk store. Each chunk is one file named by its BLAKE3 hex id
-//! under two levels of fan-out directories (`chunks/ab/cd/abcd…`), so no
-//! directory grows past a few thousand entries. Writes go to `tmp/`, are
-//! verified against the id, fsynced, renamed into place and the directory
-//! fsynced: a chunk file either exists whole and correct or not at all.
+//! in one of 256 fan-out directories (`chunks/ab/abcd…`), made (and made
+//! durable) when the store opens. One level, as MooseFS does: after a cold
+//! start, reading a chunk needs the few blocks of one shared directory, not
+//! a directory block of its own. Writes go to `tmp/`, are verified against
+//! the id, fsynced, renamed into place and the directory fsynced: a chunk
+//! file either exists whole and correct or not at all.
 
 use crate::error::StoreError;
 use std::path::{Path, PathBuf};
@@ -42,25 +44,60 @@ impl ChunkStore {
     /// Opens (creating if needed) a store and scans it; returns the store and
     /// the list of chunks it holds (for the first full report).
     pub fn open(root: &Path, reserve: u64) -> Result<(ChunkStore, Vec<ChunkId>), StoreError> {
-        std::fs::create_dir_all(root.join("chunks"))?;
+        let chunks = root.join("chunks");
+        std::fs::create_dir_all(&chunks)?;
+        for i in 0..=255u8 {
+            let d = chunks.join(format!("{i:02x}"));
+            if !d.exists() {
+                std::fs::create_dir(&d)?;
+            }
+        }
+        std::fs::File::open(&chunks)?.sync_all()?;
+        std::fs::File::open(root)?.sync_all()?;
+        Self::flatten_two_level(&chunks)?;
         let tmp = root.join("tmp");
         // Leftover temp files are uploads that never completed: drop them.
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
         let ids = Self::scan(root)?;
         let mut used = 0u64;
-        for id in &ids {
-            let h = id.to_hex();
-            used += std::fs::metadata(root.join("chunks").join(&h[0..2]).join(&h[2..4]).join(&h))?.len();
-        }
-        let store = ChunkStore {
+        let mut store = ChunkStore {
             root: root.to_path_buf(),
             reserve,
-            used: AtomicU64::new(used),
+            used: AtomicU64::new(0),
             count: AtomicU64::new(ids.len() as u64),
             changes: Mutex::new((Vec::new(), Vec::new())),
         };
+        for id in &ids {
+            used += std::fs::metadata(store.chunk_path(id))?.len();
+        }
+        store.used = AtomicU64::new(used);
         Ok((store, ids))
+    }
+
+    /// Moves chunks of the earlier two-level layout (`chunks/ab/cd/abcd…`)
+    /// up into `chunks/ab/`, durably, and removes the emptied directories.
+    fn flatten_two_level(chunks: &Path) -> std::io::Result<()> {
+        for a in std::fs::read_dir(chunks)? {
+            let a = a?.path();
+            let mut moved = false;
+            for b in std::fs::read_dir(&a)? {
+                let b = b?;
+                if !b.file_type()?.is_dir() {
+                    continue;
+                }
+                for f in std::fs::read_dir(b.path())? {
+                    let f = f?;
+                    std::fs::rename(f.path(), a.join(f.file_name()))?;
+                    moved = true;
+                }
+                if moved {
+                    std::fs::File::open(&a)?.sync_all()?;
+                }
+                std::fs::remove_dir(b.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// Lists every chunk file under `root`.
@@ -71,16 +108,10 @@ impl ChunkStore {
             if !a.file_type()?.is_dir() {
                 continue;
             }
-            for b in std::fs::read_dir(a.path())? {
-                let b = b?;
-                if !b.file_type()?.is_dir() {
-                    continue;
-                }
-                for f in std::fs::read_dir(b.path())? {
-                    let name = f?.file_name();
-                    if let Some(id) = name.to_str().and_then(|s| ChunkId::from_hex(s).ok()) {
-                        ids.push(id);
-                    }
+            for f in std::fs::read_dir(a.path())? {
+                let name = f?.file_name();
+                if let Some(id) = name.to_str().and_then(|s| ChunkId::from_hex(s).ok()) {
+                    ids.push(id);
                 }
             }
         }
@@ -93,7 +124,7 @@ impl ChunkStore {
 
     pub fn chunk_path(&self, id: &ChunkId) -> PathBuf {
         let h = id.to_hex();
-        self.root.join("chunks").join(&h[0..2]).join(&h[2..4]).join(h)
+        self.root.join("chunks").join(&h[0..2]).join(h)
     }
 
     pub fn has(&self, id: &ChunkId) -> bool {
@@ -124,13 +155,14 @@ impl ChunkStore {
             return Err(StoreError::DiskFull { free: disk.free, reserve: self.reserve });
         }
         let tmp = self.root.join("tmp").join(format!("{}.{:016x}", id.to_hex(), rand::random::<u64>()));
-        let file = tokio::fs::File::create(&tmp).await?;
         Ok(ChunkWriter {
             store: self,
             id,
             expected_len: len,
             tmp,
-            file: Some(file),
+            buf: Vec::new(),
+            file: None,
+            tmp_exists: false,
             hasher: blake3::Hasher::new(),
             written: 0,
         })
@@ -202,13 +234,22 @@ impl ChunkStore {
     }
 }
 
+/// Chunks up to this size are kept in memory until complete, then written,
+/// fsynced and renamed in one trip to the blocking pool.
+const IN_MEMORY: usize = 1 << 20;
+
 /// An in-progress chunk upload: hashed as it streams, committed atomically.
 pub struct ChunkWriter<'a> {
     store: &'a ChunkStore,
     id: ChunkId,
     expected_len: u64,
     tmp: PathBuf,
+    /// The bytes so far, while they fit in IN_MEMORY.
+    buf: Vec<u8>,
+    /// The temp file, once the chunk outgrew IN_MEMORY.
     file: Option<tokio::fs::File>,
+    /// A temp file may exist (Drop removes it).
+    tmp_exists: bool,
     hasher: blake3::Hasher,
     written: u64,
 }
@@ -224,6 +265,16 @@ impl ChunkWriter<'_> {
             });
         }
         self.hasher.update(data);
+        if self.file.is_none() {
+            if self.buf.len() + data.len() <= IN_MEMORY {
+                self.buf.extend_from_slice(data);
+                return Ok(());
+            }
+            self.tmp_exists = true;
+            let mut f = tokio::fs::File::create(&self.tmp).await?;
+            f.write_all(&std::mem::take(&mut self.buf)).await?;
+            self.file = Some(f);
+        }
         if let Some(f) = self.file.as_mut() {
             f.write_all(data).await?;
         }
@@ -240,17 +291,38 @@ impl ChunkWriter<'_> {
         if actual != self.id {
             return Err(StoreError::HashMismatch { id, actual: actual.to_hex() });
         }
-        let mut f = self.file.take().ok_or_else(|| StoreError::BadRequest("writer finished twice".into()))?;
-        f.flush().await?;
-        f.sync_all().await?;
-        drop(f);
+        let file = match self.file.take() {
+            Some(mut f) => {
+                f.flush().await?;
+                Some(f.into_std().await)
+            }
+            None => None,
+        };
+        let (tmp, buf) = (self.tmp.clone(), std::mem::take(&mut self.buf));
         let dst = self.store.chunk_path(&self.id);
-        let dir = dst.parent().map(Path::to_path_buf).unwrap_or_default();
-        tokio::fs::create_dir_all(&dir).await?;
-        let existed = tokio::fs::try_exists(&dst).await.unwrap_or(false);
-        tokio::fs::rename(&self.tmp, &dst).await?;
-        let d = tokio::fs::File::open(&dir).await?;
-        d.sync_all().await?;
+        self.tmp_exists = true;
+        let existed = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            use std::io::Write;
+            let f = match file {
+                Some(f) => f,
+                None => {
+                    let mut f = std::fs::File::create(&tmp)?;
+                    f.write_all(&buf)?;
+                    f
+                }
+            };
+            f.sync_all()?;
+            drop(f);
+            let existed = dst.exists();
+            std::fs::rename(&tmp, &dst)?;
+            if let Some(dir) = dst.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(existed)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.tmp_exists = false;
         if !existed {
             self.store.used.fetch_add(self.written, Ordering::Relaxed);
             self.store.count.fetch_add(1, Ordering::Relaxed);
@@ -262,7 +334,7 @@ impl ChunkWriter<'_> {
 
 impl Drop for ChunkWriter<'_> {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if self.tmp_exists {
             // Abandoned or failed upload: never leave a partial temp file.
             let _ = std::fs::remove_file(&self.tmp);
         }
@@ -303,6 +375,44 @@ mod tests {
         assert!(matches!(w.finish().await, Err(StoreError::HashMismatch { .. })));
         assert!(!store.has(&id));
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn large_chunks_stream_through_a_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+        let data: Vec<u8> = (0..3 * IN_MEMORY + 17).map(|i| (i * 31 % 251) as u8).collect();
+        let id = ChunkId::of(&data);
+        let mut w = store.begin(id, data.len() as u64).await.unwrap();
+        for piece in data.chunks(IN_MEMORY / 2) {
+            w.write(piece).await.unwrap();
+        }
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1, "spilled to a temp file");
+        w.finish().await.unwrap();
+        assert_eq!(std::fs::read(store.chunk_path(&id)).unwrap(), data);
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        // An abandoned large upload leaves no temp file behind.
+        let other = ChunkId::of(b"never finished");
+        let mut w = store.begin(other, data.len() as u64).await.unwrap();
+        w.write(&data[..IN_MEMORY + 1]).await.unwrap();
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn earlier_two_level_layout_is_flattened() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = b"a chunk stored by an earlier version".to_vec();
+        let id = ChunkId::of(&data);
+        let h = id.to_hex();
+        let old = dir.path().join("chunks").join(&h[0..2]).join(&h[2..4]);
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join(&h), &data).unwrap();
+        let (store, ids) = ChunkStore::open(dir.path(), 0).unwrap();
+        assert_eq!(ids, vec![id]);
+        assert_eq!(std::fs::read(store.chunk_path(&id)).unwrap(), data);
+        assert!(!old.exists());
+        assert_eq!(store.used(), data.len() as u64);
     }
 
     #[tokio::test]

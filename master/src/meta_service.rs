@@ -215,7 +215,11 @@ impl Meta for MetaService {
     async fn mkdir(&self, req: Request<MkdirRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
         let reply = self
-            .write_once(cred(r.cred), Op::Mkdir { parent: r.parent, name: v(&r.name), mode: r.mode }, r.request_id.clone())
+            .write_once(
+                cred(r.cred),
+                Op::Mkdir { parent: r.parent, name: v(&r.name), mode: r.mode },
+                r.request_id.clone(),
+            )
             .await?;
         self.with_parent(Self::attr_reply(reply), r.parent)
     }

@@ -340,7 +340,7 @@ impl Cluster {
 
     /// Path of chunk `hex` on chunkserver `j`, if it holds it.
     pub fn chunk_file(&self, j: usize, hex: &str) -> Option<PathBuf> {
-        let p = self.cs_dir(j).join("chunks").join(&hex[0..2]).join(&hex[2..4]).join(hex);
+        let p = self.cs_dir(j).join("chunks").join(&hex[0..2]).join(hex);
         p.exists().then_some(p)
     }
 
