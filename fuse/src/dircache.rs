@@ -191,6 +191,11 @@ impl DirCache {
         if g.fetching.contains_key(&dir) || g.too_big.get(&dir).is_some_and(|t| t.elapsed() < TOO_BIG_BACKOFF) {
             return Cached::Miss { list: false };
         }
+        if g.misses.len() > 100_000 {
+            // Bounded memory for walks over very many directories.
+            g.misses.clear();
+            g.too_big.retain(|_, t| t.elapsed() < TOO_BIG_BACKOFF);
+        }
         let n = g.misses.entry(dir).or_insert(0);
         *n += 1;
         if *n < MISSES_BEFORE_LISTING {
@@ -293,6 +298,18 @@ impl DirCache {
         // Renames change ctime: the moved inodes' attributes are asked for again.
         if let Some(i) = moved {
             g.forget_attrs(i);
+        }
+        if !exchange && moved.is_some() && replaced == Some(moved) {
+            // Two names of one inode: POSIX says rename does nothing.
+            return;
+        }
+        if !exchange && (moved.is_none() || replaced.is_none()) {
+            // They may have been two names of one inode (then both remain):
+            // let the master say what the old name is now.
+            g.unlinked(replaced);
+            g.set_name(dir, name, Some(UNKNOWN));
+            g.set_name(new_dir, new_name, Some(moved.unwrap_or(UNKNOWN)));
+            return;
         }
         if exchange {
             if let Some(Some(i)) = replaced {
@@ -433,6 +450,20 @@ mod tests {
         assert!(matches!(c.lookup(1, b"n", &root()), Cached::Miss { list: false }));
         c.learned(1, b"n", &file(11));
         assert_eq!(found(&c, 1, "n").map(|a| a.ino), Some(11));
+    }
+
+    #[test]
+    fn rename_between_two_links_of_one_inode_changes_nothing() {
+        let c = DirCache::new(Duration::from_secs(5));
+        let linked = attr(10, FileKind::Regular, 0o644, 2);
+        listed(&c, 1, 0o755, vec![e("a", linked), e("b", linked), e("u", file(11))]);
+        c.renamed(1, b"a", 1, b"b", false);
+        for n in ["a", "b"] {
+            assert!(!absent(&c, 1, n), "{n} must still exist");
+        }
+        // When the target's inode is not known here, the old name is asked for.
+        c.renamed(1, b"u", 2, b"elsewhere", false);
+        assert!(matches!(c.lookup(1, b"u", &root()), Cached::Miss { list: false }));
     }
 
     #[test]
