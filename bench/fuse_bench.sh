@@ -12,12 +12,23 @@ build
 mkdir -p "$W"
 start_cluster "$W/cluster" --mount "$W/mnt"
 for _ in $(seq 1 100); do grep -qs " $W/mnt " /proc/mounts && break; sleep 0.1; done
+# One untimed 1 GiB write first, on each target: on this VM the first pass
+# over fresh memory (page cache) is several times slower than later ones,
+# which otherwise favours whichever system runs second.
+warm_up() {
+  command -v fio >/dev/null || apt-get install -y -qq fio >/dev/null 2>&1 || true
+  fio --output-format=terse --fallocate=none --ioengine=psync --numjobs=1 --refill_buffers --name=warmup \
+    --filename="$1/warmup.$$" --rw=write --bs=1M --size=1g --end_fsync=1 >/dev/null 2>&1 || true
+  rm -f "$1/warmup.$$"
+}
+warm_up "$W/mnt"
 $FSBENCH "$W/mnt" tessera | tee "$W/tessera.txt"
 stop_cluster
 
 MFS_UP="$REPO/../shared/bench/moosefs-up.sh"
 MFS_DOWN="$REPO/../shared/bench/moosefs-down.sh"
 bash "$MFS_UP" "$W/mfs" >&2
+warm_up "$W/mfs"
 $FSBENCH "$W/mfs" moosefs | tee "$W/moosefs.txt" || true
 bash "$MFS_DOWN" "$W/mfs" >&2 || true
 

@@ -17,11 +17,14 @@ const MAX_PENDING: usize = 8;
 /// Dirty slots after which a long write commits what it has.
 const COMMIT_EVERY: usize = 64;
 
+/// Written chunks up to this size are kept in the read cache.
+const CACHE_WRITTEN_UPTO: usize = 1 << 20;
+
 enum Slot {
     /// Bytes of the slot starting at its start offset (may be shorter than a chunk).
     Buf(Vec<u8>),
     /// Full slot being uploaded; reads use `data`.
-    Pending { data: Bytes, task: JoinHandle<Result<()>> },
+    Pending { data: Bytes, id: ChunkId, task: JoinHandle<Result<()>> },
     /// Uploaded: the chunk holding the slot's bytes.
     Stored { data_len: u64, id: ChunkId },
 }
@@ -205,8 +208,17 @@ impl FileData {
             let data = Bytes::from(v);
             let id = ChunkId::of(&data);
             let (t2, d2) = (t.clone(), data.clone());
-            let task = tokio::spawn(async move { t2.store_chunk(id, d2).await });
-            self.slots.insert(s, Slot::Pending { data, task });
+            let task = tokio::spawn(async move {
+                t2.store_chunk(id, d2.clone()).await?;
+                // Small chunks just written stay readable from memory (their
+                // id is their content, so they can never be stale); large
+                // ones would only push read data out of the cache.
+                if let Some(cache) = t2.cache.as_ref().filter(|_| d2.len() <= CACHE_WRITTEN_UPTO) {
+                    cache.insert(id, d2);
+                }
+                Ok(())
+            });
+            self.slots.insert(s, Slot::Pending { data, id, task });
         }
     }
 
@@ -215,11 +227,11 @@ impl FileData {
         let keys: Vec<u64> =
             self.slots.iter().filter(|(_, v)| matches!(v, Slot::Pending { .. })).map(|(k, _)| *k).collect();
         for k in keys {
-            if let Some(Slot::Pending { data, task }) = self.slots.remove(&k) {
+            if let Some(Slot::Pending { data, id, task }) = self.slots.remove(&k) {
                 let r = task.await.unwrap_or_else(|e| Err(ClientError::fs(libc::EIO, e.to_string())));
                 match r {
                     Ok(()) => {
-                        self.slots.insert(k, Slot::Stored { data_len: data.len() as u64, id: ChunkId::of(&data) });
+                        self.slots.insert(k, Slot::Stored { data_len: data.len() as u64, id });
                     }
                     Err(e) => {
                         // Keep the bytes so a later flush retries the upload.
