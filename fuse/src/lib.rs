@@ -5,6 +5,7 @@ pub mod dircache;
 pub mod file;
 pub mod fs;
 pub mod ops;
+mod ops_names;
 
 use std::path::PathBuf;
 use std::sync::Arc;

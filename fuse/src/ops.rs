@@ -26,14 +26,15 @@ macro_rules! spawn {
         $self.rt.spawn(async move {
             match $body.await {
                 Ok($v) => $ok,
-                Err(e) => $reply.error(errno(&e)),
+                Err(e) => $reply.error($crate::convert::errno(&e)),
             }
         });
     }};
 }
+pub(crate) use spawn;
 
 impl TesseraFs {
-    fn entry(
+    pub(crate) fn entry(
         &self,
         reply: ReplyEntry,
         fut: impl std::future::Future<Output = tessera_client::Result<pb::Attr>> + Send + 'static,
@@ -48,78 +49,6 @@ impl TesseraFs {
                 Err(e) => reply.error(errno(&e)),
             }
         });
-    }
-}
-
-impl TesseraFs {
-    /// Like `entry`, for an operation that makes `name` in `parent` name the
-    /// returned inode (create, mkdir, symlink, link, mknod).
-    fn new_entry(
-        &self,
-        reply: ReplyEntry,
-        parent: INodeNo,
-        name: &OsStr,
-        fut: impl std::future::Future<Output = tessera_client::Result<(pb::Attr, Option<pb::Attr>)>> + Send + 'static,
-    ) {
-        let m = self.mount.clone();
-        let name = name.as_bytes().to_vec();
-        self.entry(reply, async move {
-            match fut.await {
-                Ok((a, dir)) => {
-                    m.dircache.created(parent.0, &name, &a);
-                    m.post_op(parent.0, dir);
-                    Ok(a)
-                }
-                Err(e) => {
-                    m.dircache.unsure(parent.0);
-                    m.forget_post_op(parent.0);
-                    Err(e)
-                }
-            }
-        });
-    }
-
-    /// unlink and rmdir: the same request, two RPCs.
-    fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::UnlinkRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(name.as_bytes()),
-            request_id: tessera_client::fs::request_id(),
-        };
-        let what = if dir { "rmdir" } else { "unlink" };
-        spawn!(
-            self,
-            reply,
-            |m| async move {
-                let res = fs
-                    .meta
-                    .call(what, |mut c| {
-                        let r = r.clone();
-                        async move {
-                            if dir {
-                                c.rmdir(r).await
-                            } else {
-                                c.unlink(r).await
-                            }
-                        }
-                    })
-                    .await;
-                match &res {
-                    Ok(d) => {
-                        m.dircache.removed(parent.0, &r.name);
-                        m.post_op(parent.0, d.parent);
-                    }
-                    Err(_) => {
-                        m.dircache.unsure(parent.0);
-                        m.forget_post_op(parent.0);
-                    }
-                }
-                res
-            },
-            |_x| reply.ok()
-        );
     }
 }
 
@@ -323,51 +252,7 @@ impl Filesystem for TesseraFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::RenameRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(name.as_bytes()),
-            new_parent: newparent.0,
-            new_name: b(newname.as_bytes()),
-            flags: flags.bits(),
-            request_id: tessera_client::fs::request_id(),
-        };
-        spawn!(
-            self,
-            reply,
-            |m| async move {
-                let res = fs
-                    .meta
-                    .call("rename", |mut c| {
-                        let r = r.clone();
-                        async move { c.rename(r).await }
-                    })
-                    .await;
-                // The moved inodes' ctimes changed: no directory's post-op
-                // attributes are trusted but the two just returned.
-                m.forget_all_post_op();
-                match &res {
-                    Ok(d) => {
-                        m.dircache.renamed(
-                            r.parent,
-                            &r.name,
-                            r.new_parent,
-                            &r.new_name,
-                            r.flags & libc::RENAME_EXCHANGE != 0,
-                        );
-                        m.post_op(r.parent, d.parent);
-                        m.post_op(r.new_parent, d.new_parent);
-                    }
-                    Err(_) => {
-                        m.dircache.unsure(r.parent);
-                        m.dircache.unsure(r.new_parent);
-                    }
-                }
-                res
-            },
-            |_x| reply.ok()
-        );
+        self.rename_names(req, parent, name, newparent, newname, flags, reply);
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
@@ -726,43 +611,6 @@ impl Filesystem for TesseraFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::CreateRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(name.as_bytes()),
-            mode: mode & !umask & 0o7777,
-            kind: FileKind::Regular as i32,
-            rdev: 0,
-            exclusive: flags & libc::O_EXCL != 0,
-            truncate: flags & libc::O_TRUNC != 0,
-            request_id: tessera_client::fs::request_id(),
-        };
-        spawn!(
-            self,
-            reply,
-            |m| async {
-                let c = fs
-                    .meta
-                    .call("create", |mut c| {
-                        let r = r.clone();
-                        async move { c.create(r).await }
-                    })
-                    .await
-                    .inspect_err(|_| {
-                        m.dircache.unsure(parent.0);
-                        m.forget_post_op(parent.0);
-                    })?;
-                let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
-                m.dircache.created(parent.0, &r.name, &a);
-                m.post_op(parent.0, c.parent);
-                if a.kind != FileKind::Regular as i32 {
-                    return Err(ClientError::fs(libc::EISDIR, "not a regular file"));
-                }
-                let fh = m.open(a.ino, flags, c.created.then_some(&a)).await?;
-                Ok((m.patch(a).await, fh))
-            },
-            |x| reply.created(&m.ttl, &to_file_attr(&x.0), Generation(0), FileHandle(x.1), FopenFlags::empty())
-        );
+        self.create_file(req, parent, name, mode, umask, flags, reply);
     }
 }
