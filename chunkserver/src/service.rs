@@ -141,18 +141,27 @@ impl Chunk for ChunkService {
         let mut left = total_len - first.len() as u64;
         let _ = tx.try_send(Ok(GetChunkFrame { data: Bytes::from(first), total_len }));
         if left > 0 {
-            let mut file = file;
-            tokio::task::spawn_blocking(move || {
+            // The rest, a frame per trip to the blocking pool; a slow reader
+            // holds back this task, never a blocking thread.
+            tokio::spawn(async move {
+                let mut file = file;
                 while left > 0 {
-                    let frame = match read_frame(&mut file, left) {
-                        Ok(b) => b,
+                    let read = tokio::task::spawn_blocking(move || read_frame(&mut file, left).map(|b| (file, b)))
+                        .await
+                        .map_err(std::io::Error::other)
+                        .and_then(|r| r);
+                    let frame = match read {
+                        Ok((f, frame)) => {
+                            file = f;
+                            frame
+                        }
                         Err(e) => {
-                            let _ = tx.blocking_send(Err(Status::internal(format!("read {id}: {e}"))));
+                            let _ = tx.send(Err(Status::internal(format!("read {id}: {e}")))).await;
                             return;
                         }
                     };
                     left -= frame.len() as u64;
-                    if tx.blocking_send(Ok(GetChunkFrame { data: Bytes::from(frame), total_len })).is_err() {
+                    if tx.send(Ok(GetChunkFrame { data: Bytes::from(frame), total_len })).await.is_err() {
                         return;
                     }
                 }
@@ -256,4 +265,27 @@ fn read_frame(file: &mut std::fs::File, left: u64) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "chunk file shorter than its size"));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn frames_cover_the_file_and_a_short_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c");
+        let data: Vec<u8> = (0..MAX_FRAME + 10).map(|i| i as u8).collect();
+        std::fs::File::create(&p).unwrap().write_all(&data).unwrap();
+        let mut f = std::fs::File::open(&p).unwrap();
+        let first = read_frame(&mut f, data.len() as u64).unwrap();
+        assert_eq!(first.len(), MAX_FRAME);
+        let rest = read_frame(&mut f, 10).unwrap();
+        assert_eq!([first, rest].concat(), data);
+        // A chunk file cut short on disk: an error, never a short frame.
+        let mut f = std::fs::File::open(&p).unwrap();
+        let err = read_frame(&mut f, data.len() as u64 + 1).and_then(|_| read_frame(&mut f, 11)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 }

@@ -60,8 +60,7 @@ impl ChunkStore {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
         let ids = Self::scan(root)?;
-        let mut used = 0u64;
-        let mut store = ChunkStore {
+        let store = ChunkStore {
             root: root.to_path_buf(),
             reserve,
             used: AtomicU64::new(0),
@@ -69,9 +68,8 @@ impl ChunkStore {
             changes: Mutex::new((Vec::new(), Vec::new())),
         };
         for id in &ids {
-            used += std::fs::metadata(store.chunk_path(id))?.len();
+            store.used.fetch_add(std::fs::metadata(store.chunk_path(id))?.len(), Ordering::Relaxed);
         }
-        store.used = AtomicU64::new(used);
         Ok((store, ids))
     }
 
@@ -171,14 +169,6 @@ impl ChunkStore {
     /// Opens a chunk for reading (blocking: call from the blocking pool).
     pub fn open_chunk(&self, id: &ChunkId) -> Result<std::fs::File, StoreError> {
         match std::fs::File::open(self.chunk_path(id)) {
-            Ok(f) => Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(id.to_hex())),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn read(&self, id: &ChunkId) -> Result<tokio::fs::File, StoreError> {
-        match tokio::fs::File::open(self.chunk_path(id)).await {
             Ok(f) => Ok(f),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(id.to_hex())),
             Err(e) => Err(e.into()),

@@ -506,6 +506,23 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_listing_is_retried_and_a_too_large_one_is_not() {
+        let c = DirCache::new(Duration::from_secs(5));
+        // The master did not answer: the next run of misses lists again.
+        start_listing(&c, 1);
+        c.abandon(1, false);
+        start_listing(&c, 1);
+        // Too many entries: no listing of that directory for a while.
+        c.abandon(1, true);
+        for _ in 0..2 * MISSES_BEFORE_LISTING {
+            assert!(matches!(c.lookup(1, b"x", &root()), Cached::Miss { list: false }));
+        }
+        // A listing that arrives after it was given up is dropped.
+        c.install(1, Instant::now(), dir(1, 0o755), vec![e("a", file(10))]);
+        assert!(matches!(c.lookup(1, b"a", &root()), Cached::Miss { list: false }));
+    }
+
+    #[test]
     fn total_size_is_bounded() {
         let c = DirCache::new(Duration::from_secs(5));
         let big: Vec<_> = (0..MAX_TOTAL_ENTRIES as u64 / 2 + 1).map(|i| e(&format!("f{i}"), file(100 + i))).collect();

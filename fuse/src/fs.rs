@@ -4,6 +4,7 @@
 
 use crate::dircache::{Cached, DirCache, MAX_LISTED_ENTRIES};
 use crate::file::FileData;
+use crate::ttl_map::TtlMap;
 use bytes::Bytes;
 use fuser::{FileAttr, FileType, INodeNo};
 use std::collections::HashMap;
@@ -37,8 +38,8 @@ pub struct Mount {
     atime_queue: Arc<Mutex<std::collections::HashSet<u64>>>,
     atime_flusher: std::sync::atomic::AtomicBool,
     atime_wake: Arc<tokio::sync::Notify>,
-    /// Files seen with no extended attributes, and when.
-    no_xattrs: Mutex<HashMap<u64, Instant>>,
+    /// Files seen with no extended attributes.
+    no_xattrs: TtlMap<()>,
     pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     pub next_fh: AtomicU64,
     /// Random id of this mount: lock owners are "<id>:<kernel owner>".
@@ -48,10 +49,10 @@ pub struct Mount {
     /// Lookups answered from recent listings (see dircache.rs).
     pub dircache: DirCache,
     /// Directories' attributes as this mount's last change in them left
-    /// them (post-op attributes in the master's reply), and when. The kernel
-    /// drops a directory's attributes after each create or unlink in it and
-    /// asks again before the next path walk; this answers that.
-    post_op: Mutex<HashMap<u64, (Attr, Instant)>>,
+    /// them (post-op attributes in the master's reply). The kernel drops a
+    /// directory's attributes after each create or unlink in it and asks
+    /// again before the next path walk; this answers that.
+    post_op: TtlMap<Attr>,
 }
 
 pub fn kind(k: i32) -> FileType {
@@ -116,37 +117,48 @@ impl Mount {
             atime_queue: Default::default(),
             atime_flusher: Default::default(),
             atime_wake: Default::default(),
-            no_xattrs: Mutex::new(HashMap::new()),
+            no_xattrs: TtlMap::new(ttl, 100_000),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             id: format!("{:016x}", rand_id()),
             locked: Mutex::new(Default::default()),
             dircache: DirCache::new(ttl),
-            post_op: Mutex::new(HashMap::new()),
+            post_op: TtlMap::new(ttl, 10_000),
         }
     }
 
+    /// A change in `dir` succeeded; `a` is the directory as it left it.
     pub fn post_op(&self, dir: u64, a: Option<Attr>) {
-        let mut m = self.post_op.lock().unwrap_or_else(|p| p.into_inner());
         match a {
-            Some(a) if a.ino == dir => {
-                if m.len() > 10_000 {
-                    m.retain(|_, (_, at)| at.elapsed() < self.ttl);
-                }
-                m.insert(dir, (a, Instant::now()));
-            }
-            _ => {
-                m.remove(&dir);
-            }
+            Some(a) if a.ino == dir => self.post_op.insert(dir, a),
+            _ => self.post_op.remove(dir),
         }
     }
 
-    pub fn forget_post_op(&self, ino: u64) {
-        self.post_op.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+    /// A change in `dir` failed or timed out: it may or may not have landed.
+    pub fn dir_change_failed(&self, dir: u64) {
+        self.dircache.unsure(dir);
+        self.post_op.remove(dir);
     }
 
+    /// Inodes moved or removed (rename, rmdir): their ctimes and link counts
+    /// changed, and which directories they were is not always known here.
     pub fn forget_all_post_op(&self) {
-        self.post_op.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.post_op.clear();
+    }
+
+    /// The attributes of `ino` changed in a way not known here (xattrs, a
+    /// failed setattr): every cache asks the master next time.
+    pub fn attrs_changed(&self, ino: u64) {
+        self.no_xattrs.remove(ino);
+        self.dircache.changed(ino);
+        self.post_op.remove(ino);
+    }
+
+    /// A setattr succeeded with these attributes.
+    pub fn attrs_set(&self, a: &Attr) {
+        self.post_op.remove(a.ino);
+        self.dircache.updated(a);
     }
 
     /// A name in a directory: from a recent listing when there is one,
@@ -219,36 +231,23 @@ impl Mount {
     /// attributes: `ls -l` asks for security.selinux on every file and the
     /// kernel for security.capability before a first write.
     fn note_xattrs(&self, a: &Attr) {
-        let mut m = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
         if a.xattrs == 0 {
-            if m.len() > 100_000 {
-                m.retain(|_, seen| seen.elapsed() < self.ttl);
-            }
-            m.insert(a.ino, Instant::now());
+            self.no_xattrs.insert(a.ino, ());
         } else {
-            m.remove(&a.ino);
+            self.no_xattrs.remove(a.ino);
         }
     }
 
     /// True if `ino` was seen without extended attributes within the
     /// attribute lifetime (then "no such attribute" needs no round trip).
     pub fn known_without_xattrs(&self, ino: u64) -> bool {
-        let m = self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(&ino).is_some_and(|seen| seen.elapsed() < self.ttl)
-    }
-
-    /// This mount changed the file's attributes: ask the master next time.
-    pub fn forget_xattrs(&self, ino: u64) {
-        self.no_xattrs.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+        self.no_xattrs.get(ino).is_some()
     }
 
     /// GETATTR from the kernel: the attributes and how long it may keep them.
     pub async fn getattr_for_kernel(&self, ino: u64) -> Result<(Attr, Duration)> {
-        let known = self.post_op.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).copied();
-        if let Some((a, at)) = known {
-            if let Some(left) = self.ttl.checked_sub(at.elapsed()) {
-                return Ok((a, left));
-            }
+        if let Some(known) = self.post_op.get(ino) {
+            return Ok(known);
         }
         Ok((self.getattr(ino).await?, self.ttl))
     }

@@ -6,6 +6,7 @@ pub mod file;
 pub mod fs;
 pub mod ops;
 mod ops_names;
+pub mod ttl_map;
 
 use std::path::PathBuf;
 use std::sync::Arc;

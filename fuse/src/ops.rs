@@ -144,10 +144,9 @@ impl Filesystem for TesseraFs {
                 Ok(m.patch(a).await)
             }
             .then(|r| async {
-                m.forget_post_op(ino.0);
                 match &r {
-                    Ok(a) => m.dircache.updated(a),
-                    Err(_) => m.dircache.changed(ino.0),
+                    Ok(a) => m.attrs_set(a),
+                    Err(_) => m.attrs_changed(ino.0),
                 }
                 r
             }),
@@ -486,7 +485,7 @@ impl Filesystem for TesseraFs {
             flags: flags as u32,
             request_id: tessera_client::fs::request_id(),
         };
-        self.mount.forget_xattrs(ino.0);
+        self.mount.attrs_changed(ino.0);
         spawn!(
             self,
             reply,
@@ -500,9 +499,7 @@ impl Filesystem for TesseraFs {
                     .await;
                 // Attributes fetched while the call was in flight may
                 // predate it.
-                m.forget_xattrs(ino.0);
-                m.dircache.changed(ino.0);
-                m.forget_post_op(ino.0);
+                m.attrs_changed(ino.0);
                 res
             },
             |_x| reply.ok()
@@ -576,8 +573,7 @@ impl Filesystem for TesseraFs {
                         async move { c.remove_xattr(r).await }
                     })
                     .await;
-                m.dircache.changed(ino.0);
-                m.forget_post_op(ino.0);
+                m.attrs_changed(ino.0);
                 res
             },
             |_x| reply.ok()

@@ -31,8 +31,7 @@ impl TesseraFs {
                     Ok(a)
                 }
                 Err(e) => {
-                    m.dircache.unsure(parent.0);
-                    m.forget_post_op(parent.0);
+                    m.dir_change_failed(parent.0);
                     Err(e)
                 }
             }
@@ -69,12 +68,14 @@ impl TesseraFs {
                 match &res {
                     Ok(d) => {
                         m.dircache.removed(parent.0, &r.name);
+                        if dir {
+                            // The removed directory's own post-op attributes
+                            // (from emptying it) are now wrong.
+                            m.forget_all_post_op();
+                        }
                         m.post_op(parent.0, d.parent);
                     }
-                    Err(_) => {
-                        m.dircache.unsure(parent.0);
-                        m.forget_post_op(parent.0);
-                    }
+                    Err(_) => m.dir_change_failed(parent.0),
                 }
                 res
             },
@@ -130,8 +131,8 @@ impl TesseraFs {
                         m.post_op(r.new_parent, d.new_parent);
                     }
                     Err(_) => {
-                        m.dircache.unsure(r.parent);
-                        m.dircache.unsure(r.new_parent);
+                        m.dir_change_failed(r.parent);
+                        m.dir_change_failed(r.new_parent);
                     }
                 }
                 res
@@ -174,10 +175,7 @@ impl TesseraFs {
                         async move { c.create(r).await }
                     })
                     .await
-                    .inspect_err(|_| {
-                        m.dircache.unsure(parent.0);
-                        m.forget_post_op(parent.0);
-                    })?;
+                    .inspect_err(|_| m.dir_change_failed(parent.0))?;
                 let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 m.dircache.created(parent.0, &r.name, &a);
                 m.post_op(parent.0, c.parent);
