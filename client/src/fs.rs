@@ -2,7 +2,7 @@
 //! list, remove, rename, upload and download whole files.
 
 use crate::error::{ClientError, Result};
-use crate::meta::MetaClient;
+use crate::meta::{MetaClient, PbClient};
 use crate::path::{components, validate_name};
 use crate::transfer::Transfer;
 use bytes::Bytes;
@@ -30,20 +30,45 @@ impl Fs {
     }
 
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        self.lookup_in_order(parent, name, true).await
+    }
+
+    /// `lookup`, not waiting for write-behind changes (see `MetaClient::read_unordered`).
+    pub async fn lookup_unordered(&self, parent: u64, name: &str) -> Result<Attr> {
+        self.lookup_in_order(parent, name, false).await
+    }
+
+    async fn lookup_in_order(&self, parent: u64, name: &str, ordered: bool) -> Result<Attr> {
         let req = LookupRequest { cred: self.cred(), parent, name: b(name) };
-        let r = self
-            .meta
-            .read("lookup", |mut c| {
-                let r = req.clone();
-                async move { c.lookup(r).await }
-            })
-            .await?;
+        let call = |mut c: PbClient| {
+            let r = req.clone();
+            async move { c.lookup(r).await }
+        };
+        let r = if ordered {
+            self.meta.read("lookup", call).await?
+        } else {
+            self.meta.read_unordered("lookup", call).await?
+        };
         r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        self.getattr_in_order(ino, true).await
+    }
+
+    /// `getattr`, not waiting for write-behind changes (see `MetaClient::read_unordered`).
+    pub async fn getattr_unordered(&self, ino: u64) -> Result<Attr> {
+        self.getattr_in_order(ino, false).await
+    }
+
+    async fn getattr_in_order(&self, ino: u64, ordered: bool) -> Result<Attr> {
         let req = GetAttrRequest { ino, stale_ok: false };
-        let r = self.meta.read("getattr", |mut c| async move { c.get_attr(req).await }).await?;
+        let call = |mut c: PbClient| async move { c.get_attr(req).await };
+        let r = if ordered {
+            self.meta.read("getattr", call).await?
+        } else {
+            self.meta.read_unordered("getattr", call).await?
+        };
         r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))
     }
 

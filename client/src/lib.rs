@@ -9,6 +9,7 @@ pub mod meta;
 pub mod path;
 pub mod placement;
 pub mod transfer;
+pub mod write_behind;
 
 pub use error::{ClientError, Result};
 pub use fs::Fs;

@@ -4,6 +4,7 @@
 //! total deadline (so elections are invisible to callers).
 
 use crate::error::{ClientError, Result};
+use crate::write_behind::WriteBehind;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +56,9 @@ struct Inner {
     epoch: Mutex<Option<(u64, Instant)>>,
     /// Masters whose last attempt timed out, and when.
     suspects: Mutex<HashMap<String, Instant>>,
+    /// Changes acknowledged before the master committed them; every call
+    /// but the `_unordered` ones waits for those begun before it.
+    write_behind: Arc<WriteBehind>,
 }
 
 /// Statuses that say "this master, now" rather than "this request": an
@@ -65,6 +69,9 @@ fn retryable(code: Code) -> bool {
         Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled | Code::Aborted | Code::Internal
     )
 }
+
+/// Write-behind changes in flight per client before the next one waits.
+const WRITE_BEHIND_LIMIT: usize = 128;
 
 /// How long a master that timed out is passed over.
 const SUSPECT_FOR: Duration = Duration::from_secs(3);
@@ -99,6 +106,7 @@ impl MetaClient {
                 channels: Mutex::new(HashMap::new()),
                 epoch: Mutex::new(None),
                 suspects: Mutex::new(HashMap::new()),
+                write_behind: Arc::new(WriteBehind::new(WRITE_BEHIND_LIMIT)),
             }),
         }
     }
@@ -109,6 +117,11 @@ impl MetaClient {
 
     pub fn options(&self) -> &MetaOptions {
         &self.inner.opts
+    }
+
+    /// This client's write-behind changes (shared by its clones).
+    pub fn write_behind(&self) -> &Arc<WriteBehind> {
+        &self.inner.write_behind
     }
 
     /// A client bound to one master, for status queries of that master.
@@ -174,6 +187,17 @@ impl MetaClient {
         F: Fn(PbClient) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.inner.write_behind.settle().await;
+        self.read_unordered(what, f).await
+    }
+
+    /// `read` without waiting for this client's write-behind changes: only
+    /// for reads the caller knows those changes do not affect.
+    pub async fn read_unordered<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn(PbClient) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
         if !self.inner.opts.stale_reads || self.inner.addrs.is_empty() {
             return self.call(what, f).await;
         }
@@ -204,6 +228,17 @@ impl MetaClient {
     /// Runs `f` against the leader, retrying through redirects and failures.
     /// File-system errors (a status carrying an errno) are returned at once.
     pub async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn(PbClient) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.inner.write_behind.settle().await;
+        self.call_unordered(what, f).await
+    }
+
+    /// `call` without waiting for this client's write-behind changes: for
+    /// sending those changes themselves.
+    pub async fn call_unordered<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
     where
         F: Fn(PbClient) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,

@@ -279,6 +279,14 @@ impl DirCache {
     }
 
     /// `name` was removed from `dir` (unlink, rmdir).
+    /// The inode `name` in `dir` refers to, per a listing still within
+    /// its lifetime.
+    pub fn ino_of(&self, dir: u64, name: &[u8]) -> Option<u64> {
+        let g = self.lock();
+        g.listings.get(&dir).filter(|l| l.fetched.elapsed() < self.ttl)?;
+        g.known(dir, name).flatten()
+    }
+
     pub fn removed(&self, dir: u64, name: &[u8]) {
         let mut g = self.lock();
         g.forget_attrs(dir);

@@ -24,6 +24,14 @@ pub struct DirHandle {
     pub entries: Vec<(u64, FileType, Vec<u8>, Option<Attr>)>,
 }
 
+/// What `Mount::lookup_here` could do without waiting.
+pub enum LookupHere {
+    Done(Result<(Attr, Duration)>),
+    /// Found, but the file is open here: its unflushed size applies.
+    Patch(Attr, Duration),
+    Ask,
+}
+
 pub struct Mount {
     pub fs: Fs,
     pub ttl: Duration,
@@ -53,6 +61,10 @@ pub struct Mount {
     /// directory's attributes after each create or unlink in it and asks
     /// again before the next path walk; this answers that.
     post_op: TtlMap<Attr>,
+    /// Unlinks are acknowledged at once and sent behind, pipelined (see
+    /// `tessera_client::write_behind`); otherwise each waits for its commit.
+    pub write_behind_unlink: bool,
+    pub(crate) unlinks: Mutex<crate::unlink_behind::UnlinkQueue>,
 }
 
 pub fn kind(k: i32) -> FileType {
@@ -124,6 +136,8 @@ impl Mount {
             locked: Mutex::new(Default::default()),
             dircache: DirCache::new(ttl),
             post_op: TtlMap::new(ttl, 10_000),
+            write_behind_unlink: true,
+            unlinks: Default::default(),
         }
     }
 
@@ -132,6 +146,20 @@ impl Mount {
         match a {
             Some(a) if a.ino == dir => self.post_op.insert(dir, a),
             _ => self.post_op.remove(dir),
+        }
+    }
+
+    /// A write-behind change in `dir` was acknowledged: its attributes as
+    /// the master will leave them, where the ones before are known (an
+    /// unlink changes a directory's mtime and ctime only).
+    pub fn post_op_predicted(&self, dir: u64) {
+        match self.post_op.get(dir) {
+            Some((mut a, _)) => {
+                let now = Some(tessera_proto::time::from_system_time(SystemTime::now()));
+                (a.mtime, a.ctime) = (now, now);
+                self.post_op.insert(dir, a);
+            }
+            None => self.post_op.remove(dir),
         }
     }
 
@@ -165,18 +193,48 @@ impl Mount {
     /// else from the master. Returns the attributes and how long the kernel
     /// may keep them.
     pub async fn lookup(self: &Arc<Self>, fs: &Fs, parent: u64, name: &[u8]) -> Result<(Attr, Duration)> {
-        match self.dircache.lookup(parent, name, &fs.cred) {
-            Cached::Found(a, left) => return Ok((self.patch(a).await, left)),
-            Cached::Absent => return Err(ClientError::fs(libc::ENOENT, "no such file or directory")),
-            Cached::Denied => return Err(ClientError::fs(libc::EACCES, "permission denied")),
-            Cached::Miss { list: true } => {
-                let m = self.clone();
-                tokio::spawn(async move { m.list_for_lookups(parent).await });
-            }
-            Cached::Miss { list: false } => {}
+        match self.lookup_here(&fs.cred, parent, name) {
+            LookupHere::Done(r) => r,
+            LookupHere::Patch(a, left) => Ok((self.patch(a).await, left)),
+            LookupHere::Ask => self.lookup_master(fs, parent, name).await,
         }
+    }
+
+    /// The part of `lookup` this mount answers without waiting (the FUSE
+    /// thread replies at once, saving a hand-off to a task). Must run
+    /// inside the runtime: a miss may start a listing.
+    pub fn lookup_here(self: &Arc<Self>, cred: &Cred, parent: u64, name: &[u8]) -> LookupHere {
+        if self.fs.meta.write_behind().removing(parent, name) {
+            return LookupHere::Done(Err(ClientError::fs(libc::ENOENT, "no such file or directory")));
+        }
+        match self.dircache.lookup(parent, name, cred) {
+            Cached::Found(a, left) if self.open_file(a.ino).is_none() => {
+                self.note_xattrs(&a);
+                LookupHere::Done(Ok((a, left)))
+            }
+            Cached::Found(a, left) => LookupHere::Patch(a, left),
+            Cached::Absent => LookupHere::Done(Err(ClientError::fs(libc::ENOENT, "no such file or directory"))),
+            Cached::Denied => LookupHere::Done(Err(ClientError::fs(libc::EACCES, "permission denied"))),
+            Cached::Miss { list } => {
+                if list {
+                    let m = self.clone();
+                    tokio::spawn(async move { m.list_for_lookups(parent).await });
+                }
+                LookupHere::Ask
+            }
+        }
+    }
+
+    pub async fn lookup_master(&self, fs: &Fs, parent: u64, name: &[u8]) -> Result<(Attr, Duration)> {
+        let behind = self.fs.meta.write_behind();
         let text = std::str::from_utf8(name).map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?;
-        let a = fs.lookup(parent, text).await?;
+        // Unlinks still on their way change neither this name nor, unless
+        // it is one of theirs, the inode it names.
+        let mut a = fs.lookup_unordered(parent, text).await?;
+        let linked_elsewhere = a.nlink > 1 && a.kind != FileKind::Directory as i32;
+        if behind.touches(a.ino) || (linked_elsewhere && behind.unsure()) {
+            a = fs.lookup(parent, text).await?;
+        }
         self.dircache.learned(parent, name, &a);
         Ok((self.patch(a).await, self.ttl))
     }
@@ -244,12 +302,33 @@ impl Mount {
         self.no_xattrs.get(ino).is_some()
     }
 
+    /// The part of `getattr_for_kernel` answered without waiting.
+    pub fn getattr_here(&self, ino: u64) -> Option<(Attr, Duration)> {
+        self.post_op.get(ino)
+    }
+
     /// GETATTR from the kernel: the attributes and how long it may keep them.
     pub async fn getattr_for_kernel(&self, ino: u64) -> Result<(Attr, Duration)> {
-        if let Some(known) = self.post_op.get(ino) {
+        if let Some(known) = self.getattr_here(ino) {
             return Ok(known);
         }
-        Ok((self.getattr(ino).await?, self.ttl))
+        // An unlink on its way may drop this file's link count (an open
+        // file's fstat must show it) or change this directory.
+        let behind = self.fs.meta.write_behind();
+        let a = if behind.touches(ino) {
+            let a = self.fs.getattr(ino).await?;
+            // A directory losing names: later unlinks in it predict its
+            // attributes from these (`post_op_predicted`).
+            if a.kind == FileKind::Directory as i32 {
+                self.post_op.insert(ino, a);
+            }
+            a
+        } else if behind.unsure() {
+            self.fs.getattr(ino).await?
+        } else {
+            self.fs.getattr_unordered(ino).await?
+        };
+        Ok((self.patch(a).await, self.ttl))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {

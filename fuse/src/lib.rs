@@ -7,6 +7,7 @@ pub mod fs;
 pub mod ops;
 mod ops_names;
 pub mod ttl_map;
+mod unlink_behind;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub struct MountConfig {
     pub ttl: Duration,
     pub threads: usize,
     pub allow_other: bool,
+    /// Acknowledge unlinks at once and send them behind (see `Mount`).
+    pub write_behind_unlink: bool,
 }
 
 /// Mounts and serves until unmounted (`fusermount3 -u`) or SIGTERM/SIGINT.
@@ -27,7 +30,9 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     let client = tessera_client::connect(cfg.client.clone());
     // Fail fast when no master answers rather than mounting a dead file system.
     rt.block_on(client.getattr(tessera_proto::ROOT_INO))?;
-    let mount = Arc::new(fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64));
+    let mut mount = fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64);
+    mount.write_behind_unlink = cfg.write_behind_unlink;
+    let mount = Arc::new(mount);
     let fsys = ops::TesseraFs { mount: mount.clone(), rt: rt.handle().clone() };
     let mut fc = fuser::Config::default();
     fc.mount_options = vec![
@@ -62,5 +67,10 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     })?;
     tracing::info!("unmounting");
     drop(session);
+    // Unlinks acknowledged but not yet committed are sent before exiting.
+    let behind = mount.fs.meta.write_behind().clone();
+    if rt.block_on(tokio::time::timeout(Duration::from_secs(120), behind.settle())).is_err() {
+        tracing::error!(pending = behind.in_flight(), "unmounted with unlinks the master never answered");
+    }
     Ok(())
 }

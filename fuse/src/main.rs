@@ -37,6 +37,13 @@ struct Args {
     /// than close-to-open across mounts). Writes are unaffected.
     #[arg(long)]
     stale_reads: bool,
+    /// Send each unlink to the master before returning from it, instead of
+    /// acknowledging it at once and sending it behind (see docs/architecture.md:
+    /// a write-behind unlink reaches other mounts a few milliseconds later, and
+    /// is lost if this process is killed before it is sent; fsync of the
+    /// directory waits for it).
+    #[arg(long)]
+    sync_unlink: bool,
 }
 
 fn main() {
@@ -71,6 +78,7 @@ fn main() {
         mountpoint: a.mountpoint,
         ttl: Duration::from_millis(a.attr_ttl_ms),
         threads: a.threads,
+        write_behind_unlink: !a.sync_unlink,
         // SAFETY: geteuid has no preconditions.
         allow_other: a.allow_other || unsafe { libc::geteuid() } == 0,
     };

@@ -3,7 +3,7 @@
 //! holds a FUSE thread.
 
 use crate::convert::{errno, kind_of_mode, permitted, ts, xattr_reply};
-use crate::fs::{b, cred, to_file_attr, Mount};
+use crate::fs::{b, cred, to_file_attr, LookupHere, Mount};
 use fuser::*;
 use futures::FutureExt;
 use std::ffi::OsStr;
@@ -71,16 +71,30 @@ impl Filesystem for TesseraFs {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let name = name.as_bytes().to_vec();
         let m = self.mount.clone();
-        self.rt.spawn(async move {
-            match m.lookup(&fs, parent.0, &name).await {
-                Ok((a, ttl)) => reply.entry(&ttl, &to_file_attr(&a), Generation(0)),
-                Err(e) => reply.error(errno(&e)),
+        let here = {
+            let _rt = self.rt.enter();
+            m.lookup_here(&fs.cred, parent.0, &name)
+        };
+        let answer = |reply: ReplyEntry, r: tessera_client::Result<(pb::Attr, std::time::Duration)>| match r {
+            Ok((a, ttl)) => reply.entry(&ttl, &to_file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        };
+        match here {
+            LookupHere::Done(r) => answer(reply, r),
+            LookupHere::Patch(a, left) => {
+                self.rt.spawn(async move { answer(reply, Ok((m.patch(a).await, left))) });
             }
-        });
+            LookupHere::Ask => {
+                self.rt.spawn(async move { answer(reply, m.lookup_master(&fs, parent.0, &name).await) });
+            }
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        spawn!(self, reply, |m| m.getattr_for_kernel(ino.0), |a| reply.attr(&a.1, &to_file_attr(&a.0)));
+        match self.mount.getattr_here(ino.0) {
+            Some((a, ttl)) => reply.attr(&ttl, &to_file_attr(&a)),
+            None => spawn!(self, reply, |m| m.getattr_for_kernel(ino.0), |a| reply.attr(&a.1, &to_file_attr(&a.0))),
+        }
     }
 
     fn setattr(
@@ -382,7 +396,17 @@ impl Filesystem for TesseraFs {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        spawn!(self, reply, |m| m.flush(fh.0), |_x| reply.ok());
+        spawn!(
+            self,
+            reply,
+            |m| async move {
+                m.flush(fh.0).await?;
+                // Unlinks acknowledged before (write-behind) are durable too.
+                m.fs.meta.write_behind().settle().await;
+                Ok::<_, ClientError>(())
+            },
+            |_x| reply.ok()
+        );
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -450,8 +474,13 @@ impl Filesystem for TesseraFs {
     }
 
     fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        // Namespace changes are committed (Raft, fsynced on a majority) before they return.
-        reply.ok();
+        // Namespace changes are committed (Raft, fsynced on a majority)
+        // before they return, but for write-behind unlinks: wait for those.
+        let behind = self.mount.fs.meta.write_behind().clone();
+        self.rt.spawn(async move {
+            behind.settle().await;
+            reply.ok();
+        });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -41,6 +41,10 @@ impl TesseraFs {
     /// unlink and rmdir: the same request, two RPCs.
     pub(crate) fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        if !dir && self.mount.write_behind_unlink {
+            self.mount.unlink_behind(&self.rt, fs, parent.0, name.as_bytes().to_vec(), reply);
+            return;
+        }
         let r = pb::UnlinkRequest {
             cred: Some(fs.cred.clone()),
             parent: parent.0,

@@ -6,7 +6,7 @@
 use crate::cluster::Cluster;
 use crate::convert::{attr, cred, fs_status, time};
 use crate::fsm::read;
-use crate::types::{Command, Cred, Op, Raft, Reply, TimeSet};
+use crate::types::{Command, Cred, Op, Raft, Reply, TimeSet, UnlinkItem};
 use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use openraft::LinearizerOption;
@@ -159,7 +159,7 @@ impl MetaService {
     fn attr_reply(r: Reply) -> Res<AttrReply> {
         match r {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)), parent: None }),
-            Reply::None | Reply::Ids(_) => Err(Status::internal("command returned no attributes")),
+            Reply::None | Reply::Ids(_) | Reply::Outcomes(_) => Err(Status::internal("command returned no attributes")),
         }
     }
 
@@ -275,6 +275,31 @@ impl Meta for MetaService {
         let r = req.into_inner();
         self.write_once(cred(r.cred), Op::Unlink { parent: r.parent, name: v(&r.name) }, r.request_id.clone()).await?;
         ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: None })
+    }
+
+    #[tracing::instrument(skip_all, fields(n = req.get_ref().unlinks.len()))]
+    async fn unlink_many(&self, req: Request<UnlinkManyRequest>) -> Res<UnlinkManyReply> {
+        let r = req.into_inner();
+        let items: Vec<UnlinkItem> = r
+            .unlinks
+            .iter()
+            .map(|u| UnlinkItem { cred: cred(u.cred.clone()), parent: u.parent, name: v(&u.name) })
+            .collect();
+        let mut dirs: Vec<u64> = items.iter().map(|i| i.parent).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let outcomes = match self.write_once(Cred::root(), Op::UnlinkMany { items }, r.request_id).await? {
+            Reply::Outcomes(o) => o,
+            _ => return Err(Status::internal("unlink_many returned no outcomes")),
+        };
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| match o {
+                None => UnlinkOutcome { errno: 0, message: String::new() },
+                Some(e) => UnlinkOutcome { errno: e.errno, message: e.msg },
+            })
+            .collect();
+        ok(UnlinkManyReply { outcomes, dirs: dirs.into_iter().filter_map(|d| self.post_op_attr(d)).collect() })
     }
 
     #[tracing::instrument(skip_all)]

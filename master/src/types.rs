@@ -70,6 +70,11 @@ pub enum Op {
         parent: u64,
         name: Vec<u8>,
     },
+    /// Unlinks of possibly different callers, each applied or refused on
+    /// its own, in order (the command's own cred is unused).
+    UnlinkMany {
+        items: Vec<UnlinkItem>,
+    },
     Rename {
         parent: u64,
         name: Vec<u8>,
@@ -134,6 +139,13 @@ pub enum Op {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnlinkItem {
+    pub cred: Cred,
+    pub parent: u64,
+    pub name: Vec<u8>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Command {
     pub cred: Cred,
     pub now: Time,
@@ -153,6 +165,7 @@ impl fmt::Display for Command {
             Op::Link { .. } => "link",
             Op::Unlink { .. } => "unlink",
             Op::Rmdir { .. } => "rmdir",
+            Op::UnlinkMany { .. } => "unlink_many",
             Op::Rename { .. } => "rename",
             Op::SetAttr { .. } => "setattr",
             Op::Commit { .. } => "commit",
@@ -186,8 +199,13 @@ impl FsErr {
 pub enum Reply {
     None,
     Attr(crate::fsm::model::Inode),
-    Created { inode: crate::fsm::model::Inode, created: bool },
+    Created {
+        inode: crate::fsm::model::Inode,
+        created: bool,
+    },
     Ids(Vec<Vec<u8>>),
+    /// Per item of a many-item command: None when applied.
+    Outcomes(Vec<Option<FsErr>>),
 }
 
 pub type CommandResult = Result<Reply, FsErr>;

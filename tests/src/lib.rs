@@ -514,6 +514,11 @@ impl Mount {
         self.proc.log()
     }
 
+    /// The mount process's PID (for a test that kills it).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid().expect("the mount process runs")
+    }
+
     /// SIGTERM to the mount process; returns true if it unmounted and
     /// exited within 15 s.
     pub fn terminate(&mut self) -> bool {

@@ -100,6 +100,22 @@ impl Applier<'_, '_> {
             Op::Link { ino, new_parent, new_name } => self.link(*ino, *new_parent, new_name),
             Op::Unlink { parent, name } => self.remove(*parent, name, false).map(|_| Reply::None),
             Op::Rmdir { parent, name } => self.remove(*parent, name, true).map(|_| Reply::None),
+            Op::UnlinkMany { items } => {
+                let mut outcomes = Vec::with_capacity(items.len());
+                for it in items {
+                    let mark = self.txn.mark();
+                    let mut one = Applier { txn: &mut *self.txn, cred: &it.cred, now: self.now, index: self.index };
+                    match one.remove(it.parent, &it.name, false) {
+                        Ok(()) => outcomes.push(None),
+                        Err(Fail::Fs(e)) => {
+                            self.txn.rollback(mark);
+                            outcomes.push(Some(e));
+                        }
+                        Err(io) => return Err(io),
+                    }
+                }
+                Ok(Reply::Outcomes(outcomes))
+            }
             Op::Rename { parent, name, new_parent, new_name, flags } => {
                 self.rename(*parent, name, *new_parent, new_name, *flags).map(|_| Reply::None)
             }

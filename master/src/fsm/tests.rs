@@ -50,7 +50,7 @@ impl Ns {
     fn ino(&mut self, cred: &Cred, op: Op) -> u64 {
         match self.run(cred, op).unwrap() {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => i.ino,
-            Reply::None | Reply::Ids(_) => panic!("no inode"),
+            Reply::None | Reply::Ids(_) | Reply::Outcomes(_) => panic!("no inode"),
         }
     }
 
@@ -372,4 +372,31 @@ fn a_read_updates_atime_only_when_relatime_says_so() {
     // A removed file in the batch is skipped, not an error.
     ns.run(&ROOT, Op::Unlink { parent: tessera_proto::ROOT_INO, name: "f".into() }).unwrap();
     ns.run(&ROOT, Op::TouchAtimes { inos: vec![f] }).unwrap();
+}
+
+#[test]
+fn unlink_many_applies_each_item_on_its_own() {
+    let mut ns = Ns::new();
+    let shared = ns.mkdir(&ROOT, 1, "shared", 0o1777);
+    let alice = user(1000);
+    let a = ns.create(&alice, shared, "a");
+    let b = ns.create(&ROOT, shared, "b");
+    let c = ns.create(&alice, shared, "c");
+    let item = |cred: &Cred, name: &str| UnlinkItem { cred: cred.clone(), parent: shared, name: name.into() };
+    let bob = user(1001);
+    let items = vec![
+        item(&alice, "a"),
+        item(&alice, "b"),    // sticky directory, root's file: EPERM
+        item(&bob, "c"),      // sticky directory, alice's file: EPERM
+        item(&alice, "gone"), // ENOENT
+        item(&alice, "a"),    // removed by the first item: ENOENT
+        item(&ROOT, "b"),
+    ];
+    let Reply::Outcomes(out) = ns.run(&ROOT, Op::UnlinkMany { items }).unwrap() else { panic!("no outcomes") };
+    let errnos: Vec<i32> = out.iter().map(|o| o.as_ref().map_or(0, |e| e.errno)).collect();
+    assert_eq!(errnos, vec![0, libc::EPERM, libc::EPERM, libc::ENOENT, libc::ENOENT, 0]);
+    assert!(ns.lookup(shared, "a").is_none() && ns.lookup(shared, "b").is_none());
+    assert_eq!(ns.lookup(shared, "c").unwrap().ino, c, "a refused item changes nothing");
+    assert!(read::inode(&ns.db, a).is_err() && read::inode(&ns.db, b).is_err());
+    assert_eq!(ns.inode(shared).mtime, (ns.clock, 0));
 }

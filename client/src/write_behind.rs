@@ -1,0 +1,230 @@
+//! Metadata changes acknowledged before the master has committed them
+//! (write-behind, like CephFS's asynchronous unlink), and the ordering that
+//! keeps that invisible to the client that made them: every later master
+//! call of this client first waits until the changes begun before it have
+//! landed (`settle`), so the master never answers it from a state older
+//! than what the client already reported. The few calls that may skip the
+//! wait (a lookup or getattr of an untouched inode) ask `touches` and
+//! `removing` first.
+//!
+//! A change is in flight from `begin` until `end`, whatever its outcome: a
+//! failed write-behind change is logged by its sender, and the caches that
+//! assumed it are dropped there.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+/// A name in a directory.
+type DirName = (u64, Vec<u8>);
+
+/// Stands for "some file" in `State::touched` (inode 0 is never used).
+const UNKNOWN_MARK: u64 = 0;
+
+#[derive(Default)]
+struct State {
+    next: u64,
+    inflight: BTreeSet<u64>,
+    /// Inodes whose attributes the changes in flight alter, with counts.
+    touched: HashMap<u64, usize>,
+    /// (directory, name) pairs being removed, with counts.
+    removing: HashMap<DirName, usize>,
+    /// Changes in flight whose file is not known here: any file's link
+    /// count may be about to drop.
+    unknown: usize,
+    /// What each change in flight touches, to undo at `end`.
+    by_seq: HashMap<u64, (Vec<u64>, DirName)>,
+}
+
+pub struct WriteBehind {
+    state: Mutex<State>,
+    changed: tokio::sync::Notify,
+    limit: usize,
+}
+
+/// One change in flight; hand it back to `end`.
+#[derive(Debug)]
+#[must_use = "a write-behind change must be ended"]
+pub struct Ticket(u64);
+
+impl WriteBehind {
+    /// At most `limit` changes in flight; `begin` waits beyond that.
+    pub fn new(limit: usize) -> WriteBehind {
+        WriteBehind { state: Mutex::new(State::default()), changed: tokio::sync::Notify::new(), limit: limit.max(1) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until `done` holds for the state, rechecking on every change.
+    async fn wait_until(&self, done: impl Fn(&State) -> bool) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an `end` between the check
+            // and the await still wakes us.
+            notified.as_mut().enable();
+            if done(&self.lock()) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Registers the removal of `name` in `dir`, which alters the
+    /// attributes of `dir` and of the file it names (`file`, when known).
+    pub async fn begin(&self, dir: u64, name: &[u8], file: Option<u64>) -> Ticket {
+        loop {
+            self.wait_until(|s| s.inflight.len() < self.limit).await;
+            if let Some(t) = self.try_begin(dir, name, file) {
+                return t;
+            }
+        }
+    }
+
+    /// `begin`, or None at the limit.
+    pub fn try_begin(&self, dir: u64, name: &[u8], file: Option<u64>) -> Option<Ticket> {
+        let mut s = self.lock();
+        if s.inflight.len() >= self.limit {
+            return None;
+        }
+        let seq = s.next;
+        s.next += 1;
+        s.inflight.insert(seq);
+        let inos: Vec<u64> = std::iter::once(dir).chain(file).collect();
+        for &i in &inos {
+            *s.touched.entry(i).or_default() += 1;
+        }
+        if file.is_none() {
+            s.unknown += 1;
+            // Marked so `end` can tell.
+            *s.touched.entry(UNKNOWN_MARK).or_default() += 1;
+        }
+        *s.removing.entry((dir, name.to_vec())).or_default() += 1;
+        let mut undo = inos;
+        if file.is_none() {
+            undo.push(UNKNOWN_MARK);
+        }
+        s.by_seq.insert(seq, (undo, (dir, name.to_vec())));
+        Some(Ticket(seq))
+    }
+
+    /// The change landed or failed for good. Returns whether `ino` is
+    /// still touched by another change in flight.
+    pub fn end(&self, t: Ticket, ino: u64) -> bool {
+        let still = {
+            let mut s = self.lock();
+            s.inflight.remove(&t.0);
+            if let Some((inos, key)) = s.by_seq.remove(&t.0) {
+                for i in inos {
+                    if i == UNKNOWN_MARK {
+                        s.unknown -= 1;
+                    }
+                    if let Some(n) = s.touched.get_mut(&i) {
+                        *n -= 1;
+                        if *n == 0 {
+                            s.touched.remove(&i);
+                        }
+                    }
+                }
+                if let Some(n) = s.removing.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        s.removing.remove(&key);
+                    }
+                }
+            }
+            s.touched.contains_key(&ino)
+        };
+        self.changed.notify_waiters();
+        still
+    }
+
+    /// Waits until every change begun before this call has ended (later
+    /// ones may still be in flight).
+    pub async fn settle(&self) {
+        let upto = {
+            let s = self.lock();
+            if s.inflight.is_empty() {
+                return;
+            }
+            s.next
+        };
+        self.wait_until(|s| s.inflight.first().is_none_or(|&first| first >= upto)).await;
+    }
+
+    /// True if a change in flight alters the attributes of `ino`.
+    pub fn touches(&self, ino: u64) -> bool {
+        self.lock().touched.contains_key(&ino)
+    }
+
+    /// True if `name` in `dir` is being removed.
+    pub fn removing(&self, dir: u64, name: &[u8]) -> bool {
+        let s = self.lock();
+        !s.removing.is_empty() && s.removing.contains_key(&(dir, name.to_vec()))
+    }
+
+    /// True if a change in flight removes a name whose file is not known
+    /// here: then the link count of any file may be about to drop.
+    pub fn unsure(&self) -> bool {
+        self.lock().unknown > 0
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().inflight.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn settle_waits_for_earlier_changes_only() {
+        let wb = Arc::new(WriteBehind::new(8));
+        wb.settle().await; // nothing in flight: returns at once
+        let a = wb.begin(1, b"a", Some(10)).await;
+        assert!(wb.touches(1) && wb.touches(10) && !wb.touches(11));
+        assert!(wb.removing(1, b"a") && !wb.removing(1, b"b"));
+        let w = wb.clone();
+        let settled = tokio::spawn(async move { w.settle().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A change begun after the settle started does not hold it up.
+        let b = wb.begin(1, b"b", Some(11)).await;
+        assert!(!settled.is_finished());
+        assert!(wb.end(a, 1), "directory 1 is still touched by b");
+        tokio::time::timeout(Duration::from_secs(5), settled).await.unwrap().unwrap();
+        assert!(!wb.touches(10) && wb.touches(11));
+        assert!(!wb.end(b, 1));
+        assert!(!wb.touches(1) && !wb.removing(1, b"b"));
+        assert_eq!(wb.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn begin_waits_at_the_limit() {
+        let wb = Arc::new(WriteBehind::new(2));
+        let a = wb.begin(1, b"a", None).await;
+        let _b = wb.begin(1, b"b", None).await;
+        let w = wb.clone();
+        let third = tokio::spawn(async move { w.begin(1, b"c", Some(3)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!third.is_finished());
+        wb.end(a, 1);
+        let c = tokio::time::timeout(Duration::from_secs(5), third).await.unwrap().unwrap();
+        assert_eq!(wb.in_flight(), 2);
+        wb.end(c, 1);
+    }
+
+    #[tokio::test]
+    async fn the_same_name_twice_counts_twice() {
+        let wb = WriteBehind::new(8);
+        let a = wb.begin(1, b"x", None).await;
+        let b = wb.begin(1, b"x", None).await;
+        wb.end(a, 1);
+        assert!(wb.removing(1, b"x") && wb.unsure());
+        wb.end(b, 1);
+        assert!(!wb.removing(1, b"x") && !wb.unsure());
+    }
+}

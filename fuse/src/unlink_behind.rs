@@ -1,0 +1,156 @@
+//! Write-behind unlink. A user deleting many files waits on one Raft commit
+//! (fsynced on a majority of masters) per file if each unlink waits for its
+//! commit. Instead the mount acknowledges an unlink as soon as the kernel
+//! has checked its permissions (default_permissions: write and search on
+//! the directory, the sticky rule) and queues it; a sender sends what has
+//! queued as one request (one Raft entry) whenever the previous one is
+//! answered, so the batch grows with the rate of unlinks.
+//!
+//! What keeps this invisible on this mount: every later master call waits
+//! for the unlinks queued before it (`tessera_client::write_behind`), except
+//! lookups and getattrs that the pending unlinks cannot affect; the lookup
+//! cache and the directory's post-op attributes are updated at once.
+//! Other mounts see the unlink when it commits, milliseconds later.
+//! Durability is that of a local file system's unlink: fsync of the
+//! directory (or of any file) waits for it; one lost with the mount process
+//! (SIGKILL in the milliseconds it is queued) did not happen.
+
+use crate::fs::{b, Mount};
+use fuser::ReplyEmpty;
+use std::sync::Arc;
+use tessera_client::write_behind::Ticket;
+use tessera_client::Fs;
+use tessera_proto::pb;
+use tokio::runtime::Handle;
+
+/// Unlinks sent in one request at most.
+const MAX_BATCH: usize = 512;
+
+pub(crate) struct Queued {
+    req: pb::UnlinkRequest,
+    ticket: Ticket,
+    file: Option<u64>,
+}
+
+#[derive(Default)]
+pub(crate) struct UnlinkQueue {
+    queued: Vec<Queued>,
+    /// A sender task is running (it exits when it finds the queue empty).
+    sending: bool,
+}
+
+impl Mount {
+    /// Called on the FUSE thread: unless the queue is full, replies at once.
+    pub(crate) fn unlink_behind(self: &Arc<Self>, rt: &Handle, fs: Fs, parent: u64, name: Vec<u8>, reply: ReplyEmpty) {
+        let behind = self.fs.meta.write_behind().clone();
+        // The file, when a fresh listing says which one it is: its
+        // attributes are then known to be changing (else any file's might).
+        let file = self.dircache.ino_of(parent, &name);
+        match behind.try_begin(parent, &name, file) {
+            Some(ticket) => self.queue_unlink(rt, ticket, fs, parent, name, file, reply),
+            None => {
+                let (m, rt2) = (self.clone(), rt.clone());
+                rt.spawn(async move {
+                    let file = m.dircache.ino_of(parent, &name);
+                    let ticket = behind.begin(parent, &name, file).await;
+                    m.queue_unlink(&rt2, ticket, fs, parent, name, file, reply);
+                });
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue_unlink(
+        self: &Arc<Self>,
+        rt: &Handle,
+        ticket: Ticket,
+        fs: Fs,
+        parent: u64,
+        name: Vec<u8>,
+        file: Option<u64>,
+        reply: ReplyEmpty,
+    ) {
+        self.dircache.removed(parent, &name);
+        self.post_op_predicted(parent);
+        reply.ok();
+        let req = pb::UnlinkRequest { cred: Some(fs.cred.clone()), parent, name: b(&name), request_id: String::new() };
+        let start = {
+            let mut q = self.unlinks.lock().unwrap_or_else(|p| p.into_inner());
+            q.queued.push(Queued { req, ticket, file });
+            !std::mem::replace(&mut q.sending, true)
+        };
+        if start {
+            rt.spawn(self.clone().send_unlinks());
+        }
+    }
+
+    /// Sends queued unlinks, a batch at a time, until the queue is empty.
+    async fn send_unlinks(self: Arc<Self>) {
+        loop {
+            let batch: Vec<Queued> = {
+                let mut q = self.unlinks.lock().unwrap_or_else(|p| p.into_inner());
+                if q.queued.is_empty() {
+                    q.sending = false;
+                    return;
+                }
+                let n = q.queued.len().min(MAX_BATCH);
+                q.queued.drain(..n).collect()
+            };
+            self.send_batch(batch).await;
+        }
+    }
+
+    async fn send_batch(&self, batch: Vec<Queued>) {
+        let req = pb::UnlinkManyRequest {
+            unlinks: batch.iter().map(|q| q.req.clone()).collect(),
+            request_id: tessera_client::fs::request_id(),
+        };
+        let res = self
+            .fs
+            .meta
+            .call_unordered("unlink_many", |mut c| {
+                let r = req.clone();
+                async move { c.unlink_many(r).await }
+            })
+            .await;
+        let behind = self.fs.meta.write_behind();
+        let (outcomes, dirs) = match res {
+            Ok(r) if r.outcomes.len() == batch.len() => (r.outcomes, r.dirs),
+            Ok(_) => (vec![outcome_of("the master answered a different number of unlinks"); batch.len()], vec![]),
+            Err(e) => (vec![outcome_of(&e.to_string()); batch.len()], vec![]),
+        };
+        let mut settled_dirs = Vec::new();
+        for (q, o) in batch.into_iter().zip(outcomes) {
+            let (parent, file) = (q.req.parent, q.file);
+            let still_touched = behind.end(q.ticket, parent);
+            if o.errno == 0 {
+                // While other unlinks in the directory are on their way, the
+                // prediction is newer than this reply.
+                if !still_touched {
+                    settled_dirs.push(parent);
+                }
+                continue;
+            }
+            self.dir_change_failed(parent);
+            if let Some(f) = file {
+                self.attrs_changed(f);
+            }
+            // ENOENT: another client removed the name first. Anything else
+            // (a permission another client took away) leaves it in place.
+            tracing::warn!(
+                parent,
+                name = %String::from_utf8_lossy(&q.req.name),
+                errno = o.errno,
+                error = %o.message,
+                "write-behind unlink not applied"
+            );
+        }
+        for d in settled_dirs {
+            self.post_op(d, dirs.iter().find(|a| a.ino == d).copied());
+        }
+    }
+}
+
+fn outcome_of(msg: &str) -> pb::UnlinkOutcome {
+    pb::UnlinkOutcome { errno: libc::EIO, message: msg.to_string() }
+}

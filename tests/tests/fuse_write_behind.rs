@@ -1,0 +1,140 @@
+//! Write-behind unlinks through a real mount: acknowledged at once, sent in
+//! batches, never visible out of order on their own mount, durable once the
+//! directory is fsynced, and undone in the mount's view when the master
+//! refuses one.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tessera_tests::*;
+
+fn errno_of(p: &Path) -> Option<i32> {
+    std::fs::symlink_metadata(p).err().and_then(|e| e.raw_os_error())
+}
+
+fn names(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// Polls `f` until it holds, for at most `limit`.
+fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unlinks_behind_are_in_order_on_their_mount_and_durable_at_fsync() {
+    let c = Cluster::start(3, 3);
+    let mut m1 = c.mount(&[]);
+    let m2 = c.mount(&[]);
+    let d = m1.path().join("d");
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    for i in 0..300 {
+        std::fs::write(d.join(format!("f{i:03}")), random_bytes(50 + i, i as u64)).unwrap();
+    }
+    for i in 0..40 {
+        std::fs::write(d.join("sub").join(format!("s{i}")), b"x").unwrap();
+    }
+    std::fs::write(d.join("h"), b"linked").unwrap();
+    std::fs::hard_link(d.join("h"), d.join("h2")).unwrap();
+
+    // Unlink everything as fast as the kernel sends it.
+    for i in 0..300 {
+        std::fs::remove_file(d.join(format!("f{i:03}"))).unwrap();
+    }
+    std::fs::remove_file(d.join("h")).unwrap();
+    // At once, on the same mount: nothing unlinked is seen any more.
+    for i in (0..300).step_by(7) {
+        assert_eq!(errno_of(&d.join(format!("f{i:03}"))), Some(libc::ENOENT), "f{i:03}");
+    }
+    assert_eq!(names(&d), vec!["h2", "sub"]);
+    assert_eq!(std::fs::metadata(d.join("h2")).unwrap().nlink(), 1, "the other link's count");
+    // A name unlinked a moment ago can be created anew.
+    for i in 0..20 {
+        std::fs::write(d.join(format!("f{i:03}")), format!("new {i}")).unwrap();
+    }
+    for i in 0..20 {
+        assert_eq!(std::fs::read_to_string(d.join(format!("f{i:03}"))).unwrap(), format!("new {i}"));
+    }
+    // A directory emptied by unlinks just acknowledged can be removed.
+    for i in 0..40 {
+        std::fs::remove_file(d.join("sub").join(format!("s{i}"))).unwrap();
+    }
+    std::fs::remove_dir(d.join("sub")).unwrap();
+    // More unlinks, then fsync of the directory: from then on they survive
+    // the mount process being killed.
+    for i in 0..20 {
+        std::fs::remove_file(d.join(format!("f{i:03}"))).unwrap();
+    }
+    std::fs::File::open(&d).unwrap().sync_all().unwrap();
+    let pid = m1.pid();
+    // SAFETY: a plain kill(2) of the mount process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    m1.unmount();
+    let d2 = m2.path().join("d");
+    eventually(Duration::from_secs(5), "the other mount sees only h2", || names(&d2) == vec!["h2"]);
+    assert_eq!(std::fs::read(d2.join("h2")).unwrap(), b"linked");
+    assert_eq!(std::fs::metadata(d2.join("h2")).unwrap().nlink(), 1);
+}
+
+/// The master refuses an unlink the mount already acknowledged when another
+/// mount took the permission away meanwhile: the file stays, and the mount
+/// that acknowledged it shows it again.
+#[test]
+fn a_refused_unlink_behind_leaves_the_file_and_the_mount_shows_it_again() {
+    let c = Cluster::start(3, 3);
+    // A long attribute lifetime: the first mount's kernel keeps believing
+    // the directory is writable for everyone.
+    let m1 = c.mount(&["--attr-ttl-ms", "30000"]);
+    let m2 = c.mount(&[]);
+    let d1 = m1.path().join("open");
+    std::fs::create_dir(&d1).unwrap();
+    std::fs::set_permissions(&d1, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(d1.join("x"), b"keep me").unwrap();
+    std::fs::set_permissions(d1.join("x"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(std::fs::metadata(d1.join("x")).is_ok());
+    std::fs::set_permissions(m2.path().join("open"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, out) = sh_as(65534, m1.path(), "rm -f open/x");
+    eprintln!("write-behind path taken: {ok}");
+    if !ok {
+        // The kernel saw the new mode after all (its cache was dropped):
+        // then the refusal is synchronous, which is also right.
+        assert!(out.contains("Permission denied"), "{out}");
+    }
+    eventually(Duration::from_secs(10), "x is back on the first mount", || {
+        std::fs::read(d1.join("x")).map(|b| b == b"keep me").unwrap_or(false)
+    });
+    assert_eq!(std::fs::read(m2.path().join("open/x")).unwrap(), b"keep me");
+    if ok {
+        assert!(m1.log().contains("write-behind unlink not applied"), "the refusal is logged");
+    }
+}
+
+/// `--sync-unlink`: every unlink waits for its commit, so another mount
+/// sees it as soon as its own caches allow, and a refusal is the unlink's
+/// own error.
+#[test]
+fn sync_unlink_reports_the_masters_refusal() {
+    let c = Cluster::start(3, 3);
+    let m1 = c.mount(&["--attr-ttl-ms", "30000", "--sync-unlink"]);
+    let m2 = c.mount(&[]);
+    let d1 = m1.path().join("open");
+    std::fs::create_dir(&d1).unwrap();
+    std::fs::set_permissions(&d1, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(d1.join("x"), b"keep me").unwrap();
+    assert!(std::fs::metadata(d1.join("x")).is_ok());
+    std::fs::set_permissions(m2.path().join("open"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, out) = sh_as(65534, m1.path(), "rm -f open/x");
+    assert!(!ok && out.contains("Permission denied"), "{out}");
+    assert_eq!(std::fs::read(d1.join("x")).unwrap(), b"keep me");
+    std::fs::remove_file(d1.join("x")).unwrap();
+    eventually(Duration::from_secs(5), "the other mount sees x gone", || {
+        errno_of(&m2.path().join("open/x")) == Some(libc::ENOENT)
+    });
+}
