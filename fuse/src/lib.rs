@@ -69,7 +69,8 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     drop(session);
     // Unlinks acknowledged but not yet committed are sent before exiting.
     let behind = mount.fs.meta.write_behind().clone();
-    if rt.block_on(tokio::time::timeout(Duration::from_secs(120), behind.settle())).is_err() {
+    let settled = rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), behind.settle()).await });
+    if settled.is_err() {
         tracing::error!(pending = behind.in_flight(), "unmounted with unlinks the master never answered");
     }
     Ok(())
