@@ -212,7 +212,7 @@ impl Fs {
     }
 
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
-        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id() };
+        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id(), open: vec![] };
         self.meta
             .call("unlink", |mut c| {
                 let r = req.clone();
@@ -223,7 +223,7 @@ impl Fs {
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<()> {
-        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id() };
+        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id(), open: vec![] };
         self.meta
             .call("rmdir", |mut c| {
                 let r = req.clone();
@@ -249,6 +249,7 @@ impl Fs {
             new_name: b(new_name),
             flags: 0,
             request_id: request_id(),
+            open: vec![],
         };
         self.meta
             .call("rename", |mut c| {

@@ -18,6 +18,9 @@ use tokio::sync::Mutex as AsyncMutex;
 pub struct OpenFile {
     pub data: AsyncMutex<FileData>,
     pub handles: AtomicU64,
+    /// Unlinked while open here: the master keeps it until this mount
+    /// releases it after the last close (see orphans.rs).
+    pub orphaned: std::sync::atomic::AtomicBool,
 }
 
 pub struct DirHandle {
@@ -355,6 +358,7 @@ impl Mount {
                 let f = Arc::new(OpenFile {
                     data: AsyncMutex::new(FileData::new(ino, self.chunk, &attr, extents)),
                     handles: AtomicU64::new(0),
+                    orphaned: Default::default(),
                 });
                 (self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(f).clone(), true)
             }
@@ -488,6 +492,9 @@ impl Mount {
                     let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
                     if clean && f.handles.load(Ordering::SeqCst) == 0 {
                         files.remove(&ino);
+                        if f.orphaned.load(Ordering::SeqCst) {
+                            self.release_orphans(vec![ino]);
+                        }
                     }
                 }
             }

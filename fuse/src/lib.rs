@@ -6,6 +6,7 @@ pub mod file;
 pub mod fs;
 pub mod ops;
 mod ops_names;
+mod orphans;
 pub mod ttl_map;
 mod unlink_behind;
 

@@ -50,6 +50,7 @@ impl TesseraFs {
             parent: parent.0,
             name: b(name.as_bytes()),
             request_id: tessera_client::fs::request_id(),
+            open: if dir { Vec::new() } else { self.mount.open_inos() },
         };
         let what = if dir { "rmdir" } else { "unlink" };
         spawn!(
@@ -71,6 +72,7 @@ impl TesseraFs {
                     .await;
                 match &res {
                     Ok(d) => {
+                        m.orphaned(&d.orphaned);
                         m.dircache.removed(parent.0, &r.name);
                         if dir {
                             // The removed directory's own post-op attributes
@@ -107,6 +109,7 @@ impl TesseraFs {
             new_name: b(newname.as_bytes()),
             flags: flags.bits(),
             request_id: tessera_client::fs::request_id(),
+            open: self.mount.open_inos(),
         };
         spawn!(
             self,
@@ -124,6 +127,7 @@ impl TesseraFs {
                 m.forget_all_post_op();
                 match &res {
                     Ok(d) => {
+                        m.orphaned(&d.orphaned);
                         m.dircache.renamed(
                             r.parent,
                             &r.name,

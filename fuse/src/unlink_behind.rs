@@ -73,7 +73,7 @@ impl Mount {
         self.dircache.removed(parent, &name);
         self.post_op_predicted(parent);
         reply.ok();
-        let req = pb::UnlinkRequest { cred: Some(fs.cred.clone()), parent, name: b(&name), request_id: String::new() };
+        let req = pb::UnlinkRequest { cred: Some(fs.cred.clone()), parent, name: b(&name), ..Default::default() };
         let start = {
             let mut q = self.unlinks.lock().unwrap_or_else(|p| p.into_inner());
             q.queued.push(Queued { req, ticket, file });
@@ -104,6 +104,7 @@ impl Mount {
         let req = pb::UnlinkManyRequest {
             unlinks: batch.iter().map(|q| q.req.clone()).collect(),
             request_id: tessera_client::fs::request_id(),
+            open: self.open_inos(),
         };
         let res = self
             .fs
@@ -115,7 +116,10 @@ impl Mount {
             .await;
         let behind = self.fs.meta.write_behind();
         let (outcomes, dirs) = match res {
-            Ok(r) if r.outcomes.len() == batch.len() => (r.outcomes, r.dirs),
+            Ok(r) if r.outcomes.len() == batch.len() => {
+                self.orphaned(&r.orphaned);
+                (r.outcomes, r.dirs)
+            }
             Ok(_) => (vec![outcome_of("the master answered a different number of unlinks"); batch.len()], vec![]),
             Err(e) => (vec![outcome_of(&e.to_string()); batch.len()], vec![]),
         };

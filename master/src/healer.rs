@@ -28,6 +28,9 @@ pub struct HealerConfig {
     pub copies_per_server: usize,
     /// Unreferenced chunks are deleted after this long.
     pub gc_grace: Duration,
+    /// Files unlinked while open are freed after this long even if their
+    /// mount never released them.
+    pub orphan_file_max_age: Duration,
 }
 
 /// A chunk lacking owners: (live copies, id, bytes, holders, owners missing it).
@@ -348,6 +351,15 @@ impl Healer {
         }
         if !orphans.is_empty() {
             self.propose(Op::CollectGarbage { ids: orphans, older_than: cutoff, orphans: true }).await;
+        }
+        // Files unlinked while open whose mount died before releasing them.
+        let abandoned = {
+            let t = tessera_proto::time::from_system_time(std::time::SystemTime::now() - self.cfg.orphan_file_max_age);
+            read::orphan_files(&self.db, (t.sec, t.nsec)).map_err(|e| e.msg)?
+        };
+        if !abandoned.is_empty() {
+            tracing::warn!(files = abandoned.len(), "freeing files unlinked while open and never released");
+            self.propose(Op::ReleaseOrphans { inos: abandoned }).await;
         }
         Ok(())
     }

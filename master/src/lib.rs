@@ -5,6 +5,7 @@ pub mod convert;
 pub mod fsm;
 pub mod healer;
 pub mod locks;
+mod meta_remove;
 pub mod meta_service;
 pub mod raft;
 pub mod store;

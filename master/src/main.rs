@@ -35,6 +35,10 @@ struct Args {
     /// Seconds before an unreferenced chunk (deleted file, abandoned upload) is deleted.
     #[arg(long, default_value_t = 600)]
     gc_grace_s: u64,
+    /// Seconds after which a file kept open without a name (unlinked while
+    /// open) is freed even if its mount never released it (the mount died).
+    #[arg(long, default_value_t = 86_400)]
+    orphan_file_max_age_s: u64,
     /// Join an existing group: start empty and wait for
     /// `tessera admin master add ID ADDR` (never forms a group of its own).
     #[arg(long)]
@@ -89,6 +93,7 @@ async fn main() {
             interval: Duration::from_millis(a.repair_interval_ms),
             copies_per_server: a.copies_per_server.max(1),
             gc_grace: Duration::from_secs(a.gc_grace_s),
+            orphan_file_max_age: Duration::from_secs(a.orphan_file_max_age_s),
         },
     };
     if let Err(e) = tessera_master::run(cfg).await {

@@ -6,7 +6,7 @@
 use crate::cluster::Cluster;
 use crate::convert::{attr, cred, fs_status, time};
 use crate::fsm::read;
-use crate::types::{Command, Cred, Op, Raft, Reply, TimeSet, UnlinkItem};
+use crate::types::{Command, Cred, Op, Raft, Reply, TimeSet};
 use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use openraft::LinearizerOption;
@@ -31,13 +31,13 @@ pub struct MetaService {
 
 const RAFT_TIMEOUT: Duration = Duration::from_secs(4);
 
-type Res<T> = Result<Response<T>, Status>;
+pub(crate) type Res<T> = Result<Response<T>, Status>;
 
-fn ok<T>(t: T) -> Res<T> {
+pub(crate) fn ok<T>(t: T) -> Res<T> {
     Ok(Response::new(t))
 }
 
-fn v(b: &Bytes) -> Vec<u8> {
+pub(crate) fn v(b: &Bytes) -> Vec<u8> {
     b.to_vec()
 }
 
@@ -62,7 +62,7 @@ impl MetaService {
     }
 
     /// Like `write`, deduplicated by the client's request id.
-    async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, Status> {
+    pub(crate) async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, Status> {
         let now = tessera_proto::time::now();
         let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };
         let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd))
@@ -146,7 +146,7 @@ impl MetaService {
 
     /// A directory's attributes right after this leader applied a change
     /// to it (and perhaps later ones): what a stat would now return.
-    fn post_op_attr(&self, dir: u64) -> Option<tessera_proto::pb::Attr> {
+    pub(crate) fn post_op_attr(&self, dir: u64) -> Option<tessera_proto::pb::Attr> {
         read::inode(&self.db, dir).ok().map(|i| attr(&i))
     }
 
@@ -159,7 +159,7 @@ impl MetaService {
     fn attr_reply(r: Reply) -> Res<AttrReply> {
         match r {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)), parent: None }),
-            Reply::None | Reply::Ids(_) | Reply::Outcomes(_) => Err(Status::internal("command returned no attributes")),
+            _ => Err(Status::internal("command returned no attributes")),
         }
     }
 
@@ -272,55 +272,29 @@ impl Meta for MetaService {
 
     #[tracing::instrument(skip_all)]
     async fn unlink(&self, req: Request<UnlinkRequest>) -> Res<DirChangeReply> {
-        let r = req.into_inner();
-        self.write_once(cred(r.cred), Op::Unlink { parent: r.parent, name: v(&r.name) }, r.request_id.clone()).await?;
-        ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: None })
+        self.remove_name(req.into_inner(), false).await
     }
 
     #[tracing::instrument(skip_all, fields(n = req.get_ref().unlinks.len()))]
     async fn unlink_many(&self, req: Request<UnlinkManyRequest>) -> Res<UnlinkManyReply> {
-        let r = req.into_inner();
-        let items: Vec<UnlinkItem> = r
-            .unlinks
-            .iter()
-            .map(|u| UnlinkItem { cred: cred(u.cred.clone()), parent: u.parent, name: v(&u.name) })
-            .collect();
-        let mut dirs: Vec<u64> = items.iter().map(|i| i.parent).collect();
-        dirs.sort_unstable();
-        dirs.dedup();
-        let outcomes = match self.write_once(Cred::root(), Op::UnlinkMany { items }, r.request_id).await? {
-            Reply::Outcomes(o) => o,
-            _ => return Err(Status::internal("unlink_many returned no outcomes")),
-        };
-        let outcomes = outcomes
-            .into_iter()
-            .map(|o| match o {
-                None => UnlinkOutcome { errno: 0, message: String::new() },
-                Some(e) => UnlinkOutcome { errno: e.errno, message: e.msg },
-            })
-            .collect();
-        ok(UnlinkManyReply { outcomes, dirs: dirs.into_iter().filter_map(|d| self.post_op_attr(d)).collect() })
+        self.remove_names(req.into_inner()).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn rmdir(&self, req: Request<UnlinkRequest>) -> Res<DirChangeReply> {
-        let r = req.into_inner();
-        self.write_once(cred(r.cred), Op::Rmdir { parent: r.parent, name: v(&r.name) }, r.request_id.clone()).await?;
-        ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: None })
+        self.remove_name(req.into_inner(), true).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn rename(&self, req: Request<RenameRequest>) -> Res<DirChangeReply> {
+        self.rename_name(req.into_inner()).await
+    }
+
+    #[tracing::instrument(skip_all, fields(n = req.get_ref().inos.len()))]
+    async fn release_orphans(&self, req: Request<ReleaseOrphansRequest>) -> Res<Empty> {
         let r = req.into_inner();
-        let op = Op::Rename {
-            parent: r.parent,
-            name: v(&r.name),
-            new_parent: r.new_parent,
-            new_name: v(&r.new_name),
-            flags: r.flags,
-        };
-        self.write_once(cred(r.cred), op, r.request_id.clone()).await?;
-        ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: self.post_op_attr(r.new_parent) })
+        self.write_once(Cred::root(), Op::ReleaseOrphans { inos: r.inos }, r.request_id).await?;
+        ok(Empty {})
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]

@@ -65,6 +65,10 @@ pub enum Op {
     Unlink {
         parent: u64,
         name: Vec<u8>,
+        /// Regular files open on the caller's mount: kept as orphans if
+        /// this removes their last name.
+        #[serde(default)]
+        open: Vec<u64>,
     },
     Rmdir {
         parent: u64,
@@ -74,6 +78,13 @@ pub enum Op {
     /// its own, in order (the command's own cred is unused).
     UnlinkMany {
         items: Vec<UnlinkItem>,
+        #[serde(default)]
+        open: Vec<u64>,
+    },
+    /// The mounts that kept these orphans open have closed them (or the
+    /// leader found them abandoned): free them.
+    ReleaseOrphans {
+        inos: Vec<u64>,
     },
     Rename {
         parent: u64,
@@ -81,6 +92,8 @@ pub enum Op {
         new_parent: u64,
         new_name: Vec<u8>,
         flags: u32,
+        #[serde(default)]
+        open: Vec<u64>,
     },
     SetAttr {
         ino: u64,
@@ -166,6 +179,7 @@ impl fmt::Display for Command {
             Op::Unlink { .. } => "unlink",
             Op::Rmdir { .. } => "rmdir",
             Op::UnlinkMany { .. } => "unlink_many",
+            Op::ReleaseOrphans { .. } => "release_orphans",
             Op::Rename { .. } => "rename",
             Op::SetAttr { .. } => "setattr",
             Op::Commit { .. } => "commit",
@@ -204,8 +218,11 @@ pub enum Reply {
         created: bool,
     },
     Ids(Vec<Vec<u8>>),
-    /// Per item of a many-item command: None when applied.
-    Outcomes(Vec<Option<FsErr>>),
+    /// Per item of a many-item command: None when applied; and the open
+    /// files left without a name (orphans).
+    Outcomes(Vec<Option<FsErr>>, Vec<u64>),
+    /// A change applied; the open files it left without a name (orphans).
+    Orphaned(Vec<u64>),
 }
 
 pub type CommandResult = Result<Reply, FsErr>;

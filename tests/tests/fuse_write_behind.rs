@@ -138,3 +138,52 @@ fn sync_unlink_reports_the_masters_refusal() {
         errno_of(&m2.path().join("open/x")) == Some(libc::ENOENT)
     });
 }
+
+/// Inodes in use, from statfs (the mount reports them over a fixed free count).
+fn inodes_in_use(m: &Path) -> u64 {
+    let (ok, out) = sh(m, "stat -f -c %c .");
+    assert!(ok, "{out}");
+    out.trim().parse::<u64>().unwrap() - 1_000_000_000
+}
+
+/// POSIX keeps a file unlinked (or renamed over) while open until its last
+/// close: readable, writable, fstat showing no links. Freed after it.
+#[test]
+fn a_file_unlinked_while_open_lives_until_its_last_close() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let c = Cluster::start(3, 3);
+    let m = c.mount(&[]);
+    let before = inodes_in_use(m.path());
+    let p = m.path().join("o");
+    std::fs::write(&p, random_bytes(3000, 1)).unwrap();
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    assert_eq!(errno_of(&p), Some(libc::ENOENT));
+    assert_eq!(f.metadata().unwrap().nlink(), 0);
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).unwrap();
+    assert_eq!(buf, random_bytes(3000, 1));
+    f.write_all(b"appended").unwrap();
+    f.sync_all().unwrap();
+    f.seek(SeekFrom::Start(2990)).unwrap();
+    buf.clear();
+    f.read_to_end(&mut buf).unwrap();
+    assert_eq!(&buf[10..], b"appended");
+    assert_eq!(f.metadata().unwrap().len(), 3008);
+    // Renamed over while open: the same.
+    std::fs::write(m.path().join("t"), b"old target").unwrap();
+    std::fs::write(m.path().join("s"), b"source").unwrap();
+    let mut t = std::fs::File::open(m.path().join("t")).unwrap();
+    std::fs::rename(m.path().join("s"), m.path().join("t")).unwrap();
+    assert_eq!(t.metadata().unwrap().nlink(), 0);
+    buf.clear();
+    t.read_to_end(&mut buf).unwrap();
+    assert_eq!(buf, b"old target");
+    assert_eq!(std::fs::read(m.path().join("t")).unwrap(), b"source");
+    assert_eq!(inodes_in_use(m.path()), before + 3, "t, and the two open orphans");
+    drop(f);
+    drop(t);
+    eventually(Duration::from_secs(10), "the orphans are freed after their last close", || {
+        inodes_in_use(m.path()) == before + 1
+    });
+}

@@ -13,7 +13,11 @@ type R2<T> = Result<T, FsErr>;
 /// errors are the command's answer.
 /// `index` is the entry's Raft log index (the GC epoch of this change).
 pub fn apply(txn: &mut Txn, cmd: &Command, index: u64) -> io::Result<CommandResult> {
-    let mut a = Applier { txn, cred: &cmd.cred, now: cmd.now, index };
+    let open: &[u64] = match &cmd.op {
+        Op::Unlink { open, .. } | Op::UnlinkMany { open, .. } | Op::Rename { open, .. } => open,
+        _ => &[],
+    };
+    let mut a = Applier { txn, cred: &cmd.cred, now: cmd.now, index, open, orphaned: Vec::new() };
     match a.op(&cmd.op) {
         Ok(r) => Ok(Ok(r)),
         Err(Fail::Fs(e)) => Ok(Err(e)),
@@ -58,6 +62,10 @@ pub(super) struct Applier<'t, 'a> {
     pub(super) cred: &'t Cred,
     pub(super) now: Time,
     pub(super) index: u64,
+    /// Regular files open on the caller's mount (see `drop_link`).
+    pub(super) open: &'t [u64],
+    /// Files of `open` this command left without a name.
+    pub(super) orphaned: Vec<u64>,
 }
 
 impl Applier<'_, '_> {
@@ -98,15 +106,29 @@ impl Applier<'_, '_> {
                 self.make(*parent, name, KIND_SYMLINK, 0o777, 0, target.clone()).map(Reply::Attr)
             }
             Op::Link { ino, new_parent, new_name } => self.link(*ino, *new_parent, new_name),
-            Op::Unlink { parent, name } => self.remove(*parent, name, false).map(|_| Reply::None),
+            Op::Unlink { parent, name, .. } => {
+                self.remove(*parent, name, false)?;
+                Ok(Reply::Orphaned(std::mem::take(&mut self.orphaned)))
+            }
             Op::Rmdir { parent, name } => self.remove(*parent, name, true).map(|_| Reply::None),
-            Op::UnlinkMany { items } => {
+            Op::UnlinkMany { items, .. } => {
                 let mut outcomes = Vec::with_capacity(items.len());
                 for it in items {
                     let mark = self.txn.mark();
-                    let mut one = Applier { txn: &mut *self.txn, cred: &it.cred, now: self.now, index: self.index };
+                    let mut one = Applier {
+                        txn: &mut *self.txn,
+                        cred: &it.cred,
+                        now: self.now,
+                        index: self.index,
+                        open: self.open,
+                        orphaned: Vec::new(),
+                    };
                     match one.remove(it.parent, &it.name, false) {
-                        Ok(()) => outcomes.push(None),
+                        Ok(()) => {
+                            let o = one.orphaned;
+                            self.orphaned.extend(o);
+                            outcomes.push(None)
+                        }
                         Err(Fail::Fs(e)) => {
                             self.txn.rollback(mark);
                             outcomes.push(Some(e));
@@ -114,10 +136,24 @@ impl Applier<'_, '_> {
                         Err(io) => return Err(io),
                     }
                 }
-                Ok(Reply::Outcomes(outcomes))
+                Ok(Reply::Outcomes(outcomes, std::mem::take(&mut self.orphaned)))
             }
-            Op::Rename { parent, name, new_parent, new_name, flags } => {
-                self.rename(*parent, name, *new_parent, new_name, *flags).map(|_| Reply::None)
+            Op::ReleaseOrphans { inos } => {
+                for &ino in inos {
+                    let k = key::ino(key::ORPHAN, ino);
+                    if self.txn.get_raw(&k)?.is_none() {
+                        continue; // released before, or never an orphan
+                    }
+                    self.txn.delete(k);
+                    if let Some(i) = self.txn.inode(ino)?.filter(|i| i.nlink == 0) {
+                        self.free_inode(i)?;
+                    }
+                }
+                Ok(Reply::None)
+            }
+            Op::Rename { parent, name, new_parent, new_name, flags, .. } => {
+                self.rename(*parent, name, *new_parent, new_name, *flags)?;
+                Ok(Reply::Orphaned(std::mem::take(&mut self.orphaned)))
             }
             Op::SetAttr { ino, mode, uid, gid, size, atime, mtime } => {
                 self.setattr(*ino, *mode, *uid, *gid, *size, atime.as_ref(), mtime.as_ref())
@@ -310,18 +346,31 @@ impl Applier<'_, '_> {
         Ok(Reply::Attr(i))
     }
 
-    /// Drops one link of `i`; frees the inode and its chunks at zero links.
+    /// Drops one link of `i`; frees the inode and its chunks at zero links,
+    /// unless the caller's mount has it open: then it stays, nameless, until
+    /// that mount releases it (an orphan, as POSIX keeps an unlinked file
+    /// until its last close).
     pub(super) fn drop_link(&mut self, mut i: Inode) -> Result<(), Fail> {
         if i.is_dir() {
             i.nlink = 0;
         } else {
             i.nlink = i.nlink.saturating_sub(1);
         }
-        if i.nlink > 0 {
+        let keep = i.kind == KIND_REGULAR && self.open.contains(&i.ino);
+        if i.nlink > 0 || keep {
             i.ctime = self.now;
             self.txn.put_inode(&i);
+            if i.nlink == 0 {
+                self.txn.put(key::ino(key::ORPHAN, i.ino), &self.now);
+                self.orphaned.push(i.ino);
+            }
             return Ok(());
         }
+        self.free_inode(i)
+    }
+
+    /// Frees an inode without names: its chunk references, xattrs, record.
+    fn free_inode(&mut self, i: Inode) -> Result<(), Fail> {
         if i.kind == KIND_REGULAR {
             self.replace_extents(i.ino, Vec::new())?;
         }

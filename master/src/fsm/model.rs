@@ -129,6 +129,8 @@ pub mod key {
     pub const REQUEST: u8 = b'q';
     /// Log index + request id, to forget old request ids in order.
     pub const REQUEST_ORDER: u8 = b'Q';
+    /// An open file without a name: value = when it lost its last name.
+    pub const ORPHAN: u8 = b'o';
     pub const COUNTERS: &[u8] = b"mcounters";
 
     pub fn ino(tag: u8, ino: u64) -> Vec<u8> {

@@ -109,6 +109,25 @@ pub fn counters(db: &DB) -> Res<Counters> {
     Ok(get(db, key::COUNTERS)?.unwrap_or_default())
 }
 
+/// Files unlinked while open (orphans) that lost their last name before
+/// `before`.
+pub fn orphan_files(db: &DB, before: (i64, u32)) -> Res<Vec<u64>> {
+    let prefix = [key::ORPHAN];
+    let cf = cf(db, CF_SM).map_err(io)?;
+    let mut out = Vec::new();
+    for item in db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+        let (k, v) = item.map_err(|e| io(db_err(e)))?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        let at: (i64, u32) = decode(&v).map_err(io)?;
+        if at < before && k.len() == 9 {
+            out.push(u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()));
+        }
+    }
+    Ok(out)
+}
+
 pub fn servers(db: &DB) -> Res<Vec<ChunkServerRec>> {
     let prefix = [key::SERVER];
     let cf = cf(db, CF_SM).map_err(io)?;

@@ -50,7 +50,7 @@ impl Ns {
     fn ino(&mut self, cred: &Cred, op: Op) -> u64 {
         match self.run(cred, op).unwrap() {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => i.ino,
-            Reply::None | Reply::Ids(_) | Reply::Outcomes(_) => panic!("no inode"),
+            _ => panic!("no inode"),
         }
     }
 
@@ -120,10 +120,10 @@ fn hard_links_share_inode_and_free_on_last_unlink() {
     )
     .unwrap();
     assert_eq!(ns.lookup(1, "g").unwrap().mode, 0o600, "attributes are shared");
-    ns.run(&ROOT, Op::Unlink { parent: 1, name: "f".into() }).unwrap();
+    ns.run(&ROOT, Op::Unlink { parent: 1, name: "f".into(), open: vec![] }).unwrap();
     assert_eq!(ns.inode(f).nlink, 1);
     assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
-    ns.run(&ROOT, Op::Unlink { parent: 1, name: "g".into() }).unwrap();
+    ns.run(&ROOT, Op::Unlink { parent: 1, name: "g".into(), open: vec![] }).unwrap();
     assert!(read::inode(&ns.db, f).is_err());
     assert_eq!(read::counters(&ns.db).unwrap().chunks, 0, "chunk reference dropped");
     let d = ns.mkdir(&ROOT, 1, "d", 0o755);
@@ -139,50 +139,85 @@ fn rename_corner_cases() {
     let g = ns.create(&ROOT, 1, "g");
     // Into its own subtree.
     assert_eq!(
-        ns.errno(&ROOT, Op::Rename { parent: 1, name: "a".into(), new_parent: b, new_name: "x".into(), flags: 0 }),
+        ns.errno(
+            &ROOT,
+            Op::Rename { parent: 1, name: "a".into(), new_parent: b, new_name: "x".into(), flags: 0, open: vec![] }
+        ),
         libc::EINVAL
     );
     // File over directory and directory over file.
     assert_eq!(
-        ns.errno(&ROOT, Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "a".into(), flags: 0 }),
+        ns.errno(
+            &ROOT,
+            Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "a".into(), flags: 0, open: vec![] }
+        ),
         libc::EISDIR
     );
     assert_eq!(
-        ns.errno(&ROOT, Op::Rename { parent: a, name: "b".into(), new_parent: 1, new_name: "f".into(), flags: 0 }),
+        ns.errno(
+            &ROOT,
+            Op::Rename { parent: a, name: "b".into(), new_parent: 1, new_name: "f".into(), flags: 0, open: vec![] }
+        ),
         libc::ENOTDIR
     );
     // Over a non-empty directory.
     let c = ns.mkdir(&ROOT, 1, "c", 0o755);
     assert_eq!(
-        ns.errno(&ROOT, Op::Rename { parent: 1, name: "c".into(), new_parent: 1, new_name: "a".into(), flags: 0 }),
+        ns.errno(
+            &ROOT,
+            Op::Rename { parent: 1, name: "c".into(), new_parent: 1, new_name: "a".into(), flags: 0, open: vec![] }
+        ),
         libc::ENOTEMPTY
     );
     // NOREPLACE.
     assert_eq!(
-        ns.errno(&ROOT, Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "g".into(), flags: 1 }),
+        ns.errno(
+            &ROOT,
+            Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "g".into(), flags: 1, open: vec![] }
+        ),
         libc::EEXIST
     );
     // Replacing a file frees the target.
-    ns.run(&ROOT, Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "g".into(), flags: 0 }).unwrap();
+    ns.run(
+        &ROOT,
+        Op::Rename { parent: 1, name: "f".into(), new_parent: 1, new_name: "g".into(), flags: 0, open: vec![] },
+    )
+    .unwrap();
     assert_eq!(ns.lookup(1, "g").unwrap().ino, f);
     assert!(ns.lookup(1, "f").is_none());
     assert!(read::inode(&ns.db, g).is_err());
     // Renaming onto a hard link of itself does nothing.
     ns.run(&ROOT, Op::Link { ino: f, new_parent: 1, new_name: "h".into() }).unwrap();
-    ns.run(&ROOT, Op::Rename { parent: 1, name: "g".into(), new_parent: 1, new_name: "h".into(), flags: 0 }).unwrap();
+    ns.run(
+        &ROOT,
+        Op::Rename { parent: 1, name: "g".into(), new_parent: 1, new_name: "h".into(), flags: 0, open: vec![] },
+    )
+    .unwrap();
     assert!(ns.lookup(1, "g").is_some() && ns.lookup(1, "h").is_some());
     // Moving a directory fixes link counts and its parent.
-    ns.run(&ROOT, Op::Rename { parent: a, name: "b".into(), new_parent: c, new_name: "b".into(), flags: 0 }).unwrap();
+    ns.run(
+        &ROOT,
+        Op::Rename { parent: a, name: "b".into(), new_parent: c, new_name: "b".into(), flags: 0, open: vec![] },
+    )
+    .unwrap();
     assert_eq!(ns.inode(a).nlink, 2);
     assert_eq!(ns.inode(c).nlink, 3);
     assert_eq!(ns.inode(b).parent, c);
     // EXCHANGE swaps a file and a directory.
-    ns.run(&ROOT, Op::Rename { parent: 1, name: "h".into(), new_parent: 1, new_name: "a".into(), flags: 2 }).unwrap();
+    ns.run(
+        &ROOT,
+        Op::Rename { parent: 1, name: "h".into(), new_parent: 1, new_name: "a".into(), flags: 2, open: vec![] },
+    )
+    .unwrap();
     assert_eq!(ns.lookup(1, "a").unwrap().ino, f);
     assert_eq!(ns.lookup(1, "h").unwrap().ino, a);
     // Directory over an empty directory replaces it.
     let e = ns.mkdir(&ROOT, 1, "e", 0o755);
-    ns.run(&ROOT, Op::Rename { parent: 1, name: "c".into(), new_parent: 1, new_name: "e".into(), flags: 0 }).unwrap();
+    ns.run(
+        &ROOT,
+        Op::Rename { parent: 1, name: "c".into(), new_parent: 1, new_name: "e".into(), flags: 0, open: vec![] },
+    )
+    .unwrap();
     assert!(read::inode(&ns.db, e).is_err());
     assert_eq!(ns.lookup(1, "e").unwrap().ino, c);
 }
@@ -200,7 +235,7 @@ fn permissions_for_other_users_and_sticky_dirs() {
     let f = ns.create(&alice, shared, "alice-file");
     assert_eq!(ns.inode(f).uid, 1000);
     // Sticky: bob cannot remove or rename alice's file, alice can.
-    assert_eq!(ns.errno(&bob, Op::Unlink { parent: shared, name: "alice-file".into() }), libc::EPERM);
+    assert_eq!(ns.errno(&bob, Op::Unlink { parent: shared, name: "alice-file".into(), open: vec![] }), libc::EPERM);
     assert_eq!(
         ns.errno(
             &bob,
@@ -209,7 +244,8 @@ fn permissions_for_other_users_and_sticky_dirs() {
                 name: "alice-file".into(),
                 new_parent: shared,
                 new_name: "y".into(),
-                flags: 0
+                flags: 0,
+                open: vec![],
             }
         ),
         libc::EPERM
@@ -230,7 +266,7 @@ fn permissions_for_other_users_and_sticky_dirs() {
     // Truncate needs write permission.
     let trunc = Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: Some(0), atime: None, mtime: None };
     assert_eq!(ns.errno(&bob, trunc.clone()), libc::EACCES);
-    ns.run(&alice, Op::Unlink { parent: shared, name: "alice-file".into() }).unwrap();
+    ns.run(&alice, Op::Unlink { parent: shared, name: "alice-file".into(), open: vec![] }).unwrap();
 }
 
 #[test]
@@ -370,7 +406,7 @@ fn a_read_updates_atime_only_when_relatime_says_so() {
     ns.run(&ROOT, Op::TouchAtimes { inos: vec![f] }).unwrap();
     assert_eq!(ns.inode(f).atime, after_first.atime);
     // A removed file in the batch is skipped, not an error.
-    ns.run(&ROOT, Op::Unlink { parent: tessera_proto::ROOT_INO, name: "f".into() }).unwrap();
+    ns.run(&ROOT, Op::Unlink { parent: tessera_proto::ROOT_INO, name: "f".into(), open: vec![] }).unwrap();
     ns.run(&ROOT, Op::TouchAtimes { inos: vec![f] }).unwrap();
 }
 
@@ -392,11 +428,61 @@ fn unlink_many_applies_each_item_on_its_own() {
         item(&alice, "a"),    // removed by the first item: ENOENT
         item(&ROOT, "b"),
     ];
-    let Reply::Outcomes(out) = ns.run(&ROOT, Op::UnlinkMany { items }).unwrap() else { panic!("no outcomes") };
+    let Reply::Outcomes(out, _) = ns.run(&ROOT, Op::UnlinkMany { items, open: vec![] }).unwrap() else {
+        panic!("no outcomes")
+    };
     let errnos: Vec<i32> = out.iter().map(|o| o.as_ref().map_or(0, |e| e.errno)).collect();
     assert_eq!(errnos, vec![0, libc::EPERM, libc::EPERM, libc::ENOENT, libc::ENOENT, 0]);
     assert!(ns.lookup(shared, "a").is_none() && ns.lookup(shared, "b").is_none());
     assert_eq!(ns.lookup(shared, "c").unwrap().ino, c, "a refused item changes nothing");
     assert!(read::inode(&ns.db, a).is_err() && read::inode(&ns.db, b).is_err());
     assert_eq!(ns.inode(shared).mtime, (ns.clock, 0));
+}
+
+#[test]
+fn a_file_open_on_the_callers_mount_outlives_its_last_name() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    let extents = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }];
+    ns.run(&ROOT, Op::Commit { ino: f, extents: extents.clone(), size: 10, gc_epoch: 0, mtime: None }).unwrap();
+    // Open elsewhere only: freed at once.
+    let g = ns.create(&ROOT, 1, "g");
+    let r = ns.run(&ROOT, Op::Unlink { parent: 1, name: "g".into(), open: vec![f] }).unwrap();
+    assert!(matches!(r, Reply::Orphaned(ref o) if o.is_empty()));
+    assert!(read::inode(&ns.db, g).is_err());
+    // Open on the caller's mount: kept, nameless, content and chunks intact.
+    let r = ns.run(&ROOT, Op::Unlink { parent: 1, name: "f".into(), open: vec![f] }).unwrap();
+    assert!(matches!(r, Reply::Orphaned(ref o) if o == &vec![f]));
+    assert!(ns.lookup(1, "f").is_none());
+    assert_eq!(ns.inode(f).nlink, 0);
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
+    assert_eq!(read::orphan_files(&ns.db, (ns.clock + 1, 0)).unwrap(), vec![f]);
+    assert!(read::orphan_files(&ns.db, (ns.clock, 0)).unwrap().is_empty(), "not older than its unlink");
+    // Still writable through the open file.
+    let two = vec![ExtentRec { id: chunk(2), offset: 0, len: 20 }];
+    ns.run(&ROOT, Op::Commit { ino: f, extents: two, size: 20, gc_epoch: 0, mtime: None }).unwrap();
+    assert_eq!(ns.inode(f).size, 20);
+    ns.run(&ROOT, Op::ReleaseOrphans { inos: vec![f, 999] }).unwrap();
+    assert!(read::inode(&ns.db, f).is_err(), "freed at release");
+    assert!(read::orphan_files(&ns.db, (i64::MAX, 0)).unwrap().is_empty());
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 0);
+    // A second release (a retry) changes nothing.
+    ns.run(&ROOT, Op::ReleaseOrphans { inos: vec![f] }).unwrap();
+    // A rename over an open target orphans it too; a relinked name would not.
+    let a = ns.create(&ROOT, 1, "a");
+    let b = ns.create(&ROOT, 1, "b");
+    let r = ns
+        .run(
+            &ROOT,
+            Op::Rename { parent: 1, name: "a".into(), new_parent: 1, new_name: "b".into(), flags: 0, open: vec![a, b] },
+        )
+        .unwrap();
+    assert!(matches!(r, Reply::Orphaned(ref o) if o == &vec![b]));
+    assert_eq!(ns.inode(b).nlink, 0);
+    assert_eq!(ns.lookup(1, "b").unwrap().ino, a);
+    // In a batch: per item, collected for the whole.
+    let c = ns.create(&ROOT, 1, "c");
+    let items = vec![UnlinkItem { cred: ROOT, parent: 1, name: "c".into() }];
+    let r = ns.run(&ROOT, Op::UnlinkMany { items, open: vec![c] }).unwrap();
+    assert!(matches!(r, Reply::Outcomes(_, ref o) if o == &vec![c]));
 }

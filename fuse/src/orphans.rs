@@ -1,0 +1,59 @@
+//! Files unlinked while open. POSIX keeps such a file until its last
+//! close; the master keeps it as an orphan (no name, link count 0, content
+//! and chunks intact) when the request that removed its last name listed it
+//! as open on the caller's mount. That mount releases it after its last
+//! close here; one whose mount died is freed by the master after a day.
+
+use crate::fs::Mount;
+use std::sync::atomic::Ordering;
+use tessera_proto::pb;
+
+impl Mount {
+    /// Regular files open on this mount, for requests that may remove a
+    /// last name (unlink, rename over a target).
+    pub fn open_inos(&self) -> Vec<u64> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+    }
+
+    /// The master kept these files as orphans. Those closed meanwhile are
+    /// released at once; the others at their last close.
+    pub fn orphaned(&self, inos: &[u64]) {
+        if inos.is_empty() {
+            return;
+        }
+        let closed: Vec<u64> = {
+            let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            inos.iter()
+                .copied()
+                .filter(|ino| match files.get(ino) {
+                    Some(f) => {
+                        f.orphaned.store(true, Ordering::SeqCst);
+                        false
+                    }
+                    None => true,
+                })
+                .collect()
+        };
+        if !closed.is_empty() {
+            self.release_orphans(closed);
+        }
+    }
+
+    /// Tells the master these orphans are closed here (in the background;
+    /// ordered after this mount's write-behind unlinks like any call).
+    pub fn release_orphans(&self, inos: Vec<u64>) {
+        let meta = self.fs.meta.clone();
+        tokio::spawn(async move {
+            let req = pb::ReleaseOrphansRequest { inos, request_id: tessera_client::fs::request_id() };
+            let r = meta
+                .call("release_orphans", |mut c| {
+                    let r = req.clone();
+                    async move { c.release_orphans(r).await }
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(files = ?req.inos, error = %e, "releasing files unlinked while open failed; the master frees them later");
+            }
+        });
+    }
+}

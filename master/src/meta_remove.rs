@@ -1,0 +1,71 @@
+//! The metadata RPCs that remove names (unlink, a mount's batch of
+//! write-behind unlinks, rmdir, rename over a target), kept apart from
+//! meta_service.rs for size. Each reports which of the caller's open files
+//! it left without a name (orphans, freed by ReleaseOrphans).
+
+use crate::convert::cred;
+use crate::meta_service::{ok, v, MetaService, Res};
+use crate::types::{Cred, Op, Reply, UnlinkItem};
+use tessera_proto::pb::*;
+use tonic::Status;
+
+fn orphans_of(r: Reply) -> Vec<u64> {
+    match r {
+        Reply::Orphaned(o) => o,
+        _ => Vec::new(),
+    }
+}
+
+impl MetaService {
+    pub(crate) async fn remove_name(&self, r: UnlinkRequest, dir: bool) -> Res<DirChangeReply> {
+        let op = if dir {
+            Op::Rmdir { parent: r.parent, name: v(&r.name) }
+        } else {
+            Op::Unlink { parent: r.parent, name: v(&r.name), open: r.open }
+        };
+        let reply = self.write_once(cred(r.cred), op, r.request_id).await?;
+        ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: None, orphaned: orphans_of(reply) })
+    }
+
+    pub(crate) async fn remove_names(&self, r: UnlinkManyRequest) -> Res<UnlinkManyReply> {
+        let items: Vec<UnlinkItem> = r
+            .unlinks
+            .iter()
+            .map(|u| UnlinkItem { cred: cred(u.cred.clone()), parent: u.parent, name: v(&u.name) })
+            .collect();
+        let mut dirs: Vec<u64> = items.iter().map(|i| i.parent).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let (outcomes, orphaned) =
+            match self.write_once(Cred::root(), Op::UnlinkMany { items, open: r.open }, r.request_id).await? {
+                Reply::Outcomes(o, orphaned) => (o, orphaned),
+                _ => return Err(Status::internal("unlink_many returned no outcomes")),
+            };
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| match o {
+                None => UnlinkOutcome { errno: 0, message: String::new() },
+                Some(e) => UnlinkOutcome { errno: e.errno, message: e.msg },
+            })
+            .collect();
+        let dirs = dirs.into_iter().filter_map(|d| self.post_op_attr(d)).collect();
+        ok(UnlinkManyReply { outcomes, dirs, orphaned })
+    }
+
+    pub(crate) async fn rename_name(&self, r: RenameRequest) -> Res<DirChangeReply> {
+        let op = Op::Rename {
+            parent: r.parent,
+            name: v(&r.name),
+            new_parent: r.new_parent,
+            new_name: v(&r.new_name),
+            flags: r.flags,
+            open: r.open,
+        };
+        let reply = self.write_once(cred(r.cred), op, r.request_id).await?;
+        ok(DirChangeReply {
+            parent: self.post_op_attr(r.parent),
+            new_parent: self.post_op_attr(r.new_parent),
+            orphaned: orphans_of(reply),
+        })
+    }
+}
