@@ -1,11 +1,13 @@
 //! Tessera as a local POSIX file system through FUSE.
 
+mod atime;
 pub mod convert;
 pub mod dircache;
 pub mod file;
 pub mod fs;
 pub mod ops;
 mod ops_names;
+mod ops_xattr;
 mod orphans;
 pub mod ttl_map;
 mod unlink_behind;

@@ -2,7 +2,7 @@
 //! to a tokio task and returns at once, so slow metadata or chunk I/O never
 //! holds a FUSE thread.
 
-use crate::convert::{errno, kind_of_mode, permitted, ts, xattr_reply};
+use crate::convert::{errno, kind_of_mode, permitted, ts};
 use crate::fs::{b, cred, to_file_attr, LookupHere, Mount};
 use fuser::*;
 use futures::FutureExt;
@@ -505,108 +505,19 @@ impl Filesystem for TesseraFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::SetXattrRequest {
-            cred: Some(fs.cred.clone()),
-            ino: ino.0,
-            name: b(name.as_bytes()),
-            value: b(value),
-            flags: flags as u32,
-            request_id: tessera_client::fs::request_id(),
-        };
-        self.mount.attrs_changed(ino.0);
-        spawn!(
-            self,
-            reply,
-            |m| async move {
-                let res = fs
-                    .meta
-                    .call("setxattr", |mut c| {
-                        let r = r.clone();
-                        async move { c.set_xattr(r).await }
-                    })
-                    .await;
-                // Attributes fetched while the call was in flight may
-                // predate it.
-                m.attrs_changed(ino.0);
-                res
-            },
-            |_x| reply.ok()
-        );
+        self.xattr_set(req, ino, name, value, flags, reply);
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        // No ACLs: answer tools probing for them (ls, cp) without a round trip.
-        if name.as_bytes().starts_with(b"system.posix_acl_") || self.mount.known_without_xattrs(ino.0) {
-            reply.error(Errno::from_i32(libc::ENODATA));
-            return;
-        }
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::GetXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()) };
-        self.rt.spawn(async move {
-            match fs
-                .meta
-                .read("getxattr", |mut c| {
-                    let r = r.clone();
-                    async move { c.get_xattr(r).await }
-                })
-                .await
-            {
-                Ok(v) => xattr_reply(reply, &v.value, size),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.xattr_get(req, ino, name, size, reply);
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::ListXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0 };
-        self.rt.spawn(async move {
-            match fs
-                .meta
-                .read("listxattr", |mut c| {
-                    let r = r.clone();
-                    async move { c.list_xattr(r).await }
-                })
-                .await
-            {
-                Ok(v) => {
-                    let mut buf = Vec::new();
-                    for n in v.names {
-                        buf.extend_from_slice(&n);
-                        buf.push(0);
-                    }
-                    xattr_reply(reply, &buf, size)
-                }
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        self.xattr_list(req, ino, size, reply);
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::RemoveXattrRequest {
-            cred: Some(fs.cred.clone()),
-            ino: ino.0,
-            name: b(name.as_bytes()),
-            request_id: tessera_client::fs::request_id(),
-        };
-        spawn!(
-            self,
-            reply,
-            |m| async move {
-                let res = fs
-                    .meta
-                    .call("removexattr", |mut c| {
-                        let r = r.clone();
-                        async move { c.remove_xattr(r).await }
-                    })
-                    .await;
-                m.attrs_changed(ino.0);
-                res
-            },
-            |_x| reply.ok()
-        );
+        self.xattr_remove(req, ino, name, reply);
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

@@ -7,6 +7,7 @@ pub mod healer;
 pub mod locks;
 mod meta_remove;
 pub mod meta_service;
+mod meta_status;
 pub mod raft;
 pub mod store;
 pub mod types;

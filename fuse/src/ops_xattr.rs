@@ -1,0 +1,128 @@
+//! The extended-attribute callbacks (set, get, list, remove). Files known
+//! to have none, and POSIX ACL probes (ACLs are not supported), are answered
+//! without a round trip; a change forgets what the mount knew of the file's
+//! attributes.
+
+use crate::convert::{errno, xattr_reply};
+use crate::fs::{b, cred};
+use crate::ops::{spawn, TesseraFs};
+use fuser::*;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use tessera_proto::pb;
+
+impl TesseraFs {
+    #[allow(clippy::too_many_arguments)] // mirrors FUSE's setxattr
+    pub(crate) fn xattr_set(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::SetXattrRequest {
+            cred: Some(fs.cred.clone()),
+            ino: ino.0,
+            name: b(name.as_bytes()),
+            value: b(value),
+            flags: flags as u32,
+            request_id: tessera_client::fs::request_id(),
+        };
+        self.mount.attrs_changed(ino.0);
+        spawn!(
+            self,
+            reply,
+            |m| async move {
+                let res = fs
+                    .meta
+                    .call("setxattr", |mut c| {
+                        let r = r.clone();
+                        async move { c.set_xattr(r).await }
+                    })
+                    .await;
+                // Attributes fetched while the call was in flight may
+                // predate it.
+                m.attrs_changed(ino.0);
+                res
+            },
+            |_x| reply.ok()
+        );
+    }
+
+    pub(crate) fn xattr_get(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        // No ACLs: answer tools probing for them (ls, cp) without a round trip.
+        if name.as_bytes().starts_with(b"system.posix_acl_") || self.mount.known_without_xattrs(ino.0) {
+            reply.error(Errno::from_i32(libc::ENODATA));
+            return;
+        }
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::GetXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()) };
+        self.rt.spawn(async move {
+            match fs
+                .meta
+                .read("getxattr", |mut c| {
+                    let r = r.clone();
+                    async move { c.get_xattr(r).await }
+                })
+                .await
+            {
+                Ok(v) => xattr_reply(reply, &v.value, size),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    pub(crate) fn xattr_list(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::ListXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0 };
+        self.rt.spawn(async move {
+            match fs
+                .meta
+                .read("listxattr", |mut c| {
+                    let r = r.clone();
+                    async move { c.list_xattr(r).await }
+                })
+                .await
+            {
+                Ok(v) => {
+                    let mut buf = Vec::new();
+                    for n in v.names {
+                        buf.extend_from_slice(&n);
+                        buf.push(0);
+                    }
+                    xattr_reply(reply, &buf, size)
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    pub(crate) fn xattr_remove(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let r = pb::RemoveXattrRequest {
+            cred: Some(fs.cred.clone()),
+            ino: ino.0,
+            name: b(name.as_bytes()),
+            request_id: tessera_client::fs::request_id(),
+        };
+        spawn!(
+            self,
+            reply,
+            |m| async move {
+                let res = fs
+                    .meta
+                    .call("removexattr", |mut c| {
+                        let r = r.clone();
+                        async move { c.remove_xattr(r).await }
+                    })
+                    .await;
+                m.attrs_changed(ino.0);
+                res
+            },
+            |_x| reply.ok()
+        );
+    }
+}

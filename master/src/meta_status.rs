@@ -1,0 +1,54 @@
+//! What one master reports about itself (`tessera cluster status`): Raft
+//! role and indexes, memory, membership and, on the leader, repair status.
+
+use crate::meta_service::MetaService;
+use openraft::async_runtime::WatchReceiver;
+use tessera_proto::pb::*;
+
+impl MetaService {
+    pub(crate) fn status_of_node(&self) -> NodeStatusReply {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let role = format!("{:?}", m.state);
+        let master = MasterInfo {
+            id: self.node_id,
+            addr: self.addr.clone(),
+            role,
+            term: m.current_term,
+            commit_index: m.local_committed.as_ref().map(|l| l.index()).unwrap_or(0),
+            applied_index: m.last_applied.as_ref().map(|l| l.index()).unwrap_or(0),
+            snapshot_index: m.snapshot.as_ref().map(|l| l.index()).unwrap_or(0),
+            reachable: true,
+            error: String::new(),
+            rss_bytes: rss_bytes(),
+            // One cache serves every column family: ask the database once.
+            block_cache_bytes: self.db.property_int_value("rocksdb.block-cache-usage").ok().flatten().unwrap_or(0),
+            memtable_bytes: self.db_property("rocksdb.cur-size-all-mem-tables"),
+            table_readers_bytes: self.db_property("rocksdb.estimate-table-readers-mem"),
+        };
+        let members = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| MasterInfo { id: *id, addr: n.addr.clone(), ..Default::default() })
+            .collect();
+        let voter_ids = m.membership_config.membership().voter_ids().collect();
+        NodeStatusReply {
+            voter_ids,
+            master: Some(master),
+            leader_id: m.current_leader.unwrap_or(0),
+            leader_addr: self.leader_addr().unwrap_or_default(),
+            members,
+            repair: self.raft.is_leader().then(|| *self.repair.lock().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+}
+
+/// Resident set size of this process (0 where /proc is not available).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        // SAFETY: sysconf has no preconditions.
+        .map(|pages| pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64)
+        .unwrap_or(0)
+}
