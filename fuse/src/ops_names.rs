@@ -41,7 +41,7 @@ impl TesseraFs {
     /// unlink and rmdir: the same request, two RPCs.
     pub(crate) fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        if !dir && self.mount.write_behind_unlink {
+        if !dir && self.mount.may_unlink_behind() {
             self.mount.unlink_behind(&self.rt, fs, parent.0, name.as_bytes().to_vec(), reply);
             return;
         }
@@ -72,6 +72,7 @@ impl TesseraFs {
                     .await;
                 match &res {
                     Ok(d) => {
+                        m.master_reached();
                         m.orphaned(&d.orphaned);
                         m.dircache.removed(parent.0, &r.name);
                         if dir {

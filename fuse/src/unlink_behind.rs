@@ -19,7 +19,7 @@ use crate::fs::{b, Mount};
 use fuser::ReplyEmpty;
 use std::sync::Arc;
 use tessera_client::write_behind::Ticket;
-use tessera_client::Fs;
+use tessera_client::{ClientError, Fs};
 use tessera_proto::pb;
 use tokio::runtime::Handle;
 
@@ -37,9 +37,23 @@ pub(crate) struct UnlinkQueue {
     queued: Vec<Queued>,
     /// A sender task is running (it exits when it finds the queue empty).
     sending: bool,
+    /// The last batch found no master: unlinks wait for their commit (and
+    /// fail visibly) until a batch gets through again.
+    no_master: bool,
 }
 
 impl Mount {
+    /// An unlink got through to the master: write-behind may resume.
+    pub(crate) fn master_reached(&self) {
+        self.unlinks.lock().unwrap_or_else(|p| p.into_inner()).no_master = false;
+    }
+
+    /// Whether the next unlink may be written behind: not while the master
+    /// is unreachable, where acknowledging it would only lose it later.
+    pub(crate) fn may_unlink_behind(&self) -> bool {
+        self.write_behind_unlink && !self.unlinks.lock().unwrap_or_else(|p| p.into_inner()).no_master
+    }
+
     /// Called on the FUSE thread: unless the queue is full, replies at once.
     pub(crate) fn unlink_behind(self: &Arc<Self>, rt: &Handle, fs: Fs, parent: u64, name: Vec<u8>, reply: ReplyEmpty) {
         let behind = self.fs.meta.write_behind().clone();
@@ -115,6 +129,8 @@ impl Mount {
             })
             .await;
         let behind = self.fs.meta.write_behind();
+        let no_master = matches!(res, Err(ClientError::NoMaster { .. }));
+        self.unlinks.lock().unwrap_or_else(|p| p.into_inner()).no_master = no_master;
         let (outcomes, dirs) = match res {
             Ok(r) if r.outcomes.len() == batch.len() => {
                 self.orphaned(&r.orphaned);

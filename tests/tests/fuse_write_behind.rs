@@ -187,3 +187,29 @@ fn a_file_unlinked_while_open_lives_until_its_last_close() {
         inodes_in_use(m.path()) == before + 1
     });
 }
+
+/// With no master answering, an unlink already acknowledged is lost once
+/// its batch gives up (logged), and from then on unlinks wait for their
+/// commit and fail with EIO, until a master answers again.
+#[test]
+fn without_a_master_unlinks_stop_being_written_behind() {
+    let mut c = Cluster::start(1, 3);
+    let m = c.mount(&["--attr-ttl-ms", "30000", "--timeout", "3"]);
+    for n in ["f1", "f2", "f3"] {
+        std::fs::write(m.path().join(n), n).unwrap();
+        assert!(std::fs::metadata(m.path().join(n)).is_ok());
+    }
+    c.masters[0].kill();
+    std::fs::remove_file(m.path().join("f1")).unwrap();
+    eventually(Duration::from_secs(20), "the batch gives up", || m.log().contains("write-behind unlink not applied"));
+    let t = Instant::now();
+    let e = std::fs::remove_file(m.path().join("f2")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    assert!(t.elapsed() >= Duration::from_secs(2), "the unlink waited for a master");
+    c.start_all();
+    eventually(Duration::from_secs(30), "the master is back", || std::fs::read(m.path().join("f3")).is_ok());
+    assert_eq!(std::fs::read(m.path().join("f1")).unwrap(), b"f1", "the lost unlink left f1");
+    assert_eq!(std::fs::read(m.path().join("f2")).unwrap(), b"f2");
+    std::fs::remove_file(m.path().join("f2")).unwrap();
+    eventually(Duration::from_secs(10), "f2 is gone", || errno_of(&m.path().join("f2")) == Some(libc::ENOENT));
+}
