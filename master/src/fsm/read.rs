@@ -109,10 +109,9 @@ pub fn counters(db: &DB) -> Res<Counters> {
     Ok(get(db, key::COUNTERS)?.unwrap_or_default())
 }
 
-/// Files unlinked while open (orphans) that lost their last name before
-/// `before`.
-pub fn orphan_files(db: &DB, before: (i64, u32)) -> Res<Vec<u64>> {
-    let prefix = [key::ORPHAN];
+/// Every record whose key starts with `tag`: (key without the tag, value).
+fn records<T: for<'de> serde::Deserialize<'de>>(db: &DB, tag: u8) -> Res<Vec<(Vec<u8>, T)>> {
+    let prefix = [tag];
     let cf = cf(db, CF_SM).map_err(io)?;
     let mut out = Vec::new();
     for item in db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
@@ -120,24 +119,22 @@ pub fn orphan_files(db: &DB, before: (i64, u32)) -> Res<Vec<u64>> {
         if !k.starts_with(&prefix) {
             break;
         }
-        let at: (i64, u32) = decode(&v).map_err(io)?;
-        if at < before && k.len() == 9 {
-            out.push(u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()));
-        }
+        out.push((k[1..].to_vec(), decode(&v).map_err(io)?));
     }
     Ok(out)
 }
 
+/// Files unlinked while open (orphans) that lost their last name before
+/// `before`.
+pub fn orphan_files(db: &DB, before: (i64, u32)) -> Res<Vec<u64>> {
+    let all: Vec<(Vec<u8>, (i64, u32))> = records(db, key::ORPHAN)?;
+    Ok(all
+        .into_iter()
+        .filter(|(_, at)| *at < before)
+        .filter_map(|(k, _)| <[u8; 8]>::try_from(k.as_slice()).ok().map(u64::from_be_bytes))
+        .collect())
+}
+
 pub fn servers(db: &DB) -> Res<Vec<ChunkServerRec>> {
-    let prefix = [key::SERVER];
-    let cf = cf(db, CF_SM).map_err(io)?;
-    let mut out = Vec::new();
-    for item in db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
-        let (k, v) = item.map_err(|e| io(db_err(e)))?;
-        if !k.starts_with(&prefix) {
-            break;
-        }
-        out.push(decode(&v).map_err(io)?);
-    }
-    Ok(out)
+    Ok(records(db, key::SERVER)?.into_iter().map(|(_, s)| s).collect())
 }
