@@ -48,11 +48,13 @@ pub async fn run(cfg: &ClientConfig, cmd: BenchCmd) -> Result<()> {
     }
     let dirs = Arc::new(dirs);
     println!("{:<8} {:>10} {:>9} {:>12}", "PHASE", "OPS", "SECONDS", "OPS/S");
-    for phase in &a.phases {
+    for (n, phase) in a.phases.iter().enumerate() {
         let t = Instant::now();
+        // After a rename phase the files go by their new names.
+        let renamed = a.phases[..n].iter().any(|p| p == "rename");
         let ops = match phase.as_str() {
             "readdir" => readdir(&fs, &dirs).await?,
-            "create" | "stat" | "rename" | "delete" => per_file(&fs, &a, &dirs, phase).await?,
+            "create" | "stat" | "rename" | "delete" => per_file(&fs, &a, &dirs, phase, renamed).await?,
             other => bail!("unknown phase {other:?} (create, stat, readdir, rename, delete)"),
         };
         let secs = t.elapsed().as_secs_f64();
@@ -75,7 +77,7 @@ fn bar(total: u64, phase: &str) -> ProgressBar {
 }
 
 /// One operation per file, `clients` at a time.
-async fn per_file(fs: &Fs, a: &MetaArgs, dirs: &Arc<Vec<u64>>, phase: &str) -> Result<u64> {
+async fn per_file(fs: &Fs, a: &MetaArgs, dirs: &Arc<Vec<u64>>, phase: &str, renamed: bool) -> Result<u64> {
     let next = Arc::new(AtomicU64::new(0));
     let pb = bar(a.files, phase);
     let mut workers = Vec::new();
@@ -89,12 +91,13 @@ async fn per_file(fs: &Fs, a: &MetaArgs, dirs: &Arc<Vec<u64>>, phase: &str) -> R
                     return Ok::<(), tessera_client::ClientError>(());
                 }
                 let dir = dirs[(i % dirs.len() as u64) as usize];
-                let (name, renamed) = (format!("f{i:09}"), format!("r{i:09}"));
+                let (name, new_name) = (format!("f{i:09}"), format!("r{i:09}"));
+                let current = if renamed { &new_name } else { &name };
                 match phase.as_str() {
                     "create" => drop(fs.create(dir, &name, 0o644, true, false).await?),
-                    "stat" => drop(fs.lookup(dir, &name).await?),
-                    "rename" => fs.rename_at(dir, &name, dir, &renamed).await?,
-                    _ => fs.unlink(dir, &renamed).await?,
+                    "stat" => drop(fs.lookup(dir, current).await?),
+                    "rename" => fs.rename_at(dir, &name, dir, &new_name).await?,
+                    _ => fs.unlink(dir, current).await?,
                 }
                 pb.inc(1);
             }
