@@ -5,7 +5,7 @@
 
 use crate::convert::{errno, xattr_reply};
 use crate::fs::{b, cred};
-use crate::ops::{spawn, TesseraFs};
+use crate::ops::TesseraFs;
 use fuser::*;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -31,25 +31,14 @@ impl TesseraFs {
             flags: flags as u32,
             request_id: tessera_client::fs::request_id(),
         };
-        self.mount.attrs_changed(ino.0);
-        spawn!(
-            self,
-            reply,
-            |m| async move {
-                let res = fs
-                    .meta
-                    .call("setxattr", |mut c| {
-                        let r = r.clone();
-                        async move { c.set_xattr(r).await }
-                    })
-                    .await;
-                // Attributes fetched while the call was in flight may
-                // predate it.
-                m.attrs_changed(ino.0);
-                res
-            },
-            |_x| reply.ok()
-        );
+        self.xattr_change(ino.0, reply, async move {
+            fs.meta
+                .call("setxattr", |mut c| {
+                    let r = r.clone();
+                    async move { c.set_xattr(r).await }
+                })
+                .await
+        });
     }
 
     pub(crate) fn xattr_get(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -108,21 +97,34 @@ impl TesseraFs {
             name: b(name.as_bytes()),
             request_id: tessera_client::fs::request_id(),
         };
-        spawn!(
-            self,
-            reply,
-            |m| async move {
-                let res = fs
-                    .meta
-                    .call("removexattr", |mut c| {
-                        let r = r.clone();
-                        async move { c.remove_xattr(r).await }
-                    })
-                    .await;
-                m.attrs_changed(ino.0);
-                res
-            },
-            |_x| reply.ok()
-        );
+        self.xattr_change(ino.0, reply, async move {
+            fs.meta
+                .call("removexattr", |mut c| {
+                    let r = r.clone();
+                    async move { c.remove_xattr(r).await }
+                })
+                .await
+        });
+    }
+
+    /// A change of `ino`'s extended attributes. What the mount knew of them
+    /// is forgotten before the call and again after it: attributes fetched
+    /// while it was in flight may predate it.
+    fn xattr_change<T: Send + 'static>(
+        &self,
+        ino: u64,
+        reply: ReplyEmpty,
+        call: impl std::future::Future<Output = tessera_client::Result<T>> + Send + 'static,
+    ) {
+        self.mount.attrs_changed(ino);
+        let m = self.mount.clone();
+        self.rt.spawn(async move {
+            let res = call.await;
+            m.attrs_changed(ino);
+            match res {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 }
