@@ -68,6 +68,9 @@ pub struct Mount {
     /// `tessera_client::write_behind`); otherwise each waits for its commit.
     pub write_behind_unlink: bool,
     pub(crate) unlinks: Mutex<crate::unlink_behind::UnlinkQueue>,
+    /// How often files unlinked while open here are renewed (orphans.rs).
+    pub orphan_renew: Duration,
+    pub(crate) orphan_renewer: std::sync::atomic::AtomicBool,
 }
 
 pub fn kind(k: i32) -> FileType {
@@ -141,6 +144,8 @@ impl Mount {
             post_op: TtlMap::new(ttl, 10_000),
             write_behind_unlink: true,
             unlinks: Default::default(),
+            orphan_renew: Duration::from_secs(600),
+            orphan_renewer: Default::default(),
         }
     }
 

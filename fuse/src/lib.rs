@@ -25,6 +25,8 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Acknowledge unlinks at once and send them behind (see `Mount`).
     pub write_behind_unlink: bool,
+    /// How often files unlinked while open here are renewed at the master.
+    pub orphan_renew: Duration,
 }
 
 /// Mounts and serves until unmounted (`fusermount3 -u`) or SIGTERM/SIGINT.
@@ -35,6 +37,7 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     rt.block_on(client.getattr(tessera_proto::ROOT_INO))?;
     let mut mount = fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64);
     mount.write_behind_unlink = cfg.write_behind_unlink;
+    mount.orphan_renew = cfg.orphan_renew.max(Duration::from_millis(100));
     let mount = Arc::new(mount);
     let fsys = ops::TesseraFs { mount: mount.clone(), rt: rt.handle().clone() };
     let mut fc = fuser::Config::default();

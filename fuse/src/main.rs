@@ -44,6 +44,11 @@ struct Args {
     /// directory waits for it).
     #[arg(long)]
     sync_unlink: bool,
+    /// How often (seconds) to tell the masters that files unlinked while
+    /// open here are still open; keep it well under their
+    /// --orphan-file-max-age-s.
+    #[arg(long, default_value_t = 600)]
+    orphan_renew_s: u64,
 }
 
 fn main() {
@@ -79,6 +84,7 @@ fn main() {
         ttl: Duration::from_millis(a.attr_ttl_ms),
         threads: a.threads,
         write_behind_unlink: !a.sync_unlink,
+        orphan_renew: Duration::from_secs(a.orphan_renew_s),
         // SAFETY: geteuid has no preconditions.
         allow_other: a.allow_other || unsafe { libc::geteuid() } == 0,
     };

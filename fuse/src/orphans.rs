@@ -2,10 +2,12 @@
 //! close; the master keeps it as an orphan (no name, link count 0, content
 //! and chunks intact) when the request that removed its last name listed it
 //! as open on the caller's mount. That mount releases it after its last
-//! close here; one whose mount died is freed by the master after a day.
+//! close here, and while it stays open renews it every `orphan_renew`; the
+//! master frees orphans not renewed for a day (their mount died).
 
 use crate::fs::Mount;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use tessera_proto::pb;
 
 impl Mount {
@@ -17,7 +19,7 @@ impl Mount {
 
     /// The master kept these files as orphans. Those closed meanwhile are
     /// released at once; the others at their last close.
-    pub fn orphaned(&self, inos: &[u64]) {
+    pub fn orphaned(self: &Arc<Self>, inos: &[u64]) {
         if inos.is_empty() {
             return;
         }
@@ -34,8 +36,44 @@ impl Mount {
                 })
                 .collect()
         };
+        let kept_open = closed.len() < inos.len();
         if !closed.is_empty() {
             self.release_orphans(closed);
+        }
+        if kept_open && !self.orphan_renewer.swap(true, Ordering::SeqCst) {
+            tokio::spawn(self.clone().renew_orphans());
+        }
+    }
+
+    /// While this mount keeps orphans open, tells the master so every
+    /// `orphan_renew`; exits when none is left.
+    async fn renew_orphans(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.orphan_renew).await;
+            let inos: Vec<u64> = {
+                let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+                let inos: Vec<u64> =
+                    files.iter().filter(|(_, f)| f.orphaned.load(Ordering::SeqCst)).map(|(i, _)| *i).collect();
+                if inos.is_empty() {
+                    // Under the lock `orphaned` marks files with, so a new
+                    // orphan either is seen above or starts a new renewer.
+                    self.orphan_renewer.store(false, Ordering::SeqCst);
+                    return;
+                }
+                inos
+            };
+            let req = pb::OrphansRequest { inos, request_id: tessera_client::fs::request_id() };
+            let r = self
+                .fs
+                .meta
+                .call("renew_orphans", |mut c| {
+                    let r = req.clone();
+                    async move { c.renew_orphans(r).await }
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(files = ?req.inos, error = %e, "renewing files unlinked while open failed");
+            }
         }
     }
 
@@ -44,7 +82,7 @@ impl Mount {
     pub fn release_orphans(&self, inos: Vec<u64>) {
         let meta = self.fs.meta.clone();
         tokio::spawn(async move {
-            let req = pb::ReleaseOrphansRequest { inos, request_id: tessera_client::fs::request_id() };
+            let req = pb::OrphansRequest { inos, request_id: tessera_client::fs::request_id() };
             let r = meta
                 .call("release_orphans", |mut c| {
                     let r = req.clone();

@@ -114,7 +114,7 @@ impl Mount {
         }
     }
 
-    async fn send_batch(&self, batch: Vec<Queued>) {
+    async fn send_batch(self: &Arc<Self>, batch: Vec<Queued>) {
         let req = pb::UnlinkManyRequest {
             unlinks: batch.iter().map(|q| q.req.clone()).collect(),
             request_id: tessera_client::fs::request_id(),

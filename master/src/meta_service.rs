@@ -291,9 +291,16 @@ impl Meta for MetaService {
     }
 
     #[tracing::instrument(skip_all, fields(n = req.get_ref().inos.len()))]
-    async fn release_orphans(&self, req: Request<ReleaseOrphansRequest>) -> Res<Empty> {
+    async fn release_orphans(&self, req: Request<OrphansRequest>) -> Res<Empty> {
         let r = req.into_inner();
         self.write_once(Cred::root(), Op::ReleaseOrphans { inos: r.inos }, r.request_id).await?;
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all, fields(n = req.get_ref().inos.len()))]
+    async fn renew_orphans(&self, req: Request<OrphansRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        self.write_once(Cred::root(), Op::RenewOrphans { inos: r.inos }, r.request_id).await?;
         ok(Empty {})
     }
 

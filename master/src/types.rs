@@ -86,6 +86,10 @@ pub enum Op {
     ReleaseOrphans {
         inos: Vec<u64>,
     },
+    /// Still open on the mount that keeps them: restarts their age.
+    RenewOrphans {
+        inos: Vec<u64>,
+    },
     Rename {
         parent: u64,
         name: Vec<u8>,
@@ -180,6 +184,7 @@ impl fmt::Display for Command {
             Op::Rmdir { .. } => "rmdir",
             Op::UnlinkMany { .. } => "unlink_many",
             Op::ReleaseOrphans { .. } => "release_orphans",
+            Op::RenewOrphans { .. } => "renew_orphans",
             Op::Rename { .. } => "rename",
             Op::SetAttr { .. } => "setattr",
             Op::Commit { .. } => "commit",

@@ -213,3 +213,41 @@ fn without_a_master_unlinks_stop_being_written_behind() {
     std::fs::remove_file(m.path().join("f2")).unwrap();
     eventually(Duration::from_secs(10), "f2 is gone", || errno_of(&m.path().join("f2")) == Some(libc::ENOENT));
 }
+
+/// A file kept open after its unlink outlives the masters' orphan age as
+/// long as its mount renews it; one whose mount died is freed after it.
+#[test]
+fn orphans_are_renewed_while_open_and_freed_when_their_mount_dies() {
+    use std::io::Read;
+    let c = Cluster::start_with(Opts {
+        masters: 3,
+        chunkservers: 3,
+        master_args: ["--orphan-file-max-age-s", "3", "--repair-interval-ms", "300"].map(String::from).to_vec(),
+        cs_args: vec![],
+    });
+    let m1 = c.mount(&["--orphan-renew-s", "1"]);
+    let mut m2 = c.mount(&["--orphan-renew-s", "1"]);
+    let before = inodes_in_use(m1.path());
+    std::fs::write(m1.path().join("kept"), random_bytes(5000, 7)).unwrap();
+    std::fs::write(m1.path().join("abandoned"), b"x").unwrap();
+    let mut kept = std::fs::File::open(m1.path().join("kept")).unwrap();
+    std::fs::remove_file(m1.path().join("kept")).unwrap();
+    let abandoned = std::fs::File::open(m2.path().join("abandoned")).unwrap();
+    std::fs::remove_file(m2.path().join("abandoned")).unwrap();
+    assert_eq!(abandoned.metadata().unwrap().nlink(), 0);
+    eventually(Duration::from_secs(10), "both orphans counted", || inodes_in_use(m1.path()) == before + 2);
+    // SAFETY: a plain kill(2) of the mount process this test started.
+    unsafe { libc::kill(m2.pid() as i32, libc::SIGKILL) };
+    drop(abandoned);
+    m2.unmount();
+    eventually(Duration::from_secs(30), "the abandoned orphan is freed", || inodes_in_use(m1.path()) == before + 1);
+    // Twice the orphan age later, the renewed one is still whole.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(inodes_in_use(m1.path()), before + 1);
+    assert_eq!(kept.metadata().unwrap().nlink(), 0);
+    let mut buf = Vec::new();
+    kept.read_to_end(&mut buf).unwrap();
+    assert_eq!(buf, random_bytes(5000, 7));
+    drop(kept);
+    eventually(Duration::from_secs(10), "freed after its last close", || inodes_in_use(m1.path()) == before);
+}

@@ -151,6 +151,15 @@ impl Applier<'_, '_> {
                 }
                 Ok(Reply::None)
             }
+            Op::RenewOrphans { inos } => {
+                for &ino in inos {
+                    let k = key::ino(key::ORPHAN, ino);
+                    if self.txn.get_raw(&k)?.is_some() {
+                        self.txn.put(k, &self.now);
+                    }
+                }
+                Ok(Reply::None)
+            }
             Op::Rename { parent, name, new_parent, new_name, flags, .. } => {
                 self.rename(*parent, name, *new_parent, new_name, *flags)?;
                 Ok(Reply::Orphaned(std::mem::take(&mut self.orphaned)))

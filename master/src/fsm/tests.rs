@@ -458,6 +458,10 @@ fn a_file_open_on_the_callers_mount_outlives_its_last_name() {
     assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
     assert_eq!(read::orphan_files(&ns.db, (ns.clock + 1, 0)).unwrap(), vec![f]);
     assert!(read::orphan_files(&ns.db, (ns.clock, 0)).unwrap().is_empty(), "not older than its unlink");
+    // Renewed by its mount: its age starts again.
+    ns.run(&ROOT, Op::RenewOrphans { inos: vec![f, 999] }).unwrap();
+    assert!(read::orphan_files(&ns.db, (ns.clock, 0)).unwrap().is_empty(), "renewed at the latest clock");
+    assert_eq!(read::orphan_files(&ns.db, (ns.clock + 1, 0)).unwrap(), vec![f]);
     // Still writable through the open file.
     let two = vec![ExtentRec { id: chunk(2), offset: 0, len: 20 }];
     ns.run(&ROOT, Op::Commit { ino: f, extents: two, size: 20, gc_epoch: 0, mtime: None }).unwrap();
