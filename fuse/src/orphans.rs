@@ -8,6 +8,7 @@
 use crate::fs::Mount;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tessera_client::meta::MetaClient;
 use tessera_proto::pb;
 
 impl Mount {
@@ -62,18 +63,7 @@ impl Mount {
                 }
                 inos
             };
-            let req = pb::OrphansRequest { inos, request_id: tessera_client::fs::request_id() };
-            let r = self
-                .fs
-                .meta
-                .call("renew_orphans", |mut c| {
-                    let r = req.clone();
-                    async move { c.renew_orphans(r).await }
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(files = ?req.inos, error = %e, "renewing files unlinked while open failed");
-            }
+            tell_master(&self.fs.meta, Tell::Renew, inos).await;
         }
     }
 
@@ -81,17 +71,33 @@ impl Mount {
     /// ordered after this mount's write-behind unlinks like any call).
     pub fn release_orphans(&self, inos: Vec<u64>) {
         let meta = self.fs.meta.clone();
-        tokio::spawn(async move {
-            let req = pb::OrphansRequest { inos, request_id: tessera_client::fs::request_id() };
-            let r = meta
-                .call("release_orphans", |mut c| {
-                    let r = req.clone();
-                    async move { c.release_orphans(r).await }
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(files = ?req.inos, error = %e, "releasing files unlinked while open failed; the master frees them later");
+        tokio::spawn(async move { tell_master(&meta, Tell::Release, inos).await });
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tell {
+    Release,
+    Renew,
+}
+
+/// One release or renewal request; a failure is logged, as the master frees
+/// what is neither released nor renewed after its age limit anyway.
+async fn tell_master(meta: &MetaClient, what: Tell, inos: Vec<u64>) {
+    let req = pb::OrphansRequest { inos, request_id: tessera_client::fs::request_id() };
+    let name = if what == Tell::Renew { "renew_orphans" } else { "release_orphans" };
+    let r = meta
+        .call(name, |mut c| {
+            let r = req.clone();
+            async move {
+                match what {
+                    Tell::Renew => c.renew_orphans(r).await,
+                    Tell::Release => c.release_orphans(r).await,
+                }
             }
-        });
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(files = ?req.inos, error = %e, rpc = name, "telling the master about files unlinked while open failed");
     }
 }
