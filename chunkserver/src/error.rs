@@ -23,8 +23,25 @@ impl From<StoreError> for tonic::Status {
             StoreError::HashMismatch { .. } | StoreError::LengthMismatch { .. } => libc::EILSEQ,
             StoreError::DiskFull { .. } => libc::ENOSPC,
             StoreError::BadRequest(_) => libc::EINVAL,
+            // The disk filling between the free-space check and the write
+            // is still "no space", so the client moves on to other servers.
+            StoreError::Io(io) if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => libc::ENOSPC,
             StoreError::Io(_) => libc::EIO,
         };
         errno_status(errno, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_proto::status::errno_of;
+
+    #[test]
+    fn a_full_disk_is_no_space_and_other_io_errors_are_eio() {
+        let full = StoreError::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(errno_of(&tonic::Status::from(full)), Some(libc::ENOSPC));
+        let other = StoreError::Io(std::io::Error::from_raw_os_error(libc::EROFS));
+        assert_eq!(errno_of(&tonic::Status::from(other)), Some(libc::EIO));
     }
 }

@@ -74,8 +74,4 @@ impl RingView {
         }
         Ok(out)
     }
-
-    pub async fn live_count(&self) -> Result<usize> {
-        Ok(self.snapshot(false).await?.live.nodes().len())
-    }
 }

@@ -11,7 +11,7 @@
 //! failed write-behind change is logged by its sender, and the caches that
 //! assumed it are dropped there.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 /// A name in a directory.
@@ -23,16 +23,14 @@ const UNKNOWN_MARK: u64 = 0;
 #[derive(Default)]
 struct State {
     next: u64,
-    inflight: BTreeSet<u64>,
-    /// Inodes whose attributes the changes in flight alter, with counts.
+    /// The changes in flight by sequence number, with what each touches
+    /// (undone at `end`).
+    inflight: BTreeMap<u64, (Vec<u64>, DirName)>,
+    /// Inodes whose attributes the changes in flight alter, with counts;
+    /// UNKNOWN_MARK counts the changes whose file is not known here.
     touched: HashMap<u64, usize>,
     /// (directory, name) pairs being removed, with counts.
     removing: HashMap<DirName, usize>,
-    /// Changes in flight whose file is not known here: any file's link
-    /// count may be about to drop.
-    unknown: usize,
-    /// What each change in flight touches, to undo at `end`.
-    by_seq: HashMap<u64, (Vec<u64>, DirName)>,
 }
 
 pub struct WriteBehind {
@@ -90,22 +88,13 @@ impl WriteBehind {
         }
         let seq = s.next;
         s.next += 1;
-        s.inflight.insert(seq);
-        let inos: Vec<u64> = std::iter::once(dir).chain(file).collect();
+        // A file not known here may be any file: marked as such.
+        let inos = vec![dir, file.unwrap_or(UNKNOWN_MARK)];
         for &i in &inos {
             *s.touched.entry(i).or_default() += 1;
         }
-        if file.is_none() {
-            s.unknown += 1;
-            // Marked so `end` can tell.
-            *s.touched.entry(UNKNOWN_MARK).or_default() += 1;
-        }
         *s.removing.entry((dir, name.to_vec())).or_default() += 1;
-        let mut undo = inos;
-        if file.is_none() {
-            undo.push(UNKNOWN_MARK);
-        }
-        s.by_seq.insert(seq, (undo, (dir, name.to_vec())));
+        s.inflight.insert(seq, (inos, (dir, name.to_vec())));
         Some(Ticket(seq))
     }
 
@@ -114,12 +103,8 @@ impl WriteBehind {
     pub fn end(&self, t: Ticket, ino: u64) -> bool {
         let still = {
             let mut s = self.lock();
-            s.inflight.remove(&t.0);
-            if let Some((inos, key)) = s.by_seq.remove(&t.0) {
+            if let Some((inos, key)) = s.inflight.remove(&t.0) {
                 for i in inos {
-                    if i == UNKNOWN_MARK {
-                        s.unknown -= 1;
-                    }
                     if let Some(n) = s.touched.get_mut(&i) {
                         *n -= 1;
                         if *n == 0 {
@@ -150,7 +135,7 @@ impl WriteBehind {
             }
             s.next
         };
-        self.wait_until(|s| s.inflight.first().is_none_or(|&first| first >= upto)).await;
+        self.wait_until(|s| s.inflight.first_key_value().is_none_or(|(&first, _)| first >= upto)).await;
     }
 
     /// True if a change in flight alters the attributes of `ino`.
@@ -167,7 +152,7 @@ impl WriteBehind {
     /// True if a change in flight removes a name whose file is not known
     /// here: then the link count of any file may be about to drop.
     pub fn unsure(&self) -> bool {
-        self.lock().unknown > 0
+        self.lock().touched.contains_key(&UNKNOWN_MARK)
     }
 
     pub fn in_flight(&self) -> usize {

@@ -48,10 +48,6 @@ impl StateMachine {
             None => Ok(None),
         }
     }
-
-    pub fn last_applied_index(&self) -> u64 {
-        self.meta::<LogIdOf<C>>("last_applied").ok().flatten().map(|l| l.index()).unwrap_or(0)
-    }
 }
 
 impl RaftSnapshotBuilder<C> for StateMachine {
