@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+./scripts/install-test-tools.sh
 # The integration tests exec the workspace binaries; build them first.
 cargo build --workspace --bins
 cargo test --workspace --exclude tessera-tests

@@ -347,6 +347,30 @@ impl FileData {
         self.prefetched_to = 0;
         Ok(Some(attr))
     }
+
+    /// Makes `[from, to)` read as zeros in one commit (a hole: no chunk
+    /// holds it); pending writes are committed first. A `to` past the end
+    /// grows the file. Used by fallocate (extend, punch hole, zero range).
+    pub async fn zero_range(&mut self, fs: &Fs, from: u64, to: u64) -> Result<Attr> {
+        self.flush(fs).await?;
+        let size = self.size.max(to);
+        let mut extents = Vec::new();
+        for e in slice_extents(&self.base, 0, from) {
+            push_extent(&mut extents, e);
+        }
+        push_extent(&mut extents, Extent { id: Bytes::new(), offset: 0, len: to.saturating_sub(from) });
+        for e in slice_extents(&self.base, to, size) {
+            push_extent(&mut extents, e);
+        }
+        let epoch = fs.recent_epoch().await?;
+        let attr = fs.commit(self.ino, extents.clone(), size, epoch).await?;
+        self.base = extents;
+        self.committed_size = size;
+        self.size = size;
+        self.committed_version = attr.version;
+        self.prefetched_to = 0;
+        Ok(attr)
+    }
 }
 
 #[cfg(test)]

@@ -384,7 +384,7 @@ impl Mount {
         Ok(fh)
     }
 
-    fn file_of(&self, fh: u64) -> Result<(Arc<OpenFile>, i32)> {
+    pub(crate) fn file_of(&self, fh: u64) -> Result<(Arc<OpenFile>, i32)> {
         let (ino, flags) = *self
             .handles
             .lock()
@@ -437,7 +437,7 @@ impl Mount {
 
     /// A commit's new attributes (size, mtime) go to the lookup cache; after
     /// a failed one, whether it landed is unknown.
-    fn committed(&self, ino: u64, r: Result<Option<Attr>>) -> Result<()> {
+    pub(crate) fn committed(&self, ino: u64, r: Result<Option<Attr>>) -> Result<()> {
         match r {
             Ok(Some(a)) => self.dircache.updated(&a),
             Ok(None) => {}
@@ -472,12 +472,13 @@ impl Mount {
 
     /// Truncates through the master after flushing local writes, then
     /// refreshes the open state.
-    pub async fn truncate(&self, fs: &Fs, ino: u64, size: u64) -> Result<Attr> {
+    pub async fn truncate(&self, fs: &Fs, ino: u64, size: u64, by_handle: bool) -> Result<Attr> {
         self.flush_ino(ino).await?;
         let req = pb::SetAttrRequest {
             cred: Some(fs.cred.clone()),
             ino,
             size: Some(size),
+            by_handle,
             request_id: tessera_client::fs::request_id(),
             ..Default::default()
         };

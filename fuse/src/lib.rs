@@ -3,6 +3,7 @@
 mod atime;
 pub mod convert;
 pub mod dircache;
+mod fallocate;
 pub mod file;
 pub mod fs;
 pub mod ops;

@@ -108,7 +108,7 @@ impl Filesystem for TesseraFs {
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -122,7 +122,8 @@ impl Filesystem for TesseraFs {
             |m| async {
                 let ino = ino.0;
                 if let Some(size) = size {
-                    m.truncate(&fs, ino, size).await?;
+                    // The kernel sends the handle for ftruncate and O_TRUNC.
+                    m.truncate(&fs, ino, size, fh.is_some()).await?;
                 }
                 if mode.is_none() && uid.is_none() && gid.is_none() && atime.is_none() && mtime.is_none() {
                     return m.getattr(ino).await;
@@ -145,6 +146,7 @@ impl Filesystem for TesseraFs {
                     mtime: mt,
                     mtime_now: mt_now,
                     read_access: false,
+                    by_handle: false,
                     request_id: tessera_client::fs::request_id(),
                 };
                 let r = fs
@@ -393,6 +395,19 @@ impl Filesystem for TesseraFs {
             },
             |_x| reply.ok()
         );
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        spawn!(self, reply, |m| async move { m.fallocate(fh.0, offset, length, mode).await }, |_x| reply.ok());
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {

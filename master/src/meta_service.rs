@@ -207,6 +207,7 @@ impl Meta for MetaService {
             size: r.size,
             atime: Self::time_set(r.atime, r.atime_now),
             mtime: Self::time_set(r.mtime, r.mtime_now),
+            by_handle: r.by_handle && r.size.is_some(),
         };
         Self::attr_reply(self.write_once(cred(r.cred), op, r.request_id.clone()).await?)
     }

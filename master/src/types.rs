@@ -107,6 +107,11 @@ pub enum Op {
         size: Option<u64>,
         atime: Option<TimeSet>,
         mtime: Option<TimeSet>,
+        /// A size change through a handle opened for writing (ftruncate):
+        /// the kernel checked the permission at open, so the file's mode
+        /// now does not matter (a file created with mode 0 stays writable).
+        #[serde(default)]
+        by_handle: bool,
     },
     Commit {
         ino: u64,

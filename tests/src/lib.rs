@@ -26,6 +26,16 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// A third-party test program (pjdfstest, fsx) that
+/// `scripts/install-test-tools.sh` installs under `<target>/tools/bin`.
+/// Fails loudly when it is missing: a conformance test never skips.
+pub fn test_tool(name: &str) -> PathBuf {
+    let target = bin_dir().parent().expect("target dir").to_path_buf();
+    let p = target.join("tools/bin").join(name);
+    assert!(p.exists(), "{} missing: run scripts/install-test-tools.sh (./scripts/test.sh does)", p.display());
+    p
+}
+
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
 /// A block of `n` consecutive free loopback ports, below the kernel's

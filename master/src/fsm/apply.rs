@@ -164,8 +164,9 @@ impl Applier<'_, '_> {
                 self.rename(*parent, name, *new_parent, new_name, *flags)?;
                 Ok(Reply::Orphaned(std::mem::take(&mut self.orphaned)))
             }
-            Op::SetAttr { ino, mode, uid, gid, size, atime, mtime } => {
-                self.setattr(*ino, *mode, *uid, *gid, *size, atime.as_ref(), mtime.as_ref())
+            Op::SetAttr { ino, mode, uid, gid, size, atime, mtime, by_handle } => {
+                let size = size.map(|s| (s, *by_handle));
+                self.setattr(*ino, *mode, *uid, *gid, size, atime.as_ref(), mtime.as_ref())
             }
             Op::Commit { ino, extents, size, gc_epoch, mtime } => {
                 super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;

@@ -14,7 +14,7 @@ impl Applier<'_, '_> {
         mode: Option<u32>,
         uid: Option<u32>,
         gid: Option<u32>,
-        size: Option<u64>,
+        size: Option<(u64, bool)>,
         atime: Option<&TimeSet>,
         mtime: Option<&TimeSet>,
     ) -> Result<Reply, Fail> {
@@ -55,14 +55,16 @@ impl Applier<'_, '_> {
             i.mode = m & 0o7777;
             changed = true;
         }
-        if let Some(size) = size {
+        if let Some((size, by_handle)) = size {
             if i.is_dir() {
                 return Err(err(libc::EISDIR, "is a directory"));
             }
             if i.kind != KIND_REGULAR {
                 return Err(err(libc::EINVAL, "not a regular file"));
             }
-            check(&i, c, W, "truncate")?;
+            if !by_handle {
+                check(&i, c, W, "truncate")?;
+            }
             if size != i.size {
                 self.resize(&mut i, size)?;
             }
@@ -187,12 +189,18 @@ impl Applier<'_, '_> {
             if !(e.id.is_empty() || e.id.len() == 32) {
                 return Err(err(libc::EINVAL, "malformed chunk id"));
             }
-            if e.offset.checked_add(e.len).is_none_or(|end| end > tessera_proto::MAX_CHUNK_SIZE) {
+            // A hole (no id) may be any length: a sparse write far past the
+            // end leaves one hole extent of gigabytes.
+            let limit = if e.id.is_empty() { u64::MAX } else { tessera_proto::MAX_CHUNK_SIZE };
+            if e.offset.checked_add(e.len).is_none_or(|end| end > limit) {
                 return Err(err(libc::EINVAL, "extent beyond the chunk size limit"));
             }
         }
         let mut ext: Extents = extents.iter().filter(|e| e.len > 0).cloned().collect();
-        let total: u64 = ext.iter().map(|e| e.len).sum();
+        let total = ext
+            .iter()
+            .try_fold(0u64, |t, e| t.checked_add(e.len))
+            .ok_or_else(|| err(libc::EFBIG, "extents cover more than 2^64 bytes"))?;
         if total > size {
             return Err(err(libc::EINVAL, format!("extents cover {total} bytes, size is {size}")));
         }

@@ -116,7 +116,16 @@ fn hard_links_share_inode_and_free_on_last_unlink() {
     assert_eq!(ns.inode(f).nlink, 2);
     ns.run(
         &ROOT,
-        Op::SetAttr { ino: f, mode: Some(0o600), uid: None, gid: None, size: None, atime: None, mtime: None },
+        Op::SetAttr {
+            ino: f,
+            mode: Some(0o600),
+            uid: None,
+            gid: None,
+            size: None,
+            atime: None,
+            mtime: None,
+            by_handle: false,
+        },
     )
     .unwrap();
     assert_eq!(ns.lookup(1, "g").unwrap().mode, 0o600, "attributes are shared");
@@ -251,21 +260,60 @@ fn permissions_for_other_users_and_sticky_dirs() {
         libc::EPERM
     );
     // chmod and chown rules.
-    let set_mode =
-        |m| Op::SetAttr { ino: f, mode: Some(m), uid: None, gid: None, size: None, atime: None, mtime: None };
+    let set_mode = |m| Op::SetAttr {
+        ino: f,
+        mode: Some(m),
+        uid: None,
+        gid: None,
+        size: None,
+        atime: None,
+        mtime: None,
+        by_handle: false,
+    };
     assert_eq!(ns.errno(&bob, set_mode(0o777)), libc::EPERM);
     ns.run(&alice, set_mode(0o600)).unwrap();
-    let chown = |u| Op::SetAttr { ino: f, mode: None, uid: Some(u), gid: None, size: None, atime: None, mtime: None };
+    let chown = |u| Op::SetAttr {
+        ino: f,
+        mode: None,
+        uid: Some(u),
+        gid: None,
+        size: None,
+        atime: None,
+        mtime: None,
+        by_handle: false,
+    };
     assert_eq!(ns.errno(&alice, chown(1001)), libc::EPERM);
     // Times: explicit value needs ownership, "now" needs write access.
-    let touch = |t| Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: None, atime: None, mtime: Some(t) };
+    let touch = |t| Op::SetAttr {
+        ino: f,
+        mode: None,
+        uid: None,
+        gid: None,
+        size: None,
+        atime: None,
+        mtime: Some(t),
+        by_handle: false,
+    };
     assert_eq!(ns.errno(&bob, touch(TimeSet::Now)), libc::EACCES);
     assert_eq!(ns.errno(&bob, touch(TimeSet::At((5, 0)))), libc::EPERM);
     ns.run(&alice, touch(TimeSet::At((5, 7)))).unwrap();
     assert_eq!(ns.inode(f).mtime, (5, 7));
     // Truncate needs write permission.
-    let trunc = Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: Some(0), atime: None, mtime: None };
+    let trunc = Op::SetAttr {
+        ino: f,
+        mode: None,
+        uid: None,
+        gid: None,
+        size: Some(0),
+        atime: None,
+        mtime: None,
+        by_handle: false,
+    };
     assert_eq!(ns.errno(&bob, trunc.clone()), libc::EACCES);
+    // ...unless it comes through a handle opened for writing (ftruncate):
+    // the permission was checked when that handle was opened.
+    let Op::SetAttr { ino, mode, uid, gid, size, atime, mtime, .. } = trunc.clone() else { unreachable!() };
+    ns.run(&bob, Op::SetAttr { ino, mode, uid, gid, size, atime, mtime, by_handle: true }).unwrap();
     ns.run(&alice, Op::Unlink { parent: shared, name: "alice-file".into(), open: vec![] }).unwrap();
 }
 
@@ -295,12 +343,38 @@ fn exclusive_create_and_truncate() {
 }
 
 #[test]
+fn a_hole_may_be_longer_than_a_chunk_but_data_may_not() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "sparse");
+    let big = 3 * tessera_proto::MAX_CHUNK_SIZE;
+    let ext = vec![ExtentRec { id: Vec::new(), offset: 0, len: big }, ExtentRec { id: chunk(1), offset: 0, len: 4 }];
+    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: big + 4, gc_epoch: 0, mtime: None }).unwrap();
+    assert_eq!(ns.inode(f).size, big + 4);
+    let ext = vec![ExtentRec { id: chunk(2), offset: 0, len: big }];
+    let commit = Op::Commit { ino: f, extents: ext, size: big, gc_epoch: 0, mtime: None };
+    assert_eq!(ns.errno(&ROOT, commit), libc::EINVAL);
+    let ext =
+        vec![ExtentRec { id: Vec::new(), offset: 0, len: u64::MAX }, ExtentRec { id: Vec::new(), offset: 0, len: 2 }];
+    let commit = Op::Commit { ino: f, extents: ext, size: 1, gc_epoch: 0, mtime: None };
+    assert_eq!(ns.errno(&ROOT, commit), libc::EFBIG);
+}
+
+#[test]
 fn truncate_keeps_prefix_and_grows_with_holes() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
     let ext = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }, ExtentRec { id: chunk(2), offset: 0, len: 10 }];
     ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: 20, gc_epoch: 0, mtime: None }).unwrap();
-    let size = |s| Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: Some(s), atime: None, mtime: None };
+    let size = |s| Op::SetAttr {
+        ino: f,
+        mode: None,
+        uid: None,
+        gid: None,
+        size: Some(s),
+        atime: None,
+        mtime: None,
+        by_handle: false,
+    };
     ns.run(&ROOT, size(5)).unwrap();
     assert_eq!(read::extents(&ns.db, f).unwrap(), vec![ExtentRec { id: chunk(1), offset: 0, len: 5 }]);
     assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
@@ -355,8 +429,20 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
     };
     ns.run(&ROOT, commit(0)).unwrap();
     // Truncating drops the only reference: chunk 9 becomes garbage.
-    ns.run(&ROOT, Op::SetAttr { ino: f, mode: None, uid: None, gid: None, size: Some(0), atime: None, mtime: None })
-        .unwrap();
+    ns.run(
+        &ROOT,
+        Op::SetAttr {
+            ino: f,
+            mode: None,
+            uid: None,
+            gid: None,
+            size: Some(0),
+            atime: None,
+            mtime: None,
+            by_handle: false,
+        },
+    )
+    .unwrap();
     let far_future = (i64::MAX, 0);
     let marked =
         ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: false }).unwrap();

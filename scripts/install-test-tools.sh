@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Third-party conformance programs the FUSE tests run against the mount:
+#   pjdfstest  POSIX file-system test suite (Rust port of pjd's suite)
+#   fsx        the file-system exerciser (random I/O checked against a model)
+# Installed with cargo, pinned, under <target>/tools (kept between runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="${CARGO_TARGET_DIR:-target}/tools"
+for spec in pjdfstest@0.2.2 fsx@0.3.2; do
+  name=${spec%@*}
+  [ -x "$root/bin/$name" ] && continue
+  echo "installing $spec into $root" >&2
+  cargo install --quiet --locked --root "$root" "$spec"
+done
