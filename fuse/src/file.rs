@@ -8,7 +8,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use tessera_client::transfer::Transfer;
 use tessera_client::{ClientError, Fs, Result};
-use tessera_proto::pb::{Attr, Extent};
+use tessera_proto::pb::{Attr, Extent, Timespec};
 use tessera_proto::ChunkId;
 use tokio::task::JoinHandle;
 
@@ -45,6 +45,12 @@ pub struct FileData {
     prefetched_to: u64,
     /// GC epoch read before the first upload of the pending commit.
     epoch: Option<u64>,
+    /// The committed view was cut by a local truncate the master has not
+    /// seen yet (the next flush commits it even if the size is unchanged).
+    trimmed: bool,
+    /// When this mount last changed the content (write, truncate) without
+    /// committing it: what stat shows as mtime and ctime until the commit.
+    modified: Option<Timespec>,
 }
 
 /// Bytes `[from, to)` of a file made of `base` extents, as extents (holes past the end).
@@ -111,6 +117,8 @@ impl FileData {
             last_read_end: 0,
             prefetched_to: 0,
             epoch: None,
+            trimmed: false,
+            modified: None,
         }
     }
 
@@ -122,7 +130,12 @@ impl FileData {
     }
 
     pub fn is_dirty(&self) -> bool {
-        !self.slots.is_empty() || self.size != self.committed_size
+        !self.slots.is_empty() || self.size != self.committed_size || self.trimmed
+    }
+
+    /// The time of the last uncommitted change, if any.
+    pub fn modified(&self) -> Option<&Timespec> {
+        self.modified.as_ref().filter(|_| self.is_dirty())
     }
 
     /// Replaces the committed view (after open or a truncate by the master).
@@ -132,8 +145,39 @@ impl FileData {
         self.committed_version = attr.version;
         self.size = attr.size;
         self.slots.clear();
+        self.trimmed = false;
+        self.modified = None;
         // New content: what was prefetched belongs to the old one.
         self.prefetched_to = 0;
+    }
+
+    /// Truncates (or extends with zeros) the file in this mount's view; the
+    /// next flush commits it like a write. ftruncate on an open file is
+    /// frequent (fsx, databases): committing each one would upload every
+    /// dirty chunk each time.
+    pub async fn truncate(&mut self, t: &Transfer, size: u64) -> Result<()> {
+        let gone: Vec<u64> = self.slots.keys().copied().filter(|s| s * self.chunk >= size).collect();
+        for s in gone {
+            if let Some(Slot::Pending { task, .. }) = self.slots.remove(&s) {
+                task.abort();
+            }
+        }
+        let s = size / self.chunk;
+        if self.slots.contains_key(&s) {
+            let mut v = self.load_slot(t, s).await?;
+            v.truncate((size - s * self.chunk) as usize);
+            self.slots.insert(s, Slot::Buf(v));
+        }
+        // Committed bytes past the new end must read as zeros if the file
+        // grows again: cut them from the view.
+        let covered: u64 = self.base.iter().map(|e| e.len).sum();
+        if size < covered {
+            self.base = slice_extents(&self.base, 0, size);
+        }
+        self.size = size;
+        self.trimmed = true;
+        self.modified = Some(tessera_proto::time::now());
+        Ok(())
     }
 
     async fn committed_bytes(&self, t: &Transfer, from: u64, len: u64) -> Result<Vec<u8>> {
@@ -185,6 +229,7 @@ impl FileData {
             pos = piece_end;
         }
         self.size = self.size.max(end);
+        self.modified = Some(tessera_proto::time::now());
         // Commit now and then during long writes: bounds memory and how long
         // uploaded chunks stay unreferenced (the GC grace period).
         if self.slots.len() >= COMMIT_EVERY {
@@ -344,6 +389,8 @@ impl FileData {
         self.committed_size = self.size;
         self.committed_version = attr.version;
         self.slots.clear();
+        self.trimmed = false;
+        self.modified = None;
         self.prefetched_to = 0;
         Ok(Some(attr))
     }

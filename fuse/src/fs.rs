@@ -289,6 +289,14 @@ impl Mount {
             if d.newer_than(a.version) {
                 a.size = d.size;
             }
+            // Uncommitted writes and truncates changed the file just now.
+            if let Some(m) = d.modified() {
+                for t in [&mut a.mtime, &mut a.ctime] {
+                    if t.as_ref().is_none_or(|t| (t.sec, t.nsec) < (m.sec, m.nsec)) {
+                        *t = Some(*m);
+                    }
+                }
+            }
         }
         a
     }
@@ -472,7 +480,14 @@ impl Mount {
 
     /// Truncates through the master after flushing local writes, then
     /// refreshes the open state.
-    pub async fn truncate(&self, fs: &Fs, ino: u64, size: u64, by_handle: bool) -> Result<Attr> {
+    pub async fn truncate(&self, fs: &Fs, ino: u64, size: u64, by_handle: bool) -> Result<()> {
+        if by_handle {
+            // Through an open handle: the open file takes it like a write,
+            // and the next flush commits it.
+            if let Some(f) = self.open_file(ino) {
+                return f.data.lock().await.truncate(&self.fs.transfer, size).await;
+            }
+        }
         self.flush_ino(ino).await?;
         let req = pb::SetAttrRequest {
             cred: Some(fs.cred.clone()),
@@ -494,7 +509,7 @@ impl Mount {
             let ext = self.fs.extents(ino).await?;
             f.data.lock().await.reset(&attr, ext.extents);
         }
-        Ok(attr)
+        Ok(())
     }
 
     pub async fn opendir(&self, fs: &Fs, ino: u64, parent: u64) -> Result<u64> {

@@ -146,6 +146,23 @@ assert os.pread(fd, 4096, 2**30) == bytes(4096)\nprint(\"ok\")'",
     let b = std::fs::read(local.path().join("fa")).unwrap();
     assert!(a == b, "fallocate results differ from a local file");
 
+    // ftruncate on an open file is applied in the mount and committed at
+    // close: cut bytes stay cut when the file grows again, stat shows the
+    // change at once, and another mount sees it after the close.
+    let other = c.mount(&[]);
+    std::fs::write(mnt.join("cut"), random_bytes(9 << 20, 5)).unwrap();
+    let (ok, out) = sh(
+        mnt,
+        "python3 -c '\nimport os, time\nfd = os.open(\"cut\", os.O_RDWR)\nbefore = os.fstat(fd); time.sleep(0.05)\n\
+os.ftruncate(fd, 100); os.ftruncate(fd, 5 << 20); os.pwrite(fd, b\"tail\", 5 << 20)\n\
+st = os.stat(\"cut\")\nassert st.st_size == (5 << 20) + 4 and st.st_mtime_ns > before.st_mtime_ns, st\n\
+assert os.pread(fd, (5 << 20) - 100, 100) == bytes((5 << 20) - 100)\nos.close(fd)\nprint(\"ok\")'",
+    );
+    assert!(ok && out.trim() == "ok", "{out}\n{}", m.log());
+    let seen = std::fs::read(other.path().join("cut")).unwrap();
+    assert_eq!(seen.len(), (5 << 20) + 4);
+    assert!(seen[100..5 << 20].iter().all(|b| *b == 0) && &seen[5 << 20..] == b"tail", "other mount after close");
+
     // posix_fallocate that grows a file changes its ctime and mtime.
     let (ok, out) = sh(
         mnt,
