@@ -268,7 +268,15 @@ impl Transfer {
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<()> {
         let mut left = size;
-        let mut stream = futures::stream::iter(extents.iter().cloned())
+        // Holes go out 1 MiB of zeros at a time, however long they are.
+        let pieces = extents.iter().flat_map(|e| {
+            let step = if e.id.is_empty() { 1 << 20 } else { e.len.max(1) };
+            (0..e.len.div_ceil(step)).map(move |i| {
+                let len = step.min(e.len - i * step);
+                Extent { id: e.id.clone(), offset: if e.id.is_empty() { 0 } else { e.offset }, len }
+            })
+        });
+        let mut stream = futures::stream::iter(pieces)
             .map(|e| {
                 let t = self.clone();
                 async move { t.fetch_extent(&e).await }
@@ -308,6 +316,12 @@ impl Transfer {
             let (s, t) = (pos, pos + e.len);
             pos = t;
             if t <= offset || s >= end {
+                continue;
+            }
+            if e.id.is_empty() {
+                // A hole: only the part asked for (it may be gigabytes long).
+                let (a, b) = (s.max(offset), t.min(end));
+                wanted.push((a, Extent { id: e.id.clone(), offset: 0, len: b - a }));
                 continue;
             }
             wanted.push((s, e.clone()));

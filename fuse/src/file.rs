@@ -1,8 +1,10 @@
 //! The content of one open file as this mount sees it: the committed extent
-//! list plus dirty chunk-sized slots. A write touches only the slots it
-//! covers; a full slot is uploaded in the background while writing goes on;
-//! `flush` uploads the rest and commits the spliced extent list in one Raft
-//! command. Reads see unflushed data.
+//! list plus dirty chunk-sized slots. A slot holds only the range of bytes
+//! written into it (no read-modify-write of the chunk): a small write in a
+//! big file uploads a small chunk, spliced into the extent list over the
+//! committed bytes. A full slot is uploaded in the background while writing
+//! goes on; `flush` uploads the rest and commits the spliced extent list in
+//! one Raft command. Reads see unflushed data.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -20,13 +22,19 @@ const COMMIT_EVERY: usize = 64;
 /// Written chunks up to this size are kept in the read cache.
 const CACHE_WRITTEN_UPTO: usize = 1 << 20;
 
+/// Extents a slot's range may be cut into before a flush rewrites the
+/// whole slot as one chunk: bounds the extent list (and the old chunks kept
+/// alive by pieces) under many small writes.
+const MAX_PIECES: usize = 16;
+
+/// A slot's bytes `[lo, lo + len)`, offsets within the slot.
 enum Slot {
-    /// Bytes of the slot starting at its start offset (may be shorter than a chunk).
-    Buf(Vec<u8>),
-    /// Full slot being uploaded; reads use `data`.
-    Pending { data: Bytes, id: ChunkId, task: JoinHandle<Result<()>> },
-    /// Uploaded: the chunk holding the slot's bytes.
-    Stored { data_len: u64, id: ChunkId },
+    /// Written, not yet uploaded.
+    Buf { lo: u64, bytes: Vec<u8> },
+    /// Being uploaded; reads use `data`.
+    Pending { lo: u64, data: Bytes, id: ChunkId, task: JoinHandle<Result<()>> },
+    /// Uploaded: the chunk holding exactly these bytes.
+    Stored { lo: u64, len: u64, id: ChunkId },
 }
 
 pub struct FileData {
@@ -163,10 +171,12 @@ impl FileData {
             }
         }
         let s = size / self.chunk;
-        if self.slots.contains_key(&s) {
-            let mut v = self.load_slot(t, s).await?;
-            v.truncate((size - s * self.chunk) as usize);
-            self.slots.insert(s, Slot::Buf(v));
+        if let Some((lo, mut bytes)) = self.take_held(t, s).await? {
+            let keep = (size - s * self.chunk).saturating_sub(lo);
+            if keep > 0 {
+                bytes.truncate(keep as usize);
+                self.slots.insert(s, Slot::Buf { lo, bytes });
+            }
         }
         // Committed bytes past the new end must read as zeros if the file
         // grows again: cut them from the view.
@@ -184,24 +194,37 @@ impl FileData {
         t.read_range(&self.base, self.committed_size, from, len).await
     }
 
-    async fn load_slot(&mut self, t: &Transfer, s: u64) -> Result<Vec<u8>> {
-        let start = s * self.chunk;
+    /// Committed bytes of the file range `[from, to)`, zeros where the
+    /// committed view has none.
+    async fn committed_in(&self, t: &Transfer, from: u64, to: u64) -> Result<Vec<u8>> {
+        let mut v = self.committed_bytes(t, from, to - from).await?;
+        v.resize((to - from) as usize, 0);
+        Ok(v)
+    }
+
+    /// Takes slot `s` out: where its bytes start in the slot, and the bytes.
+    async fn take_held(&mut self, t: &Transfer, s: u64) -> Result<Option<(u64, Vec<u8>)>> {
         Ok(match self.slots.remove(&s) {
-            Some(Slot::Buf(v)) => v,
-            Some(Slot::Pending { data, .. }) => data.to_vec(),
-            Some(Slot::Stored { data_len, id }) => {
-                let b = t.fetch_chunk(id).await?;
-                b[..data_len as usize].to_vec()
-            }
-            None => {
-                let end = (start + self.chunk).min(self.size);
-                if end > start {
-                    self.committed_bytes(t, start, end - start).await?
-                } else {
-                    Vec::new()
-                }
-            }
+            None => None,
+            Some(Slot::Buf { lo, bytes }) => Some((lo, bytes)),
+            // The upload goes on and its chunk is simply not referenced.
+            Some(Slot::Pending { lo, data, .. }) => Some((lo, data.to_vec())),
+            Some(Slot::Stored { lo, len, id }) => Some((lo, t.fetch_chunk(id).await?[..len as usize].to_vec())),
         })
+    }
+
+    /// The bytes of slot `s` from its start to `end` (offset in the slot):
+    /// the committed view with the slot's range laid over it.
+    async fn slot_whole(&mut self, t: &Transfer, s: u64, end: u64) -> Result<Vec<u8>> {
+        let start = s * self.chunk;
+        let mut v = self.committed_in(t, start, start + end).await?;
+        if let Some((lo, bytes)) = self.take_held(t, s).await? {
+            if lo < end {
+                let n = bytes.len().min((end - lo) as usize);
+                v[lo as usize..lo as usize + n].copy_from_slice(&bytes[..n]);
+            }
+        }
+        Ok(v)
     }
 
     pub async fn write(&mut self, fs: &Fs, off: u64, data: &[u8]) -> Result<()> {
@@ -212,14 +235,34 @@ impl FileData {
             let s = pos / self.chunk;
             let start = s * self.chunk;
             let piece_end = end.min(start + self.chunk);
-            let mut buf = self.load_slot(t, s).await?;
-            let (a, b) = ((pos - start) as usize, (piece_end - start) as usize);
-            if buf.len() < b {
-                buf.resize(b, 0);
-            }
-            buf[a..b].copy_from_slice(&data[(pos - off) as usize..(piece_end - off) as usize]);
-            let full = buf.len() as u64 == self.chunk && b as u64 == self.chunk;
-            self.slots.insert(s, Slot::Buf(buf));
+            let (a, b) = (pos - start, piece_end - start);
+            let (lo, mut bytes) = match self.take_held(t, s).await? {
+                None => (a, vec![0; (b - a) as usize]),
+                Some((mut lo, mut bytes)) => {
+                    // Grow the held range to cover [a, b); a gap between the
+                    // two comes from the committed view.
+                    if a < lo {
+                        let mut front = vec![0; (b.min(lo) - a) as usize];
+                        if b < lo {
+                            front.extend(self.committed_in(t, start + b, start + lo).await?);
+                        }
+                        front.extend_from_slice(&bytes);
+                        (lo, bytes) = (a, front);
+                    }
+                    let hi = lo + bytes.len() as u64;
+                    if a > hi {
+                        bytes.extend(self.committed_in(t, start + hi, start + a).await?);
+                    }
+                    if b > hi {
+                        bytes.resize((b - lo) as usize, 0);
+                    }
+                    (lo, bytes)
+                }
+            };
+            bytes[(a - lo) as usize..(b - lo) as usize]
+                .copy_from_slice(&data[(pos - off) as usize..(piece_end - off) as usize]);
+            let full = lo == 0 && bytes.len() as u64 == self.chunk;
+            self.slots.insert(s, Slot::Buf { lo, bytes });
             if full {
                 if self.epoch.is_none() {
                     self.epoch = Some(fs.recent_epoch().await?);
@@ -249,8 +292,8 @@ impl FileData {
 
     /// Turns a buffered slot into a background upload.
     fn spawn_upload(&mut self, t: &Transfer, s: u64) {
-        if let Some(Slot::Buf(v)) = self.slots.remove(&s) {
-            let data = Bytes::from(v);
+        if let Some(Slot::Buf { lo, bytes }) = self.slots.remove(&s) {
+            let data = Bytes::from(bytes);
             let id = ChunkId::of(&data);
             let (t2, d2) = (t.clone(), data.clone());
             let task = tokio::spawn(async move {
@@ -263,7 +306,7 @@ impl FileData {
                 }
                 Ok(())
             });
-            self.slots.insert(s, Slot::Pending { data, id, task });
+            self.slots.insert(s, Slot::Pending { lo, data, id, task });
         }
     }
 
@@ -272,15 +315,15 @@ impl FileData {
         let keys: Vec<u64> =
             self.slots.iter().filter(|(_, v)| matches!(v, Slot::Pending { .. })).map(|(k, _)| *k).collect();
         for k in keys {
-            if let Some(Slot::Pending { data, id, task }) = self.slots.remove(&k) {
+            if let Some(Slot::Pending { lo, data, id, task }) = self.slots.remove(&k) {
                 let r = task.await.unwrap_or_else(|e| Err(ClientError::fs(libc::EIO, e.to_string())));
                 match r {
                     Ok(()) => {
-                        self.slots.insert(k, Slot::Stored { data_len: data.len() as u64, id });
+                        self.slots.insert(k, Slot::Stored { lo, len: data.len() as u64, id });
                     }
                     Err(e) => {
                         // Keep the bytes so a later flush retries the upload.
-                        self.slots.insert(k, Slot::Buf(data.to_vec()));
+                        self.slots.insert(k, Slot::Buf { lo, bytes: data.to_vec() });
                         self.failed.get_or_insert(e);
                     }
                 }
@@ -300,13 +343,31 @@ impl FileData {
             let s = pos / self.chunk;
             let start = s * self.chunk;
             let piece_end = end.min(start + self.chunk);
-            let (a, b) = ((pos - start) as usize, (piece_end - start) as usize);
-            match self.slots.get(&s) {
-                Some(Slot::Buf(v)) => copy_range(v, a, b, &mut out),
-                Some(Slot::Pending { data, .. }) => copy_range(data, a, b, &mut out),
-                Some(Slot::Stored { data_len, id }) => {
-                    let bytes = t.fetch_chunk(*id).await?;
-                    copy_range(&bytes[..*data_len as usize], a, b, &mut out)
+            let (a, b) = (pos - start, piece_end - start);
+            let stored;
+            let held: Option<(u64, &[u8])> = match self.slots.get(&s) {
+                Some(Slot::Buf { lo, bytes }) => Some((*lo, bytes)),
+                Some(Slot::Pending { lo, data, .. }) => Some((*lo, data)),
+                Some(Slot::Stored { lo, len, id }) => {
+                    stored = t.fetch_chunk(*id).await?;
+                    Some((*lo, &stored[..*len as usize]))
+                }
+                None => None,
+            };
+            match held {
+                // The slot holds all of it.
+                Some((lo, held)) if a >= lo && b <= lo + held.len() as u64 => {
+                    out.extend_from_slice(&held[(a - lo) as usize..(b - lo) as usize])
+                }
+                // Part of it: the held bytes over the committed ones.
+                Some((lo, held)) => {
+                    let mut v = self.committed_in(t, pos, piece_end).await?;
+                    let (x, y) = (a.max(lo), b.min(lo + held.len() as u64));
+                    if x < y {
+                        v[(x - a) as usize..(y - a) as usize]
+                            .copy_from_slice(&held[(x - lo) as usize..(y - lo) as usize]);
+                    }
+                    out.extend_from_slice(&v);
                 }
                 None => {
                     // Past the committed size (the file grew through other
@@ -356,7 +417,9 @@ impl FileData {
         if self.epoch.is_none() {
             self.epoch = Some(fs.recent_epoch().await?);
         }
-        let bufs: Vec<u64> = self.slots.iter().filter(|(_, v)| matches!(v, Slot::Buf(_))).map(|(k, _)| *k).collect();
+        self.compact(t).await?;
+        let bufs: Vec<u64> =
+            self.slots.iter().filter(|(_, v)| matches!(v, Slot::Buf { .. })).map(|(k, _)| *k).collect();
         for s in bufs {
             self.spawn_upload(t, s);
         }
@@ -368,16 +431,16 @@ impl FileData {
         let mut extents = Vec::new();
         let mut pos = 0u64;
         for (s, slot) in &self.slots {
-            let Slot::Stored { data_len, id } = slot else {
+            let Slot::Stored { lo, len, id } = slot else {
                 continue;
             };
-            let start = s * self.chunk;
-            let data_len = (*data_len).min(self.size.saturating_sub(start));
-            for e in slice_extents(&self.base, pos, start) {
+            let from = s * self.chunk + lo;
+            let len = (*len).min(self.size.saturating_sub(from));
+            for e in slice_extents(&self.base, pos, from) {
                 push_extent(&mut extents, e);
             }
-            push_extent(&mut extents, Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len: data_len });
-            pos = start + data_len;
+            push_extent(&mut extents, Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len });
+            pos = from + len;
         }
         for e in slice_extents(&self.base, pos, self.size) {
             push_extent(&mut extents, e);
@@ -393,6 +456,28 @@ impl FileData {
         self.modified = None;
         self.prefetched_to = 0;
         Ok(Some(attr))
+    }
+
+    /// A slot whose range would leave its part of the file in more than
+    /// MAX_PIECES extents is rewritten whole, as one chunk.
+    async fn compact(&mut self, t: &Transfer) -> Result<()> {
+        let mut whole = Vec::new();
+        for (s, slot) in &self.slots {
+            let Slot::Buf { lo, bytes } = slot else { continue };
+            let start = s * self.chunk;
+            let end = (start + self.chunk).min(self.size);
+            let hi = start + lo + bytes.len() as u64;
+            let pieces =
+                slice_extents(&self.base, start, start + lo).len() + 1 + slice_extents(&self.base, hi, end).len();
+            if pieces > MAX_PIECES {
+                whole.push((*s, end - start));
+            }
+        }
+        for (s, end) in whole {
+            let bytes = self.slot_whole(t, s, end).await?;
+            self.slots.insert(s, Slot::Buf { lo: 0, bytes });
+        }
+        Ok(())
     }
 
     /// Makes `[from, to)` read as zeros in one commit (a hole: no chunk

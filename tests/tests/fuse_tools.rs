@@ -315,3 +315,40 @@ fn written_small_chunks_are_read_from_the_writers_cache() {
     let err = std::fs::read(m2.path().join(&files[0].0)).expect_err("no chunkserver holds the data");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
 }
+
+#[test]
+fn a_small_write_into_a_big_file_uploads_a_small_chunk() {
+    let c = Cluster::start(3, 3);
+    let m1 = c.mount(&[]);
+    let m2 = c.mount(&[]);
+    let mut want = random_bytes((9 << 20) + 5, 91);
+    std::fs::write(m1.path().join("big"), &want).unwrap();
+    let before = c.stored_bytes();
+    // Scattered 4 KiB writes, each fsynced: each uploads its 4 KiB (three
+    // replicas), not the 4 MiB chunk around it. After enough of them in one
+    // chunk, a flush rewrites that chunk whole (bounded fragmentation).
+    let f = std::fs::OpenOptions::new().write(true).open(m1.path().join("big")).unwrap();
+    for (i, off) in [5u64 << 20, 100, (9 << 20) + 1, 4 << 20, 77_777].iter().enumerate() {
+        let piece = random_bytes(4096, 200 + i as u64);
+        std::os::unix::fs::FileExt::write_all_at(&f, &piece, *off).unwrap();
+        f.sync_all().unwrap();
+        let end = *off as usize + piece.len();
+        if want.len() < end {
+            want.resize(end, 0);
+        }
+        want[*off as usize..end].copy_from_slice(&piece);
+    }
+    let grown = c.stored_bytes() - before;
+    assert!(grown < 3 * 5 * 8192, "5 fsynced 4 KiB writes stored {grown} new bytes");
+    for i in 0..40u64 {
+        let piece = random_bytes(512, 300 + i);
+        let off = (6 << 20) + i * 9000;
+        std::os::unix::fs::FileExt::write_all_at(&f, &piece, off).unwrap();
+        f.sync_all().unwrap();
+        want[off as usize..off as usize + 512].copy_from_slice(&piece);
+    }
+    drop(f);
+    assert!(std::fs::read(m1.path().join("big")).unwrap() == want, "the writing mount reads it back");
+    drop_dentries();
+    assert!(std::fs::read(m2.path().join("big")).unwrap() == want, "another mount reads it back");
+}
