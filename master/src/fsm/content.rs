@@ -132,32 +132,46 @@ impl Applier<'_, '_> {
         Ok(())
     }
 
-    /// Installs a new extent list and moves chunk reference counts.
+    /// Installs a new extent list and moves chunk reference counts. Only
+    /// chunks whose count changes are touched: a commit that splices a few
+    /// extents into a file of thousands costs a few updates, not thousands.
     pub(super) fn replace_extents(&mut self, ino: u64, new: Extents) -> Result<(), Fail> {
         let old = self.extents(ino)?;
-        let mut c = self.txn.counters()?;
+        // id -> (change in references, furthest byte the new list uses).
+        let mut delta: std::collections::BTreeMap<&[u8], (i64, u64)> = Default::default();
         for e in new.iter().filter(|e| !e.id.is_empty()) {
-            let k = key::bytes(key::CHUNK, &e.id);
-            let mut r: ChunkRefs = self.txn.get(&k)?.unwrap_or_default();
-            if r.refs == 0 {
-                c.chunks += 1;
-                c.chunk_bytes += e.offset + e.len;
-                self.txn.delete(key::bytes(key::GARBAGE, &e.id));
-            }
-            r.refs += 1;
-            r.len = r.len.max(e.offset + e.len);
-            self.txn.put(k, &r);
+            let d = delta.entry(&e.id).or_default();
+            d.0 += 1;
+            d.1 = d.1.max(e.offset + e.len);
         }
         for e in old.iter().filter(|e| !e.id.is_empty()) {
-            let k = key::bytes(key::CHUNK, &e.id);
+            delta.entry(&e.id).or_default().0 -= 1;
+        }
+        let mut c = self.txn.counters()?;
+        for (id, (d, end)) in delta {
+            if d == 0 {
+                continue;
+            }
+            let k = key::bytes(key::CHUNK, id);
             let mut r: ChunkRefs = self.txn.get(&k)?.unwrap_or_default();
-            r.refs = r.refs.saturating_sub(1);
+            if d > 0 {
+                if r.refs == 0 {
+                    c.chunks += 1;
+                    c.chunk_bytes += end;
+                    self.txn.delete(key::bytes(key::GARBAGE, id));
+                }
+                r.refs += d as u64;
+                r.len = r.len.max(end);
+                self.txn.put(k, &r);
+                continue;
+            }
+            r.refs = r.refs.saturating_sub(d.unsigned_abs());
             if r.refs == 0 {
                 c.chunks = c.chunks.saturating_sub(1);
                 c.chunk_bytes = c.chunk_bytes.saturating_sub(r.len);
                 self.txn.delete(k);
                 // Remembered with the time it became garbage (for the GC grace period).
-                self.txn.put(key::bytes(key::GARBAGE, &e.id), &self.now);
+                self.txn.put(key::bytes(key::GARBAGE, id), &self.now);
             } else {
                 self.txn.put(k, &r);
             }

@@ -343,6 +343,30 @@ fn exclusive_create_and_truncate() {
 }
 
 #[test]
+fn a_commit_moves_only_the_counts_that_change() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    let g = ns.create(&ROOT, 1, "g");
+    let e = |n: u8, offset: u64| ExtentRec { id: chunk(n), offset, len: 10 };
+    let commit = |ino, extents: Vec<ExtentRec>| {
+        let size = extents.iter().map(|e| e.len).sum();
+        Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None }
+    };
+    // f: three pieces of chunk 1 around two small chunks; g shares chunk 1.
+    ns.run(&ROOT, commit(f, vec![e(1, 0), e(2, 0), e(1, 20), e(3, 0), e(1, 40)])).unwrap();
+    ns.run(&ROOT, commit(g, vec![e(1, 0)])).unwrap();
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 3);
+    // A splice keeps two pieces of 1, drops 2 and 3, adds 4.
+    ns.run(&ROOT, commit(f, vec![e(1, 0), e(4, 0), e(1, 40)])).unwrap();
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 2, "1 and 4 live, 2 and 3 garbage");
+    // Chunk 1 stays referenced through g when f lets go of it entirely.
+    ns.run(&ROOT, commit(f, vec![e(4, 0)])).unwrap();
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 2);
+    ns.run(&ROOT, commit(g, vec![])).unwrap();
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 1, "only 4 is left");
+}
+
+#[test]
 fn a_hole_may_be_longer_than_a_chunk_but_data_may_not() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "sparse");
