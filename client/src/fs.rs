@@ -318,7 +318,46 @@ impl Fs {
         gc_epoch: u64,
         mtime: Option<Timespec>,
     ) -> Result<Attr> {
-        let req = CommitRequest { cred: self.cred(), ino, extents, size, gc_epoch, mtime, request_id: request_id() };
+        let req = CommitRequest {
+            cred: self.cred(),
+            ino,
+            extents,
+            size,
+            gc_epoch,
+            mtime,
+            request_id: request_id(),
+            ..Default::default()
+        };
+        self.send_commit(req).await
+    }
+
+    /// Commits changes to the committed content: the list is cut at
+    /// `keep`, grown or cut to `size`, and each patch (offset, extents) laid
+    /// over it. The request is sized by the change, not by the file.
+    pub async fn commit_splice(
+        &self,
+        ino: u64,
+        keep: u64,
+        size: u64,
+        patches: Vec<(u64, Vec<Extent>)>,
+        gc_epoch: u64,
+    ) -> Result<Attr> {
+        let patches = patches.into_iter().map(|(offset, extents)| Patch { offset, extents }).collect();
+        let req = CommitRequest {
+            cred: self.cred(),
+            ino,
+            size,
+            gc_epoch,
+            splice: true,
+            keep,
+            patches,
+            request_id: request_id(),
+            ..Default::default()
+        };
+        self.send_commit(req).await
+    }
+
+    async fn send_commit(&self, req: CommitRequest) -> Result<Attr> {
         let r = self
             .meta
             .call("commit", |mut c| {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use tessera_client::transfer::Transfer;
 use tessera_client::{ClientError, Fs, Result};
+use tessera_proto::extents::{hole, slice, splice};
 use tessera_proto::pb::{Attr, Extent, Timespec};
 use tessera_proto::ChunkId;
 use tokio::task::JoinHandle;
@@ -56,49 +57,12 @@ pub struct FileData {
     /// The committed view was cut by a local truncate the master has not
     /// seen yet (the next flush commits it even if the size is unchanged).
     trimmed: bool,
+    /// Committed bytes still part of the file: the committed size, or less
+    /// after a local truncate (the cut the next commit makes).
+    keep: u64,
     /// When this mount last changed the content (write, truncate) without
     /// committing it: what stat shows as mtime and ctime until the commit.
     modified: Option<Timespec>,
-}
-
-/// Bytes `[from, to)` of a file made of `base` extents, as extents (holes past the end).
-pub fn slice_extents(base: &[Extent], from: u64, to: u64) -> Vec<Extent> {
-    let mut out = Vec::new();
-    let mut pos = 0u64;
-    let mut cursor = from;
-    for e in base {
-        let (s, t) = (pos, pos + e.len);
-        pos = t;
-        if t <= cursor {
-            continue;
-        }
-        if s >= to {
-            break;
-        }
-        let a = cursor.max(s);
-        let b = to.min(t);
-        let offset = if e.id.is_empty() { 0 } else { e.offset + (a - s) };
-        push_extent(&mut out, Extent { id: e.id.clone(), offset, len: b - a });
-        cursor = b;
-    }
-    if cursor < to {
-        push_extent(&mut out, Extent { id: Bytes::new(), offset: 0, len: to - cursor });
-    }
-    out
-}
-
-/// Appends, merging adjacent holes and contiguous pieces of the same chunk.
-fn push_extent(out: &mut Vec<Extent>, e: Extent) {
-    if e.len == 0 {
-        return;
-    }
-    if let Some(last) = out.last_mut() {
-        if last.id == e.id && (e.id.is_empty() || last.offset + last.len == e.offset) {
-            last.len += e.len;
-            return;
-        }
-    }
-    out.push(e);
 }
 
 /// Appends `src[a..b]`, zero-filled where `src` is shorter.
@@ -126,6 +90,7 @@ impl FileData {
             prefetched_to: 0,
             epoch: None,
             trimmed: false,
+            keep: attr.size,
             modified: None,
         }
     }
@@ -154,6 +119,7 @@ impl FileData {
         self.size = attr.size;
         self.slots.clear();
         self.trimmed = false;
+        self.keep = attr.size;
         self.modified = None;
         // New content: what was prefetched belongs to the old one.
         self.prefetched_to = 0;
@@ -182,9 +148,10 @@ impl FileData {
         // grows again: cut them from the view.
         let covered: u64 = self.base.iter().map(|e| e.len).sum();
         if size < covered {
-            self.base = slice_extents(&self.base, 0, size);
+            self.base = slice(&self.base, 0, size);
         }
         self.size = size;
+        self.keep = self.keep.min(size);
         self.trimmed = true;
         self.modified = Some(tessera_proto::time::now());
         Ok(())
@@ -396,7 +363,7 @@ impl FileData {
         if target <= from {
             return;
         }
-        for e in slice_extents(&self.base, from, target) {
+        for e in slice(&self.base, from, target) {
             if let Ok(id) = ChunkId::from_slice(&e.id) {
                 let t2 = t.clone();
                 tokio::spawn(async move {
@@ -428,34 +395,47 @@ impl FileData {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        let mut extents = Vec::new();
-        let mut pos = 0u64;
+        let mut patches = Vec::new();
         for (s, slot) in &self.slots {
             let Slot::Stored { lo, len, id } = slot else {
                 continue;
             };
             let from = s * self.chunk + lo;
             let len = (*len).min(self.size.saturating_sub(from));
-            for e in slice_extents(&self.base, pos, from) {
-                push_extent(&mut extents, e);
+            if len > 0 {
+                patches.push((from, vec![Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len }]));
             }
-            push_extent(&mut extents, Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len });
-            pos = from + len;
-        }
-        for e in slice_extents(&self.base, pos, self.size) {
-            push_extent(&mut extents, e);
         }
         let epoch = self.epoch.unwrap_or(0);
-        let attr = fs.commit(self.ino, extents.clone(), self.size, epoch).await?;
+        let attr = self.commit_patches(fs, self.size, patches, epoch).await?;
         self.epoch = None;
-        self.base = extents;
-        self.committed_size = self.size;
         self.committed_version = attr.version;
         self.slots.clear();
         self.trimmed = false;
         self.modified = None;
-        self.prefetched_to = 0;
         Ok(Some(attr))
+    }
+
+    /// Commits `patches` over the committed view (cut where a local
+    /// truncate cut it) at `size`, and makes the result the committed view.
+    /// The master builds the same list from the same splice.
+    async fn commit_patches(
+        &mut self,
+        fs: &Fs,
+        size: u64,
+        patches: Vec<(u64, Vec<Extent>)>,
+        epoch: u64,
+    ) -> Result<Attr> {
+        let list = splice(&self.base, self.keep, size, &patches)
+            .ok_or_else(|| ClientError::fs(libc::EIO, "a patch reaches past the end of the file"))?;
+        let attr = fs.commit_splice(self.ino, self.keep, size, patches, epoch).await?;
+        self.base = list;
+        self.keep = size;
+        self.committed_size = size;
+        self.size = size;
+        self.committed_version = attr.version;
+        self.prefetched_to = 0;
+        Ok(attr)
     }
 
     /// A slot whose range would leave its part of the file in more than
@@ -467,8 +447,7 @@ impl FileData {
             let start = s * self.chunk;
             let end = (start + self.chunk).min(self.size);
             let hi = start + lo + bytes.len() as u64;
-            let pieces =
-                slice_extents(&self.base, start, start + lo).len() + 1 + slice_extents(&self.base, hi, end).len();
+            let pieces = slice(&self.base, start, start + lo).len() + 1 + slice(&self.base, hi, end).len();
             if pieces > MAX_PIECES {
                 whole.push((*s, end - start));
             }
@@ -486,49 +465,7 @@ impl FileData {
     pub async fn zero_range(&mut self, fs: &Fs, from: u64, to: u64) -> Result<Attr> {
         self.flush(fs).await?;
         let size = self.size.max(to);
-        let mut extents = Vec::new();
-        for e in slice_extents(&self.base, 0, from) {
-            push_extent(&mut extents, e);
-        }
-        push_extent(&mut extents, Extent { id: Bytes::new(), offset: 0, len: to.saturating_sub(from) });
-        for e in slice_extents(&self.base, to, size) {
-            push_extent(&mut extents, e);
-        }
         let epoch = fs.recent_epoch().await?;
-        let attr = fs.commit(self.ino, extents.clone(), size, epoch).await?;
-        self.base = extents;
-        self.committed_size = size;
-        self.size = size;
-        self.committed_version = attr.version;
-        self.prefetched_to = 0;
-        Ok(attr)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ext(id: u8, offset: u64, len: u64) -> Extent {
-        Extent { id: if id == 0 { Bytes::new() } else { Bytes::from(vec![id; 32]) }, offset, len }
-    }
-
-    #[test]
-    fn slicing_splits_and_pads() {
-        let base = vec![ext(1, 0, 10), ext(2, 0, 10)];
-        assert_eq!(slice_extents(&base, 5, 15), vec![ext(1, 5, 5), ext(2, 0, 5)]);
-        assert_eq!(slice_extents(&base, 15, 25), vec![ext(2, 5, 5), ext(0, 0, 5)]);
-        assert_eq!(slice_extents(&base, 30, 40), vec![ext(0, 0, 10)]);
-        assert_eq!(slice_extents(&base, 0, 20), base);
-    }
-
-    #[test]
-    fn contiguous_pieces_merge() {
-        let mut v = Vec::new();
-        push_extent(&mut v, ext(1, 0, 5));
-        push_extent(&mut v, ext(1, 5, 5));
-        push_extent(&mut v, ext(0, 0, 3));
-        push_extent(&mut v, ext(0, 0, 3));
-        assert_eq!(v, vec![ext(1, 0, 10), ext(0, 0, 6)]);
+        self.commit_patches(fs, size, vec![(from, vec![hole(to.saturating_sub(from))])], epoch).await
     }
 }

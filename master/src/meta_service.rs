@@ -376,11 +376,12 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino, size = req.get_ref().size))]
     async fn commit(&self, req: Request<CommitRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
-        let extents = r
-            .extents
-            .into_iter()
-            .map(|e| crate::types::ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len })
-            .collect();
+        let rec = |e: Extent| crate::types::ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len };
+        let extents = r.extents.into_iter().map(rec).collect();
+        let splice = r.splice.then(|| crate::types::Splice {
+            keep: r.keep,
+            patches: r.patches.into_iter().map(|p| (p.offset, p.extents.into_iter().map(rec).collect())).collect(),
+        });
         Self::attr_reply(
             self.write_once(
                 cred(r.cred),
@@ -390,6 +391,7 @@ impl Meta for MetaService {
                     size: r.size,
                     gc_epoch: r.gc_epoch,
                     mtime: r.mtime.as_ref().map(time),
+                    splice,
                 },
                 r.request_id.clone(),
             )

@@ -27,6 +27,14 @@ pub enum TimeSet {
     At(Time),
 }
 
+/// A change to a file's extent list: cut at `keep`, grown or cut to the
+/// commit's size, then each patch (offset, extents) laid over it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Splice {
+    pub keep: u64,
+    pub patches: Vec<(u64, Vec<ExtentRec>)>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExtentRec {
     /// Empty for a hole.
@@ -121,6 +129,10 @@ pub enum Op {
         gc_epoch: u64,
         /// Explicit mtime (an upload preserving the source's), else now.
         mtime: Option<Time>,
+        /// Set: `extents` is unused and the new list is the committed one
+        /// changed by this splice (a mount's flush).
+        #[serde(default)]
+        splice: Option<Splice>,
     },
     SetXattr {
         ino: u64,

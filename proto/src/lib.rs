@@ -4,6 +4,7 @@
 //! for carrying errno values and leader hints inside gRPC statuses.
 
 pub mod chunk_id;
+pub mod extents;
 pub mod ring;
 pub mod status;
 pub mod time;

@@ -168,9 +168,17 @@ impl Applier<'_, '_> {
                 let size = size.map(|s| (s, *by_handle));
                 self.setattr(*ino, *mode, *uid, *gid, size, atime.as_ref(), mtime.as_ref())
             }
-            Op::Commit { ino, extents, size, gc_epoch, mtime } => {
+            Op::Commit { ino, extents, size, gc_epoch, mtime, splice: None } => {
                 super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;
                 self.commit(*ino, extents, *size, *mtime)
+            }
+            Op::Commit { ino, size, gc_epoch, mtime, splice: Some(sp), .. } => {
+                // Only the patches can add references.
+                for (_, exts) in &sp.patches {
+                    super::gc::check_not_collected(self.txn, exts, *gc_epoch)?;
+                }
+                let list = self.spliced(*ino, sp, *size)?;
+                self.commit(*ino, &list, *size, *mtime)
             }
             Op::TouchAtimes { inos } => {
                 for ino in inos {

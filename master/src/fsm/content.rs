@@ -5,6 +5,7 @@ use super::apply::{err, Applier, Fail};
 use super::model::*;
 use super::perm::{self, check, is_owner_or_root, S_ISGID, S_ISUID, W};
 use crate::types::*;
+use tessera_proto::pb::Extent;
 
 impl Applier<'_, '_> {
     #[allow(clippy::too_many_arguments)]
@@ -183,6 +184,17 @@ impl Applier<'_, '_> {
             self.txn.put(key::ino(key::EXTENTS, ino), &new);
         }
         Ok(())
+    }
+
+    /// The extent list `sp` makes of the file's committed one.
+    pub(super) fn spliced(&mut self, ino: u64, sp: &Splice, size: u64) -> Result<Vec<ExtentRec>, Fail> {
+        let pb = |e: &ExtentRec| Extent { id: e.id.clone().into(), offset: e.offset, len: e.len };
+        let base: Vec<Extent> = self.extents(ino)?.iter().map(pb).collect();
+        let patches: Vec<(u64, Vec<Extent>)> =
+            sp.patches.iter().map(|(off, exts)| (*off, exts.iter().map(pb).collect())).collect();
+        let list = tessera_proto::extents::splice(&base, sp.keep, size, &patches)
+            .ok_or_else(|| err(libc::EINVAL, "a patch reaches past the end of the file"))?;
+        Ok(list.into_iter().map(|e| ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len }).collect())
     }
 
     pub(super) fn commit(

@@ -108,6 +108,7 @@ fn hard_links_share_inode_and_free_on_last_unlink() {
             size: 10,
             gc_epoch: 0,
             mtime: None,
+            splice: None,
         },
     )
     .unwrap();
@@ -329,6 +330,7 @@ fn exclusive_create_and_truncate() {
             size: 100,
             gc_epoch: 0,
             mtime: None,
+            splice: None,
         },
     )
     .unwrap();
@@ -350,7 +352,7 @@ fn a_commit_moves_only_the_counts_that_change() {
     let e = |n: u8, offset: u64| ExtentRec { id: chunk(n), offset, len: 10 };
     let commit = |ino, extents: Vec<ExtentRec>| {
         let size = extents.iter().map(|e| e.len).sum();
-        Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None }
+        Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None, splice: None }
     };
     // f: three pieces of chunk 1 around two small chunks; g shares chunk 1.
     ns.run(&ROOT, commit(f, vec![e(1, 0), e(2, 0), e(1, 20), e(3, 0), e(1, 40)])).unwrap();
@@ -367,19 +369,48 @@ fn a_commit_moves_only_the_counts_that_change() {
 }
 
 #[test]
+fn a_splice_commit_changes_only_what_it_names() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    let e = |n: u8, offset: u64, len: u64| ExtentRec { id: if n == 0 { vec![] } else { chunk(n) }, offset, len };
+    let full = vec![e(1, 0, 10), e(2, 0, 10)];
+    ns.run(&ROOT, Op::Commit { ino: f, extents: full, size: 20, gc_epoch: 0, mtime: None, splice: None }).unwrap();
+    let splice = |keep, size, patches: Vec<(u64, Vec<ExtentRec>)>| Op::Commit {
+        ino: f,
+        extents: vec![],
+        size,
+        gc_epoch: 0,
+        mtime: None,
+        splice: Some(Splice { keep, patches }),
+    };
+    // A 4-byte patch inside chunk 1, size unchanged.
+    ns.run(&ROOT, splice(20, 20, vec![(3, vec![e(3, 0, 4)])])).unwrap();
+    assert_eq!(read::extents(&ns.db, f).unwrap(), vec![e(1, 0, 3), e(3, 0, 4), e(1, 7, 3), e(2, 0, 10)]);
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 3);
+    // Cut at 5, grown to 30, a patch at the end: chunk 2 drops out.
+    ns.run(&ROOT, splice(5, 30, vec![(25, vec![e(4, 0, 5)])])).unwrap();
+    assert_eq!(read::extents(&ns.db, f).unwrap(), vec![e(1, 0, 3), e(3, 0, 2), e(0, 0, 20), e(4, 0, 5)]);
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 3);
+    assert_eq!(ns.inode(f).size, 30);
+    // A patch past the size is refused and changes nothing.
+    assert_eq!(ns.errno(&ROOT, splice(30, 30, vec![(28, vec![e(5, 0, 4)])])), libc::EINVAL);
+    assert_eq!(read::extents(&ns.db, f).unwrap().len(), 4);
+}
+
+#[test]
 fn a_hole_may_be_longer_than_a_chunk_but_data_may_not() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "sparse");
     let big = 3 * tessera_proto::MAX_CHUNK_SIZE;
     let ext = vec![ExtentRec { id: Vec::new(), offset: 0, len: big }, ExtentRec { id: chunk(1), offset: 0, len: 4 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: big + 4, gc_epoch: 0, mtime: None }).unwrap();
+    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: big + 4, gc_epoch: 0, mtime: None, splice: None }).unwrap();
     assert_eq!(ns.inode(f).size, big + 4);
     let ext = vec![ExtentRec { id: chunk(2), offset: 0, len: big }];
-    let commit = Op::Commit { ino: f, extents: ext, size: big, gc_epoch: 0, mtime: None };
+    let commit = Op::Commit { ino: f, extents: ext, size: big, gc_epoch: 0, mtime: None, splice: None };
     assert_eq!(ns.errno(&ROOT, commit), libc::EINVAL);
     let ext =
         vec![ExtentRec { id: Vec::new(), offset: 0, len: u64::MAX }, ExtentRec { id: Vec::new(), offset: 0, len: 2 }];
-    let commit = Op::Commit { ino: f, extents: ext, size: 1, gc_epoch: 0, mtime: None };
+    let commit = Op::Commit { ino: f, extents: ext, size: 1, gc_epoch: 0, mtime: None, splice: None };
     assert_eq!(ns.errno(&ROOT, commit), libc::EFBIG);
 }
 
@@ -388,7 +419,7 @@ fn truncate_keeps_prefix_and_grows_with_holes() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
     let ext = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }, ExtentRec { id: chunk(2), offset: 0, len: 10 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: 20, gc_epoch: 0, mtime: None }).unwrap();
+    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: 20, gc_epoch: 0, mtime: None, splice: None }).unwrap();
     let size = |s| Op::SetAttr {
         ino: f,
         mode: None,
@@ -450,6 +481,7 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
         size: 10,
         gc_epoch: epoch,
         mtime: None,
+        splice: None,
     };
     ns.run(&ROOT, commit(0)).unwrap();
     // Truncating drops the only reference: chunk 9 becomes garbage.
@@ -554,7 +586,8 @@ fn a_file_open_on_the_callers_mount_outlives_its_last_name() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
     let extents = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: extents.clone(), size: 10, gc_epoch: 0, mtime: None }).unwrap();
+    ns.run(&ROOT, Op::Commit { ino: f, extents: extents.clone(), size: 10, gc_epoch: 0, mtime: None, splice: None })
+        .unwrap();
     // Open elsewhere only: freed at once.
     let g = ns.create(&ROOT, 1, "g");
     let r = ns.run(&ROOT, Op::Unlink { parent: 1, name: "g".into(), open: vec![f] }).unwrap();
@@ -574,7 +607,7 @@ fn a_file_open_on_the_callers_mount_outlives_its_last_name() {
     assert_eq!(read::orphan_files(&ns.db, (ns.clock + 1, 0)).unwrap(), vec![f]);
     // Still writable through the open file.
     let two = vec![ExtentRec { id: chunk(2), offset: 0, len: 20 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: two, size: 20, gc_epoch: 0, mtime: None }).unwrap();
+    ns.run(&ROOT, Op::Commit { ino: f, extents: two, size: 20, gc_epoch: 0, mtime: None, splice: None }).unwrap();
     assert_eq!(ns.inode(f).size, 20);
     ns.run(&ROOT, Op::ReleaseOrphans { inos: vec![f, 999] }).unwrap();
     assert!(read::inode(&ns.db, f).is_err(), "freed at release");
