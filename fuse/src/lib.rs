@@ -6,6 +6,7 @@ pub mod dircache;
 mod fallocate;
 pub mod file;
 pub mod fs;
+mod locks;
 pub mod ops;
 mod ops_names;
 mod ops_xattr;

@@ -82,6 +82,8 @@ fn chunk(n: u8) -> Vec<u8> {
     vec![n; 32]
 }
 
+mod content;
+
 #[test]
 fn mkdir_link_counts_and_rmdir() {
     let mut ns = Ns::new();
@@ -319,129 +321,6 @@ fn permissions_for_other_users_and_sticky_dirs() {
 }
 
 #[test]
-fn exclusive_create_and_truncate() {
-    let mut ns = Ns::new();
-    let f = ns.create(&ROOT, 1, "f");
-    ns.run(
-        &ROOT,
-        Op::Commit {
-            ino: f,
-            extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 100 }],
-            size: 100,
-            gc_epoch: 0,
-            mtime: None,
-            splice: None,
-        },
-    )
-    .unwrap();
-    let excl =
-        Op::Create { parent: 1, name: "f".into(), mode: 0o644, kind: 1, rdev: 0, exclusive: true, truncate: false };
-    assert_eq!(ns.errno(&ROOT, excl), libc::EEXIST);
-    let trunc =
-        Op::Create { parent: 1, name: "f".into(), mode: 0o644, kind: 1, rdev: 0, exclusive: false, truncate: true };
-    ns.run(&ROOT, trunc).unwrap();
-    assert_eq!(ns.inode(f).size, 0);
-    assert_eq!(read::counters(&ns.db).unwrap().chunks, 0);
-}
-
-#[test]
-fn a_commit_moves_only_the_counts_that_change() {
-    let mut ns = Ns::new();
-    let f = ns.create(&ROOT, 1, "f");
-    let g = ns.create(&ROOT, 1, "g");
-    let e = |n: u8, offset: u64| ExtentRec { id: chunk(n), offset, len: 10 };
-    let commit = |ino, extents: Vec<ExtentRec>| {
-        let size = extents.iter().map(|e| e.len).sum();
-        Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None, splice: None }
-    };
-    // f: three pieces of chunk 1 around two small chunks; g shares chunk 1.
-    ns.run(&ROOT, commit(f, vec![e(1, 0), e(2, 0), e(1, 20), e(3, 0), e(1, 40)])).unwrap();
-    ns.run(&ROOT, commit(g, vec![e(1, 0)])).unwrap();
-    assert_eq!(read::counters(&ns.db).unwrap().chunks, 3);
-    // A splice keeps two pieces of 1, drops 2 and 3, adds 4.
-    ns.run(&ROOT, commit(f, vec![e(1, 0), e(4, 0), e(1, 40)])).unwrap();
-    assert_eq!(read::counters(&ns.db).unwrap().chunks, 2, "1 and 4 live, 2 and 3 garbage");
-    // Chunk 1 stays referenced through g when f lets go of it entirely.
-    ns.run(&ROOT, commit(f, vec![e(4, 0)])).unwrap();
-    assert_eq!(read::counters(&ns.db).unwrap().chunks, 2);
-    ns.run(&ROOT, commit(g, vec![])).unwrap();
-    assert_eq!(read::counters(&ns.db).unwrap().chunks, 1, "only 4 is left");
-}
-
-#[test]
-fn a_splice_commit_changes_only_what_it_names() {
-    let mut ns = Ns::new();
-    let f = ns.create(&ROOT, 1, "f");
-    let e = |n: u8, offset: u64, len: u64| ExtentRec { id: if n == 0 { vec![] } else { chunk(n) }, offset, len };
-    let full = vec![e(1, 0, 10), e(2, 0, 10)];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: full, size: 20, gc_epoch: 0, mtime: None, splice: None }).unwrap();
-    let splice = |keep, size, patches: Vec<(u64, Vec<ExtentRec>)>| Op::Commit {
-        ino: f,
-        extents: vec![],
-        size,
-        gc_epoch: 0,
-        mtime: None,
-        splice: Some(Splice { keep, patches }),
-    };
-    // A 4-byte patch inside chunk 1, size unchanged.
-    ns.run(&ROOT, splice(20, 20, vec![(3, vec![e(3, 0, 4)])])).unwrap();
-    assert_eq!(read::extents(&ns.db, f).unwrap(), vec![e(1, 0, 3), e(3, 0, 4), e(1, 7, 3), e(2, 0, 10)]);
-    assert_eq!(read::counters(&ns.db).unwrap().chunks, 3);
-    // Cut at 5, grown to 30, a patch at the end: chunk 2 drops out.
-    ns.run(&ROOT, splice(5, 30, vec![(25, vec![e(4, 0, 5)])])).unwrap();
-    assert_eq!(read::extents(&ns.db, f).unwrap(), vec![e(1, 0, 3), e(3, 0, 2), e(0, 0, 20), e(4, 0, 5)]);
-    assert_eq!(read::counters(&ns.db).unwrap().chunks, 3);
-    assert_eq!(ns.inode(f).size, 30);
-    // A patch past the size is refused and changes nothing.
-    assert_eq!(ns.errno(&ROOT, splice(30, 30, vec![(28, vec![e(5, 0, 4)])])), libc::EINVAL);
-    assert_eq!(read::extents(&ns.db, f).unwrap().len(), 4);
-}
-
-#[test]
-fn a_hole_may_be_longer_than_a_chunk_but_data_may_not() {
-    let mut ns = Ns::new();
-    let f = ns.create(&ROOT, 1, "sparse");
-    let big = 3 * tessera_proto::MAX_CHUNK_SIZE;
-    let ext = vec![ExtentRec { id: Vec::new(), offset: 0, len: big }, ExtentRec { id: chunk(1), offset: 0, len: 4 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: big + 4, gc_epoch: 0, mtime: None, splice: None }).unwrap();
-    assert_eq!(ns.inode(f).size, big + 4);
-    let ext = vec![ExtentRec { id: chunk(2), offset: 0, len: big }];
-    let commit = Op::Commit { ino: f, extents: ext, size: big, gc_epoch: 0, mtime: None, splice: None };
-    assert_eq!(ns.errno(&ROOT, commit), libc::EINVAL);
-    let ext =
-        vec![ExtentRec { id: Vec::new(), offset: 0, len: u64::MAX }, ExtentRec { id: Vec::new(), offset: 0, len: 2 }];
-    let commit = Op::Commit { ino: f, extents: ext, size: 1, gc_epoch: 0, mtime: None, splice: None };
-    assert_eq!(ns.errno(&ROOT, commit), libc::EFBIG);
-}
-
-#[test]
-fn truncate_keeps_prefix_and_grows_with_holes() {
-    let mut ns = Ns::new();
-    let f = ns.create(&ROOT, 1, "f");
-    let ext = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }, ExtentRec { id: chunk(2), offset: 0, len: 10 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: 20, gc_epoch: 0, mtime: None, splice: None }).unwrap();
-    let size = |s| Op::SetAttr {
-        ino: f,
-        mode: None,
-        uid: None,
-        gid: None,
-        size: Some(s),
-        atime: None,
-        mtime: None,
-        by_handle: false,
-    };
-    ns.run(&ROOT, size(5)).unwrap();
-    assert_eq!(read::extents(&ns.db, f).unwrap(), vec![ExtentRec { id: chunk(1), offset: 0, len: 5 }]);
-    assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
-    ns.run(&ROOT, size(12)).unwrap();
-    assert_eq!(
-        read::extents(&ns.db, f).unwrap(),
-        vec![ExtentRec { id: chunk(1), offset: 0, len: 5 }, ExtentRec { id: vec![], offset: 0, len: 7 }]
-    );
-    assert_eq!(ns.inode(f).size, 12);
-}
-
-#[test]
 fn names_are_validated() {
     let mut ns = Ns::new();
     for bad in ["", ".", "..", "a/b", "a\0b"] {
@@ -471,53 +350,6 @@ fn readdir_pages_in_name_order() {
 
 /// The GC protocol: a commit that adds the first reference to a chunk being
 /// collected is refused unless every deletion finished before its epoch.
-#[test]
-fn commit_refuses_chunks_collected_since_its_epoch() {
-    let mut ns = Ns::new();
-    let f = ns.create(&ROOT, 1, "f");
-    let commit = |epoch: u64| Op::Commit {
-        ino: f,
-        extents: vec![ExtentRec { id: chunk(9), offset: 0, len: 10 }],
-        size: 10,
-        gc_epoch: epoch,
-        mtime: None,
-        splice: None,
-    };
-    ns.run(&ROOT, commit(0)).unwrap();
-    // Truncating drops the only reference: chunk 9 becomes garbage.
-    ns.run(
-        &ROOT,
-        Op::SetAttr {
-            ino: f,
-            mode: None,
-            uid: None,
-            gid: None,
-            size: Some(0),
-            atime: None,
-            mtime: None,
-            by_handle: false,
-        },
-    )
-    .unwrap();
-    let far_future = (i64::MAX, 0);
-    let marked =
-        ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: false }).unwrap();
-    assert!(matches!(marked, Reply::Ids(ref v) if v.len() == 1));
-    let epoch_before_delete = ns.clock as u64;
-    // Deletion in progress: any commit of chunk 9 is refused.
-    assert_eq!(ns.errno(&ROOT, commit(epoch_before_delete)), libc::EAGAIN);
-    ns.run(&ROOT, Op::GarbageDeleted { ids: vec![chunk(9)] }).unwrap();
-    let done_at = ns.clock as u64;
-    // A client whose epoch predates the deletion may have seen the old copy.
-    assert_eq!(ns.errno(&ROOT, commit(epoch_before_delete)), libc::EAGAIN);
-    // One that looked after the deletion re-uploaded: accepted.
-    ns.run(&ROOT, commit(done_at)).unwrap();
-    // A referenced chunk is never collected.
-    let marked =
-        ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: true }).unwrap();
-    assert!(matches!(marked, Reply::Ids(ref v) if v.is_empty()));
-}
-
 #[test]
 fn the_inode_counts_its_extended_attributes() {
     let mut ns = Ns::new();
