@@ -78,6 +78,21 @@ impl Ns {
     }
 }
 
+/// A whole-list commit making the file `size` bytes.
+fn commit(ino: u64, extents: Vec<ExtentRec>, size: u64) -> Op {
+    Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None, splice: None }
+}
+
+/// A setattr that changes only the mode.
+fn chmod(ino: u64, mode: u32) -> Op {
+    Op::SetAttr { ino, mode: Some(mode), uid: None, gid: None, size: None, atime: None, mtime: None, by_handle: false }
+}
+
+/// A setattr that changes only the size.
+fn resize(ino: u64, size: u64) -> Op {
+    Op::SetAttr { ino, mode: None, uid: None, gid: None, size: Some(size), atime: None, mtime: None, by_handle: false }
+}
+
 fn chunk(n: u8) -> Vec<u8> {
     vec![n; 32]
 }
@@ -102,35 +117,11 @@ fn mkdir_link_counts_and_rmdir() {
 fn hard_links_share_inode_and_free_on_last_unlink() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
-    ns.run(
-        &ROOT,
-        Op::Commit {
-            ino: f,
-            extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }],
-            size: 10,
-            gc_epoch: 0,
-            mtime: None,
-            splice: None,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, commit(f, vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }], 10)).unwrap();
     ns.run(&ROOT, Op::Link { ino: f, new_parent: 1, new_name: "g".into() }).unwrap();
     assert_eq!(ns.lookup(1, "g").unwrap().ino, f);
     assert_eq!(ns.inode(f).nlink, 2);
-    ns.run(
-        &ROOT,
-        Op::SetAttr {
-            ino: f,
-            mode: Some(0o600),
-            uid: None,
-            gid: None,
-            size: None,
-            atime: None,
-            mtime: None,
-            by_handle: false,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, chmod(f, 0o600)).unwrap();
     assert_eq!(ns.lookup(1, "g").unwrap().mode, 0o600, "attributes are shared");
     ns.run(&ROOT, Op::Unlink { parent: 1, name: "f".into(), open: vec![] }).unwrap();
     assert_eq!(ns.inode(f).nlink, 1);
@@ -263,16 +254,7 @@ fn permissions_for_other_users_and_sticky_dirs() {
         libc::EPERM
     );
     // chmod and chown rules.
-    let set_mode = |m| Op::SetAttr {
-        ino: f,
-        mode: Some(m),
-        uid: None,
-        gid: None,
-        size: None,
-        atime: None,
-        mtime: None,
-        by_handle: false,
-    };
+    let set_mode = |m| chmod(f, m);
     assert_eq!(ns.errno(&bob, set_mode(0o777)), libc::EPERM);
     ns.run(&alice, set_mode(0o600)).unwrap();
     let chown = |u| Op::SetAttr {
@@ -302,16 +284,7 @@ fn permissions_for_other_users_and_sticky_dirs() {
     ns.run(&alice, touch(TimeSet::At((5, 7)))).unwrap();
     assert_eq!(ns.inode(f).mtime, (5, 7));
     // Truncate needs write permission.
-    let trunc = Op::SetAttr {
-        ino: f,
-        mode: None,
-        uid: None,
-        gid: None,
-        size: Some(0),
-        atime: None,
-        mtime: None,
-        by_handle: false,
-    };
+    let trunc = resize(f, 0);
     assert_eq!(ns.errno(&bob, trunc.clone()), libc::EACCES);
     // ...unless it comes through a handle opened for writing (ftruncate):
     // the permission was checked when that handle was opened.
@@ -418,8 +391,7 @@ fn a_file_open_on_the_callers_mount_outlives_its_last_name() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
     let extents = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: extents.clone(), size: 10, gc_epoch: 0, mtime: None, splice: None })
-        .unwrap();
+    ns.run(&ROOT, commit(f, extents.clone(), 10)).unwrap();
     // Open elsewhere only: freed at once.
     let g = ns.create(&ROOT, 1, "g");
     let r = ns.run(&ROOT, Op::Unlink { parent: 1, name: "g".into(), open: vec![f] }).unwrap();
@@ -439,7 +411,7 @@ fn a_file_open_on_the_callers_mount_outlives_its_last_name() {
     assert_eq!(read::orphan_files(&ns.db, (ns.clock + 1, 0)).unwrap(), vec![f]);
     // Still writable through the open file.
     let two = vec![ExtentRec { id: chunk(2), offset: 0, len: 20 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: two, size: 20, gc_epoch: 0, mtime: None, splice: None }).unwrap();
+    ns.run(&ROOT, commit(f, two, 20)).unwrap();
     assert_eq!(ns.inode(f).size, 20);
     ns.run(&ROOT, Op::ReleaseOrphans { inos: vec![f, 999] }).unwrap();
     assert!(read::inode(&ns.db, f).is_err(), "freed at release");

@@ -7,18 +7,7 @@ use super::*;
 fn exclusive_create_and_truncate() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
-    ns.run(
-        &ROOT,
-        Op::Commit {
-            ino: f,
-            extents: vec![ExtentRec { id: chunk(1), offset: 0, len: 100 }],
-            size: 100,
-            gc_epoch: 0,
-            mtime: None,
-            splice: None,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, commit(f, vec![ExtentRec { id: chunk(1), offset: 0, len: 100 }], 100)).unwrap();
     let excl =
         Op::Create { parent: 1, name: "f".into(), mode: 0o644, kind: 1, rdev: 0, exclusive: true, truncate: false };
     assert_eq!(ns.errno(&ROOT, excl), libc::EEXIST);
@@ -37,7 +26,7 @@ fn a_commit_moves_only_the_counts_that_change() {
     let e = |n: u8, offset: u64| ExtentRec { id: chunk(n), offset, len: 10 };
     let commit = |ino, extents: Vec<ExtentRec>| {
         let size = extents.iter().map(|e| e.len).sum();
-        Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None, splice: None }
+        commit(ino, extents, size)
     };
     // f: three pieces of chunk 1 around two small chunks; g shares chunk 1.
     ns.run(&ROOT, commit(f, vec![e(1, 0), e(2, 0), e(1, 20), e(3, 0), e(1, 40)])).unwrap();
@@ -59,7 +48,7 @@ fn a_splice_commit_changes_only_what_it_names() {
     let f = ns.create(&ROOT, 1, "f");
     let e = |n: u8, offset: u64, len: u64| ExtentRec { id: if n == 0 { vec![] } else { chunk(n) }, offset, len };
     let full = vec![e(1, 0, 10), e(2, 0, 10)];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: full, size: 20, gc_epoch: 0, mtime: None, splice: None }).unwrap();
+    ns.run(&ROOT, commit(f, full, 20)).unwrap();
     let splice = |keep, size, patches: Vec<(u64, Vec<ExtentRec>)>| Op::Commit {
         ino: f,
         extents: vec![],
@@ -88,15 +77,13 @@ fn a_hole_may_be_longer_than_a_chunk_but_data_may_not() {
     let f = ns.create(&ROOT, 1, "sparse");
     let big = 3 * tessera_proto::MAX_CHUNK_SIZE;
     let ext = vec![ExtentRec { id: Vec::new(), offset: 0, len: big }, ExtentRec { id: chunk(1), offset: 0, len: 4 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: big + 4, gc_epoch: 0, mtime: None, splice: None }).unwrap();
+    ns.run(&ROOT, commit(f, ext, big + 4)).unwrap();
     assert_eq!(ns.inode(f).size, big + 4);
     let ext = vec![ExtentRec { id: chunk(2), offset: 0, len: big }];
-    let commit = Op::Commit { ino: f, extents: ext, size: big, gc_epoch: 0, mtime: None, splice: None };
-    assert_eq!(ns.errno(&ROOT, commit), libc::EINVAL);
+    assert_eq!(ns.errno(&ROOT, commit(f, ext, big)), libc::EINVAL);
     let ext =
         vec![ExtentRec { id: Vec::new(), offset: 0, len: u64::MAX }, ExtentRec { id: Vec::new(), offset: 0, len: 2 }];
-    let commit = Op::Commit { ino: f, extents: ext, size: 1, gc_epoch: 0, mtime: None, splice: None };
-    assert_eq!(ns.errno(&ROOT, commit), libc::EFBIG);
+    assert_eq!(ns.errno(&ROOT, commit(f, ext, 1)), libc::EFBIG);
 }
 
 #[test]
@@ -104,17 +91,8 @@ fn truncate_keeps_prefix_and_grows_with_holes() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
     let ext = vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }, ExtentRec { id: chunk(2), offset: 0, len: 10 }];
-    ns.run(&ROOT, Op::Commit { ino: f, extents: ext, size: 20, gc_epoch: 0, mtime: None, splice: None }).unwrap();
-    let size = |s| Op::SetAttr {
-        ino: f,
-        mode: None,
-        uid: None,
-        gid: None,
-        size: Some(s),
-        atime: None,
-        mtime: None,
-        by_handle: false,
-    };
+    ns.run(&ROOT, commit(f, ext, 20)).unwrap();
+    let size = |s| resize(f, s);
     ns.run(&ROOT, size(5)).unwrap();
     assert_eq!(read::extents(&ns.db, f).unwrap(), vec![ExtentRec { id: chunk(1), offset: 0, len: 5 }]);
     assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
@@ -140,20 +118,7 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
     };
     ns.run(&ROOT, commit(0)).unwrap();
     // Truncating drops the only reference: chunk 9 becomes garbage.
-    ns.run(
-        &ROOT,
-        Op::SetAttr {
-            ino: f,
-            mode: None,
-            uid: None,
-            gid: None,
-            size: Some(0),
-            atime: None,
-            mtime: None,
-            by_handle: false,
-        },
-    )
-    .unwrap();
+    ns.run(&ROOT, resize(f, 0)).unwrap();
     let far_future = (i64::MAX, 0);
     let marked =
         ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: false }).unwrap();
