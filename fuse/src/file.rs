@@ -340,7 +340,14 @@ impl FileData {
                     // Past the committed size (the file grew through other
                     // slots) the bytes are zeros.
                     let v = self.committed_bytes(t, pos, piece_end - pos).await?;
-                    copy_range(&v, 0, (piece_end - pos) as usize, &mut out);
+                    let n = (piece_end - pos) as usize;
+                    if out.is_empty() {
+                        // The usual read, inside one chunk: no second copy.
+                        out = v;
+                        out.resize(n, 0);
+                    } else {
+                        copy_range(&v, 0, n, &mut out);
+                    }
                 }
             }
             pos = piece_end;
