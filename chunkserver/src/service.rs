@@ -10,7 +10,7 @@ use std::time::Duration;
 use tessera_proto::pb::chunk_client::ChunkClient;
 use tessera_proto::pb::chunk_server::Chunk;
 use tessera_proto::pb::*;
-use tessera_proto::{ChunkId, MAX_CHUNK_SIZE, MAX_FRAME};
+use tessera_proto::{ChunkId, MAX_CHUNK_SIZE, MAX_FRAME, READ_FRAME};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -255,10 +255,10 @@ impl Chunk for ChunkService {
     }
 }
 
-/// The next frame of a chunk file: up to MAX_FRAME of the `left` bytes.
+/// The next frame of a chunk file: up to READ_FRAME of the `left` bytes.
 fn read_frame(file: &mut std::fs::File, left: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let n = left.min(MAX_FRAME as u64);
+    let n = left.min(READ_FRAME as u64);
     let mut buf = Vec::with_capacity(n as usize);
     file.take(n).read_to_end(&mut buf)?;
     if (buf.len() as u64) < n {
@@ -276,11 +276,11 @@ mod tests {
     fn frames_cover_the_file_and_a_short_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c");
-        let data: Vec<u8> = (0..MAX_FRAME + 10).map(|i| i as u8).collect();
+        let data: Vec<u8> = (0..READ_FRAME + 10).map(|i| i as u8).collect();
         std::fs::File::create(&p).unwrap().write_all(&data).unwrap();
         let mut f = std::fs::File::open(&p).unwrap();
         let first = read_frame(&mut f, data.len() as u64).unwrap();
-        assert_eq!(first.len(), MAX_FRAME);
+        assert_eq!(first.len(), READ_FRAME);
         let rest = read_frame(&mut f, 10).unwrap();
         assert_eq!([first, rest].concat(), data);
         // A chunk file cut short on disk: an error, never a short frame.

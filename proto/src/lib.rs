@@ -18,6 +18,10 @@ pub use chunk_id::ChunkId;
 
 /// Largest data frame on a chunk stream.
 pub const MAX_FRAME: usize = 1 << 20;
+/// Largest data frame a chunkserver sends when a chunk is read: a chunk of
+/// the default size goes in one frame, which the reader uses as it arrives
+/// instead of copying frames together.
+pub const READ_FRAME: usize = DEFAULT_CHUNK_SIZE;
 /// Default chunk size for new files.
 pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
 /// Largest chunk a chunkserver accepts.
