@@ -17,7 +17,10 @@ use tokio::task::JoinHandle;
 
 /// Background uploads allowed per file before a writer waits.
 const MAX_PENDING: usize = 8;
-/// Dirty slots after which a long write commits what it has.
+/// Dirty slots after which a long write commits what it has: bounds memory
+/// and how long uploaded chunks stay unreferenced. (Scattered small writes
+/// also gain: a slot starts afresh after a commit, instead of its one held
+/// range growing over the gaps between them.)
 const COMMIT_EVERY: usize = 64;
 
 /// Written chunks up to this size are kept in the read cache.
@@ -63,6 +66,18 @@ pub struct FileData {
     /// When this mount last changed the content (write, truncate) without
     /// committing it: what stat shows as mtime and ctime until the commit.
     modified: Option<Timespec>,
+}
+
+/// About how many extents cover `[a, b)` of a list whose extents end at
+/// `ends` (a hole past its end counts as one).
+fn pieces_in(ends: &[u64], a: u64, b: u64) -> usize {
+    if a >= b {
+        return 0;
+    }
+    let first = ends.partition_point(|&e| e <= a);
+    let last = ends.partition_point(|&e| e < b);
+    let within = if first < ends.len() { last.min(ends.len() - 1) + 1 - first } else { 0 };
+    within + usize::from(b > ends.last().copied().unwrap_or(0))
 }
 
 /// Appends `src[a..b]`, zero-filled where `src` is shorter.
@@ -449,12 +464,21 @@ impl FileData {
     /// MAX_PIECES extents is rewritten whole, as one chunk.
     async fn compact(&mut self, t: &Transfer) -> Result<()> {
         let mut whole = Vec::new();
+        // End offset of each committed extent, to count pieces by search.
+        let ends: Vec<u64> = self
+            .base
+            .iter()
+            .scan(0u64, |at, e| {
+                *at += e.len;
+                Some(*at)
+            })
+            .collect();
         for (s, slot) in &self.slots {
             let Slot::Buf { lo, bytes } = slot else { continue };
             let start = s * self.chunk;
             let end = (start + self.chunk).min(self.size);
             let hi = start + lo + bytes.len() as u64;
-            let pieces = slice(&self.base, start, start + lo).len() + 1 + slice(&self.base, hi, end).len();
+            let pieces = pieces_in(&ends, start, start + lo) + 1 + pieces_in(&ends, hi, end);
             if pieces > MAX_PIECES {
                 whole.push((*s, end - start));
             }
@@ -474,5 +498,22 @@ impl FileData {
         let size = self.size.max(to);
         let epoch = fs.recent_epoch().await?;
         self.commit_patches(fs, size, vec![(from, vec![hole(to.saturating_sub(from))])], epoch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pieces_in;
+
+    #[test]
+    fn pieces_are_counted_by_search() {
+        let ends = [10, 20, 30];
+        assert_eq!(pieces_in(&ends, 0, 10), 1);
+        assert_eq!(pieces_in(&ends, 5, 25), 3);
+        assert_eq!(pieces_in(&ends, 10, 20), 1);
+        assert_eq!(pieces_in(&ends, 25, 40), 2, "the last extent and a hole past it");
+        assert_eq!(pieces_in(&ends, 35, 40), 1);
+        assert_eq!(pieces_in(&ends, 7, 7), 0);
+        assert_eq!(pieces_in(&[], 0, 5), 1);
     }
 }

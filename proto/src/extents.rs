@@ -57,27 +57,72 @@ pub fn covered(list: &[Extent]) -> Option<u64> {
 
 /// The file `base` cut at `keep`, grown (with a hole) or cut to `size`,
 /// with each patch's extents laid over the bytes from its offset on.
-/// None if a patch reaches past `size`.
+/// None if a patch reaches past `size`. Patches in offset order that do not
+/// overlap (a mount's flush) take one pass over `base`; others are laid one
+/// after the other, later ones winning.
 pub fn splice(base: &[Extent], keep: u64, size: u64, patches: &[(u64, Vec<Extent>)]) -> Option<Vec<Extent>> {
-    let mut list = slice(base, 0, keep.min(size));
-    if size > keep.min(size) {
-        push(&mut list, hole(size - keep.min(size)));
-    }
+    let cut = keep.min(size);
+    let mut ends = Vec::with_capacity(patches.len());
     for (offset, exts) in patches {
         let end = offset.checked_add(covered(exts)?)?;
         if end > size {
             return None;
         }
-        let mut next = slice(&list, 0, *offset);
-        for e in exts {
-            push(&mut next, e.clone());
-        }
-        for e in slice(&list, end, size) {
-            push(&mut next, e);
-        }
-        list = next;
+        ends.push(end);
     }
+    let in_order = patches.iter().skip(1).zip(&ends).all(|((next, _), end)| *end <= *next);
+    if !in_order {
+        let mut list = splice(base, keep, size, &[])?;
+        for (offset, exts) in patches {
+            list = splice(&list, size, size, &[(*offset, exts.clone())])?;
+        }
+        return Some(list);
+    }
+    let mut walk = Walk { base, i: 0, at: 0 };
+    let mut list = Vec::new();
+    let mut pos = 0;
+    for ((offset, exts), end) in patches.iter().zip(&ends) {
+        walk.copy(pos, *offset, cut, &mut list);
+        for e in exts {
+            push(&mut list, e.clone());
+        }
+        pos = *end;
+    }
+    walk.copy(pos, size, cut, &mut list);
     Some(list)
+}
+
+/// A cursor over an extent list read in increasing offsets.
+struct Walk<'a> {
+    base: &'a [Extent],
+    i: usize,
+    /// File offset where `base[i]` starts.
+    at: u64,
+}
+
+impl Walk<'_> {
+    /// Appends bytes `[from, to)` of the list cut at `cut` (zeros past it);
+    /// `from` is at least the `to` of the previous call.
+    fn copy(&mut self, from: u64, to: u64, cut: u64, out: &mut Vec<Extent>) {
+        let mut cursor = from;
+        let stop = to.min(cut);
+        while cursor < stop && self.i < self.base.len() {
+            let e = &self.base[self.i];
+            let (s, t) = (self.at, self.at + e.len);
+            if t <= cursor {
+                self.i += 1;
+                self.at = t;
+                continue;
+            }
+            let b = stop.min(t);
+            let offset = if e.id.is_empty() { 0 } else { e.offset + (cursor - s) };
+            push(out, Extent { id: e.id.clone(), offset, len: b - cursor });
+            cursor = b;
+        }
+        if cursor < to {
+            push(out, hole(to - cursor));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,8 +165,48 @@ mod tests {
         assert_eq!(splice(&base, 20, 12, &[]).unwrap(), vec![ext(1, 0, 10), ext(2, 0, 2)]);
         // A patch past the size is refused.
         assert_eq!(splice(&base, 20, 20, &[(18, vec![ext(3, 0, 4)])]), None);
+        // In-order patches (one pass) give what laying them one by one gives.
+        let patches: Vec<(u64, Vec<Extent>)> =
+            vec![(2, vec![ext(5, 0, 3)]), (9, vec![ext(0, 0, 4)]), (16, vec![ext(6, 0, 2)])];
+        let mut one_by_one = splice(&base, 20, 20, &[]).unwrap();
+        for p in &patches {
+            one_by_one = splice(&one_by_one, 20, 20, std::slice::from_ref(p)).unwrap();
+        }
+        assert_eq!(splice(&base, 20, 20, &patches).unwrap(), one_by_one);
+        let cut = splice(&base, 7, 25, &patches).unwrap();
+        assert_eq!(cut, vec![ext(1, 0, 2), ext(5, 0, 3), ext(1, 5, 2), ext(0, 0, 9), ext(6, 0, 2), ext(0, 0, 7)]);
         // Later patches win over earlier ones.
         let p = splice(&base, 20, 20, &[(0, vec![ext(3, 0, 20)]), (5, vec![ext(0, 0, 5)])]).unwrap();
         assert_eq!(p, vec![ext(3, 0, 5), ext(0, 0, 5), ext(3, 10, 10)]);
+    }
+
+    proptest::proptest! {
+        /// The one-pass splice of in-order patches equals laying them one
+        /// by one, for any base, cut and size.
+        #[test]
+        fn one_pass_equals_one_by_one(
+            lens in proptest::collection::vec((0u8..4, 1u64..9), 0..8),
+            cuts in proptest::collection::vec((0u64..6, 1u64..6, 0u8..4), 0..6),
+            keep in 0u64..60,
+            size in 0u64..60,
+        ) {
+            let base: Vec<Extent> = lens.iter().enumerate().map(|(i, (id, len))| ext(*id, i as u64, *len)).collect();
+            let keep = keep.min(covered(&base).unwrap());
+            let mut patches = Vec::new();
+            let mut at = 0;
+            for (gap, len, id) in cuts {
+                let off = at + gap;
+                if off + len > size {
+                    break;
+                }
+                patches.push((off, vec![ext(id, 0, len)]));
+                at = off + len;
+            }
+            let mut one_by_one = splice(&base, keep, size, &[]).unwrap();
+            for p in &patches {
+                one_by_one = splice(&one_by_one, size, size, std::slice::from_ref(p)).unwrap();
+            }
+            proptest::prop_assert_eq!(splice(&base, keep, size, &patches).unwrap(), one_by_one);
+        }
     }
 }
