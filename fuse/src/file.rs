@@ -57,6 +57,9 @@ pub struct FileData {
     prefetched_to: u64,
     /// GC epoch read before the first upload of the pending commit.
     epoch: Option<u64>,
+    /// When the first chunk not yet committed was uploaded: GC takes an
+    /// unreferenced chunk after its grace, so it must be committed sooner.
+    uploaded_at: Option<std::time::Instant>,
     /// The committed view was cut by a local truncate the master has not
     /// seen yet (the next flush commits it even if the size is unchanged).
     trimmed: bool,
@@ -104,6 +107,7 @@ impl FileData {
             last_read_end: 0,
             prefetched_to: 0,
             epoch: None,
+            uploaded_at: None,
             trimmed: false,
             keep: attr.size,
             modified: None,
@@ -119,6 +123,12 @@ impl FileData {
 
     pub fn is_dirty(&self) -> bool {
         !self.slots.is_empty() || self.size != self.committed_size || self.trimmed
+    }
+
+    /// Whether chunks uploaded for this file have waited `idle` for their
+    /// commit (a writer that paused with the file open).
+    pub fn commit_due(&self, idle: std::time::Duration) -> bool {
+        self.uploaded_at.is_some_and(|t| t.elapsed() >= idle)
     }
 
     /// The time of the last uncommitted change, if any.
@@ -275,6 +285,7 @@ impl FileData {
     /// Turns a buffered slot into a background upload.
     fn spawn_upload(&mut self, t: &Transfer, s: u64) {
         if let Some(Slot::Buf { lo, bytes }) = self.slots.remove(&s) {
+            self.uploaded_at.get_or_insert_with(std::time::Instant::now);
             let data = Bytes::from(bytes);
             let id = ChunkId::of(&data);
             let (t2, d2) = (t.clone(), data.clone());
@@ -431,6 +442,7 @@ impl FileData {
         let epoch = self.epoch.unwrap_or(0);
         let attr = self.commit_patches(fs, self.size, patches, epoch).await?;
         self.epoch = None;
+        self.uploaded_at = None;
         self.committed_version = attr.version;
         self.slots.clear();
         self.trimmed = false;

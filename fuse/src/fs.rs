@@ -70,6 +70,9 @@ pub struct Mount {
     pub(crate) unlinks: Mutex<crate::unlink_behind::UnlinkQueue>,
     /// How often files unlinked while open here are renewed (orphans.rs).
     pub orphan_renew: Duration,
+    /// Uploaded chunks of an open file are committed after waiting this
+    /// long, well within the masters' GC grace.
+    pub commit_idle: Duration,
     pub(crate) orphan_renewer: std::sync::atomic::AtomicBool,
 }
 
@@ -145,6 +148,7 @@ impl Mount {
             write_behind_unlink: true,
             unlinks: Default::default(),
             orphan_renew: Duration::from_secs(600),
+            commit_idle: Duration::from_secs(60),
             orphan_renewer: Default::default(),
         }
     }

@@ -6,6 +6,7 @@ pub mod dircache;
 mod fallocate;
 pub mod file;
 pub mod fs;
+mod idle_commit;
 mod locks;
 pub mod ops;
 mod ops_names;
@@ -29,6 +30,8 @@ pub struct MountConfig {
     pub write_behind_unlink: bool,
     /// How often files unlinked while open here are renewed at the master.
     pub orphan_renew: Duration,
+    /// How long uploaded chunks of an open file wait for their commit.
+    pub commit_idle: Duration,
 }
 
 /// Mounts and serves until unmounted (`fusermount3 -u`) or SIGTERM/SIGINT.
@@ -40,7 +43,9 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     let mut mount = fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64);
     mount.write_behind_unlink = cfg.write_behind_unlink;
     mount.orphan_renew = cfg.orphan_renew.max(Duration::from_millis(100));
+    mount.commit_idle = cfg.commit_idle.max(Duration::from_millis(100));
     let mount = Arc::new(mount);
+    rt.spawn(mount.clone().commit_idle_files());
     let fsys = ops::TesseraFs { mount: mount.clone(), rt: rt.handle().clone() };
     let mut fc = fuser::Config::default();
     fc.mount_options = vec![

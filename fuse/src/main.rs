@@ -49,6 +49,10 @@ struct Args {
     /// --orphan-file-max-age-s.
     #[arg(long, default_value_t = 600)]
     orphan_renew_s: u64,
+    /// Seconds uploaded chunks of a file left open wait for their commit;
+    /// keep it well under the masters' --gc-grace-s.
+    #[arg(long, default_value_t = 60)]
+    commit_idle_s: u64,
 }
 
 fn main() {
@@ -85,6 +89,7 @@ fn main() {
         threads: a.threads,
         write_behind_unlink: !a.sync_unlink,
         orphan_renew: Duration::from_secs(a.orphan_renew_s),
+        commit_idle: Duration::from_secs(a.commit_idle_s),
         // SAFETY: geteuid has no preconditions.
         allow_other: a.allow_other || unsafe { libc::geteuid() } == 0,
     };

@@ -352,3 +352,23 @@ fn a_small_write_into_a_big_file_uploads_a_small_chunk() {
     drop_dentries();
     assert!(std::fs::read(m2.path().join("big")).unwrap() == want, "another mount reads it back");
 }
+
+#[test]
+fn a_file_left_open_after_a_full_chunk_commits_before_gc_could_take_it() {
+    // GC takes unreferenced chunks after 2 s here; the writer pauses longer
+    // than that between two writes, holding a full chunk uploaded but not
+    // yet committed.
+    let (master_args, cs_args) = tessera_tests::fast_healing();
+    let c = Cluster::start_with(tessera_tests::Opts { masters: 3, chunkservers: 3, master_args, cs_args });
+    let m = c.mount(&["--commit-idle-s", "1"]);
+    let first = random_bytes((4 << 20) + 100, 61);
+    let second = random_bytes(5000, 62);
+    let mut f = std::fs::File::create(m.path().join("slow")).unwrap();
+    std::io::Write::write_all(&mut f, &first).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    std::io::Write::write_all(&mut f, &second).unwrap();
+    f.sync_all().expect("fsync after a pause longer than the GC grace");
+    drop(f);
+    let want = [first, second].concat();
+    assert!(std::fs::read(m.path().join("slow")).unwrap() == want, "content after the pause\n{}", m.log());
+}
