@@ -5,6 +5,7 @@ pub mod convert;
 pub mod fsm;
 pub mod healer;
 pub mod locks;
+mod meta_create;
 mod meta_remove;
 pub mod meta_service;
 mod meta_status;

@@ -156,7 +156,7 @@ impl MetaService {
         Ok(r)
     }
 
-    fn attr_reply(r: Reply) -> Res<AttrReply> {
+    pub(crate) fn attr_reply(r: Reply) -> Res<AttrReply> {
         match r {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)), parent: None }),
             _ => Err(Status::internal("command returned no attributes")),
@@ -227,22 +227,12 @@ impl Meta for MetaService {
 
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
     async fn create(&self, req: Request<CreateRequest>) -> Res<CreateReply> {
-        let r = req.into_inner();
-        let op = Op::Create {
-            parent: r.parent,
-            name: v(&r.name),
-            mode: r.mode,
-            kind: r.kind,
-            rdev: r.rdev,
-            exclusive: r.exclusive,
-            truncate: r.truncate,
-        };
-        match self.write_once(cred(r.cred), op, r.request_id.clone()).await? {
-            Reply::Created { inode, created } => {
-                ok(CreateReply { attr: Some(attr(&inode)), created, parent: self.post_op_attr(r.parent) })
-            }
-            _ => Err(Status::internal("create returned no inode")),
-        }
+        self.create_file(req.into_inner()).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn lease_inos(&self, req: Request<LeaseInosRequest>) -> Res<LeaseInosReply> {
+        self.lease(req.into_inner()).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -375,28 +365,7 @@ impl Meta for MetaService {
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino, size = req.get_ref().size))]
     async fn commit(&self, req: Request<CommitRequest>) -> Res<AttrReply> {
-        let r = req.into_inner();
-        let rec = |e: Extent| crate::types::ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len };
-        let extents = r.extents.into_iter().map(rec).collect();
-        let splice = r.splice.then(|| crate::types::Splice {
-            keep: r.keep,
-            patches: r.patches.into_iter().map(|p| (p.offset, p.extents.into_iter().map(rec).collect())).collect(),
-        });
-        Self::attr_reply(
-            self.write_once(
-                cred(r.cred),
-                Op::Commit {
-                    ino: r.ino,
-                    extents,
-                    size: r.size,
-                    gc_epoch: r.gc_epoch,
-                    mtime: r.mtime.as_ref().map(time),
-                    splice,
-                },
-                r.request_id.clone(),
-            )
-            .await?,
-        )
+        self.commit_content(req.into_inner()).await
     }
 
     async fn stat_fs(&self, req: Request<Empty>) -> Res<StatFsReply> {

@@ -44,6 +44,17 @@ pub struct ExtentRec {
     pub len: u64,
 }
 
+/// A create a mount acknowledged before sending it (write-behind): a
+/// regular file with an inode number from the mount's lease, made at `at`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BehindCreate {
+    pub parent: u64,
+    pub name: Vec<u8>,
+    pub mode: u32,
+    pub ino: u64,
+    pub at: Time,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Op {
     Mkdir {
@@ -133,6 +144,14 @@ pub enum Op {
         /// changed by this splice (a mount's flush).
         #[serde(default)]
         splice: Option<Splice>,
+        /// Applied first, in the same entry (a new file's first commit).
+        #[serde(default)]
+        create: Option<BehindCreate>,
+    },
+    CreateBehind(BehindCreate),
+    /// Reserves `count` inode numbers for one client's write-behind creates.
+    LeaseInos {
+        count: u32,
     },
     SetXattr {
         ino: u64,
@@ -205,6 +224,8 @@ impl fmt::Display for Command {
             Op::Rename { .. } => "rename",
             Op::SetAttr { .. } => "setattr",
             Op::Commit { .. } => "commit",
+            Op::CreateBehind(_) => "create_behind",
+            Op::LeaseInos { .. } => "lease_inos",
             Op::SetXattr { .. } => "setxattr",
             Op::RemoveXattr { .. } => "removexattr",
             Op::RegisterChunkserver { .. } => "register",
@@ -245,6 +266,8 @@ pub enum Reply {
     Outcomes(Vec<Option<FsErr>>, Vec<u64>),
     /// A change applied; the open files it left without a name (orphans).
     Orphaned(Vec<u64>),
+    /// The first inode number of a lease.
+    Inos(u64),
 }
 
 pub type CommandResult = Result<Reply, FsErr>;

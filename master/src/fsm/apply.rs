@@ -168,18 +168,25 @@ impl Applier<'_, '_> {
                 let size = size.map(|s| (s, *by_handle));
                 self.setattr(*ino, *mode, *uid, *gid, size, atime.as_ref(), mtime.as_ref())
             }
-            Op::Commit { ino, extents, size, gc_epoch, mtime, splice: None } => {
+            Op::Commit { ino, extents, size, gc_epoch, mtime, splice: None, create } => {
                 super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;
+                self.create_first(*ino, create.as_ref())?;
                 self.commit(*ino, extents, *size, *mtime)
             }
-            Op::Commit { ino, size, gc_epoch, mtime, splice: Some(sp), .. } => {
+            Op::Commit { ino, size, gc_epoch, mtime, splice: Some(sp), create, .. } => {
                 // Only the patches can add references.
                 for (_, exts) in &sp.patches {
                     super::gc::check_not_collected(self.txn, exts, *gc_epoch)?;
                 }
+                self.create_first(*ino, create.as_ref())?;
                 let list = self.spliced(*ino, sp, *size)?;
                 self.commit(*ino, &list, *size, *mtime)
             }
+            Op::CreateBehind(c) => {
+                let inode = self.create_behind(c)?;
+                Ok(Reply::Created { inode, created: true })
+            }
+            Op::LeaseInos { count } => self.lease_inos(*count),
             Op::TouchAtimes { inos } => {
                 for ino in inos {
                     // A file removed since its read has no atime to keep.
@@ -249,6 +256,21 @@ impl Applier<'_, '_> {
         rdev: u32,
         target: Vec<u8>,
     ) -> Result<Inode, Fail> {
+        self.make_as(parent, name, kind, mode, rdev, target, None)
+    }
+
+    /// `make`, with the inode number `leased` (checked by the caller) if given.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn make_as(
+        &mut self,
+        parent: u64,
+        name: &[u8],
+        kind: i32,
+        mode: u32,
+        rdev: u32,
+        target: Vec<u8>,
+        leased: Option<u64>,
+    ) -> Result<Inode, Fail> {
         validate_name(name)?;
         let mut p = self.dir(parent)?;
         check(&p, self.cred, W | X, "create in directory")?;
@@ -259,8 +281,13 @@ impl Applier<'_, '_> {
             return Err(err(libc::ENOENT, "directory was removed"));
         }
         let mut c = self.txn.counters()?;
-        let ino = c.next_ino;
-        c.next_ino += 1;
+        let ino = match leased {
+            Some(ino) => ino,
+            None => {
+                c.next_ino += 1;
+                c.next_ino - 1
+            }
+        };
         c.inodes += 1;
         self.txn.put_counters(&c);
         // BSD group semantics under a setgid directory, as Linux does.

@@ -4,6 +4,7 @@
 
 pub mod apply;
 mod content;
+pub mod create_behind;
 pub mod dedup;
 pub mod gc;
 pub mod model;
