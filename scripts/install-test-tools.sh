@@ -13,5 +13,6 @@ for spec in pjdfstest@0.2.2 fsx@0.3.2; do
   # no registry round trip. Another version is replaced.
   grep -qs "\"$name $version " "$root/.crates.toml" && [ -x "$root/bin/$name" ] && continue
   echo "installing $spec into $root" >&2
-  cargo install --quiet --locked --root "$root" "$spec"
+  # --force: replace a binary cargo did not record (copied in by hand).
+  cargo install --quiet --locked --force --root "$root" "$spec"
 done

@@ -171,6 +171,7 @@ impl Fs {
             exclusive,
             truncate,
             request_id: request_id(),
+            ..Default::default()
         };
         self.meta
             .call("create", |mut c| {
@@ -286,7 +287,9 @@ impl Fs {
     /// The GC epoch: read it before checking or uploading the chunks of a
     /// commit, and pass it to `commit` (see CommitRequest in the .proto).
     pub async fn epoch(&self) -> Result<u64> {
-        let r = self.meta.call("epoch", |mut c| async move { c.epoch(Empty {}).await }).await?;
+        // Unordered: an epoch read before an upload is valid whatever this
+        // client's write-behind changes (a held-back create is not kicked).
+        let r = self.meta.call_unordered("epoch", |mut c| async move { c.epoch(Empty {}).await }).await?;
         Ok(r.epoch)
     }
 
@@ -301,6 +304,20 @@ impl Fs {
         let e = self.epoch().await?;
         self.meta.cache_epoch(e, asked);
         Ok(e)
+    }
+
+    /// Reserves `count` inode numbers for this client's write-behind creates;
+    /// returns the first.
+    pub async fn lease_inos(&self, count: u32) -> Result<u64> {
+        let req = LeaseInosRequest { count, request_id: request_id() };
+        let r = self
+            .meta
+            .call_unordered("lease_inos", |mut c| {
+                let r = req.clone();
+                async move { c.lease_inos(r).await }
+            })
+            .await?;
+        Ok(r.first)
     }
 
     /// Atomically installs new content for a regular file. Fails with
@@ -341,8 +358,10 @@ impl Fs {
         size: u64,
         patches: Vec<(u64, Vec<Extent>)>,
         gc_epoch: u64,
+        create: Option<CreateRequest>,
     ) -> Result<Attr> {
         let patches = patches.into_iter().map(|(offset, extents)| Patch { offset, extents }).collect();
+        let behind = create.is_some();
         let req = CommitRequest {
             cred: self.cred(),
             ino,
@@ -351,10 +370,24 @@ impl Fs {
             splice: true,
             keep,
             patches,
+            create,
             request_id: request_id(),
             ..Default::default()
         };
-        self.send_commit(req).await
+        if !behind {
+            return self.send_commit(req).await;
+        }
+        // Carrying a write-behind create: the caller made sure nothing
+        // begun before it is in flight, and its own create is (so an
+        // ordered call would wait for itself).
+        let r = self
+            .meta
+            .call_unordered("commit", |mut c| {
+                let r = req.clone();
+                async move { c.commit(r).await }
+            })
+            .await?;
+        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "commit reply without attributes"))
     }
 
     async fn send_commit(&self, req: CommitRequest) -> Result<Attr> {

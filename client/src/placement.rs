@@ -38,7 +38,9 @@ impl RingView {
                 }
             }
         }
-        let reply = self.meta.call("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
+        // The ring does not depend on this client's namespace changes: no need
+        // to wait for its write-behind ones.
+        let reply = self.meta.call_unordered("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
         let node = |s: &tessera_proto::pb::ChunkServerInfo| RingNode {
             id: s.id.clone(),
             addr: s.addr.clone(),

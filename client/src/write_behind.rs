@@ -10,6 +10,10 @@
 //! A change is in flight from `begin` until `end`, whatever its outcome: a
 //! failed write-behind change is logged by its sender, and the caches that
 //! assumed it are dropped there.
+//!
+//! Unlinks are sent at once. Creates wait (to ride on their file's first
+//! commit), so a `settle` that finds changes in flight first `kick`s their
+//! owner into sending what it holds back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -26,6 +30,8 @@ struct State {
     /// The changes in flight by sequence number, with what each touches
     /// (undone at `end`).
     inflight: BTreeMap<u64, (Vec<u64>, DirName)>,
+    /// Which of them are creates.
+    creates: std::collections::BTreeSet<u64>,
     /// Inodes whose attributes the changes in flight alter, with counts;
     /// UNKNOWN_MARK counts the changes whose file is not known here.
     touched: HashMap<u64, usize>,
@@ -36,6 +42,8 @@ struct State {
 pub struct WriteBehind {
     state: Mutex<State>,
     changed: tokio::sync::Notify,
+    /// Someone waits for the changes in flight: send the held-back ones.
+    kick: tokio::sync::Notify,
     limit: usize,
 }
 
@@ -44,10 +52,22 @@ pub struct WriteBehind {
 #[must_use = "a write-behind change must be ended"]
 pub struct Ticket(u64);
 
+impl Ticket {
+    /// Its place in the order changes were begun.
+    pub fn seq(&self) -> u64 {
+        self.0
+    }
+}
+
 impl WriteBehind {
     /// At most `limit` changes in flight; `begin` waits beyond that.
     pub fn new(limit: usize) -> WriteBehind {
-        WriteBehind { state: Mutex::new(State::default()), changed: tokio::sync::Notify::new(), limit: limit.max(1) }
+        WriteBehind {
+            state: Mutex::new(State::default()),
+            changed: tokio::sync::Notify::new(),
+            kick: tokio::sync::Notify::new(),
+            limit: limit.max(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -98,11 +118,41 @@ impl WriteBehind {
         Some(Ticket(seq))
     }
 
+    /// Registers a create of `ino` in `dir` (held back until its file's
+    /// first commit, or a `kick`), or None at the limit.
+    pub fn try_begin_create(&self, dir: u64, ino: u64) -> Option<Ticket> {
+        let mut s = self.lock();
+        if s.inflight.len() >= self.limit {
+            return None;
+        }
+        let seq = s.next;
+        s.next += 1;
+        for i in [dir, ino] {
+            *s.touched.entry(i).or_default() += 1;
+        }
+        // No name is being removed: the key is one no name can have.
+        s.inflight.insert(seq, (vec![dir, ino], (dir, b"/".to_vec())));
+        s.creates.insert(seq);
+        Some(Ticket(seq))
+    }
+
+    /// True if no change begun before `t` is still in flight: what `t`
+    /// stands for may be sent without waiting for anything.
+    pub fn is_oldest(&self, t: &Ticket) -> bool {
+        self.lock().inflight.first_key_value().is_none_or(|(&first, _)| first >= t.0)
+    }
+
+    /// Resolves when a `settle` wants the held-back changes sent.
+    pub async fn kicked(&self) {
+        self.kick.notified().await
+    }
+
     /// The change landed or failed for good. Returns whether `ino` is
     /// still touched by another change in flight.
     pub fn end(&self, t: Ticket, ino: u64) -> bool {
         let still = {
             let mut s = self.lock();
+            s.creates.remove(&t.0);
             if let Some((inos, key)) = s.inflight.remove(&t.0) {
                 for i in inos {
                     if let Some(n) = s.touched.get_mut(&i) {
@@ -135,7 +185,27 @@ impl WriteBehind {
             }
             s.next
         };
+        self.kick.notify_one();
         self.wait_until(|s| s.inflight.first_key_value().is_none_or(|(&first, _)| first >= upto)).await;
+    }
+
+    /// Waits until every change begun before `t` has ended.
+    pub async fn settle_before(&self, t: &Ticket) {
+        self.wait_until(|s| s.inflight.first_key_value().is_none_or(|(&first, _)| first >= t.0)).await;
+    }
+
+    /// True if a create is in flight.
+    pub fn creating(&self) -> bool {
+        !self.lock().creates.is_empty()
+    }
+
+    /// Gets held-back creates sent and waits until no create is in flight.
+    pub async fn settle_creates(&self) {
+        if !self.creating() {
+            return;
+        }
+        self.kick.notify_one();
+        self.wait_until(|s| s.creates.is_empty()).await;
     }
 
     /// True if a change in flight alters the attributes of `ino`.
@@ -200,6 +270,32 @@ mod tests {
         let c = tokio::time::timeout(Duration::from_secs(5), third).await.unwrap().unwrap();
         assert_eq!(wb.in_flight(), 2);
         wb.end(c, 1);
+    }
+
+    #[tokio::test]
+    async fn settle_kicks_held_back_creates_and_waits_for_them() {
+        let wb = Arc::new(WriteBehind::new(8));
+        let c = wb.try_begin_create(1, 20).unwrap();
+        assert!(wb.touches(1) && wb.touches(20) && !wb.removing(1, b"/"));
+        assert!(wb.is_oldest(&c));
+        let u = wb.begin(1, b"x", None).await;
+        assert!(!wb.is_oldest(&u), "the create was begun first");
+        let w = wb.clone();
+        let settled = tokio::spawn(async move { w.settle().await });
+        // The settle asks for the create to be sent...
+        tokio::time::timeout(Duration::from_secs(5), wb.kicked()).await.expect("kicked");
+        assert!(!settled.is_finished());
+        assert!(wb.creating());
+        let w = wb.clone();
+        let creates = tokio::spawn(async move { w.settle_creates().await });
+        wb.end(c, 1);
+        tokio::time::timeout(Duration::from_secs(5), creates).await.unwrap().unwrap();
+        assert!(!wb.creating());
+        assert!(wb.is_oldest(&u));
+        wb.end(u, 1);
+        // ...and returns once it and the unlink landed.
+        tokio::time::timeout(Duration::from_secs(5), settled).await.unwrap().unwrap();
+        assert!(!wb.touches(20));
     }
 
     #[tokio::test]

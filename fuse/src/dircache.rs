@@ -279,6 +279,12 @@ impl DirCache {
     }
 
     /// `name` was removed from `dir` (unlink, rmdir).
+    /// The attributes of `dir` itself, per its listing still within its lifetime.
+    pub fn dir_attr(&self, dir: u64) -> Option<Attr> {
+        let g = self.lock();
+        g.listings.get(&dir).filter(|l| l.fetched.elapsed() < self.ttl).map(|l| l.dir)
+    }
+
     /// The inode `name` in `dir` refers to, per a listing still within
     /// its lifetime.
     pub fn ino_of(&self, dir: u64, name: &[u8]) -> Option<u64> {

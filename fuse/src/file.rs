@@ -69,6 +69,9 @@ pub struct FileData {
     /// When this mount last changed the content (write, truncate) without
     /// committing it: what stat shows as mtime and ctime until the commit.
     modified: Option<Timespec>,
+    /// The mount's held creates, while this file's may be among them: the
+    /// first commit carries it (create_behind.rs).
+    pub(crate) creates: Option<std::sync::Arc<crate::create_behind::Creates>>,
 }
 
 /// About how many extents cover `[a, b)` of a list whose extents end at
@@ -111,6 +114,7 @@ impl FileData {
             trimmed: false,
             keep: attr.size,
             modified: None,
+            creates: None,
         }
     }
 
@@ -462,7 +466,18 @@ impl FileData {
     ) -> Result<Attr> {
         let list = splice(&self.base, self.keep, size, &patches)
             .ok_or_else(|| ClientError::fs(libc::EIO, "a patch reaches past the end of the file"))?;
-        let attr = fs.commit_splice(self.ino, self.keep, size, patches, epoch).await?;
+        let held = self.creates.as_ref().and_then(|c| c.take_for_commit(self.ino));
+        let create = held.as_ref().map(|h| h.req.clone());
+        let r = fs.commit_splice(self.ino, self.keep, size, patches, epoch, create).await;
+        if let Some(c) = self.creates.take() {
+            match held {
+                Some(h) => c.after_commit(fs, h, &r).await,
+                // Held still (another change went first): keep looking.
+                None if c.holds(self.ino) => self.creates = Some(c),
+                None => {}
+            }
+        }
+        let attr = r?;
         self.base = list;
         self.keep = size;
         self.committed_size = size;

@@ -68,6 +68,10 @@ pub struct Mount {
     /// `tessera_client::write_behind`); otherwise each waits for its commit.
     pub write_behind_unlink: bool,
     pub(crate) unlinks: Mutex<crate::unlink_behind::UnlinkQueue>,
+    /// Creates are acknowledged at once and sent with the file's first
+    /// commit (create_behind.rs); otherwise each waits for its own.
+    pub write_behind_create: bool,
+    pub(crate) creates: Arc<crate::create_behind::Creates>,
     /// How often files unlinked while open here are renewed (orphans.rs).
     pub orphan_renew: Duration,
     /// Uploaded chunks of an open file are committed after waiting this
@@ -129,6 +133,7 @@ pub fn b(s: &[u8]) -> Bytes {
 impl Mount {
     pub fn new(fs: Fs, ttl: Duration, chunk: u64) -> Mount {
         Mount {
+            creates: Arc::new(crate::create_behind::Creates::new(fs.meta.write_behind().clone())),
             fs,
             ttl,
             chunk,
@@ -147,6 +152,7 @@ impl Mount {
             post_op: TtlMap::new(ttl, 10_000),
             write_behind_unlink: true,
             unlinks: Default::default(),
+            write_behind_create: true,
             orphan_renew: Duration::from_secs(600),
             commit_idle: Duration::from_secs(60),
             orphan_renewer: Default::default(),
@@ -165,14 +171,24 @@ impl Mount {
     /// the master will leave them, where the ones before are known (an
     /// unlink changes a directory's mtime and ctime only).
     pub fn post_op_predicted(&self, dir: u64) {
+        self.post_op_predicted_at(dir, tessera_proto::time::from_system_time(SystemTime::now()))
+    }
+
+    /// `post_op_predicted`, with the time the change will carry.
+    pub fn post_op_predicted_at(&self, dir: u64, at: pb::Timespec) {
         match self.post_op.get(dir) {
             Some((mut a, _)) => {
-                let now = Some(tessera_proto::time::from_system_time(SystemTime::now()));
+                let now = Some(at);
                 (a.mtime, a.ctime) = (now, now);
                 self.post_op.insert(dir, a);
             }
             None => self.post_op.remove(dir),
         }
+    }
+
+    /// The attributes of `dir` as this mount's last change in it left them.
+    pub fn post_op_attr(&self, dir: u64) -> Option<Attr> {
+        self.post_op.get(dir).map(|(a, _)| a)
     }
 
     /// A change in `dir` failed or timed out: it may or may not have landed.
@@ -242,7 +258,11 @@ impl Mount {
         let text = std::str::from_utf8(name).map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?;
         // Unlinks still on their way change neither this name nor, unless
         // it is one of theirs, the inode it names.
-        let mut a = fs.lookup_unordered(parent, text).await?;
+        let mut a = match fs.lookup_unordered(parent, text).await {
+            // A create of this mount in the directory may not have landed.
+            Err(e) if e.errno() == libc::ENOENT && behind.touches(parent) => fs.lookup(parent, text).await?,
+            r => r?,
+        };
         let linked_elsewhere = a.nlink > 1 && a.kind != FileKind::Directory as i32;
         if behind.touches(a.ino) || (linked_elsewhere && behind.unsure()) {
             a = fs.lookup(parent, text).await?;
@@ -308,7 +328,7 @@ impl Mount {
     /// Remembers, for one attribute lifetime, which files have no extended
     /// attributes: `ls -l` asks for security.selinux on every file and the
     /// kernel for security.capability before a first write.
-    fn note_xattrs(&self, a: &Attr) {
+    pub(crate) fn note_xattrs(&self, a: &Attr) {
         if a.xattrs == 0 {
             self.no_xattrs.insert(a.ino, ());
         } else {
@@ -331,6 +351,10 @@ impl Mount {
     pub async fn getattr_for_kernel(&self, ino: u64) -> Result<(Attr, Duration)> {
         if let Some(known) = self.getattr_here(ino) {
             return Ok(known);
+        }
+        // A create held back: the master does not know the file yet.
+        if let Some(a) = self.creates.held_attr(ino) {
+            return Ok((self.patch(a).await, self.ttl));
         }
         // An unlink on its way may drop this file's link count (an open
         // file's fstat must show it) or change this directory.
@@ -372,8 +396,12 @@ impl Mount {
                         (ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, ext.extents)
                     }
                 };
+                let mut data = FileData::new(ino, self.chunk, &attr, extents);
+                if self.creates.holds(ino) {
+                    data.creates = Some(self.creates.clone());
+                }
                 let f = Arc::new(OpenFile {
-                    data: AsyncMutex::new(FileData::new(ino, self.chunk, &attr, extents)),
+                    data: AsyncMutex::new(data),
                     handles: AtomicU64::new(0),
                     orphaned: Default::default(),
                 });
@@ -437,14 +465,16 @@ impl Mount {
             let mut d = f.data.lock().await;
             self.committed(ino, d.flush(&self.fs).await)?;
         }
-        Ok(())
+        self.create_landed(ino).await
     }
 
     pub async fn flush(&self, fh: u64) -> Result<()> {
         let (f, _) = self.file_of(fh)?;
         let mut d = f.data.lock().await;
         let ino = d.ino;
-        self.committed(ino, d.flush(&self.fs).await)
+        self.committed(ino, d.flush(&self.fs).await)?;
+        drop(d);
+        self.create_landed(ino).await
     }
 
     /// A commit's new attributes (size, mtime) go to the lookup cache; after

@@ -2,6 +2,7 @@
 
 mod atime;
 pub mod convert;
+mod create_behind;
 pub mod dircache;
 mod fallocate;
 pub mod file;
@@ -28,6 +29,7 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Acknowledge unlinks at once and send them behind (see `Mount`).
     pub write_behind_unlink: bool,
+    pub write_behind_create: bool,
     /// How often files unlinked while open here are renewed at the master.
     pub orphan_renew: Duration,
     /// How long uploaded chunks of an open file wait for their commit.
@@ -42,10 +44,16 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     rt.block_on(client.getattr(tessera_proto::ROOT_INO))?;
     let mut mount = fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64);
     mount.write_behind_unlink = cfg.write_behind_unlink;
+    mount.write_behind_create = cfg.write_behind_create;
     mount.orphan_renew = cfg.orphan_renew.max(Duration::from_millis(100));
     mount.commit_idle = cfg.commit_idle.max(Duration::from_millis(100));
     let mount = Arc::new(mount);
     rt.spawn(mount.clone().commit_idle_files());
+    {
+        // The first inode numbers for write-behind creates.
+        let _rt = rt.enter();
+        mount.lease_more();
+    }
     let fsys = ops::TesseraFs { mount: mount.clone(), rt: rt.handle().clone() };
     let mut fc = fuser::Config::default();
     fc.mount_options = vec![
@@ -80,7 +88,8 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     })?;
     tracing::info!("unmounting");
     drop(session);
-    // Unlinks acknowledged but not yet committed are sent before exiting.
+    // Unlinks and creates acknowledged but not yet committed are sent
+    // before exiting (a settle gets held creates sent).
     let behind = mount.fs.meta.write_behind().clone();
     let settled = rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), behind.settle()).await });
     if settled.is_err() {

@@ -44,6 +44,13 @@ struct Args {
     /// directory waits for it).
     #[arg(long)]
     sync_unlink: bool,
+    /// Send each create to the master before returning from it, instead of
+    /// acknowledging it at once (with an inode number leased from the
+    /// masters) and sending it with the file's first commit (see
+    /// docs/architecture.md: other mounts see the name at the close, the
+    /// fsync or within an attribute lifetime, whichever comes first).
+    #[arg(long)]
+    sync_create: bool,
     /// How often (seconds) to tell the masters that files unlinked while
     /// open here are still open; keep it well under their
     /// --orphan-file-max-age-s.
@@ -88,6 +95,7 @@ fn main() {
         ttl: Duration::from_millis(a.attr_ttl_ms),
         threads: a.threads,
         write_behind_unlink: !a.sync_unlink,
+        write_behind_create: !a.sync_create,
         orphan_renew: Duration::from_secs(a.orphan_renew_s),
         commit_idle: Duration::from_secs(a.commit_idle_s),
         // SAFETY: geteuid has no preconditions.

@@ -194,6 +194,7 @@ impl Filesystem for TesseraFs {
             exclusive: true,
             truncate: false,
             request_id: tessera_client::fs::request_id(),
+            ..Default::default()
         };
         self.new_entry(reply, parent, name, async move {
             let c = fs

@@ -162,6 +162,23 @@ impl TesseraFs {
         reply: ReplyCreate,
     ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
+        let exclusive = flags & libc::O_EXCL != 0;
+        if !exclusive {
+            let held = {
+                let _rt = self.rt.enter();
+                self.mount.hold_create(&fs.cred, parent.0, name.as_bytes(), mode & !umask & 0o7777)
+            };
+            if let Some(a) = held {
+                spawn!(self, reply, |m| m.open(a.ino, flags, Some(&a)), |fh| reply.created(
+                    &m.ttl,
+                    &to_file_attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty()
+                ));
+                return;
+            }
+        }
         let r = pb::CreateRequest {
             cred: Some(fs.cred.clone()),
             parent: parent.0,
@@ -169,9 +186,10 @@ impl TesseraFs {
             mode: mode & !umask & 0o7777,
             kind: FileKind::Regular as i32,
             rdev: 0,
-            exclusive: flags & libc::O_EXCL != 0,
+            exclusive,
             truncate: flags & libc::O_TRUNC != 0,
             request_id: tessera_client::fs::request_id(),
+            ..Default::default()
         };
         spawn!(
             self,
@@ -186,6 +204,7 @@ impl TesseraFs {
                     .await
                     .inspect_err(|_| m.dir_change_failed(parent.0))?;
                 let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                m.creates.master_reached();
                 m.dircache.created(parent.0, &r.name, &a);
                 m.post_op(parent.0, c.parent);
                 if a.kind != FileKind::Regular as i32 {

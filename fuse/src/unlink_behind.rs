@@ -60,11 +60,16 @@ impl Mount {
         // The file, when a fresh listing says which one it is: its
         // attributes are then known to be changing (else any file's might).
         let file = self.dircache.ino_of(parent, &name);
-        match behind.try_begin(parent, &name, file) {
+        // Unlinks are sent without waiting for this mount's other changes:
+        // so none may be begun while a create is in flight (it could be of
+        // the name unlinked, or of a name in a directory removed next).
+        let ticket = if behind.creating() { None } else { behind.try_begin(parent, &name, file) };
+        match ticket {
             Some(ticket) => self.queue_unlink(rt, ticket, fs, parent, name, file, reply),
             None => {
                 let (m, rt2) = (self.clone(), rt.clone());
                 rt.spawn(async move {
+                    behind.settle_creates().await;
                     let file = m.dircache.ino_of(parent, &name);
                     let ticket = behind.begin(parent, &name, file).await;
                     m.queue_unlink(&rt2, ticket, fs, parent, name, file, reply);

@@ -12,6 +12,7 @@ use tonic::Status;
 /// The write-behind create a request describes (its inode number is set).
 fn behind(r: &CreateRequest) -> Option<BehindCreate> {
     (r.ino != 0).then(|| BehindCreate {
+        cred: cred(r.cred.clone()),
         parent: r.parent,
         name: v(&r.name),
         mode: r.mode,

@@ -45,9 +45,11 @@ pub struct ExtentRec {
 }
 
 /// A create a mount acknowledged before sending it (write-behind): a
-/// regular file with an inode number from the mount's lease, made at `at`.
+/// regular file with an inode number from the mount's lease, made at `at`
+/// by `cred` (a commit carrying it may be sent by another user).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BehindCreate {
+    pub cred: Cred,
     pub parent: u64,
     pub name: Vec<u8>,
     pub mode: u32,

@@ -20,7 +20,9 @@ fn pjdfstest_and_fsx_pass_on_the_mount() {
     // use of the superseded ones bounded.
     let (master_args, cs_args) = fast_healing();
     let c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args });
-    let m = c.mount(&[]);
+    // The default attribute lifetime, as users mount it: caches and
+    // write-behind creates hold for a full lifetime.
+    let m = c.mount(&["--attr-ttl-ms", "1000"]);
     let work = tempfile::tempdir().unwrap();
 
     // Users every Debian system has; the suite switches to them for the

@@ -229,16 +229,33 @@ fn read_full(f: &std::fs::File, buf: &mut [u8], off: u64) -> usize {
 /// again once masters are back; SIGTERM unmounts cleanly.
 #[test]
 fn eio_without_masters_then_recovery_and_sigterm_unmount() {
+    use std::io::Write;
     let mut c = Cluster::start(1, 3);
     let mut m = c.mount(&["--timeout", "3"]);
     std::fs::write(m.path().join("before"), b"x").unwrap();
+    // A new file whose create is written behind (the directory's attributes
+    // are fresh from the create before), open when the master dies.
+    let mut held = std::fs::File::create(m.path().join("held")).unwrap();
+    held.write_all(b"z").unwrap();
     c.masters[0].kill();
     std::thread::sleep(std::time::Duration::from_millis(500)); // attribute cache TTL
     let t = std::time::Instant::now();
     assert_eq!(errno(std::fs::metadata(m.path().join("other"))), libc::EIO);
     assert!(t.elapsed() < std::time::Duration::from_secs(20), "EIO took {:?}", t.elapsed());
+    // Its fsync cannot commit it: EIO, and the file is given up.
+    let t = std::time::Instant::now();
+    assert_eq!(errno(held.sync_all()), libc::EIO);
+    assert!(t.elapsed() < std::time::Duration::from_secs(20), "EIO took {:?}", t.elapsed());
+    drop(held);
     c.start_all();
     assert_eq!(std::fs::read(m.path().join("before")).unwrap(), b"x");
     std::fs::write(m.path().join("after"), b"y").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // the kernel's entry lifetime
+    assert_eq!(errno(std::fs::metadata(m.path().join("held"))), libc::ENOENT);
+    // Creates are written behind again, and land.
+    for i in 0..10 {
+        std::fs::write(m.path().join(format!("again{i}")), b"w").unwrap();
+    }
+    assert_eq!(std::fs::read(m.path().join("again9")).unwrap(), b"w");
     assert!(m.terminate(), "SIGTERM did not unmount cleanly: {}", m.log());
 }

@@ -45,6 +45,21 @@ impl Applier<'_, '_> {
     /// rename over it would, since that is what the later writer of a name
     /// gets either way; a directory there is not replaced.
     pub(super) fn create_behind(&mut self, c: &BehindCreate) -> Result<Inode, Fail> {
+        // As its creator, whoever sends it.
+        let mut as_creator = Applier {
+            txn: &mut *self.txn,
+            cred: &c.cred,
+            now: self.now,
+            index: self.index,
+            open: self.open,
+            orphaned: Vec::new(),
+        };
+        let made = as_creator.create_as_creator(c);
+        self.orphaned.append(&mut as_creator.orphaned);
+        made
+    }
+
+    fn create_as_creator(&mut self, c: &BehindCreate) -> Result<Inode, Fail> {
         validate_name(&c.name)?;
         if let Some(d) = self.dentry(c.parent, &c.name)? {
             if d.ino == c.ino {

@@ -11,7 +11,11 @@ fn lease(ns: &mut Ns, count: u32) -> u64 {
 }
 
 fn behind(parent: u64, name: &str, ino: u64, at: i64) -> BehindCreate {
-    BehindCreate { parent, name: name.into(), mode: 0o640, ino, at: (at, 0) }
+    behind_by(&ROOT, parent, name, ino, at)
+}
+
+fn behind_by(cred: &Cred, parent: u64, name: &str, ino: u64, at: i64) -> BehindCreate {
+    BehindCreate { cred: cred.clone(), parent, name: name.into(), mode: 0o640, ino, at: (at, 0) }
 }
 
 #[test]
@@ -34,7 +38,7 @@ fn a_behind_create_uses_its_number_and_time_and_a_retry_succeeds() {
     let me = user(1000);
     // Created "at" 50, before the master's clock: the file and its
     // directory carry that time, as the mount already told the kernel.
-    let r = ns.run(&me, Op::CreateBehind(behind(d, "f", ino, 50))).unwrap();
+    let r = ns.run(&me, Op::CreateBehind(behind_by(&me, d, "f", ino, 50))).unwrap();
     let Reply::Created { inode, created: true } = r else { panic!("{r:?}") };
     assert_eq!((inode.ino, inode.uid, inode.mode, inode.nlink), (ino, 1000, 0o640, 1));
     assert_eq!(inode.gid, 0, "setgid directory: the directory's group");
@@ -42,11 +46,11 @@ fn a_behind_create_uses_its_number_and_time_and_a_retry_succeeds() {
     assert_eq!(ns.inode(d).mtime, (50, 0));
     assert_eq!(ns.lookup(d, "f").unwrap().ino, ino);
     // A time ahead of the master's clock is not believed.
-    let later = ns.run(&me, Op::CreateBehind(behind(d, "g", ino + 1, i64::MAX))).unwrap();
+    let later = ns.run(&me, Op::CreateBehind(behind_by(&me, d, "g", ino + 1, i64::MAX))).unwrap();
     let Reply::Created { inode: g, .. } = later else { panic!() };
     assert!(g.mtime.0 < 1000);
     // The same create again (a retry after a lost answer) changes nothing.
-    let again = ns.run(&me, Op::CreateBehind(behind(d, "f", ino, 50))).unwrap();
+    let again = ns.run(&me, Op::CreateBehind(behind_by(&me, d, "f", ino, 50))).unwrap();
     let Reply::Created { inode: same, .. } = again else { panic!() };
     assert_eq!(same, ns.inode(ino));
     assert_eq!(read::counters(&ns.db).unwrap().inodes, 4, "root, d, f, g");
@@ -63,7 +67,7 @@ fn a_behind_create_refuses_numbers_not_leased_or_in_use() {
     // The kernel checked the directory's permission at create; the master
     // checks it again when the create lands.
     let d = ns.mkdir(&ROOT, 1, "ro", 0o755);
-    assert_eq!(ns.errno(&user(7), Op::CreateBehind(behind(d, "a", ino, 5))), libc::EACCES);
+    assert_eq!(ns.errno(&ROOT, Op::CreateBehind(behind_by(&user(7), d, "a", ino, 5))), libc::EACCES);
     assert_eq!(ns.errno(&ROOT, Op::CreateBehind(behind(d, "a/b", ino, 5))), libc::EINVAL);
 }
 
@@ -93,9 +97,10 @@ fn a_commit_carrying_its_create_lands_whole_or_not_at_all() {
         gc_epoch: epoch,
         mtime: None,
         splice: Some(Splice { keep: 0, patches: vec![(0, vec![ExtentRec { id: chunk(3), offset: 0, len: 10 }])] }),
-        create: Some(behind(d, name, ino, 5)),
+        create: Some(behind_by(&user(5), d, name, ino, 5)),
     };
-    let r = ns.run(&user(5), with_create(ino, "new", 0)).unwrap();
+    // Sent by the mount (root here), made as its creator.
+    let r = ns.run(&ROOT, with_create(ino, "new", 0)).unwrap();
     let Reply::Attr(a) = r else { panic!("{r:?}") };
     assert_eq!((a.ino, a.size, a.uid), (ino, 10, 5));
     assert_eq!(ns.lookup(d, "new").unwrap().ino, ino);

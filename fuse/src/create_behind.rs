@@ -1,0 +1,319 @@
+//! Write-behind create. A new small file costs two Raft commits if its
+//! create waits for one and its close for another. Instead, the mount
+//! acknowledges a create at once with an inode number from a lease the
+//! masters granted it (`LeaseInos`), holds it back, and sends it inside the
+//! file's first commit (one Raft entry): like CephFS's asynchronous create
+//! with delegated inode numbers.
+//!
+//! What keeps this invisible on this mount: every later master call waits
+//! for the creates begun before it and, with `WriteBehind::kicked`, gets
+//! held ones sent first; lookups, getattrs and listings of this mount see the
+//! file at once. A held create is sent on its own when its file is closed or
+//! fsynced without data to commit, when another change must go first, and
+//! at the latest after one attribute lifetime, so other mounts see the name
+//! no later than this mount's other changes (close-to-open holds: close
+//! sends it). O_EXCL creates, names over NAME_MAX, and directories whose
+//! attributes this mount does not know (setgid) are created synchronously.
+//!
+//! If another client created the same name in the meantime (this mount's
+//! negative lookup was at most an attribute lifetime old), the held create
+//! takes the name over, as a rename over it would: the later writer of a
+//! name wins, as with two synchronous creates and their commits. Durability
+//! is that of a local file system's create: fsync of the file or of the
+//! directory waits for it.
+
+use crate::fs::{b, Mount};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tessera_client::write_behind::{Ticket, WriteBehind};
+use tessera_client::{ClientError, Fs, Result};
+use tessera_proto::pb::{self, Attr, Cred, FileKind};
+
+/// Inode numbers asked for at a time, and the stock at which more are asked.
+const LEASE: u32 = 1024;
+const LOW: u64 = 256;
+const S_ISGID: u32 = 0o2000;
+
+/// A create acknowledged to the kernel and not yet sent.
+pub struct Held {
+    pub req: pb::CreateRequest,
+    ticket: Ticket,
+    since: Instant,
+    attr: Attr,
+}
+
+#[derive(Default)]
+struct State {
+    held: HashMap<u64, Held>,
+    /// Leased inode numbers not used yet: `next..end`.
+    next: u64,
+    end: u64,
+    leasing: bool,
+    /// The last send found no master: create synchronously (and fail
+    /// visibly) until one answers again.
+    no_master: bool,
+    sender: bool,
+    /// Files whose create failed for good, with their directory.
+    lost: HashMap<u64, u64>,
+}
+
+/// The held creates of one mount, shared with its open files (whose first
+/// commit carries theirs).
+pub struct Creates {
+    state: Mutex<State>,
+    behind: Arc<WriteBehind>,
+}
+
+impl Creates {
+    pub fn new(behind: Arc<WriteBehind>) -> Creates {
+        Creates { state: Mutex::new(State::default()), behind }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the create of `ino` is held here.
+    pub fn holds(&self, ino: u64) -> bool {
+        self.lock().held.contains_key(&ino)
+    }
+
+    /// The attributes the kernel was given for a held create.
+    pub fn held_attr(&self, ino: u64) -> Option<Attr> {
+        self.lock().held.get(&ino).map(|h| h.attr)
+    }
+
+    /// The held create of `ino`, for a commit to carry, when nothing begun
+    /// before it is in flight (else the commit waits for that, and the
+    /// create is sent on its own first).
+    pub fn take_for_commit(&self, ino: u64) -> Option<Held> {
+        let mut s = self.lock();
+        let oldest = s.held.get(&ino).is_some_and(|h| self.behind.is_oldest(&h.ticket));
+        if oldest {
+            s.held.remove(&ino)
+        } else {
+            None
+        }
+    }
+
+    /// The commit that carried `h` returned `r`. If the master refused it,
+    /// its create did not land either: it is sent on its own now, still
+    /// ahead of every later change (its ticket is the oldest). If no master
+    /// answered, neither would one now: the create is given up (like a
+    /// synchronous one that timed out) and creates stop being held.
+    pub async fn after_commit(&self, fs: &Fs, h: Held, r: &Result<Attr>) {
+        match r {
+            Ok(_) => {}
+            Err(e @ ClientError::NoMaster { .. }) => {
+                lost(&h.req, e);
+                let mut s = self.lock();
+                s.lost.insert(h.req.ino, h.req.parent);
+                s.no_master = true;
+            }
+            Err(_) => {
+                if let Err(e) = send_create(fs, &h.req).await {
+                    lost(&h.req, &e);
+                    self.lock().lost.insert(h.req.ino, h.req.parent);
+                }
+            }
+        }
+        self.behind.end(h.ticket, h.req.parent);
+    }
+
+    /// A synchronous create got through: creates may be held again.
+    pub fn master_reached(&self) {
+        self.lock().no_master = false;
+    }
+
+    /// If the create of `ino` failed for good (its file is gone): its
+    /// directory, once (the caller reports it).
+    fn take_lost(&self, ino: u64) -> Option<u64> {
+        self.lock().lost.remove(&ino)
+    }
+}
+
+fn lost(req: &pb::CreateRequest, e: &ClientError) {
+    tracing::warn!(
+        parent = req.parent,
+        name = %String::from_utf8_lossy(&req.name),
+        ino = req.ino,
+        error = %e,
+        "write-behind create not applied"
+    );
+}
+
+async fn send_create(fs: &Fs, req: &pb::CreateRequest) -> Result<()> {
+    fs.meta
+        .call_unordered("create", |mut c| {
+            let r = req.clone();
+            async move { c.create(r).await }
+        })
+        .await
+        .map(|_| ())
+}
+
+impl Mount {
+    /// Called on the FUSE thread: holds the create and returns the new
+    /// file's attributes, or None when it must be made synchronously.
+    pub(crate) fn hold_create(self: &Arc<Self>, cred: &Cred, parent: u64, name: &[u8], mode: u32) -> Option<Attr> {
+        if !self.write_behind_create || name.len() > tessera_proto::NAME_MAX {
+            return None;
+        }
+        // Its group and setgid bit follow the directory's.
+        let Some(dir) = self.known_dir_attr(parent) else {
+            tracing::debug!(parent, "create not held: the directory's attributes are not known here");
+            return None;
+        };
+        let (gid, mut mode) = if dir.mode & S_ISGID != 0 { (dir.gid, mode) } else { (cred.gid, mode) };
+        if mode & S_ISGID != 0 && cred.uid != 0 && cred.gid != gid && !cred.groups.contains(&gid) {
+            mode &= !S_ISGID;
+        }
+        let creates = &self.creates;
+        let mut s = creates.lock();
+        if s.no_master {
+            return None;
+        }
+        if s.next >= s.end {
+            drop(s);
+            tracing::debug!(parent, "create not held: no inode numbers leased");
+            self.lease_more();
+            return None;
+        }
+        let ino = s.next;
+        let ticket = creates.behind.try_begin_create(parent, ino)?;
+        s.next += 1;
+        let low = s.end - s.next < LOW;
+        let now = tessera_proto::time::now();
+        let attr = Attr {
+            ino,
+            kind: FileKind::Regular as i32,
+            mode,
+            uid: cred.uid,
+            gid,
+            size: 0,
+            atime: Some(now),
+            mtime: Some(now),
+            ctime: Some(now),
+            nlink: 1,
+            rdev: 0,
+            version: 0,
+            parent: 0,
+            xattrs: 0,
+        };
+        let req = pb::CreateRequest {
+            cred: Some(cred.clone()),
+            parent,
+            name: b(name),
+            mode,
+            kind: FileKind::Regular as i32,
+            ino,
+            at: Some(now),
+            request_id: tessera_client::fs::request_id(),
+            ..Default::default()
+        };
+        s.held.insert(ino, Held { req, ticket, since: Instant::now(), attr });
+        let start_sender = !std::mem::replace(&mut s.sender, true);
+        drop(s);
+        if low {
+            self.lease_more();
+        }
+        if start_sender {
+            tokio::spawn(self.clone().send_held_creates());
+        }
+        self.dircache.created(parent, name, &attr);
+        // The master gives the directory the create's time.
+        self.post_op_predicted_at(parent, now);
+        // New: no extended attributes (the kernel asks before a first write).
+        self.note_xattrs(&attr);
+        Some(attr)
+    }
+
+    /// A directory's attributes as this mount last saw them change, or
+    /// from a listing within its lifetime.
+    fn known_dir_attr(&self, dir: u64) -> Option<Attr> {
+        self.post_op_attr(dir).or_else(|| self.dircache.dir_attr(dir))
+    }
+
+    /// Asks for more inode numbers in the background.
+    pub(crate) fn lease_more(self: &Arc<Self>) {
+        if !self.write_behind_create {
+            return;
+        }
+        if std::mem::replace(&mut self.creates.lock().leasing, true) {
+            return;
+        }
+        let m = self.clone();
+        tokio::spawn(async move {
+            let r = m.fs.lease_inos(LEASE).await;
+            let mut s = m.creates.lock();
+            s.leasing = false;
+            match r {
+                Ok(first) => (s.next, s.end) = (first, first + u64::from(LEASE)),
+                Err(e) => tracing::debug!(error = %e, "leasing inode numbers failed; creating synchronously"),
+            }
+        });
+    }
+
+    /// The one sender of held creates: all of them when a change waits
+    /// for them (a kick), those held for an attribute lifetime otherwise;
+    /// each in order, after every change begun before it.
+    async fn send_held_creates(self: Arc<Self>) {
+        let behind = self.creates.behind.clone();
+        loop {
+            let oldest = self.creates.lock().held.values().map(|h| h.since).min();
+            let all = match oldest {
+                Some(t) => {
+                    tokio::select! {
+                        _ = behind.kicked() => true,
+                        _ = tokio::time::sleep_until((t + self.ttl).into()) => false,
+                    }
+                }
+                None => {
+                    behind.kicked().await;
+                    true
+                }
+            };
+            let mut due: Vec<Held> = {
+                let mut s = self.creates.lock();
+                let inos: Vec<u64> =
+                    s.held.iter().filter(|(_, h)| all || h.since.elapsed() >= self.ttl).map(|(i, _)| *i).collect();
+                inos.iter().filter_map(|i| s.held.remove(i)).collect()
+            };
+            due.sort_by_key(|h| h.ticket.seq());
+            for h in due {
+                behind.settle_before(&h.ticket).await;
+                tracing::debug!(ino = h.req.ino, all, "sending a held create on its own");
+                let r = send_create(&self.fs, &h.req).await;
+                let mut s = self.creates.lock();
+                s.no_master = matches!(r, Err(ClientError::NoMaster { .. }));
+                if let Err(e) = &r {
+                    // The file this mount announced does not exist: what
+                    // cached it is dropped; its next commit fails (ENOENT).
+                    lost(&h.req, e);
+                    s.lost.insert(h.req.ino, h.req.parent);
+                }
+                drop(s);
+                if r.is_err() {
+                    self.dir_change_failed(h.req.parent);
+                    self.attrs_changed(h.req.ino);
+                }
+                behind.end(h.ticket, h.req.parent);
+            }
+        }
+    }
+
+    /// Makes sure the create of `ino`, if held, has landed (a close or an
+    /// fsync with nothing to commit): close-to-open needs the name.
+    pub(crate) async fn create_landed(&self, ino: u64) -> Result<()> {
+        if self.creates.holds(ino) {
+            self.creates.behind.settle().await;
+        }
+        if let Some(parent) = self.creates.take_lost(ino) {
+            self.dir_change_failed(parent);
+            self.attrs_changed(ino);
+            return Err(ClientError::fs(libc::EIO, "the file's write-behind create failed (see the mount's log)"));
+        }
+        Ok(())
+    }
+}
