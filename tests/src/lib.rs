@@ -596,3 +596,25 @@ pub fn sh_as(uid: u32, cwd: &Path, script: &str) -> (bool, String) {
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), s)
 }
+
+/// The errno of `lstat(p)`, None if it succeeds.
+pub fn errno_of(p: &Path) -> Option<i32> {
+    std::fs::symlink_metadata(p).err().and_then(|e| e.raw_os_error())
+}
+
+/// The names in directory `d`, sorted.
+pub fn names(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// Polls `f` until it holds, for at most `limit`.
+pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -7,24 +7,8 @@
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tessera_tests::*;
-
-fn names(d: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
-}
-
-/// Polls `f` until it holds, for at most `limit`.
-fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The highest Raft commit index among the masters.
 fn raft_index(c: &Cluster) -> u64 {
@@ -33,29 +17,41 @@ fn raft_index(c: &Cluster) -> u64 {
     masters.iter().filter_map(|m| m["commit_index"].as_u64()).max().expect("no master answered")
 }
 
-fn errno_of(p: &Path) -> Option<i32> {
-    std::fs::symlink_metadata(p).err().and_then(|e| e.raw_os_error())
+/// Two mounts; the first with the default attribute lifetime (1 s: the
+/// tests' 200 ms would let its knowledge of a directory lapse between
+/// steps), where directory `d` was made and a file `warm` created in it
+/// (synchronously: the directory's attributes come with it). Returns the
+/// mounts, `d` on the first, and the inode number of `warm`.
+fn writer_and_reader(c: &Cluster, extra: &[&str]) -> (Mount, Mount, std::path::PathBuf, u64) {
+    let mut args = vec!["--attr-ttl-ms", "1000"];
+    args.extend_from_slice(extra);
+    let m1 = c.mount(&args);
+    let m2 = c.mount(&[]);
+    let d = m1.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("warm"), b"w").unwrap();
+    let warm = std::fs::metadata(d.join("warm")).unwrap().ino();
+    (m1, m2, d, warm)
+}
+
+/// A create was held (written behind): its number came from the lease the
+/// mount got when it started, below the numbers of synchronous creates.
+fn assert_held(p: &Path, warm: u64) {
+    let ino = std::fs::metadata(p).unwrap().ino();
+    assert!(ino < warm, "{} (inode {ino}) was created synchronously", p.display());
 }
 
 #[test]
 fn small_files_cost_one_raft_entry_and_are_seen_at_close() {
     let c = Cluster::start(3, 3);
-    let m1 = c.mount(&[]);
-    let m2 = c.mount(&[]);
-    let d = m1.path().join("d");
-    std::fs::create_dir(&d).unwrap();
-    // The first creates are synchronous (the directory's attributes and
-    // a lease of inode numbers come with them).
-    for i in 0..5 {
-        std::fs::write(d.join(format!("warm{i}")), b"w").unwrap();
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let (m1, m2, d, warm) = writer_and_reader(&c, &[]);
     let before = raft_index(&c);
     let n = 200;
     for i in 0..n {
         std::fs::write(d.join(format!("f{i:03}")), random_bytes(100 + i, i as u64)).unwrap();
     }
     let used = raft_index(&c) - before;
+    assert_held(&d.join("f000"), warm);
     // One entry per file, and a few for everything else going on (leases,
     // heartbeats of state, a create sent on its own).
     assert!(used < n as u64 + n as u64 / 4, "{used} Raft entries for {n} new files");
@@ -67,27 +63,24 @@ fn small_files_cost_one_raft_entry_and_are_seen_at_close() {
         let (a, b) = (std::fs::metadata(m1.path().join(&p)).unwrap(), std::fs::metadata(m2.path().join(&p)).unwrap());
         assert_eq!((a.ino(), a.mode(), a.uid(), a.nlink()), (b.ino(), b.mode(), b.uid(), b.nlink()), "{p}");
     }
-    assert_eq!(names(&m2.path().join("d")).len(), n + 5);
+    assert_eq!(names(&m2.path().join("d")).len(), n + 1);
 }
 
 #[test]
 fn a_file_held_open_is_listed_here_and_reaches_other_mounts_within_a_lifetime() {
     let c = Cluster::start(3, 3);
-    let m1 = c.mount(&[]);
-    let m2 = c.mount(&[]);
-    let d = m1.path().join("d");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("warm"), b"w").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let (_m1, m2, d, warm) = writer_and_reader(&c, &[]);
     let mut f = std::fs::File::create(d.join("open")).unwrap();
     f.write_all(b"not yet committed").unwrap();
+    assert_held(&d.join("open"), warm);
+    let _g = std::fs::File::create(d.join("listed")).unwrap();
+    assert_held(&d.join("listed"), warm);
     assert_eq!(std::fs::metadata(d.join("open")).unwrap().len(), 17);
     // Another mount sees the (still empty) file within an attribute
     // lifetime, though nothing on the first mount asked for it.
     eventually(Duration::from_secs(5), "the other mount sees the name", || m2.path().join("d/open").exists());
     assert_eq!(std::fs::metadata(m2.path().join("d/open")).unwrap().len(), 0);
-    // Another one, listed on its own mount at once.
-    let _g = std::fs::File::create(d.join("listed")).unwrap();
+    // Its own mount lists them.
     assert_eq!(names(&d), vec!["listed", "open", "warm"]);
     f.write_all(b", now it is").unwrap();
     drop(f);
@@ -101,26 +94,24 @@ fn a_file_held_open_is_listed_here_and_reaches_other_mounts_within_a_lifetime() 
 #[test]
 fn changes_to_a_held_file_before_its_close_land_in_order() {
     let c = Cluster::start(3, 3);
-    let m1 = c.mount(&[]);
-    let m2 = c.mount(&[]);
-    let d = m1.path().join("d");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("warm"), b"w").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let (m1, m2, d, warm) = writer_and_reader(&c, &[]);
 
     // Renamed while open and unflushed.
     let mut a = std::fs::File::create(d.join("a")).unwrap();
     a.write_all(b"renamed").unwrap();
+    assert_held(&d.join("a"), warm);
     std::fs::rename(d.join("a"), d.join("b")).unwrap();
     drop(a);
     // Mode changed, hard-linked, then written and closed.
     let mut e = std::fs::File::create(d.join("e")).unwrap();
+    assert_held(&d.join("e"), warm);
     std::fs::set_permissions(d.join("e"), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::hard_link(d.join("e"), d.join("e2")).unwrap();
     e.write_all(b"linked").unwrap();
     drop(e);
     // Unlinked while open: gone everywhere, and its data never shows up.
     let mut u = std::fs::File::create(d.join("u")).unwrap();
+    assert_held(&d.join("u"), warm);
     u.write_all(b"doomed").unwrap();
     std::fs::remove_file(d.join("u")).unwrap();
     assert_eq!(errno_of(&d.join("u")), Some(libc::ENOENT));
@@ -129,6 +120,7 @@ fn changes_to_a_held_file_before_its_close_land_in_order() {
     std::fs::write(d.join("same"), b"old").unwrap();
     std::fs::remove_file(d.join("same")).unwrap();
     std::fs::write(d.join("same"), b"new").unwrap();
+    assert_held(&d.join("same"), warm);
     // A directory filled with new files, emptied and removed at once.
     std::fs::create_dir(d.join("t")).unwrap();
     for i in 0..20 {
@@ -153,17 +145,14 @@ fn changes_to_a_held_file_before_its_close_land_in_order() {
 #[test]
 fn an_fsynced_create_survives_the_mount_being_killed() {
     let c = Cluster::start(3, 3);
-    let mut m1 = c.mount(&[]);
-    let m2 = c.mount(&[]);
-    let d = m1.path().join("d");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("warm"), b"w").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut m1, m2, d, warm) = writer_and_reader(&c, &[]);
     let mut f = std::fs::File::create(d.join("kept")).unwrap();
     f.write_all(b"fsynced").unwrap();
+    assert_held(&d.join("kept"), warm);
     f.sync_all().unwrap();
     // An empty file, fsynced: its create alone lands.
     let g = std::fs::File::create(d.join("empty")).unwrap();
+    assert_held(&d.join("empty"), warm);
     g.sync_all().unwrap();
     let pid = m1.pid();
     // SAFETY: a plain kill(2) of the mount process this test started.
@@ -184,17 +173,19 @@ fn an_fsynced_create_survives_the_mount_being_killed() {
 fn a_name_another_mount_created_meanwhile_is_taken_over() {
     let c = Cluster::start(3, 3);
     // A long attribute lifetime: the first mount keeps believing the name is free.
-    let m1 = c.mount(&["--attr-ttl-ms", "30000"]);
-    let m2 = c.mount(&[]);
-    let d = m1.path().join("d");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("warm"), b"w").unwrap();
-    assert_eq!(errno_of(&d.join("x")), Some(libc::ENOENT));
+    let (_m1, m2, d, warm) = writer_and_reader(&c, &["--attr-ttl-ms", "30000"]);
+    // Lookups of missing names: the first mount lists the directory and
+    // answers from that listing (x absent) for the lifetime.
+    for n in ["x", "y1", "y2", "y3", "y4", "y5"] {
+        assert_eq!(errno_of(&d.join(n)), Some(libc::ENOENT));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     std::fs::write(m2.path().join("d/x"), b"from the second mount").unwrap();
     // O_CREAT without O_EXCL on the first mount: its kernel and listing
     // still say there is no x.
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(d.join("x")).unwrap();
     f.write_all(b"from the first mount").unwrap();
+    assert_held(&d.join("x"), warm);
     f.sync_all().unwrap();
     drop(f);
     eventually(Duration::from_secs(5), "the second mount sees the first's x", || {
@@ -211,11 +202,7 @@ fn a_name_another_mount_created_meanwhile_is_taken_over() {
 #[test]
 fn sync_create_commits_each_create_on_its_own() {
     let c = Cluster::start(3, 3);
-    let m1 = c.mount(&["--sync-create"]);
-    let d = m1.path().join("d");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("warm"), b"w").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let (_m1, _m2, d, warm) = writer_and_reader(&c, &["--sync-create"]);
     let before = raft_index(&c);
     for i in 0..50 {
         std::fs::write(d.join(format!("f{i}")), b"data").unwrap();
@@ -223,4 +210,5 @@ fn sync_create_commits_each_create_on_its_own() {
     let used = raft_index(&c) - before;
     assert!(used >= 100, "{used} Raft entries for 50 files created synchronously");
     assert_eq!(names(&d).len(), 51);
+    assert!(std::fs::metadata(d.join("f0")).unwrap().ino() > warm, "f0 was not created synchronously");
 }

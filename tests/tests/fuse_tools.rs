@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use tessera_tests::{random_bytes, sh, sh_as, Cluster};
+use tessera_tests::{errno_of, random_bytes, sh, sh_as, Cluster};
 
 /// A tree with files of many sizes, symlinks, hard links, empty dirs, modes.
 fn make_tree(root: &Path) {
@@ -184,10 +184,6 @@ fn write_survives_chunkserver_sigkill() {
 /// reaches the mount (and its lookup cache) again.
 fn drop_dentries() {
     std::fs::write("/proc/sys/vm/drop_caches", "2").expect("drop_caches needs root");
-}
-
-fn errno_of(p: &Path) -> Option<i32> {
-    std::fs::symlink_metadata(p).err().and_then(|e| e.raw_os_error())
 }
 
 /// The mount answers lookups in a directory it has listed (after a run of

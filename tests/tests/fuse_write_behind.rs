@@ -8,26 +8,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tessera_tests::*;
 
-fn errno_of(p: &Path) -> Option<i32> {
-    std::fs::symlink_metadata(p).err().and_then(|e| e.raw_os_error())
-}
-
-fn names(d: &Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    v.sort();
-    v
-}
-
-/// Polls `f` until it holds, for at most `limit`.
-fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn unlinks_behind_are_in_order_on_their_mount_and_durable_at_fsync() {
     let c = Cluster::start(3, 3);

@@ -94,7 +94,7 @@ impl Applier<'_, '_> {
     fn op(&mut self, op: &Op) -> Result<Reply, Fail> {
         match op {
             Op::Mkdir { parent, name, mode } => {
-                self.make(*parent, name, KIND_DIR, *mode, 0, Vec::new()).map(Reply::Attr)
+                self.make(*parent, name, KIND_DIR, *mode, 0, Vec::new(), None).map(Reply::Attr)
             }
             Op::Create { parent, name, mode, kind, rdev, exclusive, truncate } => {
                 self.create(*parent, name, *mode, *kind, *rdev, *exclusive, *truncate)
@@ -103,7 +103,7 @@ impl Applier<'_, '_> {
                 if target.is_empty() || target.len() >= 4096 || target.contains(&0) {
                     return Err(err(libc::ENAMETOOLONG, "invalid symlink target"));
                 }
-                self.make(*parent, name, KIND_SYMLINK, 0o777, 0, target.clone()).map(Reply::Attr)
+                self.make(*parent, name, KIND_SYMLINK, 0o777, 0, target.clone(), None).map(Reply::Attr)
             }
             Op::Link { ino, new_parent, new_name } => self.link(*ino, *new_parent, new_name),
             Op::Unlink { parent, name, .. } => {
@@ -247,21 +247,10 @@ impl Applier<'_, '_> {
     }
 
     /// Creates a new inode named `name` in `parent`.
-    fn make(
-        &mut self,
-        parent: u64,
-        name: &[u8],
-        kind: i32,
-        mode: u32,
-        rdev: u32,
-        target: Vec<u8>,
-    ) -> Result<Inode, Fail> {
-        self.make_as(parent, name, kind, mode, rdev, target, None)
-    }
-
-    /// `make`, with the inode number `leased` (checked by the caller) if given.
+    /// A new inode named `name` in `parent`: numbered from the counter, or
+    /// `leased` (checked by the caller).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn make_as(
+    pub(super) fn make(
         &mut self,
         parent: u64,
         name: &[u8],
@@ -362,7 +351,7 @@ impl Applier<'_, '_> {
         if kind == KIND_DIR || kind == KIND_SYMLINK {
             return Err(err(libc::EINVAL, "create makes files, not directories or symlinks"));
         }
-        let i = self.make(parent, name, kind, mode, rdev, Vec::new())?;
+        let i = self.make(parent, name, kind, mode, rdev, Vec::new(), None)?;
         Ok(Reply::Created { inode: i, created: true })
     }
 

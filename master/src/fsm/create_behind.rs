@@ -83,7 +83,7 @@ impl Applier<'_, '_> {
         }
         let now = self.now;
         self.now = c.at.min(now);
-        let made = self.make_as(c.parent, &c.name, KIND_REGULAR, c.mode, 0, Vec::new(), Some(c.ino));
+        let made = self.make(c.parent, &c.name, KIND_REGULAR, c.mode, 0, Vec::new(), Some(c.ino));
         self.now = now;
         made
     }
