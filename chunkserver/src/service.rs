@@ -121,6 +121,23 @@ impl Chunk for ChunkService {
         Ok(Response::new(PutChunkReply { stored, already_present }))
     }
 
+    #[tracing::instrument(skip_all, fields(server = %self.id))]
+    async fn put_small_chunk(&self, req: Request<PutSmallChunkRequest>) -> Result<Response<PutChunkReply>, Status> {
+        let r = req.into_inner();
+        let id = ChunkId::from_slice(&r.id).map_err(|e| bad(e.to_string()))?;
+        if r.data.len() > MAX_FRAME {
+            return Err(bad(format!("a small chunk of {} bytes exceeds {} bytes", r.data.len(), MAX_FRAME)));
+        }
+        tracing::debug!(chunk = %id, len = r.data.len(), "put small chunk");
+        let already_present = self.store.has(&id);
+        if !already_present {
+            let mut w = self.store.begin(id, r.data.len() as u64).await?;
+            w.write(&r.data).await?;
+            w.finish().await?;
+        }
+        Ok(Response::new(PutChunkReply { stored: vec![self.addr.clone()], already_present }))
+    }
+
     type GetChunkStream = ReceiverStream<Result<GetChunkFrame, Status>>;
 
     #[tracing::instrument(skip_all, fields(server = %self.id))]

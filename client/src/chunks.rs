@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tessera_proto::pb::chunk_client::ChunkClient;
-use tessera_proto::pb::{GetChunkRequest, HasChunksRequest, PutChunkFrame, PutChunkHeader};
+use tessera_proto::pb::{GetChunkRequest, HasChunksRequest, PutChunkFrame, PutChunkHeader, PutSmallChunkRequest};
 use tessera_proto::{ChunkId, MAX_FRAME};
 use tonic::transport::{Channel, Endpoint};
 
@@ -112,6 +112,19 @@ impl ChunkIo {
             .map_err(|_| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {first} timed out") })?
             .map_err(|e| ClientError::from_status(&format!("put chunk {id} to {first}"), &e))?;
         Ok(r.into_inner().stored)
+    }
+
+    /// Stores a small chunk (at most one frame) on `addr` alone, in one
+    /// request: no stream to set up, for the latency of small files.
+    pub async fn put_small(&self, addr: &str, id: ChunkId, data: Bytes) -> Result<()> {
+        let _g = self.track(addr);
+        let mut c = self.client(addr)?;
+        let req = PutSmallChunkRequest { id: Bytes::copy_from_slice(id.as_bytes()), data };
+        tokio::time::timeout(self.timeout, c.put_small_chunk(req))
+            .await
+            .map_err(|_| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {addr} timed out") })?
+            .map_err(|e| ClientError::from_status(&format!("put chunk {id} to {addr}"), &e))?;
+        Ok(())
     }
 
     /// Fetches a whole chunk from one of `addrs` (least loaded first) and

@@ -91,7 +91,7 @@ impl Transfer {
             let stored = if data.len() <= SMALL_CHUNK {
                 // Small chunks: latency matters, not the client's uplink, so
                 // every replica is written at once instead of hop by hop.
-                let puts = missing.iter().map(|a| self.io.put_pipeline(std::slice::from_ref(a), id, data.clone()));
+                let puts = missing.iter().map(|a| self.io.put_small(a, id, data.clone()));
                 let results = futures::future::join_all(puts).await;
                 missing.iter().zip(results).filter(|(_, r)| r.is_ok()).map(|(a, _)| a.clone()).collect()
             } else {

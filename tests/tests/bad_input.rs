@@ -108,3 +108,30 @@ fn full_disk_is_a_clear_error_and_loses_nothing() {
     // The file was created but never committed: it is empty, not corrupt.
     assert!(c.ok(&["cat", "/f"]).stdout.is_empty());
 }
+
+/// A chunkserver verifies what a client stores: a small chunk whose bytes
+/// do not hash to its id, or too big for one message, is refused and
+/// leaves nothing behind; the right one is stored once.
+#[test]
+fn chunkservers_refuse_small_chunks_that_do_not_match_their_id() {
+    let c = Cluster::start(1, 3);
+    let addr = c.chunkservers[0].addr.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let io = tessera_client::chunks::ChunkIo::new(std::time::Duration::from_secs(10));
+        let data = bytes::Bytes::from(tessera_tests::random_bytes(5000, 7));
+        let id = tessera_proto::ChunkId::of(&data);
+        let other = tessera_proto::ChunkId::of(b"something else");
+        let e = io.put_small(&addr, other, data.clone()).await.unwrap_err();
+        assert!(e.to_string().contains("hash"), "{e}");
+        assert_eq!(io.has(&addr, &[other, id]).await.unwrap(), vec![false, false]);
+        let big = bytes::Bytes::from(vec![1u8; tessera_proto::MAX_FRAME + 1]);
+        io.put_small(&addr, tessera_proto::ChunkId::of(&big), big).await.unwrap_err();
+        io.put_small(&addr, id, data.clone()).await.unwrap();
+        io.put_small(&addr, id, data).await.unwrap(); // already there: fine
+        assert_eq!(io.has(&addr, &[id]).await.unwrap(), vec![true]);
+    });
+    let tmp = c.cs_dir(0).join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(left.is_empty(), "temp files left in {}: {left:?}", tmp.display());
+}
