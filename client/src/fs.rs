@@ -345,7 +345,7 @@ impl Fs {
             request_id: request_id(),
             ..Default::default()
         };
-        self.send_commit(req).await
+        self.send_commit(req, true).await
     }
 
     /// Commits changes to the committed content: the list is cut at
@@ -374,30 +374,22 @@ impl Fs {
             request_id: request_id(),
             ..Default::default()
         };
-        if !behind {
-            return self.send_commit(req).await;
-        }
         // Carrying a write-behind create: the caller made sure nothing
         // begun before it is in flight, and its own create is (so an
         // ordered call would wait for itself).
-        let r = self
-            .meta
-            .call_unordered("commit", |mut c| {
-                let r = req.clone();
-                async move { c.commit(r).await }
-            })
-            .await?;
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "commit reply without attributes"))
+        self.send_commit(req, !behind).await
     }
 
-    async fn send_commit(&self, req: CommitRequest) -> Result<Attr> {
-        let r = self
-            .meta
-            .call("commit", |mut c| {
-                let r = req.clone();
-                async move { c.commit(r).await }
-            })
-            .await?;
+    async fn send_commit(&self, req: CommitRequest, ordered: bool) -> Result<Attr> {
+        let call = |mut c: PbClient| {
+            let r = req.clone();
+            async move { c.commit(r).await }
+        };
+        let r = if ordered {
+            self.meta.call("commit", call).await?
+        } else {
+            self.meta.call_unordered("commit", call).await?
+        };
         r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "commit reply without attributes"))
     }
 

@@ -28,15 +28,19 @@ const UNKNOWN_MARK: u64 = 0;
 struct State {
     next: u64,
     /// The changes in flight by sequence number, with what each touches
-    /// (undone at `end`).
-    inflight: BTreeMap<u64, (Vec<u64>, DirName)>,
-    /// Which of them are creates.
-    creates: std::collections::BTreeSet<u64>,
+    /// (undone at `end`): the inodes, and the name an unlink removes (None
+    /// for a create).
+    inflight: BTreeMap<u64, (Vec<u64>, Option<DirName>)>,
     /// Inodes whose attributes the changes in flight alter, with counts;
     /// UNKNOWN_MARK counts the changes whose file is not known here.
     touched: HashMap<u64, usize>,
     /// (directory, name) pairs being removed, with counts.
     removing: HashMap<DirName, usize>,
+}
+
+/// Creates are the changes that remove no name.
+fn creating(s: &State) -> bool {
+    s.inflight.values().any(|(_, name)| name.is_none())
 }
 
 pub struct WriteBehind {
@@ -114,7 +118,7 @@ impl WriteBehind {
             *s.touched.entry(i).or_default() += 1;
         }
         *s.removing.entry((dir, name.to_vec())).or_default() += 1;
-        s.inflight.insert(seq, (inos, (dir, name.to_vec())));
+        s.inflight.insert(seq, (inos, Some((dir, name.to_vec()))));
         Some(Ticket(seq))
     }
 
@@ -130,9 +134,7 @@ impl WriteBehind {
         for i in [dir, ino] {
             *s.touched.entry(i).or_default() += 1;
         }
-        // No name is being removed: the key is one no name can have.
-        s.inflight.insert(seq, (vec![dir, ino], (dir, b"/".to_vec())));
-        s.creates.insert(seq);
+        s.inflight.insert(seq, (vec![dir, ino], None));
         Some(Ticket(seq))
     }
 
@@ -152,7 +154,6 @@ impl WriteBehind {
     pub fn end(&self, t: Ticket, ino: u64) -> bool {
         let still = {
             let mut s = self.lock();
-            s.creates.remove(&t.0);
             if let Some((inos, key)) = s.inflight.remove(&t.0) {
                 for i in inos {
                     if let Some(n) = s.touched.get_mut(&i) {
@@ -162,10 +163,12 @@ impl WriteBehind {
                         }
                     }
                 }
-                if let Some(n) = s.removing.get_mut(&key) {
-                    *n -= 1;
-                    if *n == 0 {
-                        s.removing.remove(&key);
+                if let Some(key) = key {
+                    if let Some(n) = s.removing.get_mut(&key) {
+                        *n -= 1;
+                        if *n == 0 {
+                            s.removing.remove(&key);
+                        }
                     }
                 }
             }
@@ -196,7 +199,7 @@ impl WriteBehind {
 
     /// True if a create is in flight.
     pub fn creating(&self) -> bool {
-        !self.lock().creates.is_empty()
+        creating(&self.lock())
     }
 
     /// Gets held-back creates sent and waits until no create is in flight.
@@ -205,7 +208,7 @@ impl WriteBehind {
             return;
         }
         self.kick.notify_one();
-        self.wait_until(|s| s.creates.is_empty()).await;
+        self.wait_until(|s| !creating(s)).await;
     }
 
     /// True if a change in flight alters the attributes of `ino`.

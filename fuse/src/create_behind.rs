@@ -281,24 +281,31 @@ impl Mount {
                 inos.iter().filter_map(|i| s.held.remove(i)).collect()
             };
             due.sort_by_key(|h| h.ticket.seq());
+            // Once one finds no master, the rest of the pass would wait out
+            // the same timeout each: they are given up with it.
+            let mut no_master = false;
+            let sent_any = !due.is_empty();
             for h in due {
                 behind.settle_before(&h.ticket).await;
-                tracing::debug!(ino = h.req.ino, all, "sending a held create on its own");
-                let r = send_create(&self.fs, &h.req).await;
-                let mut s = self.creates.lock();
-                s.no_master = matches!(r, Err(ClientError::NoMaster { .. }));
+                let r = if no_master {
+                    Err(ClientError::fs(libc::EIO, "no master answered an earlier create"))
+                } else {
+                    tracing::debug!(ino = h.req.ino, all, "sending a held create on its own");
+                    send_create(&self.fs, &h.req).await
+                };
+                no_master |= matches!(r, Err(ClientError::NoMaster { .. }));
                 if let Err(e) = &r {
                     // The file this mount announced does not exist: what
                     // cached it is dropped; its next commit fails (ENOENT).
                     lost(&h.req, e);
-                    s.lost.insert(h.req.ino, h.req.parent);
-                }
-                drop(s);
-                if r.is_err() {
+                    self.creates.lock().lost.insert(h.req.ino, h.req.parent);
                     self.dir_change_failed(h.req.parent);
                     self.attrs_changed(h.req.ino);
                 }
                 behind.end(h.ticket, h.req.parent);
+            }
+            if sent_any {
+                self.creates.lock().no_master = no_master;
             }
         }
     }

@@ -278,7 +278,6 @@ impl DirCache {
         }
     }
 
-    /// `name` was removed from `dir` (unlink, rmdir).
     /// The attributes of `dir` itself, per its listing still within its lifetime.
     pub fn dir_attr(&self, dir: u64) -> Option<Attr> {
         let g = self.lock();
@@ -293,6 +292,7 @@ impl DirCache {
         g.known(dir, name).flatten()
     }
 
+    /// `name` was removed from `dir` (unlink, rmdir).
     pub fn removed(&self, dir: u64, name: &[u8]) {
         let mut g = self.lock();
         g.forget_attrs(dir);

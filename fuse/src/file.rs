@@ -466,16 +466,16 @@ impl FileData {
     ) -> Result<Attr> {
         let list = splice(&self.base, self.keep, size, &patches)
             .ok_or_else(|| ClientError::fs(libc::EIO, "a patch reaches past the end of the file"))?;
+        // This file's create, if still held and nothing else is in flight
+        // before it, lands with this commit.
         let held = self.creates.as_ref().and_then(|c| c.take_for_commit(self.ino));
         let create = held.as_ref().map(|h| h.req.clone());
         let r = fs.commit_splice(self.ino, self.keep, size, patches, epoch, create).await;
-        if let Some(c) = self.creates.take() {
-            match held {
-                Some(h) => c.after_commit(fs, h, &r).await,
-                // Held still (another change went first): keep looking.
-                None if c.holds(self.ino) => self.creates = Some(c),
-                None => {}
-            }
+        if let (Some(c), Some(h)) = (self.creates.as_ref(), held) {
+            c.after_commit(fs, h, &r).await;
+        }
+        if self.creates.as_ref().is_some_and(|c| !c.holds(self.ino)) {
+            self.creates = None; // landed, one way or another
         }
         let attr = r?;
         self.base = list;

@@ -29,6 +29,8 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Acknowledge unlinks at once and send them behind (see `Mount`).
     pub write_behind_unlink: bool,
+    /// Acknowledge creates at once and send them with the file's first
+    /// commit (see create_behind.rs).
     pub write_behind_create: bool,
     /// How often files unlinked while open here are renewed at the master.
     pub orphan_renew: Duration,

@@ -60,9 +60,11 @@ impl Mount {
         // The file, when a fresh listing says which one it is: its
         // attributes are then known to be changing (else any file's might).
         let file = self.dircache.ino_of(parent, &name);
-        // Unlinks are sent without waiting for this mount's other changes:
-        // so none may be begun while a create is in flight (it could be of
-        // the name unlinked, or of a name in a directory removed next).
+        // Unlinks are sent without waiting for this mount's other changes,
+        // so one must not overtake a create of the same name: none is begun
+        // while a create is in flight. (A create begun in another directory
+        // between this check and the ticket is of another name; in this
+        // directory the kernel holds the directory's lock until we reply.)
         let ticket = if behind.creating() { None } else { behind.try_begin(parent, &name, file) };
         match ticket {
             Some(ticket) => self.queue_unlink(rt, ticket, fs, parent, name, file, reply),

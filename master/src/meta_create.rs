@@ -7,18 +7,24 @@ use crate::convert::{attr, cred, time};
 use crate::meta_service::{ok, v, MetaService, Res};
 use crate::types::{BehindCreate, ExtentRec, Op, Reply, Splice};
 use tessera_proto::pb::*;
+use tessera_proto::status::errno_status;
 use tonic::Status;
 
-/// The write-behind create a request describes (its inode number is set).
-fn behind(r: &CreateRequest) -> Option<BehindCreate> {
-    (r.ino != 0).then(|| BehindCreate {
+/// The write-behind create a request describes (its inode number is set),
+/// which must say when the mount acknowledged it.
+fn behind(r: &CreateRequest) -> Result<Option<BehindCreate>, Status> {
+    if r.ino == 0 {
+        return Ok(None);
+    }
+    let at = r.at.as_ref().ok_or_else(|| errno_status(libc::EINVAL, "a write-behind create needs its time"))?;
+    Ok(Some(BehindCreate {
         cred: cred(r.cred.clone()),
         parent: r.parent,
         name: v(&r.name),
         mode: r.mode,
         ino: r.ino,
-        at: r.at.as_ref().map(time).unwrap_or((0, 0)),
-    })
+        at: time(at),
+    }))
 }
 
 fn rec(e: Extent) -> ExtentRec {
@@ -27,8 +33,7 @@ fn rec(e: Extent) -> ExtentRec {
 
 impl MetaService {
     pub(crate) async fn create_file(&self, r: CreateRequest) -> Res<CreateReply> {
-        let op = match behind(&r) {
-            Some(_) if r.at.is_none() => return Err(Status::invalid_argument("a write-behind create needs its time")),
+        let op = match behind(&r)? {
             Some(b) => Op::CreateBehind(b),
             None => Op::Create {
                 parent: r.parent,
@@ -56,12 +61,9 @@ impl MetaService {
     }
 
     pub(crate) async fn commit_content(&self, r: CommitRequest) -> Res<AttrReply> {
-        let create = match r.create.as_ref() {
-            Some(c) if c.ino == 0 || c.at.is_none() => {
-                return Err(Status::invalid_argument("a commit carries only a write-behind create"))
-            }
-            Some(c) => behind(c),
-            None => None,
+        let create = match r.create.as_ref().map(behind).transpose()? {
+            Some(None) => return Err(errno_status(libc::EINVAL, "a commit carries only a write-behind create")),
+            c => c.flatten(),
         };
         let parent = create.as_ref().map(|c| c.parent);
         let extents = r.extents.into_iter().map(rec).collect();
@@ -78,14 +80,11 @@ impl MetaService {
             splice,
             create,
         };
-        let reply = Self::attr_reply(self.write_once(cred(r.cred), op, r.request_id.clone()).await?)?;
+        let reply = Self::attr_reply(self.write_once(cred(r.cred), op, r.request_id.clone()).await?);
+        // A new file's directory changed too (post-op attributes).
         match parent {
-            Some(p) => {
-                let mut reply = reply;
-                reply.get_mut().parent = self.post_op_attr(p);
-                Ok(reply)
-            }
-            None => Ok(reply),
+            Some(p) => self.with_parent(reply, p),
+            None => reply,
         }
     }
 }

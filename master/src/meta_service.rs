@@ -150,7 +150,7 @@ impl MetaService {
         read::inode(&self.db, dir).ok().map(|i| attr(&i))
     }
 
-    fn with_parent(&self, r: Res<AttrReply>, parent: u64) -> Res<AttrReply> {
+    pub(crate) fn with_parent(&self, r: Res<AttrReply>, parent: u64) -> Res<AttrReply> {
         let mut r = r?;
         r.get_mut().parent = self.post_op_attr(parent);
         Ok(r)

@@ -82,6 +82,41 @@ fn api_rejects_slash_and_nul_in_names() {
             .await
             .unwrap_err();
         assert_eq!(e.errno(), libc::ENAMETOOLONG);
+        // Write-behind creates that are malformed: one without its time, a
+        // number never leased, a commit carrying a create of no number.
+        let raw_create = |ino: u64, at: Option<tessera_proto::pb::Timespec>| tessera_proto::pb::CreateRequest {
+            parent: 1,
+            name: b"behind".to_vec().into(),
+            mode: 0o644,
+            ino,
+            at,
+            ..Default::default()
+        };
+        let create = |r: tessera_proto::pb::CreateRequest| {
+            let fs = &fs;
+            async move {
+                fs.meta
+                    .call("create", |mut m| {
+                        let r = r.clone();
+                        async move { m.create(r).await }
+                    })
+                    .await
+                    .unwrap_err()
+            }
+        };
+        assert_eq!(create(raw_create(5, None)).await.errno(), libc::EINVAL);
+        let at = Some(tessera_proto::time::now());
+        assert_eq!(create(raw_create(1 << 40, at)).await.errno(), libc::EINVAL);
+        let commit = tessera_proto::pb::CommitRequest { ino: 1, create: Some(raw_create(0, at)), ..Default::default() };
+        let e = fs
+            .meta
+            .call("commit", |mut m| {
+                let r = commit.clone();
+                async move { m.commit(r).await }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.errno(), libc::EINVAL);
         assert!(fs.readdir(1, false).await.unwrap().is_empty(), "a bad name created something");
     });
 }
