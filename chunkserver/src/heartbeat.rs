@@ -97,8 +97,8 @@ impl Heartbeat {
     /// Scans the store off the async runtime (it can be large). None when
     /// the scan fails: an empty "full" report would claim every chunk lost.
     async fn current_chunks(&self) -> Option<Vec<ChunkId>> {
-        let root = self.store.root().to_path_buf();
-        match tokio::task::spawn_blocking(move || ChunkStore::scan(&root)).await {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.list()).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "scanning chunk store failed");

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod heartbeat;
+pub mod journal;
 pub mod scrub;
 pub mod service;
 pub mod store;
@@ -27,11 +28,14 @@ pub struct Config {
     /// Scrub re-hash rate, bytes/s (0 = scrubbing off).
     pub scrub_rate: u64,
     pub scrub_pause: Duration,
+    /// Interval of the small-chunk journal's checkpoint.
+    pub journal_checkpoint: Duration,
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (store, initial) = store::ChunkStore::open(&cfg.data_dir, cfg.reserve_bytes)?;
     let store = Arc::new(store);
+    tokio::spawn(store.journal().clone().run(cfg.journal_checkpoint));
     tracing::info!(id = %cfg.id, dir = %cfg.data_dir.display(), chunks = initial.len(), "chunk store opened");
     let svc = service::ChunkService {
         store: store.clone(),

@@ -43,6 +43,10 @@ struct Args {
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
     heartbeat_ms: u64,
+    /// How often small chunks acknowledged through the journal are written
+    /// out as chunk files, in milliseconds (sooner when 16 MiB accumulate).
+    #[arg(long, default_value_t = 500)]
+    journal_checkpoint_ms: u64,
 }
 
 #[tokio::main]
@@ -64,6 +68,7 @@ async fn main() {
         repair_rate: a.repair_mbps * 1_000_000,
         scrub_rate: a.scrub_mbps * 1_000_000,
         scrub_pause: Duration::from_secs(a.scrub_pause_s),
+        journal_checkpoint: Duration::from_millis(a.journal_checkpoint_ms.max(1)),
     };
     if let Err(e) = tessera_chunkserver::run(cfg).await {
         eprintln!("tessera-chunkserver: {e:#}");

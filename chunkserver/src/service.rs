@@ -143,6 +143,12 @@ impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn get_chunk(&self, req: Request<GetChunkRequest>) -> Result<Response<Self::GetChunkStream>, Status> {
         let id = ChunkId::from_slice(&req.get_ref().id).map_err(|e| bad(e.to_string()))?;
+        if let Some(data) = self.store.journaled(&id) {
+            // Still in the journal: small, one frame, from memory.
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let _ = tx.try_send(Ok(GetChunkFrame { total_len: data.len() as u64, data }));
+            return Ok(Response::new(ReceiverStream::new(rx)));
+        }
         // Open, size and first frame in one blocking call: a small chunk (the
         // common case for small files) costs one trip to the blocking pool.
         let store = self.store.clone();
@@ -219,9 +225,7 @@ impl Chunk for ChunkService {
                 format!("chunk {id} is corrupt here; quarantined"),
             ));
         }
-        let data = Bytes::from(
-            tokio::fs::read(self.store.chunk_path(&id)).await.map_err(|e| Status::internal(e.to_string()))?,
-        );
+        let data = self.store.read(&id).await?;
         self.repair_limit.take(data.len() as u64).await;
         let ep = tonic::transport::Endpoint::from_shared(format!("http://{}", r.target))
             .map_err(|e| bad(e.to_string()))?

@@ -4,12 +4,15 @@
 //! start, reading a chunk needs the few blocks of one shared directory, not
 //! a directory block of its own. Writes go to `tmp/`, are verified against
 //! the id, fsynced, renamed into place and the directory fsynced: a chunk
-//! file either exists whole and correct or not at all.
+//! file either exists whole and correct or not at all. Small chunks take a
+//! faster route to the same place: see `journal`.
 
 use crate::error::StoreError;
+use crate::journal::Journal;
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tessera_proto::ChunkId;
 use tokio::io::AsyncWriteExt;
 
@@ -20,6 +23,7 @@ pub struct ChunkStore {
     count: AtomicU64,
     /// Chunks added/removed since the last report to the master.
     changes: Mutex<(Vec<ChunkId>, Vec<ChunkId>)>,
+    journal: Arc<Journal>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +63,7 @@ impl ChunkStore {
         // Leftover temp files are uploads that never completed: drop them.
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)?;
+        let journal = Arc::new(Journal::open(root)?);
         let ids = Self::scan(root)?;
         let store = ChunkStore {
             root: root.to_path_buf(),
@@ -66,6 +71,7 @@ impl ChunkStore {
             used: AtomicU64::new(0),
             count: AtomicU64::new(ids.len() as u64),
             changes: Mutex::new((Vec::new(), Vec::new())),
+            journal,
         };
         for id in &ids {
             store.used.fetch_add(std::fs::metadata(store.chunk_path(id))?.len(), Ordering::Relaxed);
@@ -121,12 +127,42 @@ impl ChunkStore {
     }
 
     pub fn chunk_path(&self, id: &ChunkId) -> PathBuf {
-        let h = id.to_hex();
-        self.root.join("chunks").join(&h[0..2]).join(h)
+        crate::journal::chunk_path(&self.root, id)
     }
 
     pub fn has(&self, id: &ChunkId) -> bool {
-        self.chunk_path(id).exists()
+        self.journal.holds(id) || self.chunk_path(id).exists()
+    }
+
+    /// The small-chunk journal (its checkpoint task is the caller's to run).
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// The bytes of a chunk still held by the journal (not yet a file).
+    pub fn journaled(&self, id: &ChunkId) -> Option<Bytes> {
+        self.journal.get(id)
+    }
+
+    /// Every chunk held: the files plus those still in the journal
+    /// (blocking: scans the store).
+    pub fn list(&self) -> std::io::Result<Vec<ChunkId>> {
+        let mut ids = Self::scan(&self.root)?;
+        let on_disk: std::collections::HashSet<ChunkId> = ids.iter().copied().collect();
+        ids.extend(self.journal.ids().into_iter().filter(|id| !on_disk.contains(id)));
+        Ok(ids)
+    }
+
+    /// The whole chunk, from the journal or its file.
+    pub async fn read(&self, id: &ChunkId) -> Result<Bytes, StoreError> {
+        if let Some(b) = self.journaled(id) {
+            return Ok(b);
+        }
+        match tokio::fs::read(self.chunk_path(id)).await {
+            Ok(b) => Ok(Bytes::from(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound(id.to_hex())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn used(&self) -> u64 {
@@ -139,6 +175,12 @@ impl ChunkStore {
 
     pub fn disk(&self) -> std::io::Result<DiskStats> {
         disk_stats(&self.root)
+    }
+
+    fn added(&self, id: ChunkId, len: u64) {
+        self.used.fetch_add(len, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).0.push(id);
     }
 
     /// Takes the chunks added and removed since the last call.
@@ -178,6 +220,11 @@ impl ChunkStore {
     /// Re-hashes a stored chunk; Ok(false) when the content does not match.
     pub async fn verify(&self, id: &ChunkId) -> Result<bool, StoreError> {
         let p = self.chunk_path(id);
+        if let Some(b) = self.journaled(id) {
+            if !p.exists() {
+                return Ok(ChunkId::of(&b) == *id);
+            }
+        }
         let id2 = *id;
         tokio::task::spawn_blocking(move || -> Result<bool, StoreError> {
             let mut f = match std::fs::File::open(&p) {
@@ -210,6 +257,11 @@ impl ChunkStore {
     }
 
     pub async fn delete(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        if self.journal.holds(id) {
+            // Its journal record would bring it back at replay: make it a
+            // file first, then delete that.
+            self.journal.checkpoint().await?;
+        }
         let p = self.chunk_path(id);
         let len = match tokio::fs::metadata(&p).await {
             Ok(m) => m.len(),
@@ -281,6 +333,17 @@ impl ChunkWriter<'_> {
         if actual != self.id {
             return Err(StoreError::HashMismatch { id, actual: actual.to_hex() });
         }
+        if self.file.is_none() && self.store.journal.takes(self.buf.len()) {
+            let (journal, data) = (self.store.journal.clone(), Bytes::from(std::mem::take(&mut self.buf)));
+            let id = self.id;
+            let fresh = tokio::task::spawn_blocking(move || journal.append(id, data))
+                .await
+                .map_err(std::io::Error::other)??;
+            if fresh {
+                self.store.added(id, self.written);
+            }
+            return Ok(());
+        }
         let file = match self.file.take() {
             Some(mut f) => {
                 f.flush().await?;
@@ -314,9 +377,7 @@ impl ChunkWriter<'_> {
         .map_err(std::io::Error::other)??;
         self.tmp_exists = false;
         if !existed {
-            self.store.used.fetch_add(self.written, Ordering::Relaxed);
-            self.store.count.fetch_add(1, Ordering::Relaxed);
-            self.store.changes.lock().unwrap_or_else(|p| p.into_inner()).0.push(self.id);
+            self.store.added(self.id, self.written);
         }
         Ok(())
     }
@@ -347,6 +408,7 @@ mod tests {
         w.write(&data[1000..]).await.unwrap();
         w.finish().await.unwrap();
         assert!(store.has(&id));
+        store.journal().checkpoint().await.unwrap();
         assert_eq!(std::fs::read(store.chunk_path(&id)).unwrap(), data);
         assert_eq!(store.count(), 1);
         let (_, ids) = ChunkStore::open(dir.path(), 0).unwrap();

@@ -348,15 +348,32 @@ impl Cluster {
         self.dir.path().join(format!("chunkserver-{}", j + 1))
     }
 
-    /// Path of chunk `hex` on chunkserver `j`, if it holds it.
+    /// Path of chunk `hex` on chunkserver `j`, if it holds it. Small chunks
+    /// first land in a chunkserver's journal; this waits (bounded) for the
+    /// running ones to checkpoint theirs into chunk files.
     pub fn chunk_file(&self, j: usize, hex: &str) -> Option<PathBuf> {
+        self.journals_checkpointed();
         let p = self.cs_dir(j).join("chunks").join(&hex[0..2]).join(hex);
         p.exists().then_some(p)
     }
 
-    /// Total bytes of chunk files across all chunkservers.
+    /// Total bytes of chunk files across all chunkservers (after the
+    /// running ones have checkpointed their journals).
     pub fn stored_bytes(&self) -> u64 {
+        self.journals_checkpointed();
         (0..self.chunkservers.len()).map(|j| dir_bytes(&self.cs_dir(j).join("chunks"))).sum()
+    }
+
+    /// Waits up to 10 s until no running chunkserver has a journal record
+    /// not yet written as a chunk file (a checkpoint runs twice a second).
+    pub fn journals_checkpointed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (0..self.chunkservers.len())
+            .any(|j| self.chunkservers[j].is_running() && dir_bytes(&self.cs_dir(j).join("journal")) > 0)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn stop_all(&mut self) {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use tessera_tests::{chunk_ids, random_bytes, Cluster};
+use tessera_tests::{chunk_ids, dir_bytes, eventually, random_bytes, Cluster, Opts};
 
 const CHUNK: usize = 1 << 20; // small chunks: more of them, faster tests
 const BIG: usize = 50 << 20;
@@ -171,4 +171,49 @@ fn single_master_cluster_works() {
     assert_eq!(st["masters"].as_array().unwrap().len(), 1);
     assert_eq!(st["masters"][0]["role"], "Leader");
     assert_eq!(st["chunkservers"].as_array().unwrap().len(), 3);
+}
+
+/// Small chunks are acknowledged once appended to each chunkserver's journal
+/// (one fdatasync) and become chunk files at the next checkpoint. With the
+/// checkpoint held off, every chunkserver is SIGKILLed right after the put:
+/// each replays its journal on restart and every byte is back, as files.
+#[test]
+fn journaled_small_chunks_survive_sigkill_of_every_chunkserver() {
+    let cs_args = vec!["--journal-checkpoint-ms".to_string(), "3600000".to_string()];
+    let mut c = Cluster::start_with(Opts { masters: 1, chunkservers: 3, master_args: vec![], cs_args });
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("small");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut files = BTreeMap::new();
+    for i in 0..150u64 {
+        let data = random_bytes(1 + (i as usize * 877) % 100_000, 7000 + i);
+        std::fs::write(src.join(format!("f{i:03}")), &data).unwrap();
+        files.insert(format!("f{i:03}"), data);
+    }
+    c.ok(&["put", src.to_str().unwrap(), "/small"]);
+    for j in 0..3 {
+        assert_eq!(dir_bytes(&c.cs_dir(j).join("chunks")), 0, "chunkserver {j} wrote chunk files already");
+        assert!(dir_bytes(&c.cs_dir(j).join("journal")) > 0, "chunkserver {j} journaled nothing");
+    }
+    for j in 0..3 {
+        c.chunkservers[j].kill();
+    }
+    for j in 0..3 {
+        c.chunkservers[j].start();
+    }
+    // Each replays its journal before it listens again.
+    for cs in &c.chunkservers {
+        eventually(std::time::Duration::from_secs(30), "chunkserver restarted", || {
+            cs.log().matches("chunkserver serving").count() >= 2
+        });
+    }
+    assert!(c.chunkservers[0].log().contains("journal replayed into chunk files"));
+    let back = work.path().join("back");
+    c.ok(&["get", "/small", back.to_str().unwrap()]);
+    assert_tree_eq(&files, &back);
+    for data in files.values() {
+        for id in chunk_ids(data, CHUNK) {
+            assert_eq!((0..3).filter(|j| c.chunk_file(*j, &id).is_some()).count(), 3, "chunk {id}");
+        }
+    }
 }

@@ -1,0 +1,144 @@
+use super::*;
+use crate::store::ChunkStore;
+
+async fn put(store: &ChunkStore, data: &[u8]) -> ChunkId {
+    let id = ChunkId::of(data);
+    let mut w = store.begin(id, data.len() as u64).await.unwrap();
+    w.write(data).await.unwrap();
+    w.finish().await.unwrap();
+    id
+}
+
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn segment_files(root: &Path) -> Vec<PathBuf> {
+    segments(&root.join("journal")).unwrap().into_iter().map(|(_, p)| p).collect()
+}
+
+#[tokio::test]
+async fn small_chunks_are_served_from_the_journal_then_from_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    let bytes = data(1, 4096);
+    let id = put(&store, &bytes).await;
+    assert!(store.has(&id));
+    assert!(!store.chunk_path(&id).exists(), "acknowledged through the journal, not yet a file");
+    assert_eq!(store.read(&id).await.unwrap(), bytes);
+    assert!(store.verify(&id).await.unwrap());
+    assert_eq!(store.list().unwrap(), vec![id]);
+    assert_eq!((store.count(), store.used()), (1, 4096));
+    assert_eq!(store.take_changes().0, vec![id]);
+
+    store.journal().checkpoint().await.unwrap();
+    assert_eq!(std::fs::read(store.chunk_path(&id)).unwrap(), bytes);
+    assert!(store.journaled(&id).is_none(), "released from memory once a durable file");
+    assert_eq!(store.list().unwrap(), vec![id]);
+    let segs = segment_files(dir.path());
+    assert_eq!(segs.len(), 1, "the checkpointed segment is gone");
+    assert_eq!(std::fs::metadata(&segs[0]).unwrap().len(), 0);
+    // Putting it again is a no-op.
+    put(&store, &bytes).await;
+    assert_eq!(store.count(), 1);
+}
+
+#[tokio::test]
+async fn acknowledged_records_replay_after_a_crash_and_a_torn_tail_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    let datas: Vec<Vec<u8>> = (0..5).map(|i| data(10 + i, 1000 + i as usize * 3000)).collect();
+    let mut ids = Vec::new();
+    for d in &datas {
+        ids.push(put(&store, d).await);
+    }
+    // The process dies without a checkpoint ...
+    drop(store);
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut raw = std::fs::read(&seg).unwrap();
+    // ... one whole record was damaged on disk ...
+    let second = HEADER + datas[0].len() + HEADER + 10;
+    raw[second] ^= 0xff;
+    // ... and a sixth put was cut off mid-record.
+    let torn = data(99, 5000);
+    raw.extend_from_slice(&MAGIC);
+    raw.extend_from_slice(&(torn.len() as u32).to_le_bytes());
+    raw.extend_from_slice(ChunkId::of(&torn).as_bytes());
+    raw.extend_from_slice(&torn[..1234]);
+    std::fs::write(&seg, &raw).unwrap();
+
+    let (store, mut found) = ChunkStore::open(dir.path(), 0).unwrap();
+    found.sort();
+    let mut want: Vec<ChunkId> = ids.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, id)| *id).collect();
+    want.sort();
+    assert_eq!(found, want, "the damaged record is skipped, those after it kept");
+    for (i, d) in datas.iter().enumerate().filter(|(i, _)| *i != 1) {
+        assert_eq!(&std::fs::read(store.chunk_path(&ids[i])).unwrap(), d);
+    }
+    assert!(!store.has(&ChunkId::of(&torn)));
+    assert_eq!(segment_files(dir.path()).len(), 1, "replayed segments are removed");
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn a_deleted_journaled_chunk_stays_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    let gone = put(&store, &data(3, 777)).await;
+    let kept = put(&store, &data(4, 778)).await;
+    assert!(store.delete(&gone).await.unwrap());
+    assert!(!store.has(&gone));
+    drop(store);
+    let (store, found) = ChunkStore::open(dir.path(), 0).unwrap();
+    assert_eq!(found, vec![kept]);
+    assert!(!store.has(&gone));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    let store = Arc::new(store);
+    let checkpoints = tokio::spawn(store.journal().clone().run(Duration::from_millis(20)));
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = data(100 + i, 512 + (i as usize * 997) % 60_000);
+            (put(&s, &d).await, d)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.push(t.await.unwrap());
+    }
+    assert_eq!(store.count(), 64);
+    for (id, d) in &all {
+        assert_eq!(&store.read(id).await.unwrap()[..], &d[..]);
+    }
+    checkpoints.abort();
+    drop(store);
+    let (store, found) = ChunkStore::open(dir.path(), 0).unwrap();
+    assert_eq!(found.len(), 64);
+    for (id, d) in &all {
+        assert_eq!(&std::fs::read(store.chunk_path(id)).unwrap(), d);
+    }
+}
+
+#[tokio::test]
+async fn chunks_over_the_limit_are_written_as_files_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    let big = data(5, JOURNAL_MAX + 1);
+    let id = put(&store, &big).await;
+    assert!(store.journaled(&id).is_none());
+    assert_eq!(std::fs::read(store.chunk_path(&id)).unwrap(), big);
+}
