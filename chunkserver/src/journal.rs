@@ -286,10 +286,18 @@ impl Journal {
         self.written.store(0, Ordering::Relaxed);
         let (root, dir, seq) = (self.root.clone(), self.dir.clone(), old.seq);
         let made = tokio::task::spawn_blocking(move || -> io::Result<usize> {
-            let path = segment_path(&dir, seq);
-            let made = materialize(&root, &path)?.len();
+            // Older segments still here are ones an earlier checkpoint
+            // failed on: they are redone now, so nothing released from
+            // memory below lacks its file.
+            let due: Vec<PathBuf> = segments(&dir)?.into_iter().filter(|(s, _)| *s <= seq).map(|(_, p)| p).collect();
+            let mut made = 0;
+            for p in &due {
+                made += materialize(&root, p)?.len();
+            }
             syncfs(&root)?;
-            std::fs::remove_file(&path)?;
+            for p in &due {
+                std::fs::remove_file(p)?;
+            }
             sync_dir(&dir)?;
             Ok(made)
         })

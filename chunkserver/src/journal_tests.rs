@@ -142,3 +142,22 @@ async fn chunks_over_the_limit_are_written_as_files_directly() {
     assert!(store.journaled(&id).is_none());
     assert_eq!(std::fs::read(store.chunk_path(&id)).unwrap(), big);
 }
+
+#[tokio::test]
+async fn a_checkpoint_redoes_a_segment_an_earlier_one_failed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    let a = put(&store, &data(6, 3000)).await;
+    // A segment older than the current one, left by a failed checkpoint.
+    let b_data = data(7, 2000);
+    let b = ChunkId::of(&b_data);
+    let mut rec = MAGIC.to_vec();
+    rec.extend_from_slice(&(b_data.len() as u32).to_le_bytes());
+    rec.extend_from_slice(b.as_bytes());
+    rec.extend_from_slice(&b_data);
+    std::fs::write(segment_path(&dir.path().join("journal"), 0), rec).unwrap();
+    store.journal().checkpoint().await.unwrap();
+    assert!(store.chunk_path(&a).exists());
+    assert_eq!(std::fs::read(store.chunk_path(&b)).unwrap(), b_data);
+    assert_eq!(segment_files(dir.path()).len(), 1, "only the new, empty segment is left");
+}

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_proto::pb::meta_server::Meta;
 use tessera_proto::pb::*;
-use tessera_proto::status::not_leader;
+use tessera_proto::status::{errno_status, not_leader};
 use tessera_proto::ChunkId;
 use tonic::{Request, Response, Status};
 
@@ -425,7 +425,7 @@ impl Meta for MetaService {
     async fn chunk_locations(&self, req: Request<ChunkLocationsRequest>) -> Res<ChunkLocationsReply> {
         let mut locations = Vec::new();
         for raw in &req.get_ref().ids {
-            let id = ChunkId::from_slice(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let id = ChunkId::from_slice(raw).map_err(|e| errno_status(libc::EINVAL, e.to_string()))?;
             locations.push(ChunkLocation { id: raw.clone(), addrs: self.cluster.locations(&id) });
         }
         ok(ChunkLocationsReply { locations })
@@ -451,7 +451,7 @@ impl Meta for MetaService {
         self.leader_only()?;
         let r = req.into_inner();
         if r.start > r.end || ![crate::locks::F_RDLCK, crate::locks::F_WRLCK, crate::locks::F_UNLCK].contains(&r.typ) {
-            return Err(Status::invalid_argument("bad lock range or type"));
+            return Err(errno_status(libc::EINVAL, "bad lock range or type"));
         }
         match self.locks.set(r.ino, &r.owner, r.pid, r.start, r.end, r.typ) {
             Ok(()) => ok(LockReply { granted: true, typ: r.typ, start: r.start, end: r.end, pid: r.pid }),
@@ -511,7 +511,7 @@ impl Meta for MetaService {
         let r = req.into_inner();
         let state = match crate::fsm::model::ServerState::parse(&r.state) {
             Some(s @ (crate::fsm::model::ServerState::Draining | crate::fsm::model::ServerState::Alive)) => s,
-            _ => return Err(Status::invalid_argument("state must be \"draining\" or \"alive\"")),
+            _ => return Err(errno_status(libc::EINVAL, "state must be \"draining\" or \"alive\"")),
         };
         self.write(Cred::root(), Op::SetServerState { id: r.id, state }).await?;
         ok(Empty {})
@@ -559,7 +559,7 @@ impl Meta for MetaService {
     async fn register(&self, req: Request<RegisterRequest>) -> Res<Empty> {
         let r = req.into_inner();
         if r.id.is_empty() || r.addr.is_empty() {
-            return Err(Status::invalid_argument("chunkserver id and address are required"));
+            return Err(errno_status(libc::EINVAL, "chunkserver id and address are required"));
         }
         // Re-registering with identical details is a no-op read, not a log entry.
         self.barrier().await?;

@@ -118,6 +118,20 @@ fn api_rejects_slash_and_nul_in_names() {
             .unwrap_err();
         assert_eq!(e.errno(), libc::EINVAL);
         assert!(fs.readdir(1, false).await.unwrap().is_empty(), "a bad name created something");
+        // A lock whose range is reversed, or of no known type, is EINVAL
+        // (not EIO, which would claim an I/O failure).
+        for (start, end, typ) in [(10, 5, libc::F_WRLCK), (0, 5, 99)] {
+            let req = tessera_proto::pb::LockRequest { ino: 1, owner: "t".into(), pid: 1, start, end, typ };
+            let e = fs
+                .meta
+                .call("set_lock", |mut m| {
+                    let r = req.clone();
+                    async move { m.set_lock(r).await }
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(e.errno(), libc::EINVAL, "lock {start}..{end} type {typ}: {e}");
+        }
     });
 }
 
