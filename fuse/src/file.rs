@@ -28,8 +28,19 @@ const CACHE_WRITTEN_UPTO: usize = 1 << 20;
 
 /// Extents a slot's range may be cut into before a flush rewrites the
 /// whole slot as one chunk: bounds the extent list (and the old chunks kept
-/// alive by pieces) under many small writes.
-const MAX_PIECES: usize = 16;
+/// alive by pieces) under many small writes. A file of few slots may cut
+/// each into more pieces, up to EXTENT_BUDGET for the whole file: the master
+/// keeps a file's extent list as one value, so the budget bounds what every
+/// commit rewrites, while a slot rewrite (read, upload and store 3 copies of
+/// a whole chunk) is what bounds fsynced random writes.
+const MIN_PIECES: usize = 16;
+const MAX_PIECES: usize = 128;
+const EXTENT_BUDGET: usize = 1024;
+
+fn piece_limit(size: u64, chunk: u64) -> usize {
+    let slots = size.div_ceil(chunk.max(1)).max(1);
+    (EXTENT_BUDGET / slots.min(EXTENT_BUDGET as u64) as usize).clamp(MIN_PIECES, MAX_PIECES)
+}
 
 /// A slot's bytes `[lo, lo + len)`, offsets within the slot.
 enum Slot {
@@ -488,9 +499,10 @@ impl FileData {
     }
 
     /// A slot whose range would leave its part of the file in more than
-    /// MAX_PIECES extents is rewritten whole, as one chunk.
+    /// `piece_limit` extents is rewritten whole, as one chunk.
     async fn compact(&mut self, t: &Transfer) -> Result<()> {
         let mut whole = Vec::new();
+        let limit = piece_limit(self.size, self.chunk);
         // End offset of each committed extent, to count pieces by search.
         let ends: Vec<u64> = self
             .base
@@ -506,7 +518,7 @@ impl FileData {
             let end = (start + self.chunk).min(self.size);
             let hi = start + lo + bytes.len() as u64;
             let pieces = pieces_in(&ends, start, start + lo) + 1 + pieces_in(&ends, hi, end);
-            if pieces > MAX_PIECES {
+            if pieces > limit {
                 whole.push((*s, end - start));
             }
         }
@@ -530,7 +542,16 @@ impl FileData {
 
 #[cfg(test)]
 mod tests {
-    use super::pieces_in;
+    use super::{piece_limit, pieces_in};
+
+    #[test]
+    fn small_files_may_be_cut_into_more_pieces_per_slot() {
+        let mib = 1u64 << 20;
+        assert_eq!(piece_limit(0, 4 * mib), 128);
+        assert_eq!(piece_limit(64 * mib, 4 * mib), 64, "16 slots share the budget");
+        assert_eq!(piece_limit(1 << 30, 4 * mib), 16, "never below the floor");
+        assert_eq!(piece_limit(u64::MAX, 4 * mib), 16);
+    }
 
     #[test]
     fn pieces_are_counted_by_search() {

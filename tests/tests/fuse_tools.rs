@@ -336,13 +336,18 @@ fn a_small_write_into_a_big_file_uploads_a_small_chunk() {
     }
     let grown = c.stored_bytes() - before;
     assert!(grown < 3 * 5 * 8192, "5 fsynced 4 KiB writes stored {grown} new bytes");
-    for i in 0..40u64 {
+    // 100 more scattered writes into one slot: past its share of pieces
+    // (128 at most), a flush rewrites the slot whole, 3 copies of 4 MiB.
+    let before = c.stored_bytes();
+    for i in 0..100u64 {
         let piece = random_bytes(512, 300 + i);
         let off = (6 << 20) + i * 9000;
         std::os::unix::fs::FileExt::write_all_at(&f, &piece, off).unwrap();
         f.sync_all().unwrap();
         want[off as usize..off as usize + 512].copy_from_slice(&piece);
     }
+    let grown = c.stored_bytes() - before;
+    assert!(grown >= 3 * (4 << 20), "the fragmented slot was never rewritten whole ({grown} new bytes)");
     drop(f);
     assert!(std::fs::read(m1.path().join("big")).unwrap() == want, "the writing mount reads it back");
     drop_dentries();
