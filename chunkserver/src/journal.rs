@@ -20,7 +20,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_proto::ChunkId;
@@ -46,6 +46,11 @@ struct Segment {
     seq: u64,
     file: File,
     synced: Mutex<u64>,
+    /// An fsync of this file failed. Linux may then drop the dirty pages
+    /// and report success to the next fsync, so no later put may be
+    /// acknowledged through this segment; puts take the file path until a
+    /// checkpoint starts a new one.
+    failed: AtomicBool,
 }
 
 struct Writer {
@@ -175,7 +180,7 @@ fn open_segment(dir: &Path, seq: u64) -> io::Result<Arc<Segment>> {
     let file = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(segment_path(dir, seq))?;
     // The new name must be durable before any record in it is acknowledged.
     sync_dir(dir)?;
-    Ok(Arc::new(Segment { seq, file, synced: Mutex::new(0) }))
+    Ok(Arc::new(Segment { seq, file, synced: Mutex::new(0), failed: Default::default() }))
 }
 
 impl Journal {
@@ -213,7 +218,9 @@ impl Journal {
 
     /// Whether a chunk of `len` bytes should go through the journal now.
     pub fn takes(&self, len: usize) -> bool {
-        len <= JOURNAL_MAX && lock(&self.pending).bytes + len as u64 <= PENDING_LIMIT
+        len <= JOURNAL_MAX
+            && lock(&self.pending).bytes + len as u64 <= PENDING_LIMIT
+            && !lock(&self.writer).seg.failed.load(Ordering::Relaxed)
     }
 
     /// A chunk acknowledged through the journal and not yet checkpointed.
@@ -249,10 +256,17 @@ impl Journal {
         };
         {
             let mut synced = lock(&seg.synced);
+            if seg.failed.load(Ordering::Relaxed) {
+                return Err(io::Error::other("the journal segment failed an fsync; not acknowledged"));
+            }
             if *synced < end {
                 // Everything appended so far rides on this one sync.
                 let upto = lock(&self.writer).end_in(seg.seq).unwrap_or(end);
-                seg.file.sync_data()?;
+                if let Err(e) = seg.file.sync_data() {
+                    seg.failed.store(true, Ordering::Relaxed);
+                    self.kick.notify_one();
+                    return Err(e);
+                }
                 *synced = upto.max(end);
             }
         }
@@ -274,14 +288,22 @@ impl Journal {
     /// deletes the journal segments that held it.
     pub async fn checkpoint(self: &Arc<Self>) -> io::Result<()> {
         let _one = self.checkpointing.lock().await;
+        // Only a checkpoint (one at a time) changes the segment, so the
+        // next one can be made (a create and a directory fsync) unlocked.
+        let (current, empty) = {
+            let w = lock(&self.writer);
+            (w.seg.seq, w.end == 0)
+        };
+        if empty {
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        let next =
+            tokio::task::spawn_blocking(move || open_segment(&dir, current + 1)).await.map_err(io::Error::other)??;
         let old = {
             let mut w = lock(&self.writer);
-            if w.end == 0 {
-                return Ok(());
-            }
-            let seg = open_segment(&self.dir, w.seg.seq + 1)?;
             w.end = 0;
-            std::mem::replace(&mut w.seg, seg)
+            std::mem::replace(&mut w.seg, next)
         };
         self.written.store(0, Ordering::Relaxed);
         let (root, dir, seq) = (self.root.clone(), self.dir.clone(), old.seq);

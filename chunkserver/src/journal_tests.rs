@@ -161,3 +161,21 @@ async fn a_checkpoint_redoes_a_segment_an_earlier_one_failed_on() {
     assert_eq!(std::fs::read(store.chunk_path(&b)).unwrap(), b_data);
     assert_eq!(segment_files(dir.path()).len(), 1, "only the new, empty segment is left");
 }
+
+#[tokio::test]
+async fn after_a_failed_fsync_puts_bypass_the_segment_until_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    let journaled = put(&store, &data(8, 1000)).await;
+    assert!(store.journaled(&journaled).is_some());
+    // As if the segment's fdatasync had failed.
+    lock(&store.journal().writer).seg.failed.store(true, Ordering::Relaxed);
+    let direct = put(&store, &data(9, 1000)).await;
+    assert!(store.journaled(&direct).is_none() && store.chunk_path(&direct).exists(), "written as a file");
+    // Nothing more is acknowledged through the failed segment.
+    assert!(store.journal().append(ChunkId::of(&data(10, 10)), Bytes::from(data(10, 10))).is_err());
+    store.journal().checkpoint().await.unwrap();
+    assert!(store.chunk_path(&journaled).exists());
+    let again = put(&store, &data(11, 1000)).await;
+    assert!(store.journaled(&again).is_some(), "a fresh segment takes puts again");
+}
