@@ -12,13 +12,19 @@ build
 mkdir -p "$W"
 start_cluster "$W/cluster" --mount "$W/mnt"
 for _ in $(seq 1 100); do grep -qs " $W/mnt " /proc/mounts && break; sleep 0.1; done
-# One untimed 1 GiB write first, on each target: on this VM the first pass
+# One untimed 1 GiB write and read first, on each target: on this VM the first pass
 # over fresh memory (page cache) is several times slower than later ones,
 # which otherwise favours whichever system runs second.
 warm_up() {
   command -v fio >/dev/null || apt-get install -y -qq fio >/dev/null 2>&1 || true
   fio --output-format=terse --fallocate=none --ioengine=psync --numjobs=1 --refill_buffers --name=warmup \
     --filename="$1/warmup.$$" --rw=write --bs=1M --size=1g --end_fsync=1 >/dev/null 2>&1 || true
+  # And one untimed read of it from cold caches, so the read path of
+  # whichever system runs first is as warm as that of the second.
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  fio --output-format=terse --ioengine=psync --numjobs=1 --name=warmup-read \
+    --filename="$1/warmup.$$" --rw=read --bs=1M --size=1g >/dev/null 2>&1 || true
   rm -f "$1/warmup.$$"
 }
 warm_up "$W/mnt"
