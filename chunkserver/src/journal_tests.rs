@@ -107,7 +107,19 @@ async fn concurrent_puts_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
     let store = Arc::new(store);
-    let checkpoints = tokio::spawn(store.journal().clone().run(Duration::from_millis(20)));
+    // Checkpoints run alongside the puts, and are stopped by a flag, not by
+    // aborting the task: an aborted checkpoint would go on in the blocking
+    // pool and race the reopen below.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checkpoints = {
+        let (j, stop) = (store.journal().clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                j.checkpoint().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
     let mut tasks = Vec::new();
     for i in 0..64u64 {
         let s = store.clone();
@@ -124,7 +136,8 @@ async fn concurrent_puts_all_land() {
     for (id, d) in &all {
         assert_eq!(&store.read(id).await.unwrap()[..], &d[..]);
     }
-    checkpoints.abort();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    checkpoints.await.unwrap();
     drop(store);
     let (store, found) = ChunkStore::open(dir.path(), 0).unwrap();
     assert_eq!(found.len(), 64);
