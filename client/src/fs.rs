@@ -351,6 +351,9 @@ impl Fs {
     /// Commits changes to the committed content: the list is cut at
     /// `keep`, grown or cut to `size`, and each patch (offset, extents) laid
     /// over it. The request is sized by the change, not by the file.
+    /// `unsealed`: sent while the chunks still upload (keep 0 only; the
+    /// master then settles it later, see its fsm/unsealed.rs).
+    #[allow(clippy::too_many_arguments)] // the fields of one CommitRequest
     pub async fn commit_splice(
         &self,
         ino: u64,
@@ -359,6 +362,7 @@ impl Fs {
         patches: Vec<(u64, Vec<Extent>)>,
         gc_epoch: u64,
         create: Option<CreateRequest>,
+        unsealed: bool,
     ) -> Result<Attr> {
         let patches = patches.into_iter().map(|(offset, extents)| Patch { offset, extents }).collect();
         let behind = create.is_some();
@@ -371,6 +375,7 @@ impl Fs {
             keep,
             patches,
             create,
+            unsealed,
             request_id: request_id(),
             ..Default::default()
         };

@@ -216,8 +216,27 @@ impl Transfer {
         }
     }
 
-    /// Reads one chunk, verified, trying ring owners then reported locations.
+    /// Reads one chunk, verified, trying ring owners then reported
+    /// locations. A chunk nobody holds yet is asked for again for a few
+    /// seconds: a reader may race a writer whose commit was sent while its
+    /// chunks were still uploading (an unsealed commit), or a restarting
+    /// chunkserver.
     async fn fetch_chunk_uncached(&self, id: ChunkId) -> Result<Bytes> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match self.fetch_chunk_once(id).await {
+                Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::debug!(chunk = %id, error = %e, "no replica answered; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn fetch_chunk_once(&self, id: ChunkId) -> Result<Bytes> {
         let on_bad = self.reporter();
         let cands = self.ring.read_candidates(&id).await?;
         match self.io.get_verified(&cands, id, &on_bad).await {

@@ -6,6 +6,7 @@
 //! goes on; `flush` uploads the rest and commits the spliced extent list in
 //! one Raft command. Reads see unflushed data.
 
+use crate::create_behind::Held;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use tessera_client::transfer::Transfer;
@@ -22,6 +23,10 @@ const MAX_PENDING: usize = 8;
 /// also gain: a slot starts afresh after a commit, instead of its one held
 /// range growing over the gaps between them.)
 const COMMIT_EVERY: usize = 64;
+
+/// A flush replacing the whole content with at most this much left to
+/// upload commits while it uploads (`commit_while_uploading`): small files.
+const UNSEALED_UPTO: u64 = 1 << 20;
 
 /// Written chunks up to this size are kept in the read cache.
 const CACHE_WRITTEN_UPTO: usize = 1 << 20;
@@ -439,23 +444,18 @@ impl FileData {
             self.spawn_upload(t, s);
         }
         self.failed = None;
-        self.settle().await;
-        if let Some(e) = self.failed.take() {
-            return Err(e);
-        }
-        let mut patches = Vec::new();
-        for (s, slot) in &self.slots {
-            let Slot::Stored { lo, len, id } = slot else {
-                continue;
-            };
-            let from = s * self.chunk + lo;
-            let len = (*len).min(self.size.saturating_sub(from));
-            if len > 0 {
-                patches.push((from, vec![Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len }]));
+        let uploading = self.uploading_bytes();
+        let attr = if self.keep == 0 && uploading > 0 && uploading <= UNSEALED_UPTO {
+            self.commit_while_uploading(fs).await?
+        } else {
+            self.settle().await;
+            if let Some(e) = self.failed.take() {
+                return Err(e);
             }
-        }
-        let epoch = self.epoch.unwrap_or(0);
-        let attr = self.commit_patches(fs, self.size, patches, epoch).await?;
+            let patches = self.patches();
+            let epoch = self.epoch.unwrap_or(0);
+            self.commit_patches(fs, self.size, patches, epoch).await?
+        };
         self.epoch = None;
         self.uploaded_at = None;
         self.committed_version = attr.version;
@@ -463,6 +463,65 @@ impl FileData {
         self.trimmed = false;
         self.modified = None;
         Ok(Some(attr))
+    }
+
+    /// Bytes of the slots being uploaded or about to be.
+    fn uploading_bytes(&self) -> u64 {
+        self.slots
+            .values()
+            .map(|s| match s {
+                Slot::Buf { bytes, .. } => bytes.len() as u64,
+                Slot::Pending { data, .. } => data.len() as u64,
+                Slot::Stored { .. } => 0,
+            })
+            .sum()
+    }
+
+    /// One patch per uploaded (or uploading: its id is known) slot.
+    fn patches(&self) -> Vec<(u64, Vec<Extent>)> {
+        let mut patches = Vec::new();
+        for (s, slot) in &self.slots {
+            let (lo, len, id) = match slot {
+                Slot::Stored { lo, len, id } => (*lo, *len, id),
+                Slot::Pending { lo, data, id, .. } => (*lo, data.len() as u64, id),
+                Slot::Buf { .. } => continue,
+            };
+            let from = s * self.chunk + lo;
+            let len = len.min(self.size.saturating_sub(from));
+            if len > 0 {
+                patches.push((from, vec![Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len }]));
+            }
+        }
+        patches
+    }
+
+    /// A small flush that replaces the whole content sends its commit
+    /// while the chunks upload (master fsm/unsealed.rs) and returns when
+    /// both are done: the chunks are on their replicas and the list
+    /// committed, as for any flush, in the time of the longer of the two.
+    async fn commit_while_uploading(&mut self, fs: &Fs) -> Result<Attr> {
+        let patches = self.patches();
+        let (size, epoch) = (self.size, self.epoch.unwrap_or(0));
+        let (list, held) = self.begin_commit(size, &patches)?;
+        let create = held.as_ref().map(|h| h.req.clone());
+        let sent = std::time::Instant::now();
+        let commit = fs.commit_splice(self.ino, 0, size, patches, epoch, create, true);
+        let upload = async {
+            self.settle().await;
+            sent.elapsed()
+        };
+        let (took, r) = tokio::join!(upload, commit);
+        let attr = self.end_commit(fs, held, list, size, r).await?;
+        // A failed upload keeps its slot (Buf): the next flush uploads it
+        // again, and its id (its content) is the one just committed.
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if took > tessera_proto::UNSEALED_UPLOAD_LIMIT {
+            // The masters may already have judged the commit abandoned.
+            return Err(ClientError::fs(libc::EIO, format!("upload outlived its unsealed commit ({took:?})")));
+        }
+        Ok(attr)
     }
 
     /// Commits `patches` over the committed view (cut where a local
@@ -475,13 +534,31 @@ impl FileData {
         patches: Vec<(u64, Vec<Extent>)>,
         epoch: u64,
     ) -> Result<Attr> {
-        let list = splice(&self.base, self.keep, size, &patches)
-            .ok_or_else(|| ClientError::fs(libc::EIO, "a patch reaches past the end of the file"))?;
-        // This file's create, if still held and nothing else is in flight
-        // before it, lands with this commit.
-        let held = self.creates.as_ref().and_then(|c| c.take_for_commit(self.ino));
+        let (list, held) = self.begin_commit(size, &patches)?;
         let create = held.as_ref().map(|h| h.req.clone());
-        let r = fs.commit_splice(self.ino, self.keep, size, patches, epoch, create).await;
+        let r = fs.commit_splice(self.ino, self.keep, size, patches, epoch, create, false).await;
+        self.end_commit(fs, held, list, size, r).await
+    }
+
+    /// The list a commit of `patches` makes, and this file's create if
+    /// still held and nothing else is in flight before it (it then lands
+    /// with the commit).
+    fn begin_commit(&self, size: u64, patches: &[(u64, Vec<Extent>)]) -> Result<(Vec<Extent>, Option<Held>)> {
+        let list = splice(&self.base, self.keep, size, patches)
+            .ok_or_else(|| ClientError::fs(libc::EIO, "a patch reaches past the end of the file"))?;
+        Ok((list, self.creates.as_ref().and_then(|c| c.take_for_commit(self.ino))))
+    }
+
+    /// After a commit answered `r`: the held create's fate, and on success
+    /// the new committed view.
+    async fn end_commit(
+        &mut self,
+        fs: &Fs,
+        held: Option<Held>,
+        list: Vec<Extent>,
+        size: u64,
+        r: Result<Attr>,
+    ) -> Result<Attr> {
         if let (Some(c), Some(h)) = (self.creates.as_ref(), held) {
             c.after_commit(fs, h, &r).await;
         }

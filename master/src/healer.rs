@@ -9,6 +9,7 @@
 
 use crate::cluster::Cluster;
 use crate::fsm::model::{decode, key, ChunkRefs, ChunkServerRec, CollectRec, ServerState};
+use crate::fsm::unsealed::{self, Verdict};
 use crate::fsm::{cf, read, CF_SM};
 use crate::types::{Command, Cred, Op, Raft, Reply};
 use bytes::Bytes;
@@ -31,6 +32,8 @@ pub struct HealerConfig {
     /// Files unlinked while open are freed after this long even if their
     /// mount never released them.
     pub orphan_file_max_age: Duration,
+    /// Unsealed commits (fsm/unsealed.rs) are settled after this long.
+    pub unsealed_grace: Duration,
 }
 
 /// A chunk lacking owners: (live copies, id, bytes, holders, owners missing it).
@@ -215,6 +218,11 @@ impl Healer {
 
         // 4. Garbage: past grace, and orphans (uploaded, never committed).
         self.collect(&referenced, &holders, &mut st).await?;
+        // 5. Commits sent before their chunks were durable.
+        let all_reported = servers.iter().all(|s| {
+            matches!(s.state, ServerState::Drained) || (self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id))
+        });
+        self.settle_unsealed(&holders, all_reported).await?;
         self.finish_deletions(&live).await?;
 
         let copies_in_flight = self.copying.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
@@ -360,6 +368,31 @@ impl Healer {
         if !abandoned.is_empty() {
             tracing::warn!(files = abandoned.len(), "freeing files unlinked while open and never released");
             self.propose(Op::ReleaseOrphans { inos: abandoned }).await;
+        }
+        Ok(())
+    }
+
+    /// Seals old unsealed commits whose chunks all have a holder; empties
+    /// those missing one. A chunk may only be judged missing when every
+    /// chunkserver that could hold it has reported: with one silent, the
+    /// markers wait (a restarting server may hold the only copy so far).
+    async fn settle_unsealed(&self, holders: &HashMap<ChunkId, Vec<String>>, all_reported: bool) -> Result<(), String> {
+        let before = tessera_proto::time::from_system_time(std::time::SystemTime::now() - self.cfg.unsealed_grace);
+        let old = unsealed::old_markers(&self.db, (before.sec, before.nsec)).map_err(|e| e.msg)?;
+        let (mut seal, mut revert) = (Vec::new(), Vec::new());
+        let held = |id: &[u8]| ChunkId::from_slice(id).is_ok_and(|id| holders.get(&id).is_some_and(|h| !h.is_empty()));
+        for (ino, rec) in old {
+            match unsealed::verdict(&self.db, ino, &rec, held).map_err(|e| e.msg)? {
+                Verdict::Seal => seal.push((ino, rec.version)),
+                Verdict::Revert if all_reported => revert.push((ino, rec.version)),
+                Verdict::Revert => {}
+            }
+        }
+        if !revert.is_empty() {
+            tracing::warn!(files = revert.len(), "unsealed commits whose writer never finished the upload: emptying");
+        }
+        if !seal.is_empty() || !revert.is_empty() {
+            self.propose(Op::SettleUnsealed { seal, revert }).await;
         }
         Ok(())
     }

@@ -39,6 +39,12 @@ struct Args {
     /// open) is freed even if its mount never released it (the mount died).
     #[arg(long, default_value_t = 86_400)]
     orphan_file_max_age_s: u64,
+    /// Seconds after which a commit a mount sent before its chunks were
+    /// durable is settled: kept if every chunk has a holder, else the file
+    /// is emptied (its writer died mid-upload). At least 30: mounts give up
+    /// on such an upload after 15.
+    #[arg(long, default_value_t = 120)]
+    unsealed_grace_s: u64,
     /// Join an existing group: start empty and wait for
     /// `tessera admin master add ID ADDR` (never forms a group of its own).
     #[arg(long)]
@@ -94,6 +100,7 @@ async fn main() {
             copies_per_server: a.copies_per_server.max(1),
             gc_grace: Duration::from_secs(a.gc_grace_s),
             orphan_file_max_age: Duration::from_secs(a.orphan_file_max_age_s),
+            unsealed_grace: Duration::from_secs(a.unsealed_grace_s).max(2 * tessera_proto::UNSEALED_UPLOAD_LIMIT),
         },
     };
     if let Err(e) = tessera_master::run(cfg).await {

@@ -79,6 +79,7 @@ impl MetaService {
             mtime: r.mtime.as_ref().map(time),
             splice,
             create,
+            unsealed: r.unsealed,
         };
         let reply = Self::attr_reply(self.write_once(cred(r.cred), op, r.request_id.clone()).await?);
         // A new file's directory changed too (post-op attributes).

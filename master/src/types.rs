@@ -149,6 +149,15 @@ pub enum Op {
         /// Applied first, in the same entry (a new file's first commit).
         #[serde(default)]
         create: Option<BehindCreate>,
+        /// Sent before its chunks were durable (see fsm/unsealed.rs).
+        #[serde(default)]
+        unsealed: bool,
+    },
+    /// The healer's verdict on old unsealed markers: (inode, version)
+    /// pairs to seal (keep the content) or to revert (empty the file).
+    SettleUnsealed {
+        seal: Vec<(u64, u64)>,
+        revert: Vec<(u64, u64)>,
     },
     CreateBehind(BehindCreate),
     /// Reserves `count` inode numbers for one client's write-behind creates.
@@ -226,6 +235,7 @@ impl fmt::Display for Command {
             Op::Rename { .. } => "rename",
             Op::SetAttr { .. } => "setattr",
             Op::Commit { .. } => "commit",
+            Op::SettleUnsealed { .. } => "settle_unsealed",
             Op::CreateBehind(_) => "create_behind",
             Op::LeaseInos { .. } => "lease_inos",
             Op::SetXattr { .. } => "setxattr",

@@ -28,6 +28,10 @@ pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
 pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
 /// Replicas per chunk.
 pub const REPLICATION: usize = 3;
+/// A mount that sent an unsealed commit (its chunks still uploading) fails
+/// the flush if the upload is not done this long after it sent the commit;
+/// masters settle unsealed commits no sooner than twice this.
+pub const UNSEALED_UPLOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
 /// Longest file name, in bytes (as ext4 and most local file systems).
 pub const NAME_MAX: usize = 255;
 /// Inode number of the root directory.

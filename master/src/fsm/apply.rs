@@ -168,20 +168,32 @@ impl Applier<'_, '_> {
                 let size = size.map(|s| (s, *by_handle));
                 self.setattr(*ino, *mode, *uid, *gid, size, atime.as_ref(), mtime.as_ref())
             }
-            Op::Commit { ino, extents, size, gc_epoch, mtime, splice: None, create } => {
+            Op::Commit { ino, extents, size, gc_epoch, mtime, splice: None, create, unsealed } => {
                 super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;
                 self.create_first(*ino, create.as_ref())?;
-                self.commit(*ino, extents, *size, *mtime)
+                let r = self.commit(*ino, extents, *size, *mtime)?;
+                if *unsealed {
+                    self.mark_unsealed(*ino, &r);
+                }
+                Ok(r)
             }
-            Op::Commit { ino, size, gc_epoch, mtime, splice: Some(sp), create, .. } => {
+            Op::Commit { ino, size, gc_epoch, mtime, splice: Some(sp), create, unsealed, .. } => {
+                if *unsealed && sp.keep != 0 {
+                    return Err(err(libc::EINVAL, "an unsealed commit replaces the whole content (keep 0)"));
+                }
                 // Only the patches can add references.
                 for (_, exts) in &sp.patches {
                     super::gc::check_not_collected(self.txn, exts, *gc_epoch)?;
                 }
                 self.create_first(*ino, create.as_ref())?;
                 let list = self.spliced(*ino, sp, *size)?;
-                self.commit(*ino, &list, *size, *mtime)
+                let r = self.commit(*ino, &list, *size, *mtime)?;
+                if *unsealed {
+                    self.mark_unsealed(*ino, &r);
+                }
+                Ok(r)
             }
+            Op::SettleUnsealed { seal, revert } => self.settle_unsealed(seal, revert),
             Op::CreateBehind(c) => {
                 let inode = self.create_behind(c)?;
                 Ok(Reply::Created { inode, created: true })

@@ -107,7 +107,7 @@ impl Applier<'_, '_> {
     }
 
     /// Truncates or extends a file's extent list to `size` (holes when growing).
-    fn resize(&mut self, i: &mut Inode, size: u64) -> Result<(), Fail> {
+    pub(super) fn resize(&mut self, i: &mut Inode, size: u64) -> Result<(), Fail> {
         let mut ext = self.extents(i.ino)?;
         let mut total: u64 = ext.iter().map(|e| e.len).sum();
         if size < total {

@@ -11,6 +11,7 @@ pub mod model;
 pub mod perm;
 pub mod read;
 mod rename;
+pub mod unsealed;
 
 use model::{decode, encode, key, Counters, Inode};
 use rocksdb::{ColumnFamily, WriteBatch, DB};

@@ -131,6 +131,9 @@ pub mod key {
     pub const REQUEST_ORDER: u8 = b'Q';
     /// An open file without a name: value = when it lost its last name.
     pub const ORPHAN: u8 = b'o';
+    /// A file whose last commit was sent before its chunks were durable:
+    /// see fsm/unsealed.rs.
+    pub const UNSEALED: u8 = b'u';
     pub const COUNTERS: &[u8] = b"mcounters";
 
     pub fn ino(tag: u8, ino: u64) -> Vec<u8> {

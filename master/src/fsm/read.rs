@@ -110,7 +110,7 @@ pub fn counters(db: &DB) -> Res<Counters> {
 }
 
 /// Every record whose key starts with `tag`: (key without the tag, value).
-fn records<T: for<'de> serde::Deserialize<'de>>(db: &DB, tag: u8) -> Res<Vec<(Vec<u8>, T)>> {
+pub(super) fn records<T: for<'de> serde::Deserialize<'de>>(db: &DB, tag: u8) -> Res<Vec<(Vec<u8>, T)>> {
     let prefix = [tag];
     let cf = cf(db, CF_SM).map_err(io)?;
     let mut out = Vec::new();

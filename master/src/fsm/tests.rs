@@ -80,7 +80,7 @@ impl Ns {
 
 /// A whole-list commit making the file `size` bytes.
 fn commit(ino: u64, extents: Vec<ExtentRec>, size: u64) -> Op {
-    Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None, splice: None, create: None }
+    Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None, splice: None, create: None, unsealed: false }
 }
 
 /// A setattr that changes only the mode.
@@ -99,6 +99,7 @@ fn chunk(n: u8) -> Vec<u8> {
 
 mod content;
 mod create_behind;
+mod unsealed;
 
 #[test]
 fn mkdir_link_counts_and_rmdir() {

@@ -57,6 +57,7 @@ fn a_splice_commit_changes_only_what_it_names() {
         mtime: None,
         splice: Some(Splice { keep, patches }),
         create: None,
+        unsealed: false,
     };
     // A 4-byte patch inside chunk 1, size unchanged.
     ns.run(&ROOT, splice(20, 20, vec![(3, vec![e(3, 0, 4)])])).unwrap();
@@ -117,6 +118,7 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
         mtime: None,
         splice: None,
         create: None,
+        unsealed: false,
     };
     ns.run(&ROOT, commit(0)).unwrap();
     // Truncating drops the only reference: chunk 9 becomes garbage.
