@@ -323,6 +323,30 @@ impl Transfer {
     }
 
     /// Reads `len` bytes at `offset` of a file (short at end of file).
+    /// Like `read_range`, but a range inside one chunk comes back as a
+    /// slice of the (cached) chunk, without a copy: sequential reads through
+    /// a mount are mostly that.
+    pub async fn read_range_bytes(&self, extents: &[Extent], size: u64, offset: u64, len: u64) -> Result<Bytes> {
+        let end = size.min(offset.saturating_add(len));
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let mut pos = 0u64;
+        for e in extents {
+            let (s, t) = (pos, pos + e.len);
+            pos = t;
+            if t <= offset {
+                continue;
+            }
+            if s <= offset && end <= t && !e.id.is_empty() {
+                let b = self.fetch_extent(e).await?;
+                return Ok(b.slice((offset - s) as usize..(end - s) as usize));
+            }
+            break;
+        }
+        self.read_range(extents, size, offset, len).await.map(Bytes::from)
+    }
+
     pub async fn read_range(&self, extents: &[Extent], size: u64, offset: u64, len: u64) -> Result<Vec<u8>> {
         let end = size.min(offset.saturating_add(len));
         if offset >= end {

@@ -344,12 +344,22 @@ impl FileData {
         }
     }
 
-    pub async fn read(&mut self, t: &Transfer, off: u64, len: u64) -> Result<Vec<u8>> {
+    pub async fn read(&mut self, t: &Transfer, off: u64, len: u64) -> Result<Bytes> {
         let end = self.size.min(off.saturating_add(len));
         if off >= end {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         self.prefetch(t, off, end);
+        // The usual read: inside one slot this mount holds nothing of, and
+        // inside one committed chunk: a slice of the cached chunk, no copy.
+        let s = off / self.chunk;
+        if (end - 1) / self.chunk == s && !self.slots.contains_key(&s) {
+            let v = t.read_range_bytes(&self.base, self.committed_size, off, end - off).await?;
+            if v.len() as u64 == end - off {
+                self.last_read_end = end;
+                return Ok(v);
+            }
+        }
         let mut out = Vec::with_capacity((end - off) as usize);
         let mut pos = off;
         while pos < end {
@@ -399,7 +409,7 @@ impl FileData {
             pos = piece_end;
         }
         self.last_read_end = end;
-        Ok(out)
+        Ok(Bytes::from(out))
     }
 
     /// On sequential reads, warms the cache with the next chunks. Each chunk

@@ -441,7 +441,7 @@ impl Mount {
         Ok((f, flags))
     }
 
-    pub async fn read(&self, fh: u64, off: u64, len: u64) -> Result<Vec<u8>> {
+    pub async fn read(&self, fh: u64, off: u64, len: u64) -> Result<bytes::Bytes> {
         let (f, _) = self.file_of(fh)?;
         let first_read = self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
         let data = {

@@ -36,6 +36,20 @@ pub struct MountConfig {
     pub orphan_renew: Duration,
     /// How long uploaded chunks of an open file wait for their commit.
     pub commit_idle: Duration,
+    /// Kernel read-ahead for the mount, in KiB (0: the kernel's default).
+    pub read_ahead_kb: u32,
+}
+
+/// Sets the kernel's read-ahead for the mounted file system. A FUSE mount
+/// starts with 128 KiB whatever the file system asks for at init (the kernel
+/// takes the smaller of the two), so sequential reads arrive as 128 KiB
+/// requests, one window at a time; measured on a 1 GiB file read cold with
+/// dd: 590-610 MB/s at 128 KiB, 710-800 MB/s at 1-16 MiB.
+fn set_read_ahead(mountpoint: &std::path::Path, kb: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(mountpoint)?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    std::fs::write(format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb"), kb.to_string())
 }
 
 /// Mounts and serves until unmounted (`fusermount3 -u`) or SIGTERM/SIGINT.
@@ -69,6 +83,16 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     fc.n_threads = Some(cfg.threads.max(1));
     let session = fuser::spawn_mount(fsys, &cfg.mountpoint, &fc)?;
     tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
+    if cfg.read_ahead_kb > 0 {
+        // Off this thread: the stat is answered by the session just started.
+        let (mp, kb) = (cfg.mountpoint.clone(), cfg.read_ahead_kb);
+        rt.spawn_blocking(move || match set_read_ahead(&mp, kb) {
+            Ok(()) => tracing::info!(kb, "kernel read-ahead set"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not set the kernel read-ahead (sequential reads will be slower)")
+            }
+        });
+    }
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;

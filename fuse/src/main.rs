@@ -60,6 +60,10 @@ struct Args {
     /// keep it well under the masters' --gc-grace-s.
     #[arg(long, default_value_t = 60)]
     commit_idle_s: u64,
+    /// Kernel read-ahead of the mount in KiB (set through
+    /// /sys/class/bdi, needs root; 0 leaves the kernel's 128).
+    #[arg(long, default_value_t = 4096)]
+    read_ahead_kb: u32,
 }
 
 fn main() {
@@ -98,6 +102,7 @@ fn main() {
         write_behind_create: !a.sync_create,
         orphan_renew: Duration::from_secs(a.orphan_renew_s),
         commit_idle: Duration::from_secs(a.commit_idle_s),
+        read_ahead_kb: a.read_ahead_kb,
         // SAFETY: geteuid has no preconditions.
         allow_other: a.allow_other || unsafe { libc::geteuid() } == 0,
     };
