@@ -176,6 +176,13 @@ fn write_survives_chunkserver_sigkill() {
     c.chunkservers[1].kill();
     let (ok, out, src) = writer.join().unwrap();
     assert!(ok, "write through the mount failed: {out}\n{}", m.log());
+    // Read back cold, through the kernel read-ahead the mount set (4 MiB,
+    // not FUSE's 128 KiB).
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(m.path()).unwrap().dev();
+    let ra = std::fs::read_to_string(format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev)));
+    assert_eq!(ra.unwrap().trim(), "4096", "{}", m.log());
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     let (ok, out) = sh(Path::new("/"), &format!("cmp {} {}", src.display(), m.path().join("big").display()));
     assert!(ok, "content differs: {out}");
 }
