@@ -3,6 +3,7 @@
 //! full chunk reports whenever a master becomes leader (chunkservers send a
 //! full report to a master that does not know them).
 
+use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,6 +18,65 @@ pub struct Live {
     pub chunk_count: u64,
     pub last_seen: Instant,
     pub chunks: HashSet<ChunkId>,
+}
+
+/// Chunk -> the live servers reporting it, as indices into `servers`, and
+/// whether the namespace references it: the leader's repair pass builds
+/// this for every chunk of the cluster, so a chunk costs one map entry with
+/// an inline list, not a vector of copied server names and a second set.
+#[derive(Default)]
+pub struct Holders {
+    pub servers: Vec<String>,
+    by_chunk: HashMap<ChunkId, Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    servers: SmallVec<[u16; 4]>,
+    referenced: bool,
+}
+
+impl Holders {
+    /// Indices (into `servers`) of the servers holding `id`.
+    pub fn of(&self, id: &ChunkId) -> &[u16] {
+        self.by_chunk.get(id).map(|h| h.servers.as_slice()).unwrap_or(&[])
+    }
+
+    /// `of`, noting that the namespace references `id`.
+    pub fn mark_referenced(&mut self, id: &ChunkId) -> SmallVec<[u16; 4]> {
+        match self.by_chunk.get_mut(id) {
+            Some(h) => {
+                h.referenced = true;
+                h.servers.clone()
+            }
+            None => SmallVec::new(),
+        }
+    }
+
+    pub fn names(&self, ixs: &[u16]) -> Vec<String> {
+        ixs.iter().filter_map(|&i| self.servers.get(i as usize).cloned()).collect()
+    }
+
+    pub fn index_of(&self, server: &str) -> Option<u16> {
+        self.servers.iter().position(|s| s == server).and_then(|i| u16::try_from(i).ok())
+    }
+
+    pub fn is_held(&self, id: &ChunkId) -> bool {
+        !self.of(id).is_empty()
+    }
+
+    /// Chunks some live server holds that no `mark_referenced` named.
+    pub fn unreferenced(&self) -> impl Iterator<Item = &ChunkId> {
+        self.by_chunk.iter().filter(|(_, h)| !h.referenced).map(|(id, _)| id)
+    }
+
+    /// Whether `server` holds a chunk marked referenced.
+    pub fn holds_referenced(&self, server: &str) -> bool {
+        let Some(ix) = self.index_of(server) else {
+            return false;
+        };
+        self.by_chunk.values().any(|h| h.referenced && h.servers.contains(&ix))
+    }
 }
 
 pub struct Cluster {
@@ -89,16 +149,23 @@ impl Cluster {
         self.lock().contains_key(id)
     }
 
-    /// Chunk -> ids of the live servers reporting it.
-    pub fn holders(&self) -> HashMap<ChunkId, Vec<String>> {
+    /// Where each chunk is, as reported by the live servers.
+    pub fn holders(&self) -> Holders {
         let m = self.lock();
-        let mut out: HashMap<ChunkId, Vec<String>> = HashMap::new();
+        // Sized for the largest report up front: growing a map of millions
+        // of entries rehashes each one several times.
+        let most = m.values().map(|l| l.chunks.len()).max().unwrap_or(0);
+        let mut h = Holders { servers: Vec::new(), by_chunk: HashMap::with_capacity(most) };
         for (sid, l) in m.iter().filter(|(_, l)| l.last_seen.elapsed() < self.dead_after) {
+            let Ok(ix) = u16::try_from(h.servers.len()) else {
+                break; // more than 65,535 chunkservers
+            };
+            h.servers.push(sid.clone());
             for c in &l.chunks {
-                out.entry(*c).or_default().push(sid.clone());
+                h.by_chunk.entry(*c).or_default().servers.push(ix);
             }
         }
-        out
+        h
     }
 
     /// A copy was confirmed by the target: count it before its next report.
@@ -124,5 +191,55 @@ impl Cluster {
             .filter(|l| l.last_seen.elapsed() < self.dead_after && l.chunks.contains(id))
             .map(|l| l.addr.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn report(c: &Cluster, id: &str, chunks: &[ChunkId]) {
+        let hb = HeartbeatRequest {
+            id: id.into(),
+            addr: format!("{id}:1"),
+            full: true,
+            added: chunks.iter().map(|c| Bytes::copy_from_slice(c.as_bytes())).collect(),
+            ..Default::default()
+        };
+        c.heartbeat(&hb);
+    }
+
+    #[test]
+    fn holders_index_the_live_servers_of_each_chunk() {
+        let c = Cluster::new(Duration::from_secs(60));
+        let (a, b, orphan) = (ChunkId::of(b"a"), ChunkId::of(b"b"), ChunkId::of(b"o"));
+        report(&c, "cs-1", &[a, b]);
+        report(&c, "cs-2", &[a]);
+        report(&c, "cs-3", &[orphan]);
+        let mut h = c.holders();
+        let mut of_a = h.names(h.of(&a));
+        of_a.sort();
+        assert_eq!(of_a, ["cs-1", "cs-2"]);
+        assert_eq!(h.names(h.of(&b)), ["cs-1"]);
+        assert!(h.of(&ChunkId::of(b"none")).is_empty() && !h.is_held(&ChunkId::of(b"none")));
+        assert_eq!(h.unreferenced().count(), 3);
+        assert_eq!(h.mark_referenced(&b).as_slice(), h.of(&b));
+        assert!(h.mark_referenced(&ChunkId::of(b"missing")).is_empty());
+        assert!(h.holds_referenced("cs-1") && !h.holds_referenced("cs-2") && !h.holds_referenced("cs-9"));
+        h.mark_referenced(&a);
+        assert_eq!(h.unreferenced().collect::<Vec<_>>(), [&orphan]);
+        assert!(h.holds_referenced("cs-2") && !h.holds_referenced("cs-3"));
+        assert_eq!(h.index_of("cs-2").map(|i| h.servers[i as usize].as_str()), Some("cs-2"));
+    }
+
+    #[test]
+    fn silent_servers_hold_nothing() {
+        let c = Cluster::new(Duration::from_millis(1));
+        let a = ChunkId::of(b"a");
+        report(&c, "cs-1", &[a]);
+        std::thread::sleep(Duration::from_millis(5));
+        let h = c.holders();
+        assert!(!h.is_held(&a) && h.servers.is_empty());
     }
 }

@@ -7,7 +7,7 @@
 //! copies first, a bounded number of copies per chunkserver at once). A holder
 //! that is not an owner loses its copy only once all owners confirm theirs.
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Holders};
 use crate::fsm::model::{decode, key, ChunkRefs, ChunkServerRec, CollectRec, ServerState};
 use crate::fsm::unsealed::{self, Verdict};
 use crate::fsm::{cf, read, CF_SM};
@@ -117,8 +117,10 @@ impl Healer {
             if !leader || leader_since.elapsed() < self.cluster.dead_after {
                 continue;
             }
-            if let Err(e) = self.pass().await {
-                tracing::warn!(error = %e, "healer pass failed");
+            let began = Instant::now();
+            match self.pass().await {
+                Ok(()) => tracing::debug!(took_ms = began.elapsed().as_millis() as u64, "healer pass"),
+                Err(e) => tracing::warn!(error = %e, "healer pass failed"),
             }
         }
     }
@@ -160,12 +162,13 @@ impl Healer {
                 .collect(),
         );
         let addr_of: HashMap<&str, &str> = servers.iter().map(|s| (s.id.as_str(), s.addr.as_str())).collect();
-        let holders = self.cluster.holders();
+        let mut holders = self.cluster.holders();
+        let names = holders.servers.clone();
+        let ix_of: HashMap<&str, u16> = names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u16)).collect();
 
         // 2. Every referenced chunk: copies for missing owners, surplus removal.
         let mut st = RepairStatus::default();
         let mut wanted: Vec<Wanted> = Vec::new();
-        let mut referenced: HashSet<ChunkId> = HashSet::new();
         let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
         for item in self.db.iterator_cf(sm, IteratorMode::From(&[key::CHUNK], Direction::Forward)) {
             let (k, v) = item.map_err(|e| e.to_string())?;
@@ -176,26 +179,30 @@ impl Healer {
                 continue;
             };
             let refs: ChunkRefs = decode(&v).map_err(|e| e.to_string())?;
-            referenced.insert(id);
             st.chunks += 1;
-            let have: Vec<String> = holders.get(&id).cloned().unwrap_or_default();
-            let owners: Vec<String> = ring.owners(&id, REPLICATION).iter().map(|n| n.id.clone()).collect();
-            let missing: Vec<String> = owners.iter().filter(|o| !have.contains(o)).cloned().collect();
+            let have = holders.mark_referenced(&id);
             if have.is_empty() {
                 st.missing += 1;
                 continue;
             }
-            if !missing.is_empty() {
+            let owners = ring.owners(&id, REPLICATION);
+            let holds = |n: &RingNode| ix_of.get(n.id.as_str()).is_some_and(|i| have.contains(i));
+            let missing = owners.iter().filter(|n| !holds(n)).count();
+            if missing > 0 {
                 st.under_replicated += (have.len() < REPLICATION) as u64;
-                st.bytes_to_copy += refs.len * missing.len() as u64;
-                wanted.push((have.len(), id, refs.len, have.clone(), missing));
+                st.bytes_to_copy += refs.len * missing as u64;
+                let missing = owners.iter().filter(|n| !holds(n)).map(|n| n.id.clone()).collect();
+                wanted.push((have.len(), id, refs.len, holders.names(&have), missing));
             } else {
-                let surplus: Vec<&String> = have.iter().filter(|h| !owners.contains(h)).collect();
-                st.surplus += surplus.len() as u64;
-                for h in surplus {
-                    if let Some(addr) = addr_of.get(h.as_str()) {
+                for &h in &have {
+                    let name = &names[h as usize];
+                    if owners.iter().any(|n| &n.id == name) {
+                        continue;
+                    }
+                    st.surplus += 1;
+                    if let Some(addr) = addr_of.get(name.as_str()) {
                         self.delete_on(addr, &[id]).await;
-                        self.cluster.forget(h, &id);
+                        self.cluster.forget(name, &id);
                     }
                 }
             }
@@ -210,14 +217,14 @@ impl Healer {
 
         // 3. Draining servers that hold nothing referenced are drained.
         for s in servers.iter().filter(|s| s.state == ServerState::Draining && self.cluster.knows(&s.id)) {
-            let holds = holders.iter().any(|(id, h)| referenced.contains(id) && h.contains(&s.id));
+            let holds = holders.holds_referenced(&s.id);
             if !holds {
                 self.propose(Op::SetServerState { id: s.id.clone(), state: ServerState::Drained }).await;
             }
         }
 
         // 4. Garbage: past grace, and orphans (uploaded, never committed).
-        self.collect(&referenced, &holders, &mut st).await?;
+        self.collect(&holders, &mut st).await?;
         // 5. Commits sent before their chunks were durable.
         let all_reported = servers.iter().all(|s| {
             matches!(s.state, ServerState::Drained) || (self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id))
@@ -315,12 +322,7 @@ impl Healer {
         matches!(tokio::time::timeout(Duration::from_secs(10), c.delete_chunks(req)).await, Ok(Ok(_)))
     }
 
-    async fn collect(
-        &mut self,
-        referenced: &HashSet<ChunkId>,
-        holders: &HashMap<ChunkId, Vec<String>>,
-        st: &mut RepairStatus,
-    ) -> Result<(), String> {
+    async fn collect(&mut self, holders: &Holders, st: &mut RepairStatus) -> Result<(), String> {
         let grace = self.cfg.gc_grace;
         let cutoff = {
             let t = tessera_proto::time::from_system_time(std::time::SystemTime::now() - grace);
@@ -345,7 +347,7 @@ impl Healer {
         }
         // Orphans: held somewhere, never referenced, not already garbage.
         let mut orphans = Vec::new();
-        let seen_now: HashSet<ChunkId> = holders.keys().filter(|id| !referenced.contains(id)).copied().collect();
+        let seen_now: HashSet<ChunkId> = holders.unreferenced().copied().collect();
         self.orphans_seen.retain(|id, _| seen_now.contains(id));
         for id in seen_now {
             let first = *self.orphans_seen.entry(id).or_insert_with(Instant::now);
@@ -376,11 +378,11 @@ impl Healer {
     /// those missing one. A chunk may only be judged missing when every
     /// chunkserver that could hold it has reported: with one silent, the
     /// markers wait (a restarting server may hold the only copy so far).
-    async fn settle_unsealed(&self, holders: &HashMap<ChunkId, Vec<String>>, all_reported: bool) -> Result<(), String> {
+    async fn settle_unsealed(&self, holders: &Holders, all_reported: bool) -> Result<(), String> {
         let before = tessera_proto::time::from_system_time(std::time::SystemTime::now() - self.cfg.unsealed_grace);
         let old = unsealed::old_markers(&self.db, (before.sec, before.nsec)).map_err(|e| e.msg)?;
         let (mut seal, mut revert) = (Vec::new(), Vec::new());
-        let held = |id: &[u8]| ChunkId::from_slice(id).is_ok_and(|id| holders.get(&id).is_some_and(|h| !h.is_empty()));
+        let held = |id: &[u8]| ChunkId::from_slice(id).is_ok_and(|id| holders.is_held(&id));
         for (ino, rec) in old {
             match unsealed::verdict(&self.db, ino, &rec, held).map_err(|e| e.msg)? {
                 Verdict::Seal => seal.push((ino, rec.version)),

@@ -2,8 +2,21 @@
 
 use std::fmt;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ChunkId(pub [u8; 32]);
+
+/// A BLAKE3 hash is uniform already, and finding two contents whose ids
+/// share their first 8 bytes costs 2^32 hashes even for a birthday pair: so
+/// maps and sets of ids hash those 8 bytes, not all 32 with a length
+/// prefix (the leader's repair pass hashes every chunk id several times).
+/// Equality still compares all 32 bytes.
+impl std::hash::Hash for ChunkId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(head));
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid chunk id: {0}")]
@@ -64,5 +77,15 @@ mod tests {
         assert_eq!(ChunkId::from_hex(&id.to_hex()).unwrap(), id);
         assert!(ChunkId::from_hex("zz").is_err());
         assert!(ChunkId::from_slice(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn ids_sharing_their_hashed_head_stay_distinct() {
+        let a = ChunkId::of(b"a");
+        let mut b = a;
+        b.0[31] ^= 1;
+        let set: std::collections::HashSet<ChunkId> = [a, b, a].into_iter().collect();
+        assert_eq!(set.len(), 2);
+        assert!(set.contains(&a) && set.contains(&b));
     }
 }
