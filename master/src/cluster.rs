@@ -27,23 +27,24 @@ pub struct Live {
 #[derive(Default)]
 pub struct Holders {
     pub servers: Vec<String>,
+    index: HashMap<String, u32>,
     by_chunk: HashMap<ChunkId, Held>,
 }
 
 #[derive(Default)]
 struct Held {
-    servers: SmallVec<[u16; 4]>,
+    servers: SmallVec<[u32; 4]>,
     referenced: bool,
 }
 
 impl Holders {
     /// Indices (into `servers`) of the servers holding `id`.
-    pub fn of(&self, id: &ChunkId) -> &[u16] {
+    pub fn of(&self, id: &ChunkId) -> &[u32] {
         self.by_chunk.get(id).map(|h| h.servers.as_slice()).unwrap_or(&[])
     }
 
     /// `of`, noting that the namespace references `id`.
-    pub fn mark_referenced(&mut self, id: &ChunkId) -> SmallVec<[u16; 4]> {
+    pub fn mark_referenced(&mut self, id: &ChunkId) -> SmallVec<[u32; 4]> {
         match self.by_chunk.get_mut(id) {
             Some(h) => {
                 h.referenced = true;
@@ -53,12 +54,17 @@ impl Holders {
         }
     }
 
-    pub fn names(&self, ixs: &[u16]) -> Vec<String> {
+    pub fn names(&self, ixs: &[u32]) -> Vec<String> {
         ixs.iter().filter_map(|&i| self.servers.get(i as usize).cloned()).collect()
     }
 
-    pub fn index_of(&self, server: &str) -> Option<u16> {
-        self.servers.iter().position(|s| s == server).and_then(|i| u16::try_from(i).ok())
+    pub fn index_of(&self, server: &str) -> Option<u32> {
+        self.index.get(server).copied()
+    }
+
+    /// Server `ix`'s id.
+    pub fn name(&self, ix: u32) -> &str {
+        self.servers.get(ix as usize).map(String::as_str).unwrap_or("")
     }
 
     pub fn is_held(&self, id: &ChunkId) -> bool {
@@ -155,12 +161,11 @@ impl Cluster {
         // Sized for the largest report up front: growing a map of millions
         // of entries rehashes each one several times.
         let most = m.values().map(|l| l.chunks.len()).max().unwrap_or(0);
-        let mut h = Holders { servers: Vec::new(), by_chunk: HashMap::with_capacity(most) };
+        let mut h = Holders { by_chunk: HashMap::with_capacity(most), ..Default::default() };
         for (sid, l) in m.iter().filter(|(_, l)| l.last_seen.elapsed() < self.dead_after) {
-            let Ok(ix) = u16::try_from(h.servers.len()) else {
-                break; // more than 65,535 chunkservers
-            };
+            let ix = h.servers.len() as u32;
             h.servers.push(sid.clone());
+            h.index.insert(sid.clone(), ix);
             for c in &l.chunks {
                 h.by_chunk.entry(*c).or_default().servers.push(ix);
             }
@@ -230,7 +235,8 @@ mod tests {
         h.mark_referenced(&a);
         assert_eq!(h.unreferenced().collect::<Vec<_>>(), [&orphan]);
         assert!(h.holds_referenced("cs-2") && !h.holds_referenced("cs-3"));
-        assert_eq!(h.index_of("cs-2").map(|i| h.servers[i as usize].as_str()), Some("cs-2"));
+        assert_eq!(h.index_of("cs-2").map(|i| h.name(i)), Some("cs-2"));
+        assert_eq!(h.index_of("cs-9"), None);
     }
 
     #[test]

@@ -163,8 +163,6 @@ impl Healer {
         );
         let addr_of: HashMap<&str, &str> = servers.iter().map(|s| (s.id.as_str(), s.addr.as_str())).collect();
         let mut holders = self.cluster.holders();
-        let names = holders.servers.clone();
-        let ix_of: HashMap<&str, u16> = names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u16)).collect();
 
         // 2. Every referenced chunk: copies for missing owners, surplus removal.
         let mut st = RepairStatus::default();
@@ -186,7 +184,7 @@ impl Healer {
                 continue;
             }
             let owners = ring.owners(&id, REPLICATION);
-            let holds = |n: &RingNode| ix_of.get(n.id.as_str()).is_some_and(|i| have.contains(i));
+            let holds = |n: &RingNode| holders.index_of(&n.id).is_some_and(|i| have.contains(&i));
             let missing = owners.iter().filter(|n| !holds(n)).count();
             if missing > 0 {
                 st.under_replicated += (have.len() < REPLICATION) as u64;
@@ -195,12 +193,12 @@ impl Healer {
                 wanted.push((have.len(), id, refs.len, holders.names(&have), missing));
             } else {
                 for &h in &have {
-                    let name = &names[h as usize];
-                    if owners.iter().any(|n| &n.id == name) {
+                    let name = holders.name(h);
+                    if owners.iter().any(|n| n.id == name) {
                         continue;
                     }
                     st.surplus += 1;
-                    if let Some(addr) = addr_of.get(name.as_str()) {
+                    if let Some(addr) = addr_of.get(name) {
                         self.delete_on(addr, &[id]).await;
                         self.cluster.forget(name, &id);
                     }
