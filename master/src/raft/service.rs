@@ -1,5 +1,6 @@
 //! The receiving side: decode, hand to the local Raft, encode the result.
 
+use super::wire;
 use crate::store::snapshot::{receive_path, SnapshotFile};
 use crate::types::{Raft, TypeConfig};
 use bytes::Bytes;
@@ -26,8 +27,37 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<Response<RaftBlob>, Status> {
     Ok(Response::new(RaftBlob { data: Bytes::from(data) }))
 }
 
+/// The replies of one AppendEntries stream, already encoded.
+type ReplyStream = std::pin::Pin<Box<dyn Stream<Item = Result<RaftBlob, Status>> + Send + 'static>>;
+
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
+    type AppendStreamStream = ReplyStream;
+
+    /// Feeds the leader's requests to the local Raft as they arrive and
+    /// sends its results back in the same order. A request that does not
+    /// decode ends the stream (the leader opens a new one); a stopped Raft
+    /// answers once with why, then ends it.
+    async fn append_stream(&self, req: Request<Streaming<RaftBlob>>) -> Result<Response<ReplyStream>, Status> {
+        use futures::StreamExt;
+        let input = req.into_inner().scan((), |_, item| {
+            let decoded = match item {
+                Ok(blob) => wire::decode_request(&blob.data)
+                    .map_err(|e| tracing::warn!(error = %e, "dropping a raft stream"))
+                    .ok(),
+                Err(_) => None, // the leader went away
+            };
+            futures::future::ready(decoded)
+        });
+        let out = self.raft.stream_append(input).map(|r| {
+            let reply: wire::StreamReply = r.map_err(|fatal| fatal.to_string());
+            wire::encode_reply(&reply)
+                .map(|data| RaftBlob { data: Bytes::from(data) })
+                .map_err(|e| Status::internal(e.to_string()))
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+
     async fn append_entries(&self, req: Request<RaftBlob>) -> Result<Response<RaftBlob>, Status> {
         let rpc = decode(&req.get_ref().data)?;
         encode(&self.raft.append_entries(rpc).await)

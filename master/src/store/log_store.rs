@@ -10,16 +10,95 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 type C = TypeConfig;
 
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    /// The newest entries as appended. Replication to the followers and the
+    /// state machine read every entry back right after its append; from
+    /// here they cost a clone instead of a RocksDB read and a JSON decode.
+    tail: Arc<Mutex<Tail>>,
+}
+
+/// Entries kept in the tail at most, and their encoded bytes at most.
+const TAIL_ENTRIES: usize = 4096;
+const TAIL_BYTES: usize = 32 << 20;
+
+/// A contiguous run of the newest log entries (with their encoded sizes),
+/// ending at the last one appended: RocksDB stays the authority, the tail
+/// only ever holds what it holds.
+#[derive(Default)]
+struct Tail {
+    entries: VecDeque<(EntryOf<C>, usize)>,
+    bytes: usize,
+}
+
+impl Tail {
+    fn first(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.index())
+    }
+
+    fn last(&self) -> Option<u64> {
+        self.entries.back().map(|(e, _)| e.index())
+    }
+
+    fn push(&mut self, e: EntryOf<C>, size: usize) {
+        if self.last().is_some_and(|l| l + 1 != e.index()) {
+            self.clear(); // not contiguous: start again from this entry
+        }
+        self.entries.push_back((e, size));
+        self.bytes += size;
+        while self.entries.len() > TAIL_ENTRIES || (self.bytes > TAIL_BYTES && self.entries.len() > 1) {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, size)) = self.entries.pop_front() {
+            self.bytes -= size;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Drops entries after `index` (all with None).
+    fn truncate_after(&mut self, index: Option<u64>) {
+        while self.last().is_some_and(|l| index.is_none_or(|i| l > i)) {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Drops entries up to and including `index`.
+    fn purge(&mut self, index: u64) {
+        while self.first().is_some_and(|f| f <= index) {
+            self.pop_front();
+        }
+    }
+
+    /// The entries of `range` from `start` on, if the tail holds `start`;
+    /// and the index after the last one it holds.
+    fn read<RB: RangeBounds<u64>>(&self, start: u64, range: &RB) -> Option<(Vec<EntryOf<C>>, u64)> {
+        let first = self.first()?;
+        let last = self.last()?;
+        if start < first || start > last {
+            return None;
+        }
+        let skip = (start - first) as usize;
+        let out = self.entries.iter().skip(skip).map(|(e, _)| e).take_while(|e| range.contains(&e.index()));
+        Some((out.cloned().collect(), last + 1))
+    }
 }
 
 fn idx_key(i: u64) -> [u8; 8] {
@@ -32,7 +111,11 @@ fn json_err(e: serde_json::Error) -> io::Error {
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> LogStore {
-        LogStore { db }
+        LogStore { db, tail: Arc::default() }
+    }
+
+    fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn meta<T: for<'de> serde::Deserialize<'de>>(&self, k: &str) -> io::Result<Option<T>> {
@@ -63,8 +146,15 @@ impl RaftLogReader<C> for LogStore {
             Bound::Excluded(x) => *x + 1,
             Bound::Unbounded => 0,
         };
+        let (mut out, start) = match self.tail().read(start, &range) {
+            Some((entries, after)) => (entries, after),
+            None => (Vec::new(), start),
+        };
+        if !range.contains(&start) {
+            return Ok(out);
+        }
+        // Not (all) in the tail: RocksDB has every entry.
         let logs = cf(&self.db, CF_LOGS)?;
-        let mut out = Vec::new();
         for item in self.db.iterator_cf(logs, IteratorMode::From(&idx_key(start), Direction::Forward)) {
             let (k, v) = item.map_err(db_err)?;
             let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(io::Error::other)?);
@@ -124,10 +214,20 @@ impl RaftLogStorage<C> for LogStore {
     {
         let logs = cf(&self.db, CF_LOGS)?;
         let mut batch = WriteBatch::default();
+        let mut appended = Vec::new();
         for e in entries {
-            batch.put_cf(logs, idx_key(e.index()), serde_json::to_vec(&e).map_err(json_err)?);
+            let encoded = serde_json::to_vec(&e).map_err(json_err)?;
+            batch.put_cf(logs, idx_key(e.index()), &encoded);
+            appended.push((e, encoded.len()));
         }
         self.db.write(batch).map_err(db_err)?;
+        // Into the tail only once RocksDB has them: a reader that misses
+        // them there finds them in RocksDB.
+        let mut tail = self.tail();
+        for (e, size) in appended {
+            tail.push(e, size);
+        }
+        drop(tail);
         // Entries must be readable when this returns; durable when the
         // callback fires.
         let db = self.db.clone();
@@ -139,7 +239,8 @@ impl RaftLogStorage<C> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        let from = last_log_id.as_ref().map(|l| l.index() + 1).unwrap_or(0);
+        self.tail().truncate_after(last_log_id.map(|l| l.index()));
         let logs = cf(&self.db, CF_LOGS)?;
         self.db.delete_range_cf(logs, idx_key(from), idx_key(u64::MAX)).map_err(db_err)?;
         self.sync().await
@@ -147,8 +248,102 @@ impl RaftLogStorage<C> for LogStore {
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
         self.put_meta("last_purged", &log_id)?;
+        self.tail().purge(log_id.index());
         let logs = cf(&self.db, CF_LOGS)?;
         self.db.delete_range_cf(logs, idx_key(0), idx_key(log_id.index() + 1)).map_err(db_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::vote::RaftLeaderIdExt;
+
+    fn entry(index: u64) -> EntryOf<C> {
+        let id = openraft::LogId::new(openraft::alias::LeaderIdOf::<C>::new_committed(1, 1), index);
+        EntryOf::<C>::new_blank(id)
+    }
+
+    fn indices(v: &[EntryOf<C>]) -> Vec<u64> {
+        v.iter().map(|e| e.index()).collect()
+    }
+
+    async fn append(s: &mut LogStore, range: std::ops::Range<u64>) {
+        s.append(range.map(entry), IOFlushed::noop()).await.unwrap();
+    }
+
+    #[test]
+    fn the_tail_stays_a_contiguous_bounded_suffix() {
+        let mut t = Tail::default();
+        for i in 1..=TAIL_ENTRIES as u64 + 10 {
+            t.push(entry(i), 100);
+        }
+        assert_eq!(t.first(), Some(11));
+        assert_eq!(t.bytes, TAIL_ENTRIES * 100);
+        // A gap starts it again.
+        t.push(entry(TAIL_ENTRIES as u64 + 20), 7);
+        assert_eq!((t.first(), t.last(), t.bytes), (Some(TAIL_ENTRIES as u64 + 20), Some(TAIL_ENTRIES as u64 + 20), 7));
+        // Too many bytes: the oldest go, the newest always stays.
+        let mut t = Tail::default();
+        t.push(entry(1), TAIL_BYTES - 10);
+        t.push(entry(2), 20);
+        assert_eq!((t.first(), t.bytes), (Some(2), 20));
+        t.push(entry(3), TAIL_BYTES * 2);
+        assert_eq!((t.first(), t.last()), (Some(3), Some(3)));
+    }
+
+    #[test]
+    fn the_tail_follows_truncation_and_purge() {
+        let mut t = Tail::default();
+        for i in 5..=10 {
+            t.push(entry(i), 1);
+        }
+        t.truncate_after(Some(8));
+        assert_eq!((t.first(), t.last(), t.bytes), (Some(5), Some(8), 4));
+        t.purge(6);
+        assert_eq!((t.first(), t.last(), t.bytes), (Some(7), Some(8), 2));
+        t.truncate_after(None);
+        assert_eq!((t.first(), t.bytes), (None, 0));
+    }
+
+    #[test]
+    fn the_tail_answers_only_from_what_it_holds() {
+        let mut t = Tail::default();
+        for i in 5..=10 {
+            t.push(entry(i), 1);
+        }
+        assert!(t.read(4, &(4..8)).is_none());
+        assert!(t.read(11, &(11..)).is_none());
+        let (got, after) = t.read(6, &(6..9)).unwrap();
+        assert_eq!((indices(&got), after), (vec![6, 7, 8], 11));
+        let (got, _) = t.read(9, &(9..)).unwrap();
+        assert_eq!(indices(&got), vec![9, 10]);
+        let (got, _) = t.read(7, &(7..7)).unwrap();
+        assert!(got.is_empty());
+    }
+
+    #[tokio::test]
+    async fn reads_span_the_tail_and_rocksdb_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::store::open_db(dir.path()).unwrap();
+        let mut s = LogStore::new(db.clone());
+        append(&mut s, 1..(TAIL_ENTRIES as u64 + 101)).await;
+        // 1..=100 only in RocksDB now, the rest in both.
+        assert_eq!(s.tail().first(), Some(101));
+        let all = s.try_get_log_entries(1..).await.unwrap();
+        assert_eq!(indices(&all), (1..TAIL_ENTRIES as u64 + 101).collect::<Vec<_>>());
+        assert_eq!(indices(&s.try_get_log_entries(99..103).await.unwrap()), vec![99, 100, 101, 102]);
+        assert_eq!(indices(&s.try_get_log_entries(200..=201).await.unwrap()), vec![200, 201]);
+        // Truncation and purge reach both.
+        s.truncate_after(Some(entry(150).log_id())).await.unwrap();
+        assert_eq!(indices(&s.try_get_log_entries(148..).await.unwrap()), vec![148, 149, 150]);
+        s.purge(entry(120).log_id()).await.unwrap();
+        assert_eq!(indices(&s.try_get_log_entries(0..).await.unwrap()), (121..=150).collect::<Vec<_>>());
+        // A fresh store (a restart) reads the same from RocksDB alone.
+        let mut again = LogStore::new(db);
+        assert_eq!(indices(&again.try_get_log_entries(0..).await.unwrap()), (121..=150).collect::<Vec<_>>());
+        append(&mut again, 151..153).await;
+        assert_eq!(indices(&again.try_get_log_entries(149..).await.unwrap()), vec![149, 150, 151, 152]);
     }
 }
