@@ -54,6 +54,9 @@ pub struct Healer {
     /// Woken when a copy finishes, so repair keeps every slot busy instead
     /// of waiting for the next pass.
     wake: Arc<tokio::sync::Notify>,
+    /// When garbage and unsealed commits were last looked at, and the
+    /// garbage then pending (reported until the next look).
+    housekept: Option<(Instant, u64)>,
 }
 
 fn now() -> (i64, u32) {
@@ -86,7 +89,16 @@ impl Healer {
             copied: Default::default(),
             orphans_seen: HashMap::new(),
             wake: Arc::new(tokio::sync::Notify::new()),
+            housekept: None,
         }
+    }
+
+    /// How often garbage and unsealed commits are looked at. Both wait out
+    /// a grace of minutes, and their scans walk key ranges that deletions
+    /// fill with tombstones: an eighth of the shorter grace is prompt
+    /// enough, and spares the leader that walk on most repair passes.
+    fn housekeeping_period(&self) -> Duration {
+        (self.cfg.gc_grace.min(self.cfg.unsealed_grace) / 8).max(self.cfg.interval)
     }
 
     async fn propose(&self, op: Op) -> Option<Reply> {
@@ -110,6 +122,7 @@ impl Healer {
             if leader && !was_leader {
                 // What a previous term learned is stale: start from fresh reports.
                 self.cluster.reset();
+                self.housekept = None;
                 leader_since = Instant::now();
                 self.orphans_seen.clear();
             }
@@ -221,14 +234,20 @@ impl Healer {
             }
         }
 
-        // 4. Garbage: past grace, and orphans (uploaded, never committed).
-        self.collect(&holders, &mut st).await?;
-        // 5. Commits sent before their chunks were durable.
-        let all_reported = servers.iter().all(|s| {
-            matches!(s.state, ServerState::Drained) || (self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id))
-        });
-        self.settle_unsealed(&holders, all_reported).await?;
-        self.finish_deletions(&live).await?;
+        let due = self.housekept.is_none_or(|(at, _)| at.elapsed() >= self.housekeeping_period());
+        if due {
+            // 4. Garbage: past grace, and orphans (uploaded, never committed).
+            self.collect(&holders, &mut st).await?;
+            // 5. Commits sent before their chunks were durable.
+            let all_reported = servers.iter().all(|s| {
+                matches!(s.state, ServerState::Drained) || (self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id))
+            });
+            self.settle_unsealed(&holders, all_reported).await?;
+            self.finish_deletions(&live).await?;
+            self.housekept = Some((Instant::now(), st.garbage_pending));
+        } else if let Some((_, pending)) = self.housekept {
+            st.garbage_pending = pending;
+        }
 
         let copies_in_flight = self.copying.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
         let (total, rate) = self.copy_rate();
