@@ -22,6 +22,22 @@ pub struct ChunkService {
     pub repair_limit: Arc<crate::throttle::Throttle>,
 }
 
+/// Stores a small chunk whole; returns whether it was already here.
+async fn store_small(store: &ChunkStore, id: &[u8], data: &[u8]) -> Result<bool, Status> {
+    let id = ChunkId::from_slice(id).map_err(|e| bad(e.to_string()))?;
+    if data.len() > MAX_FRAME {
+        return Err(bad(format!("a small chunk of {} bytes exceeds {} bytes", data.len(), MAX_FRAME)));
+    }
+    tracing::debug!(chunk = %id, len = data.len(), "put small chunk");
+    if store.has(&id) {
+        return Ok(true);
+    }
+    let mut w = store.begin(id, data.len() as u64).await?;
+    w.write(data).await?;
+    w.finish().await?;
+    Ok(false)
+}
+
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn bad(msg: impl Into<String>) -> Status {
@@ -124,18 +140,40 @@ impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn put_small_chunk(&self, req: Request<PutSmallChunkRequest>) -> Result<Response<PutChunkReply>, Status> {
         let r = req.into_inner();
-        let id = ChunkId::from_slice(&r.id).map_err(|e| bad(e.to_string()))?;
-        if r.data.len() > MAX_FRAME {
-            return Err(bad(format!("a small chunk of {} bytes exceeds {} bytes", r.data.len(), MAX_FRAME)));
-        }
-        tracing::debug!(chunk = %id, len = r.data.len(), "put small chunk");
-        let already_present = self.store.has(&id);
-        if !already_present {
-            let mut w = self.store.begin(id, r.data.len() as u64).await?;
-            w.write(&r.data).await?;
-            w.finish().await?;
-        }
+        let already_present = store_small(&self.store, &r.id, &r.data).await?;
         Ok(Response::new(PutChunkReply { stored: vec![self.addr.clone()], already_present }))
+    }
+
+    type PutSmallStreamStream = ReceiverStream<Result<PutSmallResult, Status>>;
+
+    /// A client's small puts on one stream. Each put runs on its own task
+    /// (one waiting for its fsync must not hold back those behind it, and
+    /// concurrent ones share the journal's fsync); results go back as they
+    /// finish, paired by `seq`.
+    #[tracing::instrument(skip_all, fields(server = %self.id))]
+    async fn put_small_stream(
+        &self,
+        req: Request<Streaming<PutSmallFrame>>,
+    ) -> Result<Response<Self::PutSmallStreamStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(f)) = inbound.message().await {
+                let (store, tx) = (store.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let reply = match store_small(&store, &f.id, &f.data).await {
+                        Ok(already_present) => PutSmallResult { seq: f.seq, already_present, ..Default::default() },
+                        Err(st) => {
+                            let (code, message, errno) = tessera_proto::status::to_fields(&st);
+                            PutSmallResult { seq: f.seq, already_present: false, code, message, errno }
+                        }
+                    };
+                    let _ = tx.send(Ok(reply)).await;
+                });
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     type GetChunkStream = ReceiverStream<Result<GetChunkFrame, Status>>;

@@ -4,15 +4,18 @@
 use crate::error::{ClientError, Result};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_proto::pb::chunk_client::ChunkClient;
-use tessera_proto::pb::{GetChunkRequest, HasChunksRequest, PutChunkFrame, PutChunkHeader, PutSmallChunkRequest};
+use tessera_proto::pb::{GetChunkRequest, HasChunksRequest, PutChunkFrame, PutChunkHeader, PutSmallFrame};
 use tessera_proto::{ChunkId, MAX_FRAME};
 use tonic::transport::{Channel, Endpoint};
 
 pub struct ChunkIo {
     channels: Mutex<HashMap<String, Channel>>,
+    /// One PutSmallStream per chunkserver, opened on first use.
+    small: Mutex<HashMap<String, Arc<SmallPuts>>>,
     inflight: Mutex<HashMap<String, usize>>,
     timeout: Duration,
 }
@@ -23,6 +26,47 @@ pub struct BadReplica {
     pub id: ChunkId,
     pub addr: String,
     pub reason: String,
+}
+
+type PutAnswer = std::result::Result<bool, tonic::Status>;
+
+/// A client's stream of small puts to one chunkserver: frames go out on
+/// `frames`; results come back by `seq` to whoever waits in `pending`.
+struct SmallPuts {
+    frames: tokio::sync::mpsc::Sender<PutSmallFrame>,
+    pending: Arc<Mutex<HashMap<u64, tokio::sync::oneshot::Sender<PutAnswer>>>>,
+    next: AtomicU64,
+    closed: Arc<AtomicBool>,
+}
+
+impl SmallPuts {
+    /// A sequence number and where its result will arrive; None if the
+    /// stream has closed (checked after registering, so a close either
+    /// sees the waiter and drops it or is seen here).
+    fn expect(&self) -> Option<(u64, tokio::sync::oneshot::Receiver<PutAnswer>)> {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(seq, tx);
+        if self.closed.load(Ordering::SeqCst) {
+            self.forget(seq);
+            return None;
+        }
+        Some((seq, rx))
+    }
+
+    fn forget(&self, seq: u64) {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&seq);
+    }
+
+    fn close(&self) {
+        Self::shut(&self.closed, &self.pending);
+    }
+
+    /// Marks the stream closed and fails every put still waiting on it.
+    fn shut(closed: &AtomicBool, pending: &Mutex<HashMap<u64, tokio::sync::oneshot::Sender<PutAnswer>>>) {
+        closed.store(true, Ordering::SeqCst);
+        pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 struct InflightGuard<'a> {
@@ -41,7 +85,12 @@ impl Drop for InflightGuard<'_> {
 
 impl ChunkIo {
     pub fn new(timeout: Duration) -> ChunkIo {
-        ChunkIo { channels: Mutex::new(HashMap::new()), inflight: Mutex::new(HashMap::new()), timeout }
+        ChunkIo {
+            channels: Mutex::new(HashMap::new()),
+            small: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
+            timeout,
+        }
     }
 
     fn client(&self, addr: &str) -> Result<ChunkClient<Channel>> {
@@ -122,13 +171,70 @@ impl ChunkIo {
     /// request: no stream to set up, for the latency of small files.
     pub async fn put_small(&self, addr: &str, id: ChunkId, data: Bytes) -> Result<()> {
         let _g = self.track(addr);
+        let puts = self.small_puts(addr)?;
+        let failed = |msg: String| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {addr}: {msg}") };
+        let (seq, answer) = puts.expect().ok_or_else(|| failed("stream closed".into()))?;
+        let frame = PutSmallFrame { seq, id: Bytes::copy_from_slice(id.as_bytes()), data };
+        if puts.frames.send(frame).await.is_err() {
+            puts.forget(seq);
+            return Err(failed("stream closed".into()));
+        }
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(Ok(_already_present))) => Ok(()),
+            Ok(Ok(Err(st))) => Err(ClientError::from_status(&format!("put chunk {id} to {addr}"), &st)),
+            Ok(Err(_)) => Err(failed("stream ended".into())),
+            Err(_) => {
+                // The next put opens a fresh stream rather than queue
+                // behind a server that stopped answering this one.
+                puts.close();
+                Err(failed("timed out".into()))
+            }
+        }
+    }
+
+    /// The open PutSmallStream to `addr`, or a new one. The task reading
+    /// its results holds no sender: dropping the ChunkIo ends the stream.
+    fn small_puts(&self, addr: &str) -> Result<Arc<SmallPuts>> {
+        let mut streams = self.small.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = streams.get(addr).filter(|s| !s.closed.load(Ordering::SeqCst)) {
+            return Ok(s.clone());
+        }
         let mut c = self.client(addr)?;
-        let req = PutSmallChunkRequest { id: Bytes::copy_from_slice(id.as_bytes()), data };
-        tokio::time::timeout(self.timeout, c.put_small_chunk(req))
-            .await
-            .map_err(|_| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {addr} timed out") })?
-            .map_err(|e| ClientError::from_status(&format!("put chunk {id} to {addr}"), &e))?;
-        Ok(())
+        let (frames, rx) = tokio::sync::mpsc::channel(1024);
+        let puts =
+            Arc::new(SmallPuts { frames, pending: Arc::default(), next: AtomicU64::new(0), closed: Arc::default() });
+        let (pending, closed) = (puts.pending.clone(), puts.closed.clone());
+        let addr2 = addr.to_string();
+        tokio::spawn(async move {
+            match c.put_small_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+                Ok(resp) => {
+                    let mut inbound = resp.into_inner();
+                    loop {
+                        match inbound.message().await {
+                            Ok(Some(r)) => {
+                                let waiter = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.seq);
+                                let result = match r.code {
+                                    0 => Ok(r.already_present),
+                                    code => Err(tessera_proto::status::from_fields(code, &r.message, r.errno)),
+                                };
+                                if let Some(w) = waiter {
+                                    let _ = w.send(result);
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(st) => {
+                                tracing::debug!(server = %addr2, error = %st.message(), "small-put stream failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(st) => tracing::debug!(server = %addr2, error = %st.message(), "cannot open a small-put stream"),
+            }
+            SmallPuts::shut(&closed, &pending);
+        });
+        streams.insert(addr.to_string(), puts.clone());
+        Ok(puts)
     }
 
     /// Fetches a whole chunk from one of `addrs` (least loaded first) and

@@ -31,6 +31,22 @@ pub fn errno_of(st: &Status) -> Option<i32> {
     st.metadata().get(ERRNO_KEY)?.to_str().ok()?.parse().ok()
 }
 
+/// A status sent as fields of a streamed reply (code, message, errno; 0
+/// for none), rebuilt as the unary call would have returned it.
+pub fn to_fields(st: &Status) -> (i32, String, i32) {
+    (st.code() as i32, st.message().to_string(), errno_of(st).unwrap_or(0))
+}
+
+pub fn from_fields(code: i32, message: &str, errno: i32) -> Status {
+    if errno != 0 {
+        let mut st = errno_status(errno, message);
+        // Keep the sender's code even where errno_status would pick another.
+        st = Status::with_metadata(Code::from(code), st.message(), st.metadata().clone());
+        return st;
+    }
+    Status::new(Code::from(code), message)
+}
+
 pub fn not_leader(leader_addr: Option<&str>) -> Status {
     let mut st = Status::unavailable("not the leader");
     if let Some(addr) = leader_addr {
