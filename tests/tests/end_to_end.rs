@@ -217,3 +217,73 @@ fn journaled_small_chunks_survive_sigkill_of_every_chunkserver() {
         }
     }
 }
+
+/// Small chunks travel on one long-lived stream per chunkserver. Results
+/// must reach the right callers when many puts share it (a refused one among
+/// them), a killed server must fail its puts promptly, not hang them, and
+/// once it is back the next puts open a new stream and land.
+#[test]
+fn small_put_stream_pairs_results_and_recovers_from_a_killed_chunkserver() {
+    use bytes::Bytes;
+    use std::time::{Duration, Instant};
+    use tessera_client::chunks::ChunkIo;
+    use tessera_proto::ChunkId;
+    let mut c = Cluster::start_with(Opts { masters: 1, chunkservers: 3, ..Default::default() });
+    let addr = c.chunkservers[0].addr.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let io = std::sync::Arc::new(ChunkIo::new(Duration::from_secs(5)));
+    let chunk = |seed: u64| {
+        let data = Bytes::from(random_bytes(4096 + seed as usize, 90_000 + seed));
+        (ChunkId::of(&data), data)
+    };
+    let read_back = |io: &ChunkIo, id: ChunkId| {
+        rt.block_on(io.get_verified(std::slice::from_ref(&addr), id, &|_| {})).expect("read back")
+    };
+
+    // 64 concurrent puts on one stream, one refused (over a frame's size).
+    let too_big = Bytes::from(vec![7u8; tessera_proto::MAX_FRAME + 1]);
+    let results = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..64u64 {
+            let (io, addr) = (io.clone(), addr.clone());
+            let (id, data) = if i == 31 { (ChunkId::of(&too_big), too_big.clone()) } else { chunk(i) };
+            tasks.push(tokio::spawn(async move { io.put_small(&addr, id, data).await }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for (i, r) in results.iter().enumerate() {
+        match (i, r) {
+            (31, Err(e)) => assert_eq!(e.errno(), libc::EINVAL, "{e}"),
+            (31, Ok(())) => panic!("an oversized put was accepted"),
+            (_, Err(e)) => panic!("put {i} failed: {e}"),
+            (_, Ok(())) => {}
+        }
+    }
+    for i in (0..64u64).filter(|i| *i != 31) {
+        let (id, data) = chunk(i);
+        assert_eq!(read_back(&io, id), data, "chunk {i}");
+    }
+
+    // Killed: a put fails within the client's timeout instead of hanging.
+    c.chunkservers[0].kill();
+    let (id, data) = chunk(100);
+    let began = Instant::now();
+    assert!(rt.block_on(io.put_small(&addr, id, data)).is_err(), "a put to a killed chunkserver succeeded");
+    assert!(began.elapsed() < Duration::from_secs(7), "a put to a killed server took {:?}", began.elapsed());
+
+    // Back: the next puts open a new stream and land.
+    c.chunkservers[0].start();
+    let (id, data) = chunk(101);
+    eventually(Duration::from_secs(30), "a put after the restart", || {
+        rt.block_on(io.put_small(&addr, id, data.clone())).is_ok()
+    });
+    for i in 102..110u64 {
+        let (id, data) = chunk(i);
+        rt.block_on(io.put_small(&addr, id, data.clone())).expect("put after restart");
+        assert_eq!(read_back(&io, id), data, "chunk {i}");
+    }
+}
