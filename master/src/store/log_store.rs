@@ -25,7 +25,12 @@ pub struct LogStore {
     /// state machine read every entry back right after its append; from
     /// here they cost a clone instead of a RocksDB read and a JSON decode.
     tail: Arc<Mutex<Tail>>,
+    /// When the committed id was last written (see `save_committed`).
+    committed_saved: Arc<Mutex<Option<std::time::Instant>>>,
 }
+
+/// The committed id is written at most this often.
+const SAVE_COMMITTED_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Entries kept in the tail at most, and their encoded bytes at most.
 const TAIL_ENTRIES: usize = 4096;
@@ -111,7 +116,7 @@ fn json_err(e: serde_json::Error) -> io::Error {
 
 impl LogStore {
     pub fn new(db: Arc<DB>) -> LogStore {
-        LogStore { db, tail: Arc::default() }
+        LogStore { db, tail: Arc::default(), committed_saved: Arc::default() }
     }
 
     fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
@@ -199,8 +204,18 @@ impl RaftLogStorage<C> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        // Not fsynced on its own: it rides on the next log fsync, and a lost
-        // value only means re-applying from the state machine's own mark.
+        // Not fsynced on its own (it rides on the next log fsync), and
+        // written at most every SAVE_COMMITTED_EVERY (openraft calls this
+        // before every apply): the state machine records its own applied
+        // id atomically with each entry, so a saved id a little behind only
+        // means openraft re-applies less at start, never too much.
+        {
+            let mut last = self.committed_saved.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < SAVE_COMMITTED_EVERY) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
         self.put_meta("committed", &committed)
     }
 
@@ -321,6 +336,20 @@ mod tests {
         assert_eq!(indices(&got), vec![9, 10]);
         let (got, _) = t.read(7, &(7..7)).unwrap();
         assert!(got.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_committed_id_is_saved_at_most_every_interval_and_never_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = LogStore::new(crate::store::open_db(dir.path()).unwrap());
+        assert_eq!(s.read_committed().await.unwrap(), None);
+        s.save_committed(Some(entry(5).log_id())).await.unwrap();
+        s.save_committed(Some(entry(6).log_id())).await.unwrap();
+        // The second came too soon: the saved id lags, it does not lead.
+        assert_eq!(s.read_committed().await.unwrap(), Some(entry(5).log_id()));
+        tokio::time::sleep(SAVE_COMMITTED_EVERY).await;
+        s.save_committed(Some(entry(7).log_id())).await.unwrap();
+        assert_eq!(s.read_committed().await.unwrap(), Some(entry(7).log_id()));
     }
 
     #[tokio::test]
