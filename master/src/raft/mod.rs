@@ -3,6 +3,7 @@
 //! bidi stream per follower carrying bincode (`wire`); votes and snapshots
 //! are unary calls carrying JSON.
 
+pub mod append_stream;
 pub mod network;
 pub mod service;
 pub mod wire;

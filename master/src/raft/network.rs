@@ -1,10 +1,10 @@
 //! The sending side: one lazily-connected channel per peer; every RPC is
 //! bounded by openraft's TTL so a dead peer costs a timeout, not a hang.
 
-use super::wire;
+use super::append_stream;
 use crate::types::{NodeId, TypeConfig};
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use openraft::alias::{SnapshotOf, VoteOf};
 use openraft::base::{BoxFuture, BoxStream};
 use openraft::error::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
@@ -13,10 +13,8 @@ use openraft::raft::StreamAppendResult;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::OptionalSend;
 use openraft::{BasicNode, RaftNetworkV2};
-use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tessera_proto::pb::raft_client::RaftClient;
 use tessera_proto::pb::{RaftBlob, SnapshotPart};
 use tonic::transport::{Channel, Endpoint};
@@ -116,7 +114,8 @@ impl RaftNetworkV2<C> for Conn {
 
     /// Replication to this follower over one long-lived bidi stream (see
     /// `wire`): each request is one HTTP/2 data frame, sent as soon as
-    /// openraft makes it (pipelined), and each result comes back in order.
+    /// openraft makes it (pipelined; a commit-only one may ride on the next,
+    /// see `append_stream`), and each result comes back in order.
     fn stream_append<'s, S>(
         &'s mut self,
         input: S,
@@ -128,8 +127,8 @@ impl RaftNetworkV2<C> for Conn {
         Box::pin(async move {
             let ttl = option.soft_ttl();
             let mut c = self.client().map_err(to_rpc_err)?;
-            let sent: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
-            let outbound = encode_requests(input, sent.clone());
+            let inflight = append_stream::Inflight::default();
+            let outbound = append_stream::outbound(input, inflight.clone());
             let opened = tokio::time::timeout(ttl, c.append_stream(outbound))
                 .await
                 .map_err(|_| to_rpc_err(TransportError(format!("append stream to {} timed out", self.addr))))?;
@@ -140,18 +139,16 @@ impl RaftNetworkV2<C> for Conn {
                     return Err(to_rpc_err(TransportError(format!("append stream to {}: {}", self.addr, s.message()))));
                 }
             };
-            let replies = futures::stream::unfold(Some((self, inbound)), move |state| {
-                let sent = sent.clone();
-                async move {
-                    let (conn, mut inbound) = state?;
-                    match next_reply(&mut inbound, &sent, ttl).await {
-                        Ok(None) => None,
-                        Ok(Some(r)) => Some((Ok(r), Some((conn, inbound)))),
-                        Err(e) => {
-                            conn.client = None;
-                            let e = TransportError(format!("append stream to {}: {}", conn.addr, e.0));
-                            Some((Err(to_rpc_err(e)), None))
-                        }
+            let replies = append_stream::Replies::new(inbound, inflight, ttl);
+            let replies = futures::stream::unfold(Some((self, replies)), |state| async move {
+                let (conn, mut replies) = state?;
+                match replies.next().await {
+                    Ok(None) => None,
+                    Ok(Some(r)) => Some((Ok(r), Some((conn, replies)))),
+                    Err(e) => {
+                        conn.client = None;
+                        let e = TransportError(format!("append stream to {}: {e}", conn.addr));
+                        Some((Err(to_rpc_err(e)), None))
                     }
                 }
             });
@@ -205,56 +202,6 @@ impl RaftNetworkV2<C> for Conn {
             serde_json::from_slice(&resp.into_inner().data).map_err(|e| unreachable(e.to_string()))?;
         tracing::info!(to = %self.addr, bytes = size, last_log = ?snapshot.meta.last_log_id, "snapshot sent");
         r.map_err(unreachable)
-    }
-}
-
-/// The outgoing side of an append stream: each request encoded as openraft
-/// yields it, its send time queued in `sent`. A request that does not
-/// encode ends the stream (openraft then opens a new one).
-fn encode_requests<S>(input: S, sent: Arc<Mutex<VecDeque<Instant>>>) -> impl Stream<Item = RaftBlob> + Send + 'static
-where
-    S: Stream<Item = AppendEntriesRequest<C>> + Send + Unpin + 'static,
-{
-    input.scan(sent, |sent, req| {
-        let blob = match wire::encode_request(&req) {
-            Ok(data) => {
-                sent.lock().unwrap_or_else(|p| p.into_inner()).push_back(Instant::now());
-                Some(RaftBlob { data: Bytes::from(data) })
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot encode an append request");
-                None
-            }
-        };
-        futures::future::ready(blob)
-    })
-}
-
-/// The next result on an append stream; None when the follower ended it.
-/// An idle stream may wait as long as it likes; a request unanswered for
-/// `ttl` means the follower or the link is gone.
-async fn next_reply(
-    inbound: &mut tonic::Streaming<RaftBlob>,
-    sent: &Mutex<VecDeque<Instant>>,
-    ttl: Duration,
-) -> Result<Option<StreamAppendResult<C>>, TransportError> {
-    loop {
-        let oldest = sent.lock().unwrap_or_else(|p| p.into_inner()).front().copied();
-        let deadline = oldest.unwrap_or_else(Instant::now) + ttl;
-        match tokio::time::timeout_at(deadline.into(), inbound.message()).await {
-            Ok(Ok(Some(blob))) => {
-                sent.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-                return match wire::decode_reply(&blob.data) {
-                    Ok(Ok(r)) => Ok(Some(r)),
-                    Ok(Err(fatal)) => Err(TransportError(format!("follower's raft stopped: {fatal}"))),
-                    Err(e) => Err(TransportError(e.to_string())),
-                };
-            }
-            Ok(Ok(None)) => return Ok(None),
-            Ok(Err(status)) => return Err(TransportError(status.message().to_string())),
-            Err(_) if oldest.is_some() => return Err(TransportError(format!("no answer in {ttl:?} (timed out)"))),
-            Err(_) => continue, // idle: nothing was asked
-        }
     }
 }
 
