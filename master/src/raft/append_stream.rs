@@ -59,7 +59,7 @@ fn folds(held: &AppendEntriesRequest<C>, next: &AppendEntriesRequest<C>) -> bool
 /// The result of a folded commit-only request at `prev`, given its carrier's.
 fn folded_result(prev: &Option<LogIdOf<C>>, carrier: &StreamAppendResult<C>) -> StreamAppendResult<C> {
     match carrier {
-        Ok(_) => Ok(prev.clone()),
+        Ok(_) => Ok(*prev),
         Err(e) => Err(e.clone()),
     }
 }
@@ -103,7 +103,7 @@ impl<S: Stream<Item = AppendEntriesRequest<C>> + Unpin> Folder<S> {
                 Ok(Some(n)) => n,
             };
             if folds(&req, &next) {
-                folded.push(req.prev_log_id.clone());
+                folded.push(req.prev_log_id);
                 req = next;
             } else {
                 self.next = Some(next);
