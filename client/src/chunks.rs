@@ -167,8 +167,8 @@ impl ChunkIo {
         Ok(r.into_inner().stored)
     }
 
-    /// Stores a small chunk (at most one frame) on `addr` alone, in one
-    /// request: no stream to set up, for the latency of small files.
+    /// Stores a small chunk (at most one frame) on `addr` alone, as one
+    /// frame on this client's PutSmallStream to it (see `small_puts`).
     pub async fn put_small(&self, addr: &str, id: ChunkId, data: Bytes) -> Result<()> {
         let _g = self.track(addr);
         let puts = self.small_puts(addr)?;

@@ -20,7 +20,10 @@ pub fn errno_status(errno: i32, msg: impl Into<String>) -> Status {
         5 => Code::Internal,
         _ => Code::FailedPrecondition,
     };
-    let mut st = Status::new(code, msg);
+    with_errno(Status::new(code, msg), errno)
+}
+
+fn with_errno(mut st: Status, errno: i32) -> Status {
     if let Ok(v) = errno.to_string().parse() {
         st.metadata_mut().insert(ERRNO_KEY, v);
     }
@@ -38,13 +41,12 @@ pub fn to_fields(st: &Status) -> (i32, String, i32) {
 }
 
 pub fn from_fields(code: i32, message: &str, errno: i32) -> Status {
+    let st = Status::new(Code::from(code), message);
     if errno != 0 {
-        let mut st = errno_status(errno, message);
-        // Keep the sender's code even where errno_status would pick another.
-        st = Status::with_metadata(Code::from(code), st.message(), st.metadata().clone());
-        return st;
+        with_errno(st, errno)
+    } else {
+        st
     }
-    Status::new(Code::from(code), message)
 }
 
 pub fn not_leader(leader_addr: Option<&str>) -> Status {
@@ -59,4 +61,21 @@ pub fn not_leader(leader_addr: Option<&str>) -> Status {
 
 pub fn leader_of(st: &Status) -> Option<String> {
     Some(st.metadata().get(LEADER_KEY)?.to_str().ok()?.to_string())
+}
+
+#[cfg(test)]
+mod fields_tests {
+    use super::*;
+
+    #[test]
+    fn a_status_survives_being_sent_as_fields() {
+        let st = errno_status(28, "disk full");
+        let (code, msg, errno) = to_fields(&st);
+        let back = from_fields(code, &msg, errno);
+        assert_eq!((back.code(), back.message(), errno_of(&back)), (Code::ResourceExhausted, "disk full", Some(28)));
+        let plain = Status::unavailable("gone");
+        let (code, msg, errno) = to_fields(&plain);
+        let back = from_fields(code, &msg, errno);
+        assert_eq!((back.code(), back.message(), errno_of(&back)), (Code::Unavailable, "gone", None));
+    }
 }
