@@ -9,10 +9,21 @@
 //! rest of the system sees (`chunks/ab/abcd…`) is unchanged; chunks not yet
 //! checkpointed are served from memory.
 //!
-//! A record is `MAGIC | len (u32 LE) | id (32 bytes) | data`. The id is the
-//! BLAKE3 hash of the data, so every record checks itself: replay after a
-//! crash stops at a short record (a torn tail: a put never acknowledged)
-//! and skips a whole record that does not hash to its id.
+//! A record is `MAGIC | segment (u64 LE) | len (u32 LE) | id (32 bytes) |
+//! data`. The id is the BLAKE3 hash of the data, so every record checks
+//! itself: replay after a crash stops at a short record (a torn tail: a put
+//! never acknowledged) and skips a whole record that does not hash to its id.
+//! (Records of the first format, `TSJ1`, had no segment number; a journal
+//! left by that version still replays.)
+//!
+//! Segments are recycled, as RocksDB recycles its WAL files: a checkpointed
+//! segment is kept as the spare (`SEQ.spare`) and renamed to be the next
+//! segment but one. Records then overwrite blocks the file already has, and
+//! each put's `fdatasync` writes the data alone; appending to a new file
+//! must also write the inode (its size grew), which on one disk shared by
+//! several replicas costs half again the time (`bench/README.md`). Replay
+//! stops at the first record of another segment number: the stale tail of
+//! a recycled file.
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -32,8 +43,10 @@ pub const JOURNAL_MAX: usize = 128 << 10;
 const PENDING_LIMIT: u64 = 64 << 20;
 /// A journal this large is checkpointed at once instead of on the timer.
 const CHECKPOINT_BYTES: u64 = 16 << 20;
-const MAGIC: [u8; 4] = *b"TSJ1";
-const HEADER: usize = 4 + 4 + 32;
+const MAGIC_V1: [u8; 4] = *b"TSJ1";
+const HEADER_V1: usize = 4 + 4 + 32;
+const MAGIC: [u8; 4] = *b"TSJ2";
+const HEADER: usize = 4 + 8 + 4 + 32;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -85,6 +98,42 @@ fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:016x}.journal"))
 }
 
+fn spare_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.spare"))
+}
+
+/// The record header for chunk `id` of `len` bytes in segment `seq`.
+fn header(seq: u64, len: usize, id: &ChunkId) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..4].copy_from_slice(&MAGIC);
+    h[4..12].copy_from_slice(&seq.to_le_bytes());
+    h[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+    h[16..HEADER].copy_from_slice(id.as_bytes());
+    h
+}
+
+/// Reads the next record header of segment `seq`: the data length and id,
+/// or None at the end (a short or foreign header, or a stale record of an
+/// earlier use of a recycled file).
+fn read_header(r: &mut impl Read, seq: u64) -> io::Result<Option<(usize, ChunkId)>> {
+    let mut h = [0u8; HEADER];
+    if read_full(r, &mut h[..HEADER_V1])? < HEADER_V1 {
+        return Ok(None);
+    }
+    let rest = if h[0..4] == MAGIC_V1 {
+        &h[4..HEADER_V1]
+    } else if h[0..4] == MAGIC {
+        if read_full(r, &mut h[HEADER_V1..])? < HEADER - HEADER_V1 || h[4..12] != seq.to_le_bytes() {
+            return Ok(None);
+        }
+        &h[12..HEADER]
+    } else {
+        return Ok(None);
+    };
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    Ok(ChunkId::from_slice(&rest[4..]).ok().filter(|_| len <= JOURNAL_MAX).map(|id| (len, id)))
+}
+
 /// The final path of a chunk under the store root (`chunks/ab/abcd…`).
 pub fn chunk_path(root: &Path, id: &ChunkId) -> PathBuf {
     let h = id.to_hex();
@@ -109,19 +158,10 @@ fn syncfs(root: &Path) -> io::Result<()> {
 /// Writes every intact record of segment `path` as a chunk file (unless the
 /// chunk file exists), without fsync: the caller syncs the file system.
 /// Returns the ids written. Stops at a torn or corrupt record.
-fn materialize(root: &Path, path: &Path) -> io::Result<Vec<ChunkId>> {
+fn materialize(root: &Path, path: &Path, seq: u64) -> io::Result<Vec<ChunkId>> {
     let mut r = io::BufReader::with_capacity(1 << 20, File::open(path)?);
     let mut made = Vec::new();
-    let mut header = [0u8; HEADER];
-    loop {
-        if read_full(&mut r, &mut header)? < HEADER || header[0..4] != MAGIC {
-            break;
-        }
-        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        if len > JOURNAL_MAX {
-            break;
-        }
-        let Ok(id) = ChunkId::from_slice(&header[8..HEADER]) else { break };
+    while let Some((len, id)) = read_header(&mut r, seq)? {
         let mut data = vec![0u8; len];
         if read_full(&mut r, &mut data)? < len {
             tracing::warn!(journal = %path.display(), "journal ends in a torn record (never acknowledged)");
@@ -159,14 +199,15 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+/// The files of `dir` named `SEQ.suffix`, by SEQ.
+fn numbered(dir: &Path, suffix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let p = e?.path();
         let seq = p
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".journal"))
+            .and_then(|n| n.strip_suffix(suffix))
             .and_then(|n| u64::from_str_radix(n, 16).ok());
         if let Some(seq) = seq {
             v.push((seq, p));
@@ -176,11 +217,34 @@ fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(v)
 }
 
+fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    numbered(dir, ".journal")
+}
+
+/// Segment `seq`: the spare renamed, or else a new file.
 fn open_segment(dir: &Path, seq: u64) -> io::Result<Arc<Segment>> {
-    let file = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(segment_path(dir, seq))?;
-    // The new name must be durable before any record in it is acknowledged.
+    let path = segment_path(dir, seq);
+    let file = match numbered(dir, ".spare")?.pop() {
+        Some((_, spare)) => {
+            std::fs::rename(&spare, &path)?;
+            std::fs::OpenOptions::new().read(true).write(true).open(&path)?
+        }
+        None => std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?,
+    };
+    // The new name must be durable before any record in it is acknowledged:
+    // a recycled file found under its old name replays nothing of it.
     sync_dir(dir)?;
     Ok(Arc::new(Segment { seq, file, synced: Mutex::new(0), failed: Default::default() }))
+}
+
+/// Retires checkpointed segment `seq`: it becomes the spare, unless one is
+/// kept already or its fsync failed (the caller syncs the directory).
+fn retire(dir: &Path, seq: u64, path: &Path, recycle: bool) -> io::Result<()> {
+    if recycle && numbered(dir, ".spare")?.is_empty() {
+        std::fs::rename(path, spare_path(dir, seq))
+    } else {
+        std::fs::remove_file(path)
+    }
 }
 
 impl Journal {
@@ -192,10 +256,13 @@ impl Journal {
         std::fs::create_dir_all(&dir)?;
         let old = segments(&dir)?;
         let mut replayed = 0;
-        for (_, p) in &old {
-            replayed += materialize(root, p)?.len();
+        for (seq, p) in &old {
+            replayed += materialize(root, p, *seq)?.len();
         }
-        let next = old.last().map_or(1, |(s, _)| s + 1);
+        // Numbers only grow, past the spare's too: a recycled file's stale
+        // records must never carry the number of the segment it becomes.
+        let spare = numbered(&dir, ".spare")?.last().map_or(0, |(s, _)| *s);
+        let next = old.last().map_or(0, |(s, _)| *s).max(spare) + 1;
         if !old.is_empty() {
             syncfs(root)?;
             for (_, p) in &old {
@@ -241,15 +308,14 @@ impl Journal {
     /// held here.
     pub fn append(&self, id: ChunkId, data: Bytes) -> io::Result<bool> {
         let mut rec = Vec::with_capacity(HEADER + data.len());
-        rec.extend_from_slice(&MAGIC);
-        rec.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        rec.extend_from_slice(id.as_bytes());
+        rec.extend_from_slice(&header(0, data.len(), &id));
         rec.extend_from_slice(&data);
         // Counted as new only if it was in neither place when the put began
         // (a checkpoint may write its file before this call returns).
         let fresh = !self.holds(&id) && !chunk_path(&self.root, &id).exists();
         let (seg, end) = {
             let mut w = lock(&self.writer);
+            rec[4..12].copy_from_slice(&w.seg.seq.to_le_bytes());
             w.seg.file.write_all_at(&rec, w.end)?;
             w.end += rec.len() as u64;
             (w.seg.clone(), w.end)
@@ -307,18 +373,19 @@ impl Journal {
         };
         self.written.store(0, Ordering::Relaxed);
         let (root, dir, seq) = (self.root.clone(), self.dir.clone(), old.seq);
+        let recycle = !old.failed.load(Ordering::Relaxed);
         let made = tokio::task::spawn_blocking(move || -> io::Result<usize> {
             // Older segments still here are ones an earlier checkpoint
             // failed on: they are redone now, so nothing released from
             // memory below lacks its file.
-            let due: Vec<PathBuf> = segments(&dir)?.into_iter().filter(|(s, _)| *s <= seq).map(|(_, p)| p).collect();
+            let due: Vec<(u64, PathBuf)> = segments(&dir)?.into_iter().filter(|(s, _)| *s <= seq).collect();
             let mut made = 0;
-            for p in &due {
-                made += materialize(&root, p)?.len();
+            for (s, p) in &due {
+                made += materialize(&root, p, *s)?.len();
             }
             syncfs(&root)?;
-            for p in &due {
-                std::fs::remove_file(p)?;
+            for (s, p) in &due {
+                retire(&dir, *s, p, recycle && *s == seq)?;
             }
             sync_dir(&dir)?;
             Ok(made)

@@ -62,16 +62,14 @@ async fn acknowledged_records_replay_after_a_crash_and_a_torn_tail_is_dropped() 
     }
     // The process dies without a checkpoint ...
     drop(store);
-    let seg = segment_files(dir.path()).pop().unwrap();
+    let (seq, seg) = segments(&dir.path().join("journal")).unwrap().pop().unwrap();
     let mut raw = std::fs::read(&seg).unwrap();
     // ... one whole record was damaged on disk ...
     let second = HEADER + datas[0].len() + HEADER + 10;
     raw[second] ^= 0xff;
     // ... and a sixth put was cut off mid-record.
     let torn = data(99, 5000);
-    raw.extend_from_slice(&MAGIC);
-    raw.extend_from_slice(&(torn.len() as u32).to_le_bytes());
-    raw.extend_from_slice(ChunkId::of(&torn).as_bytes());
+    raw.extend_from_slice(&header(seq, torn.len(), &ChunkId::of(&torn)));
     raw.extend_from_slice(&torn[..1234]);
     std::fs::write(&seg, &raw).unwrap();
 
@@ -161,10 +159,11 @@ async fn a_checkpoint_redoes_a_segment_an_earlier_one_failed_on() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
     let a = put(&store, &data(6, 3000)).await;
-    // A segment older than the current one, left by a failed checkpoint.
+    // A segment older than the current one, left by a failed checkpoint
+    // (and by the previous version: records of the first format).
     let b_data = data(7, 2000);
     let b = ChunkId::of(&b_data);
-    let mut rec = MAGIC.to_vec();
+    let mut rec = MAGIC_V1.to_vec();
     rec.extend_from_slice(&(b_data.len() as u32).to_le_bytes());
     rec.extend_from_slice(b.as_bytes());
     rec.extend_from_slice(&b_data);
@@ -191,4 +190,54 @@ async fn after_a_failed_fsync_puts_bypass_the_segment_until_a_checkpoint() {
     assert!(store.chunk_path(&journaled).exists());
     let again = put(&store, &data(11, 1000)).await;
     assert!(store.journaled(&again).is_some(), "a fresh segment takes puts again");
+}
+
+fn spares(root: &Path) -> Vec<(u64, PathBuf)> {
+    numbered(&root.join("journal"), ".spare").unwrap()
+}
+
+#[tokio::test]
+async fn a_recycled_segment_replays_only_its_own_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    // Segment 1 fills up with three records, is checkpointed and kept.
+    let mut old = Vec::new();
+    for i in 0..3 {
+        old.push(put(&store, &data(20 + i, 3000)).await);
+    }
+    store.journal().checkpoint().await.unwrap();
+    assert_eq!(spares(dir.path()).len(), 1, "the checkpointed segment is the spare");
+    // Segment 2 is new; at the next checkpoint segment 3 is segment 1's file.
+    put(&store, &data(30, 100)).await;
+    store.journal().checkpoint().await.unwrap();
+    let (seq, seg) = segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    assert_eq!(seq, 3);
+    assert!(std::fs::metadata(&seg).unwrap().len() >= 3 * (HEADER as u64 + 3000), "recycled, not new");
+    // GC deletes two of segment 1's chunks; one small put overwrites the
+    // start of the recycled file; then the process dies.
+    assert!(store.delete(&old[1]).await.unwrap());
+    assert!(store.delete(&old[2]).await.unwrap());
+    // Same size as the stale records: the next header read is a stale one.
+    let fresh = put(&store, &data(40, 3000)).await;
+    assert_eq!(segments(&dir.path().join("journal")).unwrap().pop().unwrap().0, 3, "no checkpoint since");
+    drop(store);
+    let (store, found) = ChunkStore::open(dir.path(), 0).unwrap();
+    assert!(found.contains(&fresh));
+    assert_eq!(std::fs::read(store.chunk_path(&fresh)).unwrap(), data(40, 3000));
+    assert!(!store.has(&old[1]) && !store.has(&old[2]), "stale records of the file's earlier use stay dead");
+    assert!(store.has(&old[0]));
+    // Numbers keep growing past the spare's.
+    let spare = spares(dir.path()).last().map_or(0, |(s, _)| *s);
+    let (now, _) = segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    assert!(now > spare.max(3), "segment {now} after spare {spare}");
+}
+
+#[tokio::test]
+async fn a_segment_whose_fsync_failed_is_not_recycled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+    put(&store, &data(50, 1000)).await;
+    lock(&store.journal().writer).seg.failed.store(true, Ordering::Relaxed);
+    store.journal().checkpoint().await.unwrap();
+    assert!(spares(dir.path()).is_empty());
 }
