@@ -43,6 +43,10 @@ pub const JOURNAL_MAX: usize = 128 << 10;
 const PENDING_LIMIT: u64 = 64 << 20;
 /// A journal this large is checkpointed at once instead of on the timer.
 const CHECKPOINT_BYTES: u64 = 16 << 20;
+/// A new segment file is written with this many zeros first, so that even
+/// its first use overwrites blocks (zeros end a replay). A busier segment
+/// grows past it, and keeps that size when recycled.
+const PREALLOCATE: u64 = 4 << 20;
 const MAGIC_V1: [u8; 4] = *b"TSJ1";
 const HEADER_V1: usize = 4 + 4 + 32;
 const MAGIC: [u8; 4] = *b"TSJ2";
@@ -140,6 +144,19 @@ pub fn chunk_path(root: &Path, id: &ChunkId) -> PathBuf {
     root.join("chunks").join(&h[0..2]).join(h)
 }
 
+/// Writes `len` zero bytes over the file and syncs it: its blocks are then
+/// allocated and written, and overwriting them changes no metadata.
+fn zero_fill(file: &File, len: u64) -> io::Result<()> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = zeros.len().min((len - at) as usize);
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -229,7 +246,11 @@ fn open_segment(dir: &Path, seq: u64) -> io::Result<Arc<Segment>> {
             std::fs::rename(&spare, &path)?;
             std::fs::OpenOptions::new().read(true).write(true).open(&path)?
         }
-        None => std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?,
+        None => {
+            let f = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?;
+            zero_fill(&f, PREALLOCATE)?;
+            f
+        }
     };
     // The new name must be durable before any record in it is acknowledged:
     // a recycled file found under its old name replays nothing of it.
@@ -272,6 +293,14 @@ impl Journal {
             tracing::info!(segments = old.len(), chunks = replayed, "journal replayed into chunk files");
         }
         let seg = open_segment(&dir, next)?;
+        // A spare ready for the first checkpoint (later ones are the
+        // segments checkpointed).
+        if numbered(&dir, ".spare")?.is_empty() {
+            // Numbered below the segment, like a checkpointed one.
+            let spare = std::fs::OpenOptions::new().create_new(true).write(true).open(spare_path(&dir, next - 1))?;
+            zero_fill(&spare, PREALLOCATE)?;
+            sync_dir(&dir)?;
+        }
         Ok(Journal {
             root: root.to_path_buf(),
             dir,
