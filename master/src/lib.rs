@@ -97,7 +97,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&cfg.data_dir)?;
     let db = store::open_db_with(&cfg.data_dir.join("db"), cfg.cache_bytes)?;
-    let log_store = store::log_store::LogStore::new(db.clone());
+    let log_store = store::log_store::LogStore::open(db.clone(), &cfg.data_dir.join("raft-journal"))?;
     let sm = store::state_machine::StateMachine::new(db.clone(), cfg.data_dir.join("snapshots"))?;
     let raft_cfg = openraft::Config {
         cluster_name: "tessera".into(),

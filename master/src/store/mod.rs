@@ -2,6 +2,7 @@
 //! vote, and the state machine (separate column families), so a single
 //! write-ahead log orders them all.
 
+pub mod log_journal;
 pub mod log_store;
 pub mod snapshot;
 pub mod state_machine;

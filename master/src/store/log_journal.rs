@@ -1,0 +1,310 @@
+//! What makes a Raft log append durable. The entries go into RocksDB as
+//! before (readable at once), but the fsync that acknowledges them is not
+//! RocksDB's WAL sync: the same bytes are written to a journal segment and
+//! that file is fdatasynced. Segments are recycled, as the chunkservers'
+//! small-chunk journal and RocksDB's own `recycle_log_file_num` do: a
+//! retired segment becomes the spare (`SEQ.spare`) and is renamed to be a
+//! later one, so an append overwrites blocks the file already has and its
+//! fdatasync writes the data alone. A WAL growing a fresh file must also
+//! write the inode for every sync; with three masters and three
+//! chunkservers syncing on one disk, that difference is a tenth of a small
+//! file's create (`bench/README.md`).
+//!
+//! RocksDB is synced (`flush_wal`) when a segment fills: then the entries
+//! the segment holds are durable in RocksDB and the segment is retired. A
+//! restart replays the segments left into RocksDB, syncs it, and starts a
+//! fresh segment. A truncation of the log (a follower's conflicting
+//! suffix) syncs RocksDB and retires every segment at once, so no journal
+//! record ever brings back a truncated entry.
+//!
+//! A record is `MAGIC | segment (u64 LE) | index (u64 LE) | len (u32 LE) |
+//! check (8 bytes) | entry`, the entry as CF_LOGS stores it and `check` the
+//! start of BLAKE3(index, entry). Replay stops at the first record that is
+//! short, fails its check or names another segment (the stale tail of a
+//! recycled file): only an append never acknowledged can be lost there.
+
+use crate::fsm::{cf, db_err};
+use crate::store::CF_LOGS;
+use rocksdb::{WriteBatch, DB};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const MAGIC: [u8; 4] = *b"TRJ1";
+const HEADER: usize = 4 + 8 + 8 + 4 + 8;
+/// A segment holding this much is retired (RocksDB synced) at the next append.
+const SEGMENT_BYTES: u64 = 4 << 20;
+/// A new segment file is written with this many zeros first, so that even
+/// the first use of a file overwrites blocks (zeros end a replay).
+const PREALLOCATE: u64 = SEGMENT_BYTES + (1 << 20);
+/// No entry is larger (openraft entries are one command each).
+const MAX_ENTRY: usize = 64 << 20;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn check(index: u64, entry: &[u8]) -> [u8; 8] {
+    let mut h = blake3::Hasher::new();
+    h.update(&index.to_le_bytes());
+    h.update(entry);
+    let mut c = [0u8; 8];
+    c.copy_from_slice(&h.finalize().as_bytes()[..8]);
+    c
+}
+
+fn record(seg: u64, index: u64, entry: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&seg.to_le_bytes());
+    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+    out.extend_from_slice(&check(index, entry));
+    out.extend_from_slice(entry);
+}
+
+/// The intact records of segment `seg`, in order.
+fn read_segment(path: &Path, seg: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+    let mut r = io::BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut out = Vec::new();
+    loop {
+        let mut h = [0u8; HEADER];
+        if read_full(&mut r, &mut h)? < HEADER || h[0..4] != MAGIC || h[4..12] != seg.to_le_bytes() {
+            break;
+        }
+        let index = u64::from_le_bytes(h[12..20].try_into().map_err(io::Error::other)?);
+        let len = u32::from_le_bytes(h[20..24].try_into().map_err(io::Error::other)?) as usize;
+        if len > MAX_ENTRY {
+            break;
+        }
+        let mut entry = vec![0u8; len];
+        if read_full(&mut r, &mut entry)? < len || h[24..32] != check(index, &entry) {
+            break;
+        }
+        out.push((index, entry));
+    }
+    Ok(out)
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes `len` zero bytes over the file and syncs it: its blocks are then
+/// allocated and written, and overwriting them changes no metadata.
+fn zero_fill(file: &File, len: u64) -> io::Result<()> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = zeros.len().min((len - at) as usize);
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The files of `dir` named `SEQ.suffix` (SEQ in hex), by SEQ.
+fn numbered(dir: &Path, suffix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let seq = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(suffix))
+            .and_then(|n| u64::from_str_radix(n, 16).ok());
+        if let Some(seq) = seq {
+            v.push((seq, p));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// A segment being written.
+pub struct Segment {
+    seq: u64,
+    path: PathBuf,
+    file: Arc<File>,
+}
+
+struct Current {
+    seg: Segment,
+    end: u64,
+}
+
+pub struct LogJournal {
+    dir: PathBuf,
+    cur: Mutex<Current>,
+    /// Spare bookkeeping, one retirement at a time.
+    retiring: Mutex<()>,
+}
+
+/// One append's records, written; `sync` makes them durable.
+pub struct Written {
+    file: Arc<File>,
+    /// The segment this append filled: retire it once RocksDB is synced.
+    pub full: Option<Segment>,
+}
+
+impl Written {
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+impl LogJournal {
+    /// Replays what a previous run left in `dir` into the log column family
+    /// (entries up to `purged` excepted: they are gone), syncs RocksDB and
+    /// starts a new segment. Returns the journal and the entries replayed.
+    pub fn open(dir: &Path, db: &DB, purged: Option<u64>) -> io::Result<(LogJournal, usize)> {
+        std::fs::create_dir_all(dir)?;
+        let old = numbered(dir, ".log")?;
+        let logs = cf(db, CF_LOGS)?;
+        let mut replayed = 0;
+        for (seq, path) in &old {
+            let mut batch = WriteBatch::default();
+            for (index, entry) in read_segment(path, *seq)? {
+                if purged.is_none_or(|p| index > p) {
+                    batch.put_cf(logs, index.to_be_bytes(), &entry);
+                    replayed += 1;
+                }
+            }
+            db.write(batch).map_err(db_err)?;
+        }
+        db.flush_wal(true).map_err(db_err)?;
+        let j = LogJournal {
+            dir: dir.to_path_buf(),
+            // Numbers only grow, past the spare's too: a recycled file's
+            // stale records never carry the number of the segment it becomes.
+            cur: Mutex::new(Current { seg: Self::new_segment(dir, Self::next_seq(dir)?)?, end: 0 }),
+            retiring: Mutex::new(()),
+        };
+        j.retire_older()?;
+        // A spare ready for the first segment to fill (later ones are the
+        // segments retired).
+        if numbered(dir, ".spare")?.is_empty() {
+            // Numbered below the segment, like a retired one.
+            let seq = lock(&j.cur).seg.seq - 1;
+            let spare =
+                std::fs::OpenOptions::new().create_new(true).write(true).open(dir.join(format!("{seq:016x}.spare")))?;
+            zero_fill(&spare, PREALLOCATE)?;
+            sync_dir(dir)?;
+        }
+        Ok((j, replayed))
+    }
+
+    fn next_seq(dir: &Path) -> io::Result<u64> {
+        let last = |s: &str| -> io::Result<u64> { Ok(numbered(dir, s)?.last().map_or(0, |(q, _)| *q)) };
+        Ok(last(".log")?.max(last(".spare")?) + 1)
+    }
+
+    /// Segment `seq`: the spare renamed, or else a new file.
+    fn new_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
+        let path = dir.join(format!("{seq:016x}.log"));
+        let file = match numbered(dir, ".spare")?.pop() {
+            Some((_, spare)) => {
+                std::fs::rename(&spare, &path)?;
+                std::fs::OpenOptions::new().read(true).write(true).open(&path)?
+            }
+            None => {
+                let f = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?;
+                zero_fill(&f, PREALLOCATE)?;
+                f
+            }
+        };
+        // The name must be durable before a record in it is acknowledged: a
+        // recycled file found under its old name replays none of them.
+        sync_dir(dir)?;
+        Ok(Segment { seq, path, file: Arc::new(file) })
+    }
+
+    /// Writes `entries` (index, encoded entry); the caller syncs the result.
+    /// A full segment is swapped for a new one first (blocking: a rename
+    /// and a directory sync, once per SEGMENT_BYTES).
+    pub fn write(&self, entries: &[(u64, &[u8])]) -> io::Result<Written> {
+        let mut cur = lock(&self.cur);
+        let full = if cur.end >= SEGMENT_BYTES {
+            let next = Self::new_segment(&self.dir, cur.seg.seq + 1)?;
+            cur.end = 0;
+            Some(std::mem::replace(&mut cur.seg, next))
+        } else {
+            None
+        };
+        let mut buf = Vec::with_capacity(entries.iter().map(|(_, e)| HEADER + e.len()).sum());
+        for (index, entry) in entries {
+            record(cur.seg.seq, *index, entry, &mut buf);
+        }
+        cur.seg.file.write_all_at(&buf, cur.end)?;
+        cur.end += buf.len() as u64;
+        Ok(Written { file: cur.seg.file.clone(), full })
+    }
+
+    /// Retires a full segment: RocksDB holds its entries (written before
+    /// them), so once RocksDB is synced the segment becomes the spare.
+    pub fn retire(&self, seg: Segment, db: &DB) -> io::Result<()> {
+        db.flush_wal(true).map_err(db_err)?;
+        let _one = lock(&self.retiring);
+        let spare = numbered(&self.dir, ".spare")?.is_empty();
+        let r = if spare {
+            std::fs::rename(&seg.path, self.dir.join(format!("{:016x}.spare", seg.seq)))
+        } else {
+            std::fs::remove_file(&seg.path)
+        };
+        match r {
+            // A truncation retired it already.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            r => r?,
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// After a truncation of the log, with RocksDB synced: a new segment,
+    /// and every older one retired, so none is replayed over the cut.
+    pub fn restart(&self) -> io::Result<()> {
+        {
+            let mut cur = lock(&self.cur);
+            let next = Self::new_segment(&self.dir, cur.seg.seq + 1)?;
+            cur.seg = next;
+            cur.end = 0;
+        }
+        self.retire_older()
+    }
+
+    /// Retires every segment before the current one (RocksDB synced).
+    fn retire_older(&self) -> io::Result<()> {
+        let _one = lock(&self.retiring);
+        let current = lock(&self.cur).seg.seq;
+        let mut spare = !numbered(&self.dir, ".spare")?.is_empty();
+        for (seq, path) in numbered(&self.dir, ".log")?.into_iter().rev() {
+            if seq >= current {
+                continue;
+            }
+            if !spare {
+                std::fs::rename(&path, self.dir.join(format!("{seq:016x}.spare")))?;
+                spare = true;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+#[path = "log_journal_tests.rs"]
+mod tests;

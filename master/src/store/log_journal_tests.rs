@@ -1,0 +1,130 @@
+use super::*;
+use crate::store::open_db;
+
+fn logged(db: &DB) -> Vec<(u64, Vec<u8>)> {
+    let logs = cf(db, CF_LOGS).unwrap();
+    db.iterator_cf(logs, rocksdb::IteratorMode::Start)
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            (u64::from_be_bytes(k[..].try_into().unwrap()), v.to_vec())
+        })
+        .collect()
+}
+
+fn entry(index: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (index as usize * 31 + i) as u8).collect()
+}
+
+/// Writes and syncs entries `range`, each `len` bytes; retires what fills.
+fn append(j: &LogJournal, db: &DB, range: std::ops::Range<u64>, len: usize) {
+    for i in range {
+        let e = entry(i, len);
+        let w = j.write(&[(i, &e)]).unwrap();
+        w.sync().unwrap();
+        if let Some(full) = w.full {
+            j.retire(full, db).unwrap();
+        }
+    }
+}
+
+fn files(dir: &Path, suffix: &str) -> Vec<u64> {
+    numbered(dir, suffix).unwrap().into_iter().map(|(s, _)| s).collect()
+}
+
+#[test]
+fn synced_appends_replay_into_a_store_that_lost_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("j");
+    {
+        let db = open_db(&tmp.path().join("a")).unwrap();
+        let (j, n) = LogJournal::open(&jdir, &db, None).unwrap();
+        assert_eq!(n, 0);
+        append(&j, &db, 1..21, 300);
+    }
+    // A store that never got them (as if its unsynced WAL was lost).
+    let db = open_db(&tmp.path().join("b")).unwrap();
+    let (_j, n) = LogJournal::open(&jdir, &db, Some(5)).unwrap();
+    assert_eq!(n, 15, "entries up to the purged index stay gone");
+    let got = logged(&db);
+    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (6..21).collect::<Vec<_>>());
+    assert!(got.iter().all(|(i, e)| *e == entry(*i, 300)));
+}
+
+#[test]
+fn a_torn_or_damaged_last_record_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("j");
+    {
+        let db = open_db(&tmp.path().join("a")).unwrap();
+        let (j, _) = LogJournal::open(&jdir, &db, None).unwrap();
+        append(&j, &db, 1..4, 100);
+    }
+    let (_, seg) = numbered(&jdir, ".log").unwrap().pop().unwrap();
+    let mut raw = std::fs::read(&seg).unwrap();
+    // The last byte of the third record (zeros follow: the file was
+    // preallocated).
+    let last = 3 * (HEADER + 100) - 1;
+    raw[last] ^= 1;
+    std::fs::write(&seg, &raw).unwrap();
+    let db = open_db(&tmp.path().join("b")).unwrap();
+    LogJournal::open(&jdir, &db, None).unwrap();
+    assert_eq!(logged(&db).iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+#[test]
+fn a_recycled_segment_replays_only_its_own_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("j");
+    let db = open_db(&tmp.path().join("a")).unwrap();
+    let (j, _) = LogJournal::open(&jdir, &db, None).unwrap();
+    let len = 64 << 10;
+    // Entries a segment takes: it is full once it holds SEGMENT_BYTES.
+    let per_segment = SEGMENT_BYTES.div_ceil((HEADER + len) as u64);
+    // Segment 1 fills and becomes the spare; segment 2 fills and segment 3
+    // is segment 1's file.
+    append(&j, &db, 1..2 * per_segment + 4, len);
+    assert_eq!(files(&jdir, ".log"), vec![3]);
+    let seg3 = numbered(&jdir, ".log").unwrap().pop().unwrap().1;
+    assert!(std::fs::metadata(&seg3).unwrap().len() >= SEGMENT_BYTES, "recycled, not new");
+    drop(j);
+    // Three records of segment 3, the size of the stale ones behind them.
+    let db2 = open_db(&tmp.path().join("b")).unwrap();
+    LogJournal::open(&jdir, &db2, None).unwrap();
+    let replayed: Vec<u64> = logged(&db2).iter().map(|(i, _)| *i).collect();
+    assert_eq!(replayed, (2 * per_segment + 1..2 * per_segment + 4).collect::<Vec<_>>());
+}
+
+#[test]
+fn after_a_truncation_no_earlier_record_is_replayed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("j");
+    let db = open_db(&tmp.path().join("a")).unwrap();
+    let (j, _) = LogJournal::open(&jdir, &db, None).unwrap();
+    append(&j, &db, 1..11, 200);
+    // The log is cut after 5 (RocksDB synced by the caller), then 6.. come
+    // again from another leader, fewer of them.
+    j.restart().unwrap();
+    append(&j, &db, 6..8, 50);
+    assert_eq!(files(&jdir, ".log").len(), 1, "older segments retired");
+    drop(j);
+    let db2 = open_db(&tmp.path().join("b")).unwrap();
+    LogJournal::open(&jdir, &db2, None).unwrap();
+    let got = logged(&db2);
+    assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![6, 7]);
+    assert!(got.iter().all(|(i, e)| *e == entry(*i, 50)));
+}
+
+#[test]
+fn segment_numbers_grow_past_the_spare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("j");
+    let db = open_db(&tmp.path().join("a")).unwrap();
+    for round in 0..3 {
+        let (j, _) = LogJournal::open(&jdir, &db, None).unwrap();
+        append(&j, &db, round * 10..round * 10 + 3, 10);
+        let spare = files(&jdir, ".spare");
+        let now = files(&jdir, ".log");
+        assert_eq!(now.len(), 1);
+        assert!(spare.iter().all(|s| *s < now[0]), "round {round}: spare {spare:?}, segment {now:?}");
+    }
+}
