@@ -369,7 +369,7 @@ impl Cluster {
     pub fn journals_checkpointed(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while (0..self.chunkservers.len())
-            .any(|j| self.chunkservers[j].is_running() && dir_bytes(&self.cs_dir(j).join("journal")) > 0)
+            .any(|j| self.chunkservers[j].is_running() && journal_holds_records(&self.cs_dir(j).join("journal")))
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(50));
@@ -628,6 +628,25 @@ pub fn names(d: &Path) -> Vec<String> {
 }
 
 /// Polls `f` until it holds, for at most `limit`.
+/// Whether a chunkserver journal directory holds a record not yet
+/// checkpointed. Segment files are preallocated and recycled, so their size
+/// says nothing: a segment holds records when its first one is a record of
+/// that segment (`TSJ2 | segment number`, or a first-format `TSJ1` one).
+pub fn journal_holds_records(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(seq) =
+            name.to_str().and_then(|n| n.strip_suffix(".journal")).and_then(|n| u64::from_str_radix(n, 16).ok())
+        else {
+            return false;
+        };
+        let mut head = [0u8; 12];
+        let read = std::fs::File::open(e.path()).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+        read.is_ok() && (&head[0..4] == b"TSJ1" || (&head[0..4] == b"TSJ2" && head[4..12] == seq.to_le_bytes()))
+    })
+}
+
 pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use tessera_tests::{chunk_ids, dir_bytes, eventually, random_bytes, Cluster, Opts};
+use tessera_tests::{chunk_ids, dir_bytes, eventually, journal_holds_records, random_bytes, Cluster, Opts};
 
 const CHUNK: usize = 1 << 20; // small chunks: more of them, faster tests
 const BIG: usize = 50 << 20;
@@ -193,7 +193,7 @@ fn journaled_small_chunks_survive_sigkill_of_every_chunkserver() {
     c.ok(&["put", src.to_str().unwrap(), "/small"]);
     for j in 0..3 {
         assert_eq!(dir_bytes(&c.cs_dir(j).join("chunks")), 0, "chunkserver {j} wrote chunk files already");
-        assert!(dir_bytes(&c.cs_dir(j).join("journal")) > 0, "chunkserver {j} journaled nothing");
+        assert!(journal_holds_records(&c.cs_dir(j).join("journal")), "chunkserver {j} journaled nothing");
     }
     for j in 0..3 {
         c.chunkservers[j].kill();
