@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tessera_proto::segment_files::{numbered, read_full, sync_dir, zero_fill};
 use tessera_proto::ChunkId;
 
 /// Chunks up to this size go through the journal.
@@ -144,23 +145,6 @@ pub fn chunk_path(root: &Path, id: &ChunkId) -> PathBuf {
     root.join("chunks").join(&h[0..2]).join(h)
 }
 
-/// Writes `len` zero bytes over the file and syncs it: its blocks are then
-/// allocated and written, and overwriting them changes no metadata.
-fn zero_fill(file: &File, len: u64) -> io::Result<()> {
-    let zeros = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < len {
-        let n = zeros.len().min((len - at) as usize);
-        file.write_all_at(&zeros[..n], at)?;
-        at += n as u64;
-    }
-    file.sync_all()
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Flushes every dirty page and inode of the file system holding `root`.
 fn syncfs(root: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -200,38 +184,6 @@ fn materialize(root: &Path, path: &Path, seq: u64) -> io::Result<Vec<ChunkId>> {
         made.push(id);
     }
     Ok(made)
-}
-
-/// Reads until `buf` is full or the end; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// The files of `dir` named `SEQ.suffix`, by SEQ.
-fn numbered(dir: &Path, suffix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        let seq = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(suffix))
-            .and_then(|n| u64::from_str_radix(n, 16).ok());
-        if let Some(seq) = seq {
-            v.push((seq, p));
-        }
-    }
-    v.sort();
-    Ok(v)
 }
 
 fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {

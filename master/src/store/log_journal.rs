@@ -31,6 +31,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tessera_proto::segment_files::{numbered, read_full, sync_dir, zero_fill};
 
 const MAGIC: [u8; 4] = *b"TRJ1";
 const HEADER: usize = 4 + 8 + 8 + 4 + 8;
@@ -85,54 +86,6 @@ fn read_segment(path: &Path, seg: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
         out.push((index, entry));
     }
     Ok(out)
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// Writes `len` zero bytes over the file and syncs it: its blocks are then
-/// allocated and written, and overwriting them changes no metadata.
-fn zero_fill(file: &File, len: u64) -> io::Result<()> {
-    let zeros = vec![0u8; 1 << 20];
-    let mut at = 0;
-    while at < len {
-        let n = zeros.len().min((len - at) as usize);
-        file.write_all_at(&zeros[..n], at)?;
-        at += n as u64;
-    }
-    file.sync_all()
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// The files of `dir` named `SEQ.suffix` (SEQ in hex), by SEQ.
-fn numbered(dir: &Path, suffix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        let seq = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(suffix))
-            .and_then(|n| u64::from_str_radix(n, 16).ok());
-        if let Some(seq) = seq {
-            v.push((seq, p));
-        }
-    }
-    v.sort();
-    Ok(v)
 }
 
 /// A segment being written.
