@@ -27,7 +27,7 @@ use crate::fsm::{cf, db_err};
 use crate::store::CF_LOGS;
 use rocksdb::{WriteBatch, DB};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
