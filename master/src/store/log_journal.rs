@@ -17,11 +17,16 @@
 //! suffix) syncs RocksDB and retires every segment at once, so no journal
 //! record ever brings back a truncated entry.
 //!
-//! A record is `MAGIC | segment (u64 LE) | index (u64 LE) | len (u32 LE) |
-//! check (8 bytes) | entry`, the entry as CF_LOGS stores it and `check` the
-//! start of BLAKE3(index, entry). Replay stops at the first record that is
-//! short, fails its check or names another segment (the stale tail of a
-//! recycled file): only an append never acknowledged can be lost there.
+//! A segment starts with `FILE_MAGIC | segment number | nonce`, the nonce
+//! drawn at random each time a file becomes a segment. A record is `MAGIC |
+//! nonce (u64 LE) | index (u64 LE) | len (u32 LE) | check (8 bytes) |
+//! entry`, the entry as CF_LOGS stores it and `check` the start of
+//! BLAKE3(index, entry). Replay stops at the first record that is short,
+//! fails its check or carries another nonce (the stale tail of a recycled
+//! file): only an append never acknowledged can be lost there. The nonce,
+//! not the segment number, ends it, because entries carry client bytes
+//! (names, xattr values): a record forged inside one would need a number
+//! no client ever sees.
 
 use crate::fsm::{cf, db_err};
 use crate::store::CF_LOGS;
@@ -33,6 +38,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tessera_proto::segment_files::{numbered, read_full, sync_dir, zero_fill};
 
+const FILE_MAGIC: [u8; 4] = *b"TRJF";
+/// The segment's own header: FILE_MAGIC, number, nonce (and padding).
+const FILE_HEADER: u64 = 24;
 const MAGIC: [u8; 4] = *b"TRJ1";
 const HEADER: usize = 4 + 8 + 8 + 4 + 8;
 /// A segment holding this much is retired (RocksDB synced) at the next append.
@@ -56,22 +64,37 @@ fn check(index: u64, entry: &[u8]) -> [u8; 8] {
     c
 }
 
-fn record(seg: u64, index: u64, entry: &[u8], out: &mut Vec<u8>) {
+fn record(nonce: u64, index: u64, entry: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&seg.to_le_bytes());
+    out.extend_from_slice(&nonce.to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
     out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
     out.extend_from_slice(&check(index, entry));
     out.extend_from_slice(entry);
 }
 
-/// The intact records of segment `seg`, in order.
-fn read_segment(path: &Path, seg: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+fn file_header(seq: u64, nonce: u64) -> [u8; FILE_HEADER as usize] {
+    let mut h = [0u8; FILE_HEADER as usize];
+    h[0..4].copy_from_slice(&FILE_MAGIC);
+    h[4..12].copy_from_slice(&seq.to_le_bytes());
+    h[12..20].copy_from_slice(&nonce.to_le_bytes());
+    h
+}
+
+/// The intact records of segment `seq`, in order.
+fn read_segment(path: &Path, seq: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
     let mut r = io::BufReader::with_capacity(1 << 20, File::open(path)?);
     let mut out = Vec::new();
+    let mut fh = [0u8; FILE_HEADER as usize];
+    // A header of another number: the file was renamed to be this segment
+    // and nothing was acknowledged through it before the crash.
+    if read_full(&mut r, &mut fh)? < fh.len() || fh[0..4] != FILE_MAGIC || fh[4..12] != seq.to_le_bytes() {
+        return Ok(out);
+    }
+    let nonce = &fh[12..20];
     loop {
         let mut h = [0u8; HEADER];
-        if read_full(&mut r, &mut h)? < HEADER || h[0..4] != MAGIC || h[4..12] != seg.to_le_bytes() {
+        if read_full(&mut r, &mut h)? < HEADER || h[0..4] != MAGIC || h[4..12] != *nonce {
             break;
         }
         let index = u64::from_le_bytes(h[12..20].try_into().map_err(io::Error::other)?);
@@ -91,6 +114,7 @@ fn read_segment(path: &Path, seg: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
 /// A segment being written.
 pub struct Segment {
     seq: u64,
+    nonce: u64,
     path: PathBuf,
     file: Arc<File>,
 }
@@ -144,7 +168,7 @@ impl LogJournal {
             dir: dir.to_path_buf(),
             // Numbers only grow, past the spare's too: a recycled file's
             // stale records never carry the number of the segment it becomes.
-            cur: Mutex::new(Current { seg: Self::new_segment(dir, Self::next_seq(dir)?)?, end: 0 }),
+            cur: Mutex::new(Current { seg: Self::new_segment(dir, Self::next_seq(dir)?)?, end: FILE_HEADER }),
             retiring: Mutex::new(()),
         };
         j.retire_older()?;
@@ -180,10 +204,14 @@ impl LogJournal {
                 f
             }
         };
+        // Made durable by the first record's fdatasync, before which nothing
+        // in the file is acknowledged.
+        let nonce = rand::random::<u64>();
+        file.write_all_at(&file_header(seq, nonce), 0)?;
         // The name must be durable before a record in it is acknowledged: a
         // recycled file found under its old name replays none of them.
         sync_dir(dir)?;
-        Ok(Segment { seq, path, file: Arc::new(file) })
+        Ok(Segment { seq, nonce, path, file: Arc::new(file) })
     }
 
     /// Writes `entries` (index, encoded entry); the caller syncs the result.
@@ -193,14 +221,14 @@ impl LogJournal {
         let mut cur = lock(&self.cur);
         let full = if cur.end >= SEGMENT_BYTES {
             let next = Self::new_segment(&self.dir, cur.seg.seq + 1)?;
-            cur.end = 0;
+            cur.end = FILE_HEADER;
             Some(std::mem::replace(&mut cur.seg, next))
         } else {
             None
         };
         let mut buf = Vec::with_capacity(entries.iter().map(|(_, e)| HEADER + e.len()).sum());
         for (index, entry) in entries {
-            record(cur.seg.seq, *index, entry, &mut buf);
+            record(cur.seg.nonce, *index, entry, &mut buf);
         }
         cur.seg.file.write_all_at(&buf, cur.end)?;
         cur.end += buf.len() as u64;
@@ -233,7 +261,7 @@ impl LogJournal {
             let mut cur = lock(&self.cur);
             let next = Self::new_segment(&self.dir, cur.seg.seq + 1)?;
             cur.seg = next;
-            cur.end = 0;
+            cur.end = FILE_HEADER;
         }
         self.retire_older()
     }

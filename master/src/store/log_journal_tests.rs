@@ -63,7 +63,7 @@ fn a_torn_or_damaged_last_record_is_dropped() {
     let mut raw = std::fs::read(&seg).unwrap();
     // The last byte of the third record (zeros follow: the file was
     // preallocated).
-    let last = 3 * (HEADER + 100) - 1;
+    let last = FILE_HEADER as usize + 3 * (HEADER + 100) - 1;
     raw[last] ^= 1;
     std::fs::write(&seg, &raw).unwrap();
     let db = open_db(&tmp.path().join("b")).unwrap();
@@ -79,7 +79,7 @@ fn a_recycled_segment_replays_only_its_own_records() {
     let (j, _) = LogJournal::open(&jdir, &db, None).unwrap();
     let len = 64 << 10;
     // Entries a segment takes: it is full once it holds SEGMENT_BYTES.
-    let per_segment = SEGMENT_BYTES.div_ceil((HEADER + len) as u64);
+    let per_segment = (SEGMENT_BYTES - FILE_HEADER).div_ceil((HEADER + len) as u64);
     // Segment 1 fills and becomes the spare; segment 2 fills and segment 3
     // is segment 1's file.
     append(&j, &db, 1..2 * per_segment + 4, len);
@@ -127,4 +127,25 @@ fn segment_numbers_grow_past_the_spare() {
         assert_eq!(now.len(), 1);
         assert!(spare.iter().all(|s| *s < now[0]), "round {round}: spare {spare:?}, segment {now:?}");
     }
+}
+
+#[test]
+fn a_record_without_the_segment_nonce_is_not_replayed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("j");
+    {
+        let db = open_db(&tmp.path().join("a")).unwrap();
+        let (j, _) = LogJournal::open(&jdir, &db, None).unwrap();
+        append(&j, &db, 1..3, 100);
+    }
+    // Right after them, a well-formed record (right check) that guesses the
+    // nonce: as if client bytes in a recycled file's stale tail formed one.
+    let (seq, seg) = numbered(&jdir, ".log").unwrap().pop().unwrap();
+    let mut forged = Vec::new();
+    record(seq, 3, &entry(3, 100), &mut forged);
+    let at = FILE_HEADER + 2 * (HEADER as u64 + 100);
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&forged, at).unwrap();
+    let db = open_db(&tmp.path().join("b")).unwrap();
+    LogJournal::open(&jdir, &db, None).unwrap();
+    assert_eq!(logged(&db).iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2]);
 }
