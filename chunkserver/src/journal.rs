@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tessera_proto::segment_files::{numbered, read_full, sync_dir, zero_fill};
+use tessera_proto::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, spare_path, sync_dir};
 use tessera_proto::ChunkId;
 
 /// Chunks up to this size go through the journal.
@@ -101,10 +101,6 @@ pub struct Journal {
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:016x}.journal"))
-}
-
-fn spare_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("{seq:016x}.spare"))
 }
 
 /// The record header for chunk `id` of `len` bytes in segment `seq`.
@@ -193,17 +189,7 @@ fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 /// Segment `seq`: the spare renamed, or else a new file.
 fn open_segment(dir: &Path, seq: u64) -> io::Result<Arc<Segment>> {
     let path = segment_path(dir, seq);
-    let file = match numbered(dir, ".spare")?.pop() {
-        Some((_, spare)) => {
-            std::fs::rename(&spare, &path)?;
-            std::fs::OpenOptions::new().read(true).write(true).open(&path)?
-        }
-        None => {
-            let f = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?;
-            zero_fill(&f, PREALLOCATE)?;
-            f
-        }
-    };
+    let file = recycle_or_create(dir, &path, PREALLOCATE)?;
     // The new name must be durable before any record in it is acknowledged:
     // a recycled file found under its old name replays nothing of it.
     sync_dir(dir)?;
@@ -247,12 +233,8 @@ impl Journal {
         let seg = open_segment(&dir, next)?;
         // A spare ready for the first checkpoint (later ones are the
         // segments checkpointed).
-        if numbered(&dir, ".spare")?.is_empty() {
-            // Numbered below the segment, like a checkpointed one.
-            let spare = std::fs::OpenOptions::new().create_new(true).write(true).open(spare_path(&dir, next - 1))?;
-            zero_fill(&spare, PREALLOCATE)?;
-            sync_dir(&dir)?;
-        }
+        // Numbered below the segment, like a checkpointed one.
+        ensure_spare(&dir, next - 1, PREALLOCATE)?;
         Ok(Journal {
             root: root.to_path_buf(),
             dir,

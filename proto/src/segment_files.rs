@@ -1,7 +1,8 @@
 //! File helpers shared by the two journals made of recycled segment files:
 //! the chunkservers' small-chunk journal and the masters' Raft log journal.
-//! Both number their files `SEQ.suffix` (SEQ in hex), preallocate new ones
-//! with zeros and read records back with `read_full`.
+//! Both number their files `SEQ.suffix` (SEQ in hex), keep a retired
+//! segment as the spare (`SEQ.spare`) to become a later one, preallocate
+//! new files with zeros and read records back with `read_full`.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -41,6 +42,38 @@ pub fn zero_fill(file: &File, len: u64) -> io::Result<()> {
     file.sync_all()
 }
 
+pub fn spare_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.spare"))
+}
+
+/// Opens `path` (read and write) as a new segment: the spare renamed, or
+/// else a new file of `preallocate` zero bytes. The caller syncs `dir`.
+pub fn recycle_or_create(dir: &Path, path: &Path, preallocate: u64) -> io::Result<File> {
+    match numbered(dir, ".spare")?.pop() {
+        Some((_, spare)) => {
+            std::fs::rename(&spare, path)?;
+            std::fs::OpenOptions::new().read(true).write(true).open(path)
+        }
+        None => {
+            let f = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(path)?;
+            zero_fill(&f, preallocate)?;
+            Ok(f)
+        }
+    }
+}
+
+/// Makes a spare of `preallocate` zero bytes numbered `seq` unless one
+/// exists, so that the first segment to fill already has a recycled file
+/// to follow it.
+pub fn ensure_spare(dir: &Path, seq: u64, preallocate: u64) -> io::Result<()> {
+    if numbered(dir, ".spare")?.is_empty() {
+        let f = std::fs::OpenOptions::new().create_new(true).write(true).open(spare_path(dir, seq))?;
+        zero_fill(&f, preallocate)?;
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -71,6 +104,20 @@ mod tests {
         }
         let got: Vec<u64> = numbered(d.path(), ".log").unwrap().into_iter().map(|(s, _)| s).collect();
         assert_eq!(got, vec![2, 0xa0]);
+    }
+
+    #[test]
+    fn a_new_segment_is_the_spare_if_there_is_one() {
+        let d = tempfile::tempdir().unwrap();
+        ensure_spare(d.path(), 1, 4096).unwrap();
+        ensure_spare(d.path(), 2, 4096).unwrap();
+        assert_eq!(numbered(d.path(), ".spare").unwrap().len(), 1, "one spare at most");
+        let seg = d.path().join("0000000000000003.log");
+        let f = recycle_or_create(d.path(), &seg, 4096).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 4096);
+        assert!(numbered(d.path(), ".spare").unwrap().is_empty(), "the spare was taken");
+        let other = d.path().join("0000000000000004.log");
+        assert_eq!(recycle_or_create(d.path(), &other, 100).unwrap().metadata().unwrap().len(), 100);
     }
 
     #[test]

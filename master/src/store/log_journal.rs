@@ -36,7 +36,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tessera_proto::segment_files::{numbered, read_full, sync_dir, zero_fill};
+use tessera_proto::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, spare_path, sync_dir};
 
 const FILE_MAGIC: [u8; 4] = *b"TRJF";
 /// The segment's own header: FILE_MAGIC, number, nonce (and padding).
@@ -174,14 +174,8 @@ impl LogJournal {
         j.retire_older()?;
         // A spare ready for the first segment to fill (later ones are the
         // segments retired).
-        if numbered(dir, ".spare")?.is_empty() {
-            // Numbered below the segment, like a retired one.
-            let seq = lock(&j.cur).seg.seq - 1;
-            let spare =
-                std::fs::OpenOptions::new().create_new(true).write(true).open(dir.join(format!("{seq:016x}.spare")))?;
-            zero_fill(&spare, PREALLOCATE)?;
-            sync_dir(dir)?;
-        }
+        // Numbered below the segment, like a retired one.
+        ensure_spare(dir, lock(&j.cur).seg.seq - 1, PREALLOCATE)?;
         Ok((j, replayed))
     }
 
@@ -193,17 +187,7 @@ impl LogJournal {
     /// Segment `seq`: the spare renamed, or else a new file.
     fn new_segment(dir: &Path, seq: u64) -> io::Result<Segment> {
         let path = dir.join(format!("{seq:016x}.log"));
-        let file = match numbered(dir, ".spare")?.pop() {
-            Some((_, spare)) => {
-                std::fs::rename(&spare, &path)?;
-                std::fs::OpenOptions::new().read(true).write(true).open(&path)?
-            }
-            None => {
-                let f = std::fs::OpenOptions::new().create_new(true).read(true).write(true).open(&path)?;
-                zero_fill(&f, PREALLOCATE)?;
-                f
-            }
-        };
+        let file = recycle_or_create(dir, &path, PREALLOCATE)?;
         // Made durable by the first record's fdatasync, before which nothing
         // in the file is acknowledged.
         let nonce = rand::random::<u64>();
@@ -242,7 +226,7 @@ impl LogJournal {
         let _one = lock(&self.retiring);
         let spare = numbered(&self.dir, ".spare")?.is_empty();
         let r = if spare {
-            std::fs::rename(&seg.path, self.dir.join(format!("{:016x}.spare", seg.seq)))
+            std::fs::rename(&seg.path, spare_path(&self.dir, seg.seq))
         } else {
             std::fs::remove_file(&seg.path)
         };
@@ -276,7 +260,7 @@ impl LogJournal {
                 continue;
             }
             if !spare {
-                std::fs::rename(&path, self.dir.join(format!("{seq:016x}.spare")))?;
+                std::fs::rename(&path, spare_path(&self.dir, seq))?;
                 spare = true;
             } else {
                 std::fs::remove_file(&path)?;
