@@ -23,7 +23,11 @@
 //! must also write the inode (its size grew), which on one disk shared by
 //! several replicas costs half again the time (`bench/README.md`). Replay
 //! stops at the first record of another segment number: the stale tail of
-//! a recycled file.
+//! a recycled file. (The masters' log journal ends its records with a
+//! random nonce instead, as client bytes could otherwise pass for a record
+//! there. Here such a forged record could only bring back a chunk whose id
+//! is the hash of its bytes: a valid chunk nobody references, which GC
+//! removes.)
 
 use bytes::Bytes;
 use std::collections::HashMap;
