@@ -239,6 +239,43 @@ impl FileData {
         Ok(v)
     }
 
+    /// Does a write that needs no I/O and returns true: it lands in one
+    /// slot, new or held in memory (`Buf`) and grown without a gap, and
+    /// neither fills the slot (an upload) nor brings a periodic commit.
+    /// Returns false, changing nothing, for any other: `write` does it.
+    /// The mount runs this on the FUSE thread, saving the hop to tokio for
+    /// most small writes.
+    pub fn write_buffered(&mut self, off: u64, data: &[u8]) -> bool {
+        let end = off + data.len() as u64;
+        let s = off / self.chunk;
+        let start = s * self.chunk;
+        if data.is_empty() || end > start + self.chunk || self.slots.len() + 1 >= COMMIT_EVERY {
+            return false;
+        }
+        let (a, b) = (off - start, end - start);
+        match self.slots.get_mut(&s) {
+            None if a == 0 && b == self.chunk => return false,
+            None => {
+                self.slots.insert(s, Slot::Buf { lo: a, bytes: data.to_vec() });
+            }
+            Some(Slot::Buf { lo, bytes }) => {
+                let hi = *lo + bytes.len() as u64;
+                if a < *lo || a > hi || (*lo == 0 && b.max(hi) == self.chunk) {
+                    return false;
+                }
+                let (from, to) = ((a - *lo) as usize, (b - *lo) as usize);
+                if to > bytes.len() {
+                    bytes.resize(to, 0);
+                }
+                bytes[from..to].copy_from_slice(data);
+            }
+            Some(_) => return false,
+        }
+        self.size = self.size.max(end);
+        self.modified = Some(tessera_proto::time::now());
+        true
+    }
+
     pub async fn write(&mut self, fs: &Fs, off: u64, data: &[u8]) -> Result<()> {
         let t = &fs.transfer;
         let end = off + data.len() as u64;
@@ -628,27 +665,5 @@ impl FileData {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{piece_limit, pieces_in};
-
-    #[test]
-    fn small_files_may_be_cut_into_more_pieces_per_slot() {
-        let mib = 1u64 << 20;
-        assert_eq!(piece_limit(0, 4 * mib), 128);
-        assert_eq!(piece_limit(64 * mib, 4 * mib), 64, "16 slots share the budget");
-        assert_eq!(piece_limit(1 << 30, 4 * mib), 16, "never below the floor");
-        assert_eq!(piece_limit(u64::MAX, 4 * mib), 16);
-    }
-
-    #[test]
-    fn pieces_are_counted_by_search() {
-        let ends = [10, 20, 30];
-        assert_eq!(pieces_in(&ends, 0, 10), 1);
-        assert_eq!(pieces_in(&ends, 5, 25), 3);
-        assert_eq!(pieces_in(&ends, 10, 20), 1);
-        assert_eq!(pieces_in(&ends, 25, 40), 2, "the last extent and a hole past it");
-        assert_eq!(pieces_in(&ends, 35, 40), 1);
-        assert_eq!(pieces_in(&ends, 7, 7), 0);
-        assert_eq!(pieces_in(&[], 0, 5), 1);
-    }
-}
+#[path = "file_tests.rs"]
+mod tests;

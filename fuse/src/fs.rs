@@ -455,6 +455,22 @@ impl Mount {
         Ok(data)
     }
 
+    /// A write done on the calling (FUSE) thread, when nobody else holds
+    /// the file and it needs no I/O (`FileData::write_buffered`): most small
+    /// writes. None: not done, `write` does it.
+    pub fn write_now(&self, fh: u64, off: u64, data: &[u8]) -> Option<Result<()>> {
+        let (f, flags) = match self.file_of(fh) {
+            Ok(x) => x,
+            Err(e) => return Some(Err(e)),
+        };
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return Some(Err(ClientError::fs(libc::EBADF, "file not open for writing")));
+        }
+        let mut d = f.data.try_lock().ok()?;
+        let off = if flags & libc::O_APPEND != 0 { d.size } else { off };
+        d.write_buffered(off, data).then_some(Ok(()))
+    }
+
     pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<()> {
         let (f, flags) = self.file_of(fh)?;
         if flags & libc::O_ACCMODE == libc::O_RDONLY {

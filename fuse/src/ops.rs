@@ -322,8 +322,13 @@ impl Filesystem for TesseraFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let data = data.to_vec();
         let n = data.len() as u32;
+        match self.mount.write_now(fh.0, offset, data) {
+            Some(Ok(())) => return reply.written(n),
+            Some(Err(e)) => return reply.error(crate::convert::errno(&e)),
+            None => {}
+        }
+        let data = data.to_vec();
         spawn!(self, reply, |m| async move { m.write(fh.0, offset, &data).await }, |_x| reply.written(n));
     }
 
