@@ -199,11 +199,16 @@ impl LogJournal {
     }
 
     /// Writes `entries` (index, encoded entry); the caller syncs the result.
-    /// A full segment is swapped for a new one first (blocking: a rename
-    /// and a directory sync, once per SEGMENT_BYTES).
+    /// A full segment is synced and swapped for a new one first (blocking:
+    /// an fdatasync, a rename and a directory sync, once per SEGMENT_BYTES).
     pub fn write(&self, entries: &[(u64, &[u8])]) -> io::Result<Written> {
         let mut cur = lock(&self.cur);
         let full = if cur.end >= SEGMENT_BYTES {
+            // Appends sync in parallel and may finish out of order; one
+            // finishing says every earlier entry is durable. Within a
+            // segment its fdatasync covers them all; across the swap,
+            // only this sync of the full segment does.
+            cur.seg.file.sync_data()?;
             let next = Self::new_segment(&self.dir, cur.seg.seq + 1)?;
             cur.end = FILE_HEADER;
             Some(std::mem::replace(&mut cur.seg, next))
