@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tessera_proto::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, spare_path, sync_dir};
+use tessera_proto::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, retire_segment, sync_dir};
 use tessera_proto::ChunkId;
 
 /// Chunks up to this size go through the journal.
@@ -200,16 +200,6 @@ fn open_segment(dir: &Path, seq: u64) -> io::Result<Arc<Segment>> {
     Ok(Arc::new(Segment { seq, file, synced: Mutex::new(0), failed: Default::default() }))
 }
 
-/// Retires checkpointed segment `seq`: it becomes the spare, unless one is
-/// kept already or its fsync failed (the caller syncs the directory).
-fn retire(dir: &Path, seq: u64, path: &Path, recycle: bool) -> io::Result<()> {
-    if recycle && numbered(dir, ".spare")?.is_empty() {
-        std::fs::rename(path, spare_path(dir, seq))
-    } else {
-        std::fs::remove_file(path)
-    }
-}
-
 impl Journal {
     /// Replays what a previous run left in `root/journal` into chunk files
     /// (durably), then starts an empty journal. Call before scanning the
@@ -352,7 +342,7 @@ impl Journal {
             }
             syncfs(&root)?;
             for (s, p) in &due {
-                retire(&dir, *s, p, recycle && *s == seq)?;
+                retire_segment(&dir, *s, p, recycle && *s == seq)?;
             }
             sync_dir(&dir)?;
             Ok(made)

@@ -74,6 +74,17 @@ pub fn ensure_spare(dir: &Path, seq: u64, preallocate: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Retires segment `seq` at `path`, all its records being durable
+/// elsewhere: it becomes the spare if `recycle` and none is kept yet, else
+/// it is deleted. The caller syncs `dir`.
+pub fn retire_segment(dir: &Path, seq: u64, path: &Path, recycle: bool) -> io::Result<()> {
+    if recycle && numbered(dir, ".spare")?.is_empty() {
+        std::fs::rename(path, spare_path(dir, seq))
+    } else {
+        std::fs::remove_file(path)
+    }
+}
+
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -118,6 +129,11 @@ mod tests {
         assert!(numbered(d.path(), ".spare").unwrap().is_empty(), "the spare was taken");
         let other = d.path().join("0000000000000004.log");
         assert_eq!(recycle_or_create(d.path(), &other, 100).unwrap().metadata().unwrap().len(), 100);
+        // Retired: the first becomes the spare, the next is deleted.
+        retire_segment(d.path(), 3, &seg, true).unwrap();
+        retire_segment(d.path(), 4, &other, true).unwrap();
+        assert_eq!(numbered(d.path(), ".spare").unwrap().into_iter().map(|(s, _)| s).collect::<Vec<_>>(), vec![3]);
+        assert!(numbered(d.path(), ".log").unwrap().is_empty());
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tessera_proto::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, spare_path, sync_dir};
+use tessera_proto::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, retire_segment, sync_dir};
 
 const FILE_MAGIC: [u8; 4] = *b"TRJF";
 /// The segment's own header: FILE_MAGIC, number, nonce (and padding).
@@ -229,13 +229,7 @@ impl LogJournal {
     pub fn retire(&self, seg: Segment, db: &DB) -> io::Result<()> {
         db.flush_wal(true).map_err(db_err)?;
         let _one = lock(&self.retiring);
-        let spare = numbered(&self.dir, ".spare")?.is_empty();
-        let r = if spare {
-            std::fs::rename(&seg.path, spare_path(&self.dir, seg.seq))
-        } else {
-            std::fs::remove_file(&seg.path)
-        };
-        match r {
+        match retire_segment(&self.dir, seg.seq, &seg.path, true) {
             // A truncation retired it already.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             r => r?,
@@ -259,16 +253,9 @@ impl LogJournal {
     fn retire_older(&self) -> io::Result<()> {
         let _one = lock(&self.retiring);
         let current = lock(&self.cur).seg.seq;
-        let mut spare = !numbered(&self.dir, ".spare")?.is_empty();
         for (seq, path) in numbered(&self.dir, ".log")?.into_iter().rev() {
-            if seq >= current {
-                continue;
-            }
-            if !spare {
-                std::fs::rename(&path, spare_path(&self.dir, seq))?;
-                spare = true;
-            } else {
-                std::fs::remove_file(&path)?;
+            if seq < current {
+                retire_segment(&self.dir, seq, &path, true)?;
             }
         }
         sync_dir(&self.dir)
