@@ -39,6 +39,12 @@ async fn store_small(store: &ChunkStore, id: &[u8], data: &[u8]) -> Result<bool,
 }
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
+/// A downstream hop that takes no frame for this long (a stopped process
+/// still accepts connections) is dropped from the pipeline: this server
+/// keeps storing, and the client writes that replica elsewhere.
+const FORWARD_STALL: Duration = Duration::from_secs(5);
+/// How long the downstream's verdict is awaited once this copy is durable.
+const FORWARD_VERDICT: Duration = Duration::from_secs(10);
 
 fn bad(msg: impl Into<String>) -> Status {
     tessera_proto::status::errno_status(libc::EINVAL, msg)
@@ -117,9 +123,10 @@ impl Chunk for ChunkService {
                 }
                 if let Some(tx) = fwd_tx.as_ref() {
                     let out = PutChunkFrame { header: None, data: f.data.clone() };
-                    if tx.send(out).await.is_err() {
-                        // The downstream hop failed; keep storing locally, the
-                        // client learns the shortfall from `stored`.
+                    if !matches!(tokio::time::timeout(FORWARD_STALL, tx.send(out)).await, Ok(Ok(()))) {
+                        // The downstream hop failed or stalled; keep storing
+                        // locally, the client learns the shortfall from `stored`.
+                        tracing::warn!(chunk = %id, next = %header.forward[0], "pipeline hop dropped");
                         fwd_tx = None;
                     }
                 }
@@ -131,8 +138,14 @@ impl Chunk for ChunkService {
         }
         drop(fwd_tx);
         let mut stored = vec![self.addr.clone()];
-        if let Some(task) = fwd_task {
-            stored.extend(task.await.unwrap_or_default());
+        if let Some(mut task) = fwd_task {
+            match tokio::time::timeout(FORWARD_VERDICT, &mut task).await {
+                Ok(r) => stored.extend(r.unwrap_or_default()),
+                Err(_) => {
+                    tracing::warn!(chunk = %id, next = %header.forward[0], "pipeline hop gave no verdict; dropped");
+                    task.abort();
+                }
+            }
         }
         Ok(Response::new(PutChunkReply { stored, already_present }))
     }

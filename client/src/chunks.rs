@@ -118,6 +118,15 @@ impl ChunkIo {
             .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
     }
 
+    /// How long a write of `len` bytes to one server may take before that
+    /// server is taken for dead (a stopped process still accepts
+    /// connections): generous for a busy disk, short enough that a write
+    /// moves on to a substitute well within a mount's I/O timeout.
+    fn write_timeout(&self, len: usize) -> Duration {
+        let transfer = Duration::from_secs_f64(len as f64 / f64::from(8u32 << 20));
+        self.timeout.min(Duration::from_secs(10) + transfer)
+    }
+
     fn track(&self, addr: &str) -> InflightGuard<'_> {
         *self.inflight.lock().unwrap_or_else(|p| p.into_inner()).entry(addr.to_string()).or_default() += 1;
         InflightGuard { io: self, addr: addr.to_string() }
@@ -160,7 +169,7 @@ impl ChunkIo {
                 break;
             }
         }
-        let r = tokio::time::timeout(self.timeout, c.put_chunk(tokio_stream::iter(frames)))
+        let r = tokio::time::timeout(self.write_timeout(data.len()), c.put_chunk(tokio_stream::iter(frames)))
             .await
             .map_err(|_| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {first} timed out") })?
             .map_err(|e| ClientError::from_status(&format!("put chunk {id} to {first}"), &e))?;
@@ -174,15 +183,23 @@ impl ChunkIo {
         let puts = self.small_puts(addr)?;
         let failed = |msg: String| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {addr}: {msg}") };
         let (seq, answer) = puts.expect().ok_or_else(|| failed("stream closed".into()))?;
+        let limit = self.write_timeout(data.len());
         let frame = PutSmallFrame { seq, id: Bytes::copy_from_slice(id.as_bytes()), data };
-        if puts.frames.send(frame).await.is_err() {
-            puts.forget(seq);
-            return Err(failed("stream closed".into()));
-        }
-        match tokio::time::timeout(self.timeout, answer).await {
-            Ok(Ok(Ok(_already_present))) => Ok(()),
-            Ok(Ok(Err(st))) => Err(ClientError::from_status(&format!("put chunk {id} to {addr}"), &st)),
-            Ok(Err(_)) => Err(failed("stream ended".into())),
+        let exchange = async {
+            if puts.frames.send(frame).await.is_err() {
+                return Err(failed("stream closed".into()));
+            }
+            match answer.await {
+                Ok(Ok(_already_present)) => Ok(()),
+                Ok(Err(st)) => Err(ClientError::from_status(&format!("put chunk {id} to {addr}"), &st)),
+                Err(_) => Err(failed("stream ended".into())),
+            }
+        };
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(r) => {
+                puts.forget(seq);
+                r
+            }
             Err(_) => {
                 // The next put opens a fresh stream rather than queue
                 // behind a server that stopped answering this one.

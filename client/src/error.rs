@@ -31,7 +31,6 @@ impl ClientError {
             ClientError::InvalidPath { why, .. } if why.contains("too long") => libc::ENAMETOOLONG,
             ClientError::InvalidPath { .. } => libc::EINVAL,
             ClientError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
-            ClientError::Placement(_) => libc::ENOSPC,
             _ => libc::EIO,
         }
     }

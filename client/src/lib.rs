@@ -2,6 +2,7 @@
 //! and verified download, and path-level file operations for batch jobs.
 
 pub mod cache;
+pub mod chunk_write;
 pub mod chunks;
 pub mod error;
 pub mod fs;

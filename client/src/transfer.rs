@@ -9,21 +9,11 @@ use crate::meta::MetaClient;
 use crate::placement::RingView;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tessera_proto::pb::{ChunkLocationsRequest, Extent, ReportBadChunkRequest};
-use tessera_proto::{ChunkId, REPLICATION};
+use tessera_proto::ChunkId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// Chunks up to this size skip the dedup query (see `store_chunk`).
-const SMALL_CHUNK: usize = 128 << 10;
-
-/// How long a chunk write keeps retrying placement through failures.
-const PLACEMENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(45);
-
-fn backoff(attempt: u64) -> std::time::Duration {
-    std::time::Duration::from_millis((200 * attempt).min(2000))
-}
 
 #[derive(Default, Debug)]
 pub struct TransferStats {
@@ -48,86 +38,6 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    /// Makes sure `data` (whose id is `id`) is durable on its 3 ring owners.
-    pub async fn store_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
-        // Long enough for the master to declare a dead owner dead and for
-        // placement to move to the live ring.
-        let deadline = std::time::Instant::now() + PLACEMENT_PATIENCE;
-        let mut attempt: u64 = 0;
-        loop {
-            attempt += 1;
-            let last_try = std::time::Instant::now() >= deadline;
-            let owners = self.ring.write_owners(&id).await?;
-            if owners.len() < REPLICATION {
-                self.ring.invalidate();
-                if last_try {
-                    return Err(ClientError::Placement(format!(
-                        "{} live chunkservers, {} replicas needed",
-                        owners.len(),
-                        REPLICATION
-                    )));
-                }
-                tokio::time::sleep(backoff(attempt)).await;
-                continue;
-            }
-            // For small chunks, sending the bytes costs less than asking
-            // three servers first; a server that has the chunk just drains them.
-            let mut missing = Vec::new();
-            if data.len() <= SMALL_CHUNK {
-                missing = owners.clone();
-            } else {
-                let answers =
-                    futures::future::join_all(owners.iter().map(|a| self.io.has(a, std::slice::from_ref(&id)))).await;
-                for (addr, answer) in owners.iter().zip(answers) {
-                    if !matches!(answer, Ok(ref p) if p.first() == Some(&true)) {
-                        missing.push(addr.clone());
-                    }
-                }
-            }
-            if missing.is_empty() {
-                self.stats.skipped_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                return Ok(());
-            }
-            let stored = if data.len() <= SMALL_CHUNK {
-                // Small chunks: latency matters, not the client's uplink, so
-                // every replica is written at once instead of hop by hop.
-                let puts = missing.iter().map(|a| self.io.put_small(a, id, data.clone()));
-                let results = futures::future::join_all(puts).await;
-                missing.iter().zip(results).filter(|(_, r)| r.is_ok()).map(|(a, _)| a.clone()).collect()
-            } else {
-                match self.io.put_pipeline(&missing, id, data.clone()).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::debug!(chunk = %id, error = %e, "pipeline put failed");
-                        Vec::new()
-                    }
-                }
-            };
-            self.stats.sent_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-            // Whatever the pipeline missed (a hop died), send directly.
-            let mut failed = Vec::new();
-            for addr in missing.iter().filter(|a| !stored.contains(a)) {
-                if let Err(e) = self.io.put_pipeline(std::slice::from_ref(addr), id, data.clone()).await {
-                    tracing::debug!(chunk = %id, server = %addr, error = %e, "replica write failed; retrying or reporting");
-                    failed.push(e);
-                }
-            }
-            if failed.is_empty() {
-                return Ok(());
-            }
-            if let Some(e) = failed.iter().find(|e| e.errno() == libc::ENOSPC) {
-                return Err(ClientError::fs(libc::ENOSPC, e.to_string()));
-            }
-            self.ring.invalidate();
-            if last_try {
-                return Err(failed.remove(0));
-            }
-            // A dead owner drops off the live ring after the master notices;
-            // wait and place again.
-            tokio::time::sleep(backoff(attempt)).await;
-        }
-    }
-
     /// Uploads everything `reader` yields; returns the extents and total size.
     pub async fn upload<R: AsyncRead + Unpin>(
         &self,

@@ -8,6 +8,7 @@ mod fallocate;
 pub mod file;
 pub mod fs;
 mod idle_commit;
+pub mod inflight;
 mod locks;
 pub mod ops;
 mod ops_names;
@@ -38,6 +39,9 @@ pub struct MountConfig {
     pub commit_idle: Duration,
     /// Kernel read-ahead for the mount, in KiB (0: the kernel's default).
     pub read_ahead_kb: u32,
+    /// How long a request may wait on the cluster before failing with EIO;
+    /// None waits forever (an interrupt still ends the wait).
+    pub io_timeout: Option<Duration>,
 }
 
 /// Sets the kernel's read-ahead for the mounted file system. A FUSE mount
@@ -70,7 +74,8 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
         let _rt = rt.enter();
         mount.lease_more();
     }
-    let fsys = ops::TesseraFs { mount: mount.clone(), rt: rt.handle().clone() };
+    let inflight = Arc::new(inflight::Inflight::new(cfg.io_timeout));
+    let fsys = ops::TesseraFs { mount: mount.clone(), rt: rt.handle().clone(), inflight };
     let mut fc = fuser::Config::default();
     fc.mount_options = vec![
         fuser::MountOption::FSName("tessera".into()),

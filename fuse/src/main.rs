@@ -16,6 +16,12 @@ struct Args {
     /// How long a call waits for a master before failing with EIO (seconds).
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// How long any request may wait on the cluster (no master quorum, too
+    /// few chunkservers, a stalled server) before it fails with EIO, in
+    /// seconds, like an NFS `soft` mount; 0 waits forever, like `hard`. A
+    /// waiting process can always be interrupted (Ctrl-C, kill).
+    #[arg(long, default_value_t = 60)]
+    io_timeout: u64,
     /// Kernel attribute cache lifetime in milliseconds.
     #[arg(long, default_value_t = 1000)]
     attr_ttl_ms: u64,
@@ -91,7 +97,12 @@ fn main() {
         chunk_size: a.chunk_size.clamp(4096, tessera_proto::MAX_CHUNK_SIZE as usize),
         ..Default::default()
     };
-    client.meta.total_timeout = Duration::from_secs(a.timeout);
+    // A master call gives up within the I/O timeout (or, with none, keeps
+    // trying as an NFS hard mount does).
+    client.meta.total_timeout = match a.io_timeout {
+        0 => Duration::from_secs(365 * 86_400),
+        io => Duration::from_secs(a.timeout.min(io)),
+    };
     client.meta.stale_reads = a.stale_reads;
     let cfg = tessera_fuse::MountConfig {
         client,
@@ -103,6 +114,7 @@ fn main() {
         orphan_renew: Duration::from_secs(a.orphan_renew_s),
         commit_idle: Duration::from_secs(a.commit_idle_s),
         read_ahead_kb: a.read_ahead_kb,
+        io_timeout: (a.io_timeout > 0).then(|| Duration::from_secs(a.io_timeout)),
         // SAFETY: geteuid has no preconditions.
         allow_other: a.allow_other || unsafe { libc::geteuid() } == 0,
     };

@@ -4,6 +4,7 @@
 
 use crate::convert::{errno, kind_of_mode, permitted, ts};
 use crate::fs::{b, cred, to_file_attr, LookupHere, Mount};
+use crate::inflight::{Bound, Inflight};
 use fuser::*;
 use futures::FutureExt;
 use std::ffi::OsStr;
@@ -18,17 +19,33 @@ use tokio::runtime::Handle;
 pub struct TesseraFs {
     pub mount: Arc<Mount>,
     pub rt: Handle,
+    /// Requests waiting on the cluster: I/O timeout and interrupts.
+    pub inflight: Arc<Inflight>,
 }
 
+/// Runs `$body` (a future of a `Result`) for request `$req` off the FUSE
+/// thread, bounded by the I/O timeout and interruptible (inflight.rs);
+/// `$ok` answers `$reply` with the value, an error answers its errno.
 macro_rules! spawn {
-    ($self:ident, $reply:ident, |$m:ident| $body:expr, |$v:ident| $ok:expr) => {{
+    ($self:ident, $req:ident, $reply:ident, |$m:ident| $body:expr, |$v:ident| $ok:expr) => {{
         let $m = $self.mount.clone();
-        $self.rt.spawn(async move {
-            match $body.await {
-                Ok($v) => $ok,
-                Err(e) => $reply.error($crate::convert::errno(&e)),
-            }
-        });
+        let answer_mount = $m.clone();
+        $self.inflight.run(
+            &$self.rt,
+            $req.unique().0,
+            $crate::inflight::Bound::Timeout,
+            $reply,
+            async move { $body.await },
+            move |$reply, r| {
+                // `$ok` may use the mount too.
+                #[allow(unused_variables)]
+                let $m = answer_mount;
+                match r {
+                    Ok($v) => $ok,
+                    Err(e) => $reply.error($crate::convert::errno(&e)),
+                }
+            },
+        );
     }};
 }
 pub(crate) use spawn;
@@ -36,18 +53,21 @@ pub(crate) use spawn;
 impl TesseraFs {
     pub(crate) fn entry(
         &self,
+        req: &Request,
         reply: ReplyEntry,
         fut: impl std::future::Future<Output = tessera_client::Result<pb::Attr>> + Send + 'static,
     ) {
         let m = self.mount.clone();
-        self.rt.spawn(async move {
+        let work = async move {
             match fut.await {
-                Ok(a) => {
-                    let a = m.patch(a).await;
-                    reply.entry(&m.ttl, &to_file_attr(&a), Generation(0))
-                }
-                Err(e) => reply.error(errno(&e)),
+                Ok(a) => Ok(m.patch(a).await),
+                Err(e) => Err(e),
             }
+        };
+        let ttl = self.mount.ttl;
+        self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, move |reply, r| match r {
+            Ok(a) => reply.entry(&ttl, &to_file_attr(&a), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
         });
     }
 }
@@ -67,6 +87,10 @@ impl Filesystem for TesseraFs {
         Ok(())
     }
 
+    fn interrupt(&self, _req: &Request, unique: RequestId) {
+        self.inflight.interrupt(unique.0);
+    }
+
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let name = name.as_bytes().to_vec();
@@ -82,18 +106,22 @@ impl Filesystem for TesseraFs {
         match here {
             LookupHere::Done(r) => answer(reply, r),
             LookupHere::Patch(a, left) => {
-                self.rt.spawn(async move { answer(reply, Ok((m.patch(a).await, left))) });
+                let work = async move { Ok((m.patch(a).await, left)) };
+                self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, answer);
             }
             LookupHere::Ask => {
-                self.rt.spawn(async move { answer(reply, m.lookup_master(&fs, parent.0, &name).await) });
+                let work = async move { m.lookup_master(&fs, parent.0, &name).await };
+                self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, answer);
             }
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.mount.getattr_here(ino.0) {
             Some((a, ttl)) => reply.attr(&ttl, &to_file_attr(&a)),
-            None => spawn!(self, reply, |m| m.getattr_for_kernel(ino.0), |a| reply.attr(&a.1, &to_file_attr(&a.0))),
+            None => {
+                spawn!(self, req, reply, |m| m.getattr_for_kernel(ino.0), |a| reply.attr(&a.1, &to_file_attr(&a.0)))
+            }
         }
     }
 
@@ -118,6 +146,7 @@ impl Filesystem for TesseraFs {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         spawn!(
             self,
+            req,
             reply,
             |m| async {
                 let ino = ino.0;
@@ -170,10 +199,11 @@ impl Filesystem for TesseraFs {
         );
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let fs = self.mount.fs.clone();
         spawn!(
             self,
+            req,
             reply,
             |_m| fs
                 .meta
@@ -196,7 +226,7 @@ impl Filesystem for TesseraFs {
             request_id: tessera_client::fs::request_id(),
             ..Default::default()
         };
-        self.new_entry(reply, parent, name, async move {
+        self.new_entry(req, reply, parent, name, async move {
             let c = fs
                 .meta
                 .call("mknod", |mut c| {
@@ -217,7 +247,7 @@ impl Filesystem for TesseraFs {
             mode: mode & !umask & 0o7777,
             request_id: tessera_client::fs::request_id(),
         };
-        self.new_entry(reply, parent, name, async move {
+        self.new_entry(req, reply, parent, name, async move {
             let c = fs
                 .meta
                 .call("mkdir", |mut c| {
@@ -246,7 +276,7 @@ impl Filesystem for TesseraFs {
             target: b(target.as_os_str().as_bytes()),
             request_id: tessera_client::fs::request_id(),
         };
-        self.new_entry(reply, parent, link_name, async move {
+        self.new_entry(req, reply, parent, link_name, async move {
             let c = fs
                 .meta
                 .call("symlink", |mut c| {
@@ -280,7 +310,7 @@ impl Filesystem for TesseraFs {
             new_name: b(newname.as_bytes()),
             request_id: tessera_client::fs::request_id(),
         };
-        self.new_entry(reply, newparent, newname, async move {
+        self.new_entry(req, reply, newparent, newname, async move {
             let c = fs
                 .meta
                 .call("link", |mut c| {
@@ -292,13 +322,14 @@ impl Filesystem for TesseraFs {
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        spawn!(self, reply, |m| m.open(ino.0, flags.0, None), |fh| reply.opened(FileHandle(fh), FopenFlags::empty()));
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        spawn!(self, req, reply, |m| m.open(ino.0, flags.0, None), |fh| reply
+            .opened(FileHandle(fh), FopenFlags::empty()));
     }
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -307,12 +338,12 @@ impl Filesystem for TesseraFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        spawn!(self, reply, |m| m.read(fh.0, offset, size as u64), |d| { reply.data(&d) });
+        spawn!(self, req, reply, |m| m.read(fh.0, offset, size as u64), |d| { reply.data(&d) });
     }
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -329,12 +360,13 @@ impl Filesystem for TesseraFs {
             None => {}
         }
         let data = data.to_vec();
-        spawn!(self, reply, |m| async move { m.write(fh.0, offset, &data).await }, |_x| reply.written(n));
+        spawn!(self, req, reply, |m| async move { m.write(fh.0, offset, &data).await }, |_x| reply.written(n));
     }
 
-    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(&self, req: &Request, ino: INodeNo, fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
         spawn!(
             self,
+            req,
             reply,
             |m| async move {
                 let r = m.flush(fh.0).await;
@@ -348,7 +380,7 @@ impl Filesystem for TesseraFs {
 
     fn getlk(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         lock_owner: LockOwner,
@@ -358,13 +390,13 @@ impl Filesystem for TesseraFs {
         _pid: u32,
         reply: ReplyLock,
     ) {
-        spawn!(self, reply, |m| m.getlk(ino.0, lock_owner.0, start, end, typ), |l| reply
+        spawn!(self, req, reply, |m| m.getlk(ino.0, lock_owner.0, start, end, typ), |l| reply
             .locked(l.start, l.end, l.typ, l.pid));
     }
 
     fn setlk(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         lock_owner: LockOwner,
@@ -375,12 +407,20 @@ impl Filesystem for TesseraFs {
         sleep: bool,
         reply: ReplyEmpty,
     ) {
-        spawn!(self, reply, |m| m.setlk(ino.0, lock_owner.0, pid, start, end, typ, sleep), |_x| reply.ok());
+        // A blocking lock may wait for another user as long as they hold
+        // it: no I/O timeout, but interruptible (Ctrl-C of `flock`).
+        let m = self.mount.clone();
+        let bound = if sleep { Bound::Interruptible } else { Bound::Timeout };
+        let work = async move { m.setlk(ino.0, lock_owner.0, pid, start, end, typ, sleep).await };
+        self.inflight.run(&self.rt, req.unique().0, bound, reply, work, |reply, r| match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        });
     }
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -390,6 +430,7 @@ impl Filesystem for TesseraFs {
     ) {
         spawn!(
             self,
+            req,
             reply,
             |m| async move {
                 let r = m.release(fh.0).await;
@@ -405,7 +446,7 @@ impl Filesystem for TesseraFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -413,12 +454,13 @@ impl Filesystem for TesseraFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        spawn!(self, reply, |m| async move { m.fallocate(fh.0, offset, length, mode).await }, |_x| reply.ok());
+        spawn!(self, req, reply, |m| async move { m.fallocate(fh.0, offset, length, mode).await }, |_x| reply.ok());
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(&self, req: &Request, _ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         spawn!(
             self,
+            req,
             reply,
             |m| async move {
                 m.flush(fh.0).await?;
@@ -434,6 +476,7 @@ impl Filesystem for TesseraFs {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         spawn!(
             self,
+            req,
             reply,
             |m| async {
                 let a = fs.getattr(ino.0).await?;
@@ -459,13 +502,16 @@ impl Filesystem for TesseraFs {
         reply.ok();
     }
 
-    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(&self, req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
         let Some(d) = self.mount.dir(fh.0) else {
             reply.error(Errno::EBADF);
             return;
         };
         let m = self.mount.clone();
-        self.rt.spawn(async move {
+        let (ttl, unique) = (self.mount.ttl, req.unique().0);
+        let work = async move {
+            // Attributes first (some may need the master), then the reply.
+            let (mut out, mut bytes) = (Vec::new(), 0usize);
             for (i, (ino, _kind, name, attr)) in d.entries.iter().enumerate().skip(offset as usize) {
                 let attr = match attr {
                     Some(a) => m.patch(*a).await,
@@ -474,11 +520,23 @@ impl Filesystem for TesseraFs {
                         Err(_) => continue,
                     },
                 };
+                out.push((i, *ino, name.clone(), attr));
+                // A reply buffer holds at most 128 KiB of entries (each a
+                // 152-byte record plus its name).
+                bytes += 160 + name.len();
+                if bytes >= 128 << 10 {
+                    break;
+                }
+            }
+            out
+        };
+        self.inflight.run(&self.rt, unique, Bound::Timeout, reply, work, move |mut reply, out| {
+            for (i, ino, name, attr) in out {
                 if reply.add(
-                    INodeNo(*ino),
+                    INodeNo(ino),
                     (i + 1) as u64,
-                    OsStr::from_bytes(name),
-                    &m.ttl,
+                    OsStr::from_bytes(&name),
+                    &ttl,
                     &to_file_attr(&attr),
                     Generation(0),
                 ) {
@@ -494,26 +552,30 @@ impl Filesystem for TesseraFs {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(&self, req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         // Namespace changes are committed (Raft, fsynced on a majority)
         // before they return, but for write-behind unlinks: wait for those.
         let behind = self.mount.fs.meta.write_behind().clone();
-        self.rt.spawn(async move {
-            behind.settle().await;
-            reply.ok();
-        });
+        let work = async move { behind.settle().await };
+        self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, |reply, ()| reply.ok());
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let fs = self.mount.fs.clone();
-        spawn!(self, reply, |_m| fs.meta.read("statfs", |mut c| async move { c.stat_fs(pb::Empty {}).await }), |s| {
-            // Every byte is stored three times: report usable space.
-            let bs = 4096u64;
-            let r = tessera_proto::REPLICATION as u64;
-            let blocks = s.capacity_bytes / bs / r;
-            let free = s.free_bytes / bs / r;
-            reply.statfs(blocks, free, free, s.files + 1_000_000_000, 1_000_000_000, bs as u32, 255, bs as u32)
-        });
+        spawn!(
+            self,
+            req,
+            reply,
+            |_m| fs.meta.read("statfs", |mut c| async move { c.stat_fs(pb::Empty {}).await }),
+            |s| {
+                // Every byte is stored three times: report usable space.
+                let bs = 4096u64;
+                let r = tessera_proto::REPLICATION as u64;
+                let blocks = s.capacity_bytes / bs / r;
+                let free = s.free_bytes / bs / r;
+                reply.statfs(blocks, free, free, s.files + 1_000_000_000, 1_000_000_000, bs as u32, 255, bs as u32)
+            }
+        );
     }
 
     fn setxattr(
@@ -545,6 +607,7 @@ impl Filesystem for TesseraFs {
         let c = cred(req.uid(), req.gid(), req.pid());
         spawn!(
             self,
+            req,
             reply,
             |m| async move {
                 let a = m.getattr(ino.0).await?;

@@ -16,6 +16,7 @@ impl TesseraFs {
     /// returned inode (create, mkdir, symlink, link, mknod).
     pub(crate) fn new_entry(
         &self,
+        req: &Request,
         reply: ReplyEntry,
         parent: INodeNo,
         name: &OsStr,
@@ -23,7 +24,7 @@ impl TesseraFs {
     ) {
         let m = self.mount.clone();
         let name = name.as_bytes().to_vec();
-        self.entry(reply, async move {
+        self.entry(req, reply, async move {
             match fut.await {
                 Ok((a, dir)) => {
                     m.dircache.created(parent.0, &name, &a);
@@ -55,6 +56,7 @@ impl TesseraFs {
         let what = if dir { "rmdir" } else { "unlink" };
         spawn!(
             self,
+            req,
             reply,
             |m| async move {
                 let res = fs
@@ -114,6 +116,7 @@ impl TesseraFs {
         };
         spawn!(
             self,
+            req,
             reply,
             |m| async move {
                 let res = fs
@@ -169,7 +172,7 @@ impl TesseraFs {
                 self.mount.hold_create(&fs.cred, parent.0, name.as_bytes(), mode & !umask & 0o7777)
             };
             if let Some(a) = held {
-                spawn!(self, reply, |m| m.open(a.ino, flags, Some(&a)), |fh| reply.created(
+                spawn!(self, req, reply, |m| m.open(a.ino, flags, Some(&a)), |fh| reply.created(
                     &m.ttl,
                     &to_file_attr(&a),
                     Generation(0),
@@ -193,6 +196,7 @@ impl TesseraFs {
         };
         spawn!(
             self,
+            req,
             reply,
             |m| async {
                 let c = fs

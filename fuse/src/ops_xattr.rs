@@ -5,6 +5,7 @@
 
 use crate::convert::{errno, xattr_reply};
 use crate::fs::{b, cred};
+use crate::inflight::Bound;
 use crate::ops::TesseraFs;
 use fuser::*;
 use std::ffi::OsStr;
@@ -31,7 +32,7 @@ impl TesseraFs {
             flags: flags as u32,
             request_id: tessera_client::fs::request_id(),
         };
-        self.xattr_change(ino.0, reply, async move {
+        self.xattr_change(req.unique().0, ino.0, reply, async move {
             fs.meta
                 .call("setxattr", |mut c| {
                     let r = r.clone();
@@ -49,43 +50,41 @@ impl TesseraFs {
         }
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::GetXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()) };
-        self.rt.spawn(async move {
-            match fs
-                .meta
+        let work = async move {
+            fs.meta
                 .read("getxattr", |mut c| {
                     let r = r.clone();
                     async move { c.get_xattr(r).await }
                 })
                 .await
-            {
-                Ok(v) => xattr_reply(reply, &v.value, size),
-                Err(e) => reply.error(errno(&e)),
-            }
+        };
+        self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, move |reply, r| match r {
+            Ok(v) => xattr_reply(reply, &v.value, size),
+            Err(e) => reply.error(errno(&e)),
         });
     }
 
     pub(crate) fn xattr_list(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let r = pb::ListXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0 };
-        self.rt.spawn(async move {
-            match fs
-                .meta
+        let work = async move {
+            fs.meta
                 .read("listxattr", |mut c| {
                     let r = r.clone();
                     async move { c.list_xattr(r).await }
                 })
                 .await
-            {
-                Ok(v) => {
-                    let mut buf = Vec::new();
-                    for n in v.names {
-                        buf.extend_from_slice(&n);
-                        buf.push(0);
-                    }
-                    xattr_reply(reply, &buf, size)
+        };
+        self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, move |reply, r| match r {
+            Ok(v) => {
+                let mut buf = Vec::new();
+                for n in v.names {
+                    buf.extend_from_slice(&n);
+                    buf.push(0);
                 }
-                Err(e) => reply.error(errno(&e)),
+                xattr_reply(reply, &buf, size)
             }
+            Err(e) => reply.error(errno(&e)),
         });
     }
 
@@ -97,7 +96,7 @@ impl TesseraFs {
             name: b(name.as_bytes()),
             request_id: tessera_client::fs::request_id(),
         };
-        self.xattr_change(ino.0, reply, async move {
+        self.xattr_change(req.unique().0, ino.0, reply, async move {
             fs.meta
                 .call("removexattr", |mut c| {
                     let r = r.clone();
@@ -112,19 +111,21 @@ impl TesseraFs {
     /// while it was in flight may predate it.
     fn xattr_change<T: Send + 'static>(
         &self,
+        unique: u64,
         ino: u64,
         reply: ReplyEmpty,
         call: impl std::future::Future<Output = tessera_client::Result<T>> + Send + 'static,
     ) {
         self.mount.attrs_changed(ino);
         let m = self.mount.clone();
-        self.rt.spawn(async move {
+        let work = async move {
             let res = call.await;
             m.attrs_changed(ino);
-            match res {
-                Ok(_) => reply.ok(),
-                Err(e) => reply.error(errno(&e)),
-            }
+            res
+        };
+        self.inflight.run(&self.rt, unique, Bound::Timeout, reply, work, |reply, r| match r {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
         });
     }
 }

@@ -196,6 +196,7 @@ impl Healer {
                 st.missing += 1;
                 continue;
             }
+            st.below_goal += (have.len() < REPLICATION) as u64;
             let owners = ring.owners(&id, REPLICATION);
             let holds = |n: &RingNode| holders.index_of(&n.id).is_some_and(|i| have.contains(&i));
             let missing = owners.iter().filter(|n| !holds(n)).count();

@@ -34,6 +34,9 @@ pub struct Config {
     /// Start empty and wait to be added (`tessera admin master add`).
     pub join: bool,
     pub healer: healer::HealerConfig,
+    /// Copies a chunk write needs durable before it is acknowledged while
+    /// ring owners are down (clients learn it with the ring).
+    pub min_replicas: u32,
 }
 
 pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
@@ -136,6 +139,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         repair,
         node_id: cfg.id,
         addr: cfg.advertise.clone(),
+        min_replicas: cfg.min_replicas,
     };
     let meta = tessera_proto::pb::meta_server::MetaServer::new(meta)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)

@@ -58,6 +58,11 @@ struct Args {
     /// charged to it (bounds the master's footprint whatever the file count).
     #[arg(long, default_value_t = 128)]
     cache_mb: usize,
+    /// Copies a chunk write needs durable before it is acknowledged when
+    /// ring owners are down (the rest are topped up by repair). 1..=3.
+    #[arg(long, default_value_t = tessera_proto::DEFAULT_MIN_REPLICAS as u32,
+          value_parser = clap::value_parser!(u32).range(1..=tessera_proto::REPLICATION as i64))]
+    min_replicas: u32,
 }
 
 #[tokio::main]
@@ -95,6 +100,7 @@ async fn main() {
         snapshot_logs: a.snapshot_logs,
         cache_bytes: a.cache_mb.max(8) << 20,
         join: a.join,
+        min_replicas: a.min_replicas,
         healer: tessera_master::healer::HealerConfig {
             interval: Duration::from_millis(a.repair_interval_ms),
             copies_per_server: a.copies_per_server.max(1),

@@ -27,6 +27,7 @@ pub struct MetaService {
     pub repair: Arc<std::sync::Mutex<RepairStatus>>,
     pub node_id: u64,
     pub addr: String,
+    pub min_replicas: u32,
 }
 
 const RAFT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -419,7 +420,12 @@ impl Meta for MetaService {
                 }
             })
             .collect();
-        ok(RingReply { servers, replication: tessera_proto::REPLICATION as u32, version: 0 })
+        ok(RingReply {
+            servers,
+            replication: tessera_proto::REPLICATION as u32,
+            version: 0,
+            min_replicas: self.min_replicas,
+        })
     }
 
     async fn chunk_locations(&self, req: Request<ChunkLocationsRequest>) -> Res<ChunkLocationsReply> {

@@ -29,6 +29,9 @@ pub const DEFAULT_CHUNK_SIZE: usize = 4 << 20;
 pub const MAX_CHUNK_SIZE: u64 = 64 << 20;
 /// Replicas per chunk.
 pub const REPLICATION: usize = 3;
+/// Copies a chunk write needs durable when ring owners are down (as Ceph's
+/// min_size); the masters' `--min-replicas` overrides it.
+pub const DEFAULT_MIN_REPLICAS: usize = 2;
 /// A mount that sent an unsealed commit (its chunks still uploading) fails
 /// the flush if the upload is not done this long after it sent the commit;
 /// masters settle unsealed commits no sooner than twice this.

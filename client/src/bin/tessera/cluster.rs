@@ -55,10 +55,13 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                 "chunks": r.chunks, "under_replicated": r.under_replicated, "missing": r.missing,
                 "bytes_to_copy": r.bytes_to_copy, "copies_in_flight": r.copies_in_flight,
                 "copy_rate_bps": r.copy_rate_bps, "surplus": r.surplus, "garbage_pending": r.garbage_pending,
-                "settled": r.settled,
+                "settled": r.settled, "below_goal": r.below_goal,
             })
         });
-        let all = serde_json::json!({"masters": ms, "chunkservers": cs, "repair": repair});
+        let all = serde_json::json!({
+            "masters": ms, "chunkservers": cs, "repair": repair,
+            "replication": ring.replication, "min_replicas": ring.min_replicas,
+        });
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
@@ -84,7 +87,10 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
             println!("{:<4} {:<22} unreachable: {}", "-", m.addr, m.error);
         }
     }
-    println!("CHUNKSERVERS");
+    println!(
+        "CHUNKSERVERS (replication {}, writes acknowledged at {} copies when servers are down)",
+        ring.replication, ring.min_replicas
+    );
     println!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", "ID", "ADDRESS", "ALIVE", "CAPACITY", "USED", "CHUNKS");
     for s in &ring.servers {
         println!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", s.id, s.addr, s.alive, s.capacity, s.used, s.chunk_count);
@@ -92,8 +98,10 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
     if let Some(r) = repair_status(&fs).await {
         println!("REPAIR");
         println!(
-            "{} chunks, {} under-replicated, {} missing, {} bytes to copy, {} copies in flight, {:.1} MB/s, ETA {}, {} surplus, {} garbage pending",
+            "{} chunks, {} below {} copies, {} under-replicated, {} missing, {} bytes to copy, {} copies in flight, {:.1} MB/s, ETA {}, {} surplus, {} garbage pending",
             r.chunks,
+            r.below_goal,
+            ring.replication,
             r.under_replicated,
             r.missing,
             r.bytes_to_copy,

@@ -35,8 +35,46 @@ pub fn sibling(name: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
-fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<Child> {
-    let out = std::fs::File::create(log).with_context(|| format!("{}", log.display()))?;
+/// A shell line that starts `bin` with `args` as `tessera up` did, its
+/// output appended to `log` (for restarting one server by hand).
+fn command_line(bin: &Path, args: &[String], log: &Path) -> String {
+    let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = q(&bin.display().to_string());
+    for a in args {
+        line.push(' ');
+        line.push_str(&q(a));
+    }
+    format!("{line} >>{} 2>&1 &", q(&log.display().to_string()))
+}
+
+/// How a child ended, in words: "exit status 1", "killed by signal 9 (SIGKILL)".
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => {
+            let name = match sig {
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGTERM => " (SIGTERM)",
+                libc::SIGINT => " (SIGINT)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                _ => "",
+            };
+            format!("killed by signal {sig}{name}")
+        }
+        _ => "ended".into(),
+    }
+}
+
+fn spawn(bin: &Path, args: &[String], log: &Path, commands: &mut String) -> Result<Child> {
+    commands.push_str(&command_line(bin, args, log));
+    commands.push('\n');
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("{}", log.display()))?;
     let err = out.try_clone()?;
     Command::new(bin)
         .args(args)
@@ -58,6 +96,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let maddrs: Vec<String> = (0..a.masters).map(|i| format!("127.0.0.1:{}", a.base_port + i as u16)).collect();
     let peers = maddrs.iter().enumerate().map(|(i, m)| format!("{}={m}", i + 1)).collect::<Vec<_>>().join(",");
     let mut children: Vec<(String, Child)> = Vec::new();
+    let mut commands = String::from("# How `tessera up` started each server; to restart one, run its line.\n");
     for (i, addr) in maddrs.iter().enumerate() {
         let name = format!("master-{}", i + 1);
         let args = vec![
@@ -70,7 +109,10 @@ pub async fn run(a: UpArgs) -> Result<()> {
             "--data-dir".into(),
             dir.join(&name).display().to_string(),
         ];
-        children.push((name.clone(), spawn(&master_bin, &args, &dir.join("logs").join(format!("{name}.log")))?));
+        children.push((
+            name.clone(),
+            spawn(&master_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?,
+        ));
         println!("master {} at {addr}", i + 1);
     }
     for j in 0..a.chunkservers {
@@ -86,19 +128,23 @@ pub async fn run(a: UpArgs) -> Result<()> {
             "--data-dir".into(),
             dir.join(&name).display().to_string(),
         ];
-        children.push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")))?));
+        children
+            .push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?));
         println!("chunkserver cs-{} at {addr}", j + 1);
     }
     if let Some(mnt) = &a.mount {
         std::fs::create_dir_all(mnt)?;
         let bin = sibling("tessera-mount")?;
         let args = vec!["--masters".into(), maddrs.join(","), mnt.display().to_string()];
-        children.push(("mount".into(), spawn(&bin, &args, &dir.join("logs").join("mount.log"))?));
+        children.push(("mount".into(), spawn(&bin, &args, &dir.join("logs").join("mount.log"), &mut commands)?));
         println!("mounting at {}", mnt.display());
     }
+    let commands_file = dir.join("commands.sh");
+    std::fs::write(&commands_file, &commands).with_context(|| format!("{}", commands_file.display()))?;
     println!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
+    println!("command lines in {} (to restart one server)", commands_file.display());
     println!("press Ctrl-C to stop");
-    tessera_wait_signal().await;
+    supervise(&mut children).await;
     println!("stopping");
     // The mount first (it flushes and unmounts), then chunkservers, then masters.
     for (name, c) in children.iter_mut().rev() {
@@ -118,7 +164,39 @@ pub async fn run(a: UpArgs) -> Result<()> {
             }
         }
     }
+    if let Some(mnt) = &a.mount {
+        // A mount that died (or was killed above) leaves its mount point
+        // dead ("transport endpoint is not connected"): detach it.
+        if std::fs::metadata(mnt).is_err() {
+            let _ = Command::new("fusermount3").arg("-u").arg("-z").arg(mnt).status();
+        }
+    }
     Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM. A child that exits meanwhile is reaped and
+/// reported (which, pid, how); the others keep running.
+async fn supervise(children: &mut Vec<(String, Child)>) {
+    let stop = tessera_wait_signal();
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        children.retain_mut(|(name, c)| match c.try_wait() {
+            Ok(Some(status)) => {
+                eprintln!(
+                    "{name} (pid {}) stopped: {}; the others keep running (its command line is in commands.sh)",
+                    c.id(),
+                    describe_exit(status)
+                );
+                false
+            }
+            _ => true,
+        });
+    }
 }
 
 async fn tessera_wait_signal() {
