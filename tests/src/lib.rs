@@ -42,7 +42,7 @@ static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 /// ephemeral range (32768+) so that no outgoing connection can take a port
 /// between this check and the server's bind. Test binaries run one after
 /// another; each starts from a different offset derived from its pid.
-fn ports(n: u16) -> u16 {
+pub fn ports(n: u16) -> u16 {
     const LOW: u16 = 10_000;
     const HIGH: u16 = 32_000;
     if NEXT_PORT.load(Ordering::SeqCst) == 0 {
