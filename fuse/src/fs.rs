@@ -238,6 +238,11 @@ impl Mount {
     /// thread replies at once, saving a hand-off to a task). Must run
     /// inside the runtime: a miss may start a listing.
     pub fn lookup_here(self: &Arc<Self>, cred: &Cred, parent: u64, name: &[u8]) -> LookupHere {
+        if name.len() > tessera_proto::NAME_MAX {
+            // As a local file system: a name that cannot exist is too long,
+            // not absent (the kernel leaves the check to us).
+            return LookupHere::Done(Err(ClientError::fs(libc::ENAMETOOLONG, "file name too long")));
+        }
         if self.fs.meta.write_behind().removing(parent, name) {
             return LookupHere::Done(Err(ClientError::fs(libc::ENOENT, "no such file or directory")));
         }

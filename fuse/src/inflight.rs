@@ -156,15 +156,18 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
 
+    /// What a probe reply was answered, once it was.
+    type Answer = Arc<Mutex<Option<Result<u32, Errno>>>>;
+
     /// A reply that records what it was answered.
-    struct Probe(Arc<Mutex<Option<Result<u32, Errno>>>>);
+    struct Probe(Answer);
     impl Fail for Probe {
         fn fail(self, errno: Errno) {
             *self.0.lock().unwrap() = Some(Err(errno));
         }
     }
 
-    fn probe() -> (Probe, Arc<Mutex<Option<Result<u32, Errno>>>>) {
+    fn probe() -> (Probe, Answer) {
         let cell = Arc::new(Mutex::new(None));
         (Probe(cell.clone()), cell)
     }

@@ -69,6 +69,7 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     mount.commit_idle = cfg.commit_idle.max(Duration::from_millis(100));
     let mount = Arc::new(mount);
     rt.spawn(mount.clone().commit_idle_files());
+    rt.spawn(mount.clone().renew_lock_session());
     {
         // The first inode numbers for write-behind creates.
         let _rt = rt.enter();

@@ -1,13 +1,53 @@
-//! Advisory locks (flock and fcntl byte-range locks) held by the master so
-//! that they exclude across mounts; a lock owner is this mount's id plus the
-//! kernel's owner, so owners on different mounts never collide.
+//! Advisory locks (flock and fcntl byte-range locks) held in the masters'
+//! replicated state so that they exclude across mounts and survive a leader
+//! change; a lock owner is this mount's id (its lock session) plus the
+//! kernel's owner, so owners on different mounts never collide. While it has
+//! locked anything, the mount renews its session so its locks outlive the
+//! masters' lock lease; if the mount dies, they go when the lease ends.
 
 use crate::fs::Mount;
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_client::{ClientError, Result};
 use tessera_proto::pb;
 
+/// How often a mount holding locks renews its session (the masters' lease
+/// is at least three times this).
+const RENEW_EVERY: Duration = Duration::from_secs(2);
+
 impl Mount {
+    /// Renews this mount's lock session for as long as the mount runs,
+    /// once it has taken a lock.
+    pub async fn renew_lock_session(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(RENEW_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.locked.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                continue;
+            }
+            let req = pb::RenewLockSessionRequest { session: self.id.clone() };
+            let r = self
+                .fs
+                .meta
+                .call("renew_lock_session", |mut c| {
+                    let r = req.clone();
+                    async move { c.renew_lock_session(r).await }
+                })
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if e.errno() == libc::ESTALE => {
+                    // Cut off for longer than the lease: the masters released
+                    // every lock of this mount. Start over with none.
+                    tracing::error!("this mount's lock lease ran out: its advisory locks were released");
+                    self.locked.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                }
+                Err(e) => tracing::warn!(error = %e, "lock session renewal failed; retrying"),
+            }
+        }
+    }
+
     pub fn lock_owner(&self, owner: u64) -> String {
         format!("{}:{owner:x}", self.id)
     }

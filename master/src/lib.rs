@@ -4,7 +4,6 @@ pub mod cluster;
 pub mod convert;
 pub mod fsm;
 pub mod healer;
-pub mod locks;
 mod meta_create;
 mod meta_remove;
 pub mod meta_service;
@@ -37,6 +36,8 @@ pub struct Config {
     /// Copies a chunk write needs durable before it is acknowledged while
     /// ring owners are down (clients learn it with the ring).
     pub min_replicas: u32,
+    /// How long a mount's locks outlive its last renewal.
+    pub lock_lease: Duration,
 }
 
 pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
@@ -131,11 +132,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(
         healer::Healer::new(raft.clone(), db.clone(), cluster.clone(), cfg.healer.clone(), repair.clone()).run(),
     );
+    tokio::spawn(expire_lock_sessions(raft.clone(), db.clone()));
     let meta = meta_service::MetaService {
         raft: raft.clone(),
         db: db.clone(),
         cluster,
-        locks: Default::default(),
+        lock_lease: cfg.lock_lease,
         repair,
         node_id: cfg.id,
         addr: cfg.advertise.clone(),
@@ -160,6 +162,35 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = raft.shutdown().await;
     db.flush_wal(true)?;
     Ok(())
+}
+
+/// On the leader, every second: ends lock sessions whose lease ran out
+/// (their mount died or was cut off), which releases their locks.
+async fn expire_lock_sessions(raft: types::Raft, db: Arc<rocksdb::DB>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if !raft.is_leader() {
+            continue;
+        }
+        let now = tessera_proto::time::now();
+        let sessions = match fsm::read::expired_sessions(&db, (now.sec, now.nsec)) {
+            Ok(s) if !s.is_empty() => s,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading lock sessions failed");
+                continue;
+            }
+        };
+        tracing::info!(?sessions, "lock sessions expired: releasing their locks");
+        let cmd = types::Command {
+            cred: types::Cred::root(),
+            now: (now.sec, now.nsec),
+            op: types::Op::ExpireSessions { sessions },
+            request_id: String::new(),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), raft.client_write(cmd)).await;
+    }
 }
 
 /// glibc keeps memory freed by bursts (a snapshot build, a flood of

@@ -63,6 +63,10 @@ struct Args {
     #[arg(long, default_value_t = tessera_proto::DEFAULT_MIN_REPLICAS as u32,
           value_parser = clap::value_parser!(u32).range(1..=tessera_proto::REPLICATION as i64))]
     min_replicas: u32,
+    /// Milliseconds a mount's advisory locks outlive its last renewal (a
+    /// live mount renews every 2 s; a dead one's locks go after this).
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(6_000..))]
+    lock_lease_ms: u64,
 }
 
 #[tokio::main]
@@ -101,6 +105,7 @@ async fn main() {
         cache_bytes: a.cache_mb.max(8) << 20,
         join: a.join,
         min_replicas: a.min_replicas,
+        lock_lease: Duration::from_millis(a.lock_lease_ms),
         healer: tessera_master::healer::HealerConfig {
             interval: Duration::from_millis(a.repair_interval_ms),
             copies_per_server: a.copies_per_server.max(1),

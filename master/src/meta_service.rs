@@ -23,7 +23,8 @@ pub struct MetaService {
     pub raft: Raft,
     pub db: Arc<DB>,
     pub cluster: Arc<Cluster>,
-    pub locks: crate::locks::LockTable,
+    /// How long a mount's locks outlive its last renewal (fsm/locks.rs).
+    pub lock_lease: Duration,
     pub repair: Arc<std::sync::Mutex<RepairStatus>>,
     pub node_id: u64,
     pub addr: String,
@@ -171,6 +172,12 @@ impl MetaService {
             t.as_ref().map(|t| TimeSet::At(time(t)))
         }
     }
+}
+
+use crate::fsm::locks::{F_RDLCK, F_UNLCK, F_WRLCK};
+
+fn lock_reply(h: &crate::fsm::locks::Held) -> LockReply {
+    LockReply { granted: false, typ: if h.write { F_WRLCK } else { F_RDLCK }, start: h.start, end: h.end, pid: h.pid }
 }
 
 #[tonic::async_trait]
@@ -453,37 +460,39 @@ impl Meta for MetaService {
         ok(Empty {})
     }
 
+    #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
     async fn set_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
-        self.leader_only()?;
         let r = req.into_inner();
-        if r.start > r.end || ![crate::locks::F_RDLCK, crate::locks::F_WRLCK, crate::locks::F_UNLCK].contains(&r.typ) {
+        if r.start > r.end || ![F_RDLCK, F_WRLCK, F_UNLCK].contains(&r.typ) {
             return Err(errno_status(libc::EINVAL, "bad lock range or type"));
         }
-        match self.locks.set(r.ino, &r.owner, r.pid, r.start, r.end, r.typ) {
-            Ok(()) => ok(LockReply { granted: true, typ: r.typ, start: r.start, end: r.end, pid: r.pid }),
-            Err(h) => ok(LockReply {
-                granted: false,
-                typ: if h.write { crate::locks::F_WRLCK } else { crate::locks::F_RDLCK },
-                start: h.start,
-                end: h.end,
-                pid: h.pid,
-            }),
+        if r.owner.len() > 256 {
+            return Err(errno_status(libc::EINVAL, "lock owner too long"));
+        }
+        let op = Op::SetLock {
+            ino: r.ino,
+            owner: r.owner,
+            pid: r.pid,
+            start: r.start,
+            end: r.end,
+            typ: r.typ,
+            lease_ms: self.lock_lease.as_millis() as u64,
+        };
+        match self.write(Cred::root(), op).await? {
+            Reply::Lock(None) => ok(LockReply { granted: true, typ: r.typ, start: r.start, end: r.end, pid: r.pid }),
+            Reply::Lock(Some(h)) => ok(lock_reply(&h)),
+            _ => Err(Status::internal("lock command returned no verdict")),
         }
     }
 
+    #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
     async fn get_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
-        self.leader_only()?;
+        self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
-        let write = r.typ == crate::locks::F_WRLCK;
-        match self.locks.conflict(r.ino, &r.owner, r.start, r.end, write) {
-            None => ok(LockReply { granted: true, typ: crate::locks::F_UNLCK, start: r.start, end: r.end, pid: 0 }),
-            Some(h) => ok(LockReply {
-                granted: false,
-                typ: if h.write { crate::locks::F_WRLCK } else { crate::locks::F_RDLCK },
-                start: h.start,
-                end: h.end,
-                pid: h.pid,
-            }),
+        let held = read::locks(&self.db, r.ino).map_err(fs_status)?;
+        match crate::fsm::locks::conflict(&held, &r.owner, r.start, r.end, r.typ == F_WRLCK) {
+            None => ok(LockReply { granted: true, typ: F_UNLCK, start: r.start, end: r.end, pid: 0 }),
+            Some(h) => ok(lock_reply(h)),
         }
     }
 
@@ -552,8 +561,15 @@ impl Meta for MetaService {
     }
 
     async fn release_locks(&self, req: Request<ReleaseLocksRequest>) -> Res<Empty> {
-        self.leader_only()?;
-        self.locks.release(req.get_ref().ino, &req.get_ref().owner);
+        let r = req.into_inner();
+        self.write(Cred::root(), Op::ReleaseLocks { ino: r.ino, owner: r.owner }).await?;
+        ok(Empty {})
+    }
+
+    async fn renew_lock_session(&self, req: Request<RenewLockSessionRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        let lease_ms = self.lock_lease.as_millis() as u64;
+        self.write(Cred::root(), Op::RenewSession { session: r.session, lease_ms }).await?;
         ok(Empty {})
     }
 

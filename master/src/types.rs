@@ -200,6 +200,31 @@ pub enum Op {
     GarbageDeleted {
         ids: Vec<Vec<u8>>,
     },
+    /// Takes (or, F_UNLCK, drops) an advisory lock if nothing conflicts,
+    /// and renews the owner's session lease (fsm/locks.rs).
+    SetLock {
+        ino: u64,
+        owner: String,
+        pid: u32,
+        start: u64,
+        end: u64,
+        typ: i32,
+        lease_ms: u64,
+    },
+    /// Drops every lock `owner` holds on `ino` (its last close).
+    ReleaseLocks {
+        ino: u64,
+        owner: String,
+    },
+    /// A live mount keeps its locks: its lease runs `lease_ms` from now.
+    RenewSession {
+        session: String,
+        lease_ms: u64,
+    },
+    /// Ends these sessions if their lease has run out, releasing their locks.
+    ExpireSessions {
+        sessions: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -245,6 +270,10 @@ impl fmt::Display for Command {
             Op::TouchAtimes { .. } => "touch_atimes",
             Op::CollectGarbage { .. } => "collect_garbage",
             Op::GarbageDeleted { .. } => "garbage_deleted",
+            Op::SetLock { .. } => "set_lock",
+            Op::ReleaseLocks { .. } => "release_locks",
+            Op::RenewSession { .. } => "renew_session",
+            Op::ExpireSessions { .. } => "expire_sessions",
         };
         write!(f, "{name}(uid={})", self.cred.uid)
     }
@@ -280,6 +309,8 @@ pub enum Reply {
     Orphaned(Vec<u64>),
     /// The first inode number of a lease.
     Inos(u64),
+    /// A lock request: None when granted, else the lock in the way.
+    Lock(Option<crate::fsm::locks::Held>),
 }
 
 pub type CommandResult = Result<Reply, FsErr>;

@@ -226,6 +226,12 @@ impl Applier<'_, '_> {
                 super::gc::deleted(self.txn, ids, self.index)?;
                 Ok(Reply::None)
             }
+            Op::SetLock { ino, owner, pid, start, end, typ, lease_ms } => {
+                self.set_lock(*ino, owner, *pid, (*start, *end), *typ, *lease_ms)
+            }
+            Op::ReleaseLocks { ino, owner } => self.release_locks(*ino, owner),
+            Op::RenewSession { session, lease_ms } => self.renew_session(session, *lease_ms),
+            Op::ExpireSessions { sessions } => self.expire_sessions(sessions),
             Op::SetXattr { ino, name, value, flags } => self.setxattr(*ino, name, value, *flags),
             Op::RemoveXattr { ino, name } => {
                 let i = self.inode(*ino)?;

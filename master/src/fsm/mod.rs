@@ -7,6 +7,7 @@ mod content;
 pub mod create_behind;
 pub mod dedup;
 pub mod gc;
+pub mod locks;
 pub mod model;
 pub mod perm;
 pub mod read;

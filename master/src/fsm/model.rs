@@ -134,6 +134,10 @@ pub mod key {
     /// A file whose last commit was sent before its chunks were durable:
     /// see fsm/unsealed.rs.
     pub const UNSEALED: u8 = b'u';
+    /// Advisory locks held on an inode (fsm/locks.rs).
+    pub const LOCK: u8 = b'l';
+    /// A mount's lock session: its lease and the inodes it locked.
+    pub const SESSION: u8 = b'k';
     pub const COUNTERS: &[u8] = b"mcounters";
 
     pub fn ino(tag: u8, ino: u64) -> Vec<u8> {

@@ -20,6 +20,29 @@ fn get<T: for<'de> serde::Deserialize<'de>>(db: &DB, k: &[u8]) -> Res<Option<T>>
     }
 }
 
+/// The advisory locks held on `ino` (fsm/locks.rs).
+pub fn locks(db: &DB, ino: u64) -> Res<Vec<super::locks::Held>> {
+    Ok(get(db, &key::ino(key::LOCK, ino))?.unwrap_or_default())
+}
+
+/// Lock sessions whose lease ended before `now`.
+pub fn expired_sessions(db: &DB, now: crate::types::Time) -> Res<Vec<String>> {
+    let cf = cf(db, CF_SM).map_err(io)?;
+    let mut out = Vec::new();
+    let from = [key::SESSION];
+    for item in db.iterator_cf(cf, rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward)) {
+        let (k, v) = item.map_err(|e| io(db_err(e)))?;
+        if k.first() != Some(&key::SESSION) {
+            break;
+        }
+        let rec: super::locks::SessionRec = decode(&v).map_err(io)?;
+        if rec.expires <= now {
+            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+        }
+    }
+    Ok(out)
+}
+
 pub fn inode(db: &DB, ino: u64) -> Res<Inode> {
     get(db, &key::ino(key::INODE, ino))?.ok_or_else(|| FsErr::new(libc::ENOENT, format!("inode {ino} not found")))
 }

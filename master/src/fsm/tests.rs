@@ -292,6 +292,16 @@ fn permissions_for_other_users_and_sticky_dirs() {
     // the permission was checked when that handle was opened.
     let Op::SetAttr { ino, mode, uid, gid, size, atime, mtime, .. } = trunc.clone() else { unreachable!() };
     ns.run(&bob, Op::SetAttr { ino, mode, uid, gid, size, atime, mtime, by_handle: true }).unwrap();
+    // A write by a non-owner clears setuid/setgid (the kernel's chmod as
+    // the writer): allowed with write permission, and for nothing more.
+    ns.run(&alice, set_mode(0o6666)).unwrap();
+    ns.run(&bob, set_mode(0o0666)).unwrap();
+    assert_eq!(ns.inode(f).mode & 0o7777, 0o0666);
+    ns.run(&alice, set_mode(0o6664)).unwrap();
+    assert_eq!(ns.errno(&bob, set_mode(0o0664)), libc::EPERM, "no write permission");
+    ns.run(&alice, set_mode(0o6666)).unwrap();
+    assert_eq!(ns.errno(&bob, set_mode(0o0777)), libc::EPERM, "adds bits");
+    ns.run(&bob, set_mode(0o2666)).unwrap(); // setuid alone
     ns.run(&alice, Op::Unlink { parent: shared, name: "alice-file".into(), open: vec![] }).unwrap();
 }
 

@@ -1,0 +1,101 @@
+//! Advisory locks live in the masters' replicated state: a lock taken
+//! through one mount keeps excluding another mount across a SIGKILL of the
+//! master leader, and the locks of a mount that dies are released once its
+//! lock lease runs out.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tessera_tests::{eventually, run_bounded, Cluster, Opts};
+
+/// Holds an exclusive flock on `path` and an fcntl lock on `path`.range
+/// until killed; prints "locked" once both are held. (Two files: through
+/// FUSE the kernel sends flock as a whole-file lock of another owner, so on
+/// one file a process's own flock and fcntl locks would conflict.)
+const HOLD: &str = r#"
+import fcntl, sys, time
+f = open(sys.argv[1], 'r+')
+fcntl.flock(f, fcntl.LOCK_EX)
+g = open(sys.argv[1] + '.range', 'r+')
+fcntl.lockf(g, fcntl.LOCK_EX, 100, 0)
+print("locked", flush=True)
+time.sleep(600)
+"#;
+
+/// Tries both locks on `path` without waiting; prints what happened.
+const TRY: &str = r#"
+import fcntl, sys
+f = open(sys.argv[1], 'r+')
+try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print("flock-granted")
+except BlockingIOError:
+    print("flock-refused")
+g = open(sys.argv[1] + '.range', 'r+')
+try:
+    fcntl.lockf(g, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 50); print("range-granted")
+except (BlockingIOError, PermissionError):
+    print("range-refused")
+"#;
+
+fn try_locks(path: &Path) -> String {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(TRY).arg(path);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "lock probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Holder(std::process::Child);
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn locks_survive_a_leader_kill_and_a_dead_mounts_locks_expire() {
+    let master_args = ["--lock-lease-ms", "6000"].map(String::from).to_vec();
+    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args: Vec::new() });
+    let mut a = c.mount(&[]);
+    let b = c.mount(&[]);
+    std::fs::write(a.path().join("db"), b"0123456789").unwrap();
+    std::fs::write(a.path().join("db.range"), b"0123456789").unwrap();
+
+    let mut holder = Holder(
+        Command::new("python3").arg("-c").arg(HOLD).arg(a.path().join("db")).stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(holder.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = try_locks(&b.path().join("db"));
+    assert!(out.contains("flock-refused") && out.contains("range-refused"), "before the kill: {out}");
+
+    // The leader dies; its successor has the locks.
+    let leader = c.leader().expect("a leader");
+    c.masters[leader].kill();
+    eventually(Duration::from_secs(20), "a new leader", || c.leader().is_some_and(|l| l != leader));
+    let out = try_locks(&b.path().join("db"));
+    assert!(out.contains("flock-refused") && out.contains("range-refused"), "after the leader kill: {out}");
+    c.masters[leader].start();
+
+    // Held well past the lease: the live mount renews it.
+    std::thread::sleep(Duration::from_secs(8));
+    let out = try_locks(&b.path().join("db"));
+    assert!(out.contains("flock-refused") && out.contains("range-refused"), "after one lease: {out}");
+
+    // Mount A dies without releasing anything: its locks go with its lease.
+    // SAFETY: killing the mount process this test started, by pid.
+    unsafe { libc::kill(a.pid() as i32, libc::SIGKILL) };
+    let killed = Instant::now();
+    drop(holder);
+    a.unmount();
+    eventually(Duration::from_secs(30), "a dead mount's locks released", || {
+        let out = try_locks(&b.path().join("db"));
+        out.contains("flock-granted") && out.contains("range-granted")
+    });
+    let took = killed.elapsed();
+    assert!(took >= Duration::from_secs(3), "released after {took:?}: before the lease could run out");
+    eprintln!("a dead mount's locks were released {took:?} after its SIGKILL (lease 6 s)");
+}
