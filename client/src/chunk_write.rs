@@ -20,6 +20,12 @@ pub(crate) const SMALL_CHUNK: usize = 128 << 10;
 /// timeout, 5 s by default, and the ring follows).
 const PLACEMENT_PATIENCE: Duration = Duration::from_secs(20);
 
+/// How long a write waits for the ring to show enough live servers: a
+/// master that just became leader knows a chunkserver is live only after
+/// its next heartbeat (1 s apart by default), so "too few" right after an
+/// election is not yet an answer.
+const FEW_LIVE_PATIENCE: Duration = Duration::from_secs(8);
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((100 * u64::from(attempt)).min(1000))
 }
@@ -34,16 +40,23 @@ impl Transfer {
     /// Makes sure `data` (whose id is `id`) is durable on its ring owners:
     /// three copies when three live servers answer, never fewer than the
     /// cluster's `min_replicas`. Fails with `ClientError::Placement` when
-    /// fewer servers are live than that (promptly: the ring says so), and
+    /// fewer servers are live than that (after `FEW_LIVE_PATIENCE`), and
     /// after `PLACEMENT_PATIENCE` when live-counted servers do not answer.
     pub async fn store_chunk(&self, id: ChunkId, data: Bytes) -> Result<()> {
         let deadline = Instant::now() + PLACEMENT_PATIENCE;
+        let few_deadline = Instant::now() + FEW_LIVE_PATIENCE;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let plan = self.ring.write_plan(&id, attempt > 1).await?;
             if plan.live < plan.min_replicas {
                 tracing::debug!(chunk = %id, live = plan.live, needed = plan.min_replicas, "too few live chunkservers");
+                if Instant::now() < few_deadline {
+                    // A new leader counts servers live only once their
+                    // heartbeats reach it: ask again for a little while.
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
                 return Err(ClientError::Placement(format!(
                     "{} live chunkservers, {} replicas needed at least",
                     plan.live, plan.min_replicas

@@ -78,6 +78,9 @@ pub struct Mount {
     /// long, well within the masters' GC grace.
     pub commit_idle: Duration,
     pub(crate) orphan_renewer: std::sync::atomic::AtomicBool,
+    /// How long a request may wait on the cluster (inflight.rs); None:
+    /// forever. For the waits that do not go through `Inflight::run`.
+    pub io_timeout: Option<Duration>,
 }
 
 pub fn kind(k: i32) -> FileType {
@@ -162,6 +165,7 @@ impl Mount {
             orphan_renew: Duration::from_secs(600),
             commit_idle: Duration::from_secs(60),
             orphan_renewer: Default::default(),
+            io_timeout: None,
         }
     }
 

@@ -67,6 +67,7 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     mount.write_behind_create = cfg.write_behind_create;
     mount.orphan_renew = cfg.orphan_renew.max(Duration::from_millis(100));
     mount.commit_idle = cfg.commit_idle.max(Duration::from_millis(100));
+    mount.io_timeout = cfg.io_timeout;
     let mount = Arc::new(mount);
     rt.spawn(mount.clone().commit_idle_files());
     rt.spawn(mount.clone().renew_lock_session());

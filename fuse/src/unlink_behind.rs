@@ -71,10 +71,22 @@ impl Mount {
             None => {
                 let (m, rt2) = (self.clone(), rt.clone());
                 rt.spawn(async move {
-                    behind.settle_creates().await;
-                    let file = m.dircache.ino_of(parent, &name);
-                    let ticket = behind.begin(parent, &name, file).await;
-                    m.queue_unlink(&rt2, ticket, fs, parent, name, file, reply);
+                    let wait = async {
+                        behind.settle_creates().await;
+                        let file = m.dircache.ino_of(parent, &name);
+                        (behind.begin(parent, &name, file).await, file)
+                    };
+                    let waited = match m.io_timeout {
+                        Some(t) => tokio::time::timeout(t, wait).await.ok(),
+                        None => Some(wait.await),
+                    };
+                    match waited {
+                        Some((ticket, file)) => m.queue_unlink(&rt2, ticket, fs, parent, name, file, reply),
+                        None => {
+                            tracing::warn!("unlink waited on the cluster past the I/O timeout: EIO");
+                            reply.error(fuser::Errno::EIO)
+                        }
+                    }
                 });
             }
         }

@@ -133,6 +133,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         healer::Healer::new(raft.clone(), db.clone(), cluster.clone(), cfg.healer.clone(), repair.clone()).run(),
     );
     tokio::spawn(expire_lock_sessions(raft.clone(), db.clone()));
+    tokio::spawn(fresh_liveness_on_election(raft.clone(), cluster.clone(), cfg.id));
     let meta = meta_service::MetaService {
         raft: raft.clone(),
         db: db.clone(),
@@ -162,6 +163,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = raft.shutdown().await;
     db.flush_wal(true)?;
     Ok(())
+}
+
+/// The moment this master becomes leader, what it knew of chunkserver
+/// liveness is stale (heartbeats go to the leader only): it starts afresh,
+/// giving every server the benefit of the doubt for one dead timeout, so
+/// writers never see "0 live chunkservers" right after an election.
+async fn fresh_liveness_on_election(raft: types::Raft, cluster: Arc<cluster::Cluster>, me: u64) {
+    use openraft::async_runtime::WatchReceiver;
+    let mut metrics = raft.metrics();
+    let mut was_leader = false;
+    loop {
+        let leader = metrics.borrow_and_update().current_leader == Some(me);
+        if leader && !was_leader {
+            cluster.reset();
+        }
+        was_leader = leader;
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// On the leader, every second: ends lock sessions whose lease ran out

@@ -275,7 +275,7 @@ fn failover_under_fuse_and_cli_workload() {
         let (mnt, stop) = (mnt.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut done = Vec::new();
-            for i in 0..400u64 {
+            for i in 0..4000u64 {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) && i >= 20 {
                     break;
                 }
@@ -327,7 +327,7 @@ fn failover_under_fuse_and_cli_workload() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = fuse_writer.join().expect("FUSE writer failed");
     cli_uploader.join().expect("CLI uploader failed");
-    assert!(written.len() < 400, "the FUSE workload ended before the faults did");
+    assert!(written.len() < 4000, "the FUSE workload ended before the faults did");
     for (f, i) in &written {
         let want = tessera_tests::random_bytes(50_000 + *i as usize * 37, 9_000 + i);
         assert!(std::fs::read(f).unwrap() == want, "{} differs", f.display());
