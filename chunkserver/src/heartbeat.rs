@@ -16,6 +16,8 @@ pub struct Heartbeat {
     pub addr: String,
     pub zone: String,
     pub interval: Duration,
+    /// Chunk ids per page of a full report.
+    pub page_ids: usize,
 }
 
 fn ids(v: &[ChunkId]) -> Vec<Bytes> {
@@ -63,31 +65,45 @@ impl Heartbeat {
             } else {
                 self.store.take_changes()
             };
-            let req = HeartbeatRequest {
-                id: self.id.clone(),
-                addr: self.addr.clone(),
-                capacity: disk.capacity,
-                used: self.store.used(),
-                free: disk.free,
-                chunk_count: self.store.count(),
-                full: need_full,
-                added: ids(&added),
-                removed: ids(&removed),
-            };
-            match self
-                .meta
-                .call("heartbeat", |mut c| {
-                    let r = req.clone();
-                    async move { c.heartbeat(r).await }
-                })
-                .await
-            {
-                Ok(reply) => need_full = reply.need_full_report,
-                Err(e) => {
-                    tracing::warn!(error = %e, "heartbeat failed");
-                    // The changes in this report may be lost, and a new
-                    // leader knows nothing of us: report everything next.
-                    need_full = true;
+            // A full report goes in pages, back to back; a small one (and
+            // every incremental report) in one message.
+            let pages: Vec<&[ChunkId]> =
+                if need_full { added.chunks(self.page_ids.max(1)).collect() } else { vec![&added[..]] };
+            let pages = if pages.is_empty() { vec![&added[..]] } else { pages };
+            let last = pages.len() - 1;
+            let full = need_full;
+            for (page, part) in pages.into_iter().enumerate() {
+                let req = HeartbeatRequest {
+                    id: self.id.clone(),
+                    addr: self.addr.clone(),
+                    capacity: disk.capacity,
+                    used: self.store.used(),
+                    free: disk.free,
+                    chunk_count: self.store.count(),
+                    full,
+                    added: ids(part),
+                    removed: if page == 0 { ids(&removed) } else { Vec::new() },
+                    page: page as u32,
+                    more: full && page < last,
+                };
+                match self
+                    .meta
+                    .call("heartbeat", |mut c| {
+                        let r = req.clone();
+                        async move { c.heartbeat(r).await }
+                    })
+                    .await
+                {
+                    Ok(reply) => need_full = reply.need_full_report,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "heartbeat failed");
+                        // The changes in this report may be lost, and a new
+                        // leader knows nothing of us: report everything next.
+                        need_full = true;
+                    }
+                }
+                if need_full && page < last {
+                    break; // a page went missing: a whole new report next
                 }
             }
             tokio::time::sleep(self.interval).await;

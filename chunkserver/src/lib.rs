@@ -23,6 +23,8 @@ pub struct Config {
     pub zone: String,
     pub reserve_bytes: u64,
     pub heartbeat: Duration,
+    /// Chunk ids per page of a full chunk report.
+    pub report_page_ids: usize,
     /// Repair copies sent from this server, bytes/s (0 = unlimited).
     pub repair_rate: u64,
     /// Scrub re-hash rate, bytes/s (0 = scrubbing off).
@@ -54,6 +56,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         addr: cfg.advertise.clone(),
         zone: cfg.zone.clone(),
         interval: cfg.heartbeat,
+        page_ids: cfg.report_page_ids,
     };
     tokio::spawn(hb.run());
     let server = tessera_proto::pb::chunk_server::ChunkServer::new(svc)

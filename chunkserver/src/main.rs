@@ -43,6 +43,10 @@ struct Args {
     /// Heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 1000)]
     heartbeat_ms: u64,
+    /// Chunk ids per page of a full chunk report (a report of millions of
+    /// chunks goes in pages, each well under the message limit).
+    #[arg(long, default_value_t = tessera_proto::REPORT_PAGE_IDS)]
+    report_page_ids: usize,
     /// How often small chunks acknowledged through the journal are written
     /// out as chunk files, in milliseconds (sooner when 16 MiB accumulate).
     #[arg(long, default_value_t = 500)]
@@ -65,6 +69,7 @@ async fn main() {
         zone: a.zone,
         reserve_bytes: a.reserve_bytes,
         heartbeat: Duration::from_millis(a.heartbeat_ms),
+        report_page_ids: a.report_page_ids.max(1),
         repair_rate: a.repair_mbps * 1_000_000,
         scrub_rate: a.scrub_mbps * 1_000_000,
         scrub_pause: Duration::from_secs(a.scrub_pause_s),

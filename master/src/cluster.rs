@@ -18,6 +18,10 @@ pub struct Live {
     pub chunk_count: u64,
     pub last_seen: Instant,
     pub chunks: HashSet<ChunkId>,
+    /// A paged full report on its way: the chunks so far, the next page.
+    staging: Option<(HashSet<ChunkId>, u32)>,
+    /// A full report has arrived whole (`chunks` is the server's content).
+    complete: bool,
 }
 
 /// Chunk -> the live servers reporting it, as indices into `servers`, and
@@ -115,6 +119,8 @@ impl Cluster {
             chunk_count: 0,
             last_seen: Instant::now(),
             chunks: HashSet::new(),
+            staging: None,
+            complete: false,
         });
         e.addr = hb.addr.clone();
         e.capacity = hb.capacity;
@@ -123,7 +129,26 @@ impl Cluster {
         e.chunk_count = hb.chunk_count;
         e.last_seen = Instant::now();
         if hb.full {
-            e.chunks = parse(&hb.added).into_iter().collect();
+            // Pages: the report replaces what was known only once whole.
+            let ids = parse(&hb.added);
+            match (&mut e.staging, hb.page) {
+                (_, 0) => e.staging = Some((ids.into_iter().collect(), 1)),
+                (Some((set, next)), p) if *next == p => {
+                    set.extend(ids);
+                    *next += 1;
+                }
+                _ => {
+                    // A page out of order (a lost or repeated one): start over.
+                    e.staging = None;
+                    return true;
+                }
+            }
+            if !hb.more {
+                if let Some((set, _)) = e.staging.take() {
+                    e.chunks = set;
+                    e.complete = true;
+                }
+            }
         } else {
             for id in parse(&hb.added) {
                 e.chunks.insert(id);
@@ -152,7 +177,7 @@ impl Cluster {
 
     /// True once the server's full chunk report has arrived.
     pub fn knows(&self, id: &str) -> bool {
-        self.lock().contains_key(id)
+        self.lock().get(id).is_some_and(|l| l.complete)
     }
 
     /// Where each chunk is, as reported by the live servers.
@@ -247,5 +272,44 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         let h = c.holders();
         assert!(!h.is_held(&a) && h.servers.is_empty());
+    }
+
+    fn page(c: &Cluster, id: &str, chunks: &[ChunkId], page: u32, more: bool) -> bool {
+        let hb = HeartbeatRequest {
+            id: id.into(),
+            addr: format!("{id}:1"),
+            full: true,
+            added: chunks.iter().map(|c| Bytes::copy_from_slice(c.as_bytes())).collect(),
+            page,
+            more,
+            ..Default::default()
+        };
+        c.heartbeat(&hb)
+    }
+
+    #[test]
+    fn a_report_in_pages_counts_only_once_whole() {
+        // 600,000 ids: more than one 16 MiB message could carry (~490,000).
+        let ids: Vec<ChunkId> = (0..600_000u32).map(|i| ChunkId::of(&i.to_le_bytes())).collect();
+        let c = Cluster::new(Duration::from_secs(60));
+        let pages: Vec<&[ChunkId]> = ids.chunks(100_000).collect();
+        for (i, p) in pages.iter().enumerate() {
+            assert!(!c.knows("cs-1"), "known before its last page");
+            assert!(!page(&c, "cs-1", p, i as u32, i + 1 < pages.len()));
+        }
+        assert!(c.knows("cs-1"));
+        let h = c.holders();
+        assert!(ids.iter().all(|id| h.is_held(id)));
+        assert_eq!(c.with("cs-1", |l| l.chunks.len()), Some(600_000));
+
+        // A new report replaces the old one only when it is whole; a page
+        // out of order asks for a new report and changes nothing.
+        let fresh = [ChunkId::of(b"x")];
+        assert!(!page(&c, "cs-1", &fresh, 0, true));
+        assert!(page(&c, "cs-1", &fresh, 2, false), "a skipped page must ask for a full report");
+        assert_eq!(c.with("cs-1", |l| l.chunks.len()), Some(600_000));
+        assert!(page(&c, "cs-1", &fresh, 1, false), "no report is under way after the skip");
+        assert!(!page(&c, "cs-1", &fresh, 0, false));
+        assert_eq!(c.with("cs-1", |l| l.chunks.len()), Some(1));
     }
 }

@@ -40,5 +40,8 @@ pub const UNSEALED_UPLOAD_LIMIT: std::time::Duration = std::time::Duration::from
 pub const NAME_MAX: usize = 255;
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
+/// Chunk ids per page of a full chunk report (3.2 MiB of ids, well under
+/// the message limit; a chunkserver with millions of chunks sends pages).
+pub const REPORT_PAGE_IDS: usize = 100_000;
 /// gRPC messages carry up to one frame plus headers.
 pub const GRPC_MAX_MESSAGE: usize = 16 << 20;
