@@ -93,11 +93,19 @@ pub struct Cluster {
     servers: Mutex<HashMap<String, Live>>,
     pub dead_after: Duration,
     started: Mutex<Instant>,
+    /// Woken when a server is found dead before its timeout (liveness.rs),
+    /// so that repair starts at once.
+    pub changed: tokio::sync::Notify,
 }
 
 impl Cluster {
     pub fn new(dead_after: Duration) -> Cluster {
-        Cluster { servers: Mutex::new(HashMap::new()), dead_after, started: Mutex::new(Instant::now()) }
+        Cluster {
+            servers: Mutex::new(HashMap::new()),
+            dead_after,
+            started: Mutex::new(Instant::now()),
+            changed: tokio::sync::Notify::new(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
@@ -108,7 +116,7 @@ impl Cluster {
     pub fn heartbeat(&self, hb: &HeartbeatRequest) -> bool {
         let mut m = self.lock();
         let parse = |v: &[bytes::Bytes]| v.iter().filter_map(|b| ChunkId::from_slice(b).ok()).collect::<Vec<_>>();
-        if !hb.full && !m.contains_key(&hb.id) {
+        if !hb.full && !m.get(&hb.id).is_some_and(|l| l.complete) {
             return true;
         }
         let e = m.entry(hb.id.clone()).or_insert_with(|| Live {
@@ -167,6 +175,37 @@ impl Cluster {
             Some(l) => l.last_seen.elapsed() < self.dead_after,
             None => self.started.lock().unwrap_or_else(|p| p.into_inner()).elapsed() < self.dead_after,
         }
+    }
+
+    /// How long since the server was last heard from, or since this
+    /// master started looking (a new leader has heard from nobody yet).
+    pub fn silent_for(&self, id: &str) -> Duration {
+        match self.lock().get(id) {
+            Some(l) => l.last_seen.elapsed(),
+            None => self.started.lock().unwrap_or_else(|p| p.into_inner()).elapsed(),
+        }
+    }
+
+    /// The server's host refused a connection to it: its process is gone,
+    /// so it is dead now rather than after the timeout. A heartbeat (it was
+    /// restarted) makes it alive again.
+    pub fn refused(&self, id: &str, addr: &str) {
+        let Some(long_ago) = Instant::now().checked_sub(self.dead_after) else { return };
+        let mut m = self.lock();
+        let e = m.entry(id.to_string()).or_insert_with(|| Live {
+            addr: addr.to_string(),
+            capacity: 0,
+            used: 0,
+            free: 0,
+            chunk_count: 0,
+            last_seen: long_ago,
+            chunks: HashSet::new(),
+            staging: None,
+            complete: false,
+        });
+        e.last_seen = long_ago;
+        drop(m);
+        self.changed.notify_one();
     }
 
     /// Forgets everything (a new leadership term starts from fresh reports).

@@ -117,11 +117,13 @@ impl Healer {
                 _ = tokio::time::sleep(self.cfg.interval) => {}
                 // A copy finished: plan the next ones soon (batched a little).
                 _ = self.wake.notified() => tokio::time::sleep(Duration::from_millis(100)).await,
+                // A server was found dead before its timeout: repair now.
+                _ = self.cluster.changed.notified() => {}
             }
             let leader = self.raft.is_leader();
             if leader && !was_leader {
-                // What a previous term learned is stale: start from fresh reports.
-                self.cluster.reset();
+                // What a previous term learned is stale (the liveness and
+                // chunk reports were reset at the election, lib.rs).
                 self.housekept = None;
                 leader_since = Instant::now();
                 self.orphans_seen.clear();

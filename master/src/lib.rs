@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod convert;
 pub mod fsm;
 pub mod healer;
+pub mod liveness;
 mod meta_create;
 mod meta_remove;
 pub mod meta_service;
@@ -134,6 +135,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     tokio::spawn(expire_lock_sessions(raft.clone(), db.clone()));
     tokio::spawn(fresh_liveness_on_election(raft.clone(), cluster.clone(), cfg.id));
+    // A heartbeat is 1 s apart by default: one and a half missed is a
+    // reason to look, not a verdict.
+    let suspect_after = (cfg.dead_after / 4).clamp(Duration::from_millis(600), Duration::from_millis(1500));
+    tokio::spawn(liveness::probe_silent_servers(raft.clone(), db.clone(), cluster.clone(), suspect_after));
     let meta = meta_service::MetaService {
         raft: raft.clone(),
         db: db.clone(),

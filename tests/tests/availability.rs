@@ -362,3 +362,21 @@ fn find_child(parent: u32, data_dir: &Path) -> Option<u32> {
     }
     None
 }
+
+#[test]
+fn a_killed_chunkserver_leaves_the_live_ring_before_its_dead_timeout() {
+    // The test masters' dead timeout is 3 s; a refused connection is proof
+    // sooner that the process is gone.
+    let mut c = Cluster::start(3, 3);
+    c.chunkservers[2].kill();
+    let t = Instant::now();
+    let alive = |c: &Cluster| {
+        c.status()["chunkservers"].as_array().map_or(0, |v| v.iter().filter(|s| s["alive"] == true).count())
+    };
+    tessera_tests::eventually(Duration::from_secs(10), "the killed server marked dead", || alive(&c) == 2);
+    let took = t.elapsed();
+    assert!(took < Duration::from_millis(2500), "marked dead after {took:?}");
+    // A restart brings it back.
+    c.chunkservers[2].start();
+    tessera_tests::eventually(Duration::from_secs(20), "the server alive again", || alive(&c) == 3);
+}
