@@ -357,6 +357,17 @@ impl Cluster {
         p.exists().then_some(p)
     }
 
+    /// Copies of each chunk (hex ids) on the disks of running chunkservers.
+    pub fn copies_on_disk(&self, ids: &[String]) -> Vec<usize> {
+        ids.iter()
+            .map(|id| {
+                (0..self.chunkservers.len())
+                    .filter(|j| self.chunkservers[*j].is_running() && self.chunk_file(*j, id).is_some())
+                    .count()
+            })
+            .collect()
+    }
+
     /// Total bytes of chunk files across all chunkservers (after the
     /// running ones have checkpointed their journals).
     pub fn stored_bytes(&self) -> u64 {

@@ -55,13 +55,7 @@ fn small_tree(root: &Path, n: usize, seed: u64) -> Vec<String> {
 
 /// Copies on running chunkservers' disks, per chunk.
 fn copies(c: &Cluster, ids: &[String]) -> Vec<usize> {
-    ids.iter()
-        .map(|id| {
-            (0..c.chunkservers.len())
-                .filter(|j| c.chunkservers[*j].is_running() && c.chunk_file(*j, id).is_some())
-                .count()
-        })
-        .collect()
+    c.copies_on_disk(ids)
 }
 
 fn wait_three_copies(c: &Cluster, ids: &[String], limit: Duration) {

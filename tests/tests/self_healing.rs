@@ -40,13 +40,7 @@ fn all_chunks(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
 
 /// Replica counts per chunk on the disks of running chunkservers.
 fn replicas(c: &Cluster, ids: &[String]) -> Vec<usize> {
-    ids.iter()
-        .map(|id| {
-            (0..c.chunkservers.len())
-                .filter(|j| c.chunkservers[*j].is_running() && c.chunk_file(*j, id).is_some())
-                .count()
-        })
-        .collect()
+    c.copies_on_disk(ids)
 }
 
 /// Waits (bounded) until the leader's healer has nothing left to do and
