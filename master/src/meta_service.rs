@@ -568,6 +568,9 @@ impl Meta for MetaService {
 
     async fn renew_lock_session(&self, req: Request<RenewLockSessionRequest>) -> Res<Empty> {
         let r = req.into_inner();
+        if r.session.is_empty() || r.session.len() > 256 {
+            return Err(errno_status(libc::EINVAL, "bad lock session"));
+        }
         let lease_ms = self.lock_lease.as_millis() as u64;
         self.write(Cred::root(), Op::RenewSession { session: r.session, lease_ms }).await?;
         ok(Empty {})

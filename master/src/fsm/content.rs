@@ -50,9 +50,10 @@ impl Applier<'_, '_> {
             // A write by anyone but the owner clears setuid and setgid: the
             // kernel asks for it as a chmod by the writer, which needs only
             // write permission (as on a local file system).
-            let drops_privs_only = m & 0o7777 != i.mode & 0o7777
-                && (m & 0o7777) & !(S_ISUID | S_ISGID) == i.mode & 0o7777 & !(S_ISUID | S_ISGID)
-                && (m & 0o7777) & !(i.mode & 0o7777) == 0;
+            let (old, new) = (i.mode & 0o7777, m & 0o7777);
+            let removed = old & !new;
+            // The new mode is the old one less setuid and/or setgid, nothing else.
+            let drops_privs_only = removed != 0 && new & !old == 0 && removed & !(S_ISUID | S_ISGID) == 0;
             let writer_drops_privs = drops_privs_only && !i.is_dir() && perm::allowed(&i, c, W);
             if !is_owner_or_root(&i, c) && !writer_drops_privs {
                 return Err(err(libc::EPERM, "only the owner may change the mode"));

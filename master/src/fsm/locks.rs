@@ -92,13 +92,27 @@ pub fn held(txn: &Txn, ino: u64) -> io::Result<Vec<Held>> {
 }
 
 impl Applier<'_, '_> {
-    fn put_held(&mut self, ino: u64, list: &[Held]) {
+    /// Stores `ino`'s locks; a session left with no lock on `ino` stops
+    /// listing it (a long-lived mount's list stays as short as what it holds).
+    fn put_held(&mut self, ino: u64, before: &[Held], list: &[Held]) -> Result<(), Fail> {
         let k = key::ino(key::LOCK, ino);
         if list.is_empty() {
             self.txn.delete(k);
         } else {
             self.txn.put(k, &list.to_vec());
         }
+        let mut gone: Vec<&str> = before.iter().map(|h| session_of(&h.owner)).collect();
+        gone.sort_unstable();
+        gone.dedup();
+        gone.retain(|s| !list.iter().any(|h| session_of(&h.owner) == *s));
+        for s in gone {
+            let sk = key::bytes(key::SESSION, s.as_bytes());
+            if let Some(mut rec) = self.txn.get::<SessionRec>(&sk)? {
+                rec.inos.retain(|&i| i != ino);
+                self.txn.put(sk, &rec);
+            }
+        }
+        Ok(())
     }
 
     /// Extends `session`'s lease to now + `lease_ms`, noting `ino` among
@@ -132,8 +146,9 @@ impl Applier<'_, '_> {
         let list = held(self.txn, ino)?;
         match set(&list, owner, pid, range.0, range.1, typ) {
             Ok(next) => {
-                self.put_held(ino, &next);
-                self.renew(session_of(owner), Some(ino), lease_ms)?;
+                self.put_held(ino, &list, &next)?;
+                let holds = next.iter().any(|h| session_of(&h.owner) == session_of(owner));
+                self.renew(session_of(owner), holds.then_some(ino), lease_ms)?;
                 Ok(Reply::Lock(None))
             }
             Err(c) => Ok(Reply::Lock(Some(c))),
@@ -144,7 +159,7 @@ impl Applier<'_, '_> {
         let list = held(self.txn, ino)?;
         let next: Vec<Held> = list.iter().filter(|h| h.owner != owner).cloned().collect();
         if next.len() != list.len() {
-            self.put_held(ino, &next);
+            self.put_held(ino, &list, &next)?;
         }
         Ok(Reply::None)
     }
@@ -172,7 +187,7 @@ impl Applier<'_, '_> {
                 let list = held(self.txn, ino)?;
                 let next: Vec<Held> = list.iter().filter(|h| session_of(&h.owner) != s).cloned().collect();
                 if next.len() != list.len() {
-                    self.put_held(ino, &next);
+                    self.put_held(ino, &list, &next)?;
                 }
             }
             self.txn.delete(k);

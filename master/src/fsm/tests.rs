@@ -449,3 +449,25 @@ fn a_file_open_on_the_callers_mount_outlives_its_last_name() {
     let r = ns.run(&ROOT, Op::UnlinkMany { items, open: vec![c] }).unwrap();
     assert!(matches!(r, Reply::Outcomes(_, ref o) if o == &vec![c]));
 }
+
+#[test]
+fn a_lock_session_lists_only_the_files_it_holds_locks_on() {
+    use super::locks::{SessionRec, F_UNLCK, F_WRLCK};
+    let mut ns = Ns::new();
+    let lock =
+        |ino: u64, typ: i32| Op::SetLock { ino, owner: "m1:1".into(), pid: 1, start: 0, end: 9, typ, lease_ms: 10_000 };
+    let session = |ns: &Ns| -> Vec<u64> {
+        let cf = super::cf(&ns.db, super::CF_SM).unwrap();
+        let raw = ns.db.get_cf(cf, key::bytes(key::SESSION, b"m1")).unwrap().unwrap();
+        decode::<SessionRec>(&raw).unwrap().inos
+    };
+    ns.run(&ROOT, lock(10, F_WRLCK)).unwrap();
+    ns.run(&ROOT, lock(11, F_WRLCK)).unwrap();
+    assert_eq!(session(&ns), vec![10, 11]);
+    ns.run(&ROOT, lock(10, F_UNLCK)).unwrap();
+    assert_eq!(session(&ns), vec![11]);
+    ns.run(&ROOT, Op::ReleaseLocks { ino: 11, owner: "m1:1".into() }).unwrap();
+    assert!(session(&ns).is_empty());
+    // The session itself lives on until its lease ends.
+    ns.run(&ROOT, Op::RenewSession { session: "m1".into(), lease_ms: 10_000 }).unwrap();
+}
