@@ -39,7 +39,13 @@ impl Fs {
     }
 
     async fn lookup_in_order(&self, parent: u64, name: &str, ordered: bool) -> Result<Attr> {
-        let req = LookupRequest { cred: self.cred(), parent, name: b(name) };
+        Ok(self.lookup_leased(parent, name.as_bytes(), ordered).await?.0)
+    }
+
+    /// A lookup, and whether the leader registered the answer under this
+    /// client's cache lease (see `MetaOptions::session`).
+    pub async fn lookup_leased(&self, parent: u64, name: &[u8], ordered: bool) -> Result<(Attr, bool)> {
+        let req = LookupRequest { cred: self.cred(), parent, name: Bytes::copy_from_slice(name) };
         let call = |mut c: PbClient| {
             let r = req.clone();
             async move { c.lookup(r).await }
@@ -49,7 +55,8 @@ impl Fs {
         } else {
             self.meta.read_unordered("lookup", call).await?
         };
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))
+        let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))?;
+        Ok((a, r.lease))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -62,6 +69,11 @@ impl Fs {
     }
 
     async fn getattr_in_order(&self, ino: u64, ordered: bool) -> Result<Attr> {
+        Ok(self.getattr_leased(ino, ordered).await?.0)
+    }
+
+    /// A getattr, and whether the answer is under this client's cache lease.
+    pub async fn getattr_leased(&self, ino: u64, ordered: bool) -> Result<(Attr, bool)> {
         let req = GetAttrRequest { ino, stale_ok: false };
         let call = |mut c: PbClient| async move { c.get_attr(req).await };
         let r = if ordered {
@@ -69,7 +81,8 @@ impl Fs {
         } else {
             self.meta.read_unordered("getattr", call).await?
         };
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))
+        let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "getattr reply without attributes"))?;
+        Ok((a, r.lease))
     }
 
     /// Resolves an absolute path to its attributes.
@@ -188,6 +201,12 @@ impl Fs {
 
     /// Like `readdir`, but None once the directory holds more than `max` entries.
     pub async fn readdir_upto(&self, ino: u64, plus: bool, max: usize) -> Result<Option<Vec<DirEntry>>> {
+        Ok(self.readdir_upto_leased(ino, plus, max).await?.map(|(e, _)| e))
+    }
+
+    /// `readdir_upto`, and whether every page is under this client's cache lease.
+    pub async fn readdir_upto_leased(&self, ino: u64, plus: bool, max: usize) -> Result<Option<(Vec<DirEntry>, bool)>> {
+        let mut leased = true;
         let mut out = Vec::new();
         let mut after = Bytes::new();
         loop {
@@ -202,12 +221,13 @@ impl Fs {
             if let Some(last) = r.entries.last() {
                 after = last.name.clone();
             }
+            leased &= r.lease;
             out.extend(r.entries);
             if out.len() > max {
                 return Ok(None);
             }
             if !r.more {
-                return Ok(Some(out));
+                return Ok(Some((out, leased)));
             }
         }
     }

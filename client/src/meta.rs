@@ -32,11 +32,20 @@ pub struct MetaOptions {
     /// master from its applied state, possibly behind the leader, and keep
     /// working without a quorum. Writes still go to the leader.
     pub stale_reads: bool,
+    /// A mount's cache-lease session, sent with every request: the leader
+    /// registers reads under it and does not revoke this client's own
+    /// changes from it (see the masters' leases.rs).
+    pub session: Option<String>,
 }
 
 impl Default for MetaOptions {
     fn default() -> Self {
-        MetaOptions { rpc_timeout: Duration::from_secs(2), total_timeout: Duration::from_secs(30), stale_reads: false }
+        MetaOptions {
+            rpc_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_secs(30),
+            stale_reads: false,
+            session: None,
+        }
     }
 }
 
@@ -76,16 +85,21 @@ const WRITE_BEHIND_LIMIT: usize = 128;
 /// How long a master that timed out is passed over.
 const SUSPECT_FOR: Duration = Duration::from_secs(3);
 
-/// Marks a request as a stale read (header `tessera-read: stale`).
-#[derive(Clone, Copy, Default)]
+/// Marks a request as a stale read (header `tessera-read: stale`) and
+/// names the client's lease session (`tessera-session`).
+#[derive(Clone, Default)]
 pub struct ReadMode {
     stale: bool,
+    session: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl Interceptor for ReadMode {
     fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
         if self.stale {
             req.metadata_mut().insert(tessera_proto::status::READ_MODE_HEADER, MetadataValue::from_static("stale"));
+        }
+        if let Some(s) = &self.session {
+            req.metadata_mut().insert(tessera_proto::status::SESSION_HEADER, s.clone());
         }
         Ok(req)
     }
@@ -126,10 +140,12 @@ impl MetaClient {
 
     /// A client bound to one master, for status queries of that master.
     pub fn client_for(&self, addr: &str) -> Result<PbClient> {
-        self.client_with(addr, ReadMode::default())
+        self.client_with(addr, false)
     }
 
-    fn client_with(&self, addr: &str, mode: ReadMode) -> Result<PbClient> {
+    fn client_with(&self, addr: &str, stale: bool) -> Result<PbClient> {
+        let session = self.inner.opts.session.as_deref().and_then(|s| MetadataValue::try_from(s).ok());
+        let mode = ReadMode { stale, session };
         Ok(Pb::with_interceptor(self.channel(addr)?, mode)
             .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
             .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
@@ -206,7 +222,7 @@ impl MetaClient {
         loop {
             let i = self.inner.read_from.load(Ordering::Relaxed) % self.inner.addrs.len();
             let addr = &self.inner.addrs[i];
-            let client = self.client_with(addr, ReadMode { stale: true })?;
+            let client = self.client_with(addr, true)?;
             let last = match tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).await {
                 Ok(Ok(resp)) => return Ok(resp.into_inner()),
                 Ok(Err(st)) if errno_of(&st).is_some() || !retryable(st.code()) => {

@@ -232,7 +232,7 @@ impl Mount {
     /// A directory's attributes as this mount last saw them change, or
     /// from a listing within its lifetime.
     fn known_dir_attr(&self, dir: u64) -> Option<Attr> {
-        self.post_op_attr(dir).or_else(|| self.dircache.dir_attr(dir))
+        self.post_op_attr(dir).or_else(|| self.leases.remaining().and(self.dircache.dir_attr(dir)))
     }
 
     /// Asks for more inode numbers in the background.

@@ -71,7 +71,15 @@ struct Inner {
     misses: HashMap<u64, u32>,
     too_big: HashMap<u64, Instant>,
     entries: usize,
+    /// Attributes of single inodes answered under the cache lease.
+    single: HashMap<u64, Attr>,
+    /// Bumped by every change here: attributes fetched across a bump are
+    /// not cached (they may predate this mount's own change).
+    epoch: u64,
 }
+
+/// Single attributes kept; past it they are all dropped.
+const MAX_SINGLE: usize = 100_000;
 
 pub struct DirCache {
     ttl: Duration,
@@ -95,6 +103,7 @@ fn may_search(dir: &Attr, c: &Cred) -> bool {
 
 impl Inner {
     fn drop_listing(&mut self, dir: u64) {
+        self.epoch += 1;
         if let Some(l) = self.listings.remove(&dir) {
             self.entries -= l.names.len();
         }
@@ -102,6 +111,8 @@ impl Inner {
 
     /// The attributes of `ino` changed: its entries are asked for again.
     fn forget_attrs(&mut self, ino: u64) {
+        self.epoch += 1;
+        self.single.remove(&ino);
         for l in self.listings.values_mut() {
             l.attrs.remove(&ino);
         }
@@ -340,6 +351,10 @@ impl DirCache {
     /// The attributes of `ino` changed and are now `a` (setattr, commit).
     pub fn updated(&self, a: &Attr) {
         let mut g = self.lock();
+        g.epoch += 1;
+        if let Some(known) = g.single.get_mut(&a.ino) {
+            *known = *a;
+        }
         for l in g.listings.values_mut() {
             if let Some(known) = l.attrs.get_mut(&a.ino) {
                 *known = *a;
@@ -370,6 +385,41 @@ impl DirCache {
     /// The attributes of `ino` changed in a way not known here (xattrs).
     pub fn changed(&self, ino: u64) {
         self.lock().forget_attrs(ino);
+    }
+
+    /// The cache lease ended: nothing here may be trusted.
+    pub fn clear(&self) {
+        let mut g = self.lock();
+        g.epoch += 1;
+        g.listings.clear();
+        g.entries = 0;
+        g.single.clear();
+        for f in g.fetching.values_mut() {
+            f.void = true;
+        }
+    }
+
+    /// The change count, read before fetching attributes to cache.
+    pub fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Attributes of `ino` fetched alone under the lease.
+    pub fn attr(&self, ino: u64) -> Option<Attr> {
+        self.lock().single.get(&ino).copied()
+    }
+
+    /// Caches attributes fetched under the lease, unless anything changed
+    /// here since `epoch`.
+    pub fn learned_attr(&self, a: &Attr, epoch: u64) {
+        let mut g = self.lock();
+        if g.epoch != epoch {
+            return;
+        }
+        if g.single.len() >= MAX_SINGLE {
+            g.single.clear();
+        }
+        g.single.insert(a.ino, *a);
     }
 }
 

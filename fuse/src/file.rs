@@ -141,6 +141,11 @@ impl FileData {
         self.is_dirty() || version < self.committed_version
     }
 
+    /// The committed content version this view holds.
+    pub fn committed_version(&self) -> u64 {
+        self.committed_version
+    }
+
     pub fn is_dirty(&self) -> bool {
         !self.slots.is_empty() || self.size != self.committed_size || self.trimmed
     }

@@ -21,6 +21,10 @@ pub struct OpenFile {
     /// Unlinked while open here: the master keeps it until this mount
     /// releases it after the last close (see orphans.rs).
     pub orphaned: std::sync::atomic::AtomicBool,
+    /// Another mount changed the file (a lease revoke): the next read
+    /// reloads the committed content unless this mount has unflushed
+    /// writes (what a database relies on after taking a lock).
+    pub revoked: std::sync::atomic::AtomicBool,
 }
 
 pub struct DirHandle {
@@ -81,7 +85,15 @@ pub struct Mount {
     /// How long a request may wait on the cluster (inflight.rs); None:
     /// forever. For the waits that do not go through `Inflight::run`.
     pub io_timeout: Option<Duration>,
+    /// The cache lease every cache above depends on (leases.rs).
+    pub leases: crate::leases::LeaseState,
+    /// Content version the kernel's cached pages of a closed file hold.
+    page_versions: Mutex<HashMap<u64, u64>>,
 }
+
+/// Listings are kept while the lease holds and nothing revoked them; this
+/// only bounds how long an idle one takes memory.
+const LISTING_MAX_AGE: Duration = Duration::from_secs(60);
 
 pub fn kind(k: i32) -> FileType {
     match FileKind::try_from(k).unwrap_or(FileKind::Regular) {
@@ -157,7 +169,7 @@ impl Mount {
             next_fh: AtomicU64::new(1),
             id: format!("{:016x}", rand_id()),
             locked: Mutex::new(Default::default()),
-            dircache: DirCache::new(ttl),
+            dircache: DirCache::new(LISTING_MAX_AGE),
             post_op: TtlMap::new(ttl, 10_000),
             write_behind_unlink: true,
             unlinks: Default::default(),
@@ -166,7 +178,16 @@ impl Mount {
             commit_idle: Duration::from_secs(60),
             orphan_renewer: Default::default(),
             io_timeout: None,
+            leases: Default::default(),
+            page_versions: Default::default(),
         }
+    }
+
+    /// Every cache of this mount is dropped (the lease ended).
+    pub fn drop_caches(&self) {
+        self.dircache.clear();
+        self.post_op.clear();
+        self.no_xattrs.clear();
     }
 
     /// A change in `dir` succeeded; `a` is the directory as it left it.
@@ -198,6 +219,7 @@ impl Mount {
 
     /// The attributes of `dir` as this mount's last change in it left them.
     pub fn post_op_attr(&self, dir: u64) -> Option<Attr> {
+        self.leases.remaining()?;
         self.post_op.get(dir).map(|(a, _)| a)
     }
 
@@ -250,12 +272,14 @@ impl Mount {
         if self.fs.meta.write_behind().removing(parent, name) {
             return LookupHere::Done(Err(ClientError::fs(libc::ENOENT, "no such file or directory")));
         }
+        let Some(lease_left) = self.leases.remaining() else { return LookupHere::Ask };
         match self.dircache.lookup(parent, name, cred) {
             Cached::Found(a, left) if self.open_file(a.ino).is_none() => {
+                let left = left.min(lease_left).min(self.ttl);
                 self.note_xattrs(&a);
                 LookupHere::Done(Ok((a, left)))
             }
-            Cached::Found(a, left) => LookupHere::Patch(a, left),
+            Cached::Found(a, left) => LookupHere::Patch(a, left.min(lease_left).min(self.ttl)),
             Cached::Absent => LookupHere::Done(Err(ClientError::fs(libc::ENOENT, "no such file or directory"))),
             Cached::Denied => LookupHere::Done(Err(ClientError::fs(libc::EACCES, "permission denied"))),
             Cached::Miss { list } => {
@@ -270,37 +294,47 @@ impl Mount {
 
     pub async fn lookup_master(&self, fs: &Fs, parent: u64, name: &[u8]) -> Result<(Attr, Duration)> {
         let behind = self.fs.meta.write_behind();
-        let text = std::str::from_utf8(name).map_err(|_| ClientError::fs(libc::EINVAL, "name is not UTF-8"))?;
+        let (gen, epoch) = (self.leases.gen(), self.dircache.epoch());
         // Unlinks still on their way change neither this name nor, unless
         // it is one of theirs, the inode it names.
-        let mut a = match fs.lookup_unordered(parent, text).await {
+        let (mut a, mut leased) = match fs.lookup_leased(parent, name, false).await {
             // A create of this mount in the directory may not have landed.
-            Err(e) if e.errno() == libc::ENOENT && behind.touches(parent) => fs.lookup(parent, text).await?,
+            Err(e) if e.errno() == libc::ENOENT && behind.touches(parent) => {
+                fs.lookup_leased(parent, name, true).await?
+            }
             r => r?,
         };
         let linked_elsewhere = a.nlink > 1 && a.kind != FileKind::Directory as i32;
         if behind.touches(a.ino) || (linked_elsewhere && behind.unsure()) {
-            a = fs.lookup(parent, text).await?;
+            (a, leased) = fs.lookup_leased(parent, name, true).await?;
         }
-        self.dircache.learned(parent, name, &a);
-        Ok((self.patch(a).await, self.ttl))
+        if leased && self.leases.still(gen) {
+            self.dircache.learned(parent, name, &a);
+            self.dircache.learned_attr(&a, epoch);
+        }
+        Ok((self.patch(a).await, self.kernel_ttl()))
     }
 
     /// Lists `dir` (as this mount's own user) for the lookup cache.
     async fn list_for_lookups(&self, dir: u64) {
         let started = Instant::now();
+        let gen = self.leases.gen();
         let listing = async {
-            let d = self.fs.getattr(dir).await?;
-            let entries = self.fs.readdir_upto(dir, true, MAX_LISTED_ENTRIES).await?;
-            Ok::<_, ClientError>((d, entries))
+            let (d, dir_leased) = self.fs.getattr_leased(dir, true).await?;
+            let entries = self.fs.readdir_upto_leased(dir, true, MAX_LISTED_ENTRIES).await?;
+            Ok::<_, ClientError>((d, dir_leased, entries))
         };
         match listing.await {
-            Ok((d, Some(entries))) => {
+            Ok((_, dir_leased, Some((_, leased)))) if !(dir_leased && leased && self.leases.still(gen)) => {
+                // Not under the lease (a change overlapped it): not kept.
+                self.dircache.abandon(dir, false);
+            }
+            Ok((d, _, Some((entries, _)))) => {
                 let entries = entries.into_iter().filter_map(|e| e.attr.map(|a| (e.name.to_vec(), a))).collect();
                 tracing::debug!(dir, "listed for lookups");
                 self.dircache.install(dir, started, d, entries);
             }
-            Ok((_, None)) => self.dircache.abandon(dir, true),
+            Ok((_, _, None)) => self.dircache.abandon(dir, true),
             Err(e) => {
                 tracing::debug!(dir, error = %e, "listing for lookups failed");
                 self.dircache.abandon(dir, false);
@@ -314,7 +348,7 @@ impl Mount {
         fs
     }
 
-    fn open_file(&self, ino: u64) -> Option<Arc<OpenFile>> {
+    pub(crate) fn open_file(&self, ino: u64) -> Option<Arc<OpenFile>> {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).cloned()
     }
 
@@ -354,12 +388,18 @@ impl Mount {
     /// True if `ino` was seen without extended attributes within the
     /// attribute lifetime (then "no such attribute" needs no round trip).
     pub fn known_without_xattrs(&self, ino: u64) -> bool {
-        self.no_xattrs.get(ino).is_some()
+        self.leases.remaining().is_some() && self.no_xattrs.get(ino).is_some()
     }
 
     /// The part of `getattr_for_kernel` answered without waiting.
     pub fn getattr_here(&self, ino: u64) -> Option<(Attr, Duration)> {
-        self.post_op.get(ino)
+        let ttl = self.kernel_ttl();
+        if ttl.is_zero() {
+            return None;
+        }
+        let a = self.post_op.get(ino).map(|(a, _)| a);
+        let a = a.or_else(|| self.dircache.attr(ino).filter(|_| self.open_file(ino).is_none()))?;
+        Some((a, ttl))
     }
 
     /// GETATTR from the kernel: the attributes and how long it may keep them.
@@ -369,7 +409,7 @@ impl Mount {
         }
         // A create held back: the master does not know the file yet.
         if let Some(a) = self.creates.held_attr(ino) {
-            return Ok((self.patch(a).await, self.ttl));
+            return Ok((self.patch(a).await, self.kernel_ttl()));
         }
         // An unlink on its way may drop this file's link count (an open
         // file's fstat must show it) or change this directory.
@@ -385,9 +425,14 @@ impl Mount {
         } else if behind.unsure() {
             self.fs.getattr(ino).await?
         } else {
-            self.fs.getattr_unordered(ino).await?
+            let (gen, epoch) = (self.leases.gen(), self.dircache.epoch());
+            let (a, leased) = self.fs.getattr_leased(ino, false).await?;
+            if leased && self.leases.still(gen) {
+                self.dircache.learned_attr(&a, epoch);
+            }
+            a
         };
-        Ok((self.patch(a).await, self.ttl))
+        Ok((self.patch(a).await, self.kernel_ttl()))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -400,6 +445,14 @@ impl Mount {
     /// `fresh`: the attributes of a file this mount just created (empty, no
     /// extents), which saves fetching them.
     pub async fn open(&self, ino: u64, flags: i32, fresh: Option<&pb::Attr>) -> Result<u64> {
+        Ok(self.open_keep(ino, flags, fresh).await?.0)
+    }
+
+    /// `open`, and whether the kernel may keep the file's cached pages: the
+    /// content is the version they were read from (recorded at the last
+    /// close here; a revoke forgets it), or the file is open here already.
+    pub async fn open_keep(&self, ino: u64, flags: i32, fresh: Option<&pb::Attr>) -> Result<(u64, bool)> {
+        let mut keep = true;
         let existing = self.open_file(ino);
         let (f, loaded) = match existing {
             Some(f) => (f, false),
@@ -419,24 +472,32 @@ impl Mount {
                     data: AsyncMutex::new(data),
                     handles: AtomicU64::new(0),
                     orphaned: Default::default(),
+                    revoked: Default::default(),
                 });
                 (self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(f).clone(), true)
             }
         };
         // Close-to-open: a first open sees the latest committed content.
-        if f.handles.fetch_add(1, Ordering::SeqCst) == 0 && !loaded {
+        if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
             let mut d = f.data.lock().await;
-            if !d.is_dirty() {
+            if !loaded && !d.is_dirty() {
                 let ext = self.fs.extents(ino).await?;
                 if let Some(attr) = ext.attr {
                     d.reset(&attr, ext.extents);
                 }
             }
+            let cached = self.page_versions.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).copied();
+            keep = !d.is_dirty() && cached == Some(d.committed_version());
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (ino, flags));
         self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).insert(fh);
-        Ok(fh)
+        Ok((fh, keep))
+    }
+
+    /// The kernel's cached pages of `ino` may be stale: forget their version.
+    pub fn forget_pages(&self, ino: u64) {
+        self.page_versions.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
     }
 
     pub(crate) fn file_of(&self, fh: u64) -> Result<(Arc<OpenFile>, i32)> {
@@ -455,6 +516,12 @@ impl Mount {
         let first_read = self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
         let data = {
             let mut d = f.data.lock().await;
+            if f.revoked.swap(false, Ordering::SeqCst) && !d.is_dirty() {
+                let ext = self.fs.extents(d.ino).await?;
+                if let Some(attr) = ext.attr {
+                    d.reset(&attr, ext.extents);
+                }
+            }
             d.read(&self.fs.transfer, off, len).await?
         };
         if first_read {
@@ -529,7 +596,18 @@ impl Mount {
         if let Some((ino, _)) = entry {
             if let Some(f) = self.open_file(ino) {
                 if f.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    let clean = !f.data.lock().await.is_dirty();
+                    let (clean, version) = {
+                        let d = f.data.lock().await;
+                        (!d.is_dirty(), d.committed_version())
+                    };
+                    if clean && !f.revoked.load(Ordering::SeqCst) {
+                        // The kernel's pages are this version's.
+                        let mut pv = self.page_versions.lock().unwrap_or_else(|p| p.into_inner());
+                        if pv.len() >= 100_000 {
+                            pv.clear();
+                        }
+                        pv.insert(ino, version);
+                    }
                     let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
                     if clean && f.handles.load(Ordering::SeqCst) == 0 {
                         files.remove(&ino);
@@ -597,7 +675,7 @@ impl Mount {
     }
 }
 
-fn rand_id() -> u64 {
+pub fn rand_id() -> u64 {
     let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32)
 }

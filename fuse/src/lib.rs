@@ -9,6 +9,7 @@ pub mod file;
 pub mod fs;
 mod idle_commit;
 pub mod inflight;
+pub mod leases;
 mod locks;
 pub mod ops;
 mod ops_names;
@@ -59,7 +60,11 @@ fn set_read_ahead(mountpoint: &std::path::Path, kb: u32) -> std::io::Result<()> 
 /// Mounts and serves until unmounted (`fusermount3 -u`) or SIGTERM/SIGINT.
 pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(cfg.threads.max(2)).build()?;
-    let client = tessera_client::connect(cfg.client.clone());
+    // The mount's id names its lock and cache-lease sessions.
+    let id = format!("{:016x}", fs::rand_id());
+    let mut client_cfg = cfg.client.clone();
+    client_cfg.meta.session = Some(id.clone());
+    let client = tessera_client::connect(client_cfg);
     // Fail fast when no master answers rather than mounting a dead file system.
     rt.block_on(client.getattr(tessera_proto::ROOT_INO))?;
     let mut mount = fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64);
@@ -68,7 +73,9 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     mount.orphan_renew = cfg.orphan_renew.max(Duration::from_millis(100));
     mount.commit_idle = cfg.commit_idle.max(Duration::from_millis(100));
     mount.io_timeout = cfg.io_timeout;
+    mount.id = id;
     let mount = Arc::new(mount);
+    rt.spawn(mount.clone().watch_leases());
     rt.spawn(mount.clone().commit_idle_files());
     rt.spawn(mount.clone().renew_lock_session());
     {
@@ -89,6 +96,7 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     }
     fc.n_threads = Some(cfg.threads.max(1));
     let session = fuser::spawn_mount(fsys, &cfg.mountpoint, &fc)?;
+    mount.leases.set_notifier(session.notifier());
     tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
     if cfg.read_ahead_kb > 0 {
         // Off this thread: the stat is answered by the session just started.

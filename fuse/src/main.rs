@@ -43,11 +43,14 @@ struct Args {
     /// than close-to-open across mounts). Writes are unaffected.
     #[arg(long)]
     stale_reads: bool,
-    /// Send each unlink to the master before returning from it, instead of
-    /// acknowledging it at once and sending it behind (see docs/architecture.md:
-    /// a write-behind unlink reaches other mounts a few milliseconds later, and
-    /// is lost if this process is killed before it is sent; fsync of the
-    /// directory waits for it).
+    /// Acknowledge each unlink at once and send it to the masters behind,
+    /// pipelined (like CephFS's asynchronous unlink): much faster `rm -r`,
+    /// but other mounts see the unlink a few milliseconds after it returned
+    /// (not at their next call), and it is lost if this process is killed
+    /// before it is sent; fsync of the directory waits for it.
+    #[arg(long)]
+    unlink_behind: bool,
+    /// Each unlink waits for its commit (the default; overrides --unlink-behind).
     #[arg(long)]
     sync_unlink: bool,
     /// Send each create to the master before returning from it, instead of
@@ -109,7 +112,7 @@ fn main() {
         mountpoint: a.mountpoint,
         ttl: Duration::from_millis(a.attr_ttl_ms),
         threads: a.threads,
-        write_behind_unlink: !a.sync_unlink,
+        write_behind_unlink: a.unlink_behind && !a.sync_unlink,
         write_behind_create: !a.sync_create,
         orphan_renew: Duration::from_secs(a.orphan_renew_s),
         commit_idle: Duration::from_secs(a.commit_idle_s),

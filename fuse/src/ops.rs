@@ -64,7 +64,7 @@ impl TesseraFs {
                 Err(e) => Err(e),
             }
         };
-        let ttl = self.mount.ttl;
+        let ttl = self.mount.kernel_ttl();
         self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, move |reply, r| match r {
             Ok(a) => reply.entry(&ttl, &to_file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno(&e)),
@@ -195,7 +195,7 @@ impl Filesystem for TesseraFs {
                 }
                 r
             }),
-            |a| reply.attr(&m.ttl, &to_file_attr(&a))
+            |a| reply.attr(&m.kernel_ttl(), &to_file_attr(&a))
         );
     }
 
@@ -323,8 +323,10 @@ impl Filesystem for TesseraFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        spawn!(self, req, reply, |m| m.open(ino.0, flags.0, None), |fh| reply
-            .opened(FileHandle(fh), FopenFlags::empty()));
+        spawn!(self, req, reply, |m| m.open_keep(ino.0, flags.0, None), |x| {
+            let keep = if x.1 { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+            reply.opened(FileHandle(x.0), keep)
+        });
     }
 
     fn read(
@@ -508,7 +510,7 @@ impl Filesystem for TesseraFs {
             return;
         };
         let m = self.mount.clone();
-        let (ttl, unique) = (self.mount.ttl, req.unique().0);
+        let (ttl, unique) = (self.mount.kernel_ttl(), req.unique().0);
         let work = async move {
             // Attributes first (some may need the master), then the reply.
             let (mut out, mut bytes) = (Vec::new(), 0usize);

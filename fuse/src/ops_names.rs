@@ -173,7 +173,7 @@ impl TesseraFs {
             };
             if let Some(a) = held {
                 spawn!(self, req, reply, |m| m.open(a.ino, flags, Some(&a)), |fh| reply.created(
-                    &m.ttl,
+                    &m.kernel_ttl(),
                     &to_file_attr(&a),
                     Generation(0),
                     FileHandle(fh),
@@ -217,7 +217,13 @@ impl TesseraFs {
                 let fh = m.open(a.ino, flags, c.created.then_some(&a)).await?;
                 Ok((m.patch(a).await, fh))
             },
-            |x| reply.created(&m.ttl, &to_file_attr(&x.0), Generation(0), FileHandle(x.1), FopenFlags::empty())
+            |x| reply.created(
+                &m.kernel_ttl(),
+                &to_file_attr(&x.0),
+                Generation(0),
+                FileHandle(x.1),
+                FopenFlags::empty()
+            )
         );
     }
 }

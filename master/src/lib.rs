@@ -4,11 +4,14 @@ pub mod cluster;
 pub mod convert;
 pub mod fsm;
 pub mod healer;
+pub mod lease_scope;
+pub mod leases;
 pub mod liveness;
 mod meta_create;
 mod meta_remove;
 pub mod meta_service;
 mod meta_status;
+mod meta_watch;
 pub mod raft;
 pub mod store;
 pub mod types;
@@ -39,6 +42,9 @@ pub struct Config {
     pub min_replicas: u32,
     /// How long a mount's locks outlive its last renewal.
     pub lock_lease: Duration,
+    /// How long a mount's cache lease runs past its last renewal (and so
+    /// the longest a change waits on a mount that stopped answering).
+    pub cache_lease: Duration,
 }
 
 pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
@@ -134,7 +140,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         healer::Healer::new(raft.clone(), db.clone(), cluster.clone(), cfg.healer.clone(), repair.clone()).run(),
     );
     tokio::spawn(expire_lock_sessions(raft.clone(), db.clone()));
-    tokio::spawn(fresh_liveness_on_election(raft.clone(), cluster.clone(), cfg.id));
+    let leases = Arc::new(leases::Leases::new(cfg.cache_lease));
+    tokio::spawn(on_leadership_change(raft.clone(), cluster.clone(), leases.clone(), cfg.id));
     // A heartbeat is 1 s apart by default: one and a half missed is a
     // reason to look, not a verdict.
     let suspect_after = (cfg.dead_after / 4).clamp(Duration::from_millis(600), Duration::from_millis(1500));
@@ -148,6 +155,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         node_id: cfg.id,
         addr: cfg.advertise.clone(),
         min_replicas: cfg.min_replicas,
+        leases,
     };
     let meta = tessera_proto::pb::meta_server::MetaServer::new(meta)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
@@ -160,6 +168,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .max_encoding_message_size(1 << 30);
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
     tonic::transport::Server::builder()
+        .layer(lease_scope::SessionLayer)
         .add_service(meta)
         .add_service(raft_svc)
         .serve_with_shutdown(cfg.listen, shutdown_signal())
@@ -173,17 +182,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 /// The moment this master becomes leader, what it knew of chunkserver
 /// liveness is stale (heartbeats go to the leader only): it starts afresh,
 /// giving every server the benefit of the doubt for one dead timeout, so
-/// writers never see "0 live chunkservers" right after an election.
-async fn fresh_liveness_on_election(raft: types::Raft, cluster: Arc<cluster::Cluster>, me: u64) {
+/// writers never see "0 live chunkservers" right after an election. Cache
+/// leases start afresh on every change of leader or term (leases.rs).
+async fn on_leadership_change(raft: types::Raft, cluster: Arc<cluster::Cluster>, leases: Arc<leases::Leases>, me: u64) {
     use openraft::async_runtime::WatchReceiver;
     let mut metrics = raft.metrics();
-    let mut was_leader = false;
+    let mut was: Option<u64> = None;
     loop {
-        let leader = metrics.borrow_and_update().current_leader == Some(me);
-        if leader && !was_leader {
-            cluster.reset();
+        let (leader, term) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader == Some(me), m.current_term)
+        };
+        let now = leader.then_some(term);
+        if now != was {
+            if leader && was.is_none() {
+                cluster.reset();
+            }
+            leases.leadership(leader);
         }
-        was_leader = leader;
+        was = now;
         if metrics.changed().await.is_err() {
             return;
         }

@@ -67,6 +67,12 @@ struct Args {
     /// live mount renews every 2 s; a dead one's locks go after this).
     #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(6_000..))]
     lock_lease_ms: u64,
+    /// Milliseconds a mount's cache lease runs past its last renewal (a
+    /// mount renews every quarter of it). A change waits at most about this
+    /// long on a mount that stopped answering, and a new leader holds
+    /// changes' acknowledgements this long after its election.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(200..=60_000))]
+    cache_lease_ms: u64,
 }
 
 #[tokio::main]
@@ -106,6 +112,7 @@ async fn main() {
         join: a.join,
         min_replicas: a.min_replicas,
         lock_lease: Duration::from_millis(a.lock_lease_ms),
+        cache_lease: Duration::from_millis(a.cache_lease_ms),
         healer: tessera_master::healer::HealerConfig {
             interval: Duration::from_millis(a.repair_interval_ms),
             copies_per_server: a.copies_per_server.max(1),

@@ -29,6 +29,8 @@ pub struct MetaService {
     pub node_id: u64,
     pub addr: String,
     pub min_replicas: u32,
+    /// Mounts' cache leases (leases.rs): changes revoke them.
+    pub leases: Arc<crate::leases::Leases>,
 }
 
 const RAFT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -65,11 +67,19 @@ impl MetaService {
 
     /// Like `write`, deduplicated by the client's request id.
     pub(crate) async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, Status> {
+        let touched = crate::lease_scope::touched(&self.db, &op);
+        let change = (!touched.is_empty()).then(|| self.leases.begin_change());
         let now = tessera_proto::time::now();
         let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };
-        let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd))
-            .await
-            .map_err(|_| Status::unavailable("raft write timed out (no quorum?)"))?;
+        let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd)).await;
+        // Applied, refused, or unknown (timed out): other mounts drop what
+        // it may have changed before the caller hears of it.
+        if change.is_some() {
+            let origin = crate::lease_scope::current_session();
+            self.leases.revoke(&touched, origin.as_deref()).await;
+        }
+        drop(change);
+        let r = r.map_err(|_| Status::unavailable("raft write timed out (no quorum?)"))?;
         match r {
             Ok(resp) => resp.data.map_err(fs_status),
             Err(e) => {
@@ -101,6 +111,13 @@ impl MetaService {
                 }
             }
         }
+    }
+
+    /// Registers what a read returned under the caller's cache lease;
+    /// true if the caller may keep it until revoked.
+    fn grant(&self, inos: &[u64], token: crate::leases::ReadToken) -> bool {
+        let session = crate::lease_scope::current_session();
+        self.leases.grant(session.as_deref(), inos, token)
     }
 
     /// A RocksDB integer property summed over the column families (for
@@ -138,7 +155,7 @@ impl MetaService {
     }
 
     /// Soft state that lives on the leader only (locks, heartbeats).
-    fn leader_only(&self) -> Result<(), Status> {
+    pub(crate) fn leader_only(&self) -> Result<(), Status> {
         if self.raft.is_leader() {
             Ok(())
         } else {
@@ -160,7 +177,9 @@ impl MetaService {
 
     pub(crate) fn attr_reply(r: Reply) -> Res<AttrReply> {
         match r {
-            Reply::Attr(i) | Reply::Created { inode: i, .. } => ok(AttrReply { attr: Some(attr(&i)), parent: None }),
+            Reply::Attr(i) | Reply::Created { inode: i, .. } => {
+                ok(AttrReply { attr: Some(attr(&i)), parent: None, lease: false })
+            }
             _ => Err(Status::internal("command returned no attributes")),
         }
     }
@@ -186,8 +205,10 @@ impl Meta for MetaService {
     async fn lookup(&self, req: Request<LookupRequest>) -> Res<AttrReply> {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
+        let token = self.leases.begin_read();
         let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
-        ok(AttrReply { attr: Some(attr(&i)), parent: None })
+        let lease = self.grant(&[r.parent, i.ino], token);
+        ok(AttrReply { attr: Some(attr(&i)), parent: None, lease })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -195,8 +216,10 @@ impl Meta for MetaService {
         if !req.get_ref().stale_ok {
             self.read_barrier(req.metadata()).await?;
         }
+        let token = self.leases.begin_read();
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
-        ok(AttrReply { attr: Some(attr(&i)), parent: None })
+        let lease = !req.get_ref().stale_ok && self.grant(&[i.ino], token);
+        ok(AttrReply { attr: Some(attr(&i)), parent: None, lease })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -205,7 +228,7 @@ impl Meta for MetaService {
         if r.read_access {
             self.write_once(cred(r.cred), Op::TouchAtimes { inos: vec![r.ino] }, r.request_id.clone()).await?;
             let i = read::inode(&self.db, r.ino).map_err(fs_status)?;
-            return ok(AttrReply { attr: Some(attr(&i)), parent: None });
+            return ok(AttrReply { attr: Some(attr(&i)), parent: None, lease: false });
         }
         let op = Op::SetAttr {
             ino: r.ino,
@@ -308,7 +331,10 @@ impl Meta for MetaService {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
+        let token = self.leases.begin_read();
         let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus).map_err(fs_status)?;
+        let inos: Vec<u64> = std::iter::once(r.ino).chain(page.entries.iter().map(|(_, d, _)| d.ino)).collect();
+        let lease = self.grant(&inos, token);
         let entries = page
             .entries
             .into_iter()
@@ -319,7 +345,7 @@ impl Meta for MetaService {
                 attr: a.as_ref().map(attr),
             })
             .collect();
-        ok(ReadDirReply { entries, more: page.more })
+        ok(ReadDirReply { entries, more: page.more, lease })
     }
 
     async fn read_link(&self, req: Request<ReadLinkRequest>) -> Res<ReadLinkReply> {
@@ -365,10 +391,12 @@ impl Meta for MetaService {
     async fn get_extents(&self, req: Request<GetExtentsRequest>) -> Res<GetExtentsReply> {
         self.read_barrier(req.metadata()).await?;
         let ino = req.get_ref().ino;
+        let token = self.leases.begin_read();
         let i = read::inode(&self.db, ino).map_err(fs_status)?;
         let ext = read::extents(&self.db, ino).map_err(fs_status)?;
+        let lease = self.grant(&[ino], token);
         let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len, offset: e.offset }).collect();
-        ok(GetExtentsReply { attr: Some(attr(&i)), extents })
+        ok(GetExtentsReply { attr: Some(attr(&i)), extents, lease })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino, size = req.get_ref().size))]
@@ -564,6 +592,12 @@ impl Meta for MetaService {
         let r = req.into_inner();
         self.write(Cred::root(), Op::ReleaseLocks { ino: r.ino, owner: r.owner }).await?;
         ok(Empty {})
+    }
+
+    type WatchStream = crate::meta_watch::WatchStream;
+
+    async fn watch(&self, req: Request<tonic::Streaming<WatchRequest>>) -> Res<Self::WatchStream> {
+        self.open_watch(req).await
     }
 
     async fn renew_lock_session(&self, req: Request<RenewLockSessionRequest>) -> Res<Empty> {

@@ -10,6 +10,8 @@ pub const ERRNO_KEY: &str = "tessera-errno";
 pub const LEADER_KEY: &str = "tessera-leader";
 /// Request header: `stale` lets any master answer a read from its applied state.
 pub const READ_MODE_HEADER: &str = "tessera-read";
+/// Request header: the cache-lease session of the mount sending the request.
+pub const SESSION_HEADER: &str = "tessera-session";
 
 pub fn errno_status(errno: i32, msg: impl Into<String>) -> Status {
     let code = match errno {

@@ -11,7 +11,7 @@ use tessera_tests::*;
 #[test]
 fn unlinks_behind_are_in_order_on_their_mount_and_durable_at_fsync() {
     let c = Cluster::start(3, 3);
-    let mut m1 = c.mount(&[]);
+    let mut m1 = c.mount(&["--unlink-behind"]);
     let m2 = c.mount(&[]);
     let d = m1.path().join("d");
     std::fs::create_dir_all(d.join("sub")).unwrap();
@@ -71,7 +71,7 @@ fn a_refused_unlink_behind_leaves_the_file_and_the_mount_shows_it_again() {
     let c = Cluster::start(3, 3);
     // A long attribute lifetime: the first mount's kernel keeps believing
     // the directory is writable for everyone.
-    let m1 = c.mount(&["--attr-ttl-ms", "30000"]);
+    let m1 = c.mount(&["--attr-ttl-ms", "30000", "--unlink-behind"]);
     let m2 = c.mount(&[]);
     let d1 = m1.path().join("open");
     std::fs::create_dir(&d1).unwrap();

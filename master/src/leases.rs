@@ -1,0 +1,441 @@
+//! Cache leases of mounts, held on the leader (the CephFS capability /
+//! NFSv4 delegation idea, sized for Tessera).
+//!
+//! A mount keeps one Watch stream open to the leader and renews its lease
+//! on it every quarter lease; a renewal is answered only after a fresh
+//! quorum round, so only a real leader extends a lease. Every read the
+//! leader answers for a mount registers the inodes it returned under that
+//! mount's session (and says so in the reply's `lease` flag); the mount
+//! may then keep the answer while its lease runs, with no round trip.
+//!
+//! Every change first reaches the masters' state (a Raft commit), then,
+//! before the change is acknowledged to its caller, the leader revokes the
+//! changed inodes and names from every other session that registered them
+//! and waits for their acknowledgements. A session that does not answer in
+//! `ack_wait` is cut off: its stream is closed and the change waits until
+//! the session's lease has surely run out (its last renewal + the lease;
+//! the mount counts its lease from before it asked, so it stops trusting
+//! its caches no later than that). A new leader knows no sessions: it holds
+//! every change's acknowledgement until one lease after its election, by
+//! which time leases granted by its predecessors have ended.
+//!
+//! Race between a read and a change: a read that overlaps a change (begun
+//! while one was in flight, or one began before the registration) is
+//! answered with `lease = false` and is not cached by the mount.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tessera_proto::pb::{EntryRef, WatchEvent};
+use tokio::sync::{mpsc, watch};
+use tonic::Status;
+
+/// Registrations one session may hold; past it the session is told to
+/// drop everything and starts again empty (bounds the leader's memory).
+const MAX_INOS_PER_SESSION: usize = 1_000_000;
+
+/// What a change touched: attributes (and, for directories, entries) of
+/// `inos`, and names `entries`.
+#[derive(Default, Debug, Clone)]
+pub struct Touched {
+    pub inos: Vec<u64>,
+    pub entries: Vec<(u64, Vec<u8>)>,
+}
+
+impl Touched {
+    pub fn is_empty(&self) -> bool {
+        self.inos.is_empty() && self.entries.is_empty()
+    }
+}
+
+pub type EventTx = mpsc::Sender<Result<WatchEvent, Status>>;
+
+struct Session {
+    name: String,
+    tx: Option<EventTx>,
+    /// When the last renewal was answered: the session's lease ends by
+    /// this plus the lease.
+    renewed: Option<Instant>,
+    inos: HashSet<u64>,
+    /// Highest revoke sequence acknowledged.
+    acked: watch::Sender<u64>,
+    /// Closed or cut off: trusted caches end at `renewed + lease`.
+    cut: bool,
+}
+
+impl Session {
+    fn lease_end(&self, lease: Duration) -> Option<Instant> {
+        self.renewed.map(|r| r + lease)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<u64, Session>,
+    by_name: HashMap<String, u64>,
+    holders: HashMap<u64, Vec<u64>>,
+    next_conn: u64,
+    next_seq: u64,
+    /// No change is acknowledged before this (one lease after election).
+    ready_at: Option<Instant>,
+}
+
+pub struct Leases {
+    pub lease: Duration,
+    pub ack_wait: Duration,
+    inner: Mutex<Inner>,
+    /// Changes begun (ever) and in flight; a read's lease is valid only if
+    /// no change was in flight at its start and none began until it was
+    /// registered.
+    begun: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// A change in flight (see `Leases::begin_change`).
+pub struct ChangeGuard<'a>(&'a Leases);
+
+impl Drop for ChangeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The state at a read's start (see `Leases::begin_read`).
+pub struct ReadToken(Option<u64>);
+
+impl Leases {
+    pub fn new(lease: Duration) -> Leases {
+        Leases {
+            lease,
+            ack_wait: (lease / 2).max(Duration::from_millis(100)),
+            inner: Mutex::new(Inner::default()),
+            begun: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This master became leader (`true`) or stopped being it: every
+    /// session is dropped (their streams end and the mounts reconnect to
+    /// the leader with empty caches). A new leader holds changes for one
+    /// lease.
+    pub fn leadership(&self, leader: bool) {
+        let mut g = self.lock();
+        g.sessions.clear();
+        g.by_name.clear();
+        g.holders.clear();
+        g.ready_at = leader.then(|| Instant::now() + self.lease);
+    }
+
+    /// A mount opened its stream: a new connection id. An older stream of
+    /// the same session is cut off (its caches were dropped when it broke,
+    /// but the change it may have missed waits out its lease all the same).
+    pub fn connect(&self, name: &str, tx: EventTx) -> u64 {
+        let mut g = self.lock();
+        g.next_conn += 1;
+        let conn = g.next_conn;
+        if let Some(old) = g.by_name.insert(name.to_string(), conn) {
+            if let Some(s) = g.sessions.get_mut(&old) {
+                s.cut = true;
+                s.tx = None;
+            }
+        }
+        let (acked, _) = watch::channel(0);
+        g.sessions.insert(
+            conn,
+            Session { name: name.to_string(), tx: Some(tx), renewed: None, inos: HashSet::new(), acked, cut: false },
+        );
+        conn
+    }
+
+    /// The stream of `conn` ended.
+    pub fn disconnect(&self, conn: u64) {
+        let mut g = self.lock();
+        let name = g.sessions.get_mut(&conn).map(|s| {
+            s.cut = true;
+            s.tx = None;
+            s.name.clone()
+        });
+        if let Some(n) = name {
+            if g.by_name.get(&n) == Some(&conn) {
+                g.by_name.remove(&n);
+            }
+        }
+        self.prune(&mut g);
+    }
+
+    /// A renewal of `conn` is being answered now.
+    pub fn renewed(&self, conn: u64) -> Option<EventTx> {
+        let mut g = self.lock();
+        let s = g.sessions.get_mut(&conn).filter(|s| !s.cut)?;
+        s.renewed = Some(Instant::now());
+        s.tx.clone()
+    }
+
+    pub fn acked(&self, conn: u64, seq: u64) {
+        let g = self.lock();
+        if let Some(s) = g.sessions.get(&conn) {
+            s.acked.send_if_modified(|a| {
+                let newer = seq > *a;
+                if newer {
+                    *a = seq;
+                }
+                newer
+            });
+        }
+    }
+
+    /// Called before a read's state is looked at.
+    pub fn begin_read(&self) -> ReadToken {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return ReadToken(None);
+        }
+        ReadToken(Some(self.begun.load(Ordering::SeqCst)))
+    }
+
+    /// Registers `inos` under the live session `name` after a read; true if
+    /// the read may be cached (the session holds a renewed lease and no
+    /// change overlapped the read).
+    pub fn grant(&self, name: Option<&str>, inos: &[u64], token: ReadToken) -> bool {
+        let Some(name) = name else { return false };
+        let mut g = self.lock();
+        let Some(&conn) = g.by_name.get(name) else { return false };
+        let Some(s) = g.sessions.get_mut(&conn).filter(|s| !s.cut && s.renewed.is_some()) else { return false };
+        let mut fresh = Vec::new();
+        for &ino in inos {
+            if s.inos.insert(ino) {
+                fresh.push(ino);
+            }
+        }
+        let overflow = s.inos.len() > MAX_INOS_PER_SESSION;
+        for ino in fresh {
+            g.holders.entry(ino).or_default().push(conn);
+        }
+        if overflow {
+            self.revoke_all_locked(&mut g, conn);
+            return false;
+        }
+        drop(g);
+        // Checked after registering: a change begun from here on finds us.
+        token.0.is_some_and(|b| b == self.begun.load(Ordering::SeqCst))
+    }
+
+    /// Too many registrations: the session drops everything.
+    fn revoke_all_locked(&self, g: &mut Inner, conn: u64) {
+        g.next_seq += 1;
+        let seq = g.next_seq;
+        if let Some(s) = g.sessions.get_mut(&conn) {
+            let inos: Vec<u64> = s.inos.drain().collect();
+            if let Some(tx) = &s.tx {
+                let _ = tx.try_send(Ok(WatchEvent { revoke: seq, all: true, ..Default::default() }));
+            }
+            for ino in inos {
+                if let Some(h) = g.holders.get_mut(&ino) {
+                    h.retain(|c| *c != conn);
+                }
+            }
+        }
+    }
+
+    /// Marks a change in flight until the guard drops.
+    pub fn begin_change(&self) -> ChangeGuard<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.begun.fetch_add(1, Ordering::SeqCst);
+        ChangeGuard(self)
+    }
+
+    /// After a change reached the state and before it is acknowledged:
+    /// revokes what it touched from every session but `origin`'s and waits
+    /// for them (bounded: see the module comment).
+    pub async fn revoke(&self, touched: &Touched, origin: Option<&str>) {
+        let ready_at = self.lock().ready_at;
+        if let Some(at) = ready_at {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        if touched.is_empty() {
+            return;
+        }
+        let mut waits: Vec<(u64, u64, watch::Receiver<u64>)> = Vec::new();
+        let mut cut_ends: Vec<Instant> = Vec::new();
+        {
+            let mut g = self.lock();
+            let origin_conn = origin.and_then(|o| g.by_name.get(o).copied());
+            let keys = touched.inos.iter().copied().chain(touched.entries.iter().map(|(p, _)| *p));
+            let keys: HashSet<u64> = keys.collect();
+            let mut conns: HashSet<u64> = HashSet::new();
+            for ino in &keys {
+                if let Some(hs) = g.holders.get(ino) {
+                    conns.extend(hs.iter().filter(|c| Some(**c) != origin_conn));
+                }
+            }
+            let entries: Vec<EntryRef> =
+                touched.entries.iter().map(|(p, n)| EntryRef { parent: *p, name: n.clone().into() }).collect();
+            for conn in conns {
+                g.next_seq += 1;
+                let seq = g.next_seq;
+                let lease = self.lease;
+                let Some(s) = g.sessions.get_mut(&conn) else { continue };
+                for ino in &keys {
+                    s.inos.remove(ino);
+                }
+                let ev = WatchEvent {
+                    revoke: seq,
+                    inos: touched.inos.clone(),
+                    entries: entries.clone(),
+                    ..Default::default()
+                };
+                let sent = !s.cut && s.tx.as_ref().is_some_and(|tx| tx.try_send(Ok(ev)).is_ok());
+                if sent {
+                    waits.push((conn, seq, s.acked.subscribe()));
+                } else {
+                    s.cut = true;
+                    s.tx = None;
+                    cut_ends.extend(s.lease_end(lease));
+                }
+                for ino in &keys {
+                    if let Some(h) = g.holders.get_mut(ino) {
+                        h.retain(|c| *c != conn);
+                    }
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.ack_wait;
+        for (conn, seq, mut rx) in waits {
+            let acked = tokio::time::timeout_at(deadline, rx.wait_for(|a| *a >= seq)).await;
+            if !matches!(acked, Ok(Ok(_))) {
+                let mut g = self.lock();
+                if let Some(s) = g.sessions.get_mut(&conn) {
+                    tracing::warn!(session = %s.name, "a mount did not acknowledge a cache revoke: cutting its lease");
+                    s.cut = true;
+                    s.tx = None;
+                    cut_ends.extend(s.lease_end(self.lease));
+                }
+            }
+        }
+        if let Some(end) = cut_ends.into_iter().max() {
+            tokio::time::sleep_until(end.into()).await;
+        }
+        let mut g = self.lock();
+        self.prune(&mut g);
+    }
+
+    /// Forgets cut sessions whose lease is over.
+    fn prune(&self, g: &mut Inner) {
+        let now = Instant::now();
+        let gone: Vec<u64> = g
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.cut && s.lease_end(self.lease).is_none_or(|e| e <= now))
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in gone {
+            if let Some(s) = g.sessions.remove(&conn) {
+                for ino in s.inos {
+                    if let Some(h) = g.holders.get_mut(&ino) {
+                        h.retain(|c| *c != conn);
+                        if h.is_empty() {
+                            g.holders.remove(&ino);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sessions connected and holding a lease (for status).
+    pub fn sessions(&self) -> usize {
+        self.lock().sessions.values().filter(|s| !s.cut).count()
+    }
+}
+
+pub type SharedLeases = Arc<Leases>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touched(inos: &[u64]) -> Touched {
+        Touched { inos: inos.to_vec(), entries: vec![] }
+    }
+
+    fn leases() -> Leases {
+        let l = Leases::new(Duration::from_millis(400));
+        l.lock().ready_at = None;
+        l
+    }
+
+    #[tokio::test]
+    async fn a_grant_needs_a_renewed_session_and_no_overlapping_change() {
+        let l = leases();
+        let (tx, _rx) = mpsc::channel(16);
+        let c = l.connect("m1", tx);
+        assert!(!l.grant(Some("m1"), &[5], l.begin_read()), "not renewed yet");
+        l.renewed(c);
+        assert!(l.grant(Some("m1"), &[5], l.begin_read()));
+        assert!(!l.grant(Some("other"), &[5], l.begin_read()));
+        let t = l.begin_read();
+        let g = l.begin_change();
+        assert!(!l.grant(Some("m1"), &[5], t), "a change began during the read");
+        assert!(!l.grant(Some("m1"), &[5], l.begin_read()), "a change is in flight");
+        drop(g);
+        assert!(l.grant(Some("m1"), &[5], l.begin_read()));
+    }
+
+    #[tokio::test]
+    async fn a_change_revokes_holders_but_the_origin_and_waits_for_acks() {
+        let l = Arc::new(leases());
+        let (tx1, mut rx1) = mpsc::channel(16);
+        let (tx2, mut rx2) = mpsc::channel(16);
+        let c1 = l.connect("m1", tx1);
+        let c2 = l.connect("m2", tx2);
+        l.renewed(c1);
+        l.renewed(c2);
+        assert!(l.grant(Some("m1"), &[7], l.begin_read()));
+        assert!(l.grant(Some("m2"), &[7], l.begin_read()));
+        let l2 = l.clone();
+        let change = tokio::spawn(async move { l2.revoke(&touched(&[7]), Some("m1")).await });
+        let ev = rx2.recv().await.unwrap().unwrap();
+        assert_eq!(ev.inos, vec![7]);
+        assert!(rx1.try_recv().is_err(), "the origin is not revoked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!change.is_finished(), "waits for the acknowledgement");
+        l.acked(c2, ev.revoke);
+        tokio::time::timeout(Duration::from_secs(1), change).await.unwrap().unwrap();
+        // Revoked: a second change of 7 by m1 concerns nobody else.
+        let t0 = Instant::now();
+        l.revoke(&touched(&[7]), Some("m1")).await;
+        assert!(rx2.try_recv().is_err());
+        assert!(t0.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_silent_holder_delays_a_change_until_its_lease_ends() {
+        let l = leases();
+        let (tx, _rx) = mpsc::channel(16);
+        let c = l.connect("m1", tx);
+        l.renewed(c);
+        assert!(l.grant(Some("m1"), &[9], l.begin_read()));
+        let t0 = Instant::now();
+        l.revoke(&touched(&[9]), None).await;
+        let waited = t0.elapsed();
+        assert!(waited >= Duration::from_millis(390), "{waited:?}");
+        assert!(waited < Duration::from_millis(900), "{waited:?}");
+        assert!(!l.grant(Some("m1"), &[9], l.begin_read()), "a cut session gets no more grants");
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_holds_changes_for_one_lease() {
+        let l = Leases::new(Duration::from_millis(300));
+        l.leadership(true);
+        let t0 = Instant::now();
+        l.revoke(&Touched::default(), None).await;
+        assert!(t0.elapsed() >= Duration::from_millis(290));
+        let t1 = Instant::now();
+        l.revoke(&Touched::default(), None).await;
+        assert!(t1.elapsed() < Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,63 @@
+//! The Watch stream: a mount's cache lease, renewed and revoked on it
+//! (leases.rs has the protocol).
+
+use crate::meta_service::{MetaService, Res};
+use openraft::LinearizerOption;
+use std::pin::Pin;
+use std::time::Duration;
+use tessera_proto::pb::{WatchEvent, WatchRequest};
+use tessera_proto::status::errno_status;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+pub type WatchStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchEvent, Status>> + Send>>;
+
+/// Events queued per mount before the leader treats it as not answering.
+const QUEUE: usize = 1024;
+
+impl MetaService {
+    pub(crate) async fn open_watch(&self, req: Request<Streaming<WatchRequest>>) -> Res<WatchStream> {
+        self.leader_only()?;
+        let mut inbound = req.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(5), inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no session named on the watch stream"))??
+            .ok_or_else(|| Status::cancelled("watch stream closed"))?;
+        if first.session.is_empty() || first.session.len() > 256 {
+            return Err(errno_status(libc::EINVAL, "bad lease session"));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        let conn = self.leases.connect(&first.session, tx);
+        tracing::debug!(session = %first.session, conn, "mount watching");
+        let leases = self.leases.clone();
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            let mut msg = Some(first);
+            while let Some(m) = msg {
+                if m.ack > 0 {
+                    leases.acked(conn, m.ack);
+                }
+                if m.renew > 0 {
+                    let (leases, raft) = (leases.clone(), raft.clone());
+                    tokio::spawn(async move {
+                        // Only a leader that a quorum still follows, now,
+                        // extends a lease.
+                        let fresh = LinearizerOption::new(Some(Duration::ZERO), true);
+                        let confirmed = tokio::time::timeout(leases.lease, raft.ensure_linearizable(fresh)).await;
+                        if !matches!(confirmed, Ok(Ok(_))) {
+                            return;
+                        }
+                        if let Some(tx) = leases.renewed(conn) {
+                            let lease_ms = leases.lease.as_millis() as u32;
+                            let _ = tx.try_send(Ok(WatchEvent { renewed: m.renew, lease_ms, ..Default::default() }));
+                        }
+                    });
+                }
+                // An error ends the stream as its end does.
+                msg = inbound.message().await.unwrap_or_default();
+            }
+            leases.disconnect(conn);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
