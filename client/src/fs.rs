@@ -381,10 +381,11 @@ impl Fs {
         size: u64,
         patches: Vec<(u64, Vec<Extent>)>,
         gc_epoch: u64,
-        create: Option<CreateRequest>,
+        riders: Riders,
         unsealed: bool,
     ) -> Result<Attr> {
         let patches = patches.into_iter().map(|(offset, extents)| Patch { offset, extents }).collect();
+        let Riders { create, attrs } = riders;
         let behind = create.is_some();
         let req = CommitRequest {
             cred: self.cred(),
@@ -396,6 +397,7 @@ impl Fs {
             patches,
             create,
             unsealed,
+            attrs,
             request_id: request_id(),
             ..Default::default()
         };
@@ -481,4 +483,13 @@ impl Fs {
             .await?;
         r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "symlink reply without attributes"))
     }
+}
+
+/// What a mount's commit carries besides content: the file's write-behind
+/// create (applied first) and attribute changes made while it was written
+/// (applied after), all in the commit's one Raft entry.
+#[derive(Default, Clone)]
+pub struct Riders {
+    pub create: Option<CreateRequest>,
+    pub attrs: Option<SetAttrRequest>,
 }

@@ -134,6 +134,8 @@ impl Inner {
         for ino in linked {
             self.forget_attrs(ino);
         }
+        self.epoch += 1;
+        self.single.retain(|_, a| a.kind == FileKind::Directory as i32 || a.nlink <= 1);
     }
 
     /// Sets (`Some`) or removes (`None`) one name; returns what it was.

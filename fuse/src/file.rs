@@ -9,6 +9,7 @@
 use crate::create_behind::Held;
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use tessera_client::fs::Riders;
 use tessera_client::transfer::Transfer;
 use tessera_client::{ClientError, Fs, Result};
 use tessera_proto::extents::{hole, slice, splice};
@@ -88,6 +89,9 @@ pub struct FileData {
     /// The mount's held creates, while this file's may be among them: the
     /// first commit carries it (create_behind.rs).
     pub(crate) creates: Option<std::sync::Arc<crate::create_behind::Creates>>,
+    /// Attribute changes made while the file had unflushed writes: they
+    /// ride on the next commit (setattr_behind.rs).
+    pub(crate) pending_attrs: Option<tessera_proto::pb::SetAttrRequest>,
 }
 
 /// About how many extents cover `[a, b)` of a list whose extents end at
@@ -131,6 +135,7 @@ impl FileData {
             keep: attr.size,
             modified: None,
             creates: None,
+            pending_attrs: None,
         }
     }
 
@@ -139,6 +144,15 @@ impl FileData {
     /// a commit that finished after those attributes were read.
     pub fn newer_than(&self, version: u64) -> bool {
         self.is_dirty() || version < self.committed_version
+    }
+
+    /// The content changed here now: mtime and ctime are now, and a pending
+    /// explicit mtime (set before this write) no longer holds.
+    fn touch(&mut self) {
+        self.modified = Some(tessera_proto::time::now());
+        if let Some(p) = self.pending_attrs.as_mut() {
+            (p.mtime, p.mtime_now) = (None, false);
+        }
     }
 
     /// The committed content version this view holds.
@@ -203,7 +217,7 @@ impl FileData {
         self.size = size;
         self.keep = self.keep.min(size);
         self.trimmed = true;
-        self.modified = Some(tessera_proto::time::now());
+        self.touch();
         Ok(())
     }
 
@@ -277,7 +291,7 @@ impl FileData {
             Some(_) => return false,
         }
         self.size = self.size.max(end);
-        self.modified = Some(tessera_proto::time::now());
+        self.touch();
         true
     }
 
@@ -326,7 +340,7 @@ impl FileData {
             pos = piece_end;
         }
         self.size = self.size.max(end);
-        self.modified = Some(tessera_proto::time::now());
+        self.touch();
         // Commit now and then during long writes: bounds memory and how long
         // uploaded chunks stay unreferenced (the GC grace period).
         if self.slots.len() >= COMMIT_EVERY {
@@ -514,6 +528,7 @@ impl FileData {
         self.slots.clear();
         self.trimmed = false;
         self.modified = None;
+        self.pending_attrs = None;
         Ok(Some(attr))
     }
 
@@ -555,9 +570,9 @@ impl FileData {
         let patches = self.patches();
         let (size, epoch) = (self.size, self.epoch.unwrap_or(0));
         let (list, held) = self.begin_commit(size, &patches)?;
-        let create = held.as_ref().map(|h| h.req.clone());
+        let riders = Riders { create: held.as_ref().map(|h| h.req.clone()), attrs: self.pending_attrs.clone() };
         let sent = std::time::Instant::now();
-        let commit = fs.commit_splice(self.ino, 0, size, patches, epoch, create, true);
+        let commit = fs.commit_splice(self.ino, 0, size, patches, epoch, riders, true);
         let upload = async {
             self.settle().await;
             sent.elapsed()
@@ -587,8 +602,8 @@ impl FileData {
         epoch: u64,
     ) -> Result<Attr> {
         let (list, held) = self.begin_commit(size, &patches)?;
-        let create = held.as_ref().map(|h| h.req.clone());
-        let r = fs.commit_splice(self.ino, self.keep, size, patches, epoch, create, false).await;
+        let riders = Riders { create: held.as_ref().map(|h| h.req.clone()), attrs: self.pending_attrs.clone() };
+        let r = fs.commit_splice(self.ino, self.keep, size, patches, epoch, riders, false).await;
         self.end_commit(fs, held, list, size, r).await
     }
 

@@ -370,6 +370,9 @@ impl Mount {
                     }
                 }
             }
+            if let Some(p) = &d.pending_attrs {
+                crate::setattr_behind::overlay(p, &mut a);
+            }
         }
         a
     }

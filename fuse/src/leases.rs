@@ -85,6 +85,9 @@ impl Mount {
         }
         for &ino in &ev.inos {
             self.attrs_changed(ino);
+            if ev.attrs_only {
+                continue;
+            }
             self.dircache.unsure(ino);
             self.forget_pages(ino);
             if let Some(f) = self.open_file(ino) {
@@ -96,15 +99,16 @@ impl Mount {
             self.attrs_changed(e.parent);
         }
         let Some(n) = self.leases.notifier.get().cloned() else { return };
-        let inos = ev.inos.clone();
+        let (inos, attrs_only) = (ev.inos.clone(), ev.attrs_only);
         let entries: Vec<(u64, Vec<u8>)> = ev.entries.iter().map(|e| (e.parent, e.name.to_vec())).collect();
         let kernel = tokio::task::spawn_blocking(move || {
             for (parent, name) in entries {
                 let _ = n.inval_entry(fuser::INodeNo(parent), OsStr::from_bytes(&name));
             }
+            // Attributes, and every cached page unless only attributes changed.
+            let offset = if attrs_only { -1 } else { 0 };
             for ino in inos {
-                // Attributes and every cached page.
-                let _ = n.inval_inode(fuser::INodeNo(ino), 0, 0);
+                let _ = n.inval_inode(fuser::INodeNo(ino), offset, 0);
             }
         });
         let _ = tokio::time::timeout(KERNEL_WAIT, kernel).await;

@@ -15,6 +15,7 @@ pub mod ops;
 mod ops_names;
 mod ops_xattr;
 mod orphans;
+mod setattr_behind;
 pub mod ttl_map;
 mod unlink_behind;
 

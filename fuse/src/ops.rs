@@ -157,10 +157,6 @@ impl Filesystem for TesseraFs {
                 if mode.is_none() && uid.is_none() && gid.is_none() && atime.is_none() && mtime.is_none() {
                     return m.getattr(ino).await;
                 }
-                if mtime.is_some() {
-                    // Explicit times win over the commit of pending writes.
-                    m.flush_ino(ino).await?;
-                }
                 let (at, at_now) = atime.map(ts).unwrap_or((None, false));
                 let (mt, mt_now) = mtime.map(ts).unwrap_or((None, false));
                 let req = pb::SetAttrRequest {
@@ -178,6 +174,14 @@ impl Filesystem for TesseraFs {
                     by_handle: false,
                     request_id: tessera_client::fs::request_id(),
                 };
+                // On a file with writes not yet committed: rides on their commit.
+                if let Some(r) = m.setattr_behind(&req).await {
+                    return r;
+                }
+                if mtime.is_some() {
+                    // Explicit times win over the commit of pending writes.
+                    m.flush_ino(ino).await?;
+                }
                 let r = fs
                     .meta
                     .call("setattr", |mut c| {

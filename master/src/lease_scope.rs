@@ -105,6 +105,10 @@ pub fn touched(db: &DB, op: &Op) -> Touched {
             }
         }
         Op::SettleUnsealed { revert, .. } => t.inos.extend(revert.iter().map(|(ino, _)| *ino)),
+        Op::TouchAtimes { inos } => {
+            t.inos.extend(inos);
+            (t.attrs_only, t.include_origin) = (true, true);
+        }
         _ => {}
     }
     t.inos.sort_unstable();

@@ -41,6 +41,11 @@ const MAX_INOS_PER_SESSION: usize = 1_000_000;
 pub struct Touched {
     pub inos: Vec<u64>,
     pub entries: Vec<(u64, Vec<u8>)>,
+    /// Attributes only (atime): holders keep cached pages.
+    pub attrs_only: bool,
+    /// Revoked from the changing session too: a change it cannot apply
+    /// to its own caches (the master decides which atimes are due).
+    pub include_origin: bool,
 }
 
 impl Touched {
@@ -263,6 +268,7 @@ impl Leases {
         let mut cut_ends: Vec<Instant> = Vec::new();
         {
             let mut g = self.lock();
+            let origin = origin.filter(|_| !touched.include_origin);
             let origin_conn = origin.and_then(|o| g.by_name.get(o).copied());
             let keys = touched.inos.iter().copied().chain(touched.entries.iter().map(|(p, _)| *p));
             let keys: HashSet<u64> = keys.collect();
@@ -359,7 +365,7 @@ mod tests {
     use super::*;
 
     fn touched(inos: &[u64]) -> Touched {
-        Touched { inos: inos.to_vec(), entries: vec![] }
+        Touched { inos: inos.to_vec(), ..Default::default() }
     }
 
     fn leases() -> Leases {

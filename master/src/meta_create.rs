@@ -80,6 +80,16 @@ impl MetaService {
             splice,
             create,
             unsealed: r.unsealed,
+            attrs: r.attrs.map(|a| {
+                Box::new(crate::types::PendingAttrs {
+                    cred: cred(a.cred),
+                    mode: a.mode.map(|m| m & 0o7777),
+                    uid: a.uid,
+                    gid: a.gid,
+                    atime: Self::time_set_of(a.atime, a.atime_now),
+                    mtime: Self::time_set_of(a.mtime, a.mtime_now),
+                })
+            }),
         };
         let reply = Self::attr_reply(self.write_once(cred(r.cred), op, r.request_id.clone()).await?);
         // A new file's directory changed too (post-op attributes).

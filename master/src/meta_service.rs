@@ -184,6 +184,10 @@ impl MetaService {
         }
     }
 
+    pub(crate) fn time_set_of(t: Option<Timespec>, now: bool) -> Option<TimeSet> {
+        Self::time_set(t, now)
+    }
+
     fn time_set(t: Option<Timespec>, now: bool) -> Option<TimeSet> {
         if now {
             Some(TimeSet::Now)

@@ -57,6 +57,17 @@ pub struct BehindCreate {
     pub at: Time,
 }
 
+/// A setattr that rides on a commit, with its own caller.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingAttrs {
+    pub cred: Cred,
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Op {
     Mkdir {
@@ -152,6 +163,10 @@ pub enum Op {
         /// Sent before its chunks were durable (see fsm/unsealed.rs).
         #[serde(default)]
         unsealed: bool,
+        /// Applied after the content, in the same entry (setattrs made on
+        /// the mount while the file was written).
+        #[serde(default)]
+        attrs: Option<Box<PendingAttrs>>,
     },
     /// The healer's verdict on old unsealed markers: (inode, version)
     /// pairs to seal (keep the content) or to revert (empty the file).

@@ -197,3 +197,67 @@ fn two_sqlite_writers_on_two_mounts_keep_one_consistent_database() {
     assert_eq!(run(&db_b, "PRAGMA integrity_check;"), "ok");
     assert_eq!(run(&db_a, "PRAGMA integrity_check;"), "ok");
 }
+
+/// tar sets times, owner and mode through the open descriptor before
+/// closing each file; those changes ride on the file's commit and must
+/// land exactly, for this mount and the other.
+#[test]
+fn attributes_set_while_writing_land_with_the_content() {
+    let c = Cluster::start(3, 3);
+    let (a, b) = two_mounts(&c);
+    let script = r#"
+import os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"payload")
+os.utime(fd, ns=(1_000_000_000_000_000_000, 1_500_000_000_123_456_789))
+os.fchown(fd, 1234, 5678)
+os.fchmod(fd, 0o640)
+st = os.fstat(fd)
+assert (st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns) == (0o640, 1234, 5678, 1_500_000_000_123_456_789), st
+os.close(fd)
+# A write after an explicit mtime: the write's time wins.
+fd = os.open(p + ".2", os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"a")
+os.utime(fd, ns=(1, 2))
+os.write(fd, b"b")
+os.close(fd)
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(a.path().join("f"))
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), a.log());
+    use std::os::unix::fs::MetadataExt;
+    for m in [&a, &b] {
+        let st = std::fs::metadata(m.path().join("f")).unwrap();
+        assert_eq!((st.mode() & 0o7777, st.uid(), st.gid()), (0o640, 1234, 5678));
+        assert_eq!((st.mtime(), st.mtime_nsec()), (1_500_000_000, 123_456_789));
+        assert_eq!(std::fs::read(m.path().join("f")).unwrap(), b"payload");
+        let st2 = std::fs::metadata(m.path().join("f.2")).unwrap();
+        assert!(st2.mtime() > 1_700_000_000, "a write after utimens keeps the write's mtime: {}", st2.mtime());
+        assert_eq!(std::fs::read(m.path().join("f.2")).unwrap(), b"ab");
+    }
+
+    // A real tar of a tree with modes, owners and times: identical on both mounts.
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("t");
+    let (ok, log) = tessera_tests::sh(
+        work.path(),
+        "mkdir -p t/d && for i in $(seq 1 40); do echo $i > t/d/f$i; chmod 6$((i % 8))$((i % 5)) t/d/f$i; \
+         chown $((1000 + i)):$((2000 + i)) t/d/f$i; touch -d @$((1600000000 + i * 1000)) t/d/f$i; done && \
+         tar cf t.tar t",
+    );
+    assert!(ok, "{log}");
+    let (ok, log) = tessera_tests::sh(a.path(), &format!("tar xpf {}/t.tar", work.path().display()));
+    assert!(ok, "tar x: {log}");
+    let listing =
+        |root: &std::path::Path| tessera_tests::sh(root, "find t -type f -printf '%p %m %U %G %T@ %s\\n' | sort").1;
+    let want = listing(work.path());
+    assert!(want.lines().count() == 40, "{want}");
+    assert_eq!(listing(a.path()), want, "tar x on the mount");
+    assert_eq!(listing(b.path()), want, "the other mount");
+    drop(src);
+}

@@ -174,7 +174,7 @@ fn a_file_unlinked_while_open_lives_until_its_last_close() {
 #[test]
 fn without_a_master_unlinks_stop_being_written_behind() {
     let mut c = Cluster::start(1, 3);
-    let m = c.mount(&["--attr-ttl-ms", "30000", "--timeout", "3"]);
+    let m = c.mount(&["--attr-ttl-ms", "30000", "--timeout", "3", "--unlink-behind"]);
     for n in ["f1", "f2", "f3"] {
         std::fs::write(m.path().join(n), n).unwrap();
         assert!(std::fs::metadata(m.path().join(n)).is_ok());

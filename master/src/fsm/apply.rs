@@ -25,6 +25,22 @@ pub fn apply(txn: &mut Txn, cmd: &Command, index: u64) -> io::Result<CommandResu
     }
 }
 
+impl Applier<'_, '_> {
+    /// The setattr riding on a commit, as its own caller would apply it.
+    fn then_attrs(&mut self, ino: u64, attrs: Option<&crate::types::PendingAttrs>, r: Reply) -> Result<Reply, Fail> {
+        let Some(p) = attrs else { return Ok(r) };
+        let mut one = Applier {
+            txn: &mut *self.txn,
+            cred: &p.cred,
+            now: self.now,
+            index: self.index,
+            open: self.open,
+            orphaned: Vec::new(),
+        };
+        one.setattr(ino, p.mode, p.uid, p.gid, None, p.atime.as_ref(), p.mtime.as_ref())
+    }
+}
+
 pub(super) enum Fail {
     Fs(FsErr),
     Io(io::Error),
@@ -168,16 +184,16 @@ impl Applier<'_, '_> {
                 let size = size.map(|s| (s, *by_handle));
                 self.setattr(*ino, *mode, *uid, *gid, size, atime.as_ref(), mtime.as_ref())
             }
-            Op::Commit { ino, extents, size, gc_epoch, mtime, splice: None, create, unsealed } => {
+            Op::Commit { ino, extents, size, gc_epoch, mtime, splice: None, create, unsealed, attrs } => {
                 super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;
                 self.create_first(*ino, create.as_ref())?;
                 let r = self.commit(*ino, extents, *size, *mtime)?;
                 if *unsealed {
                     self.mark_unsealed(*ino, &r);
                 }
-                Ok(r)
+                self.then_attrs(*ino, attrs.as_deref(), r)
             }
-            Op::Commit { ino, size, gc_epoch, mtime, splice: Some(sp), create, unsealed, .. } => {
+            Op::Commit { ino, size, gc_epoch, mtime, splice: Some(sp), create, unsealed, attrs, .. } => {
                 if *unsealed && sp.keep != 0 {
                     return Err(err(libc::EINVAL, "an unsealed commit replaces the whole content (keep 0)"));
                 }
@@ -191,7 +207,7 @@ impl Applier<'_, '_> {
                 if *unsealed {
                     self.mark_unsealed(*ino, &r);
                 }
-                Ok(r)
+                self.then_attrs(*ino, attrs.as_deref(), r)
             }
             Op::SettleUnsealed { seal, revert } => self.settle_unsealed(seal, revert),
             Op::CreateBehind(c) => {

@@ -80,7 +80,17 @@ impl Ns {
 
 /// A whole-list commit making the file `size` bytes.
 fn commit(ino: u64, extents: Vec<ExtentRec>, size: u64) -> Op {
-    Op::Commit { ino, extents, size, gc_epoch: 0, mtime: None, splice: None, create: None, unsealed: false }
+    Op::Commit {
+        ino,
+        extents,
+        size,
+        gc_epoch: 0,
+        mtime: None,
+        splice: None,
+        create: None,
+        unsealed: false,
+        attrs: None,
+    }
 }
 
 /// A setattr that changes only the mode.
