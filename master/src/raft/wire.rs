@@ -62,6 +62,7 @@ mod tests {
                 splice: None,
                 create: None,
                 unsealed: true,
+                attrs: None,
             },
             request_id: "abc-1".into(),
         };

@@ -58,6 +58,7 @@ fn a_splice_commit_changes_only_what_it_names() {
         splice: Some(Splice { keep, patches }),
         create: None,
         unsealed: false,
+        attrs: None,
     };
     // A 4-byte patch inside chunk 1, size unchanged.
     ns.run(&ROOT, splice(20, 20, vec![(3, vec![e(3, 0, 4)])])).unwrap();
@@ -119,6 +120,7 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
         splice: None,
         create: None,
         unsealed: false,
+        attrs: None,
     };
     ns.run(&ROOT, commit(0)).unwrap();
     // Truncating drops the only reference: chunk 9 becomes garbage.

@@ -99,6 +99,7 @@ fn a_commit_carrying_its_create_lands_whole_or_not_at_all() {
         splice: Some(Splice { keep: 0, patches: vec![(0, vec![ExtentRec { id: chunk(3), offset: 0, len: 10 }])] }),
         create: Some(behind_by(&user(5), d, name, ino, 5)),
         unsealed: false,
+        attrs: None,
     };
     // Sent by the mount (root here), made as its creator.
     let r = ns.run(&ROOT, with_create(ino, "new", 0)).unwrap();

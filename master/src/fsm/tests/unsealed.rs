@@ -13,6 +13,7 @@ fn unsealed(ino: u64, keep: u64, id: u8, size: u64) -> Op {
         splice: Some(Splice { keep, patches: vec![(0, vec![ExtentRec { id: chunk(id), offset: 0, len: size }])] }),
         create: None,
         unsealed: true,
+        attrs: None,
     }
 }
 
