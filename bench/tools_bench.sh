@@ -10,7 +10,7 @@
 #   cp_a_in      cp -a of it back into the mount                   files/s
 #   rsync_out    rsync -a out of the mount                          files/s
 #   rsync_in     rsync -a into the mount                            files/s
-#   git          git init + add + commit + status in the tree       1/s
+#   git          git init + add + commit + status in the tree       1/s (1/seconds)
 #   warm_reread  4 readers re-reading a 1 GiB data set (4 x 256 MiB) they
 #                read once before                                   MB/s
 #   randwrite    fio 4 KiB random writes, fsync after each, 64 MiB  IOPS
@@ -66,7 +66,7 @@ run() {
   s=$(secs rsync -a "$out/cp/" "$D/rs_back/") ; echo "$L rsync_in $(rate "$FILES" "$s") files/s"
   rm -rf "$D/rs_back" "$out"
   s=$(secs sh -c "cd '$D' && git init -q . && git add -A && git -c user.name=b -c user.email=b@b commit -qm t && git status --porcelain")
-  echo "$L git $(rate 1 "$s") 1/s"
+  echo "$L git $(python3 -c "print(f'{1 / $s:.3f}')") 1/s"
   rm -rf "$D"
 
   # Warm re-read: 4 x 256 MiB written, read once (warms every cache), then timed.

@@ -385,7 +385,7 @@ impl Fs {
         unsealed: bool,
     ) -> Result<Attr> {
         let patches = patches.into_iter().map(|(offset, extents)| Patch { offset, extents }).collect();
-        let Riders { create, attrs } = riders;
+        let Riders { create, attrs, mtime } = riders;
         let behind = create.is_some();
         let req = CommitRequest {
             cred: self.cred(),
@@ -398,6 +398,7 @@ impl Fs {
             create,
             unsealed,
             attrs,
+            mtime,
             request_id: request_id(),
             ..Default::default()
         };
@@ -492,4 +493,7 @@ impl Fs {
 pub struct Riders {
     pub create: Option<CreateRequest>,
     pub attrs: Option<SetAttrRequest>,
+    /// The time of the last write (the mtime the writer's stat showed);
+    /// None: the commit's time.
+    pub mtime: Option<Timespec>,
 }

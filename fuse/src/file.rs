@@ -570,7 +570,13 @@ impl FileData {
         let patches = self.patches();
         let (size, epoch) = (self.size, self.epoch.unwrap_or(0));
         let (list, held) = self.begin_commit(size, &patches)?;
-        let riders = Riders { create: held.as_ref().map(|h| h.req.clone()), attrs: self.pending_attrs.clone() };
+        // The mtime this mount's stat showed since the write: the kernel keeps
+        // cached pages while a file's mtime does not change under it.
+        let riders = Riders {
+            create: held.as_ref().map(|h| h.req.clone()),
+            attrs: self.pending_attrs.clone(),
+            mtime: self.modified,
+        };
         let sent = std::time::Instant::now();
         let commit = fs.commit_splice(self.ino, 0, size, patches, epoch, riders, true);
         let upload = async {
@@ -602,7 +608,13 @@ impl FileData {
         epoch: u64,
     ) -> Result<Attr> {
         let (list, held) = self.begin_commit(size, &patches)?;
-        let riders = Riders { create: held.as_ref().map(|h| h.req.clone()), attrs: self.pending_attrs.clone() };
+        // The mtime this mount's stat showed since the write: the kernel keeps
+        // cached pages while a file's mtime does not change under it.
+        let riders = Riders {
+            create: held.as_ref().map(|h| h.req.clone()),
+            attrs: self.pending_attrs.clone(),
+            mtime: self.modified,
+        };
         let r = fs.commit_splice(self.ino, self.keep, size, patches, epoch, riders, false).await;
         self.end_commit(fs, held, list, size, r).await
     }
