@@ -64,3 +64,17 @@ for i in range(n):
         f.write(os.urandom(size))
 PY
 }
+
+# tessera_then_moosefs WORKDIR: runs the caller's `run LABEL DIR` on a Tessera
+# mount, then on MooseFS (../shared/bench/moosefs-up.sh) in the same run;
+# their lines go to WORKDIR/tessera.txt and WORKDIR/moosefs.txt.
+tessera_then_moosefs() {
+  local w=$1
+  start_cluster "$w/cluster" --mount "$w/mnt"
+  for _ in $(seq 1 100); do grep -qs " $w/mnt " /proc/mounts && break; sleep 0.1; done
+  run tessera "$w/mnt" | tee "$w/tessera.txt"
+  stop_cluster
+  bash "$REPO/../shared/bench/moosefs-up.sh" "$w/mfs" >&2
+  run moosefs "$w/mfs" | tee "$w/moosefs.txt" || true
+  bash "$REPO/../shared/bench/moosefs-down.sh" "$w/mfs" >&2 || true
+}

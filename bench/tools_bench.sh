@@ -99,14 +99,7 @@ PY
   rm -f "$2/db.$$"*
 }
 
-start_cluster "$W/cluster" --mount "$W/mnt"
-for _ in $(seq 1 100); do grep -qs " $W/mnt " /proc/mounts && break; sleep 0.1; done
-run tessera "$W/mnt" | tee "$W/tessera.txt"
-stop_cluster
-
-bash "$REPO/../shared/bench/moosefs-up.sh" "$W/mfs" >&2
-run moosefs "$W/mfs" | tee "$W/moosefs.txt" || true
-bash "$REPO/../shared/bench/moosefs-down.sh" "$W/mfs" >&2 || true
+tessera_then_moosefs "$W"
 
 echo "# metric          tessera    moosefs   ratio"
 paste "$W/tessera.txt" "$W/moosefs.txt" | awk '{printf "%-14s %10s %10s %7.2f  %s\n", $2, $3, $7, ($7 > 0 ? $3 / $7 : 0), $4}'

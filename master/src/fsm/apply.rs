@@ -25,19 +25,18 @@ pub fn apply(txn: &mut Txn, cmd: &Command, index: u64) -> io::Result<CommandResu
     }
 }
 
-impl Applier<'_, '_> {
+impl<'a> Applier<'_, 'a> {
+    /// An applier for a part of this command made by another caller (one
+    /// unlink of a batch, a write-behind create, a setattr riding on a
+    /// commit), in the same transaction.
+    pub(super) fn as_caller<'b>(&'b mut self, cred: &'b Cred) -> Applier<'b, 'a> {
+        Applier { txn: &mut *self.txn, cred, now: self.now, index: self.index, open: self.open, orphaned: Vec::new() }
+    }
+
     /// The setattr riding on a commit, as its own caller would apply it.
     fn then_attrs(&mut self, ino: u64, attrs: Option<&crate::types::PendingAttrs>, r: Reply) -> Result<Reply, Fail> {
         let Some(p) = attrs else { return Ok(r) };
-        let mut one = Applier {
-            txn: &mut *self.txn,
-            cred: &p.cred,
-            now: self.now,
-            index: self.index,
-            open: self.open,
-            orphaned: Vec::new(),
-        };
-        one.setattr(ino, p.mode, p.uid, p.gid, None, p.atime.as_ref(), p.mtime.as_ref())
+        self.as_caller(&p.cred).setattr(ino, p.mode, p.uid, p.gid, None, p.atime.as_ref(), p.mtime.as_ref())
     }
 }
 
@@ -131,14 +130,7 @@ impl Applier<'_, '_> {
                 let mut outcomes = Vec::with_capacity(items.len());
                 for it in items {
                     let mark = self.txn.mark();
-                    let mut one = Applier {
-                        txn: &mut *self.txn,
-                        cred: &it.cred,
-                        now: self.now,
-                        index: self.index,
-                        open: self.open,
-                        orphaned: Vec::new(),
-                    };
+                    let mut one = self.as_caller(&it.cred);
                     match one.remove(it.parent, &it.name, false) {
                         Ok(()) => {
                             let o = one.orphaned;

@@ -46,16 +46,10 @@ impl Applier<'_, '_> {
     /// gets either way; a directory there is not replaced.
     pub(super) fn create_behind(&mut self, c: &BehindCreate) -> Result<Inode, Fail> {
         // As its creator, whoever sends it.
-        let mut as_creator = Applier {
-            txn: &mut *self.txn,
-            cred: &c.cred,
-            now: self.now,
-            index: self.index,
-            open: self.open,
-            orphaned: Vec::new(),
-        };
+        let mut as_creator = self.as_caller(&c.cred);
         let made = as_creator.create_as_creator(c);
-        self.orphaned.append(&mut as_creator.orphaned);
+        let orphaned = std::mem::take(&mut as_creator.orphaned);
+        self.orphaned.extend(orphaned);
         made
     }
 
