@@ -25,7 +25,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::{EntryRef, WatchEvent};
 use tokio::sync::{mpsc, watch};
@@ -239,9 +239,7 @@ impl Leases {
                 let _ = tx.try_send(Ok(WatchEvent { revoke: seq, all: true, ..Default::default() }));
             }
             for ino in inos {
-                if let Some(h) = g.holders.get_mut(&ino) {
-                    h.retain(|c| *c != conn);
-                }
+                forget_holder(&mut g.holders, ino, conn);
             }
         }
     }
@@ -303,9 +301,7 @@ impl Leases {
                     cut_ends.extend(s.lease_end(lease));
                 }
                 for ino in &keys {
-                    if let Some(h) = g.holders.get_mut(ino) {
-                        h.retain(|c| *c != conn);
-                    }
+                    forget_holder(&mut g.holders, *ino, conn);
                 }
             }
         }
@@ -341,24 +337,22 @@ impl Leases {
         for conn in gone {
             if let Some(s) = g.sessions.remove(&conn) {
                 for ino in s.inos {
-                    if let Some(h) = g.holders.get_mut(&ino) {
-                        h.retain(|c| *c != conn);
-                        if h.is_empty() {
-                            g.holders.remove(&ino);
-                        }
-                    }
+                    forget_holder(&mut g.holders, ino, conn);
                 }
             }
         }
     }
-
-    /// Sessions connected and holding a lease (for status).
-    pub fn sessions(&self) -> usize {
-        self.lock().sessions.values().filter(|s| !s.cut).count()
-    }
 }
 
-pub type SharedLeases = Arc<Leases>;
+/// `conn` no longer holds `ino`; an inode nobody holds leaves the map.
+fn forget_holder(holders: &mut HashMap<u64, Vec<u64>>, ino: u64, conn: u64) {
+    if let Some(h) = holders.get_mut(&ino) {
+        h.retain(|c| *c != conn);
+        if h.is_empty() {
+            holders.remove(&ino);
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -393,7 +387,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_revokes_holders_but_the_origin_and_waits_for_acks() {
-        let l = Arc::new(leases());
+        let l = std::sync::Arc::new(leases());
         let (tx1, mut rx1) = mpsc::channel(16);
         let (tx2, mut rx2) = mpsc::channel(16);
         let c1 = l.connect("m1", tx1);
@@ -411,6 +405,7 @@ mod tests {
         assert!(!change.is_finished(), "waits for the acknowledgement");
         l.acked(c2, ev.revoke);
         tokio::time::timeout(Duration::from_secs(1), change).await.unwrap().unwrap();
+        assert_eq!(l.lock().holders.get(&7), Some(&vec![c1]), "m2's registration is gone");
         // Revoked: a second change of 7 by m1 concerns nobody else.
         let t0 = Instant::now();
         l.revoke(&touched(&[7]), Some("m1")).await;

@@ -10,6 +10,15 @@ use tessera_proto::status::errno_status;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+/// Clears the in-flight flag of a renewal however its task ends.
+struct RenewDone(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for RenewDone {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub type WatchStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchEvent, Status>> + Send>>;
 
 /// Events queued per mount before the leader treats it as not answering.
@@ -31,15 +40,20 @@ impl MetaService {
         tracing::debug!(session = %first.session, conn, "mount watching");
         let leases = self.leases.clone();
         let raft = self.raft.clone();
+        // One renewal in flight per stream: a mount renews every quarter
+        // lease, so one sent while another is being answered is dropped
+        // (a caller cannot make the leader spawn tasks without bound).
+        let renewing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         tokio::spawn(async move {
             let mut msg = Some(first);
             while let Some(m) = msg {
                 if m.ack > 0 {
                     leases.acked(conn, m.ack);
                 }
-                if m.renew > 0 {
-                    let (leases, raft) = (leases.clone(), raft.clone());
+                if m.renew > 0 && !renewing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    let (leases, raft, renewing) = (leases.clone(), raft.clone(), renewing.clone());
                     tokio::spawn(async move {
+                        let _done = RenewDone(renewing);
                         // Only a leader that a quorum still follows, now,
                         // extends a lease.
                         let fresh = LinearizerOption::new(Some(Duration::ZERO), true);
