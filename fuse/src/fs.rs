@@ -491,6 +491,7 @@ impl Mount {
             }
             let cached = self.page_versions.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).copied();
             keep = !d.is_dirty() && cached == Some(d.committed_version());
+            tracing::debug!(ino, keep, ?cached, version = d.committed_version(), "open");
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (ino, flags));

@@ -78,6 +78,7 @@ impl Mount {
 
     /// Applies a revoke from the masters, then returns (acknowledge it).
     async fn revoked(&self, ev: &WatchEvent) {
+        tracing::debug!(all = ev.all, inos = ?ev.inos, attrs_only = ev.attrs_only, entries = ev.entries.len(), "revoke");
         self.leases.gen.fetch_add(1, Ordering::SeqCst);
         if ev.all {
             self.drop_caches();

@@ -290,6 +290,7 @@ impl Leases {
                     revoke: seq,
                     inos: touched.inos.clone(),
                     entries: entries.clone(),
+                    attrs_only: touched.attrs_only,
                     ..Default::default()
                 };
                 let sent = !s.cut && s.tx.as_ref().is_some_and(|tx| tx.try_send(Ok(ev)).is_ok());
@@ -411,6 +412,24 @@ mod tests {
         l.revoke(&touched(&[7]), Some("m1")).await;
         assert!(rx2.try_recv().is_err());
         assert!(t0.elapsed() < Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn an_atime_touch_revokes_attributes_only_and_the_reader_too() {
+        let l = std::sync::Arc::new(leases());
+        let (tx, mut rx) = mpsc::channel(16);
+        let c = l.connect("m1", tx);
+        l.renewed(c);
+        assert!(l.grant(Some("m1"), &[11], l.begin_read()));
+        let t = Touched { inos: vec![11], attrs_only: true, include_origin: true, ..Default::default() };
+        let l2 = l.clone();
+        let change = tokio::spawn(async move { l2.revoke(&t, Some("m1")).await });
+        let ev = rx.recv().await.unwrap().unwrap();
+        assert_eq!(ev.inos, vec![11]);
+        // Not attrs_only would make the reader drop the pages it just read.
+        assert!(ev.attrs_only, "an atime change keeps holders' pages");
+        l.acked(c, ev.revoke);
+        tokio::time::timeout(Duration::from_secs(1), change).await.unwrap().unwrap();
     }
 
     #[tokio::test]
