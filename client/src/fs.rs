@@ -9,6 +9,16 @@ use bytes::Bytes;
 use tessera_proto::pb::*;
 use tessera_proto::ROOT_INO;
 
+/// What a read granted the caller's cache lease (see the masters' leases).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The answer may be kept until revoked.
+    pub lease: bool,
+    /// The caller holds the directory read exclusively: no other mount
+    /// does, until the masters recall it.
+    pub exclusive: bool,
+}
+
 #[derive(Clone)]
 pub struct Fs {
     pub meta: MetaClient,
@@ -42,9 +52,9 @@ impl Fs {
         Ok(self.lookup_leased(parent, name.as_bytes(), ordered).await?.0)
     }
 
-    /// A lookup, and whether the leader registered the answer under this
-    /// client's cache lease (see `MetaOptions::session`).
-    pub async fn lookup_leased(&self, parent: u64, name: &[u8], ordered: bool) -> Result<(Attr, bool)> {
+    /// A lookup, and what the leader granted this client's cache lease
+    /// (see `MetaOptions::session`): the answer, and the parent exclusively.
+    pub async fn lookup_leased(&self, parent: u64, name: &[u8], ordered: bool) -> Result<(Attr, Grant)> {
         let req = LookupRequest { cred: self.cred(), parent, name: Bytes::copy_from_slice(name) };
         let call = |mut c: PbClient| {
             let r = req.clone();
@@ -56,7 +66,7 @@ impl Fs {
             self.meta.read_unordered("lookup", call).await?
         };
         let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))?;
-        Ok((a, r.lease))
+        Ok((a, Grant { lease: r.lease, exclusive: r.exclusive }))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -204,9 +214,14 @@ impl Fs {
         Ok(self.readdir_upto_leased(ino, plus, max).await?.map(|(e, _)| e))
     }
 
-    /// `readdir_upto`, and whether every page is under this client's cache lease.
-    pub async fn readdir_upto_leased(&self, ino: u64, plus: bool, max: usize) -> Result<Option<(Vec<DirEntry>, bool)>> {
-        let mut leased = true;
+    /// `readdir_upto`, and what every page granted this client's cache lease.
+    pub async fn readdir_upto_leased(
+        &self,
+        ino: u64,
+        plus: bool,
+        max: usize,
+    ) -> Result<Option<(Vec<DirEntry>, Grant)>> {
+        let mut grant = Grant { lease: true, exclusive: true };
         let mut out = Vec::new();
         let mut after = Bytes::new();
         loop {
@@ -221,19 +236,21 @@ impl Fs {
             if let Some(last) = r.entries.last() {
                 after = last.name.clone();
             }
-            leased &= r.lease;
+            grant.lease &= r.lease;
+            grant.exclusive &= r.exclusive;
             out.extend(r.entries);
             if out.len() > max {
                 return Ok(None);
             }
             if !r.more {
-                return Ok(Some((out, leased)));
+                return Ok(Some((out, grant)));
             }
         }
     }
 
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
-        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id(), open: vec![] };
+        let req =
+            UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id(), open: vec![], ino: 0 };
         self.meta
             .call("unlink", |mut c| {
                 let r = req.clone();
@@ -244,7 +261,8 @@ impl Fs {
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<()> {
-        let req = UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id(), open: vec![] };
+        let req =
+            UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id(), open: vec![], ino: 0 };
         self.meta
             .call("rmdir", |mut c| {
                 let r = req.clone();

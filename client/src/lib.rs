@@ -13,7 +13,7 @@ pub mod transfer;
 pub mod write_behind;
 
 pub use error::{ClientError, Result};
-pub use fs::Fs;
+pub use fs::{Fs, Grant};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -68,10 +68,12 @@ pub struct Mount {
     /// directory's attributes after each create or unlink in it and asks
     /// again before the next path walk; this answers that.
     post_op: TtlMap<Attr>,
-    /// Unlinks are acknowledged at once and sent behind, pipelined (see
-    /// `tessera_client::write_behind`); otherwise each waits for its commit.
-    pub write_behind_unlink: bool,
+    /// Which unlinks are acknowledged at once and sent behind, pipelined
+    /// (unlink_behind.rs); the others wait for their commit.
+    pub write_behind_unlink: crate::unlink_behind::UnlinkBehind,
     pub(crate) unlinks: Mutex<crate::unlink_behind::UnlinkQueue>,
+    /// Notified when the unlink queue has drained.
+    pub(crate) unlinks_drained: tokio::sync::Notify,
     /// Creates are acknowledged at once and sent with the file's first
     /// commit (create_behind.rs); otherwise each waits for its own.
     pub write_behind_create: bool,
@@ -171,8 +173,9 @@ impl Mount {
             locked: Mutex::new(Default::default()),
             dircache: DirCache::new(LISTING_MAX_AGE),
             post_op: TtlMap::new(ttl, 10_000),
-            write_behind_unlink: true,
+            write_behind_unlink: crate::unlink_behind::UnlinkBehind::Exclusive,
             unlinks: Default::default(),
+            unlinks_drained: Default::default(),
             write_behind_create: true,
             orphan_renew: Duration::from_secs(600),
             commit_idle: Duration::from_secs(60),
@@ -297,7 +300,7 @@ impl Mount {
         let (gen, epoch) = (self.leases.gen(), self.dircache.epoch());
         // Unlinks still on their way change neither this name nor, unless
         // it is one of theirs, the inode it names.
-        let (mut a, mut leased) = match fs.lookup_leased(parent, name, false).await {
+        let (mut a, mut grant) = match fs.lookup_leased(parent, name, false).await {
             // A create of this mount in the directory may not have landed.
             Err(e) if e.errno() == libc::ENOENT && behind.touches(parent) => {
                 fs.lookup_leased(parent, name, true).await?
@@ -306,11 +309,14 @@ impl Mount {
         };
         let linked_elsewhere = a.nlink > 1 && a.kind != FileKind::Directory as i32;
         if behind.touches(a.ino) || (linked_elsewhere && behind.unsure()) {
-            (a, leased) = fs.lookup_leased(parent, name, true).await?;
+            (a, grant) = fs.lookup_leased(parent, name, true).await?;
         }
-        if leased && self.leases.still(gen) {
+        if grant.lease && self.leases.still(gen) {
             self.dircache.learned(parent, name, &a);
             self.dircache.learned_attr(&a, epoch);
+            if grant.exclusive {
+                self.dir_exclusive(parent, gen);
+            }
         }
         Ok((self.patch(a).await, self.kernel_ttl()))
     }
@@ -325,11 +331,14 @@ impl Mount {
             Ok::<_, ClientError>((d, dir_leased, entries))
         };
         match listing.await {
-            Ok((_, dir_leased, Some((_, leased)))) if !(dir_leased && leased && self.leases.still(gen)) => {
+            Ok((_, dir_leased, Some((_, grant)))) if !(dir_leased && grant.lease && self.leases.still(gen)) => {
                 // Not under the lease (a change overlapped it): not kept.
                 self.dircache.abandon(dir, false);
             }
-            Ok((d, _, Some((entries, _)))) => {
+            Ok((d, _, Some((entries, grant)))) => {
+                if grant.exclusive {
+                    self.dir_exclusive(dir, gen);
+                }
                 let entries = entries.into_iter().filter_map(|e| e.attr.map(|a| (e.name.to_vec(), a))).collect();
                 tracing::debug!(dir, "listed for lookups");
                 self.dircache.install(dir, started, d, entries);

@@ -74,12 +74,16 @@ impl Mount {
         self.leases.gen.fetch_add(1, Ordering::SeqCst);
         self.leases.set_until(None);
         self.drop_caches();
+        self.exclusive_lost();
     }
 
     /// Applies a revoke from the masters, then returns (acknowledge it).
     async fn revoked(&self, ev: &WatchEvent) {
         tracing::debug!(all = ev.all, inos = ?ev.inos, attrs_only = ev.attrs_only, entries = ev.entries.len(), "revoke");
         self.leases.gen.fetch_add(1, Ordering::SeqCst);
+        // Queued unlinks in a recalled directory land before the ack.
+        let dirs: Vec<u64> = ev.inos.iter().copied().chain(ev.entries.iter().map(|e| e.parent)).collect();
+        self.recalled(&dirs, ev.all).await;
         if ev.all {
             self.drop_caches();
             return;

@@ -18,6 +18,7 @@ mod orphans;
 mod setattr_behind;
 pub mod ttl_map;
 mod unlink_behind;
+pub use unlink_behind::UnlinkBehind;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,8 +31,8 @@ pub struct MountConfig {
     pub ttl: Duration,
     pub threads: usize,
     pub allow_other: bool,
-    /// Acknowledge unlinks at once and send them behind (see `Mount`).
-    pub write_behind_unlink: bool,
+    /// Which unlinks are acknowledged at once and sent behind (see `Mount`).
+    pub write_behind_unlink: UnlinkBehind,
     /// Acknowledge creates at once and send them with the file's first
     /// commit (see create_behind.rs).
     pub write_behind_create: bool,

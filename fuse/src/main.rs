@@ -43,14 +43,17 @@ struct Args {
     /// than close-to-open across mounts). Writes are unaffected.
     #[arg(long)]
     stale_reads: bool,
-    /// Acknowledge each unlink at once and send it to the masters behind,
-    /// pipelined (like CephFS's asynchronous unlink): much faster `rm -r`,
-    /// but other mounts see the unlink a few milliseconds after it returned
-    /// (not at their next call), and it is lost if this process is killed
-    /// before it is sent; fsync of the directory waits for it.
+    /// Acknowledge every unlink at once and send it to the masters behind,
+    /// pipelined (like CephFS's asynchronous unlink). By default that is
+    /// done only in directories no other mount has cached, where the
+    /// masters recall it before another mount looks; with this flag also
+    /// elsewhere, where other mounts see the unlink a few milliseconds
+    /// after it returned (not at their next call). Either way an unlink
+    /// not yet sent is lost if this process is killed (as a local file
+    /// system's is without fsync); fsync of the directory waits for it.
     #[arg(long)]
     unlink_behind: bool,
-    /// Each unlink waits for its commit (the default; overrides --unlink-behind).
+    /// Each unlink waits for its commit (overrides --unlink-behind).
     #[arg(long)]
     sync_unlink: bool,
     /// Send each create to the master before returning from it, instead of
@@ -112,7 +115,11 @@ fn main() {
         mountpoint: a.mountpoint,
         ttl: Duration::from_millis(a.attr_ttl_ms),
         threads: a.threads,
-        write_behind_unlink: a.unlink_behind && !a.sync_unlink,
+        write_behind_unlink: match (a.sync_unlink, a.unlink_behind) {
+            (true, _) => tessera_fuse::UnlinkBehind::Never,
+            (false, true) => tessera_fuse::UnlinkBehind::Always,
+            (false, false) => tessera_fuse::UnlinkBehind::Exclusive,
+        },
         write_behind_create: !a.sync_create,
         orphan_renew: Duration::from_secs(a.orphan_renew_s),
         commit_idle: Duration::from_secs(a.commit_idle_s),

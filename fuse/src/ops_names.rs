@@ -42,7 +42,7 @@ impl TesseraFs {
     /// unlink and rmdir: the same request, two RPCs.
     pub(crate) fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        if !dir && self.mount.may_unlink_behind() {
+        if !dir && self.mount.may_unlink_behind(parent.0, name.as_bytes()) {
             self.mount.unlink_behind(&self.rt, fs, parent.0, name.as_bytes().to_vec(), reply);
             return;
         }
@@ -52,6 +52,7 @@ impl TesseraFs {
             name: b(name.as_bytes()),
             request_id: tessera_client::fs::request_id(),
             open: if dir { Vec::new() } else { self.mount.open_inos() },
+            ino: 0,
         };
         let what = if dir { "rmdir" } else { "unlink" };
         spawn!(

@@ -6,6 +6,16 @@
 //! queued as one request (one Raft entry) whenever the previous one is
 //! answered, so the batch grows with the rate of unlinks.
 //!
+//! By default only in a directory this mount holds exclusively (no other
+//! mount has it cached; see master/src/leases.rs), and only for a name
+//! whose inode the mount knows (sent along: a late unlink cannot remove a
+//! file made since). Before another mount reads or changes the directory,
+//! the masters recall it: the revoke is acknowledged only once the queued
+//! unlinks have committed, so every other mount's next call sees them. An
+//! unlink queued after the recall reached the mount is answered when it
+//! commits. `--unlink-behind` writes every unlink behind (other mounts see
+//! it milliseconds later, not at their next call); `--sync-unlink` none.
+//!
 //! What keeps this invisible on this mount: every later master call waits
 //! for the unlinks queued before it (`tessera_client::write_behind`), except
 //! lookups and getattrs that the pending unlinks cannot affect; the lookup
@@ -17,7 +27,9 @@
 
 use crate::fs::{b, Mount};
 use fuser::ReplyEmpty;
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 use tessera_client::write_behind::Ticket;
 use tessera_client::{ClientError, Fs};
 use tessera_proto::pb;
@@ -25,11 +37,28 @@ use tokio::runtime::Handle;
 
 /// Unlinks sent in one request at most.
 const MAX_BATCH: usize = 512;
+/// How long a recall waits for queued unlinks (the masters cut a mount off
+/// that takes longer than half a lease to acknowledge).
+const RECALL_WAIT: Duration = Duration::from_secs(2);
+
+/// Which unlinks are written behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnlinkBehind {
+    /// None: each waits for its commit.
+    Never,
+    /// In directories this mount holds exclusively (the default).
+    Exclusive,
+    /// All (other mounts see them milliseconds late).
+    Always,
+}
 
 pub(crate) struct Queued {
     req: pb::UnlinkRequest,
     ticket: Ticket,
     file: Option<u64>,
+    /// Answered when the unlink commits (queued after its directory was
+    /// recalled); None: answered when queued.
+    reply: Option<ReplyEmpty>,
 }
 
 #[derive(Default)]
@@ -40,18 +69,75 @@ pub(crate) struct UnlinkQueue {
     /// The last batch found no master: unlinks wait for their commit (and
     /// fail visibly) until a batch gets through again.
     no_master: bool,
+    /// Directories this mount holds exclusively.
+    exclusive: HashSet<u64>,
 }
 
 impl Mount {
-    /// An unlink got through to the master: write-behind may resume.
-    pub(crate) fn master_reached(&self) {
-        self.unlinks.lock().unwrap_or_else(|p| p.into_inner()).no_master = false;
+    fn unlink_queue(&self) -> std::sync::MutexGuard<'_, UnlinkQueue> {
+        self.unlinks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the next unlink may be written behind: not while the master
-    /// is unreachable, where acknowledging it would only lose it later.
-    pub(crate) fn may_unlink_behind(&self) -> bool {
-        self.write_behind_unlink && !self.unlinks.lock().unwrap_or_else(|p| p.into_inner()).no_master
+    /// An unlink got through to the master: write-behind may resume.
+    pub(crate) fn master_reached(&self) {
+        self.unlink_queue().no_master = false;
+    }
+
+    /// Whether an unlink of `name` in `parent` may be written behind: not
+    /// while the master is unreachable (acknowledging it would only lose it
+    /// later), and by default only in a directory held exclusively, of a
+    /// name whose inode is known.
+    pub(crate) fn may_unlink_behind(&self, parent: u64, name: &[u8]) -> bool {
+        let q = self.unlink_queue();
+        !q.no_master
+            && match self.write_behind_unlink {
+                UnlinkBehind::Never => false,
+                UnlinkBehind::Always => true,
+                UnlinkBehind::Exclusive => {
+                    q.exclusive.contains(&parent) && self.dircache.ino_of(parent, name).is_some()
+                }
+            }
+    }
+
+    /// The masters granted this mount `dir` exclusively in an answer
+    /// fetched when the lease generation was `gen`.
+    pub(crate) fn dir_exclusive(&self, dir: u64, gen: u64) {
+        let mut q = self.unlink_queue();
+        // Checked under the queue's lock: a revoke bumps the generation
+        // before it takes the lock to drop exclusive holds.
+        if self.leases.still(gen) {
+            q.exclusive.insert(dir);
+        }
+    }
+
+    /// The lease is over: no directory is held exclusively.
+    pub(crate) fn exclusive_lost(&self) {
+        self.unlink_queue().exclusive.clear();
+    }
+
+    /// The masters recalled `dirs` (or every directory, `all`): no more
+    /// unlinks there are acknowledged before they commit, and the ones
+    /// queued are sent; returns once they are answered (bounded).
+    pub(crate) async fn recalled(&self, dirs: &[u64], all: bool) {
+        let drained = self.unlinks_drained.notified();
+        tokio::pin!(drained);
+        {
+            let mut q = self.unlink_queue();
+            if all {
+                q.exclusive.clear();
+            } else {
+                for d in dirs {
+                    q.exclusive.remove(d);
+                }
+            }
+            drained.as_mut().enable();
+            if q.queued.is_empty() && !q.sending {
+                return;
+            }
+        }
+        if tokio::time::timeout(RECALL_WAIT, drained).await.is_err() {
+            tracing::warn!("queued unlinks did not commit within a recall's wait");
+        }
     }
 
     /// Called on the FUSE thread: unless the queue is full, replies at once.
@@ -103,13 +189,30 @@ impl Mount {
         file: Option<u64>,
         reply: ReplyEmpty,
     ) {
-        self.dircache.removed(parent, &name);
-        self.post_op_predicted(parent);
-        reply.ok();
-        let req = pb::UnlinkRequest { cred: Some(fs.cred.clone()), parent, name: b(&name), ..Default::default() };
+        let req = pb::UnlinkRequest {
+            cred: Some(fs.cred.clone()),
+            parent,
+            name: b(&name),
+            ino: file.unwrap_or(0),
+            ..Default::default()
+        };
         let start = {
-            let mut q = self.unlinks.lock().unwrap_or_else(|p| p.into_inner());
-            q.queued.push(Queued { req, ticket, file });
+            let mut q = self.unlink_queue();
+            // Decided under the lock a recall takes: once the directory is
+            // recalled, unlinks in it are answered when they commit.
+            let early = match self.write_behind_unlink {
+                UnlinkBehind::Always => true,
+                _ => q.exclusive.contains(&parent),
+            };
+            self.dircache.removed(parent, &name);
+            self.post_op_predicted(parent);
+            let reply = if early {
+                reply.ok();
+                None
+            } else {
+                Some(reply)
+            };
+            q.queued.push(Queued { req, ticket, file, reply });
             !std::mem::replace(&mut q.sending, true)
         };
         if start {
@@ -121,9 +224,10 @@ impl Mount {
     async fn send_unlinks(self: Arc<Self>) {
         loop {
             let batch: Vec<Queued> = {
-                let mut q = self.unlinks.lock().unwrap_or_else(|p| p.into_inner());
+                let mut q = self.unlink_queue();
                 if q.queued.is_empty() {
                     q.sending = false;
+                    self.unlinks_drained.notify_waiters();
                     return;
                 }
                 let n = q.queued.len().min(MAX_BATCH);
@@ -149,7 +253,7 @@ impl Mount {
             .await;
         let behind = self.fs.meta.write_behind();
         let no_master = matches!(res, Err(ClientError::NoMaster { .. }));
-        self.unlinks.lock().unwrap_or_else(|p| p.into_inner()).no_master = no_master;
+        self.unlink_queue().no_master = no_master;
         let (outcomes, dirs) = match res {
             Ok(r) if r.outcomes.len() == batch.len() => {
                 self.orphaned(&r.orphaned);
@@ -162,6 +266,12 @@ impl Mount {
         for (q, o) in batch.into_iter().zip(outcomes) {
             let (parent, file) = (q.req.parent, q.file);
             let still_touched = behind.end(q.ticket, parent);
+            if let Some(reply) = q.reply {
+                match o.errno {
+                    0 => reply.ok(),
+                    e => reply.error(fuser::Errno::from_i32(e)),
+                }
+            }
             if o.errno == 0 {
                 // While other unlinks in the directory are on their way, the
                 // prediction is newer than this reply.

@@ -22,6 +22,17 @@
 //! Race between a read and a change: a read that overlaps a change (begun
 //! while one was in flight, or one began before the registration) is
 //! answered with `lease = false` and is not cached by the mount.
+//!
+//! Exclusive directories: a lookup in or listing of a directory that no
+//! other session holds makes the caller its exclusive holder (`exclusive`
+//! in the reply). While it is, the mount may acknowledge unlinks in the
+//! directory before they commit (queued, sent in batches). Before any other
+//! session reads or changes the directory, the leader recalls it: a revoke
+//! of the directory, which the mount acknowledges only after its queued
+//! unlinks have committed. No other session is registered on an exclusive
+//! directory (their reads are answered without a lease until it is
+//! recalled). A mount cut off with unlinks still queued sends them late;
+//! each names the inode it saw, so it cannot remove a file made since.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +91,8 @@ struct Inner {
     sessions: HashMap<u64, Session>,
     by_name: HashMap<String, u64>,
     holders: HashMap<u64, Vec<u64>>,
+    /// Directory -> the one session holding it exclusively.
+    excl: HashMap<u64, u64>,
     next_conn: u64,
     next_seq: u64,
     /// No change is acknowledged before this (one lease after election).
@@ -109,6 +122,15 @@ impl Drop for ChangeGuard<'_> {
 /// The state at a read's start (see `Leases::begin_read`).
 pub struct ReadToken(Option<u64>);
 
+/// What a read's caller may keep (see `Leases::grant`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The answer is under the caller's lease until revoked.
+    pub lease: bool,
+    /// The caller holds the directory exclusively.
+    pub exclusive: bool,
+}
+
 impl Leases {
     pub fn new(lease: Duration) -> Leases {
         Leases {
@@ -133,6 +155,7 @@ impl Leases {
         g.sessions.clear();
         g.by_name.clear();
         g.holders.clear();
+        g.excl.clear();
         g.ready_at = leader.then(|| Instant::now() + self.lease);
     }
 
@@ -148,6 +171,7 @@ impl Leases {
                 s.cut = true;
                 s.tx = None;
             }
+            g.excl.retain(|_, c| *c != old);
         }
         let (acked, _) = watch::channel(0);
         g.sessions.insert(
@@ -165,6 +189,7 @@ impl Leases {
             s.tx = None;
             s.name.clone()
         });
+        g.excl.retain(|_, c| *c != conn);
         if let Some(n) = name {
             if g.by_name.get(&n) == Some(&conn) {
                 g.by_name.remove(&n);
@@ -206,10 +231,22 @@ impl Leases {
     /// the read may be cached (the session holds a renewed lease and no
     /// change overlapped the read).
     pub fn grant(&self, name: Option<&str>, inos: &[u64], token: ReadToken) -> bool {
-        let Some(name) = name else { return false };
+        self.grant_in(name, inos, None, token).lease
+    }
+
+    /// `grant` for a read of directory `dir` (a lookup in it, a listing):
+    /// also makes the session its exclusive holder when no other session
+    /// holds it.
+    pub fn grant_in(&self, name: Option<&str>, inos: &[u64], dir: Option<u64>, token: ReadToken) -> Grant {
+        let no = Grant::default();
+        let Some(name) = name else { return no };
         let mut g = self.lock();
-        let Some(&conn) = g.by_name.get(name) else { return false };
-        let Some(s) = g.sessions.get_mut(&conn).filter(|s| !s.cut && s.renewed.is_some()) else { return false };
+        let Some(&conn) = g.by_name.get(name) else { return no };
+        // Another session holds one of these exclusively: answered, not kept.
+        if inos.iter().any(|i| g.excl.get(i).is_some_and(|c| *c != conn)) {
+            return no;
+        }
+        let Some(s) = g.sessions.get_mut(&conn).filter(|s| !s.cut && s.renewed.is_some()) else { return no };
         let mut fresh = Vec::new();
         for &ino in inos {
             if s.inos.insert(ino) {
@@ -222,17 +259,43 @@ impl Leases {
         }
         if overflow {
             self.revoke_all_locked(&mut g, conn);
-            return false;
+            return no;
         }
-        drop(g);
         // Checked after registering: a change begun from here on finds us.
-        token.0.is_some_and(|b| b == self.begun.load(Ordering::SeqCst))
+        let lease = token.0.is_some_and(|b| b == self.begun.load(Ordering::SeqCst));
+        let exclusive = lease
+            && dir.is_some_and(|d| {
+                let sole = g.holders.get(&d).is_some_and(|h| h.as_slice() == [conn]);
+                if sole {
+                    g.excl.insert(d, conn);
+                }
+                sole
+            });
+        Grant { lease, exclusive }
+    }
+
+    /// Before a read or change by session `origin` of `keys`: recalls those
+    /// another session holds exclusively (see the module comment) and waits
+    /// for their holders' queued changes. Free when nothing is exclusive.
+    pub async fn recall(&self, keys: &[u64], origin: Option<&str>) {
+        let dirs: Vec<u64> = {
+            let g = self.lock();
+            if g.excl.is_empty() {
+                return;
+            }
+            let me = origin.and_then(|o| g.by_name.get(o).copied());
+            keys.iter().copied().filter(|k| g.excl.get(k).is_some_and(|c| Some(*c) != me)).collect()
+        };
+        if !dirs.is_empty() {
+            self.revoke(&Touched { inos: dirs, ..Default::default() }, origin).await;
+        }
     }
 
     /// Too many registrations: the session drops everything.
     fn revoke_all_locked(&self, g: &mut Inner, conn: u64) {
         g.next_seq += 1;
         let seq = g.next_seq;
+        g.excl.retain(|_, c| *c != conn);
         if let Some(s) = g.sessions.get_mut(&conn) {
             let inos: Vec<u64> = s.inos.drain().collect();
             if let Some(tx) = &s.tx {
@@ -300,9 +363,13 @@ impl Leases {
                     s.cut = true;
                     s.tx = None;
                     cut_ends.extend(s.lease_end(lease));
+                    g.excl.retain(|_, c| *c != conn);
                 }
                 for ino in &keys {
                     forget_holder(&mut g.holders, *ino, conn);
+                    if g.excl.get(ino) == Some(&conn) {
+                        g.excl.remove(ino);
+                    }
                 }
             }
         }
@@ -317,6 +384,7 @@ impl Leases {
                     s.tx = None;
                     cut_ends.extend(s.lease_end(self.lease));
                 }
+                g.excl.retain(|_, c| *c != conn);
             }
         }
         if let Some(end) = cut_ends.into_iter().max() {
@@ -430,6 +498,48 @@ mod tests {
         assert!(ev.attrs_only, "an atime change keeps holders' pages");
         l.acked(c, ev.revoke);
         tokio::time::timeout(Duration::from_secs(1), change).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sole_holder_holds_a_directory_exclusively_until_another_session_looks() {
+        let l = std::sync::Arc::new(leases());
+        let (tx1, mut rx1) = mpsc::channel(16);
+        let (tx2, mut rx2) = mpsc::channel(16);
+        let c1 = l.connect("m1", tx1);
+        let c2 = l.connect("m2", tx2);
+        l.renewed(c1);
+        l.renewed(c2);
+        let g = l.grant_in(Some("m1"), &[20, 21], Some(20), l.begin_read());
+        assert_eq!(g, Grant { lease: true, exclusive: true });
+        // Another session's read of 20 is answered without a lease while m1 holds it.
+        assert_eq!(l.grant_in(Some("m2"), &[20], Some(20), l.begin_read()), Grant::default());
+        // m1's own reads and changes recall nothing.
+        let t0 = Instant::now();
+        l.recall(&[20], Some("m1")).await;
+        assert!(rx1.try_recv().is_err() && t0.elapsed() < Duration::from_millis(50));
+        // m2 recalls it: m1 is revoked and m2 waits for m1's acknowledgement.
+        let l2 = l.clone();
+        let recall = tokio::spawn(async move { l2.recall(&[20], Some("m2")).await });
+        let ev = rx1.recv().await.unwrap().unwrap();
+        assert_eq!(ev.inos, vec![20]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!recall.is_finished(), "waits for the holder's queued changes");
+        l.acked(c1, ev.revoke);
+        tokio::time::timeout(Duration::from_secs(1), recall).await.unwrap().unwrap();
+        // The recall took m1's registration: m2 is the sole holder now.
+        assert_eq!(l.grant_in(Some("m2"), &[20], Some(20), l.begin_read()), Grant { lease: true, exclusive: true });
+        assert_eq!(l.grant_in(Some("m1"), &[20], Some(20), l.begin_read()), Grant::default());
+        let l2 = l.clone();
+        let recall = tokio::spawn(async move { l2.recall(&[20], Some("m1")).await });
+        let ev = rx2.recv().await.unwrap().unwrap();
+        l.acked(c2, ev.revoke);
+        tokio::time::timeout(Duration::from_secs(1), recall).await.unwrap().unwrap();
+        assert_eq!(l.grant_in(Some("m1"), &[20], Some(20), l.begin_read()), Grant { lease: true, exclusive: true });
+        // Two holders: neither exclusively.
+        assert_eq!(l.grant_in(Some("m2"), &[21], Some(21), l.begin_read()), Grant { lease: true, exclusive: false });
+        // A cut session holds nothing exclusively.
+        l.disconnect(c1);
+        assert!(l.lock().excl.is_empty());
     }
 
     #[tokio::test]

@@ -31,7 +31,7 @@ impl MetaService {
         let items: Vec<UnlinkItem> = r
             .unlinks
             .iter()
-            .map(|u| UnlinkItem { cred: cred(u.cred.clone()), parent: u.parent, name: v(&u.name) })
+            .map(|u| UnlinkItem { cred: cred(u.cred.clone()), parent: u.parent, name: v(&u.name), ino: u.ino })
             .collect();
         let mut dirs: Vec<u64> = items.iter().map(|i| i.parent).collect();
         dirs.sort_unstable();

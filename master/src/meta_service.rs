@@ -68,6 +68,11 @@ impl MetaService {
     /// Like `write`, deduplicated by the client's request id.
     pub(crate) async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, Status> {
         let touched = crate::lease_scope::touched(&self.db, &op);
+        // A directory another mount holds exclusively may have its unlinks
+        // still on their way: they land first.
+        let origin = crate::lease_scope::current_session();
+        let keys: Vec<u64> = touched.inos.iter().copied().chain(touched.entries.iter().map(|(p, _)| *p)).collect();
+        self.leases.recall(&keys, origin.as_deref()).await;
         let change = (!touched.is_empty()).then(|| self.leases.begin_change());
         let now = tessera_proto::time::now();
         let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };
@@ -75,7 +80,6 @@ impl MetaService {
         // Applied, refused, or unknown (timed out): other mounts drop what
         // it may have changed before the caller hears of it.
         if change.is_some() {
-            let origin = crate::lease_scope::current_session();
             self.leases.revoke(&touched, origin.as_deref()).await;
         }
         drop(change);
@@ -116,8 +120,20 @@ impl MetaService {
     /// Registers what a read returned under the caller's cache lease;
     /// true if the caller may keep it until revoked.
     fn grant(&self, inos: &[u64], token: crate::leases::ReadToken) -> bool {
+        self.grant_in(inos, None, token).lease
+    }
+
+    /// `grant` for a read of directory `dir` (see `Leases::grant_in`).
+    fn grant_in(&self, inos: &[u64], dir: Option<u64>, token: crate::leases::ReadToken) -> crate::leases::Grant {
         let session = crate::lease_scope::current_session();
-        self.leases.grant(session.as_deref(), inos, token)
+        self.leases.grant_in(session.as_deref(), inos, dir, token)
+    }
+
+    /// Before a read of `keys`: another session's exclusive hold on them
+    /// is recalled (its queued unlinks land first).
+    async fn recall_for_read(&self, keys: &[u64]) {
+        let session = crate::lease_scope::current_session();
+        self.leases.recall(keys, session.as_deref()).await;
     }
 
     /// A RocksDB integer property summed over the column families (for
@@ -178,7 +194,7 @@ impl MetaService {
     pub(crate) fn attr_reply(r: Reply) -> Res<AttrReply> {
         match r {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => {
-                ok(AttrReply { attr: Some(attr(&i)), parent: None, lease: false })
+                ok(AttrReply { attr: Some(attr(&i)), lease: false, ..Default::default() })
             }
             _ => Err(Status::internal("command returned no attributes")),
         }
@@ -209,10 +225,11 @@ impl Meta for MetaService {
     async fn lookup(&self, req: Request<LookupRequest>) -> Res<AttrReply> {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
+        self.recall_for_read(&[r.parent]).await;
         let token = self.leases.begin_read();
         let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
-        let lease = self.grant(&[r.parent, i.ino], token);
-        ok(AttrReply { attr: Some(attr(&i)), parent: None, lease })
+        let g = self.grant_in(&[r.parent, i.ino], Some(r.parent), token);
+        ok(AttrReply { attr: Some(attr(&i)), parent: None, lease: g.lease, exclusive: g.exclusive })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -220,10 +237,13 @@ impl Meta for MetaService {
         if !req.get_ref().stale_ok {
             self.read_barrier(req.metadata()).await?;
         }
+        if !req.get_ref().stale_ok {
+            self.recall_for_read(&[req.get_ref().ino]).await;
+        }
         let token = self.leases.begin_read();
         let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
         let lease = !req.get_ref().stale_ok && self.grant(&[i.ino], token);
-        ok(AttrReply { attr: Some(attr(&i)), parent: None, lease })
+        ok(AttrReply { attr: Some(attr(&i)), lease, ..Default::default() })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
@@ -232,7 +252,7 @@ impl Meta for MetaService {
         if r.read_access {
             self.write_once(cred(r.cred), Op::TouchAtimes { inos: vec![r.ino] }, r.request_id.clone()).await?;
             let i = read::inode(&self.db, r.ino).map_err(fs_status)?;
-            return ok(AttrReply { attr: Some(attr(&i)), parent: None, lease: false });
+            return ok(AttrReply { attr: Some(attr(&i)), lease: false, ..Default::default() });
         }
         let op = Op::SetAttr {
             ino: r.ino,
@@ -335,10 +355,11 @@ impl Meta for MetaService {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
+        self.recall_for_read(&[r.ino]).await;
         let token = self.leases.begin_read();
         let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus).map_err(fs_status)?;
         let inos: Vec<u64> = std::iter::once(r.ino).chain(page.entries.iter().map(|(_, d, _)| d.ino)).collect();
-        let lease = self.grant(&inos, token);
+        let g = self.grant_in(&inos, Some(r.ino), token);
         let entries = page
             .entries
             .into_iter()
@@ -349,7 +370,7 @@ impl Meta for MetaService {
                 attr: a.as_ref().map(attr),
             })
             .collect();
-        ok(ReadDirReply { entries, more: page.more, lease })
+        ok(ReadDirReply { entries, more: page.more, lease: g.lease, exclusive: g.exclusive })
     }
 
     async fn read_link(&self, req: Request<ReadLinkRequest>) -> Res<ReadLinkReply> {

@@ -247,6 +247,9 @@ pub struct UnlinkItem {
     pub cred: Cred,
     pub parent: u64,
     pub name: Vec<u8>,
+    /// The inode the caller saw under the name (0: any).
+    #[serde(default)]
+    pub ino: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

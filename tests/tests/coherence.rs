@@ -79,6 +79,44 @@ fn rename_unlink_and_new_content_are_seen_by_the_next_call() {
     assert_eq!(std::fs::metadata(b.path().join("d/m")).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
+/// Unlinks in a directory only mount A has looked at are acknowledged
+/// before they commit (queued); B's first look at the directory recalls
+/// it, and B sees every unlink A returned from.
+#[test]
+fn unlinks_a_mount_wrote_behind_are_seen_by_the_other_mounts_next_call() {
+    let c = Cluster::start(3, 3);
+    let (a, b) = two_mounts(&c);
+    let d = |m: &tessera_tests::Mount, n: &str| m.path().join("d").join(n);
+    std::fs::create_dir(a.path().join("d")).unwrap();
+    for i in 0..300 {
+        std::fs::write(d(&a, &format!("f{i}")), b"x").unwrap();
+    }
+    // A lists the directory: it is A's alone.
+    assert_eq!(std::fs::read_dir(a.path().join("d")).unwrap().count(), 300);
+    for i in 0..100 {
+        std::fs::remove_file(d(&a, &format!("f{i}"))).unwrap();
+    }
+    // B's listing right after: none of the hundred.
+    let mut names: Vec<String> =
+        std::fs::read_dir(b.path().join("d")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names.len(), 200, "B lists names A unlinked: {:?}", &names[..5]);
+    // Alternating: each B look recalls the directory, each unlink on A
+    // takes B's hold away again.
+    for i in 100..200 {
+        std::fs::remove_file(d(&a, &format!("f{i}"))).unwrap();
+        let e = std::fs::metadata(d(&b, &format!("f{i}"))).err().map(|e| e.kind());
+        assert_eq!(e, Some(ErrorKind::NotFound), "B still sees f{i} after A's unlink returned");
+        assert!(d(&b, &format!("f{}", i + 1)).exists(), "B lost f{}", i + 1);
+        // A name B creates where A unlinked is B's file, not removed late.
+        std::fs::write(d(&b, &format!("f{i}")), b"from b").unwrap();
+    }
+    for i in 100..200 {
+        assert_eq!(std::fs::read(d(&a, &format!("f{i}"))).unwrap(), b"from b", "f{i} on A");
+    }
+    assert_eq!(std::fs::read_dir(a.path().join("d")).unwrap().count(), 200);
+}
+
 #[test]
 fn a_stopped_mount_delays_a_change_by_at_most_its_lease() {
     let c = Cluster::start(3, 3);

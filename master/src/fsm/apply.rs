@@ -131,7 +131,7 @@ impl Applier<'_, '_> {
                 for it in items {
                     let mark = self.txn.mark();
                     let mut one = self.as_caller(&it.cred);
-                    match one.remove(it.parent, &it.name, false) {
+                    match one.remove_if(it.parent, &it.name, it.ino) {
                         Ok(()) => {
                             let o = one.orphaned;
                             self.orphaned.extend(o);
@@ -446,6 +446,14 @@ impl Applier<'_, '_> {
 
     pub(super) fn is_empty_dir(&self, ino: u64) -> Result<bool, Fail> {
         Ok(self.txn.keys_with_prefix(&key::ino(key::DENTRY, ino), 1)?.is_empty())
+    }
+
+    /// Unlinks `name` if it still names `ino` (0: whatever it names).
+    fn remove_if(&mut self, parent: u64, name: &[u8], ino: u64) -> Result<(), Fail> {
+        if ino != 0 && self.dentry(parent, name)?.is_some_and(|d| d.ino != ino) {
+            return Err(err(libc::ENOENT, "the name names another file now"));
+        }
+        self.remove(parent, name, false)
     }
 
     fn remove(&mut self, parent: u64, name: &[u8], want_dir: bool) -> Result<(), Fail> {

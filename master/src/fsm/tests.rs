@@ -387,7 +387,7 @@ fn unlink_many_applies_each_item_on_its_own() {
     let a = ns.create(&alice, shared, "a");
     let b = ns.create(&ROOT, shared, "b");
     let c = ns.create(&alice, shared, "c");
-    let item = |cred: &Cred, name: &str| UnlinkItem { cred: cred.clone(), parent: shared, name: name.into() };
+    let item = |cred: &Cred, name: &str| UnlinkItem { cred: cred.clone(), parent: shared, name: name.into(), ino: 0 };
     let bob = user(1001);
     let items = vec![
         item(&alice, "a"),
@@ -406,6 +406,24 @@ fn unlink_many_applies_each_item_on_its_own() {
     assert_eq!(ns.lookup(shared, "c").unwrap().ino, c, "a refused item changes nothing");
     assert!(read::inode(&ns.db, a).is_err() && read::inode(&ns.db, b).is_err());
     assert_eq!(ns.inode(shared).mtime, (ns.clock, 0));
+}
+
+#[test]
+fn a_late_unlink_leaves_a_file_made_under_the_name_since() {
+    let mut ns = Ns::new();
+    let old = ns.create(&ROOT, 1, "x");
+    ns.run(&ROOT, Op::Unlink { parent: 1, name: "x".into(), open: vec![] }).unwrap();
+    let new = ns.create(&ROOT, 1, "x");
+    assert_ne!(old, new);
+    let items = vec![UnlinkItem { cred: ROOT, parent: 1, name: "x".into(), ino: old }];
+    let Reply::Outcomes(out, _) = ns.run(&ROOT, Op::UnlinkMany { items, open: vec![] }).unwrap() else {
+        panic!("no outcomes")
+    };
+    assert_eq!(out[0].as_ref().map(|e| e.errno), Some(libc::ENOENT));
+    assert_eq!(ns.lookup(1, "x").unwrap().ino, new);
+    let items = vec![UnlinkItem { cred: ROOT, parent: 1, name: "x".into(), ino: new }];
+    ns.run(&ROOT, Op::UnlinkMany { items, open: vec![] }).unwrap();
+    assert!(ns.lookup(1, "x").is_none());
 }
 
 #[test]
@@ -455,7 +473,7 @@ fn a_file_open_on_the_callers_mount_outlives_its_last_name() {
     assert_eq!(ns.lookup(1, "b").unwrap().ino, a);
     // In a batch: per item, collected for the whole.
     let c = ns.create(&ROOT, 1, "c");
-    let items = vec![UnlinkItem { cred: ROOT, parent: 1, name: "c".into() }];
+    let items = vec![UnlinkItem { cred: ROOT, parent: 1, name: "c".into(), ino: 0 }];
     let r = ns.run(&ROOT, Op::UnlinkMany { items, open: vec![c] }).unwrap();
     assert!(matches!(r, Reply::Outcomes(_, ref o) if o == &vec![c]));
 }
