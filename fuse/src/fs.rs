@@ -29,6 +29,9 @@ pub struct OpenFile {
 
 pub struct DirHandle {
     pub entries: Vec<(u64, FileType, Vec<u8>, Option<Attr>)>,
+    /// The listing is under this mount's lease (the kernel may keep its
+    /// entries; otherwise it must ask again).
+    pub leased: bool,
 }
 
 /// What `Mount::lookup_here` could do without waiting.
@@ -311,14 +314,18 @@ impl Mount {
         if behind.touches(a.ino) || (linked_elsewhere && behind.unsure()) {
             (a, grant) = fs.lookup_leased(parent, name, true).await?;
         }
+        // Only an answer the masters registered may outlive this call in
+        // the kernel: a later change revokes only what is registered.
+        let mut ttl = Duration::ZERO;
         if grant.lease && self.leases.still(gen) {
             self.dircache.learned(parent, name, &a);
             self.dircache.learned_attr(&a, epoch);
             if grant.exclusive {
                 self.dir_exclusive(parent, gen);
             }
+            ttl = self.kernel_ttl();
         }
-        Ok((self.patch(a).await, self.kernel_ttl()))
+        Ok((self.patch(a).await, ttl))
     }
 
     /// Lists `dir` (as this mount's own user) for the lookup cache.
@@ -439,9 +446,11 @@ impl Mount {
         } else {
             let (gen, epoch) = (self.leases.gen(), self.dircache.epoch());
             let (a, leased) = self.fs.getattr_leased(ino, false).await?;
-            if leased && self.leases.still(gen) {
-                self.dircache.learned_attr(&a, epoch);
+            if !(leased && self.leases.still(gen)) {
+                // Not registered: the kernel must ask again.
+                return Ok((self.patch(a).await, Duration::ZERO));
             }
+            self.dircache.learned_attr(&a, epoch);
             a
         };
         Ok((self.patch(a).await, self.kernel_ttl()))
@@ -671,11 +680,17 @@ impl Mount {
     pub async fn opendir(&self, fs: &Fs, ino: u64, parent: u64) -> Result<u64> {
         let mut entries =
             vec![(ino, FileType::Directory, b".".to_vec(), None), (parent, FileType::Directory, b"..".to_vec(), None)];
-        for e in fs.readdir(ino, true).await? {
+        let gen = self.leases.gen();
+        let (listed, grant) = fs.readdir_upto_leased(ino, true, usize::MAX).await?.unwrap_or_default();
+        for e in listed {
             entries.push((e.ino, kind(e.kind), e.name.to_vec(), e.attr));
         }
+        let leased = grant.lease && self.leases.still(gen);
+        if leased && grant.exclusive {
+            self.dir_exclusive(ino, gen);
+        }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(DirHandle { entries }));
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(DirHandle { entries, leased }));
         Ok(fh)
     }
 

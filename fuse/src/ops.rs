@@ -514,7 +514,8 @@ impl Filesystem for TesseraFs {
             return;
         };
         let m = self.mount.clone();
-        let (ttl, unique) = (self.mount.kernel_ttl(), req.unique().0);
+        let ttl = if d.leased { self.mount.kernel_ttl() } else { std::time::Duration::ZERO };
+        let unique = req.unique().0;
         let work = async move {
             // Attributes first (some may need the master), then the reply.
             let (mut out, mut bytes) = (Vec::new(), 0usize);

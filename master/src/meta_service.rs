@@ -73,6 +73,7 @@ impl MetaService {
         let origin = crate::lease_scope::current_session();
         let keys: Vec<u64> = touched.inos.iter().copied().chain(touched.entries.iter().map(|(p, _)| *p)).collect();
         self.leases.recall(&keys, origin.as_deref()).await;
+        self.leases.hold(origin.as_deref(), &keys);
         let change = (!touched.is_empty()).then(|| self.leases.begin_change());
         let now = tessera_proto::time::now();
         let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };

@@ -231,7 +231,7 @@ fn two_sqlite_writers_on_two_mounts_keep_one_consistent_database() {
     let ta = writer(db_a.clone(), "a");
     let tb = writer(db_b.clone(), "b");
     let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
-    assert!(ra.0, "writer on mount A: {}", ra.1);
+    assert!(ra.0, "writer on mount A: {}\n{}\n{}", ra.1, a.log(), b.log());
     assert!(rb.0, "writer on mount B: {}", rb.1);
     assert_eq!(run(&db_b, "SELECT count(*) FROM t;"), "600");
     assert_eq!(run(&db_a, "SELECT count(*) FROM t WHERE w='a';"), "300");
