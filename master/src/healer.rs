@@ -103,6 +103,10 @@ impl Healer {
 
     async fn propose(&self, op: Op) -> Option<Reply> {
         let cmd = Command { cred: Cred::root(), now: now(), op, request_id: String::new() };
+        if let Err(e) = cmd.check_size() {
+            tracing::error!(error = %e.msg, "healer command not proposed");
+            return None;
+        }
         match tokio::time::timeout(Duration::from_secs(5), self.raft.client_write(cmd)).await {
             Ok(Ok(r)) => r.data.ok(),
             _ => None,

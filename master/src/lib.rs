@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod convert;
+pub mod disk_guard;
 pub mod fsm;
 pub mod healer;
 pub mod lease_scope;
@@ -45,6 +46,9 @@ pub struct Config {
     /// How long a mount's cache lease runs past its last renewal (and so
     /// the longest a change waits on a mount that stopped answering).
     pub cache_lease: Duration,
+    /// Free bytes on the data directory's disk under which changes that
+    /// add to the namespace are refused.
+    pub min_free: u64,
 }
 
 pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
@@ -156,6 +160,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         addr: cfg.advertise.clone(),
         min_replicas: cfg.min_replicas,
         leases,
+        disk: Arc::new(disk_guard::DiskGuard::new(cfg.data_dir.clone(), cfg.min_free)),
     };
     let meta = tessera_proto::pb::meta_server::MetaServer::new(meta)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)

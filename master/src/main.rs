@@ -73,6 +73,11 @@ struct Args {
     /// changes' acknowledgements this long after its election.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(200..=60_000))]
     cache_lease_ms: u64,
+    /// Below this many MiB free on the data directory's disk, the leader
+    /// refuses changes that add to the namespace (ENOSPC; reads, unlinks,
+    /// renames and locks go on).
+    #[arg(long, default_value_t = 256)]
+    min_free_mb: u64,
 }
 
 #[tokio::main]
@@ -113,6 +118,7 @@ async fn main() {
         min_replicas: a.min_replicas,
         lock_lease: Duration::from_millis(a.lock_lease_ms),
         cache_lease: Duration::from_millis(a.cache_lease_ms),
+        min_free: a.min_free_mb << 20,
         healer: tessera_master::healer::HealerConfig {
             interval: Duration::from_millis(a.repair_interval_ms),
             copies_per_server: a.copies_per_server.max(1),

@@ -31,6 +31,8 @@ pub struct MetaService {
     pub min_replicas: u32,
     /// Mounts' cache leases (leases.rs): changes revoke them.
     pub leases: Arc<crate::leases::Leases>,
+    /// Refuses changes that add to the namespace when the disk is nearly full.
+    pub disk: Arc<crate::disk_guard::DiskGuard>,
 }
 
 const RAFT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -67,6 +69,11 @@ impl MetaService {
 
     /// Like `write`, deduplicated by the client's request id.
     pub(crate) async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, Status> {
+        if op.adds() && self.disk.full() {
+            let msg = self.disk.refusal();
+            tracing::debug!("{msg}");
+            return Err(fs_status(crate::types::FsErr::new(libc::ENOSPC, msg)));
+        }
         let touched = crate::lease_scope::touched(&self.db, &op);
         // A directory another mount holds exclusively may have its unlinks
         // still on their way: they land first.
@@ -77,6 +84,7 @@ impl MetaService {
         let change = (!touched.is_empty()).then(|| self.leases.begin_change());
         let now = tessera_proto::time::now();
         let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };
+        cmd.check_size().map_err(fs_status)?;
         let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd)).await;
         // Applied, refused, or unknown (timed out): other mounts drop what
         // it may have changed before the caller hears of it.

@@ -24,6 +24,8 @@ impl MetaService {
             block_cache_bytes: self.db.property_int_value("rocksdb.block-cache-usage").ok().flatten().unwrap_or(0),
             memtable_bytes: self.db_property("rocksdb.cur-size-all-mem-tables"),
             table_readers_bytes: self.db_property("rocksdb.estimate-table-readers-mem"),
+            disk_free_bytes: self.disk.free(),
+            disk_full: self.disk.full(),
         };
         let members = m
             .membership_config

@@ -252,6 +252,11 @@ pub struct UnlinkItem {
     pub ino: u64,
 }
 
+/// The largest command proposed, as its Raft entry encodes it: a quarter
+/// of the log journal's replay limit (store::log_journal::MAX_ENTRY),
+/// leaving room for the entry's envelope.
+pub const MAX_COMMAND_BYTES: usize = 16 << 20;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Command {
     pub cred: Cred,
@@ -261,6 +266,38 @@ pub struct Command {
     /// first result back instead of applying twice.
     #[serde(default)]
     pub request_id: String,
+}
+
+impl Command {
+    /// Refuses a command whose entry would be larger than
+    /// `MAX_COMMAND_BYTES` (checked before it enters the log).
+    pub fn check_size(&self) -> Result<(), FsErr> {
+        let len = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
+        if len > MAX_COMMAND_BYTES {
+            return Err(FsErr::new(
+                libc::E2BIG,
+                format!("{self} request of {len} bytes encoded is over the limit of {MAX_COMMAND_BYTES}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Op {
+    /// Whether the change adds names, data or attributes (refused when the
+    /// master's disk is nearly full, see disk_guard.rs).
+    pub fn adds(&self) -> bool {
+        matches!(
+            self,
+            Op::Mkdir { .. }
+                | Op::Create { .. }
+                | Op::CreateBehind(_)
+                | Op::Symlink { .. }
+                | Op::Link { .. }
+                | Op::Commit { .. }
+                | Op::SetXattr { .. }
+        )
+    }
 }
 
 impl fmt::Display for Command {

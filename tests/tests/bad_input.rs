@@ -184,3 +184,37 @@ fn chunkservers_refuse_small_chunks_that_do_not_match_their_id() {
     let left: Vec<_> = std::fs::read_dir(&tmp).map(|d| d.flatten().collect()).unwrap_or_default();
     assert!(left.is_empty(), "temp files left in {}: {left:?}", tmp.display());
 }
+
+/// A master whose disk is nearly full refuses what adds to the namespace
+/// with a clear error, and keeps serving reads and removals.
+#[test]
+fn a_master_with_a_nearly_full_disk_refuses_new_files_and_serves_reads() {
+    let mut c = Cluster::start(3, 3);
+    let work = tempfile::tempdir().unwrap();
+    let f = work.path().join("f");
+    let data = tessera_tests::random_bytes(300_000, 9);
+    std::fs::write(&f, &data).unwrap();
+    c.ok(&["put", f.to_str().unwrap(), "/kept"]);
+    c.ok(&["put", f.to_str().unwrap(), "/removed"]);
+    // Every master restarts needing more free space than any disk has.
+    for m in c.masters.iter_mut() {
+        m.stop();
+        m.add_arg("--min-free-mb");
+        m.add_arg("1000000000");
+        m.start();
+    }
+    c.wait_ready();
+    fails(&c, &["put", f.to_str().unwrap(), "/new"], "nearly full");
+    fails(&c, &["mkdir", "/dir"], "nearly full");
+    let back = work.path().join("back");
+    c.ok(&["get", "/kept", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), data, "reads go on");
+    c.ok(&["rm", "/removed"]);
+    let ls = String::from_utf8_lossy(&c.ok(&["ls", "/"]).stdout).to_string();
+    assert!(ls.contains("kept") && !ls.contains("removed") && !ls.contains("new"), "{ls}");
+    let s = c.status();
+    let masters = s["masters"].as_array().unwrap();
+    assert!(masters.iter().all(|m| m["disk_full"] == true), "status: {s}");
+    let text = String::from_utf8_lossy(&c.ok(&["cluster", "status"]).stdout).to_string();
+    assert!(text.contains("DISK NEARLY FULL"), "{text}");
+}

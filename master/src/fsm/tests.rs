@@ -499,3 +499,18 @@ fn a_lock_session_lists_only_the_files_it_holds_locks_on() {
     // The session itself lives on until its lease ends.
     ns.run(&ROOT, Op::RenewSession { session: "m1".into(), lease_ms: 10_000 }).unwrap();
 }
+
+#[test]
+fn a_command_too_large_for_the_log_is_refused_before_it_is_proposed() {
+    let cmd = |len: usize| Command {
+        cred: ROOT,
+        now: (0, 0),
+        op: Op::SetXattr { ino: 1, name: b"user.x".to_vec(), value: vec![200u8; len], flags: 0 },
+        request_id: String::new(),
+    };
+    assert!(cmd(65536).check_size().is_ok());
+    // Bytes encode as up to 4 characters each: 8 MiB of value is too much.
+    let e = cmd(8 << 20).check_size().unwrap_err();
+    assert_eq!(e.errno, libc::E2BIG);
+    assert!(e.msg.contains(&MAX_COMMAND_BYTES.to_string()), "{}", e.msg);
+}

@@ -48,8 +48,10 @@ const SEGMENT_BYTES: u64 = 4 << 20;
 /// A new segment file is written with this many zeros first, so that even
 /// the first use of a file overwrites blocks (zeros end a replay).
 const PREALLOCATE: u64 = SEGMENT_BYTES + (1 << 20);
-/// No entry is larger (openraft entries are one command each).
-const MAX_ENTRY: usize = 64 << 20;
+/// No entry is larger (openraft entries are one command each, and commands
+/// are refused above `types::MAX_COMMAND_BYTES` before they are proposed).
+/// Replay stops at a longer record, so one is never written.
+pub const MAX_ENTRY: usize = 64 << 20;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -202,6 +204,12 @@ impl LogJournal {
     /// A full segment is synced and swapped for a new one first (blocking:
     /// an fdatasync, a rename and a directory sync, once per SEGMENT_BYTES).
     pub fn write(&self, entries: &[(u64, &[u8])]) -> io::Result<Written> {
+        if let Some((index, e)) = entries.iter().find(|(_, e)| e.len() > MAX_ENTRY) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("log entry {index} of {} bytes is over the journal's limit", e.len()),
+            ));
+        }
         let mut cur = lock(&self.cur);
         let full = if cur.end >= SEGMENT_BYTES {
             // Appends sync in parallel and may finish out of order; one

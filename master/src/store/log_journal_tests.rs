@@ -149,3 +149,14 @@ fn a_record_without_the_segment_nonce_is_not_replayed() {
     LogJournal::open(&jdir, &db, None).unwrap();
     assert_eq!(logged(&db).iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2]);
 }
+
+#[test]
+fn an_entry_replay_would_skip_is_never_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = open_db(&tmp.path().join("a")).unwrap();
+    let (j, _) = LogJournal::open(&tmp.path().join("j"), &db, None).unwrap();
+    let big = vec![7u8; MAX_ENTRY + 1];
+    let e = j.write(&[(1, &big)]).err().expect("refused");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    append(&j, &db, 1..3, MAX_ENTRY.min(1 << 20));
+}

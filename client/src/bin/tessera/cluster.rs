@@ -37,6 +37,7 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                     "snapshot_index": m.snapshot_index, "reachable": m.error.is_empty(), "error": m.error,
                     "rss_bytes": m.rss_bytes, "block_cache_bytes": m.block_cache_bytes,
                     "memtable_bytes": m.memtable_bytes, "table_readers_bytes": m.table_readers_bytes,
+                    "disk_free_bytes": m.disk_free_bytes, "disk_full": m.disk_full,
                 })
             })
             .collect();
@@ -67,13 +68,13 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
     }
     println!("MASTERS");
     println!(
-        "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8}",
-        "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "RSS"
+        "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8} {:>10}",
+        "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "RSS", "DISK FREE"
     );
     for m in &masters {
         if m.error.is_empty() {
             println!(
-                "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>7}M",
+                "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>7}M {:>9}M{}",
                 m.id,
                 m.addr,
                 m.role,
@@ -81,7 +82,9 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                 m.commit_index,
                 m.applied_index,
                 m.snapshot_index,
-                m.rss_bytes >> 20
+                m.rss_bytes >> 20,
+                m.disk_free_bytes >> 20,
+                if m.disk_full { "  DISK NEARLY FULL: refusing creates and writes" } else { "" }
             );
         } else {
             println!("{:<4} {:<22} unreachable: {}", "-", m.addr, m.error);
