@@ -173,6 +173,84 @@ fn lagging_master_catches_up_by_snapshot_and_restart_is_identical() {
     assert_eq!(before, after, "namespace changed across a full restart");
 }
 
+/// A snapshot damaged at its source (the leader's checkpoint file) is
+/// refused by the lagging master, which keeps its old state, restarts
+/// cleanly, and catches up from the next snapshot.
+#[test]
+fn a_damaged_snapshot_is_refused_and_the_master_keeps_its_state() {
+    let mut c = Cluster::start_with(Opts {
+        masters: 3,
+        chunkservers: 3,
+        master_args: vec!["--snapshot-logs".into(), "1000".into()],
+        ..Default::default()
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fs = c.client();
+    let creates = |fs: &tessera_client::Fs, dir: &str, n: usize| {
+        rt.block_on(async {
+            fs.mkdir(dir, 0o755).await.unwrap();
+            let parent = fs.resolve(dir).await.unwrap().ino;
+            for i in 0..n {
+                fs.create(parent, &format!("f{i}"), 0o644, true, false).await.unwrap();
+            }
+        })
+    };
+    creates(&fs, "/before", 50);
+    c.masters[2].stop();
+    creates(&fs, "/while_down", 2500);
+    // Damage every checkpoint the other masters would send.
+    let mut damaged = 0;
+    for m in ["master-1", "master-2"] {
+        let dir = c.dir.path().join(m).join("snapshots");
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "sst") {
+                let mut b = std::fs::read(&p).unwrap();
+                let mid = b.len() / 3;
+                b[mid..mid + 256].iter_mut().for_each(|x| *x ^= 0xa5);
+                std::fs::write(&p, &b).unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged > 0, "no checkpoint to damage");
+    c.masters[2].start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c.masters[2].log().contains("received snapshot refused") {
+        assert!(Instant::now() < deadline, "master 3 never refused the damaged snapshot:\n{}", c.masters[2].log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!c.masters[2].log().contains("snapshot installed"), "a damaged snapshot was installed");
+    // Restarts cleanly on its old state.
+    c.masters[2].kill();
+    c.masters[2].start();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(c.masters[2].is_running(), "master 3 did not restart:\n{}", c.masters[2].log());
+    // The next snapshot (built after another 1000 entries) is whole.
+    creates(&fs, "/after", 1200);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = c.status();
+        let ms = s["masters"].as_array().cloned().unwrap_or_default();
+        let applied: Vec<u64> = ms.iter().map(|m| m["applied_index"].as_u64().unwrap_or(0)).collect();
+        let max = applied.iter().copied().max().unwrap_or(0);
+        if applied.len() == 3 && applied[2] + 5 >= max && c.masters[2].log().contains("snapshot installed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "master 3 did not catch up: {s}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Master 3 now serves the same namespace (it may lead after a restart of the others).
+    c.masters[0].kill();
+    c.masters[1].kill();
+    c.masters[0].start();
+    c.masters[1].start();
+    c.wait_ready();
+    let names = rt.block_on(dump(&c.client()));
+    assert_eq!(names.keys().filter(|k| k.starts_with("/while_down/")).count(), 2500);
+    assert_eq!(names.keys().filter(|k| k.starts_with("/after/")).count(), 1200);
+}
+
 /// A master whose data directory is lost does not rejoin silently (it forgot
 /// its votes): it refuses to start as a voter; removed and added back with
 /// --join, it is rebuilt from its peers and serves as a voter again.

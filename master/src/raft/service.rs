@@ -82,6 +82,23 @@ impl RaftRpc for RaftService {
             }
         };
         tracing::info!(bytes, last_log = ?meta.last_log_id, "snapshot received");
+        // Damaged at its source (the transfer's checksum cannot tell):
+        // refused here, before Raft hands it to the state machine, so this
+        // master stays on its old state and the leader tries again later.
+        if bytes > 0 {
+            let (dir, p) = (self.snapshot_dir.clone(), path.clone());
+            let verified = tokio::task::spawn_blocking(move || crate::store::snapshot::verify(&dir, &p)).await;
+            let failure = match verified {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = failure {
+                tracing::error!(error = %e, "received snapshot refused");
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(Status::data_loss(e));
+            }
+        }
         let data = SnapshotFile { path: (bytes > 0).then_some(path.clone()) };
         let r = self.raft.install_full_snapshot(vote, SnapshotOf::<C, SnapshotFile> { meta, snapshot: data }).await;
         // Installed snapshots were moved into place; anything left is stale.

@@ -5,6 +5,9 @@
 //! current one. Installing one replaces the `sm` column family with a range
 //! delete plus an SST ingestion; a marker written before and cleared after
 //! makes that crash-safe (a restart finishes an interrupted install).
+//! A received checkpoint is verified whole first (ingested into a scratch
+//! database and every block read back with its checksum): a damaged one
+//! is refused and the master stays on its old state and snapshot.
 
 use crate::fsm::{cf, db_err, CF_SM, CF_SM_META};
 use crate::types::TypeConfig;
@@ -121,8 +124,40 @@ pub fn current(dir: &Path) -> io::Result<Option<(SnapshotMetaOf<C>, SnapshotFile
     Ok(Some((cur.meta, SnapshotFile { path: cur.file.map(|f| dir.join(f)) })))
 }
 
+/// Reads every key of checkpoint `path` back through a scratch database in
+/// `dir` (block checksums verified); the number of keys.
+pub fn verify(dir: &Path, path: &Path) -> io::Result<u64> {
+    let scratch = dir.join(format!("verify-{}", unique()));
+    let result = (|| {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        let check = DB::open(&opts, &scratch).map_err(db_err)?;
+        let mut ingest = IngestExternalFileOptions::default();
+        ingest.set_move_files(false);
+        check.ingest_external_file_opts(&ingest, vec![path]).map_err(db_err)?;
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_verify_checksums(true);
+        read.fill_cache(false);
+        let mut keys = 0u64;
+        for item in check.iterator_opt(IteratorMode::Start, read) {
+            item.map_err(db_err)?;
+            keys += 1;
+        }
+        Ok(keys)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map_err(|e: io::Error| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("snapshot {} refused: {e}", path.display()))
+    })
+}
+
 /// Makes a received (or local) checkpoint the state machine's whole state.
+/// Verified first: a damaged checkpoint changes nothing.
 pub fn install(db: &DB, dir: &Path, meta: &SnapshotMetaOf<C>, data: &SnapshotFile) -> io::Result<()> {
+    if let Some(p) = &data.path {
+        let keys = verify(dir, p)?;
+        tracing::info!(keys, last_log = ?meta.last_log_id, "received snapshot verified");
+    }
     // Keep the file first: it is both the new current snapshot and what a
     // restart needs to finish an interrupted install.
     let file = match &data.path {
@@ -227,6 +262,47 @@ mod tests {
         b.put_cf(sm_b, "junk", b"j").unwrap();
         recover(&b, &db_dir).unwrap();
         assert_eq!(all(&b), expect);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_refused_and_changes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let a = crate::store::open_db(&t.path().join("a")).unwrap();
+        let b = crate::store::open_db(&t.path().join("b")).unwrap();
+        let (da, db_dir) = (t.path().join("sa"), t.path().join("sb"));
+        std::fs::create_dir_all(&da).unwrap();
+        std::fs::create_dir_all(&db_dir).unwrap();
+        let sm_a = cf(&a, CF_SM).unwrap();
+        for i in 0..20000u32 {
+            a.put_cf(sm_a, format!("i{i:08}"), format!("value {i} {}", "v".repeat(50))).unwrap();
+        }
+        let sm_b = cf(&b, CF_SM).unwrap();
+        for i in 0..10u32 {
+            b.put_cf(sm_b, format!("old{i}"), b"kept").unwrap();
+        }
+        // b's own snapshot, which must stay current.
+        let (_, b_file) = build(&b, &db_dir).unwrap();
+        let before = all(&b);
+        let (meta, file) = build(&a, &da).unwrap();
+        // Damage a data block in the middle of the received file.
+        let path = file.path.clone().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 3;
+        for x in &mut bytes[mid..mid + 64] {
+            *x ^= 0x5a;
+        }
+        let recv = receive_path(&db_dir);
+        std::fs::write(&recv, &bytes).unwrap();
+        let e = install(&b, &db_dir, &meta, &SnapshotFile { path: Some(recv) }).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert_eq!(all(&b), before, "old state kept");
+        let (_, cur) = current(&db_dir).unwrap().unwrap();
+        assert_eq!(cur.path, b_file.path, "old snapshot kept");
+        assert!(cur.path.unwrap().exists());
+        assert!(b.get_cf(cf(&b, CF_SM_META).unwrap(), INSTALLING).unwrap().is_none());
+        // The undamaged file installs.
+        install(&b, &db_dir, &meta, &file).unwrap();
+        assert_eq!(all(&b), all(&a));
     }
 
     #[test]
