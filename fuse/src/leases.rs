@@ -78,9 +78,12 @@ impl Mount {
     }
 
     /// Applies a revoke from the masters, then returns (acknowledge it).
-    async fn revoked(&self, ev: &WatchEvent) {
+    async fn revoked(self: &Arc<Self>, ev: &WatchEvent) {
         tracing::debug!(all = ev.all, inos = ?ev.inos, attrs_only = ev.attrs_only, entries = ev.entries.len(), "revoke");
         self.leases.gen.fetch_add(1, Ordering::SeqCst);
+        // Files another mount's unlink left without a name, kept for this
+        // mount: released at their last close here (at once if not open).
+        self.orphaned(&ev.orphaned);
         // Queued unlinks in a recalled directory land before the ack.
         let dirs: Vec<u64> = ev.inos.iter().copied().chain(ev.entries.iter().map(|e| e.parent)).collect();
         self.recalled(&dirs, ev.all).await;

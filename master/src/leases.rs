@@ -23,9 +23,11 @@
 //! every change's acknowledgement until one lease after its election, by
 //! which time leases granted by its predecessors have ended.
 //!
-//! Race between a read and a change: a read that overlaps a change (begun
-//! while one was in flight, or one began before the registration) is
-//! answered with `lease = false` and is not cached by the mount.
+//! Race between a read and a change: a read that overlaps a change of what
+//! it returns (one in flight when the read began, or begun before the
+//! registration, touching any inode the read registers) is answered with
+//! `lease = false` and is not cached by the mount. Changes of other inodes
+//! do not matter: they will find the registration or did not touch it.
 //!
 //! Exclusive directories: a lookup in or listing of a directory that no
 //! other session holds makes the caller its exclusive holder (`exclusive`
@@ -39,8 +41,7 @@
 //! each names the inode it saw, so it cannot remove a file made since.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_proto::pb::{EntryRef, WatchEvent};
 use tokio::sync::{mpsc, watch};
@@ -97,34 +98,53 @@ struct Inner {
     holders: HashMap<u64, Vec<u64>>,
     /// Directory -> the one session holding it exclusively.
     excl: HashMap<u64, u64>,
+    /// Orphan -> the sessions it was kept for that have not released it
+    /// (soft: a new leader does not know, and frees at the first release).
+    orphans: HashMap<u64, HashSet<String>>,
     next_conn: u64,
     next_seq: u64,
     /// No change is acknowledged before this (one lease after election).
     ready_at: Option<Instant>,
 }
 
+/// Changes begun recently this many at most are remembered: a read that
+/// spans more is not leased.
+const CHANGE_LOG: usize = 4096;
+
+/// The keys (inodes, parents of names) of changes in flight and of the
+/// changes begun recently, by sequence number.
+#[derive(Default)]
+struct Changes {
+    last: u64,
+    active: std::collections::BTreeMap<u64, Arc<[u64]>>,
+    log: std::collections::VecDeque<(u64, Arc<[u64]>)>,
+}
+
 pub struct Leases {
     pub lease: Duration,
     pub ack_wait: Duration,
     inner: Mutex<Inner>,
-    /// Changes begun (ever) and in flight; a read's lease is valid only if
-    /// no change was in flight at its start and none began until it was
-    /// registered.
-    begun: AtomicU64,
-    in_flight: AtomicU64,
+    /// A read's lease is valid only if no change of what it registers was
+    /// in flight at its start or began until it was registered.
+    changes: Mutex<Changes>,
 }
 
 /// A change in flight (see `Leases::begin_change`).
-pub struct ChangeGuard<'a>(&'a Leases);
+pub struct ChangeGuard<'a>(&'a Leases, u64);
 
 impl Drop for ChangeGuard<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.changes.lock().unwrap_or_else(|p| p.into_inner()).active.remove(&self.1);
     }
 }
 
 /// The state at a read's start (see `Leases::begin_read`).
-pub struct ReadToken(Option<u64>);
+pub struct ReadToken {
+    /// The last change begun before the read.
+    at: u64,
+    /// Keys of the changes in flight then.
+    active: Vec<Arc<[u64]>>,
+}
 
 /// What a read's caller may keep (see `Leases::grant`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -141,8 +161,7 @@ impl Leases {
             lease,
             ack_wait: (lease / 2).max(Duration::from_millis(100)),
             inner: Mutex::new(Inner::default()),
-            begun: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
+            changes: Mutex::new(Changes::default()),
         }
     }
 
@@ -223,12 +242,31 @@ impl Leases {
         }
     }
 
+    fn changes(&self) -> std::sync::MutexGuard<'_, Changes> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Called before a read's state is looked at.
     pub fn begin_read(&self) -> ReadToken {
-        if self.in_flight.load(Ordering::SeqCst) > 0 {
-            return ReadToken(None);
+        let c = self.changes();
+        ReadToken { at: c.last, active: c.active.values().cloned().collect() }
+    }
+
+    /// Whether no change of `inos` overlapped the read that began at `token`.
+    fn undisturbed(&self, inos: &[u64], token: &ReadToken) -> bool {
+        let touches = |keys: &[u64]| keys.iter().any(|k| inos.contains(k));
+        if token.active.iter().any(|k| touches(k)) {
+            return false;
         }
-        ReadToken(Some(self.begun.load(Ordering::SeqCst)))
+        let c = self.changes();
+        if c.last == token.at {
+            return true;
+        }
+        // Every change begun since must still be in the log.
+        if c.log.front().is_none_or(|(seq, _)| *seq > token.at + 1) {
+            return false;
+        }
+        !c.log.iter().filter(|(seq, _)| *seq > token.at).any(|(_, k)| touches(k))
     }
 
     /// Registers `inos` under the live session `name` after a read; true if
@@ -266,7 +304,9 @@ impl Leases {
             return no;
         }
         // Checked after registering: a change begun from here on finds us.
-        let lease = token.0.is_some_and(|b| b == self.begun.load(Ordering::SeqCst));
+        drop(g);
+        let lease = self.undisturbed(inos, &token);
+        let mut g = self.lock();
         let exclusive = lease
             && dir.is_some_and(|d| {
                 let sole = g.holders.get(&d).is_some_and(|h| h.as_slice() == [conn]);
@@ -328,17 +368,84 @@ impl Leases {
         }
     }
 
-    /// Marks a change in flight until the guard drops.
-    pub fn begin_change(&self) -> ChangeGuard<'_> {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.begun.fetch_add(1, Ordering::SeqCst);
-        ChangeGuard(self)
+    /// Marks a change of `keys` in flight until the guard drops.
+    pub fn begin_change(&self, keys: &[u64]) -> ChangeGuard<'_> {
+        let mut c = self.changes();
+        c.last += 1;
+        let seq = c.last;
+        let keys: Arc<[u64]> = keys.into();
+        c.active.insert(seq, keys.clone());
+        c.log.push_back((seq, keys));
+        while c.log.len() > CHANGE_LOG {
+            c.log.pop_front();
+        }
+        ChangeGuard(self, seq)
     }
 
     /// After a change reached the state and before it is acknowledged:
     /// revokes what it touched from every session but `origin`'s and waits
     /// for them (bounded: see the module comment).
     pub async fn revoke(&self, touched: &Touched, origin: Option<&str>) {
+        self.revoke_orphaning(touched, origin, &[]).await
+    }
+
+    /// Of `inos`, those a session other than `origin` is registered on
+    /// (a change that removes their last name keeps them as orphans: the
+    /// session may have them open).
+    pub fn held_by_others(&self, inos: &[u64], origin: Option<&str>) -> Vec<u64> {
+        let g = self.lock();
+        let me = origin.and_then(|o| g.by_name.get(o).copied());
+        inos.iter().copied().filter(|i| g.holders.get(i).is_some_and(|h| h.iter().any(|c| Some(*c) != me))).collect()
+    }
+
+    /// Files a change kept as orphans (`orphaned`): for the changing
+    /// session if it had them open (`own_open`), and for every other
+    /// session holding them.
+    pub fn kept_orphans(&self, orphaned: &[u64], origin: Option<&str>, own_open: &[u64]) {
+        if orphaned.is_empty() {
+            return;
+        }
+        let mut g = self.lock();
+        for &ino in orphaned {
+            let mut for_whom: HashSet<String> = HashSet::new();
+            if let Some(o) = origin.filter(|_| own_open.contains(&ino)) {
+                for_whom.insert(o.to_string());
+            }
+            for c in g.holders.get(&ino).into_iter().flatten() {
+                if let Some(s) = g.sessions.get(c) {
+                    if Some(s.name.as_str()) != origin {
+                        for_whom.insert(s.name.clone());
+                    }
+                }
+            }
+            g.orphans.entry(ino).or_default().extend(for_whom);
+        }
+    }
+
+    /// `session` closed these orphans: those no other session it was kept
+    /// for still holds open, to be freed now.
+    pub fn released(&self, inos: &[u64], session: Option<&str>) -> Vec<u64> {
+        let mut g = self.lock();
+        inos.iter()
+            .copied()
+            .filter(|ino| {
+                let Some(left) = g.orphans.get_mut(ino) else { return true };
+                if let Some(s) = session {
+                    left.remove(s);
+                }
+                if left.is_empty() || session.is_none() {
+                    g.orphans.remove(ino);
+                    true
+                } else {
+                    false
+                }
+            })
+            .collect()
+    }
+
+    /// `revoke`, telling each session which of the files it holds were
+    /// kept as orphans (`orphaned`) for it.
+    pub async fn revoke_orphaning(&self, touched: &Touched, origin: Option<&str>, orphaned: &[u64]) {
         let ready_at = self.lock().ready_at;
         if let Some(at) = ready_at {
             tokio::time::sleep_until(at.into()).await;
@@ -372,6 +479,7 @@ impl Leases {
                     inos: touched.inos.clone(),
                     entries: entries.clone(),
                     attrs_only: touched.attrs_only,
+                    orphaned: orphaned.iter().copied().filter(|i| s.inos.contains(i)).collect(),
                     ..Default::default()
                 };
                 let sent = !s.cut && s.tx.as_ref().is_some_and(|tx| tx.try_send(Ok(ev)).is_ok());
@@ -464,11 +572,23 @@ mod tests {
         assert!(l.grant(Some("m1"), &[5], l.begin_read()));
         assert!(!l.grant(Some("other"), &[5], l.begin_read()));
         let t = l.begin_read();
-        let g = l.begin_change();
+        let g = l.begin_change(&[5, 1]);
         assert!(!l.grant(Some("m1"), &[5], t), "a change began during the read");
         assert!(!l.grant(Some("m1"), &[5], l.begin_read()), "a change is in flight");
+        // Changes of other inodes do not matter.
+        assert!(l.grant(Some("m1"), &[6], l.begin_read()));
+        let t = l.begin_read();
+        let g2 = l.begin_change(&[7]);
+        assert!(l.grant(Some("m1"), &[6], t), "a change of 7 began during a read of 6");
         drop(g);
+        drop(g2);
         assert!(l.grant(Some("m1"), &[5], l.begin_read()));
+        // A read spanning more changes than are remembered is not leased.
+        let t = l.begin_read();
+        for _ in 0..CHANGE_LOG + 1 {
+            drop(l.begin_change(&[9]));
+        }
+        assert!(!l.grant(Some("m1"), &[5], t));
     }
 
     #[tokio::test]

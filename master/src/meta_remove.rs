@@ -9,11 +9,17 @@ use crate::types::{Cred, Op, Reply, UnlinkItem};
 use tessera_proto::pb::*;
 use tonic::Status;
 
-fn orphans_of(r: Reply) -> Vec<u64> {
+/// The orphans kept for the caller's own open files (`open`); the others
+/// were kept for other mounts, which hear of them with the revoke.
+fn orphans_of(r: Reply, open: &[u64]) -> Vec<u64> {
     match r {
-        Reply::Orphaned(o) => o,
+        Reply::Orphaned(o) => mine(o, open),
         _ => Vec::new(),
     }
+}
+
+fn mine(orphaned: Vec<u64>, open: &[u64]) -> Vec<u64> {
+    orphaned.into_iter().filter(|i| open.contains(i)).collect()
 }
 
 impl MetaService {
@@ -21,10 +27,14 @@ impl MetaService {
         let op = if dir {
             Op::Rmdir { parent: r.parent, name: v(&r.name) }
         } else {
-            Op::Unlink { parent: r.parent, name: v(&r.name), open: r.open }
+            Op::Unlink { parent: r.parent, name: v(&r.name), open: r.open.clone() }
         };
         let reply = self.write_once(cred(r.cred), op, r.request_id).await?;
-        ok(DirChangeReply { parent: self.post_op_attr(r.parent), new_parent: None, orphaned: orphans_of(reply) })
+        ok(DirChangeReply {
+            parent: self.post_op_attr(r.parent),
+            new_parent: None,
+            orphaned: orphans_of(reply, &r.open),
+        })
     }
 
     pub(crate) async fn remove_names(&self, r: UnlinkManyRequest) -> Res<UnlinkManyReply> {
@@ -37,8 +47,8 @@ impl MetaService {
         dirs.sort_unstable();
         dirs.dedup();
         let (outcomes, orphaned) =
-            match self.write_once(Cred::root(), Op::UnlinkMany { items, open: r.open }, r.request_id).await? {
-                Reply::Outcomes(o, orphaned) => (o, orphaned),
+            match self.write_once(Cred::root(), Op::UnlinkMany { items, open: r.open.clone() }, r.request_id).await? {
+                Reply::Outcomes(o, orphaned) => (o, mine(orphaned, &r.open)),
                 _ => return Err(Status::internal("unlink_many returned no outcomes")),
             };
         let outcomes = outcomes
@@ -59,13 +69,13 @@ impl MetaService {
             new_parent: r.new_parent,
             new_name: v(&r.new_name),
             flags: r.flags,
-            open: r.open,
+            open: r.open.clone(),
         };
         let reply = self.write_once(cred(r.cred), op, r.request_id).await?;
         ok(DirChangeReply {
             parent: self.post_op_attr(r.parent),
             new_parent: self.post_op_attr(r.new_parent),
-            orphaned: orphans_of(reply),
+            orphaned: orphans_of(reply, &r.open),
         })
     }
 }

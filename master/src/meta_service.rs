@@ -81,7 +81,22 @@ impl MetaService {
         let keys: Vec<u64> = touched.inos.iter().copied().chain(touched.entries.iter().map(|(p, _)| *p)).collect();
         self.leases.recall(&keys, origin.as_deref()).await;
         self.leases.hold(origin.as_deref(), &keys);
-        let change = (!touched.is_empty()).then(|| self.leases.begin_change());
+        // A file another mount holds may be open there: when this removes
+        // its last name it is kept as an orphan until that mount's close.
+        let mut op = op;
+        let mut own_open = Vec::new();
+        if let Op::Unlink { open, .. } | Op::UnlinkMany { open, .. } | Op::Rename { open, .. } = &mut op {
+            own_open = open.clone();
+            open.extend(self.leases.held_by_others(&touched.inos, origin.as_deref()));
+        }
+        // An orphan kept for several mounts is freed at the last one's close.
+        if let Op::ReleaseOrphans { inos } = &mut op {
+            *inos = self.leases.released(inos, origin.as_deref());
+            if inos.is_empty() {
+                return Ok(Reply::None);
+            }
+        }
+        let change = (!touched.is_empty()).then(|| self.leases.begin_change(&keys));
         let now = tessera_proto::time::now();
         let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };
         cmd.check_size().map_err(fs_status)?;
@@ -89,7 +104,15 @@ impl MetaService {
         // Applied, refused, or unknown (timed out): other mounts drop what
         // it may have changed before the caller hears of it.
         if change.is_some() {
-            self.leases.revoke(&touched, origin.as_deref()).await;
+            let orphaned: &[u64] = match &r {
+                Ok(Ok(resp)) => match &resp.data {
+                    Ok(Reply::Orphaned(o)) | Ok(Reply::Outcomes(_, o)) => o,
+                    _ => &[],
+                },
+                _ => &[],
+            };
+            self.leases.kept_orphans(orphaned, origin.as_deref(), &own_open);
+            self.leases.revoke_orphaning(&touched, origin.as_deref(), orphaned).await;
         }
         drop(change);
         let r = r.map_err(|_| Status::unavailable("raft write timed out (no quorum?)"))?;

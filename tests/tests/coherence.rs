@@ -117,6 +117,66 @@ fn unlinks_a_mount_wrote_behind_are_seen_by_the_other_mounts_next_call() {
     assert_eq!(std::fs::read_dir(a.path().join("d")).unwrap().count(), 200);
 }
 
+/// POSIX keeps an unlinked file until its last close, also when the unlink
+/// came from another mount: B's open handle reads and writes on after A
+/// removed the name, even once A closed its own handle.
+#[test]
+fn a_file_open_on_one_mount_outlives_an_unlink_on_another() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let c = Cluster::start(3, 3);
+    let (a, b) = two_mounts(&c);
+    let data = random_bytes(3 << 20, 77);
+    std::fs::write(a.path().join("f"), &data).unwrap();
+    let mut on_b = std::fs::OpenOptions::new().read(true).write(true).open(b.path().join("f")).unwrap();
+    std::fs::remove_file(a.path().join("f")).unwrap();
+    assert!(!b.path().join("f").exists(), "B still sees the name");
+    std::thread::sleep(Duration::from_millis(500));
+    // The masters keep the inode, nameless, while B has it open.
+    use std::os::unix::fs::MetadataExt;
+    let ino = on_b.metadata().unwrap().ino();
+    let fs = c.client();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kept = rt.block_on(fs.getattr(ino));
+    assert!(matches!(&kept, Ok(a) if a.nlink == 0), "the masters freed a file open on B: {kept:?}");
+    let mut got = Vec::new();
+    on_b.read_to_end(&mut got).unwrap();
+    assert!(got == data, "B's open handle read {} bytes, not the file's content", got.len());
+    on_b.seek(SeekFrom::Start(1 << 20)).unwrap();
+    on_b.write_all(b"written after the unlink").unwrap();
+    on_b.sync_all().unwrap();
+    on_b.seek(SeekFrom::Start(1 << 20)).unwrap();
+    let mut back = vec![0u8; 24];
+    on_b.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"written after the unlink");
+    drop(on_b);
+    assert!(!a.path().join("f").exists());
+    // B's last close releases it.
+    let gone = |ino: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rt.block_on(fs.getattr(ino)).is_ok() {
+            assert!(Instant::now() < deadline, "the orphan outlived the last close");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    gone(ino);
+
+    // Open on both mounts: A's close (A unlinked it) does not free it for B.
+    std::fs::write(a.path().join("g"), &data).unwrap();
+    let mut on_b = std::fs::File::open(b.path().join("g")).unwrap();
+    let on_a = std::fs::File::open(a.path().join("g")).unwrap();
+    let ino = on_b.metadata().unwrap().ino();
+    std::fs::remove_file(a.path().join("g")).unwrap();
+    drop(on_a);
+    std::thread::sleep(Duration::from_millis(500));
+    let kept = rt.block_on(fs.getattr(ino));
+    assert!(matches!(&kept, Ok(a) if a.nlink == 0), "A's close freed a file open on B: {kept:?}");
+    let mut got = Vec::new();
+    on_b.read_to_end(&mut got).unwrap();
+    assert!(got == data);
+    drop(on_b);
+    gone(ino);
+}
+
 #[test]
 fn a_stopped_mount_delays_a_change_by_at_most_its_lease() {
     let c = Cluster::start(3, 3);
