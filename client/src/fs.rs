@@ -17,6 +17,8 @@ pub struct Grant {
     /// The caller holds the directory read exclusively: no other mount
     /// does, until the masters recall it.
     pub exclusive: bool,
+    /// The attributes may be kept too (a lookup's `lease` covers the name).
+    pub attrs: bool,
 }
 
 #[derive(Clone)]
@@ -66,7 +68,7 @@ impl Fs {
             self.meta.read_unordered("lookup", call).await?
         };
         let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "lookup reply without attributes"))?;
-        Ok((a, Grant { lease: r.lease, exclusive: r.exclusive }))
+        Ok((a, Grant { lease: r.lease, exclusive: r.exclusive, attrs: r.attr_lease }))
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr> {
@@ -221,7 +223,7 @@ impl Fs {
         plus: bool,
         max: usize,
     ) -> Result<Option<(Vec<DirEntry>, Grant)>> {
-        let mut grant = Grant { lease: true, exclusive: true };
+        let mut grant = Grant { lease: true, exclusive: true, attrs: true };
         let mut out = Vec::new();
         let mut after = Bytes::new();
         loop {
@@ -237,6 +239,7 @@ impl Fs {
                 after = last.name.clone();
             }
             grant.lease &= r.lease;
+            grant.attrs &= r.lease;
             grant.exclusive &= r.exclusive;
             out.extend(r.entries);
             if out.len() > max {

@@ -34,6 +34,9 @@ const UNKNOWN: u64 = 0;
 pub enum Cached {
     /// The entry and how much of the attribute lifetime is left.
     Found(Attr, Duration),
+    /// The name is known, its attributes changed since (an atime): the
+    /// kernel may keep the name, and must ask for the attributes.
+    NameOnly(Attr, Duration),
     Absent,
     /// The caller may not search the directory.
     Denied,
@@ -73,6 +76,9 @@ struct Inner {
     entries: usize,
     /// Attributes of single inodes answered under the cache lease.
     single: HashMap<u64, Attr>,
+    /// Inodes whose atime changed since their listed attributes were
+    /// fetched (the names stand).
+    stale: std::collections::HashSet<u64>,
     /// Bumped by every change here: attributes fetched across a bump are
     /// not cached (they may predate this mount's own change).
     epoch: u64,
@@ -113,6 +119,7 @@ impl Inner {
     fn forget_attrs(&mut self, ino: u64) {
         self.epoch += 1;
         self.single.remove(&ino);
+        self.stale.remove(&ino);
         for l in self.listings.values_mut() {
             l.attrs.remove(&ino);
         }
@@ -196,6 +203,7 @@ impl DirCache {
             return match l.names.get(name) {
                 None => Cached::Absent,
                 Some(ino) => match l.attrs.get(ino) {
+                    Some(a) if g.stale.contains(ino) => Cached::NameOnly(*a, left),
                     Some(a) => Cached::Found(*a, left),
                     None => Cached::Miss { list: false },
                 },
@@ -229,6 +237,7 @@ impl DirCache {
             if let Some(l) = g.listings.get_mut(&dir) {
                 l.attrs.insert(a.ino, *a);
             }
+            g.stale.remove(&a.ino);
         }
     }
 
@@ -245,6 +254,7 @@ impl DirCache {
         let mut l = Listing { fetched: started, dir: dir_attr, names: HashMap::new(), attrs: HashMap::new() };
         for (name, a) in entries {
             if !fetch.inos.contains(&a.ino) {
+                g.stale.remove(&a.ino);
                 l.attrs.insert(a.ino, a);
             }
             l.names.insert(name, a.ino);
@@ -289,6 +299,7 @@ impl DirCache {
         if let Some(l) = g.listings.get_mut(&dir) {
             l.attrs.insert(a.ino, *a);
         }
+        g.stale.remove(&a.ino);
     }
 
     /// The attributes of `dir` itself, per its listing still within its lifetime.
@@ -299,6 +310,12 @@ impl DirCache {
 
     /// The inode `name` in `dir` refers to, per a listing still within
     /// its lifetime.
+    /// The inode `name` names in a listing of `dir` of any age (for a
+    /// directory this mount holds exclusively, where no one else changes it).
+    pub fn ino_known(&self, dir: u64, name: &[u8]) -> Option<u64> {
+        self.lock().known(dir, name).flatten()
+    }
+
     pub fn ino_of(&self, dir: u64, name: &[u8]) -> Option<u64> {
         let g = self.lock();
         g.listings.get(&dir).filter(|l| l.fetched.elapsed() < self.ttl)?;
@@ -354,6 +371,7 @@ impl DirCache {
     pub fn updated(&self, a: &Attr) {
         let mut g = self.lock();
         g.epoch += 1;
+        g.stale.remove(&a.ino);
         if let Some(known) = g.single.get_mut(&a.ino) {
             *known = *a;
         }
@@ -387,6 +405,23 @@ impl DirCache {
     /// The attributes of `ino` changed in a way not known here (xattrs).
     pub fn changed(&self, ino: u64) {
         self.lock().forget_attrs(ino);
+    }
+
+    /// Only the atime of `ino` changed: names stay, attributes are asked for.
+    pub fn atime_changed(&self, ino: u64) {
+        let mut g = self.lock();
+        g.epoch += 1;
+        g.single.remove(&ino);
+        if g.stale.len() >= MAX_SINGLE {
+            g.stale.clear();
+            for l in g.listings.values_mut() {
+                l.attrs.clear();
+            }
+        }
+        g.stale.insert(ino);
+        for f in g.fetching.values_mut() {
+            f.inos.insert(ino);
+        }
     }
 
     /// The cache lease ended: nothing here may be trusted.

@@ -39,6 +39,9 @@ pub enum LookupHere {
     Done(Result<(Attr, Duration)>),
     /// Found, but the file is open here: its unflushed size applies.
     Patch(Attr, Duration),
+    /// The name is known for this long; its attributes must be asked for
+    /// again (attribute lifetime 0).
+    NameOnly(Attr, Duration),
     Ask,
 }
 
@@ -249,6 +252,12 @@ impl Mount {
         self.post_op.remove(ino);
     }
 
+    /// Only the atime of `ino` changed (see `DirCache::atime_changed`).
+    pub fn atime_changed(&self, ino: u64) {
+        self.dircache.atime_changed(ino);
+        self.post_op.remove(ino);
+    }
+
     /// A setattr succeeded with these attributes.
     pub fn attrs_set(&self, a: &Attr) {
         self.post_op.remove(a.ino);
@@ -262,6 +271,7 @@ impl Mount {
         match self.lookup_here(&fs.cred, parent, name) {
             LookupHere::Done(r) => r,
             LookupHere::Patch(a, left) => Ok((self.patch(a).await, left)),
+            LookupHere::NameOnly(a, _) => Ok((a, Duration::ZERO)),
             LookupHere::Ask => self.lookup_master(fs, parent, name).await,
         }
     }
@@ -286,6 +296,10 @@ impl Mount {
                 LookupHere::Done(Ok((a, left)))
             }
             Cached::Found(a, left) => LookupHere::Patch(a, left.min(lease_left).min(self.ttl)),
+            Cached::NameOnly(a, left) if self.open_file(a.ino).is_none() => {
+                LookupHere::NameOnly(a, left.min(lease_left).min(self.ttl))
+            }
+            Cached::NameOnly(..) => LookupHere::Ask,
             Cached::Absent => LookupHere::Done(Err(ClientError::fs(libc::ENOENT, "no such file or directory"))),
             Cached::Denied => LookupHere::Done(Err(ClientError::fs(libc::EACCES, "permission denied"))),
             Cached::Miss { list } => {
@@ -299,6 +313,13 @@ impl Mount {
     }
 
     pub async fn lookup_master(&self, fs: &Fs, parent: u64, name: &[u8]) -> Result<(Attr, Duration)> {
+        let (a, entry_ttl, attr_ttl) = self.lookup_master_ttls(fs, parent, name).await?;
+        Ok((a, entry_ttl.min(attr_ttl)))
+    }
+
+    /// A lookup at the master: the attributes, and how long the kernel may
+    /// keep the name and the attributes (each only if the masters leased it).
+    pub async fn lookup_master_ttls(&self, fs: &Fs, parent: u64, name: &[u8]) -> Result<(Attr, Duration, Duration)> {
         let behind = self.fs.meta.write_behind();
         let (gen, epoch) = (self.leases.gen(), self.dircache.epoch());
         // Unlinks still on their way change neither this name nor, unless
@@ -314,18 +335,21 @@ impl Mount {
         if behind.touches(a.ino) || (linked_elsewhere && behind.unsure()) {
             (a, grant) = fs.lookup_leased(parent, name, true).await?;
         }
-        // Only an answer the masters registered may outlive this call in
-        // the kernel: a later change revokes only what is registered.
-        let mut ttl = Duration::ZERO;
+        // Only an answer the masters leased may outlive this call in the
+        // kernel: one that raced a change may predate it unrevoked.
+        let (mut entry_ttl, mut attr_ttl) = (Duration::ZERO, Duration::ZERO);
         if grant.lease && self.leases.still(gen) {
-            self.dircache.learned(parent, name, &a);
-            self.dircache.learned_attr(&a, epoch);
             if grant.exclusive {
                 self.dir_exclusive(parent, gen);
             }
-            ttl = self.kernel_ttl();
+            entry_ttl = self.kernel_ttl();
+            if grant.attrs {
+                self.dircache.learned(parent, name, &a);
+                self.dircache.learned_attr(&a, epoch);
+                attr_ttl = entry_ttl;
+            }
         }
-        Ok((self.patch(a).await, ttl))
+        Ok((self.patch(a).await, entry_ttl, attr_ttl))
     }
 
     /// Lists `dir` (as this mount's own user) for the lookup cache.

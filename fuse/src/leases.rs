@@ -84,18 +84,23 @@ impl Mount {
         // Files another mount's unlink left without a name, kept for this
         // mount: released at their last close here (at once if not open).
         self.orphaned(&ev.orphaned);
-        // Queued unlinks in a recalled directory land before the ack.
-        let dirs: Vec<u64> = ev.inos.iter().copied().chain(ev.entries.iter().map(|e| e.parent)).collect();
-        self.recalled(&dirs, ev.all).await;
+        // Queued unlinks in a recalled directory land before the ack (an
+        // atime change, this mount's own read, recalls nothing).
+        if !ev.attrs_only {
+            let dirs: Vec<u64> = ev.inos.iter().copied().chain(ev.entries.iter().map(|e| e.parent)).collect();
+            self.recalled(&dirs, ev.all).await;
+        }
         if ev.all {
             self.drop_caches();
             return;
         }
         for &ino in &ev.inos {
-            self.attrs_changed(ino);
             if ev.attrs_only {
+                // An atime: names stand, attributes are asked for again.
+                self.atime_changed(ino);
                 continue;
             }
+            self.attrs_changed(ino);
             self.dircache.unsure(ino);
             self.forget_pages(ino);
             if let Some(f) = self.open_file(ino) {

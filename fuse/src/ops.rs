@@ -105,13 +105,21 @@ impl Filesystem for TesseraFs {
         };
         match here {
             LookupHere::Done(r) => answer(reply, r),
+            LookupHere::NameOnly(a, left) => {
+                reply.entry_with_ttls(&std::time::Duration::ZERO, &left, &to_file_attr(&a), Generation(0))
+            }
             LookupHere::Patch(a, left) => {
                 let work = async move { Ok((m.patch(a).await, left)) };
                 self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, answer);
             }
             LookupHere::Ask => {
-                let work = async move { m.lookup_master(&fs, parent.0, &name).await };
-                self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, answer);
+                let work = async move { m.lookup_master_ttls(&fs, parent.0, &name).await };
+                self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, |reply, r| match r {
+                    Ok((a, entry_ttl, attr_ttl)) => {
+                        reply.entry_with_ttls(&attr_ttl, &entry_ttl, &to_file_attr(&a), Generation(0))
+                    }
+                    Err(e) => reply.error(errno(&e)),
+                });
             }
         }
     }

@@ -94,7 +94,7 @@ impl Mount {
                 UnlinkBehind::Never => false,
                 UnlinkBehind::Always => true,
                 UnlinkBehind::Exclusive => {
-                    q.exclusive.contains(&parent) && self.dircache.ino_of(parent, name).is_some()
+                    q.exclusive.contains(&parent) && self.dircache.ino_known(parent, name).is_some()
                 }
             }
     }
@@ -145,7 +145,10 @@ impl Mount {
         let behind = self.fs.meta.write_behind().clone();
         // The file, when a fresh listing says which one it is: its
         // attributes are then known to be changing (else any file's might).
-        let file = self.dircache.ino_of(parent, &name);
+        let file = match self.write_behind_unlink {
+            UnlinkBehind::Exclusive => self.dircache.ino_known(parent, &name),
+            _ => self.dircache.ino_of(parent, &name),
+        };
         // Unlinks are sent without waiting for this mount's other changes,
         // so one must not overtake a create of the same name: none is begun
         // while a create is in flight. (A create begun in another directory
@@ -159,7 +162,10 @@ impl Mount {
                 rt.spawn(async move {
                     let wait = async {
                         behind.settle_creates().await;
-                        let file = m.dircache.ino_of(parent, &name);
+                        let file = match m.write_behind_unlink {
+                            UnlinkBehind::Exclusive => m.dircache.ino_known(parent, &name),
+                            _ => m.dircache.ino_of(parent, &name),
+                        };
                         (behind.begin(parent, &name, file).await, file)
                     };
                     let waited = match m.io_timeout {

@@ -153,6 +153,9 @@ pub struct Grant {
     pub lease: bool,
     /// The caller holds the directory exclusively.
     pub exclusive: bool,
+    /// The attributes returned may be kept too (for a lookup, `lease`
+    /// covers the name only).
+    pub attrs: bool,
 }
 
 impl Leases {
@@ -280,6 +283,28 @@ impl Leases {
     /// also makes the session its exclusive holder when no other session
     /// holds it.
     pub fn grant_in(&self, name: Option<&str>, inos: &[u64], dir: Option<u64>, token: ReadToken) -> Grant {
+        let g = self.grant_core(name, inos, inos, dir, &token);
+        Grant { attrs: g.lease, ..g }
+    }
+
+    /// A lookup of a name in `parent` that found `ino`: the name (a change
+    /// of `parent`'s entries) and `ino`'s attributes are leased apart, so
+    /// a directory whose files are being written still resolves from the
+    /// kernel's cache while its own attributes are asked for again.
+    pub fn grant_lookup(&self, name: Option<&str>, parent: u64, ino: u64, token: ReadToken) -> Grant {
+        let g = self.grant_core(name, &[parent, ino], &[parent], Some(parent), &token);
+        Grant { attrs: g.lease && self.undisturbed(&[ino], &token), ..g }
+    }
+
+    /// Registers `inos`; the lease says no change of `check` overlapped.
+    fn grant_core(
+        &self,
+        name: Option<&str>,
+        inos: &[u64],
+        check: &[u64],
+        dir: Option<u64>,
+        token: &ReadToken,
+    ) -> Grant {
         let no = Grant::default();
         let Some(name) = name else { return no };
         let mut g = self.lock();
@@ -305,7 +330,7 @@ impl Leases {
         }
         // Checked after registering: a change begun from here on finds us.
         drop(g);
-        let lease = self.undisturbed(inos, &token);
+        let lease = self.undisturbed(check, token);
         let mut g = self.lock();
         let exclusive = lease
             && dir.is_some_and(|d| {
@@ -315,7 +340,7 @@ impl Leases {
                 }
                 sole
             });
-        Grant { lease, exclusive }
+        Grant { lease, exclusive, attrs: false }
     }
 
     /// Registers the session `name` on what its change is about to touch
@@ -491,7 +516,8 @@ impl Leases {
                     cut_ends.extend(s.lease_end(lease));
                     g.excl.retain(|_, c| *c != conn);
                 }
-                for ino in &keys {
+                // An atime change (the holder's own read) is no recall.
+                for ino in keys.iter().filter(|_| !touched.attrs_only) {
                     if g.excl.get(ino) == Some(&conn) {
                         g.excl.remove(ino);
                     }

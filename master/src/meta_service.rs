@@ -260,8 +260,15 @@ impl Meta for MetaService {
         self.recall_for_read(&[r.parent]).await;
         let token = self.leases.begin_read();
         let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
-        let g = self.grant_in(&[r.parent, i.ino], Some(r.parent), token);
-        ok(AttrReply { attr: Some(attr(&i)), parent: None, lease: g.lease, exclusive: g.exclusive })
+        let session = crate::lease_scope::current_session();
+        let g = self.leases.grant_lookup(session.as_deref(), r.parent, i.ino, token);
+        ok(AttrReply {
+            attr: Some(attr(&i)),
+            parent: None,
+            lease: g.lease,
+            exclusive: g.exclusive,
+            attr_lease: g.attrs,
+        })
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
