@@ -99,7 +99,15 @@ PY
   rm -f "$2/db.$$"*
 }
 
-tessera_then_moosefs "$W"
+# TOOLS_TESSERA_ONLY=1: Tessera's lines only (moosefs.txt of an earlier run stays).
+if [ -n "${TOOLS_TESSERA_ONLY:-}" ]; then
+  start_cluster "$W/cluster" --mount "$W/mnt"
+  for _ in $(seq 1 100); do grep -qs " $W/mnt " /proc/mounts && break; sleep 0.1; done
+  run tessera "$W/mnt" | tee "$W/tessera.txt"
+  stop_cluster
+else
+  tessera_then_moosefs "$W"
+fi
 
 echo "# metric          tessera    moosefs   ratio"
 paste "$W/tessera.txt" "$W/moosefs.txt" | awk '{printf "%-14s %10s %10s %7.2f  %s\n", $2, $3, $7, ($7 > 0 ? $3 / $7 : 0), $4}'

@@ -588,6 +588,23 @@ mod tests {
     }
 
     #[test]
+    fn an_atime_change_keeps_the_name_and_makes_the_attributes_stale() {
+        let c = DirCache::new(Duration::from_secs(5));
+        listed(&c, 1, 0o755, vec![e("a", file(10)), e("b", file(11))]);
+        c.atime_changed(10);
+        assert!(matches!(c.lookup(1, b"a", &root()), Cached::NameOnly(a, _) if a.ino == 10));
+        assert_eq!(c.ino_known(1, b"a"), Some(10));
+        assert!(found(&c, 1, "b").is_some(), "other files keep their attributes");
+        // Attributes fetched again are fresh.
+        c.updated(&file(10));
+        assert!(found(&c, 1, "a").is_some());
+        // A real change of the attributes forgets them.
+        c.atime_changed(11);
+        c.changed(11);
+        assert!(matches!(c.lookup(1, b"b", &root()), Cached::Miss { list: false }));
+    }
+
+    #[test]
     fn changes_during_a_listing_are_applied_over_it() {
         let c = DirCache::new(Duration::from_secs(5));
         start_listing(&c, 1);

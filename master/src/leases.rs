@@ -678,7 +678,7 @@ mod tests {
         l.renewed(c1);
         l.renewed(c2);
         let g = l.grant_in(Some("m1"), &[20, 21], Some(20), l.begin_read());
-        assert_eq!(g, Grant { lease: true, exclusive: true });
+        assert_eq!(g, Grant { lease: true, exclusive: true, attrs: true });
         // Another session's read of 20 is answered without a lease while m1 holds it.
         assert_eq!(l.grant_in(Some("m2"), &[20], Some(20), l.begin_read()), Grant::default());
         // m1's own reads and changes recall nothing.
@@ -696,11 +696,20 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), recall).await.unwrap().unwrap();
         // m1 stays registered (its kernel may keep entries): both hold
         // the directory now, neither exclusively.
-        assert_eq!(l.grant_in(Some("m2"), &[20], Some(20), l.begin_read()), Grant { lease: true, exclusive: false });
-        assert_eq!(l.grant_in(Some("m1"), &[20], Some(20), l.begin_read()), Grant { lease: true, exclusive: false });
+        assert_eq!(
+            l.grant_in(Some("m2"), &[20], Some(20), l.begin_read()),
+            Grant { lease: true, exclusive: false, attrs: true }
+        );
+        assert_eq!(
+            l.grant_in(Some("m1"), &[20], Some(20), l.begin_read()),
+            Grant { lease: true, exclusive: false, attrs: true }
+        );
         assert!(rx1.try_recv().is_err() && rx2.try_recv().is_err(), "no recall without an exclusive holder");
         // A session alone on a directory, again: exclusive until cut off.
-        assert_eq!(l.grant_in(Some("m1"), &[30], Some(30), l.begin_read()), Grant { lease: true, exclusive: true });
+        assert_eq!(
+            l.grant_in(Some("m1"), &[30], Some(30), l.begin_read()),
+            Grant { lease: true, exclusive: true, attrs: true }
+        );
         // A cut session holds nothing exclusively.
         l.disconnect(c1);
         assert!(l.lock().excl.is_empty());
