@@ -578,6 +578,8 @@ fn forget_holder(holders: &mut HashMap<u64, Vec<u64>>, ino: u64, conn: u64) {
 mod tests {
     use super::*;
 
+    type EventRx = mpsc::Receiver<Result<WatchEvent, Status>>;
+
     fn touched(inos: &[u64]) -> Touched {
         Touched { inos: inos.to_vec(), ..Default::default() }
     }
@@ -586,6 +588,17 @@ mod tests {
         let l = Leases::new(Duration::from_millis(400));
         l.lock().ready_at = None;
         l
+    }
+
+    /// Two renewed sessions "m1" and "m2": their connection ids and event streams.
+    fn two_sessions(l: &Leases) -> (u64, EventRx, u64, EventRx) {
+        let (tx1, rx1) = mpsc::channel(16);
+        let (tx2, rx2) = mpsc::channel(16);
+        let c1 = l.connect("m1", tx1);
+        let c2 = l.connect("m2", tx2);
+        l.renewed(c1);
+        l.renewed(c2);
+        (c1, rx1, c2, rx2)
     }
 
     #[tokio::test]
@@ -620,12 +633,7 @@ mod tests {
     #[tokio::test]
     async fn a_change_revokes_holders_but_the_origin_and_waits_for_acks() {
         let l = std::sync::Arc::new(leases());
-        let (tx1, mut rx1) = mpsc::channel(16);
-        let (tx2, mut rx2) = mpsc::channel(16);
-        let c1 = l.connect("m1", tx1);
-        let c2 = l.connect("m2", tx2);
-        l.renewed(c1);
-        l.renewed(c2);
+        let (c1, mut rx1, c2, mut rx2) = two_sessions(&l);
         assert!(l.grant(Some("m1"), &[7], l.begin_read()));
         assert!(l.grant(Some("m2"), &[7], l.begin_read()));
         let l2 = l.clone();
@@ -671,12 +679,7 @@ mod tests {
     #[tokio::test]
     async fn a_sole_holder_holds_a_directory_exclusively_until_another_session_looks() {
         let l = std::sync::Arc::new(leases());
-        let (tx1, mut rx1) = mpsc::channel(16);
-        let (tx2, mut rx2) = mpsc::channel(16);
-        let c1 = l.connect("m1", tx1);
-        let c2 = l.connect("m2", tx2);
-        l.renewed(c1);
-        l.renewed(c2);
+        let (c1, mut rx1, _c2, mut rx2) = two_sessions(&l);
         let g = l.grant_in(Some("m1"), &[20, 21], Some(20), l.begin_read());
         assert_eq!(g, Grant { lease: true, exclusive: true, attrs: true });
         // Another session's read of 20 is answered without a lease while m1 holds it.

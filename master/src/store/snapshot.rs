@@ -230,14 +230,20 @@ mod tests {
         db.iterator_cf(sm, IteratorMode::Start).map(|r| r.unwrap()).collect()
     }
 
+    /// Two stores (a, b) and a snapshot directory for each.
+    fn two_stores(t: &Path) -> (std::sync::Arc<DB>, PathBuf, std::sync::Arc<DB>, PathBuf) {
+        let a = crate::store::open_db(&t.join("a")).unwrap();
+        let b = crate::store::open_db(&t.join("b")).unwrap();
+        let (da, db_dir) = (t.join("sa"), t.join("sb"));
+        std::fs::create_dir_all(&da).unwrap();
+        std::fs::create_dir_all(&db_dir).unwrap();
+        (a, da, b, db_dir)
+    }
+
     #[test]
     fn a_checkpoint_replaces_the_whole_state_of_another_master() {
         let t = tempfile::tempdir().unwrap();
-        let a = crate::store::open_db(&t.path().join("a")).unwrap();
-        let b = crate::store::open_db(&t.path().join("b")).unwrap();
-        let (da, db_dir) = (t.path().join("sa"), t.path().join("sb"));
-        std::fs::create_dir_all(&da).unwrap();
-        std::fs::create_dir_all(&db_dir).unwrap();
+        let (a, da, b, db_dir) = two_stores(t.path());
         let sm_a = cf(&a, CF_SM).unwrap();
         for i in 0..5000u32 {
             a.put_cf(sm_a, format!("i{i:08}"), vec![i as u8; 100]).unwrap();
@@ -267,11 +273,7 @@ mod tests {
     #[test]
     fn a_damaged_checkpoint_is_refused_and_changes_nothing() {
         let t = tempfile::tempdir().unwrap();
-        let a = crate::store::open_db(&t.path().join("a")).unwrap();
-        let b = crate::store::open_db(&t.path().join("b")).unwrap();
-        let (da, db_dir) = (t.path().join("sa"), t.path().join("sb"));
-        std::fs::create_dir_all(&da).unwrap();
-        std::fs::create_dir_all(&db_dir).unwrap();
+        let (a, da, b, db_dir) = two_stores(t.path());
         let sm_a = cf(&a, CF_SM).unwrap();
         for i in 0..20000u32 {
             a.put_cf(sm_a, format!("i{i:08}"), format!("value {i} {}", "v".repeat(50))).unwrap();
