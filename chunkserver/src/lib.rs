@@ -63,7 +63,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
     tracing::info!(listen = %cfg.listen, "chunkserver serving");
-    tonic::transport::Server::builder().add_service(server).serve_with_shutdown(cfg.listen, shutdown_signal()).await?;
+    // Clients keep streams open (small puts): the graceful stop is bounded.
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let serve = tonic::transport::Server::builder().add_service(server).serve_with_shutdown(cfg.listen, async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(());
+    });
+    let grace = async {
+        match stopping.await {
+            Ok(()) => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = serve => r?,
+        _ = grace => tracing::info!("connections still open 2 s after the signal: closing them"),
+    }
     tracing::info!("chunkserver stopped");
     Ok(())
 }

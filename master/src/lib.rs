@@ -172,12 +172,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .max_decoding_message_size(1 << 30)
     .max_encoding_message_size(1 << 30);
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
-    tonic::transport::Server::builder()
+    // A graceful stop waits for open connections, and mounts' Watch
+    // streams, peers and chunkservers never close theirs: bounded.
+    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping_tx.send(());
+    };
+    let serve = tonic::transport::Server::builder()
         .layer(lease_scope::SessionLayer)
         .add_service(meta)
         .add_service(raft_svc)
-        .serve_with_shutdown(cfg.listen, shutdown_signal())
-        .await?;
+        .serve_with_shutdown(cfg.listen, signal);
+    tokio::select! {
+        r = serve => r?,
+        _ = async {
+            if stopping.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => tracing::info!("connections still open {SHUTDOWN_GRACE:?} after the signal: closing them"),
+    }
     tracing::info!("master stopping");
     let _ = raft.shutdown().await;
     db.flush_wal(true)?;
@@ -255,6 +271,9 @@ async fn return_freed_memory() {
         let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     }
 }
+
+/// How long a stopping master waits for open connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
