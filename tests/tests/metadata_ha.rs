@@ -415,3 +415,20 @@ fn failover_under_fuse_and_cli_workload() {
     }
     drop(m);
 }
+
+/// SIGTERM stops every server within a few seconds, though a mount, the
+/// peers and the chunkservers keep connections (streams) open to it.
+#[test]
+fn servers_stop_promptly_on_sigterm_while_connections_are_open() {
+    let mut c = Cluster::start(3, 3);
+    let m = c.mount(&[]);
+    std::fs::write(m.path().join("f"), b"x").unwrap();
+    let _ = std::fs::read(m.path().join("f")).unwrap();
+    for p in c.masters.iter_mut().chain(c.chunkservers.iter_mut()) {
+        p.signal(libc::SIGTERM);
+        let t0 = Instant::now();
+        let st = p.wait_exit(Duration::from_secs(8));
+        assert!(st.is_some(), "{} still running 8 s after SIGTERM:\n{}", p.name, p.log());
+        assert!(t0.elapsed() < Duration::from_secs(6), "{} took {:?} to stop", p.name, t0.elapsed());
+    }
+}
