@@ -275,8 +275,6 @@ impl Meta for MetaService {
     async fn get_attr(&self, req: Request<GetAttrRequest>) -> Res<AttrReply> {
         if !req.get_ref().stale_ok {
             self.read_barrier(req.metadata()).await?;
-        }
-        if !req.get_ref().stale_ok {
             self.recall_for_read(&[req.get_ref().ino]).await;
         }
         let token = self.leases.begin_read();
