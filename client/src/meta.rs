@@ -17,6 +17,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
+use tracing::Instrument;
 
 #[derive(Clone, Debug)]
 pub struct MetaOptions {
@@ -286,9 +287,13 @@ impl MetaClient {
                 }
             };
             let span = tracing::debug_span!("meta_rpc", rpc = what, master = %addr);
-            let _g = span.enter();
             let client = self.client_for(&addr)?;
-            let res = tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).await;
+            let t0 = Instant::now();
+            // The span is attached to the future (an entered guard held
+            // across an await corrupts the span stack of the worker thread).
+            let res = tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).instrument(span.clone()).await;
+            let _g = span.enter();
+            tracing::debug!(micros = t0.elapsed().as_micros() as u64, ok = matches!(res, Ok(Ok(_))), "answered");
             let redirected = match res {
                 Ok(Ok(resp)) => {
                     self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).remove(&addr);

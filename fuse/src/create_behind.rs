@@ -12,8 +12,11 @@
 //! fsynced without data to commit, when another change must go first, and
 //! at the latest after one attribute lifetime, so other mounts see the name
 //! no later than this mount's other changes (close-to-open holds: close
-//! sends it). O_EXCL creates, names over NAME_MAX, and directories whose
-//! attributes this mount does not know (setgid) are created synchronously.
+//! sends it). Names over NAME_MAX, and directories whose attributes this
+//! mount does not know (setgid) are created synchronously, and so are
+//! O_EXCL creates unless this mount holds the directory exclusively (then
+//! no other session can take the name before the masters recall the
+//! directory, and the mount sends its held creates before it lets go).
 //!
 //! If another client created the same name in the meantime (this mount's
 //! negative lookup was at most an attribute lifetime old), the held create
@@ -156,10 +159,26 @@ async fn send_create(fs: &Fs, req: &pb::CreateRequest) -> Result<()> {
 impl Mount {
     /// Called on the FUSE thread: holds the create and returns the new
     /// file's attributes, or None when it must be made synchronously.
-    pub(crate) fn hold_create(self: &Arc<Self>, cred: &Cred, parent: u64, name: &[u8], mode: u32) -> Option<Attr> {
+    ///
+    /// An O_EXCL create (`excl`) is held only in a directory this mount
+    /// holds exclusively and knows the name is absent from: no other
+    /// session can make the name before a recall, which waits for it.
+    pub(crate) fn hold_create(
+        self: &Arc<Self>,
+        cred: &Cred,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        excl: bool,
+    ) -> Option<Attr> {
         if !self.write_behind_create || name.len() > tessera_proto::NAME_MAX {
             return None;
         }
+        // Kept until the create is held: a recall cannot pass in between.
+        let _exclusive = match excl {
+            true => Some(self.exclusive_absent(parent, name)?),
+            false => None,
+        };
         // Its group and setgid bit follow the directory's.
         let Some(dir) = self.known_dir_attr(parent) else {
             tracing::debug!(parent, "create not held: the directory's attributes are not known here");
@@ -209,6 +228,7 @@ impl Mount {
             kind: FileKind::Regular as i32,
             ino,
             at: Some(now),
+            exclusive: excl,
             request_id: tessera_client::fs::request_id(),
             ..Default::default()
         };
@@ -230,9 +250,10 @@ impl Mount {
     }
 
     /// A directory's attributes as this mount last saw them change, or
-    /// from a listing within its lifetime.
+    /// as leased (from a listing within its lifetime, or fetched alone).
     fn known_dir_attr(&self, dir: u64) -> Option<Attr> {
-        self.post_op_attr(dir).or_else(|| self.leases.remaining().and(self.dircache.dir_attr(dir)))
+        let leased = || self.leases.remaining().and(self.dircache.dir_attr(dir).or_else(|| self.dircache.attr(dir)));
+        self.post_op_attr(dir).or_else(leased)
     }
 
     /// Asks for more inode numbers in the background.
@@ -307,6 +328,18 @@ impl Mount {
             if sent_any {
                 self.creates.lock().no_master = no_master;
             }
+        }
+    }
+
+    /// Before a recall is acknowledged: every held create is sent, so the
+    /// session that recalled a directory finds the names made in it (an
+    /// O_EXCL create held in it must land before another session's).
+    pub(crate) async fn held_creates_landed(&self) {
+        if self.creates.lock().held.is_empty() {
+            return;
+        }
+        if tokio::time::timeout(crate::unlink_behind::RECALL_WAIT, self.creates.behind.settle()).await.is_err() {
+            tracing::warn!("held creates did not land within a recall's wait");
         }
     }
 

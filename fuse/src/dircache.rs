@@ -278,6 +278,24 @@ impl DirCache {
         }
     }
 
+    /// `dir` was just made here and no other session has seen it (the
+    /// masters said so: this mount holds it exclusively): it is empty.
+    /// `started` is taken before the mkdir was sent.
+    pub fn made_empty(&self, started: Instant, dir_attr: Attr) {
+        let mut g = self.lock();
+        let dir = dir_attr.ino;
+        g.drop_listing(dir);
+        g.fetching.remove(&dir);
+        g.listings
+            .insert(dir, Listing { fetched: started, dir: dir_attr, names: HashMap::new(), attrs: HashMap::new() });
+    }
+
+    /// Whether `name` is absent from `dir` per a listing of any age (for a
+    /// directory this mount holds exclusively, where no one else changes it).
+    pub fn absent_known(&self, dir: u64, name: &[u8]) -> bool {
+        self.lock().known(dir, name) == Some(None)
+    }
+
     /// A listing that could not be read (or was too large) is given up.
     pub fn abandon(&self, dir: u64, too_big: bool) {
         let mut g = self.lock();
@@ -339,9 +357,14 @@ impl DirCache {
         g.forget_attrs(new_dir);
         let moved = g.known(dir, name).flatten();
         let replaced = g.known(new_dir, new_name);
-        // Renames change ctime: the moved inodes' attributes are asked for again.
-        if let Some(i) = moved {
-            g.forget_attrs(i);
+        // Renames change ctime: the moved inodes' attributes are asked for
+        // again (all of them when which one moved is not known here).
+        match moved {
+            Some(i) => g.forget_attrs(i),
+            None => {
+                g.single.clear();
+                g.forget_linked();
+            }
         }
         if !exchange && moved.is_some() && replaced == Some(moved) {
             // Two names of one inode: POSIX says rename does nothing.

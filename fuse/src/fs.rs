@@ -468,6 +468,12 @@ impl Mount {
         } else if behind.unsure() {
             self.fs.getattr(ino).await?
         } else {
+            // A file open here, its attributes under the lease: this mount's
+            // writes laid over them (`getattr_here` cannot wait to do that).
+            let ttl = self.kernel_ttl();
+            if let Some(a) = self.dircache.attr(ino).filter(|_| !ttl.is_zero() && self.open_file(ino).is_some()) {
+                return Ok((self.patch(a).await, ttl));
+            }
             let (gen, epoch) = (self.leases.gen(), self.dircache.epoch());
             let (a, leased) = self.fs.getattr_leased(ino, false).await?;
             if !(leased && self.leases.still(gen)) {

@@ -259,7 +259,9 @@ impl Filesystem for TesseraFs {
             mode: mode & !umask & 0o7777,
             request_id: tessera_client::fs::request_id(),
         };
+        let m = self.mount.clone();
         self.new_entry(req, reply, parent, name, async move {
+            let (started, gen) = (std::time::Instant::now(), m.leases.gen());
             let c = fs
                 .meta
                 .call("mkdir", |mut c| {
@@ -267,7 +269,11 @@ impl Filesystem for TesseraFs {
                     async move { c.mkdir(r).await }
                 })
                 .await?;
-            Ok((c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, c.parent))
+            let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+            if c.exclusive {
+                m.made_dir_exclusive(&a, started, gen);
+            }
+            Ok((a, c.parent))
         });
     }
 

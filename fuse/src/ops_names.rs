@@ -167,10 +167,10 @@ impl TesseraFs {
     ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let exclusive = flags & libc::O_EXCL != 0;
-        if !exclusive {
+        {
             let held = {
                 let _rt = self.rt.enter();
-                self.mount.hold_create(&fs.cred, parent.0, name.as_bytes(), mode & !umask & 0o7777)
+                self.mount.hold_create(&fs.cred, parent.0, name.as_bytes(), mode & !umask & 0o7777, exclusive)
             };
             if let Some(a) = held {
                 spawn!(self, req, reply, |m| m.open(a.ino, flags, Some(&a)), |fh| reply.created(
@@ -200,6 +200,7 @@ impl TesseraFs {
             req,
             reply,
             |m| async {
+                let (gen, epoch) = (m.leases.gen(), m.dircache.epoch());
                 let c = fs
                     .meta
                     .call("create", |mut c| {
@@ -210,6 +211,10 @@ impl TesseraFs {
                     .inspect_err(|_| m.dir_change_failed(parent.0))?;
                 let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 m.creates.master_reached();
+                if c.lease && m.leases.still(gen) {
+                    // Registered on the new file: its stats need no round trip.
+                    m.dircache.learned_attr(&a, epoch);
+                }
                 m.dircache.created(parent.0, &r.name, &a);
                 m.post_op(parent.0, c.parent);
                 if a.kind != FileKind::Regular as i32 {

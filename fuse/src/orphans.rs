@@ -24,6 +24,10 @@ impl Mount {
         if inos.is_empty() {
             return;
         }
+        // Their link count is 0 now (an fstat of an open one shows it).
+        for &ino in inos {
+            self.attrs_changed(ino);
+        }
         let closed: Vec<u64> = {
             let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
             inos.iter()

@@ -39,7 +39,7 @@ use tokio::runtime::Handle;
 const MAX_BATCH: usize = 512;
 /// How long a recall waits for queued unlinks (the masters cut a mount off
 /// that takes longer than half a lease to acknowledge).
-const RECALL_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const RECALL_WAIT: Duration = Duration::from_secs(2);
 
 /// Which unlinks are written behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +110,29 @@ impl Mount {
         }
     }
 
+    /// Whether this mount holds `dir` exclusively and knows `name` is not
+    /// in it: an O_EXCL create of it may be held (`hold_create`). Returns
+    /// the queue's guard, held until the create is: a recall takes it to
+    /// end the hold, then waits for the held creates.
+    pub(crate) fn exclusive_absent(&self, dir: u64, name: &[u8]) -> Option<std::sync::MutexGuard<'_, UnlinkQueue>> {
+        let q = self.unlink_queue();
+        (!q.no_master && q.exclusive.contains(&dir) && self.dircache.absent_known(dir, name)).then_some(q)
+    }
+
+    /// This mount made directory `a` and holds it exclusively (the mkdir's
+    /// answer, fetched when the lease generation was `gen`): it is known
+    /// empty, so lookups and O_EXCL creates in it need no round trip.
+    pub(crate) fn made_dir_exclusive(&self, a: &pb::Attr, started: std::time::Instant, gen: u64) {
+        let mut q = self.unlink_queue();
+        if self.leases.still(gen) {
+            q.exclusive.insert(a.ino);
+            self.dircache.made_empty(started, *a);
+            // Its attributes as the mkdir left them: creates held in it
+            // predict its times from these.
+            self.post_op(a.ino, Some(*a));
+        }
+    }
+
     /// The lease is over: no directory is held exclusively.
     pub(crate) fn exclusive_lost(&self) {
         self.unlink_queue().exclusive.clear();
@@ -117,26 +140,31 @@ impl Mount {
 
     /// The masters recalled `dirs` (or every directory, `all`): no more
     /// unlinks there are acknowledged before they commit, and the ones
-    /// queued are sent; returns once they are answered (bounded).
+    /// queued are sent, and the creates held if one of them was held
+    /// exclusively; returns once they are answered (bounded).
     pub(crate) async fn recalled(&self, dirs: &[u64], all: bool) {
         let drained = self.unlinks_drained.notified();
         tokio::pin!(drained);
-        {
+        let (nothing_queued, was_exclusive) = {
             let mut q = self.unlink_queue();
+            let mut was_exclusive = false;
             if all {
+                was_exclusive = !q.exclusive.is_empty();
                 q.exclusive.clear();
             } else {
                 for d in dirs {
-                    q.exclusive.remove(d);
+                    was_exclusive |= q.exclusive.remove(d);
                 }
             }
             drained.as_mut().enable();
-            if q.queued.is_empty() && !q.sending {
-                return;
-            }
-        }
-        if tokio::time::timeout(RECALL_WAIT, drained).await.is_err() {
+            (q.queued.is_empty() && !q.sending, was_exclusive)
+        };
+        if !nothing_queued && tokio::time::timeout(RECALL_WAIT, drained).await.is_err() {
             tracing::warn!("queued unlinks did not commit within a recall's wait");
+        }
+        // Creates held in it (O_EXCL ones among them) land first too.
+        if was_exclusive {
+            self.held_creates_landed().await;
         }
     }
 

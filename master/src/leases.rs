@@ -332,9 +332,13 @@ impl Leases {
         drop(g);
         let lease = self.undisturbed(check, token);
         let mut g = self.lock();
+        // Decided under the lock, the directory checked again: a change
+        // marks itself in flight before it looks for exclusive holders, so
+        // one that began after this check finds the hold and recalls it.
         let exclusive = lease
             && dir.is_some_and(|d| {
                 let sole = g.holders.get(&d).is_some_and(|h| h.as_slice() == [conn]);
+                let sole = sole && self.undisturbed(&[d], token);
                 if sole {
                     g.excl.insert(d, conn);
                 }

@@ -24,6 +24,7 @@ fn behind(r: &CreateRequest) -> Result<Option<BehindCreate>, Status> {
         mode: r.mode,
         ino: r.ino,
         at: time(at),
+        exclusive: r.exclusive,
     }))
 }
 
@@ -45,9 +46,13 @@ impl MetaService {
                 truncate: r.truncate,
             },
         };
+        let token = self.leases.begin_read();
         match self.write_once(cred(r.cred), op, r.request_id.clone()).await? {
             Reply::Created { inode, created } => {
-                ok(CreateReply { attr: Some(attr(&inode)), created, parent: self.post_op_attr(r.parent) })
+                // The creator's kernel keeps the new file's attributes: it
+                // is registered on them as if it had read them.
+                let lease = self.grant(&[inode.ino], token);
+                ok(CreateReply { attr: Some(attr(&inode)), created, parent: self.post_op_attr(r.parent), lease })
             }
             _ => Err(Status::internal("create returned no inode")),
         }

@@ -79,6 +79,10 @@ impl MetaService {
         // still on their way: they land first.
         let origin = crate::lease_scope::current_session();
         let keys: Vec<u64> = touched.inos.iter().copied().chain(touched.entries.iter().map(|(p, _)| *p)).collect();
+        // Marked in flight before the recall: a read that makes its caller
+        // an exclusive holder after the recall looked sees the change and
+        // is not granted (see `Leases::grant_core`).
+        let change = (!touched.is_empty()).then(|| self.leases.begin_change(&keys));
         self.leases.recall(&keys, origin.as_deref()).await;
         self.leases.hold(origin.as_deref(), &keys);
         // A file another mount holds may be open there: when this removes
@@ -96,7 +100,6 @@ impl MetaService {
                 return Ok(Reply::None);
             }
         }
-        let change = (!touched.is_empty()).then(|| self.leases.begin_change(&keys));
         let now = tessera_proto::time::now();
         let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };
         cmd.check_size().map_err(fs_status)?;
@@ -151,7 +154,7 @@ impl MetaService {
 
     /// Registers what a read returned under the caller's cache lease;
     /// true if the caller may keep it until revoked.
-    fn grant(&self, inos: &[u64], token: crate::leases::ReadToken) -> bool {
+    pub(crate) fn grant(&self, inos: &[u64], token: crate::leases::ReadToken) -> bool {
         self.grant_in(inos, None, token).lease
     }
 
@@ -307,6 +310,7 @@ impl Meta for MetaService {
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
     async fn mkdir(&self, req: Request<MkdirRequest>) -> Res<AttrReply> {
         let r = req.into_inner();
+        let token = self.leases.begin_read();
         let reply = self
             .write_once(
                 cred(r.cred),
@@ -314,7 +318,15 @@ impl Meta for MetaService {
                 r.request_id.clone(),
             )
             .await?;
-        self.with_parent(Self::attr_reply(reply), r.parent)
+        let mut out = self.with_parent(Self::attr_reply(reply), r.parent)?;
+        // The maker holds the new directory, empty, exclusively if no
+        // other session found it since (as after a listing of it).
+        if let Some(ino) = out.get_ref().attr.as_ref().map(|a| a.ino) {
+            let g = self.grant_in(&[ino], Some(ino), token);
+            let o = out.get_mut();
+            (o.lease, o.exclusive, o.attr_lease) = (g.lease, g.exclusive, g.attrs);
+        }
+        Ok(out)
     }
 
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]

@@ -55,6 +55,10 @@ pub struct BehindCreate {
     pub mode: u32,
     pub ino: u64,
     pub at: Time,
+    /// O_EXCL, held by a mount that holds the directory exclusively: fails
+    /// (EEXIST) rather than taking over a name that exists after all.
+    #[serde(default)]
+    pub exclusive: bool,
 }
 
 /// A setattr that rides on a commit, with its own caller.

@@ -101,7 +101,8 @@ impl Proc {
         let err = out.try_clone().expect("log file");
         let child = Command::new(&self.bin)
             .args(&self.args)
-            .env("RUST_LOG", "info,openraft=warn")
+            // TESSERA_TEST_LOG: another filter for the servers' logs (debugging).
+            .env("RUST_LOG", std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

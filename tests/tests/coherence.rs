@@ -117,6 +117,40 @@ fn unlinks_a_mount_wrote_behind_are_seen_by_the_other_mounts_next_call() {
     assert_eq!(std::fs::read_dir(a.path().join("d")).unwrap().count(), 200);
 }
 
+/// A mount holds the directories it makes exclusively, so it acknowledges
+/// O_EXCL creates in them before they reach the masters (tar extracts with
+/// O_EXCL). The other mount's first look recalls the directory: it finds
+/// the file A created (B's own O_EXCL create fails) while A still has it
+/// open, and later A's content.
+#[test]
+fn an_o_excl_create_a_mount_held_back_excludes_the_other_mounts_create() {
+    use std::io::Write;
+    let c = Cluster::start(3, 3);
+    let (a, b) = two_mounts(&c);
+    let create_new = |p: std::path::PathBuf| std::fs::OpenOptions::new().write(true).create_new(true).open(p);
+    for i in 0..50 {
+        let d = format!("d{i}");
+        std::fs::create_dir(a.path().join(&d)).unwrap();
+        let mut f = create_new(a.path().join(&d).join("x")).unwrap();
+        // The same O_EXCL create on A fails too (its own view).
+        assert_eq!(create_new(a.path().join(&d).join("x")).err().map(|e| e.kind()), Some(ErrorKind::AlreadyExists));
+        match create_new(b.path().join(&d).join("x")) {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::AlreadyExists, "round {i}: B's create of A's name"),
+            Ok(_) => panic!("round {i}: B's O_EXCL create succeeded over A's open file\n{}", a.log()),
+        }
+        let names = tessera_tests::names(&b.path().join(&d));
+        assert_eq!(names, vec!["x".to_string()], "round {i}: B's listing");
+        let data = random_bytes(1000 + i, i as u64);
+        f.write_all(&data).unwrap();
+        drop(f);
+        assert_eq!(std::fs::read(b.path().join(&d).join("x")).unwrap(), data, "round {i}: content on B");
+        // A directory B has looked at is no longer A's alone: a create
+        // there is synchronous and B's O_EXCL create of it fails at once.
+        let _f = create_new(a.path().join(&d).join("y")).unwrap();
+        assert_eq!(create_new(b.path().join(&d).join("y")).err().map(|e| e.kind()), Some(ErrorKind::AlreadyExists));
+    }
+}
+
 /// POSIX keeps an unlinked file until its last close, also when the unlink
 /// came from another mount: B's open handle reads and writes on after A
 /// removed the name, even once A closed its own handle.

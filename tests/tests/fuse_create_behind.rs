@@ -19,9 +19,10 @@ fn raft_index(c: &Cluster) -> u64 {
 
 /// Two mounts; the first with the default attribute lifetime (1 s: the
 /// tests' 200 ms would let its knowledge of a directory lapse between
-/// steps), where directory `d` was made and a file `warm` created in it
-/// (synchronously: the directory's attributes come with it). Returns the
-/// mounts, `d` on the first, and the inode number of `warm`.
+/// steps), where directory `d` was made, and a file `warm` put in it by the
+/// CLI (synchronously: its inode number comes after the mounts' leased
+/// ones). Returns the mounts, `d` on the first, and the inode number of
+/// `warm`.
 fn writer_and_reader(c: &Cluster, extra: &[&str]) -> (Mount, Mount, std::path::PathBuf, u64) {
     let mut args = vec!["--attr-ttl-ms", "1000"];
     args.extend_from_slice(extra);
@@ -29,8 +30,12 @@ fn writer_and_reader(c: &Cluster, extra: &[&str]) -> (Mount, Mount, std::path::P
     let m2 = c.mount(&[]);
     let d = m1.path().join("d");
     std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("warm"), b"w").unwrap();
+    let local = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(local.path(), b"w").unwrap();
+    c.ok(&["put", local.path().to_str().unwrap(), "/d/warm"]);
     let warm = std::fs::metadata(d.join("warm")).unwrap().ino();
+    // The put changed `d`: the mount learns its attributes again.
+    std::fs::metadata(&d).unwrap();
     (m1, m2, d, warm)
 }
 

@@ -59,6 +59,9 @@ impl Applier<'_, '_> {
             if d.ino == c.ino {
                 return self.inode(c.ino);
             }
+            if c.exclusive {
+                return Err(err(libc::EEXIST, "file exists"));
+            }
             let old = self.inode(d.ino)?;
             if old.is_dir() {
                 return Err(err(libc::EISDIR, "a directory took the name"));

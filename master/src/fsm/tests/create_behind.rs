@@ -15,7 +15,21 @@ fn behind(parent: u64, name: &str, ino: u64, at: i64) -> BehindCreate {
 }
 
 fn behind_by(cred: &Cred, parent: u64, name: &str, ino: u64, at: i64) -> BehindCreate {
-    BehindCreate { cred: cred.clone(), parent, name: name.into(), mode: 0o640, ino, at: (at, 0) }
+    BehindCreate { cred: cred.clone(), parent, name: name.into(), mode: 0o640, ino, at: (at, 0), exclusive: false }
+}
+
+#[test]
+fn an_exclusive_behind_create_fails_on_a_name_that_exists() {
+    let mut ns = Ns::new();
+    let other = ns.create(&ROOT, 1, "f");
+    let ino = lease(&mut ns, 2);
+    let excl = |name: &str, ino| BehindCreate { exclusive: true, ..behind(1, name, ino, 5) };
+    assert_eq!(ns.errno(&ROOT, Op::CreateBehind(excl("f", ino))), libc::EEXIST);
+    assert_eq!(ns.lookup(1, "f").unwrap().ino, other, "the file that had the name keeps it");
+    // Its own retry is no conflict, and a free name is taken as usual.
+    ns.run(&ROOT, Op::CreateBehind(excl("g", ino + 1))).unwrap();
+    ns.run(&ROOT, Op::CreateBehind(excl("g", ino + 1))).unwrap();
+    assert_eq!(ns.lookup(1, "g").unwrap().ino, ino + 1);
 }
 
 #[test]
