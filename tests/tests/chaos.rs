@@ -1,0 +1,255 @@
+//! Chaos soak, short version (bench/chaos.sh runs it for longer with
+//! `TESSERA_CHAOS_SECS`): while writers on two mounts and the CLI write,
+//! rename and append, a nemesis SIGKILLs and restarts, or SIGSTOPs and
+//! resumes, one random server at a time (chunkserver or master, the leader
+//! among them). Afterwards every acknowledged write is there, byte-exact,
+//! on both mounts; fsck finds 3 copies of everything; no operation failed,
+//! and none waited longer than a bound. Prints a report: operations,
+//! faults by kind, the longest wait per fault kind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tessera_tests::{random_bytes, Cluster, Mount, Opts};
+
+/// The longest any one operation may wait through a fault: a leader's
+/// loss costs an election plus one lease (the new leader's hold), a
+/// stopped chunkserver a write timeout and a substitute.
+const LONGEST_WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    None,
+    KillChunkserver,
+    StopChunkserver,
+    KillMaster,
+    StopMaster,
+}
+
+/// What the workload saw: the files it was told are written (path under
+/// the mount root -> bytes), operations, failures, and the longest wait
+/// per fault active when the operation began.
+#[derive(Default)]
+struct Record {
+    files: BTreeMap<PathBuf, Vec<u8>>,
+    ops: u64,
+    failures: Vec<String>,
+    longest: BTreeMap<Fault, Duration>,
+}
+
+struct Shared {
+    record: Mutex<Record>,
+    fault: Mutex<Fault>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    /// Runs one operation, timing it against the fault active at its start.
+    fn op<T>(&self, what: &str, f: impl FnOnce() -> std::io::Result<T>) -> Option<T> {
+        let fault = *self.fault.lock().unwrap();
+        let t0 = Instant::now();
+        let r = f();
+        let took = t0.elapsed();
+        let mut rec = self.record.lock().unwrap();
+        rec.ops += 1;
+        let l = rec.longest.entry(fault).or_default();
+        *l = (*l).max(took);
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                rec.failures.push(format!("{what} during {fault:?} after {took:?}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// Writes, renames and appends through one mount until told to stop.
+fn mount_writer(sh: Arc<Shared>, root: PathBuf, tag: &'static str, seed: u64) {
+    let dir = root.join(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = dir.join("log");
+    let mut log = Vec::new();
+    let mut i = 0u64;
+    while !sh.stop.load(Ordering::SeqCst) {
+        let data = random_bytes(1 + ((i * 7919) % (300 << 10)) as usize, seed + i);
+        let p = dir.join(format!("f{i:05}"));
+        if sh.op("write", || std::fs::write(&p, &data)).is_some() {
+            let mut keep = p.clone();
+            if i % 4 == 3 {
+                let q = dir.join(format!("r{i:05}"));
+                if sh.op("rename", || std::fs::rename(&p, &q)).is_some() {
+                    keep = q;
+                }
+            }
+            sh.record.lock().unwrap().files.insert(keep.strip_prefix(&root).unwrap().to_path_buf(), data);
+        }
+        let line = format!("{tag} {i}\n").into_bytes();
+        let appended = sh.op("append", || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+            f.write_all(&line)?;
+            f.sync_all()
+        });
+        if appended.is_some() {
+            log.extend_from_slice(&line);
+            sh.record.lock().unwrap().files.insert(log_path.strip_prefix(&root).unwrap().to_path_buf(), log.clone());
+        }
+        i += 1;
+    }
+}
+
+/// Puts files with the CLI until told to stop.
+fn cli_writer(sh: Arc<Shared>, c_masters: String, bin: PathBuf, local: PathBuf) {
+    let mut i = 0u64;
+    while !sh.stop.load(Ordering::SeqCst) {
+        let data = random_bytes((1 << 20) + (i as usize * 4099) % (1 << 20), 9_000_000 + i);
+        let src = local.join(format!("p{i}"));
+        std::fs::write(&src, &data).unwrap();
+        let dst = format!("/cli/p{i:04}");
+        let ok = sh.op("put", || {
+            let out = std::process::Command::new(&bin)
+                .args(["put", src.to_str().unwrap(), &dst])
+                .env("TESSERA_MASTERS", &c_masters)
+                .env("TESSERA_LOG", "warn")
+                .output()?;
+            match out.status.success() {
+                true => Ok(()),
+                false => Err(std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned())),
+            }
+        });
+        if ok.is_some() {
+            sh.record.lock().unwrap().files.insert(PathBuf::from(&dst[1..]), data);
+        }
+        i += 1;
+    }
+}
+
+/// A small deterministic generator for the nemesis's choices.
+struct Lcg(u64);
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n
+    }
+}
+
+/// One fault: applied, held `hold`, then undone (restart or resume).
+fn inject(c: &mut Cluster, sh: &Shared, rng: &mut Lcg, hold: Duration) -> Fault {
+    let kinds = [Fault::KillChunkserver, Fault::StopChunkserver, Fault::KillMaster, Fault::StopMaster];
+    let kind = kinds[rng.below(kinds.len())];
+    let (is_master, i) = match kind {
+        // Half the master faults hit the leader, where they hurt most.
+        Fault::KillMaster | Fault::StopMaster if rng.below(2) == 0 => (true, c.leader().unwrap_or(0)),
+        Fault::KillMaster | Fault::StopMaster => (true, rng.below(c.masters.len())),
+        _ => (false, rng.below(c.chunkservers.len())),
+    };
+    *sh.fault.lock().unwrap() = kind;
+    let p = if is_master { &mut c.masters[i] } else { &mut c.chunkservers[i] };
+    match kind {
+        Fault::KillChunkserver | Fault::KillMaster => p.kill(),
+        _ => p.signal(libc::SIGSTOP),
+    }
+    std::thread::sleep(hold);
+    let p = if is_master { &mut c.masters[i] } else { &mut c.chunkservers[i] };
+    match kind {
+        Fault::KillChunkserver | Fault::KillMaster => p.start(),
+        _ => p.signal(libc::SIGCONT),
+    }
+    kind
+}
+
+/// Every file recorded reads back byte-exact under `root`.
+fn verify(root: &Path, rec: &Record) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (p, want) in &rec.files {
+        match std::fs::read(root.join(p)) {
+            Ok(got) if &got == want => {}
+            Ok(got) => bad.push(format!("{}: {} bytes, want {}", p.display(), got.len(), want.len())),
+            Err(e) => bad.push(format!("{}: {e}", p.display())),
+        }
+    }
+    bad
+}
+
+#[test]
+fn acknowledged_writes_survive_a_nemesis_killing_and_stopping_servers() {
+    let secs: u64 = std::env::var("TESSERA_CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
+    // 4 chunkservers: with one down, writes still land on 3 at once.
+    let master_args = ["--repair-interval-ms", "300"].map(String::from).to_vec();
+    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 4, master_args, cs_args: Vec::new() });
+    let a: Mount = c.mount(&["--io-timeout", "60"]);
+    let b: Mount = c.mount(&["--io-timeout", "60"]);
+    std::fs::create_dir(a.path().join("cli")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let sh =
+        Arc::new(Shared { record: Mutex::default(), fault: Mutex::new(Fault::None), stop: AtomicBool::new(false) });
+    let workers = vec![
+        {
+            let (sh, root) = (sh.clone(), a.path().to_path_buf());
+            std::thread::spawn(move || mount_writer(sh, root, "a", 1_000_000))
+        },
+        {
+            let (sh, root) = (sh.clone(), b.path().to_path_buf());
+            std::thread::spawn(move || mount_writer(sh, root, "b", 2_000_000))
+        },
+        {
+            let (sh, m, bin, l) =
+                (sh.clone(), c.masters_arg(), tessera_tests::bin_dir().join("tessera"), local.path().into());
+            std::thread::spawn(move || cli_writer(sh, m, bin, l))
+        },
+    ];
+
+    // The nemesis: one fault at a time, 2-4 s each, 2 s of calm between.
+    let mut rng = Lcg(0x7e55e7a);
+    let mut faults: BTreeMap<Fault, u32> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    std::thread::sleep(Duration::from_secs(2));
+    while Instant::now() < deadline {
+        let hold = Duration::from_millis(2000 + rng.below(2000) as u64);
+        let kind = inject(&mut c, &sh, &mut rng, hold);
+        *faults.entry(kind).or_default() += 1;
+        *sh.fault.lock().unwrap() = Fault::None;
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    sh.stop.store(true, Ordering::SeqCst);
+    // Each worker finishes its operation in flight (bounded by the mounts'
+    // I/O timeout and the CLI's own).
+    for w in workers {
+        w.join().expect("a workload thread panicked");
+    }
+    c.wait_ready();
+
+    let rec = sh.record.lock().unwrap();
+    let report = format!(
+        "chaos {secs} s: {} operations, {} files; faults {faults:?}; longest wait per fault {:?}",
+        rec.ops,
+        rec.files.len(),
+        rec.longest
+    );
+    eprintln!("{report}");
+    assert!(rec.failures.is_empty(), "{} operations failed: {:?}\n{report}", rec.failures.len(), rec.failures);
+    let slow: Vec<_> = rec.longest.iter().filter(|(_, d)| **d > LONGEST_WAIT).collect();
+    assert!(slow.is_empty(), "operations waited too long: {slow:?}\n{report}");
+    assert!(faults.len() >= 3.min(secs as usize / 6), "too few kinds of fault injected: {faults:?}");
+    for (name, m) in [("A", &a), ("B", &b)] {
+        let bad = verify(m.path(), &rec);
+        assert!(bad.is_empty(), "mount {name}: {} files wrong: {:?}\n{report}", bad.len(), &bad[..bad.len().min(10)]);
+    }
+    // Every chunk back at 3 copies (the healer tops up what was written
+    // while a server was down).
+    let want = rec.files.len();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = c.tessera(&["--timeout", "20", "fsck", "/"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let full = text.matches("replicas 3/3: OK").count();
+        if out.status.success() && full >= want && text.contains(" 0 unreadable") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "fsck after 90 s: {full} of {want} files at 3/3\n{text}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
