@@ -87,6 +87,17 @@ impl Creates {
         self.lock().held.get(&ino).map(|h| h.attr)
     }
 
+    /// A chmod of a file whose create is still held: the create carries
+    /// the new mode (permission bits). False if it is not held (any more).
+    pub fn set_held_mode(&self, ino: u64, mode: u32) -> bool {
+        let mut s = self.lock();
+        let Some(h) = s.held.get_mut(&ino) else { return false };
+        h.req.mode = (h.req.mode & !0o777) | (mode & 0o777);
+        h.attr.mode = (h.attr.mode & !0o777) | (mode & 0o777);
+        h.attr.ctime = Some(tessera_proto::time::now());
+        true
+    }
+
     /// The held create of `ino`, for a commit to carry, when nothing begun
     /// before it is in flight (else the commit waits for that, and the
     /// create is sent on its own first).

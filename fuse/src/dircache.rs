@@ -407,8 +407,11 @@ impl DirCache {
             f.inos.insert(a.ino);
         }
         if a.kind == FileKind::Directory as i32 {
-            // Mode or owner of a listed directory: the search check needs them.
-            g.drop_listing(a.ino);
+            // Mode or owner of a listed directory: the search check takes
+            // them from here on (its names did not change).
+            if let Some(l) = g.listings.get_mut(&a.ino) {
+                l.dir = *a;
+            }
             if let Some(f) = g.fetching.get_mut(&a.ino) {
                 f.void = true;
             }
@@ -551,9 +554,9 @@ mod tests {
         assert!(matches!(c.lookup(1, b"a", &owner), Cached::Found(..)));
         let in_group = Cred { uid: 2000, gid: 1, groups: vec![1000] };
         assert!(matches!(c.lookup(1, b"a", &in_group), Cached::Denied));
-        // A chmod of the directory drops its listing.
+        // A chmod of the directory: the check uses the new mode.
         c.updated(&dir(1, 0o755));
-        assert!(matches!(c.lookup(1, b"a", &other), Cached::Miss { .. }));
+        assert!(matches!(c.lookup(1, b"a", &other), Cached::Found(..)));
     }
 
     #[test]
@@ -644,6 +647,19 @@ mod tests {
         c.updated(&dir(2, 0o700));
         c.install(2, Instant::now(), dir(2, 0o755), vec![e("a", file(20))]);
         assert!(matches!(c.lookup(2, b"a", &root()), Cached::Miss { .. }));
+    }
+
+    #[test]
+    fn a_chmod_of_a_listed_directory_keeps_its_names_and_checks_the_new_mode() {
+        let c = DirCache::new(Duration::from_secs(5));
+        start_listing(&c, 1);
+        c.install(1, Instant::now(), dir(1, 0o755), vec![e("a", file(10))]);
+        let user = Cred { uid: 5, gid: 5, ..Default::default() };
+        assert!(matches!(c.lookup(1, b"a", &user), Cached::Found(..)));
+        c.updated(&dir(1, 0o700));
+        assert!(matches!(c.lookup(1, b"a", &user), Cached::Denied));
+        assert!(matches!(c.lookup(1, b"a", &root()), Cached::Found(..)));
+        assert!(c.absent_known(1, b"b"), "the names stand");
     }
 
     #[test]

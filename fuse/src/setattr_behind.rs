@@ -21,8 +21,24 @@ impl Mount {
         let f = self.open_file(req.ino)?;
         {
             let mut d = f.data.lock().await;
-            if !d.is_dirty() || req.size.is_some() {
+            if req.size.is_some() {
                 return None;
+            }
+            if !d.is_dirty() {
+                // rsync's fchmod right after its O_EXCL create: a create
+                // still held carries the mode (permission bits only).
+                let only_mode = req.uid.is_none()
+                    && req.gid.is_none()
+                    && req.atime.is_none()
+                    && !req.atime_now
+                    && req.mtime.is_none()
+                    && !req.mtime_now;
+                let mode = req.mode.filter(|m| only_mode && m & !0o777 == 0)?;
+                if !self.creates.set_held_mode(req.ino, mode) {
+                    return None;
+                }
+                drop(d);
+                return Some(self.getattr_for_kernel(req.ino).await.map(|(a, _)| a));
             }
             let p = d.pending_attrs.get_or_insert_with(|| SetAttrRequest { ino: req.ino, ..Default::default() });
             merge(p, req);

@@ -114,6 +114,13 @@ fn changes_to_a_held_file_before_its_close_land_in_order() {
     std::fs::hard_link(d.join("e"), d.join("e2")).unwrap();
     e.write_all(b"linked").unwrap();
     drop(e);
+    // fchmod right after the create, closed without data (rsync's temp
+    // files): the held create carries the mode.
+    let m = std::fs::File::create(d.join("m")).unwrap();
+    m.set_permissions(std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_held(&d.join("m"), warm);
+    assert_eq!(std::fs::metadata(d.join("m")).unwrap().mode() & 0o7777, 0o640, "this mount's stat");
+    drop(m);
     // Unlinked while open: gone everywhere, and its data never shows up.
     let mut u = std::fs::File::create(d.join("u")).unwrap();
     assert_held(&d.join("u"), warm);
@@ -138,11 +145,15 @@ fn changes_to_a_held_file_before_its_close_land_in_order() {
     std::fs::File::open(&d).unwrap().sync_all().unwrap();
 
     let d2 = m2.path().join("d");
-    eventually(Duration::from_secs(5), "the other mount's view", || names(&d2) == vec!["b", "e", "e2", "same", "warm"]);
+    eventually(Duration::from_secs(5), "the other mount's view", || {
+        names(&d2) == vec!["b", "e", "e2", "m", "same", "warm"]
+    });
     assert_eq!(std::fs::read(d2.join("b")).unwrap(), b"renamed");
     assert_eq!(std::fs::read(d2.join("e2")).unwrap(), b"linked");
     let e = std::fs::metadata(d2.join("e")).unwrap();
     assert_eq!((e.mode() & 0o7777, e.nlink()), (0o600, 2));
+    let m = std::fs::metadata(d2.join("m")).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.len()), (0o640, 0));
     assert_eq!(std::fs::read(d2.join("same")).unwrap(), b"new");
     assert!(!m1.log().contains("write-behind create not applied"), "{}", m1.log());
 }
