@@ -325,3 +325,40 @@ fn drain_empties_a_chunkserver_and_fsck_reports_unreadable_files() {
     assert!(!out.status.success(), "fsck succeeded with no chunkserver alive");
     assert!(String::from_utf8_lossy(&out.stdout).contains("UNREADABLE"), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// A hung chunkserver (SIGSTOPped: its connections stay open and nothing
+/// answers) is declared dead within 10 s, its chunks are copied to the
+/// other three, and every file reads back meanwhile.
+#[test]
+fn a_hung_chunkserver_is_declared_dead_within_10_s_and_repaired_around() {
+    let mut c = cluster(4);
+    let work = tempfile::tempdir().unwrap();
+    let files = load(&c, work.path());
+    let ids = all_chunks(&files);
+    wait_fully_replicated(&c, &ids, Duration::from_secs(60));
+    let hung = c.chunkservers[0].addr.clone();
+    c.chunkservers[0].signal(libc::SIGSTOP);
+    let t0 = Instant::now();
+    loop {
+        let s = c.status();
+        let alive = s["chunkservers"].as_array().and_then(|v| v.iter().find(|x| x["addr"] == hung.as_str()).cloned());
+        if alive.is_some_and(|x| x["alive"] == false) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "a hung chunkserver still alive after 10 s: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("hung chunkserver declared dead after {:?}", t0.elapsed());
+    // Copies on the three that answer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let short = ids.iter().filter(|id| (1..4).filter(|j| c.chunk_file(*j, id).is_some()).count() < 3).count();
+        if short == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{short} chunks below 3 copies on the live servers after 60 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    verify_all(&c, &files, &work.path().join("out"));
+    c.chunkservers[0].signal(libc::SIGCONT);
+}
