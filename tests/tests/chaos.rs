@@ -123,6 +123,8 @@ fn cli_writer(sh: Arc<Shared>, c_masters: String, bin: PathBuf, local: PathBuf) 
         if ok.is_some() {
             sh.record.lock().unwrap().files.insert(PathBuf::from(&dst[1..]), data);
         }
+        // A long soak must not fill the local disk with sources.
+        let _ = std::fs::remove_file(&src);
         i += 1;
     }
 }
