@@ -67,6 +67,21 @@ fn wait_fully_replicated(c: &Cluster, ids: &[String], limit: Duration) {
     }
 }
 
+/// A cluster of `chunkservers` loaded with `load`'s files, every chunk at 3
+/// copies (waited for up to `limit`): the cluster, the work directory, the
+/// files and their chunk ids.
+fn loaded(
+    chunkservers: usize,
+    limit: Duration,
+) -> (Cluster, tempfile::TempDir, BTreeMap<String, Vec<u8>>, Vec<String>) {
+    let c = cluster(chunkservers);
+    let work = tempfile::tempdir().unwrap();
+    let files = load(&c, work.path());
+    let ids = all_chunks(&files);
+    wait_fully_replicated(&c, &ids, limit);
+    (c, work, files, ids)
+}
+
 fn verify_all(c: &Cluster, files: &BTreeMap<String, Vec<u8>>, out: &Path) {
     let _ = std::fs::remove_dir_all(out);
     c.ok(&["get", "/d", out.to_str().unwrap()]);
@@ -121,11 +136,7 @@ impl Reader {
 
 #[test]
 fn sigkill_then_wipe_then_join_all_repaired_while_reading() {
-    let mut c = cluster(4);
-    let work = tempfile::tempdir().unwrap();
-    let files = load(&c, work.path());
-    let ids = all_chunks(&files);
-    wait_fully_replicated(&c, &ids, Duration::from_secs(30));
+    let (mut c, work, files, ids) = loaded(4, Duration::from_secs(30));
     let reader = Reader::start(&c, &files);
 
     // 1. SIGKILL one chunkserver: repaired onto the other three.
@@ -331,11 +342,7 @@ fn drain_empties_a_chunkserver_and_fsck_reports_unreadable_files() {
 /// other three, and every file reads back meanwhile.
 #[test]
 fn a_hung_chunkserver_is_declared_dead_within_10_s_and_repaired_around() {
-    let mut c = cluster(4);
-    let work = tempfile::tempdir().unwrap();
-    let files = load(&c, work.path());
-    let ids = all_chunks(&files);
-    wait_fully_replicated(&c, &ids, Duration::from_secs(60));
+    let (mut c, work, files, ids) = loaded(4, Duration::from_secs(60));
     let hung = c.chunkservers[0].addr.clone();
     c.chunkservers[0].signal(libc::SIGSTOP);
     let t0 = Instant::now();
