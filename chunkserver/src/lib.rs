@@ -63,35 +63,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
     tracing::info!(listen = %cfg.listen, "chunkserver serving");
-    // Clients keep streams open (small puts): the graceful stop is bounded.
-    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
-    let serve = tonic::transport::Server::builder().add_service(server).serve_with_shutdown(cfg.listen, async move {
-        shutdown_signal().await;
-        let _ = stopping_tx.send(());
-    });
-    let grace = async {
-        match stopping.await {
-            Ok(()) => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        r = serve => r?,
-        _ = grace => tracing::info!("connections still open 2 s after the signal: closing them"),
-    }
+    tessera_proto::shutdown::serve_until_signal(|signal| {
+        tonic::transport::Server::builder().add_service(server).serve_with_shutdown(cfg.listen, signal)
+    })
+    .await?;
     tracing::info!("chunkserver stopped");
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

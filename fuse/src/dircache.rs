@@ -326,14 +326,14 @@ impl DirCache {
         g.listings.get(&dir).filter(|l| l.fetched.elapsed() < self.ttl).map(|l| l.dir)
     }
 
-    /// The inode `name` in `dir` refers to, per a listing still within
-    /// its lifetime.
     /// The inode `name` names in a listing of `dir` of any age (for a
     /// directory this mount holds exclusively, where no one else changes it).
     pub fn ino_known(&self, dir: u64, name: &[u8]) -> Option<u64> {
         self.lock().known(dir, name).flatten()
     }
 
+    /// The inode `name` in `dir` refers to, per a listing still within
+    /// its lifetime.
     pub fn ino_of(&self, dir: u64, name: &[u8]) -> Option<u64> {
         let g = self.lock();
         g.listings.get(&dir).filter(|l| l.fetched.elapsed() < self.ttl)?;

@@ -167,21 +167,19 @@ impl TesseraFs {
     ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let exclusive = flags & libc::O_EXCL != 0;
-        {
-            let held = {
-                let _rt = self.rt.enter();
-                self.mount.hold_create(&fs.cred, parent.0, name.as_bytes(), mode & !umask & 0o7777, exclusive)
-            };
-            if let Some(a) = held {
-                spawn!(self, req, reply, |m| m.open(a.ino, flags, Some(&a)), |fh| reply.created(
-                    &m.kernel_ttl(),
-                    &to_file_attr(&a),
-                    Generation(0),
-                    FileHandle(fh),
-                    FopenFlags::empty()
-                ));
-                return;
-            }
+        let held = {
+            let _rt = self.rt.enter();
+            self.mount.hold_create(&fs.cred, parent.0, name.as_bytes(), mode & !umask & 0o7777, exclusive)
+        };
+        if let Some(a) = held {
+            spawn!(self, req, reply, |m| m.open(a.ino, flags, Some(&a)), |fh| reply.created(
+                &m.kernel_ttl(),
+                &to_file_attr(&a),
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty()
+            ));
+            return;
         }
         let r = pb::CreateRequest {
             cred: Some(fs.cred.clone()),

@@ -133,6 +133,16 @@ impl Mount {
         }
     }
 
+    /// The file an unlink of `name` in `parent` removes, if this mount
+    /// knows it: from a listing of any age in an exclusively held directory
+    /// (no one else changes it), else from one within its lifetime.
+    fn unlinked_file(&self, parent: u64, name: &[u8]) -> Option<u64> {
+        match self.write_behind_unlink {
+            UnlinkBehind::Exclusive => self.dircache.ino_known(parent, name),
+            _ => self.dircache.ino_of(parent, name),
+        }
+    }
+
     /// The lease is over: no directory is held exclusively.
     pub(crate) fn exclusive_lost(&self) {
         self.unlink_queue().exclusive.clear();
@@ -173,10 +183,7 @@ impl Mount {
         let behind = self.fs.meta.write_behind().clone();
         // The file, when a fresh listing says which one it is: its
         // attributes are then known to be changing (else any file's might).
-        let file = match self.write_behind_unlink {
-            UnlinkBehind::Exclusive => self.dircache.ino_known(parent, &name),
-            _ => self.dircache.ino_of(parent, &name),
-        };
+        let file = self.unlinked_file(parent, &name);
         // Unlinks are sent without waiting for this mount's other changes,
         // so one must not overtake a create of the same name: none is begun
         // while a create is in flight. (A create begun in another directory
@@ -190,10 +197,7 @@ impl Mount {
                 rt.spawn(async move {
                     let wait = async {
                         behind.settle_creates().await;
-                        let file = match m.write_behind_unlink {
-                            UnlinkBehind::Exclusive => m.dircache.ino_known(parent, &name),
-                            _ => m.dircache.ino_of(parent, &name),
-                        };
+                        let file = m.unlinked_file(parent, &name);
                         (behind.begin(parent, &name, file).await, file)
                     };
                     let waited = match m.io_timeout {

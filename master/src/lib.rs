@@ -172,28 +172,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .max_decoding_message_size(1 << 30)
     .max_encoding_message_size(1 << 30);
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
-    // A graceful stop waits for open connections, and mounts' Watch
-    // streams, peers and chunkservers never close theirs: bounded.
-    let (stopping_tx, stopping) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown_signal().await;
-        let _ = stopping_tx.send(());
-    };
-    let serve = tonic::transport::Server::builder()
-        .layer(lease_scope::SessionLayer)
-        .add_service(meta)
-        .add_service(raft_svc)
-        .serve_with_shutdown(cfg.listen, signal);
-    tokio::select! {
-        r = serve => r?,
-        _ = async {
-            if stopping.await.is_ok() {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => tracing::info!("connections still open {SHUTDOWN_GRACE:?} after the signal: closing them"),
-    }
+    tessera_proto::shutdown::serve_until_signal(|signal| {
+        tonic::transport::Server::builder()
+            .layer(lease_scope::SessionLayer)
+            .add_service(meta)
+            .add_service(raft_svc)
+            .serve_with_shutdown(cfg.listen, signal)
+    })
+    .await?;
     tracing::info!("master stopping");
     let _ = raft.shutdown().await;
     db.flush_wal(true)?;
@@ -269,21 +255,5 @@ async fn return_freed_memory() {
         // SAFETY: malloc_trim only releases free heap pages; it has no
         // preconditions and is thread-safe.
         let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
-    }
-}
-
-/// How long a stopping master waits for open connections to close.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
