@@ -136,7 +136,12 @@ fn one_chunkserver_of_three_killed_during_cp_and_put() {
     let worst: f64 = out.split_whitespace().nth(1).and_then(|w| w.parse().ok()).expect("timed copy output");
     assert!(worst < 10.0, "a syscall on the mount waited {worst} s: {out}");
     let (out, took) = put.join().unwrap();
-    assert!(out.status.success(), "put failed after {took:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "put failed after {took:?} ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("writes finished {:?} after the kill; slowest mount syscall {worst} s", killed_at.elapsed());
 
     // Every byte, through the mount and the CLI.

@@ -167,6 +167,22 @@ fn single_master_cluster_works() {
     c.ok(&["put", f.to_str().unwrap(), "/one"]);
     let out = c.ok(&["cat", "/one"]);
     assert!(out.stdout == std::fs::read(&f).unwrap());
+    // A reader that goes away (`| head`) ends `cat` and `ls` quietly, with
+    // the status a shell gives for SIGPIPE, and no message.
+    for verb in ["cat /one", "ls -l /"] {
+        let script = format!(
+            "{} {verb} | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+            tessera_tests::bin_dir().join("tessera").display()
+        );
+        let mut sh = std::process::Command::new("bash");
+        sh.args(["-c", &script]).env("TESSERA_MASTERS", c.masters_arg());
+        let out = tessera_tests::run_bounded(sh, std::time::Duration::from_secs(60));
+        let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // `ls` may finish before `head` closes the pipe; 5 MiB of `cat` cannot.
+        let ok = status == "141" || (verb.starts_with("ls") && status == "0");
+        assert!(ok, "{verb} | head: status {status}");
+        assert!(out.stderr.is_empty(), "{verb} | head: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let st = c.status();
     assert_eq!(st["masters"].as_array().unwrap().len(), 1);
     assert_eq!(st["masters"][0]["role"], "Leader");

@@ -49,7 +49,7 @@ async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
             }
             let mut c = fs.meta.client_for(&r.leader_addr)?;
             let leader = c.node_status(Empty {}).await?.into_inner();
-            println!("{:<4} {:<22} ROLE", "ID", "ADDRESS");
+            outln!("{:<4} {:<22} ROLE", "ID", "ADDRESS");
             for m in leader.members {
                 let role = if m.id == leader.leader_id {
                     "leader"
@@ -58,7 +58,7 @@ async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
                 } else {
                     "learner"
                 };
-                println!("{:<4} {:<22} {role}", m.id, m.addr);
+                outln!("{:<4} {:<22} {role}", m.id, m.addr);
             }
         }
         MasterCmd::Add { id, addr } => {
@@ -69,12 +69,12 @@ async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
                     async move { c.add_master(r).await }
                 })
                 .await?;
-            println!("master {id} added");
+            outln!("master {id} added");
         }
         MasterCmd::Remove { id } => {
             let req = RemoveMasterRequest { id };
             fs.meta.call("remove_master", |mut c| async move { c.remove_master(req).await }).await?;
-            println!("master {id} removed");
+            outln!("master {id} removed");
         }
     }
     Ok(())
@@ -110,21 +110,18 @@ pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
     match cmd {
         ChunkserverCmd::List => {
             let ring = fs.meta.call("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
-            println!("{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}", "ID", "ADDRESS", "STATE", "ALIVE", "USED", "CHUNKS");
+            outln!("{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}", "ID", "ADDRESS", "STATE", "ALIVE", "USED", "CHUNKS");
             for s in ring.servers {
-                println!(
-                    "{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}",
-                    s.id, s.addr, s.state, s.alive, s.used, s.chunk_count
-                );
+                outln!("{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}", s.id, s.addr, s.state, s.alive, s.used, s.chunk_count);
             }
         }
         ChunkserverCmd::Drain { id } => {
             set(id.clone(), "draining").await?;
-            println!("{id}: draining; `tessera admin chunkserver list` shows \"drained\" when it holds nothing the ring needs");
+            outln!("{id}: draining; `tessera admin chunkserver list` shows \"drained\" when it holds nothing the ring needs");
         }
         ChunkserverCmd::Undrain { id } => {
             set(id.clone(), "alive").await?;
-            println!("{id}: back on the ring");
+            outln!("{id}: back on the ring");
         }
     }
     Ok(())
@@ -173,7 +170,7 @@ async fn fsck_tree(fs: &Fs, path: &str, live: &std::collections::HashSet<String>
     } else {
         "OK".to_string()
     };
-    println!("{path}: {} chunks, replicas {}/3: {state}", ids.len(), if ids.is_empty() { 3 } else { min });
+    outln!("{path}: {} chunks, replicas {}/3: {state}", ids.len(), if ids.is_empty() { 3 } else { min });
     Ok(())
 }
 
@@ -184,7 +181,7 @@ pub async fn fsck(cfg: &ClientConfig, path: &str) -> Result<()> {
     let mut counts = (0, 0);
     fsck_tree(&fs, path, &live, &mut counts).await?;
     if let Some(r) = crate::cluster::repair_status(&fs).await {
-        println!(
+        outln!(
             "repair: {} chunks, {} under-replicated, {} missing, {} bytes to copy, {:.1} MB/s, ETA {}",
             r.chunks,
             r.under_replicated,
@@ -194,7 +191,7 @@ pub async fn fsck(cfg: &ClientConfig, path: &str) -> Result<()> {
             crate::cluster::eta(&r)
         );
     }
-    println!("{} files, {} unreadable", counts.0, counts.1);
+    outln!("{} files, {} unreadable", counts.0, counts.1);
     if counts.1 > 0 {
         bail!("{} files cannot be read", counts.1);
     }

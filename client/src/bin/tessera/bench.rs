@@ -47,7 +47,7 @@ pub async fn run(cfg: &ClientConfig, cmd: BenchCmd) -> Result<()> {
         dirs.push(fs.mkdir(&join(&a.dir, &format!("d{d}")), 0o755).await?.ino);
     }
     let dirs = Arc::new(dirs);
-    println!("{:<8} {:>10} {:>9} {:>12}", "PHASE", "OPS", "SECONDS", "OPS/S");
+    outln!("{:<8} {:>10} {:>9} {:>12}", "PHASE", "OPS", "SECONDS", "OPS/S");
     for (n, phase) in a.phases.iter().enumerate() {
         let t = Instant::now();
         // After a rename phase the files go by their new names.
@@ -59,10 +59,10 @@ pub async fn run(cfg: &ClientConfig, cmd: BenchCmd) -> Result<()> {
         };
         let secs = t.elapsed().as_secs_f64();
         let label = if phase == "readdir" { "readdir*" } else { phase.as_str() };
-        println!("{label:<8} {ops:>10} {secs:>9.2} {:>12.0}", ops as f64 / secs);
+        outln!("{label:<8} {ops:>10} {secs:>9.2} {:>12.0}", ops as f64 / secs);
     }
     if a.phases.iter().any(|p| p == "readdir") {
-        println!("(* readdir: entries listed per second, whole directories of {} files)", a.files / a.dirs);
+        outln!("(* readdir: entries listed per second, whole directories of {} files)", a.files / a.dirs);
     }
     Ok(())
 }

@@ -63,17 +63,25 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
             "masters": ms, "chunkservers": cs, "repair": repair,
             "replication": ring.replication, "min_replicas": ring.min_replicas,
         });
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        outln!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
-    println!("MASTERS");
-    println!(
+    outln!("MASTERS");
+    outln!(
         "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8} {:>10}",
-        "ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "RSS", "DISK FREE"
+        "ID",
+        "ADDRESS",
+        "ROLE",
+        "TERM",
+        "COMMIT",
+        "APPLIED",
+        "SNAPSHOT",
+        "RSS",
+        "DISK FREE"
     );
     for m in &masters {
         if m.error.is_empty() {
-            println!(
+            outln!(
                 "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>7}M {:>9}M{}",
                 m.id,
                 m.addr,
@@ -87,20 +95,21 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                 if m.disk_full { "  DISK NEARLY FULL: refusing creates and writes" } else { "" }
             );
         } else {
-            println!("{:<4} {:<22} unreachable: {}", "-", m.addr, m.error);
+            outln!("{:<4} {:<22} unreachable: {}", "-", m.addr, m.error);
         }
     }
-    println!(
+    outln!(
         "CHUNKSERVERS (replication {}, writes acknowledged at {} copies when servers are down)",
-        ring.replication, ring.min_replicas
+        ring.replication,
+        ring.min_replicas
     );
-    println!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", "ID", "ADDRESS", "ALIVE", "CAPACITY", "USED", "CHUNKS");
+    outln!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", "ID", "ADDRESS", "ALIVE", "CAPACITY", "USED", "CHUNKS");
     for s in &ring.servers {
-        println!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", s.id, s.addr, s.alive, s.capacity, s.used, s.chunk_count);
+        outln!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", s.id, s.addr, s.alive, s.capacity, s.used, s.chunk_count);
     }
     if let Some(r) = repair_status(&fs).await {
-        println!("REPAIR");
-        println!(
+        outln!("REPAIR");
+        outln!(
             "{} chunks, {} below {} copies, {} under-replicated, {} missing, {} bytes to copy, {} copies in flight, {:.1} MB/s, ETA {}, {} surplus, {} garbage pending",
             r.chunks,
             r.below_goal,

@@ -2,6 +2,9 @@
 //! The servers are sibling binaries (`tessera-master`, `tessera-chunkserver`)
 //! found next to this executable, git-style.
 
+#[macro_use]
+mod out;
+
 mod admin;
 mod bench;
 mod cluster;
@@ -92,10 +95,8 @@ enum Cmd {
 }
 
 fn main() {
-    // Like any Unix tool, end quietly when the reader of our output goes
-    // away (`tessera ls | head`) instead of panicking on EPIPE.
-    // SAFETY: restoring the default disposition of a signal.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SIGPIPE stays ignored (Rust's default): see `out` for why, and for
+    // how a reader of our stdout going away ends the process quietly.
     let cli = Cli::parse();
     let filter = std::env::var("TESSERA_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
@@ -139,6 +140,7 @@ async fn run(cli: Cli) -> i32 {
     };
     match res {
         Ok(()) => 0,
+        Err(e) if out::is_reader_gone(&e) => out::reader_gone(),
         Err(e) => {
             // One line, the cause chain joined.
             eprintln!("tessera: {}", format!("{e:#}").replace('\n', " "));

@@ -69,7 +69,7 @@ pub async fn ls(cfg: &ClientConfig, path: &str, long: bool) -> Result<()> {
     };
     for (name, attr) in entries {
         match (long, attr) {
-            (true, Some(a)) => println!(
+            (true, Some(a)) => outln!(
                 "{} {:>3} {:>5} {:>5} {:>12} {} {}",
                 mode_string(&a),
                 a.nlink,
@@ -79,7 +79,7 @@ pub async fn ls(cfg: &ClientConfig, path: &str, long: bool) -> Result<()> {
                 mtime(&a),
                 name
             ),
-            _ => println!("{name}"),
+            _ => outln!("{name}"),
         }
     }
     Ok(())
@@ -88,13 +88,13 @@ pub async fn ls(cfg: &ClientConfig, path: &str, long: bool) -> Result<()> {
 pub async fn stat(cfg: &ClientConfig, path: &str) -> Result<()> {
     let fs = connect(cfg.clone());
     let a = fs.resolve(path).await?;
-    println!("  File: {path}");
-    println!("  Size: {}  Kind: {}  Inode: {}  Links: {}", a.size, kind_char(a.kind), a.ino, a.nlink);
-    println!("Access: ({:04o}/{})  Uid: {}  Gid: {}", a.mode, mode_string(&a), a.uid, a.gid);
-    println!("Modify: {}  Version: {}", mtime(&a), a.version);
+    outln!("  File: {path}");
+    outln!("  Size: {}  Kind: {}  Inode: {}  Links: {}", a.size, kind_char(a.kind), a.ino, a.nlink);
+    outln!("Access: ({:04o}/{})  Uid: {}  Gid: {}", a.mode, mode_string(&a), a.uid, a.gid);
+    outln!("Modify: {}  Version: {}", mtime(&a), a.version);
     if a.kind == FileKind::Regular as i32 {
         let ext = fs.extents(a.ino).await?;
-        println!("Chunks: {}", ext.extents.iter().filter(|e| !e.id.is_empty()).count());
+        outln!("Chunks: {}", ext.extents.iter().filter(|e| !e.id.is_empty()).count());
     }
     Ok(())
 }
@@ -181,11 +181,11 @@ pub async fn du(cfg: &ClientConfig, path: &str, summary: bool) -> Result<()> {
         for e in fs.readdir(a.ino, true).await? {
             if let Some(ca) = e.attr {
                 let (b, _) = du_tree(&fs, &ca).await?;
-                println!("{b:>14}  {}", join(path, &String::from_utf8_lossy(&e.name)));
+                outln!("{b:>14}  {}", join(path, &String::from_utf8_lossy(&e.name)));
             }
         }
     }
     let (bytes, files) = du_tree(&fs, &a).await?;
-    println!("{bytes:>14}  {path}  ({files} files)");
+    outln!("{bytes:>14}  {path}  ({files} files)");
     Ok(())
 }

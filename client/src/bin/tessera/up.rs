@@ -113,7 +113,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
             name.clone(),
             spawn(&master_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?,
         ));
-        println!("master {} at {addr}", i + 1);
+        outln!("master {} at {addr}", i + 1);
     }
     for j in 0..a.chunkservers {
         let name = format!("chunkserver-{}", j + 1);
@@ -130,22 +130,22 @@ pub async fn run(a: UpArgs) -> Result<()> {
         ];
         children
             .push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?));
-        println!("chunkserver cs-{} at {addr}", j + 1);
+        outln!("chunkserver cs-{} at {addr}", j + 1);
     }
     if let Some(mnt) = &a.mount {
         std::fs::create_dir_all(mnt)?;
         let bin = sibling("tessera-mount")?;
         let args = vec!["--masters".into(), maddrs.join(","), mnt.display().to_string()];
         children.push(("mount".into(), spawn(&bin, &args, &dir.join("logs").join("mount.log"), &mut commands)?));
-        println!("mounting at {}", mnt.display());
+        outln!("mounting at {}", mnt.display());
     }
     let commands_file = dir.join("commands.sh");
     std::fs::write(&commands_file, &commands).with_context(|| format!("{}", commands_file.display()))?;
-    println!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
-    println!("command lines in {} (to restart one server)", commands_file.display());
-    println!("press Ctrl-C to stop");
+    outln!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
+    outln!("command lines in {} (to restart one server)", commands_file.display());
+    outln!("press Ctrl-C to stop");
     supervise(&mut children).await;
-    println!("stopping");
+    outln!("stopping");
     // The mount first (it flushes and unmounts), then chunkservers, then masters.
     for (name, c) in children.iter_mut().rev() {
         // SAFETY: signalling our own child by its pid.
