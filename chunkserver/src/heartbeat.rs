@@ -5,9 +5,9 @@ use crate::store::ChunkStore;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_client::meta::MetaClient;
 use tessera_proto::pb::{HeartbeatRequest, RegisterRequest};
 use tessera_proto::ChunkId;
+use tessera_rpc::meta::MetaClient;
 
 pub struct Heartbeat {
     pub meta: MetaClient,

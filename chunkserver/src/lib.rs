@@ -48,7 +48,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.scrub_rate > 0 {
         tokio::spawn(scrub::Scrubber { store: store.clone(), rate: cfg.scrub_rate, pause: cfg.scrub_pause }.run());
     }
-    let meta = tessera_client::meta::MetaClient::new(cfg.masters.clone(), Default::default());
+    let meta = tessera_rpc::meta::MetaClient::new(cfg.masters.clone(), Default::default());
     let hb = heartbeat::Heartbeat {
         meta,
         store: store.clone(),
@@ -63,7 +63,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
     tracing::info!(listen = %cfg.listen, "chunkserver serving");
-    tessera_proto::shutdown::serve_until_signal(|signal| {
+    tessera_rpc::shutdown::serve_until_signal(|signal| {
         tonic::transport::Server::builder().add_service(server).serve_with_shutdown(cfg.listen, signal)
     })
     .await?;

@@ -64,10 +64,9 @@ fn spawn_forward(
     };
     let task = tokio::spawn(async move {
         let run = async {
-            let ep = tonic::transport::Endpoint::from_shared(format!("http://{next}"))
-                .map_err(|e| Status::invalid_argument(e.to_string()))?
-                .connect_timeout(Duration::from_secs(3));
-            let ch = ep.connect().await.map_err(|e| Status::unavailable(e.to_string()))?;
+            let ch = tessera_rpc::pool()
+                .channel(&next, tessera_rpc::Profile::Bulk)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
             let mut c = ChunkClient::new(ch)
                 .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
                 .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
@@ -278,10 +277,7 @@ impl Chunk for ChunkService {
         }
         let data = self.store.read(&id).await?;
         self.repair_limit.take(data.len() as u64).await;
-        let ep = tonic::transport::Endpoint::from_shared(format!("http://{}", r.target))
-            .map_err(|e| bad(e.to_string()))?
-            .connect_timeout(Duration::from_secs(3));
-        let ch = ep.connect().await.map_err(|e| Status::unavailable(format!("{}: {e}", r.target)))?;
+        let ch = tessera_rpc::pool().channel(&r.target, tessera_rpc::Profile::Bulk).map_err(|e| bad(e.to_string()))?;
         let mut c = ChunkClient::new(ch)
             .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
             .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);

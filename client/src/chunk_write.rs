@@ -26,10 +26,6 @@ const PLACEMENT_PATIENCE: Duration = Duration::from_secs(20);
 /// election is not yet an answer.
 const FEW_LIVE_PATIENCE: Duration = Duration::from_secs(8);
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((100 * u64::from(attempt)).min(1000))
-}
-
 /// What one attempt at placing a chunk achieved.
 struct Placed {
     stored: Vec<String>,
@@ -46,6 +42,7 @@ impl Transfer {
         let deadline = Instant::now() + PLACEMENT_PATIENCE;
         let few_deadline = Instant::now() + FEW_LIVE_PATIENCE;
         let mut attempt = 0u32;
+        let mut backoff = tessera_rpc::Backoff::chunks();
         loop {
             attempt += 1;
             let plan = self.ring.write_plan(&id, attempt > 1).await?;
@@ -54,7 +51,7 @@ impl Transfer {
                 if Instant::now() < few_deadline {
                     // A new leader counts servers live only once their
                     // heartbeats reach it: ask again for a little while.
-                    tokio::time::sleep(backoff(attempt)).await;
+                    backoff.wait().await;
                     continue;
                 }
                 return Err(ClientError::Placement(format!(
@@ -82,7 +79,7 @@ impl Transfer {
                 )));
             }
             tracing::debug!(chunk = %id, copies, errors = %why, "chunk write short of replicas; placing again");
-            tokio::time::sleep(backoff(attempt)).await;
+            backoff.wait().await;
         }
     }
 

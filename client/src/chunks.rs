@@ -10,10 +10,9 @@ use std::time::Duration;
 use tessera_proto::pb::chunk_client::ChunkClient;
 use tessera_proto::pb::{GetChunkRequest, HasChunksRequest, PutChunkFrame, PutChunkHeader, PutSmallFrame};
 use tessera_proto::{ChunkId, MAX_FRAME};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub struct ChunkIo {
-    channels: Mutex<HashMap<String, Channel>>,
     /// One PutSmallStream per chunkserver, opened on first use.
     small: Mutex<HashMap<String, Arc<SmallPuts>>>,
     inflight: Mutex<HashMap<String, usize>>,
@@ -85,34 +84,13 @@ impl Drop for InflightGuard<'_> {
 
 impl ChunkIo {
     pub fn new(timeout: Duration) -> ChunkIo {
-        ChunkIo {
-            channels: Mutex::new(HashMap::new()),
-            small: Mutex::new(HashMap::new()),
-            inflight: Mutex::new(HashMap::new()),
-            timeout,
-        }
+        ChunkIo { small: Mutex::new(HashMap::new()), inflight: Mutex::new(HashMap::new()), timeout }
     }
 
     fn client(&self, addr: &str) -> Result<ChunkClient<Channel>> {
-        let mut chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        let ch = match chans.get(addr) {
-            Some(c) => c.clone(),
-            None => {
-                let ep = Endpoint::from_shared(format!("http://{addr}"))
-                    .map_err(|e| ClientError::Chunk { id: String::new(), msg: format!("bad address {addr}: {e}") })?
-                    .connect_timeout(Duration::from_secs(2))
-                    .tcp_nodelay(true)
-                    .initial_stream_window_size(Some(4 << 20))
-                    .initial_connection_window_size(Some(16 << 20))
-                    // Chunks arrive in 1 MiB HTTP/2 frames, not 16 KiB ones:
-                    // fewer frames to decode and buffer (measured: a cold 1 GiB
-                    // read through a mount used a quarter less CPU).
-                    .max_frame_size(Some(1 << 20));
-                let c = ep.connect_lazy();
-                chans.insert(addr.to_string(), c.clone());
-                c
-            }
-        };
+        let ch = tessera_rpc::pool()
+            .channel(addr, tessera_rpc::Profile::Bulk)
+            .map_err(|e| ClientError::Chunk { id: String::new(), msg: e.to_string() })?;
         Ok(ChunkClient::new(ch)
             .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
             .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))

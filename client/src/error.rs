@@ -47,4 +47,15 @@ impl ClientError {
     }
 }
 
+impl From<tessera_rpc::RpcError> for ClientError {
+    fn from(e: tessera_rpc::RpcError) -> Self {
+        use tessera_rpc::RpcError;
+        match e {
+            RpcError::NoMaster { addrs, last } => ClientError::NoMaster { addrs, last },
+            RpcError::Status { what, status, .. } => ClientError::from_status(&what, &status),
+            RpcError::BadAddress { addr, why } => ClientError::NoMaster { addrs: addr, last: why },
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, ClientError>;

@@ -1,210 +1,67 @@
-//! A metadata client that finds the Raft leader by itself: it follows the
-//! `tessera-leader` hint a follower returns, rotates through the masters when
-//! one is unreachable, and retries with capped exponential backoff until a
-//! total deadline (so elections are invisible to callers).
+//! The client's view of the masters: the RPC layer's leader-tracking
+//! `MetaClient` (redirects, retries, stale reads) plus this client's
+//! write-behind ordering: every call but the `_unordered` ones first waits
+//! for the changes this client acknowledged before the masters committed them.
 
-use crate::error::{ClientError, Result};
+use crate::error::Result;
 use crate::write_behind::WriteBehind;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera_proto::pb::meta_client::MetaClient as Pb;
-use tessera_proto::status::{errno_of, leader_of};
-use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
-use tonic::Code;
-use tracing::Instrument;
-
-#[derive(Clone, Debug)]
-pub struct MetaOptions {
-    /// Deadline of one RPC attempt. Short, because a frozen leader (SIGSTOP,
-    /// a stalled VM) still accepts connections and answers nothing: the
-    /// client must give up on it about as fast as the followers elect a new
-    /// one. A retry carries the same request id, so a slow but successful
-    /// write is answered, not applied twice.
-    pub rpc_timeout: Duration,
-    /// How long a call keeps retrying through elections and outages.
-    pub total_timeout: Duration,
-    /// Opt-in: reads (lookup, getattr, readdir, ...) may be answered by any
-    /// master from its applied state, possibly behind the leader, and keep
-    /// working without a quorum. Writes still go to the leader.
-    pub stale_reads: bool,
-    /// A mount's cache-lease session, sent with every request: the leader
-    /// registers reads under it and does not revoke this client's own
-    /// changes from it (see the masters' leases.rs).
-    pub session: Option<String>,
-}
-
-impl Default for MetaOptions {
-    fn default() -> Self {
-        MetaOptions {
-            rpc_timeout: Duration::from_secs(2),
-            total_timeout: Duration::from_secs(30),
-            stale_reads: false,
-            session: None,
-        }
-    }
-}
+pub use tessera_rpc::meta::{MetaOptions, PbClient};
 
 #[derive(Clone)]
 pub struct MetaClient {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    addrs: Vec<String>,
-    opts: MetaOptions,
-    leader: Mutex<Option<String>>,
-    channels: Mutex<HashMap<String, Channel>>,
-    /// The master stale reads go to while it answers.
-    read_from: AtomicUsize,
-    /// The last GC epoch read, and when.
-    epoch: Mutex<Option<(u64, Instant)>>,
-    /// Masters whose last attempt timed out, and when.
-    suspects: Mutex<HashMap<String, Instant>>,
-    /// Changes acknowledged before the master committed them; every call
-    /// but the `_unordered` ones waits for those begun before it.
+    rpc: tessera_rpc::meta::MetaClient,
     write_behind: Arc<WriteBehind>,
-}
-
-/// Statuses that say "this master, now" rather than "this request": an
-/// election, a timeout, a lost connection. Others are final.
-fn retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled | Code::Aborted | Code::Internal
-    )
 }
 
 /// Write-behind changes in flight per client before the next one waits.
 const WRITE_BEHIND_LIMIT: usize = 128;
 
-/// How long a master that timed out is passed over.
-const SUSPECT_FOR: Duration = Duration::from_secs(3);
-
-/// Marks a request as a stale read (header `tessera-read: stale`) and
-/// names the client's lease session (`tessera-session`).
-#[derive(Clone, Default)]
-pub struct ReadMode {
-    stale: bool,
-    session: Option<MetadataValue<tonic::metadata::Ascii>>,
-}
-
-impl Interceptor for ReadMode {
-    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
-        if self.stale {
-            req.metadata_mut().insert(tessera_proto::status::READ_MODE_HEADER, MetadataValue::from_static("stale"));
-        }
-        if let Some(s) = &self.session {
-            req.metadata_mut().insert(tessera_proto::status::SESSION_HEADER, s.clone());
-        }
-        Ok(req)
-    }
-}
-
-pub type PbClient = Pb<InterceptedService<Channel, ReadMode>>;
-
 impl MetaClient {
     pub fn new(addrs: Vec<String>, opts: MetaOptions) -> MetaClient {
-        let addrs: Vec<String> = addrs.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
         MetaClient {
-            inner: Arc::new(Inner {
-                // Spread stale readers over the masters.
-                read_from: AtomicUsize::new(rand::random::<u32>() as usize % addrs.len().max(1)),
-                addrs,
-                opts,
-                leader: Mutex::new(None),
-                channels: Mutex::new(HashMap::new()),
-                epoch: Mutex::new(None),
-                suspects: Mutex::new(HashMap::new()),
-                write_behind: Arc::new(WriteBehind::new(WRITE_BEHIND_LIMIT)),
-            }),
+            rpc: tessera_rpc::meta::MetaClient::new(addrs, opts),
+            write_behind: Arc::new(WriteBehind::new(WRITE_BEHIND_LIMIT)),
         }
     }
 
     pub fn addrs(&self) -> &[String] {
-        &self.inner.addrs
+        self.rpc.addrs()
     }
 
     pub fn options(&self) -> &MetaOptions {
-        &self.inner.opts
+        self.rpc.options()
     }
 
     /// This client's write-behind changes (shared by its clones).
     pub fn write_behind(&self) -> &Arc<WriteBehind> {
-        &self.inner.write_behind
+        &self.write_behind
     }
 
     /// A client bound to one master, for status queries of that master.
     pub fn client_for(&self, addr: &str) -> Result<PbClient> {
-        self.client_with(addr, false)
-    }
-
-    fn client_with(&self, addr: &str, stale: bool) -> Result<PbClient> {
-        let session = self.inner.opts.session.as_deref().and_then(|s| MetadataValue::try_from(s).ok());
-        let mode = ReadMode { stale, session };
-        Ok(Pb::with_interceptor(self.channel(addr)?, mode)
-            .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
-            .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
-    }
-
-    fn channel(&self, addr: &str) -> Result<Channel> {
-        let mut chans = self.inner.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = chans.get(addr) {
-            return Ok(c.clone());
-        }
-        let ep = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClientError::NoMaster { addrs: addr.to_string(), last: e.to_string() })?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(self.inner.opts.rpc_timeout)
-            .tcp_nodelay(true);
-        let ch = ep.connect_lazy();
-        chans.insert(addr.to_string(), ch.clone());
-        Ok(ch)
+        Ok(self.rpc.client_for(addr)?)
     }
 
     /// The GC epoch last read, if read less than `max_age` ago.
     pub fn cached_epoch(&self, max_age: Duration) -> Option<u64> {
-        let e = *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner());
-        e.filter(|(_, at)| at.elapsed() < max_age).map(|(v, _)| v)
+        self.rpc.cached_epoch(max_age)
     }
 
     pub fn cache_epoch(&self, epoch: u64, read_at: Instant) {
-        *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, read_at));
+        self.rpc.cache_epoch(epoch, read_at)
     }
 
-    /// A master that just let an attempt time out (frozen or partitioned)
-    /// is passed over for a few seconds, while the others elect a leader.
-    fn mark_suspect(&self, addr: &str) {
-        self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.to_string(), Instant::now());
-    }
-
-    fn is_suspect(&self, addr: &str) -> bool {
-        let m = self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(addr).is_some_and(|t| t.elapsed() < SUSPECT_FOR)
-    }
-
-    fn set_leader(&self, addr: Option<String>) {
-        *self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()) = addr;
-    }
-
-    fn leader(&self) -> Option<String> {
-        self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// A read: like `call`, unless stale reads were opted into; then any
-    /// master answers from its applied state (one sticky choice, the next
-    /// one on failure), still retried until the total deadline.
+    /// A read (see `tessera_rpc::meta::MetaClient::read`), after this
+    /// client's write-behind changes.
     pub async fn read<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
     where
         F: Fn(PbClient) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.inner.write_behind.settle().await;
+        self.write_behind.settle().await;
         self.read_unordered(what, f).await
     }
 
@@ -215,41 +72,18 @@ impl MetaClient {
         F: Fn(PbClient) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        if !self.inner.opts.stale_reads || self.inner.addrs.is_empty() {
-            return self.call(what, f).await;
-        }
-        let deadline = Instant::now() + self.inner.opts.total_timeout;
-        let mut backoff = Duration::from_millis(25);
-        loop {
-            let i = self.inner.read_from.load(Ordering::Relaxed) % self.inner.addrs.len();
-            let addr = &self.inner.addrs[i];
-            let client = self.client_with(addr, true)?;
-            let last = match tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).await {
-                Ok(Ok(resp)) => return Ok(resp.into_inner()),
-                Ok(Err(st)) if errno_of(&st).is_some() || !retryable(st.code()) => {
-                    return Err(ClientError::from_status(what, &st))
-                }
-                Ok(Err(st)) => format!("{addr}: {}", st.message()),
-                Err(_) => format!("{addr}: timed out after {:?}", self.inner.opts.rpc_timeout),
-            };
-            let _ = self.inner.read_from.compare_exchange(i, i + 1, Ordering::Relaxed, Ordering::Relaxed);
-            if Instant::now() >= deadline {
-                return Err(ClientError::NoMaster { addrs: self.inner.addrs.join(","), last });
-            }
-            tracing::debug!(rpc = what, error = %last, "retrying stale read elsewhere");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
-        }
+        Ok(self.rpc.read(what, f).await?)
     }
 
-    /// Runs `f` against the leader, retrying through redirects and failures.
-    /// File-system errors (a status carrying an errno) are returned at once.
+    /// Runs `f` against the leader, after this client's write-behind
+    /// changes, retrying through redirects and failures. File-system errors
+    /// (a status carrying an errno) are returned at once.
     pub async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
     where
         F: Fn(PbClient) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        self.inner.write_behind.settle().await;
+        self.write_behind.settle().await;
         self.call_unordered(what, f).await
     }
 
@@ -260,95 +94,6 @@ impl MetaClient {
         F: Fn(PbClient) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        if self.inner.addrs.is_empty() {
-            return Err(ClientError::NoMaster { addrs: String::new(), last: "no master address given".into() });
-        }
-        let deadline = Instant::now() + self.inner.opts.total_timeout;
-        let mut backoff = Duration::from_millis(25);
-        let mut rotate = 0usize;
-        let mut last: String;
-        loop {
-            let addr = match self.leader() {
-                Some(a) => a,
-                None => {
-                    // Next master in turn, passing over those that just
-                    // timed out while another may answer.
-                    let n = self.inner.addrs.len();
-                    let mut pick = None;
-                    for _ in 0..n {
-                        rotate += 1;
-                        let a = &self.inner.addrs[rotate % n];
-                        if !self.is_suspect(a) {
-                            pick = Some(a.clone());
-                            break;
-                        }
-                    }
-                    pick.unwrap_or_else(|| self.inner.addrs[rotate % n].clone())
-                }
-            };
-            let span = tracing::debug_span!("meta_rpc", rpc = what, master = %addr);
-            let client = self.client_for(&addr)?;
-            let t0 = Instant::now();
-            // The span is attached to the future (an entered guard held
-            // across an await corrupts the span stack of the worker thread).
-            let res = tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).instrument(span.clone()).await;
-            let _g = span.enter();
-            tracing::debug!(micros = t0.elapsed().as_micros() as u64, ok = matches!(res, Ok(Ok(_))), "answered");
-            let redirected = match res {
-                Ok(Ok(resp)) => {
-                    self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).remove(&addr);
-                    self.set_leader(Some(addr));
-                    return Ok(resp.into_inner());
-                }
-                Ok(Err(st)) => {
-                    if errno_of(&st).is_some() {
-                        self.set_leader(Some(addr));
-                        return Err(ClientError::from_status(what, &st));
-                    }
-                    match st.code() {
-                        code if retryable(code) => {
-                            last = format!("{addr}: {}", st.message());
-                            // No answer in time (the channel's own deadline)
-                            // or no connection: pass this master over awhile.
-                            let unresponsive = matches!(st.code(), Code::DeadlineExceeded | Code::Cancelled)
-                                || (st.code() == Code::Unavailable
-                                    && leader_of(&st).is_none()
-                                    && st.message().contains("connect"));
-                            if unresponsive {
-                                self.mark_suspect(&addr);
-                            }
-                            match leader_of(&st) {
-                                // A follower that has not noticed yet still
-                                // names the frozen leader: do not go back to it.
-                                Some(l) if l != addr && !self.is_suspect(&l) => {
-                                    self.set_leader(Some(l));
-                                    true
-                                }
-                                _ => {
-                                    self.set_leader(None);
-                                    false
-                                }
-                            }
-                        }
-                        _ => return Err(ClientError::from_status(what, &st)),
-                    }
-                }
-                Err(_) => {
-                    last = format!("{addr}: timed out after {:?}", self.inner.opts.rpc_timeout);
-                    self.mark_suspect(&addr);
-                    self.set_leader(None);
-                    false
-                }
-            };
-            drop(_g);
-            if Instant::now() >= deadline {
-                return Err(ClientError::NoMaster { addrs: self.inner.addrs.join(","), last });
-            }
-            if !redirected {
-                tracing::debug!(rpc = what, error = %last, "retrying metadata call");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
-            }
-        }
+        Ok(self.rpc.call(what, f).await?)
     }
 }

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesOrdered, StreamExt};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 use tessera_proto::pb::{ChunkLocationsRequest, Extent, ReportBadChunkRequest};
 use tessera_proto::ChunkId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -132,14 +133,13 @@ impl Transfer {
     /// chunks were still uploading (an unsealed commit), or a restarting
     /// chunkserver.
     async fn fetch_chunk_uncached(&self, id: ChunkId) -> Result<Bytes> {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-        let mut pause = std::time::Duration::from_millis(20);
+        let mut backoff = tessera_rpc::Backoff::new(Duration::from_millis(20), Duration::from_millis(500))
+            .within(Duration::from_secs(3));
         loop {
             match self.fetch_chunk_once(id).await {
-                Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                Err(e) if !backoff.expired() => {
                     tracing::debug!(chunk = %id, error = %e, "no replica answered; asking again");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                    backoff.wait().await;
                 }
                 r => return r,
             }

@@ -66,7 +66,9 @@ impl Mount {
     ) -> Result<()> {
         let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid, start, end, typ };
         self.locked.lock().unwrap_or_else(|p| p.into_inner()).insert(ino);
-        let mut delay = Duration::from_millis(10);
+        // Polled: the masters keep no waiter queue. (The caller's FUSE
+        // request is interruptible, which ends this loop.)
+        let mut backoff = tessera_rpc::Backoff::new(Duration::from_millis(10), Duration::from_millis(200));
         loop {
             let r = self
                 .fs
@@ -82,8 +84,7 @@ impl Mount {
             if !wait {
                 return Err(ClientError::fs(libc::EAGAIN, "lock held by another owner"));
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(200));
+            backoff.wait().await;
         }
     }
 

@@ -65,9 +65,8 @@ fn now() -> (i64, u32) {
 }
 
 fn chunk_client(addr: &str) -> Option<ChunkClient<tonic::transport::Channel>> {
-    let ep =
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).ok()?.connect_timeout(Duration::from_secs(2));
-    Some(ChunkClient::new(ep.connect_lazy()).max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
+    let ch = tessera_rpc::pool().channel(addr, tessera_rpc::Profile::Control).ok()?;
+    Some(ChunkClient::new(ch).max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
 }
 
 impl Healer {

@@ -79,10 +79,9 @@ async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
         if *id == cfg.id {
             continue;
         }
-        let Ok(ep) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else { continue };
-        let ep = ep.connect_timeout(Duration::from_secs(1)).timeout(Duration::from_secs(2));
-        let Ok(ch) = ep.connect().await else { continue };
-        let Ok(r) = MetaClient::new(ch).node_status(Empty {}).await else { continue };
+        let Ok(ch) = tessera_rpc::pool().channel(addr, tessera_rpc::Profile::Control) else { continue };
+        let mut c = MetaClient::new(ch);
+        let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.node_status(Empty {})).await else { continue };
         let r = r.into_inner();
         if !r.members.is_empty() {
             return Some(ExistingGroup { peer: addr.clone(), i_am_voter: r.voter_ids.contains(&cfg.id) });
@@ -172,7 +171,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     .max_decoding_message_size(1 << 30)
     .max_encoding_message_size(1 << 30);
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
-    tessera_proto::shutdown::serve_until_signal(|signal| {
+    tessera_rpc::shutdown::serve_until_signal(|signal| {
         tonic::transport::Server::builder()
             .layer(lease_scope::SessionLayer)
             .add_service(meta)

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::time::Duration;
 use tessera_proto::pb::raft_client::RaftClient;
 use tessera_proto::pb::{RaftBlob, SnapshotPart};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 type C = TypeConfig;
 
@@ -46,12 +46,10 @@ impl Conn {
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
-        let ep = Endpoint::from_shared(format!("http://{}", self.addr))
-            .map_err(|e| TransportError(e.to_string()))?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
-        let c =
-            RaftClient::new(ep.connect_lazy()).max_decoding_message_size(1 << 30).max_encoding_message_size(1 << 30);
+        let ch = tessera_rpc::pool()
+            .channel(&self.addr, tessera_rpc::Profile::Raft)
+            .map_err(|e| TransportError(e.to_string()))?;
+        let c = RaftClient::new(ch).max_decoding_message_size(1 << 30).max_encoding_message_size(1 << 30);
         self.client = Some(c.clone());
         Ok(c)
     }

@@ -1,0 +1,14 @@
+//! The one RPC layer of Tessera. Every connection a process makes is made
+//! here (`pool`), every retry follows one policy (`retry`), and the masters
+//! are reached through one leader-tracking client (`meta`). Security (TLS,
+//! roles) and metrics hook in here once, for every caller.
+
+pub mod error;
+pub mod meta;
+pub mod pool;
+pub mod retry;
+pub mod shutdown;
+
+pub use error::RpcError;
+pub use pool::{pool, Profile};
+pub use retry::Backoff;

@@ -1,0 +1,302 @@
+//! A metadata client that finds the Raft leader by itself: it follows the
+//! `tessera-leader` hint a follower returns, rotates through the masters when
+//! one is unreachable, and retries with capped exponential backoff until a
+//! total deadline (so elections are invisible to callers).
+
+use crate::pool::{pool, Profile};
+use crate::retry::Backoff;
+use crate::RpcError;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tessera_proto::pb::meta_client::MetaClient as Pb;
+use tessera_proto::status::{errno_of, leader_of};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+use tonic::Code;
+use tracing::Instrument;
+
+#[derive(Clone, Debug)]
+pub struct MetaOptions {
+    /// Deadline of one RPC attempt. Short, because a frozen leader (SIGSTOP,
+    /// a stalled VM) still accepts connections and answers nothing: the
+    /// client must give up on it about as fast as the followers elect a new
+    /// one. A retry carries the same request id, so a slow but successful
+    /// write is answered, not applied twice.
+    pub rpc_timeout: Duration,
+    /// How long a call keeps retrying through elections and outages.
+    pub total_timeout: Duration,
+    /// Opt-in: reads (lookup, getattr, readdir, ...) may be answered by any
+    /// master from its applied state, possibly behind the leader, and keep
+    /// working without a quorum. Writes still go to the leader.
+    pub stale_reads: bool,
+    /// A mount's cache-lease session, sent with every request: the leader
+    /// registers reads under it and does not revoke this client's own
+    /// changes from it (see the masters' leases.rs).
+    pub session: Option<String>,
+}
+
+impl Default for MetaOptions {
+    fn default() -> Self {
+        MetaOptions {
+            rpc_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_secs(30),
+            stale_reads: false,
+            session: None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetaClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addrs: Vec<String>,
+    opts: MetaOptions,
+    leader: Mutex<Option<String>>,
+    /// The master stale reads go to while it answers.
+    read_from: AtomicUsize,
+    /// The last GC epoch read, and when.
+    epoch: Mutex<Option<(u64, Instant)>>,
+    /// Masters whose last attempt timed out, and when.
+    suspects: Mutex<HashMap<String, Instant>>,
+}
+
+type Result<T> = std::result::Result<T, RpcError>;
+
+/// Statuses that say "this master, now" rather than "this request": an
+/// election, a timeout, a lost connection. Others are final.
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled | Code::Aborted | Code::Internal
+    )
+}
+
+/// How long a master that timed out is passed over.
+const SUSPECT_FOR: Duration = Duration::from_secs(3);
+
+/// Marks a request as a stale read (header `tessera-read: stale`) and
+/// names the client's lease session (`tessera-session`).
+#[derive(Clone, Default)]
+pub struct ReadMode {
+    stale: bool,
+    session: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Interceptor for ReadMode {
+    fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
+        if self.stale {
+            req.metadata_mut().insert(tessera_proto::status::READ_MODE_HEADER, MetadataValue::from_static("stale"));
+        }
+        if let Some(s) = &self.session {
+            req.metadata_mut().insert(tessera_proto::status::SESSION_HEADER, s.clone());
+        }
+        Ok(req)
+    }
+}
+
+pub type PbClient = Pb<InterceptedService<Channel, ReadMode>>;
+
+impl MetaClient {
+    pub fn new(addrs: Vec<String>, opts: MetaOptions) -> MetaClient {
+        let addrs: Vec<String> = addrs.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        MetaClient {
+            inner: Arc::new(Inner {
+                // Spread stale readers over the masters.
+                read_from: AtomicUsize::new(rand::random::<u32>() as usize % addrs.len().max(1)),
+                addrs,
+                opts,
+                leader: Mutex::new(None),
+                epoch: Mutex::new(None),
+                suspects: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn addrs(&self) -> &[String] {
+        &self.inner.addrs
+    }
+
+    pub fn options(&self) -> &MetaOptions {
+        &self.inner.opts
+    }
+
+    /// A client bound to one master, for status queries of that master.
+    pub fn client_for(&self, addr: &str) -> Result<PbClient> {
+        self.client_with(addr, false)
+    }
+
+    fn client_with(&self, addr: &str, stale: bool) -> Result<PbClient> {
+        let session = self.inner.opts.session.as_deref().and_then(|s| MetadataValue::try_from(s).ok());
+        let mode = ReadMode { stale, session };
+        Ok(Pb::with_interceptor(pool().channel(addr, Profile::Control)?, mode)
+            .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
+            .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
+    }
+
+    /// The GC epoch last read, if read less than `max_age` ago.
+    pub fn cached_epoch(&self, max_age: Duration) -> Option<u64> {
+        let e = *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        e.filter(|(_, at)| at.elapsed() < max_age).map(|(v, _)| v)
+    }
+
+    pub fn cache_epoch(&self, epoch: u64, read_at: Instant) {
+        *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, read_at));
+    }
+
+    /// A master that just let an attempt time out (frozen or partitioned)
+    /// is passed over for a few seconds, while the others elect a leader.
+    fn mark_suspect(&self, addr: &str) {
+        self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.to_string(), Instant::now());
+    }
+
+    fn is_suspect(&self, addr: &str) -> bool {
+        let m = self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(addr).is_some_and(|t| t.elapsed() < SUSPECT_FOR)
+    }
+
+    fn set_leader(&self, addr: Option<String>) {
+        *self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+    }
+
+    fn leader(&self) -> Option<String> {
+        self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A read: like `call`, unless stale reads were opted into; then any
+    /// master answers from its applied state (one sticky choice, the next
+    /// one on failure), still retried until the total deadline.
+    pub async fn read<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn(PbClient) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        if !self.inner.opts.stale_reads || self.inner.addrs.is_empty() {
+            return self.call(what, f).await;
+        }
+        let mut backoff = Backoff::meta().within(self.inner.opts.total_timeout);
+        loop {
+            let i = self.inner.read_from.load(Ordering::Relaxed) % self.inner.addrs.len();
+            let addr = &self.inner.addrs[i];
+            let client = self.client_with(addr, true)?;
+            let last = match tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).await {
+                Ok(Ok(resp)) => return Ok(resp.into_inner()),
+                Ok(Err(st)) if errno_of(&st).is_some() || !retryable(st.code()) => {
+                    return Err(RpcError::status(what, st))
+                }
+                Ok(Err(st)) => format!("{addr}: {}", st.message()),
+                Err(_) => format!("{addr}: timed out after {:?}", self.inner.opts.rpc_timeout),
+            };
+            let _ = self.inner.read_from.compare_exchange(i, i + 1, Ordering::Relaxed, Ordering::Relaxed);
+            if backoff.expired() {
+                return Err(RpcError::NoMaster { addrs: self.inner.addrs.join(","), last });
+            }
+            tracing::debug!(rpc = what, error = %last, "retrying stale read elsewhere");
+            backoff.wait().await;
+        }
+    }
+
+    /// Runs `f` against the leader, retrying through redirects and failures.
+    /// File-system errors (a status carrying an errno) are returned at once.
+    pub async fn call<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn(PbClient) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        if self.inner.addrs.is_empty() {
+            return Err(RpcError::NoMaster { addrs: String::new(), last: "no master address given".into() });
+        }
+        let mut backoff = Backoff::meta().within(self.inner.opts.total_timeout);
+        let mut rotate = 0usize;
+        let mut last: String;
+        loop {
+            let addr = match self.leader() {
+                Some(a) => a,
+                None => {
+                    // Next master in turn, passing over those that just
+                    // timed out while another may answer.
+                    let n = self.inner.addrs.len();
+                    let mut pick = None;
+                    for _ in 0..n {
+                        rotate += 1;
+                        let a = &self.inner.addrs[rotate % n];
+                        if !self.is_suspect(a) {
+                            pick = Some(a.clone());
+                            break;
+                        }
+                    }
+                    pick.unwrap_or_else(|| self.inner.addrs[rotate % n].clone())
+                }
+            };
+            let span = tracing::debug_span!("meta_rpc", rpc = what, master = %addr);
+            let client = self.client_for(&addr)?;
+            let t0 = Instant::now();
+            // The span is attached to the future (an entered guard held
+            // across an await corrupts the span stack of the worker thread).
+            let res = tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).instrument(span.clone()).await;
+            let _g = span.enter();
+            tracing::debug!(micros = t0.elapsed().as_micros() as u64, ok = matches!(res, Ok(Ok(_))), "answered");
+            let redirected = match res {
+                Ok(Ok(resp)) => {
+                    self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).remove(&addr);
+                    self.set_leader(Some(addr));
+                    return Ok(resp.into_inner());
+                }
+                Ok(Err(st)) => {
+                    if errno_of(&st).is_some() {
+                        self.set_leader(Some(addr));
+                        return Err(RpcError::status(what, st));
+                    }
+                    match st.code() {
+                        code if retryable(code) => {
+                            last = format!("{addr}: {}", st.message());
+                            // No answer in time (the channel's own deadline)
+                            // or no connection: pass this master over awhile.
+                            let unresponsive = matches!(st.code(), Code::DeadlineExceeded | Code::Cancelled)
+                                || (st.code() == Code::Unavailable
+                                    && leader_of(&st).is_none()
+                                    && st.message().contains("connect"));
+                            if unresponsive {
+                                self.mark_suspect(&addr);
+                            }
+                            match leader_of(&st) {
+                                // A follower that has not noticed yet still
+                                // names the frozen leader: do not go back to it.
+                                Some(l) if l != addr && !self.is_suspect(&l) => {
+                                    self.set_leader(Some(l));
+                                    true
+                                }
+                                _ => {
+                                    self.set_leader(None);
+                                    false
+                                }
+                            }
+                        }
+                        _ => return Err(RpcError::status(what, st)),
+                    }
+                }
+                Err(_) => {
+                    last = format!("{addr}: timed out after {:?}", self.inner.opts.rpc_timeout);
+                    self.mark_suspect(&addr);
+                    self.set_leader(None);
+                    false
+                }
+            };
+            drop(_g);
+            if backoff.expired() {
+                return Err(RpcError::NoMaster { addrs: self.inner.addrs.join(","), last });
+            }
+            if !redirected {
+                tracing::debug!(rpc = what, error = %last, "retrying metadata call");
+                backoff.wait().await;
+            }
+        }
+    }
+}
