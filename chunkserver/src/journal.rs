@@ -30,16 +30,17 @@
 //! removes.)
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tessera_proto::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, retire_segment, sync_dir};
 use tessera_proto::ChunkId;
+use tessera_util::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, retire_segment, sync_dir};
 
 /// Chunks up to this size go through the journal.
 pub const JOURNAL_MAX: usize = 128 << 10;
@@ -57,8 +58,8 @@ const HEADER_V1: usize = 4 + 4 + 32;
 const MAGIC: [u8; 4] = *b"TSJ2";
 const HEADER: usize = 4 + 8 + 4 + 32;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 /// One journal file. `synced` is the offset up to which an fdatasync has

@@ -10,9 +10,10 @@
 use crate::error::StoreError;
 use crate::journal::Journal;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tessera_proto::ChunkId;
 use tokio::io::AsyncWriteExt;
 
@@ -180,12 +181,12 @@ impl ChunkStore {
     fn added(&self, id: ChunkId, len: u64) {
         self.used.fetch_add(len, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.changes.lock().unwrap_or_else(|p| p.into_inner()).0.push(id);
+        self.changes.lock().0.push(id);
     }
 
     /// Takes the chunks added and removed since the last call.
     pub fn take_changes(&self) -> (Vec<ChunkId>, Vec<ChunkId>) {
-        let mut g = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.changes.lock();
         std::mem::take(&mut *g)
     }
 
@@ -251,7 +252,7 @@ impl ChunkStore {
         tokio::fs::rename(&p, qdir.join(format!("{}.{stamp}", id.to_hex()))).await?;
         self.used.fetch_sub(len, Ordering::Relaxed);
         self.count.fetch_sub(1, Ordering::Relaxed);
-        self.changes.lock().unwrap_or_else(|p| p.into_inner()).1.push(*id);
+        self.changes.lock().1.push(*id);
         tracing::error!(chunk = %id, "corrupt chunk quarantined");
         Ok(())
     }
@@ -271,7 +272,7 @@ impl ChunkStore {
         tokio::fs::remove_file(&p).await?;
         self.used.fetch_sub(len, Ordering::Relaxed);
         self.count.fetch_sub(1, Ordering::Relaxed);
-        self.changes.lock().unwrap_or_else(|p| p.into_inner()).1.push(*id);
+        self.changes.lock().1.push(*id);
         Ok(true)
     }
 }

@@ -3,8 +3,9 @@
 //! share one fetch.
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tessera_proto::ChunkId;
 use tokio::sync::OnceCell;
 
@@ -29,8 +30,8 @@ impl ChunkCache {
         ChunkCache { capacity, inner: Mutex::new(Inner::default()) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     pub fn get(&self, id: &ChunkId) -> Option<Bytes> {

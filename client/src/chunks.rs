@@ -3,9 +3,10 @@
 
 use crate::error::{ClientError, Result};
 use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_proto::pb::chunk_client::ChunkClient;
 use tessera_proto::pb::{GetChunkRequest, HasChunksRequest, PutChunkFrame, PutChunkHeader, PutSmallFrame};
@@ -45,7 +46,7 @@ impl SmallPuts {
     fn expect(&self) -> Option<(u64, tokio::sync::oneshot::Receiver<PutAnswer>)> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(seq, tx);
+        self.pending.lock().insert(seq, tx);
         if self.closed.load(Ordering::SeqCst) {
             self.forget(seq);
             return None;
@@ -54,7 +55,7 @@ impl SmallPuts {
     }
 
     fn forget(&self, seq: u64) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&seq);
+        self.pending.lock().remove(&seq);
     }
 
     fn close(&self) {
@@ -64,7 +65,7 @@ impl SmallPuts {
     /// Marks the stream closed and fails every put still waiting on it.
     fn shut(closed: &AtomicBool, pending: &Mutex<HashMap<u64, tokio::sync::oneshot::Sender<PutAnswer>>>) {
         closed.store(true, Ordering::SeqCst);
-        pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        pending.lock().clear();
     }
 }
 
@@ -75,7 +76,7 @@ struct InflightGuard<'a> {
 
 impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
-        let mut m = self.io.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.io.inflight.lock();
         if let Some(n) = m.get_mut(&self.addr) {
             *n = n.saturating_sub(1);
         }
@@ -106,7 +107,7 @@ impl ChunkIo {
     }
 
     fn track(&self, addr: &str) -> InflightGuard<'_> {
-        *self.inflight.lock().unwrap_or_else(|p| p.into_inner()).entry(addr.to_string()).or_default() += 1;
+        *self.inflight.lock().entry(addr.to_string()).or_default() += 1;
         InflightGuard { io: self, addr: addr.to_string() }
     }
 
@@ -190,7 +191,7 @@ impl ChunkIo {
     /// The open PutSmallStream to `addr`, or a new one. The task reading
     /// its results holds no sender: dropping the ChunkIo ends the stream.
     fn small_puts(&self, addr: &str) -> Result<Arc<SmallPuts>> {
-        let mut streams = self.small.lock().unwrap_or_else(|p| p.into_inner());
+        let mut streams = self.small.lock();
         if let Some(s) = streams.get(addr).filter(|s| !s.closed.load(Ordering::SeqCst)) {
             return Ok(s.clone());
         }
@@ -207,7 +208,7 @@ impl ChunkIo {
                     loop {
                         match inbound.message().await {
                             Ok(Some(r)) => {
-                                let waiter = pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&r.seq);
+                                let waiter = pending.lock().remove(&r.seq);
                                 let result = match r.code {
                                     0 => Ok(r.already_present),
                                     code => Err(tessera_proto::status::from_fields(code, &r.message, r.errno)),
@@ -243,7 +244,7 @@ impl ChunkIo {
     ) -> Result<Bytes> {
         let mut order: Vec<String> = addrs.to_vec();
         {
-            let m = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            let m = self.inflight.lock();
             // Stable sort keeps ring order among equally loaded replicas.
             order.sort_by_key(|a| m.get(a).copied().unwrap_or(0));
         }

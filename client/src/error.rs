@@ -13,8 +13,10 @@ pub enum ClientError {
     Chunk { id: String, msg: String },
     #[error("not enough chunkservers: {0}")]
     Placement(String),
+    /// A path refused before any call: `errno` is ENAMETOOLONG for a name
+    /// or path over its limit, EINVAL otherwise.
     #[error("invalid path {path:?}: {why}")]
-    InvalidPath { path: String, why: String },
+    InvalidPath { path: String, why: String, errno: i32 },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -24,12 +26,15 @@ impl ClientError {
         ClientError::Fs { errno, msg: msg.into() }
     }
 
+    pub fn invalid_path(path: &str, why: &str, errno: i32) -> Self {
+        ClientError::InvalidPath { path: path.to_string(), why: why.to_string(), errno }
+    }
+
     /// The errno a POSIX caller should see for this error.
     pub fn errno(&self) -> i32 {
         match self {
             ClientError::Fs { errno, .. } => *errno,
-            ClientError::InvalidPath { why, .. } if why.contains("too long") => libc::ENAMETOOLONG,
-            ClientError::InvalidPath { .. } => libc::EINVAL,
+            ClientError::InvalidPath { errno, .. } => *errno,
             ClientError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             _ => libc::EIO,
         }

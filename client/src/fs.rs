@@ -3,7 +3,7 @@
 
 use crate::error::{ClientError, Result};
 use crate::meta::{MetaClient, PbClient};
-use crate::path::{components, validate_name};
+use crate::path::{components, validate_name_bytes};
 use crate::transfer::Transfer;
 use bytes::Bytes;
 use tessera_proto::pb::*;
@@ -28,10 +28,6 @@ pub struct Fs {
     pub cred: Cred,
 }
 
-fn b(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
-}
-
 pub fn request_id() -> String {
     format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
 }
@@ -41,17 +37,14 @@ impl Fs {
         Some(self.cred.clone())
     }
 
-    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
-        self.lookup_in_order(parent, name, true).await
+    /// Names are bytes (`&str`, `&[u8]`, ...): a name need not be UTF-8.
+    pub async fn lookup(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<Attr> {
+        Ok(self.lookup_leased(parent, name.as_ref(), true).await?.0)
     }
 
     /// `lookup`, not waiting for write-behind changes (see `MetaClient::read_unordered`).
-    pub async fn lookup_unordered(&self, parent: u64, name: &str) -> Result<Attr> {
-        self.lookup_in_order(parent, name, false).await
-    }
-
-    async fn lookup_in_order(&self, parent: u64, name: &str, ordered: bool) -> Result<Attr> {
-        Ok(self.lookup_leased(parent, name.as_bytes(), ordered).await?.0)
+    pub async fn lookup_unordered(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<Attr> {
+        Ok(self.lookup_leased(parent, name.as_ref(), false).await?.0)
     }
 
     /// A lookup, and what the leader granted this client's cache lease
@@ -112,8 +105,7 @@ impl Fs {
     /// Resolves the parent directory of `path`; returns it and the last name.
     pub async fn resolve_parent(&self, path: &str) -> Result<(Attr, String)> {
         let mut comps = components(path)?;
-        let name =
-            comps.pop().ok_or_else(|| ClientError::InvalidPath { path: path.into(), why: "is the root".into() })?;
+        let name = comps.pop().ok_or_else(|| ClientError::invalid_path(path, "is the root", libc::EINVAL))?;
         let parent_path = format!("/{}", comps.join("/"));
         let parent = self.resolve(&parent_path).await?;
         if parent.kind != FileKind::Directory as i32 {
@@ -124,18 +116,8 @@ impl Fs {
 
     pub async fn mkdir(&self, path: &str, mode: u32) -> Result<Attr> {
         let (parent, name) = self.resolve_parent(path).await?;
-        let req =
-            MkdirRequest { cred: self.cred(), parent: parent.ino, name: b(&name), mode, request_id: request_id() };
-        let r = self
-            .meta
-            .call("mkdir", |mut c| {
-                let r = req.clone();
-                async move { c.mkdir(r).await }
-            })
-            .await;
-        r.map_err(|e| with_path(e, path))?
-            .attr
-            .ok_or_else(|| ClientError::fs(libc::EIO, "mkdir reply without attributes"))
+        let made = self.mkdir_at(parent.ino, name.as_bytes(), mode).await;
+        Ok(made.map_err(|e| with_path(e, path))?.attr)
     }
 
     /// `mkdir -p`: creates missing directories, accepts existing ones.
@@ -147,27 +129,11 @@ impl Fs {
             cur.push_str(&c);
             attr = match self.lookup(attr.ino, &c).await {
                 Ok(a) => a,
-                Err(e) if e.is_not_found() => {
-                    let req = MkdirRequest {
-                        cred: self.cred(),
-                        parent: attr.ino,
-                        name: b(&c),
-                        mode,
-                        request_id: request_id(),
-                    };
-                    match self
-                        .meta
-                        .call("mkdir", |mut cl| {
-                            let r = req.clone();
-                            async move { cl.mkdir(r).await }
-                        })
-                        .await
-                    {
-                        Ok(r) => r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "mkdir reply without attributes"))?,
-                        Err(e) if e.errno() == libc::EEXIST => self.lookup(attr.ino, &c).await?,
-                        Err(e) => return Err(with_path(e, &cur)),
-                    }
-                }
+                Err(e) if e.is_not_found() => match self.mkdir_at(attr.ino, c.as_bytes(), mode).await {
+                    Ok(made) => made.attr,
+                    Err(e) if e.errno() == libc::EEXIST => self.lookup(attr.ino, &c).await?,
+                    Err(e) => return Err(with_path(e, &cur)),
+                },
                 Err(e) => return Err(with_path(e, &cur)),
             };
             if attr.kind != FileKind::Directory as i32 {
@@ -180,16 +146,17 @@ impl Fs {
     pub async fn create(
         &self,
         parent: u64,
-        name: &str,
+        name: impl AsRef<[u8]>,
         mode: u32,
         exclusive: bool,
         truncate: bool,
     ) -> Result<CreateReply> {
-        validate_name(name, name)?;
+        let name = name.as_ref();
+        validate_name_bytes(name)?;
         let req = CreateRequest {
             cred: self.cred(),
             parent,
-            name: b(name),
+            name: Bytes::copy_from_slice(name),
             mode,
             kind: FileKind::Regular as i32,
             rdev: 0,
@@ -251,27 +218,13 @@ impl Fs {
         }
     }
 
-    pub async fn unlink(&self, parent: u64, name: &str) -> Result<()> {
-        let req =
-            UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id(), open: vec![], ino: 0 };
-        self.meta
-            .call("unlink", |mut c| {
-                let r = req.clone();
-                async move { c.unlink(r).await }
-            })
-            .await?;
+    pub async fn unlink(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<()> {
+        self.remove_at(parent, name.as_ref(), false, vec![]).await?;
         Ok(())
     }
 
-    pub async fn rmdir(&self, parent: u64, name: &str) -> Result<()> {
-        let req =
-            UnlinkRequest { cred: self.cred(), parent, name: b(name), request_id: request_id(), open: vec![], ino: 0 };
-        self.meta
-            .call("rmdir", |mut c| {
-                let r = req.clone();
-                async move { c.rmdir(r).await }
-            })
-            .await?;
+    pub async fn rmdir(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<()> {
+        self.remove_at(parent, name.as_ref(), true, vec![]).await?;
         Ok(())
     }
 
@@ -282,23 +235,24 @@ impl Fs {
     }
 
     /// Rename by parent inodes (no path resolution).
-    pub async fn rename_at(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> Result<()> {
+    pub async fn rename_at(
+        &self,
+        parent: u64,
+        name: impl AsRef<[u8]>,
+        new_parent: u64,
+        new_name: impl AsRef<[u8]>,
+    ) -> Result<()> {
         let req = RenameRequest {
             cred: self.cred(),
             parent,
-            name: b(name),
+            name: Bytes::copy_from_slice(name.as_ref()),
             new_parent,
-            new_name: b(new_name),
+            new_name: Bytes::copy_from_slice(new_name.as_ref()),
             flags: 0,
             request_id: request_id(),
             open: vec![],
         };
-        self.meta
-            .call("rename", |mut c| {
-                let r = req.clone();
-                async move { c.rename(r).await }
-            })
-            .await?;
+        self.rename_request(&req).await?;
         Ok(())
     }
 
@@ -493,17 +447,7 @@ pub fn with_path(e: ClientError, path: &str) -> ClientError {
 
 impl Fs {
     pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> Result<Attr> {
-        validate_name(name, name)?;
-        let req =
-            SymlinkRequest { cred: self.cred(), parent, name: b(name), target: b(target), request_id: request_id() };
-        let r = self
-            .meta
-            .call("symlink", |mut c| {
-                let r = req.clone();
-                async move { c.symlink(r).await }
-            })
-            .await?;
-        r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "symlink reply without attributes"))
+        Ok(self.symlink_at(parent, name.as_bytes(), target.as_bytes()).await?.attr)
     }
 }
 

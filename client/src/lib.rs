@@ -6,6 +6,8 @@ pub mod chunk_write;
 pub mod chunks;
 pub mod error;
 pub mod fs;
+pub mod fs_locks;
+pub mod fs_ops;
 pub mod meta;
 pub mod path;
 pub mod placement;
@@ -14,6 +16,7 @@ pub mod write_behind;
 
 pub use error::{ClientError, Result};
 pub use fs::{Fs, Grant};
+pub use fs_ops::NewEntry;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,8 +7,8 @@
 
 use crate::error::Result;
 use crate::meta::MetaClient;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::Empty;
 use tessera_proto::ring::{Ring, RingNode};
@@ -59,7 +59,7 @@ impl RingView {
 
     async fn snapshot(&self, force: bool) -> Result<Snapshot> {
         if !force {
-            if let Some(s) = self.state.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if let Some(s) = self.state.lock().as_ref() {
                 if s.fetched.elapsed() < REFRESH {
                     return Ok(s.clone());
                 }
@@ -81,30 +81,30 @@ impl RingView {
             n => n.min(REPLICATION),
         };
         let snap = Snapshot { all, live, min_replicas, fetched: Instant::now() };
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(snap.clone());
+        *self.state.lock() = Some(snap.clone());
         Ok(snap)
     }
 
     /// Forces the next lookup to fetch the ring again (after a failure).
     pub fn invalidate(&self) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.state.lock() = None;
     }
 
     /// Records that `addr` failed a write: new writes pass it over for a while.
     pub fn mark_down(&self, addr: &str) {
-        self.down.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.to_string(), Instant::now());
+        self.down.lock().insert(addr.to_string(), Instant::now());
     }
 
     /// Records that `addr` answered: it is no longer passed over.
     pub fn mark_up(&self, addr: &str) {
-        let mut d = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = self.down.lock();
         if !d.is_empty() {
             d.remove(addr);
         }
     }
 
     fn is_down(&self, addr: &str) -> bool {
-        let mut d = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = self.down.lock();
         match d.get(addr) {
             Some(t) if t.elapsed() < DOWN_FOR => true,
             Some(_) => {

@@ -15,8 +15,8 @@
 //! commit), so a `settle` that finds changes in flight first `kick`s their
 //! owner into sending what it holds back.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 /// A name in a directory.
 type DirName = (u64, Vec<u8>);
@@ -74,8 +74,8 @@ impl WriteBehind {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// Waits until `done` holds for the state, rechecking on every change.

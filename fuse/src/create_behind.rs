@@ -26,8 +26,9 @@
 //! directory waits for it.
 
 use crate::fs::{b, Mount};
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tessera_client::write_behind::{Ticket, WriteBehind};
 use tessera_client::{ClientError, Fs, Result};
@@ -73,8 +74,8 @@ impl Creates {
         Creates { state: Mutex::new(State::default()), behind }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
     /// Whether the create of `ino` is held here.

@@ -14,8 +14,8 @@
 //! on a cached entry is not known exactly, the entry is marked unknown and the
 //! next lookup of it goes to the master.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::{Attr, Cred, FileKind};
 
@@ -189,8 +189,8 @@ impl DirCache {
         DirCache { ttl, inner: Mutex::new(Inner::default()) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     pub fn lookup(&self, dir: u64, name: &[u8], cred: &Cred) -> Cached {

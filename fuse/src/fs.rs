@@ -7,9 +7,10 @@ use crate::file::FileData;
 use crate::ttl_map::TtlMap;
 use bytes::Bytes;
 use fuser::{FileAttr, FileType, INodeNo};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tessera_client::{ClientError, Fs, Result};
 use tessera_proto::pb::{self, Attr, Cred, FileKind};
@@ -389,7 +390,7 @@ impl Mount {
     }
 
     pub(crate) fn open_file(&self, ino: u64) -> Option<Arc<OpenFile>> {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).cloned()
+        self.files.lock().get(&ino).cloned()
     }
 
     /// Attributes with this mount's unflushed size and times applied.
@@ -525,7 +526,7 @@ impl Mount {
                     orphaned: Default::default(),
                     revoked: Default::default(),
                 });
-                (self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(f).clone(), true)
+                (self.files.lock().entry(ino).or_insert(f).clone(), true)
             }
         };
         // Close-to-open: a first open sees the latest committed content.
@@ -537,35 +538,31 @@ impl Mount {
                     d.reset(&attr, ext.extents);
                 }
             }
-            let cached = self.page_versions.lock().unwrap_or_else(|p| p.into_inner()).get(&ino).copied();
+            let cached = self.page_versions.lock().get(&ino).copied();
             keep = !d.is_dirty() && cached == Some(d.committed_version());
             tracing::debug!(ino, keep, ?cached, version = d.committed_version(), "open");
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (ino, flags));
-        self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).insert(fh);
+        self.handles.lock().insert(fh, (ino, flags));
+        self.atime_pending.lock().insert(fh);
         Ok((fh, keep))
     }
 
     /// The kernel's cached pages of `ino` may be stale: forget their version.
     pub fn forget_pages(&self, ino: u64) {
-        self.page_versions.lock().unwrap_or_else(|p| p.into_inner()).remove(&ino);
+        self.page_versions.lock().remove(&ino);
     }
 
     pub(crate) fn file_of(&self, fh: u64) -> Result<(Arc<OpenFile>, i32)> {
-        let (ino, flags) = *self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&fh)
-            .ok_or_else(|| ClientError::fs(libc::EBADF, "bad file handle"))?;
+        let (ino, flags) =
+            *self.handles.lock().get(&fh).ok_or_else(|| ClientError::fs(libc::EBADF, "bad file handle"))?;
         let f = self.open_file(ino).ok_or_else(|| ClientError::fs(libc::EBADF, "file not open"))?;
         Ok((f, flags))
     }
 
     pub async fn read(&self, fh: u64, off: u64, len: u64) -> Result<bytes::Bytes> {
         let (f, _) = self.file_of(fh)?;
-        let first_read = self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        let first_read = self.atime_pending.lock().remove(&fh);
         let data = {
             let mut d = f.data.lock().await;
             if f.revoked.swap(false, Ordering::SeqCst) && !d.is_dirty() {
@@ -643,8 +640,8 @@ impl Mount {
 
     pub async fn release(&self, fh: u64) -> Result<()> {
         let r = self.flush(fh).await;
-        let entry = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
-        self.atime_pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        let entry = self.handles.lock().remove(&fh);
+        self.atime_pending.lock().remove(&fh);
         if let Some((ino, _)) = entry {
             if let Some(f) = self.open_file(ino) {
                 if f.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -654,13 +651,13 @@ impl Mount {
                     };
                     if clean && !f.revoked.load(Ordering::SeqCst) {
                         // The kernel's pages are this version's.
-                        let mut pv = self.page_versions.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut pv = self.page_versions.lock();
                         if pv.len() >= 100_000 {
                             pv.clear();
                         }
                         pv.insert(ino, version);
                     }
-                    let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut files = self.files.lock();
                     if clean && f.handles.load(Ordering::SeqCst) == 0 {
                         files.remove(&ino);
                         if f.orphaned.load(Ordering::SeqCst) {
@@ -692,14 +689,7 @@ impl Mount {
             request_id: tessera_client::fs::request_id(),
             ..Default::default()
         };
-        let r = fs
-            .meta
-            .call("setattr", |mut c| {
-                let r = req.clone();
-                async move { c.set_attr(r).await }
-            })
-            .await?;
-        let attr = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+        let attr = fs.setattr(&req).await?;
         if let Some(f) = self.open_file(ino) {
             let ext = self.fs.extents(ino).await?;
             f.data.lock().await.reset(&attr, ext.extents);
@@ -720,16 +710,16 @@ impl Mount {
             self.dir_exclusive(ino, gen);
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(DirHandle { entries, leased }));
+        self.dirs.lock().insert(fh, Arc::new(DirHandle { entries, leased }));
         Ok(fh)
     }
 
     pub fn dir(&self, fh: u64) -> Option<Arc<DirHandle>> {
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh).cloned()
+        self.dirs.lock().get(&fh).cloned()
     }
 
     pub fn releasedir(&self, fh: u64) {
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        self.dirs.lock().remove(&fh);
     }
 }
 

@@ -8,9 +8,10 @@
 //! not be dropped), only the caller stops waiting for it.
 
 use fuser::Errno;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -74,13 +75,13 @@ impl Inflight {
 
     /// The kernel interrupted request `unique`.
     pub fn interrupt(&self, unique: u64) {
-        let waiter = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&unique);
+        let waiter = self.waiting.lock().remove(&unique);
         match waiter {
             Some(tx) => {
                 let _ = tx.send(());
             }
             None => {
-                let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+                let mut early = self.early.lock();
                 early.retain(|_, t| t.elapsed() < EARLY_INTERRUPT_KEPT);
                 early.insert(unique, Instant::now());
             }
@@ -103,7 +104,7 @@ impl Inflight {
     {
         let (tx, rx) = oneshot::channel();
         {
-            let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+            let mut early = self.early.lock();
             if !early.is_empty() && early.remove(&unique).is_some() {
                 drop(early);
                 self.interrupted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -111,7 +112,7 @@ impl Inflight {
                 return;
             }
         }
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(unique, tx);
+        self.waiting.lock().insert(unique, tx);
         let me = self.clone();
         let limit = match bound {
             Bound::Timeout => me.io_timeout,
@@ -146,7 +147,7 @@ impl Inflight {
                     reply.fail(Errno::EIO)
                 }
             }
-            me.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&unique);
+            me.waiting.lock().remove(&unique);
         });
     }
 }
@@ -163,7 +164,7 @@ mod tests {
     struct Probe(Answer);
     impl Fail for Probe {
         fn fail(self, errno: Errno) {
-            *self.0.lock().unwrap() = Some(Err(errno));
+            *self.0.lock() = Some(Err(errno));
         }
     }
 
@@ -181,11 +182,11 @@ mod tests {
         let f = Arc::new(Inflight::new(Some(Duration::from_secs(5))));
         let (reply, got) = probe();
         f.run(&tokio::runtime::Handle::current(), 1, Bound::Timeout, reply, async { 7u32 }, |r, v| {
-            *r.0.lock().unwrap() = Some(Ok(v))
+            *r.0.lock() = Some(Ok(v))
         });
         settle().await;
-        assert_eq!(*got.lock().unwrap(), Some(Ok(7)));
-        assert!(f.waiting.lock().unwrap().is_empty());
+        assert_eq!(*got.lock(), Some(Ok(7)));
+        assert!(f.waiting.lock().is_empty());
     }
 
     #[tokio::test]
@@ -199,13 +200,11 @@ mod tests {
             d2.store(true, Ordering::SeqCst);
             1u32
         };
-        f.run(&tokio::runtime::Handle::current(), 2, Bound::Timeout, reply, work, |r, v| {
-            *r.0.lock().unwrap() = Some(Ok(v))
-        });
+        f.run(&tokio::runtime::Handle::current(), 2, Bound::Timeout, reply, work, |r, v| *r.0.lock() = Some(Ok(v)));
         settle().await;
-        assert_eq!(*got.lock().unwrap(), None);
+        assert_eq!(*got.lock(), None);
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(*got.lock().unwrap(), Some(Err(Errno::EIO)));
+        assert_eq!(*got.lock(), Some(Err(Errno::EIO)));
         assert_eq!(f.timed_out.load(Ordering::Relaxed), 1);
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(done.load(Ordering::SeqCst), "the work was cancelled");
@@ -221,13 +220,13 @@ mod tests {
             Bound::Interruptible,
             reply,
             std::future::pending::<u32>(),
-            |r, v| *r.0.lock().unwrap() = Some(Ok(v)),
+            |r, v| *r.0.lock() = Some(Ok(v)),
         );
         settle().await;
-        assert_eq!(*got.lock().unwrap(), None);
+        assert_eq!(*got.lock(), None);
         f.interrupt(3);
         settle().await;
-        assert_eq!(*got.lock().unwrap(), Some(Err(Errno::EINTR)));
+        assert_eq!(*got.lock(), Some(Err(Errno::EINTR)));
     }
 
     #[tokio::test]
@@ -236,15 +235,15 @@ mod tests {
         f.interrupt(4);
         let (reply, got) = probe();
         f.run(&tokio::runtime::Handle::current(), 4, Bound::Timeout, reply, std::future::pending::<u32>(), |r, v| {
-            *r.0.lock().unwrap() = Some(Ok(v))
+            *r.0.lock() = Some(Ok(v))
         });
-        assert_eq!(*got.lock().unwrap(), Some(Err(Errno::EINTR)));
+        assert_eq!(*got.lock(), Some(Err(Errno::EINTR)));
         // Another request is unaffected.
         let (reply, got) = probe();
         f.run(&tokio::runtime::Handle::current(), 5, Bound::Timeout, reply, async { 9u32 }, |r, v| {
-            *r.0.lock().unwrap() = Some(Ok(v))
+            *r.0.lock() = Some(Ok(v))
         });
         settle().await;
-        assert_eq!(*got.lock().unwrap(), Some(Ok(9)));
+        assert_eq!(*got.lock(), Some(Ok(9)));
     }
 }

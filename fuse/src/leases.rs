@@ -12,10 +12,11 @@
 //! until a new lease, every lookup asks the master.
 
 use crate::fs::Mount;
+use parking_lot::Mutex;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tessera_proto::pb::{WatchEvent, WatchRequest};
 use tokio::sync::mpsc;
@@ -41,7 +42,7 @@ pub struct LeaseState {
 impl LeaseState {
     /// What is left of the lease, if there is one.
     pub fn remaining(&self) -> Option<Duration> {
-        let until = (*self.until.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let until = (*self.until.lock())?;
         until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
     }
 
@@ -59,7 +60,7 @@ impl LeaseState {
     }
 
     fn set_until(&self, until: Option<Instant>) {
-        *self.until.lock().unwrap_or_else(|p| p.into_inner()) = until;
+        *self.until.lock() = until;
     }
 }
 
@@ -147,12 +148,12 @@ impl Mount {
             .call_unordered("watch", |mut c| {
                 let (tx, rx) = mpsc::channel(64);
                 let _ = tx.try_send(WatchRequest { session: session.clone(), renew: 0, ack: 0 });
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+                *slot.lock() = Some(tx);
                 async move { c.watch(tokio_stream::wrappers::ReceiverStream::new(rx)).await }
             })
             .await
             .map_err(|e| e.to_string())?;
-        let tx = slot.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or("no request stream")?;
+        let tx = slot.lock().take().ok_or("no request stream")?;
         let mut every = FIRST_RENEW;
         let mut lease = Duration::ZERO;
         let mut seq = 0u64;

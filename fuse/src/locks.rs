@@ -23,25 +23,17 @@ impl Mount {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if self.locked.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            if self.locked.lock().is_empty() {
                 continue;
             }
-            let req = pb::RenewLockSessionRequest { session: self.id.clone() };
-            let r = self
-                .fs
-                .meta
-                .call("renew_lock_session", |mut c| {
-                    let r = req.clone();
-                    async move { c.renew_lock_session(r).await }
-                })
-                .await;
+            let r = self.fs.renew_lock_session(&self.id).await;
             match r {
                 Ok(_) => {}
                 Err(e) if e.errno() == libc::ESTALE => {
                     // Cut off for longer than the lease: the masters released
                     // every lock of this mount. Start over with none.
                     tracing::error!("this mount's lock lease ran out: its advisory locks were released");
-                    self.locked.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                    self.locked.lock().clear();
                 }
                 Err(e) => tracing::warn!(error = %e, "lock session renewal failed; retrying"),
             }
@@ -65,20 +57,12 @@ impl Mount {
         wait: bool,
     ) -> Result<()> {
         let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid, start, end, typ };
-        self.locked.lock().unwrap_or_else(|p| p.into_inner()).insert(ino);
+        self.locked.lock().insert(ino);
         // Polled: the masters keep no waiter queue. (The caller's FUSE
         // request is interruptible, which ends this loop.)
         let mut backoff = tessera_rpc::Backoff::new(Duration::from_millis(10), Duration::from_millis(200));
         loop {
-            let r = self
-                .fs
-                .meta
-                .call("set_lock", |mut c| {
-                    let r = req.clone();
-                    async move { c.set_lock(r).await }
-                })
-                .await?;
-            if r.granted {
+            if self.fs.set_lock(&req).await? {
                 return Ok(());
             }
             if !wait {
@@ -90,27 +74,13 @@ impl Mount {
 
     pub async fn getlk(&self, ino: u64, owner: u64, start: u64, end: u64, typ: i32) -> Result<pb::LockReply> {
         let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid: 0, start, end, typ };
-        self.fs
-            .meta
-            .call("get_lock", |mut c| {
-                let r = req.clone();
-                async move { c.get_lock(r).await }
-            })
-            .await
+        self.fs.get_lock(&req).await
     }
 
     pub async fn release_locks(&self, ino: u64, owner: u64) -> Result<()> {
-        if !self.locked.lock().unwrap_or_else(|p| p.into_inner()).contains(&ino) {
+        if !self.locked.lock().contains(&ino) {
             return Ok(());
         }
-        let req = pb::ReleaseLocksRequest { ino, owner: self.lock_owner(owner) };
-        self.fs
-            .meta
-            .call("release_locks", |mut c| {
-                let r = req.clone();
-                async move { c.release_locks(r).await }
-            })
-            .await?;
-        Ok(())
+        self.fs.release_locks(ino, self.lock_owner(owner)).await
     }
 }

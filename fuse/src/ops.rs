@@ -3,7 +3,7 @@
 //! holds a FUSE thread.
 
 use crate::convert::{errno, kind_of_mode, permitted, ts};
-use crate::fs::{b, cred, to_file_attr, LookupHere, Mount};
+use crate::fs::{cred, to_file_attr, LookupHere, Mount};
 use crate::inflight::{Bound, Inflight};
 use fuser::*;
 use futures::FutureExt;
@@ -190,14 +190,7 @@ impl Filesystem for TesseraFs {
                     // Explicit times win over the commit of pending writes.
                     m.flush_ino(ino).await?;
                 }
-                let r = fs
-                    .meta
-                    .call("setattr", |mut c| {
-                        let r = req.clone();
-                        async move { c.set_attr(r).await }
-                    })
-                    .await?;
-                let a = r.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+                let a = fs.setattr(&req).await?;
                 Ok(m.patch(a).await)
             }
             .then(|r| async {
@@ -213,67 +206,27 @@ impl Filesystem for TesseraFs {
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let fs = self.mount.fs.clone();
-        spawn!(
-            self,
-            req,
-            reply,
-            |_m| fs
-                .meta
-                .read("readlink", move |mut c| async move { c.read_link(pb::ReadLinkRequest { ino: ino.0 }).await }),
-            |r| reply.data(&r.target)
-        );
+        spawn!(self, req, reply, |_m| async move { fs.readlink(ino.0).await }, |target| reply.data(&target));
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::CreateRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(name.as_bytes()),
-            mode: mode & !umask & 0o7777,
-            kind: kind_of_mode(mode) as i32,
-            rdev,
-            exclusive: true,
-            truncate: false,
-            request_id: tessera_client::fs::request_id(),
-            ..Default::default()
-        };
+        let at = name.as_bytes().to_vec();
         self.new_entry(req, reply, parent, name, async move {
-            let c = fs
-                .meta
-                .call("mknod", |mut c| {
-                    let r = r.clone();
-                    async move { c.create(r).await }
-                })
-                .await?;
-            Ok((c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, c.parent))
+            fs.mknod_at(parent.0, &at, mode & !umask & 0o7777, kind_of_mode(mode), rdev).await
         });
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::MkdirRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(name.as_bytes()),
-            mode: mode & !umask & 0o7777,
-            request_id: tessera_client::fs::request_id(),
-        };
-        let m = self.mount.clone();
+        let (m, at) = (self.mount.clone(), name.as_bytes().to_vec());
         self.new_entry(req, reply, parent, name, async move {
             let (started, gen) = (std::time::Instant::now(), m.leases.gen());
-            let c = fs
-                .meta
-                .call("mkdir", |mut c| {
-                    let r = r.clone();
-                    async move { c.mkdir(r).await }
-                })
-                .await?;
-            let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
-            if c.exclusive {
-                m.made_dir_exclusive(&a, started, gen);
+            let made = fs.mkdir_at(parent.0, &at, mode & !umask & 0o7777).await?;
+            if made.exclusive {
+                m.made_dir_exclusive(&made.attr, started, gen);
             }
-            Ok((a, c.parent))
+            Ok(made)
         });
     }
 
@@ -287,23 +240,8 @@ impl Filesystem for TesseraFs {
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::SymlinkRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(link_name.as_bytes()),
-            target: b(target.as_os_str().as_bytes()),
-            request_id: tessera_client::fs::request_id(),
-        };
-        self.new_entry(req, reply, parent, link_name, async move {
-            let c = fs
-                .meta
-                .call("symlink", |mut c| {
-                    let r = r.clone();
-                    async move { c.symlink(r).await }
-                })
-                .await?;
-            Ok((c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, c.parent))
-        });
+        let (at, target) = (link_name.as_bytes().to_vec(), target.as_os_str().as_bytes().to_vec());
+        self.new_entry(req, reply, parent, link_name, async move { fs.symlink_at(parent.0, &at, &target).await });
     }
 
     fn rename(
@@ -321,23 +259,8 @@ impl Filesystem for TesseraFs {
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::LinkRequest {
-            cred: Some(fs.cred.clone()),
-            ino: ino.0,
-            new_parent: newparent.0,
-            new_name: b(newname.as_bytes()),
-            request_id: tessera_client::fs::request_id(),
-        };
-        self.new_entry(req, reply, newparent, newname, async move {
-            let c = fs
-                .meta
-                .call("link", |mut c| {
-                    let r = r.clone();
-                    async move { c.link(r).await }
-                })
-                .await?;
-            Ok((c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, c.parent))
-        });
+        let at = newname.as_bytes().to_vec();
+        self.new_entry(req, reply, newparent, newname, async move { fs.link(ino.0, newparent.0, &at).await });
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -583,20 +506,14 @@ impl Filesystem for TesseraFs {
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let fs = self.mount.fs.clone();
-        spawn!(
-            self,
-            req,
-            reply,
-            |_m| fs.meta.read("statfs", |mut c| async move { c.stat_fs(pb::Empty {}).await }),
-            |s| {
-                // Every byte is stored three times: report usable space.
-                let bs = 4096u64;
-                let r = tessera_proto::REPLICATION as u64;
-                let blocks = s.capacity_bytes / bs / r;
-                let free = s.free_bytes / bs / r;
-                reply.statfs(blocks, free, free, s.files + 1_000_000_000, 1_000_000_000, bs as u32, 255, bs as u32)
-            }
-        );
+        spawn!(self, req, reply, |_m| async move { fs.statfs().await }, |s| {
+            // Every byte is stored three times: report usable space.
+            let bs = 4096u64;
+            let r = tessera_proto::REPLICATION as u64;
+            let blocks = s.capacity_bytes / bs / r;
+            let free = s.free_bytes / bs / r;
+            reply.statfs(blocks, free, free, s.files + 1_000_000_000, 1_000_000_000, bs as u32, 255, bs as u32)
+        });
     }
 
     fn setxattr(

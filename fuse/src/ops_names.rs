@@ -20,16 +20,16 @@ impl TesseraFs {
         reply: ReplyEntry,
         parent: INodeNo,
         name: &OsStr,
-        fut: impl std::future::Future<Output = tessera_client::Result<(pb::Attr, Option<pb::Attr>)>> + Send + 'static,
+        fut: impl std::future::Future<Output = tessera_client::Result<tessera_client::NewEntry>> + Send + 'static,
     ) {
         let m = self.mount.clone();
         let name = name.as_bytes().to_vec();
         self.entry(req, reply, async move {
             match fut.await {
-                Ok((a, dir)) => {
-                    m.dircache.created(parent.0, &name, &a);
-                    m.post_op(parent.0, dir);
-                    Ok(a)
+                Ok(made) => {
+                    m.dircache.created(parent.0, &name, &made.attr);
+                    m.post_op(parent.0, made.parent);
+                    Ok(made.attr)
                 }
                 Err(e) => {
                     m.dir_change_failed(parent.0);
@@ -46,38 +46,19 @@ impl TesseraFs {
             self.mount.unlink_behind(&self.rt, fs, parent.0, name.as_bytes().to_vec(), reply);
             return;
         }
-        let r = pb::UnlinkRequest {
-            cred: Some(fs.cred.clone()),
-            parent: parent.0,
-            name: b(name.as_bytes()),
-            request_id: tessera_client::fs::request_id(),
-            open: if dir { Vec::new() } else { self.mount.open_inos() },
-            ino: 0,
-        };
-        let what = if dir { "rmdir" } else { "unlink" };
+        let open = if dir { Vec::new() } else { self.mount.open_inos() };
+        let name = name.as_bytes().to_vec();
         spawn!(
             self,
             req,
             reply,
             |m| async move {
-                let res = fs
-                    .meta
-                    .call(what, |mut c| {
-                        let r = r.clone();
-                        async move {
-                            if dir {
-                                c.rmdir(r).await
-                            } else {
-                                c.unlink(r).await
-                            }
-                        }
-                    })
-                    .await;
+                let res = fs.remove_at(parent.0, &name, dir, open).await;
                 match &res {
                     Ok(d) => {
                         m.master_reached();
                         m.orphaned(&d.orphaned);
-                        m.dircache.removed(parent.0, &r.name);
+                        m.dircache.removed(parent.0, &name);
                         if dir {
                             // The removed directory's own post-op attributes
                             // (from emptying it) are now wrong.
@@ -120,13 +101,7 @@ impl TesseraFs {
             req,
             reply,
             |m| async move {
-                let res = fs
-                    .meta
-                    .call("rename", |mut c| {
-                        let r = r.clone();
-                        async move { c.rename(r).await }
-                    })
-                    .await;
+                let res = fs.rename_request(&r).await;
                 // The moved inodes' ctimes changed: no directory's post-op
                 // attributes are trusted but the two just returned.
                 m.forget_all_post_op();
@@ -199,14 +174,7 @@ impl TesseraFs {
             reply,
             |m| async {
                 let (gen, epoch) = (m.leases.gen(), m.dircache.epoch());
-                let c = fs
-                    .meta
-                    .call("create", |mut c| {
-                        let r = r.clone();
-                        async move { c.create(r).await }
-                    })
-                    .await
-                    .inspect_err(|_| m.dir_change_failed(parent.0))?;
+                let c = fs.create_request(&r).await.inspect_err(|_| m.dir_change_failed(parent.0))?;
                 let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
                 m.creates.master_reached();
                 if c.lease && m.leases.still(gen) {

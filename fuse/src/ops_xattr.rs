@@ -4,13 +4,12 @@
 //! attributes.
 
 use crate::convert::{errno, xattr_reply};
-use crate::fs::{b, cred};
+use crate::fs::cred;
 use crate::inflight::Bound;
 use crate::ops::TesseraFs;
 use fuser::*;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use tessera_proto::pb;
 
 impl TesseraFs {
     #[allow(clippy::too_many_arguments)] // mirrors FUSE's setxattr
@@ -24,21 +23,9 @@ impl TesseraFs {
         reply: ReplyEmpty,
     ) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::SetXattrRequest {
-            cred: Some(fs.cred.clone()),
-            ino: ino.0,
-            name: b(name.as_bytes()),
-            value: b(value),
-            flags: flags as u32,
-            request_id: tessera_client::fs::request_id(),
-        };
+        let (name, value) = (name.as_bytes().to_vec(), value.to_vec());
         self.xattr_change(req.unique().0, ino.0, reply, async move {
-            fs.meta
-                .call("setxattr", |mut c| {
-                    let r = r.clone();
-                    async move { c.set_xattr(r).await }
-                })
-                .await
+            fs.set_xattr(ino.0, &name, &value, flags as u32).await
         });
     }
 
@@ -49,36 +36,21 @@ impl TesseraFs {
             return;
         }
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::GetXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0, name: b(name.as_bytes()) };
-        let work = async move {
-            fs.meta
-                .read("getxattr", |mut c| {
-                    let r = r.clone();
-                    async move { c.get_xattr(r).await }
-                })
-                .await
-        };
+        let name = name.as_bytes().to_vec();
+        let work = async move { fs.get_xattr(ino.0, &name).await };
         self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, move |reply, r| match r {
-            Ok(v) => xattr_reply(reply, &v.value, size),
+            Ok(value) => xattr_reply(reply, &value, size),
             Err(e) => reply.error(errno(&e)),
         });
     }
 
     pub(crate) fn xattr_list(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::ListXattrRequest { cred: Some(fs.cred.clone()), ino: ino.0 };
-        let work = async move {
-            fs.meta
-                .read("listxattr", |mut c| {
-                    let r = r.clone();
-                    async move { c.list_xattr(r).await }
-                })
-                .await
-        };
+        let work = async move { fs.list_xattr(ino.0).await };
         self.inflight.run(&self.rt, req.unique().0, Bound::Timeout, reply, work, move |reply, r| match r {
-            Ok(v) => {
+            Ok(names) => {
                 let mut buf = Vec::new();
-                for n in v.names {
+                for n in names {
                     buf.extend_from_slice(&n);
                     buf.push(0);
                 }
@@ -90,20 +62,8 @@ impl TesseraFs {
 
     pub(crate) fn xattr_remove(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
-        let r = pb::RemoveXattrRequest {
-            cred: Some(fs.cred.clone()),
-            ino: ino.0,
-            name: b(name.as_bytes()),
-            request_id: tessera_client::fs::request_id(),
-        };
-        self.xattr_change(req.unique().0, ino.0, reply, async move {
-            fs.meta
-                .call("removexattr", |mut c| {
-                    let r = r.clone();
-                    async move { c.remove_xattr(r).await }
-                })
-                .await
-        });
+        let name = name.as_bytes().to_vec();
+        self.xattr_change(req.unique().0, ino.0, reply, async move { fs.remove_xattr(ino.0, &name).await });
     }
 
     /// A change of `ino`'s extended attributes. What the mount knew of them

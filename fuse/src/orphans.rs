@@ -15,7 +15,7 @@ impl Mount {
     /// Regular files open on this mount, for requests that may remove a
     /// last name (unlink, rename over a target).
     pub fn open_inos(&self) -> Vec<u64> {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+        self.files.lock().keys().copied().collect()
     }
 
     /// The master kept these files as orphans. Those closed meanwhile are
@@ -29,7 +29,7 @@ impl Mount {
             self.attrs_changed(ino);
         }
         let closed: Vec<u64> = {
-            let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            let files = self.files.lock();
             inos.iter()
                 .copied()
                 .filter(|ino| match files.get(ino) {
@@ -56,7 +56,7 @@ impl Mount {
         loop {
             tokio::time::sleep(self.orphan_renew).await;
             let inos: Vec<u64> = {
-                let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+                let files = self.files.lock();
                 let inos: Vec<u64> =
                     files.iter().filter(|(_, f)| f.orphaned.load(Ordering::SeqCst)).map(|(i, _)| *i).collect();
                 if inos.is_empty() {

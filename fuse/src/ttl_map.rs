@@ -2,8 +2,8 @@
 //! shape of the mount's small caches (files seen without xattrs, post-op
 //! directory attributes). Bounded: past `cap` entries the expired ones go.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct TtlMap<V> {
@@ -17,8 +17,8 @@ impl<V: Copy> TtlMap<V> {
         TtlMap { ttl, cap, map: Mutex::new(HashMap::new()) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (V, Instant)>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<u64, (V, Instant)>> {
+        self.map.lock()
     }
 
     pub fn insert(&self, ino: u64, v: V) {

@@ -74,8 +74,8 @@ pub(crate) struct UnlinkQueue {
 }
 
 impl Mount {
-    fn unlink_queue(&self) -> std::sync::MutexGuard<'_, UnlinkQueue> {
-        self.unlinks.lock().unwrap_or_else(|p| p.into_inner())
+    fn unlink_queue(&self) -> parking_lot::MutexGuard<'_, UnlinkQueue> {
+        self.unlinks.lock()
     }
 
     /// An unlink got through to the master: write-behind may resume.
@@ -114,7 +114,7 @@ impl Mount {
     /// in it: an O_EXCL create of it may be held (`hold_create`). Returns
     /// the queue's guard, held until the create is: a recall takes it to
     /// end the hold, then waits for the held creates.
-    pub(crate) fn exclusive_absent(&self, dir: u64, name: &[u8]) -> Option<std::sync::MutexGuard<'_, UnlinkQueue>> {
+    pub(crate) fn exclusive_absent(&self, dir: u64, name: &[u8]) -> Option<parking_lot::MutexGuard<'_, UnlinkQueue>> {
         let q = self.unlink_queue();
         (!q.no_master && q.exclusive.contains(&dir) && self.dircache.absent_known(dir, name)).then_some(q)
     }

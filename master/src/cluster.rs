@@ -3,9 +3,9 @@
 //! full chunk reports whenever a master becomes leader (chunkservers send a
 //! full report to a master that does not know them).
 
+use parking_lot::Mutex;
 use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::HeartbeatRequest;
 use tessera_proto::ChunkId;
@@ -108,8 +108,8 @@ impl Cluster {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
-        self.servers.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Live>> {
+        self.servers.lock()
     }
 
     /// Records a heartbeat; returns true when a full report is needed.
@@ -173,7 +173,7 @@ impl Cluster {
     pub fn is_alive(&self, id: &str) -> bool {
         match self.lock().get(id) {
             Some(l) => l.last_seen.elapsed() < self.dead_after,
-            None => self.started.lock().unwrap_or_else(|p| p.into_inner()).elapsed() < self.dead_after,
+            None => self.started.lock().elapsed() < self.dead_after,
         }
     }
 
@@ -182,7 +182,7 @@ impl Cluster {
     pub fn silent_for(&self, id: &str) -> Duration {
         match self.lock().get(id) {
             Some(l) => l.last_seen.elapsed(),
-            None => self.started.lock().unwrap_or_else(|p| p.into_inner()).elapsed(),
+            None => self.started.lock().elapsed(),
         }
     }
 
@@ -211,7 +211,7 @@ impl Cluster {
     /// Forgets everything (a new leadership term starts from fresh reports).
     pub fn reset(&self) {
         self.lock().clear();
-        *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *self.started.lock() = Instant::now();
     }
 
     /// True once the server's full chunk report has arrived.

@@ -6,9 +6,9 @@
 //! full disk is far worse than a refused request; `cluster status` shows
 //! the state.
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long one statvfs answer is reused.
@@ -43,7 +43,7 @@ impl DiskGuard {
 
     /// Free bytes on the master's disk (at most RECHECK old).
     pub fn free(&self) -> u64 {
-        let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut checked = self.checked.lock();
         if checked.is_none_or(|t| t.elapsed() >= RECHECK) {
             match free_bytes(&self.dir) {
                 Ok(f) => self.free.store(f, Ordering::Relaxed),

@@ -13,9 +13,10 @@ use crate::fsm::unsealed::{self, Verdict};
 use crate::fsm::{cf, read, CF_SM};
 use crate::types::{Command, Cred, Op, Raft, Reply};
 use bytes::Bytes;
+use parking_lot::Mutex;
 use rocksdb::{Direction, IteratorMode, DB};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::chunk_client::ChunkClient;
 use tessera_proto::pb::{DeleteChunksRequest, RepairStatus, ReplicateRequest};
@@ -255,7 +256,7 @@ impl Healer {
             st.garbage_pending = pending;
         }
 
-        let copies_in_flight = self.copying.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        let copies_in_flight = self.copying.lock().len() as u64;
         let (total, rate) = self.copy_rate();
         st.copies_in_flight = copies_in_flight;
         st.copied_bytes_total = total;
@@ -265,12 +266,12 @@ impl Healer {
             && st.bytes_to_copy == 0
             && st.surplus == 0
             && copies_in_flight == 0;
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = st;
+        *self.status.lock() = st;
         Ok(())
     }
 
     fn copy_rate(&self) -> (u64, f64) {
-        let mut c = self.copied.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self.copied.lock();
         let total = c.iter().map(|x| x.1).sum::<u64>();
         c.retain(|(t, _)| t.elapsed() < Duration::from_secs(10));
         let recent: u64 = c.iter().map(|x| x.1).sum();
@@ -279,14 +280,14 @@ impl Healer {
 
     /// Orders `source -> target` for one chunk if both have a free slot.
     fn order_copy(&self, id: ChunkId, len: u64, have: &[String], target: &str, addr_of: &HashMap<&str, &str>) {
-        if self.copying.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
+        if self.copying.lock().contains(&id) {
             return;
         }
         let Some(target_addr) = addr_of.get(target).map(|a| a.to_string()) else {
             return;
         };
         let (source, source_addr) = {
-            let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            let busy = self.busy.lock();
             if busy.get(&target_addr).copied().unwrap_or(0) >= self.cfg.copies_per_server {
                 return;
             }
@@ -302,9 +303,9 @@ impl Healer {
         let (busy, copying, copied, cluster) =
             (self.busy.clone(), self.copying.clone(), self.copied.clone(), self.cluster.clone());
         let wake = self.wake.clone();
-        copying.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        copying.lock().insert(id);
         for a in [&source_addr, &target_addr] {
-            *busy.lock().unwrap_or_else(|p| p.into_inner()).entry(a.clone()).or_default() += 1;
+            *busy.lock().entry(a.clone()).or_default() += 1;
         }
         let target = target.to_string();
         tokio::spawn(async move {
@@ -320,17 +321,17 @@ impl Healer {
                 Some(Ok(r)) => {
                     tracing::info!(chunk = %id, from = %source, to = %target, bytes = r.bytes, "replicated");
                     cluster.note_copy(&target, id);
-                    copied.lock().unwrap_or_else(|p| p.into_inner()).push((Instant::now(), len));
+                    copied.lock().push((Instant::now(), len));
                 }
                 Some(Err(e)) => {
                     tracing::warn!(chunk = %id, from = %source, to = %target, error = %e.message(), "copy failed")
                 }
                 None => tracing::warn!(chunk = %id, from = %source, to = %target, "copy timed out"),
             }
-            copying.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            copying.lock().remove(&id);
             wake.notify_one();
             for a in [&source_addr, &target_addr] {
-                if let Some(n) = busy.lock().unwrap_or_else(|p| p.into_inner()).get_mut(a) {
+                if let Some(n) = busy.lock().get_mut(a) {
                     *n = n.saturating_sub(1);
                 }
             }

@@ -40,8 +40,9 @@
 //! recalled). A mount cut off with unlinks still queued sends them late;
 //! each names the inode it saw, so it cannot remove a file made since.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::{EntryRef, WatchEvent};
 use tokio::sync::{mpsc, watch};
@@ -134,7 +135,7 @@ pub struct ChangeGuard<'a>(&'a Leases, u64);
 
 impl Drop for ChangeGuard<'_> {
     fn drop(&mut self) {
-        self.0.changes.lock().unwrap_or_else(|p| p.into_inner()).active.remove(&self.1);
+        self.0.changes.lock().active.remove(&self.1);
     }
 }
 
@@ -168,8 +169,8 @@ impl Leases {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     /// This master became leader (`true`) or stopped being it: every
@@ -245,8 +246,8 @@ impl Leases {
         }
     }
 
-    fn changes(&self) -> std::sync::MutexGuard<'_, Changes> {
-        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    fn changes(&self) -> parking_lot::MutexGuard<'_, Changes> {
+        self.changes.lock()
     }
 
     /// Called before a read's state is looked at.

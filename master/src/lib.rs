@@ -138,7 +138,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     tokio::spawn(return_freed_memory());
     let cluster = Arc::new(cluster::Cluster::new(cfg.dead_after));
-    let repair = Arc::new(std::sync::Mutex::new(Default::default()));
+    let repair = Arc::new(parking_lot::Mutex::new(Default::default()));
     tokio::spawn(
         healer::Healer::new(raft.clone(), db.clone(), cluster.clone(), cfg.healer.clone(), repair.clone()).run(),
     );

@@ -25,7 +25,7 @@ pub struct MetaService {
     pub cluster: Arc<Cluster>,
     /// How long a mount's locks outlive its last renewal (fsm/locks.rs).
     pub lock_lease: Duration,
-    pub repair: Arc<std::sync::Mutex<RepairStatus>>,
+    pub repair: Arc<parking_lot::Mutex<RepairStatus>>,
     pub node_id: u64,
     pub addr: String,
     pub min_replicas: u32,

@@ -40,7 +40,7 @@ impl MetaService {
             leader_id: m.current_leader.unwrap_or(0),
             leader_addr: self.leader_addr().unwrap_or_default(),
             members,
-            repair: self.raft.is_leader().then(|| *self.repair.lock().unwrap_or_else(|p| p.into_inner())),
+            repair: self.raft.is_leader().then(|| *self.repair.lock()),
         }
     }
 }

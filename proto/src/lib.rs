@@ -6,7 +6,6 @@
 pub mod chunk_id;
 pub mod extents;
 pub mod ring;
-pub mod segment_files;
 pub mod status;
 pub mod time;
 

@@ -6,10 +6,11 @@
 use crate::pool::{pool, Profile};
 use crate::retry::Backoff;
 use crate::RpcError;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::meta_client::MetaClient as Pb;
 use tessera_proto::status::{errno_of, leader_of};
@@ -143,31 +144,31 @@ impl MetaClient {
 
     /// The GC epoch last read, if read less than `max_age` ago.
     pub fn cached_epoch(&self, max_age: Duration) -> Option<u64> {
-        let e = *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner());
+        let e = *self.inner.epoch.lock();
         e.filter(|(_, at)| at.elapsed() < max_age).map(|(v, _)| v)
     }
 
     pub fn cache_epoch(&self, epoch: u64, read_at: Instant) {
-        *self.inner.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, read_at));
+        *self.inner.epoch.lock() = Some((epoch, read_at));
     }
 
     /// A master that just let an attempt time out (frozen or partitioned)
     /// is passed over for a few seconds, while the others elect a leader.
     fn mark_suspect(&self, addr: &str) {
-        self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).insert(addr.to_string(), Instant::now());
+        self.inner.suspects.lock().insert(addr.to_string(), Instant::now());
     }
 
     fn is_suspect(&self, addr: &str) -> bool {
-        let m = self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self.inner.suspects.lock();
         m.get(addr).is_some_and(|t| t.elapsed() < SUSPECT_FOR)
     }
 
     fn set_leader(&self, addr: Option<String>) {
-        *self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+        *self.inner.leader.lock() = addr;
     }
 
     fn leader(&self) -> Option<String> {
-        self.inner.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner.leader.lock().clone()
     }
 
     /// A read: like `call`, unless stale reads were opted into; then any
@@ -245,7 +246,7 @@ impl MetaClient {
             tracing::debug!(micros = t0.elapsed().as_micros() as u64, ok = matches!(res, Ok(Ok(_))), "answered");
             let redirected = match res {
                 Ok(Ok(resp)) => {
-                    self.inner.suspects.lock().unwrap_or_else(|p| p.into_inner()).remove(&addr);
+                    self.inner.suspects.lock().remove(&addr);
                     self.set_leader(Some(addr));
                     return Ok(resp.into_inner());
                 }

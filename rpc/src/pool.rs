@@ -5,9 +5,10 @@
 //! the connection that carries small control calls.
 
 use crate::RpcError;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -95,7 +96,7 @@ impl Pool {
     /// Must be called inside a tokio runtime.
     pub fn channel(&self, addr: &str, profile: Profile) -> Result<Channel, RpcError> {
         let key = (addr.to_string(), profile);
-        let mut chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut chans = self.channels.lock();
         if let Some(p) = chans.get(&key) {
             if p.runtime_alive.load(Ordering::SeqCst) {
                 return Ok(p.channel.clone());
@@ -114,7 +115,7 @@ impl Pool {
 
     /// Drops pooled channels to `addr` (a peer that left the cluster).
     pub fn forget(&self, addr: &str) {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner()).retain(|(a, _), _| a != addr);
+        self.channels.lock().retain(|(a, _), _| a != addr);
     }
 }
 
@@ -132,10 +133,10 @@ mod tests {
             pool.channel("127.0.0.1:9", Profile::Bulk).unwrap();
         });
         let alive = |pool: &Pool| {
-            let m = pool.channels.lock().unwrap();
+            let m = pool.channels.lock();
             m.values().filter(|p| p.runtime_alive.load(Ordering::SeqCst)).count()
         };
-        assert_eq!(pool.channels.lock().unwrap().len(), 2, "one per (address, profile)");
+        assert_eq!(pool.channels.lock().len(), 2, "one per (address, profile)");
         assert_eq!(alive(&pool), 2);
         drop(first);
         assert_eq!(alive(&pool), 0, "the runtime's end marks its channels dead");

@@ -21,10 +21,13 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use openraft::alias::LogIdOf;
 use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
+use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+// tokio's clock: the tests run on paused time.
 use tessera_proto::pb::RaftBlob;
+use tokio::time::Instant;
 
 type C = TypeConfig;
 
@@ -43,8 +46,8 @@ struct Sent {
 pub struct Inflight(Arc<Mutex<VecDeque<Sent>>>);
 
 impl Inflight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Sent>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, VecDeque<Sent>> {
+        self.0.lock()
     }
 }
 
@@ -94,7 +97,7 @@ impl<S: Stream<Item = AppendEntriesRequest<C>> + Unpin> Folder<S> {
         while req.entries.is_empty() && !self.ended && self.next.is_none() {
             // Dropping `next()` at the deadline is safe: the input keeps
             // its own progress and the next poll resumes it.
-            let next = match tokio::time::timeout_at(deadline.into(), self.input.next()).await {
+            let next = match tokio::time::timeout_at(deadline, self.input.next()).await {
                 Err(_) => break,
                 Ok(None) => {
                     self.ended = true;
@@ -159,7 +162,7 @@ impl Replies {
         loop {
             let oldest = self.inflight.lock().front().map(|s| s.at);
             let deadline = oldest.unwrap_or_else(Instant::now) + self.ttl;
-            match tokio::time::timeout_at(deadline.into(), self.inbound.message()).await {
+            match tokio::time::timeout_at(deadline, self.inbound.message()).await {
                 Ok(Ok(Some(blob))) => {
                     let folded = self.inflight.lock().pop_front().map(|s| s.folded).unwrap_or_default();
                     let r = match wire::decode_reply(&blob.data) {
@@ -240,7 +243,7 @@ mod tests {
         assert_eq!(got, vec![(5, 0, 5, vec![]), (5, 1, 5, vec![])]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_held_request_waits_no_longer_than_the_hold() {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let mut f = Folder { input: tokio_stream::wrappers::ReceiverStream::new(rx), next: None, ended: false };
@@ -254,7 +257,7 @@ mod tests {
         assert!(first.entries.is_empty() && folded.is_empty());
         // Sent when the hold ran out, long before the next request came.
         let waited = began.elapsed();
-        assert!(waited >= COMMIT_HOLD && waited < COMMIT_HOLD * 80, "held {waited:?}");
+        assert_eq!(waited, COMMIT_HOLD, "held exactly the hold (paused clock)");
         let (second, folded) = f.next_wire().await.unwrap();
         assert_eq!((second.entries.len(), folded.len()), (1, 0));
         sender.await.unwrap();

@@ -30,13 +30,14 @@
 
 use crate::fsm::{cf, db_err};
 use crate::store::CF_LOGS;
+use parking_lot::Mutex;
 use rocksdb::{WriteBatch, DB};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use tessera_proto::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, retire_segment, sync_dir};
+use std::sync::Arc;
+use tessera_util::segment_files::{ensure_spare, numbered, read_full, recycle_or_create, retire_segment, sync_dir};
 
 const FILE_MAGIC: [u8; 4] = *b"TRJF";
 /// The segment's own header: FILE_MAGIC, number, nonce (and padding).
@@ -53,8 +54,8 @@ const PREALLOCATE: u64 = SEGMENT_BYTES + (1 << 20);
 /// Replay stops at a longer record, so one is never written.
 pub const MAX_ENTRY: usize = 64 << 20;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 fn check(index: u64, entry: &[u8]) -> [u8; 8] {

@@ -12,12 +12,13 @@ use openraft::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
+use parking_lot::Mutex;
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 type C = TypeConfig;
 
@@ -137,8 +138,8 @@ impl LogStore {
         Ok(LogStore { db, tail: Arc::default(), committed_saved: Arc::default(), journal: Arc::new(journal) })
     }
 
-    fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
-        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+    fn tail(&self) -> parking_lot::MutexGuard<'_, Tail> {
+        self.tail.lock()
     }
 
     fn meta<T: for<'de> serde::Deserialize<'de>>(&self, k: &str) -> io::Result<Option<T>> {
@@ -225,7 +226,7 @@ impl RaftLogStorage<C> for LogStore {
         // id atomically with each entry, so a saved id a little behind only
         // means openraft re-applies less at start, never too much.
         {
-            let mut last = self.committed_saved.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self.committed_saved.lock();
             if last.is_some_and(|t| t.elapsed() < SAVE_COMMITTED_EVERY) {
                 return Ok(());
             }

@@ -15,6 +15,7 @@ use openraft::alias::{LogIdOf, SnapshotMetaOf, StoredMembershipOf};
 use rocksdb::{IngestExternalFileOptions, IteratorMode, Options, SstFileWriter, WriteBatch, WriteOptions, DB};
 use std::io;
 use std::path::{Path, PathBuf};
+use tessera_util::durable::write_atomic;
 
 type C = TypeConfig;
 
@@ -42,10 +43,6 @@ fn json_err(e: serde_json::Error) -> io::Error {
 
 fn unique() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A fresh path in `dir` for a snapshot being received.
@@ -95,13 +92,7 @@ pub fn build(db: &DB, dir: &Path) -> io::Result<(SnapshotMetaOf<C>, SnapshotFile
 
 /// Writes `current.json` atomically, then drops every other checkpoint.
 fn set_current(dir: &Path, cur: &Current) -> io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join("current.json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(cur).map_err(json_err)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join("current.json"))?;
-    sync_dir(dir)?;
+    write_atomic(&dir.join("current.json"), &serde_json::to_vec(cur).map_err(json_err)?)?;
     for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         let stale = name.ends_with(".sst") && Some(&name) != cur.file.as_ref();

@@ -9,6 +9,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+pub use crate::durable::sync_dir;
+
 /// The files of `dir` named `SEQ.suffix`, by SEQ.
 pub fn numbered(dir: &Path, suffix: &str) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut v = Vec::new();
@@ -83,10 +85,6 @@ pub fn retire_segment(dir: &Path, seq: u64, path: &Path, recycle: bool) -> io::R
     } else {
         std::fs::remove_file(path)
     }
-}
-
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// Reads until `buf` is full or the end; returns the bytes read.
