@@ -4,6 +4,8 @@
 
 pub mod log_journal;
 pub mod log_store;
+#[cfg(test)]
+mod openraft_suite;
 pub mod snapshot;
 pub mod state_machine;
 
