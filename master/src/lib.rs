@@ -16,6 +16,7 @@ mod meta_watch;
 pub mod raft;
 pub mod store;
 pub mod types;
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -190,7 +191,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 /// giving every server the benefit of the doubt for one dead timeout, so
 /// writers never see "0 live chunkservers" right after an election. Cache
 /// leases start afresh on every change of leader or term (leases.rs).
-async fn on_leadership_change(raft: types::Raft, cluster: Arc<cluster::Cluster>, leases: Arc<leases::Leases>, me: u64) {
+async fn on_leadership_change(
+    raft: store::state_machine::Raft,
+    cluster: Arc<cluster::Cluster>,
+    leases: Arc<leases::Leases>,
+    me: u64,
+) {
     use openraft::async_runtime::WatchReceiver;
     let mut metrics = raft.metrics();
     let mut was: Option<u64> = None;
@@ -215,7 +221,7 @@ async fn on_leadership_change(raft: types::Raft, cluster: Arc<cluster::Cluster>,
 
 /// On the leader, every second: ends lock sessions whose lease ran out
 /// (their mount died or was cut off), which releases their locks.
-async fn expire_lock_sessions(raft: types::Raft, db: Arc<rocksdb::DB>) {
+async fn expire_lock_sessions(raft: store::state_machine::Raft, db: Arc<rocksdb::DB>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;

@@ -8,7 +8,7 @@
 use crate::cluster::Cluster;
 use crate::fsm::model::ServerState;
 use crate::fsm::read;
-use crate::types::Raft;
+use crate::store::state_machine::Raft;
 use rocksdb::DB;
 use std::sync::Arc;
 use std::time::Duration;

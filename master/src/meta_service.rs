@@ -6,7 +6,8 @@
 use crate::cluster::Cluster;
 use crate::convert::{attr, cred, fs_status, time};
 use crate::fsm::read;
-use crate::types::{Command, Cred, Op, Raft, Reply, TimeSet};
+use crate::store::state_machine::Raft;
+use crate::types::{Command, Cred, Op, Reply, TimeSet};
 use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use openraft::LinearizerOption;
@@ -18,6 +19,10 @@ use tessera_proto::pb::*;
 use tessera_proto::status::{errno_status, not_leader};
 use tessera_proto::ChunkId;
 use tonic::{Request, Response, Status};
+
+/// A mount's Watch stream of lease events (meta_watch.rs serves it).
+pub type WatchStream =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<tessera_proto::pb::WatchEvent, Status>> + Send>>;
 
 pub struct MetaService {
     pub raft: Raft,
@@ -668,7 +673,7 @@ impl Meta for MetaService {
         ok(Empty {})
     }
 
-    type WatchStream = crate::meta_watch::WatchStream;
+    type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<tonic::Streaming<WatchRequest>>) -> Res<Self::WatchStream> {
         self.open_watch(req).await

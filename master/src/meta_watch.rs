@@ -1,9 +1,8 @@
 //! The Watch stream: a mount's cache lease, renewed and revoked on it
 //! (leases.rs has the protocol).
 
-use crate::meta_service::{MetaService, Res};
+use crate::meta_service::{MetaService, Res, WatchStream};
 use openraft::LinearizerOption;
-use std::pin::Pin;
 use std::time::Duration;
 use tessera_proto::pb::{WatchEvent, WatchRequest};
 use tessera_proto::status::errno_status;
@@ -18,8 +17,6 @@ impl Drop for RenewDone {
         self.0.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
-
-pub type WatchStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<WatchEvent, Status>> + Send>>;
 
 /// Events queued per mount before the leader treats it as not answering.
 const QUEUE: usize = 1024;

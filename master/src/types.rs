@@ -5,44 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Cred {
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-}
-
-impl Cred {
-    pub fn root() -> Cred {
-        Cred::default()
-    }
-}
-
-/// Seconds and nanoseconds since the epoch.
-pub type Time = (i64, u32);
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum TimeSet {
-    Now,
-    At(Time),
-}
-
-/// A change to a file's extent list: cut at `keep`, grown or cut to the
-/// commit's size, then each patch (offset, extents) laid over it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Splice {
-    pub keep: u64,
-    pub patches: Vec<(u64, Vec<ExtentRec>)>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ExtentRec {
-    /// Empty for a hole.
-    pub id: Vec<u8>,
-    /// Byte offset inside the chunk where this extent starts.
-    pub offset: u64,
-    pub len: u64,
-}
+pub use crate::values::{Cred, ExtentRec, FsErr, Splice, Time, TimeSet};
 
 /// A create a mount acknowledged before sending it (write-behind): a
 /// regular file with an inode number from the mount's lease, made at `at`
@@ -338,20 +301,6 @@ impl fmt::Display for Command {
     }
 }
 
-/// A file-system error with its errno, as the state machine decided it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
-#[error("{msg}")]
-pub struct FsErr {
-    pub errno: i32,
-    pub msg: String,
-}
-
-impl FsErr {
-    pub fn new(errno: i32, msg: impl Into<String>) -> FsErr {
-        FsErr { errno, msg: msg.into() }
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Reply {
     None,
@@ -369,7 +318,7 @@ pub enum Reply {
     /// The first inode number of a lease.
     Inos(u64),
     /// A lock request: None when granted, else the lock in the way.
-    Lock(Option<crate::fsm::locks::Held>),
+    Lock(Option<crate::fsm::model::Held>),
 }
 
 pub type CommandResult = Result<Reply, FsErr>;
@@ -384,4 +333,3 @@ openraft::declare_raft_types!(
 );
 
 pub type NodeId = u64;
-pub type Raft = openraft::Raft<TypeConfig, crate::store::state_machine::StateMachine>;

@@ -1,6 +1,7 @@
 //! Applying one command to the namespace. Everything here is deterministic:
 //! the same command on the same state gives the same result on every master.
 
+use super::fail::{err, Fail};
 use super::model::*;
 use super::perm::{self, check, check_sticky, S_ISGID, W, X};
 use super::Txn;
@@ -38,25 +39,6 @@ impl<'a> Applier<'_, 'a> {
         let Some(p) = attrs else { return Ok(r) };
         self.as_caller(&p.cred).setattr(ino, p.mode, p.uid, p.gid, None, p.atime.as_ref(), p.mtime.as_ref())
     }
-}
-
-pub(super) enum Fail {
-    Fs(FsErr),
-    Io(io::Error),
-}
-impl From<FsErr> for Fail {
-    fn from(e: FsErr) -> Self {
-        Fail::Fs(e)
-    }
-}
-impl From<io::Error> for Fail {
-    fn from(e: io::Error) -> Self {
-        Fail::Io(e)
-    }
-}
-
-pub(super) fn err(errno: i32, msg: impl Into<String>) -> Fail {
-    Fail::Fs(FsErr::new(errno, msg))
 }
 
 pub fn validate_name(name: &[u8]) -> R2<()> {

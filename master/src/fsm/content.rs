@@ -1,7 +1,8 @@
 //! Attributes and content: setattr (chmod, chown, utimens, truncate) and
 //! the commit of a file's extent list with its chunk reference counts.
 
-use super::apply::{err, Applier, Fail};
+use super::apply::Applier;
+use super::fail::{err, Fail};
 use super::model::*;
 use super::perm::{self, check, is_owner_or_root, S_ISGID, S_ISUID, W};
 use crate::types::*;

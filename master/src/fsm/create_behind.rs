@@ -4,7 +4,8 @@
 //! the create later, usually in the same Raft entry as the file's first
 //! commit: a new small file then costs one Raft round, not two.
 
-use super::apply::{err, validate_name, Applier, Fail};
+use super::apply::{validate_name, Applier};
+use super::fail::{err, Fail};
 use super::model::*;
 use super::perm::check_sticky;
 use crate::types::*;

@@ -11,12 +11,13 @@
 //! and `collect` skips the chunk. So no committed reference ever points at a
 //! chunk that GC deletes.
 
+use super::fail::Fail;
 use super::model::{key, ChunkRefs, CollectRec};
 use super::Txn;
-use crate::types::{ExtentRec, FsErr, Time};
+use crate::values::{ExtentRec, FsErr, Time};
 use std::io;
 
-pub(super) fn check_not_collected(txn: &mut Txn, extents: &[ExtentRec], epoch: u64) -> Result<(), super::apply::Fail> {
+pub(super) fn check_not_collected(txn: &mut Txn, extents: &[ExtentRec], epoch: u64) -> Result<(), Fail> {
     for e in extents.iter().filter(|e| e.id.len() == 32) {
         let referenced = txn.get::<ChunkRefs>(&key::bytes(key::CHUNK, &e.id))?.is_some_and(|r| r.refs > 0);
         if referenced {
@@ -25,7 +26,7 @@ pub(super) fn check_not_collected(txn: &mut Txn, extents: &[ExtentRec], epoch: u
         let ck = key::bytes(key::COLLECT, &e.id);
         if let Some(rec) = txn.get::<CollectRec>(&ck)? {
             if rec.done.is_none_or(|d| d > epoch) {
-                return Err(super::apply::Fail::Fs(FsErr::new(
+                return Err(Fail::Fs(FsErr::new(
                     libc::EAGAIN,
                     format!("chunk {} was garbage-collected during the upload; upload again", hex(&e.id)),
                 )));

@@ -12,7 +12,8 @@
 //! lock replaces the owner's own locks on the range (splitting them), an
 //! unlock splits too.
 
-use super::apply::{Applier, Fail};
+use super::apply::Applier;
+use super::fail::{err, Fail};
 use super::model::key;
 use super::Txn;
 use crate::types::{Reply, Time};
@@ -23,15 +24,7 @@ pub const F_RDLCK: i32 = libc::F_RDLCK;
 pub const F_WRLCK: i32 = libc::F_WRLCK;
 pub const F_UNLCK: i32 = libc::F_UNLCK;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Held {
-    pub owner: String,
-    pub pid: u32,
-    pub start: u64,
-    /// Inclusive.
-    pub end: u64,
-    pub write: bool,
-}
+pub use super::model::Held;
 
 /// A mount's lease: when it ends, and the files it holds locks on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,7 +162,7 @@ impl Applier<'_, '_> {
             Ok(Reply::None)
         } else {
             // Its lease ran out and its locks are gone: the mount must know.
-            Err(super::apply::err(libc::ESTALE, "lock session expired; its locks were released"))
+            Err(err(libc::ESTALE, "lock session expired; its locks were released"))
         }
     }
 

@@ -6,6 +6,7 @@ pub mod apply;
 mod content;
 pub mod create_behind;
 pub mod dedup;
+mod fail;
 pub mod gc;
 pub mod locks;
 pub mod model;

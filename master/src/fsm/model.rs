@@ -2,7 +2,7 @@
 //! prefixed by one byte per table and use big-endian integers so that a
 //! directory's entries, a file's xattrs, etc. are contiguous and ordered.
 
-use crate::types::{ExtentRec, Time};
+use crate::values::{ExtentRec, Time};
 use serde::{Deserialize, Serialize};
 
 pub const KIND_REGULAR: i32 = 1;
@@ -174,4 +174,15 @@ pub fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> std::io::Result<T> {
 /// is more than a day old.
 pub fn relatime_due(i: &Inode, now: (i64, u32)) -> bool {
     i.atime <= i.mtime || i.atime <= i.ctime || now.0 - i.atime.0 > 86_400
+}
+
+/// A granted advisory lock (fcntl byte range or flock: the whole file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub owner: String,
+    pub pid: u32,
+    pub start: u64,
+    /// Inclusive.
+    pub end: u64,
+    pub write: bool,
 }

@@ -2,7 +2,7 @@
 //! credentials so that check and change are one atomic step.
 
 use super::model::Inode;
-use crate::types::{Cred, FsErr};
+use crate::values::{Cred, FsErr};
 
 pub const R: u32 = 4;
 pub const W: u32 = 2;

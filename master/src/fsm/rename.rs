@@ -1,7 +1,8 @@
 //! Rename with POSIX semantics: replacing a target atomically,
 //! RENAME_NOREPLACE and RENAME_EXCHANGE, never into its own subtree.
 
-use super::apply::{err, validate_name, Applier, Fail};
+use super::apply::{validate_name, Applier};
+use super::fail::{err, Fail};
 use super::model::*;
 use super::perm::{check, check_sticky, W, X};
 

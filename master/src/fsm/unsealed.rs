@@ -12,7 +12,8 @@
 //! never-synced write may read back empty after a crash. A mount gives up
 //! (EIO) on an upload that outlives a fraction of that grace.
 
-use super::apply::{Applier, Fail};
+use super::apply::Applier;
+use super::fail::Fail;
 use super::model::*;
 use super::read::{self, Res};
 use crate::types::{Reply, Time};

@@ -2,7 +2,8 @@
 
 use super::wire;
 use crate::store::snapshot::{receive_path, SnapshotFile};
-use crate::types::{Raft, TypeConfig};
+use crate::store::state_machine::Raft;
+use crate::types::TypeConfig;
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};

@@ -141,3 +141,6 @@ impl RaftStateMachine<C> for StateMachine {
             .map(|(meta, snapshot)| SnapshotOf::<C, SnapshotFile> { meta, snapshot }))
     }
 }
+
+/// The master's Raft group, over this state machine.
+pub type Raft = openraft::Raft<crate::types::TypeConfig, StateMachine>;
