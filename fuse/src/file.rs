@@ -6,7 +6,7 @@
 //! goes on; `flush` uploads the rest and commits the spliced extent list in
 //! one Raft command. Reads see unflushed data.
 
-use crate::create_behind::Held;
+use crate::held_creates::Held;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use tessera_client::fs::Riders;
@@ -88,7 +88,7 @@ pub struct FileData {
     modified: Option<Timespec>,
     /// The mount's held creates, while this file's may be among them: the
     /// first commit carries it (create_behind.rs).
-    pub(crate) creates: Option<std::sync::Arc<crate::create_behind::Creates>>,
+    pub(crate) creates: Option<std::sync::Arc<crate::held_creates::Creates>>,
     /// Attribute changes made while the file had unflushed writes: they
     /// ride on the next commit (setattr_behind.rs).
     pub(crate) pending_attrs: Option<tessera_proto::pb::SetAttrRequest>,

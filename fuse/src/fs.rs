@@ -77,14 +77,14 @@ pub struct Mount {
     post_op: TtlMap<Attr>,
     /// Which unlinks are acknowledged at once and sent behind, pipelined
     /// (unlink_behind.rs); the others wait for their commit.
-    pub write_behind_unlink: crate::unlink_behind::UnlinkBehind,
-    pub(crate) unlinks: Mutex<crate::unlink_behind::UnlinkQueue>,
+    pub write_behind_unlink: crate::unlink_queue::UnlinkBehind,
+    pub(crate) unlinks: Mutex<crate::unlink_queue::UnlinkQueue>,
     /// Notified when the unlink queue has drained.
     pub(crate) unlinks_drained: tokio::sync::Notify,
     /// Creates are acknowledged at once and sent with the file's first
     /// commit (create_behind.rs); otherwise each waits for its own.
     pub write_behind_create: bool,
-    pub(crate) creates: Arc<crate::create_behind::Creates>,
+    pub(crate) creates: Arc<crate::held_creates::Creates>,
     /// How often files unlinked while open here are renewed (orphans.rs).
     pub orphan_renew: Duration,
     /// Uploaded chunks of an open file are committed after waiting this
@@ -95,7 +95,7 @@ pub struct Mount {
     /// forever. For the waits that do not go through `Inflight::run`.
     pub io_timeout: Option<Duration>,
     /// The cache lease every cache above depends on (leases.rs).
-    pub leases: crate::leases::LeaseState,
+    pub leases: crate::lease_state::LeaseState,
     /// Content version the kernel's cached pages of a closed file hold.
     page_versions: Mutex<HashMap<u64, u64>>,
 }
@@ -163,7 +163,7 @@ pub fn b(s: &[u8]) -> Bytes {
 impl Mount {
     pub fn new(fs: Fs, ttl: Duration, chunk: u64) -> Mount {
         Mount {
-            creates: Arc::new(crate::create_behind::Creates::new(fs.meta.write_behind().clone())),
+            creates: Arc::new(crate::held_creates::Creates::new(fs.meta.write_behind().clone())),
             fs,
             ttl,
             chunk,
@@ -180,7 +180,7 @@ impl Mount {
             locked: Mutex::new(Default::default()),
             dircache: DirCache::new(LISTING_MAX_AGE),
             post_op: TtlMap::new(ttl, 10_000),
-            write_behind_unlink: crate::unlink_behind::UnlinkBehind::Exclusive,
+            write_behind_unlink: crate::unlink_queue::UnlinkBehind::Exclusive,
             unlinks: Default::default(),
             unlinks_drained: Default::default(),
             write_behind_create: true,
@@ -412,7 +412,7 @@ impl Mount {
                 }
             }
             if let Some(p) = &d.pending_attrs {
-                crate::setattr_behind::overlay(p, &mut a);
+                crate::pending_attrs::overlay(p, &mut a);
             }
         }
         a

@@ -15,8 +15,8 @@ use crate::fs::Mount;
 use parking_lot::Mutex;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::{WatchEvent, WatchRequest};
 use tokio::sync::mpsc;
@@ -29,41 +29,6 @@ const FIRST_RENEW: Duration = Duration::from_millis(200);
 /// waits for the masters, who wait for this acknowledgement).
 const KERNEL_WAIT: Duration = Duration::from_millis(100);
 
-#[derive(Default)]
-pub struct LeaseState {
-    /// The lease runs until then (None: no lease).
-    until: Mutex<Option<Instant>>,
-    /// Bumped by every revoke and every loss: an answer fetched across a
-    /// bump is not cached.
-    gen: AtomicU64,
-    notifier: OnceLock<fuser::Notifier>,
-}
-
-impl LeaseState {
-    /// What is left of the lease, if there is one.
-    pub fn remaining(&self) -> Option<Duration> {
-        let until = (*self.until.lock())?;
-        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
-    }
-
-    pub fn gen(&self) -> u64 {
-        self.gen.load(Ordering::SeqCst)
-    }
-
-    /// True if an answer fetched since `gen` was read may be cached.
-    pub fn still(&self, gen: u64) -> bool {
-        self.gen() == gen && self.remaining().is_some()
-    }
-
-    pub fn set_notifier(&self, n: fuser::Notifier) {
-        let _ = self.notifier.set(n);
-    }
-
-    fn set_until(&self, until: Option<Instant>) {
-        *self.until.lock() = until;
-    }
-}
-
 impl Mount {
     /// How long the kernel may keep an entry or attributes given now.
     pub fn kernel_ttl(&self) -> Duration {
@@ -72,7 +37,7 @@ impl Mount {
 
     /// The lease is over: nothing cached may be trusted.
     fn lease_lost(&self) {
-        self.leases.gen.fetch_add(1, Ordering::SeqCst);
+        self.leases.bump();
         self.leases.set_until(None);
         self.drop_caches();
         self.exclusive_lost();
@@ -81,7 +46,7 @@ impl Mount {
     /// Applies a revoke from the masters, then returns (acknowledge it).
     async fn revoked(self: &Arc<Self>, ev: &WatchEvent) {
         tracing::debug!(all = ev.all, inos = ?ev.inos, attrs_only = ev.attrs_only, entries = ev.entries.len(), "revoke");
-        self.leases.gen.fetch_add(1, Ordering::SeqCst);
+        self.leases.bump();
         // Files another mount's unlink left without a name, kept for this
         // mount: released at their last close here (at once if not open).
         self.orphaned(&ev.orphaned);
@@ -112,7 +77,7 @@ impl Mount {
             self.dircache.unsure(e.parent);
             self.attrs_changed(e.parent);
         }
-        let Some(n) = self.leases.notifier.get().cloned() else { return };
+        let Some(n) = self.leases.notifier() else { return };
         let (inos, attrs_only) = (ev.inos.clone(), ev.attrs_only);
         let entries: Vec<(u64, Vec<u8>)> = ev.entries.iter().map(|e| (e.parent, e.name.to_vec())).collect();
         let kernel = tokio::task::spawn_blocking(move || {

@@ -26,52 +26,13 @@
 //! (SIGKILL in the milliseconds it is queued) did not happen.
 
 use crate::fs::{b, Mount};
+use crate::unlink_queue::{Queued, UnlinkBehind, UnlinkQueue, MAX_BATCH, RECALL_WAIT};
 use fuser::ReplyEmpty;
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 use tessera_client::write_behind::Ticket;
 use tessera_client::{ClientError, Fs};
 use tessera_proto::pb;
 use tokio::runtime::Handle;
-
-/// Unlinks sent in one request at most.
-const MAX_BATCH: usize = 512;
-/// How long a recall waits for queued unlinks (the masters cut a mount off
-/// that takes longer than half a lease to acknowledge).
-pub(crate) const RECALL_WAIT: Duration = Duration::from_secs(2);
-
-/// Which unlinks are written behind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UnlinkBehind {
-    /// None: each waits for its commit.
-    Never,
-    /// In directories this mount holds exclusively (the default).
-    Exclusive,
-    /// All (other mounts see them milliseconds late).
-    Always,
-}
-
-pub(crate) struct Queued {
-    req: pb::UnlinkRequest,
-    ticket: Ticket,
-    file: Option<u64>,
-    /// Answered when the unlink commits (queued after its directory was
-    /// recalled); None: answered when queued.
-    reply: Option<ReplyEmpty>,
-}
-
-#[derive(Default)]
-pub(crate) struct UnlinkQueue {
-    queued: Vec<Queued>,
-    /// A sender task is running (it exits when it finds the queue empty).
-    sending: bool,
-    /// The last batch found no master: unlinks wait for their commit (and
-    /// fail visibly) until a batch gets through again.
-    no_master: bool,
-    /// Directories this mount holds exclusively.
-    exclusive: HashSet<u64>,
-}
 
 impl Mount {
     fn unlink_queue(&self) -> parking_lot::MutexGuard<'_, UnlinkQueue> {
