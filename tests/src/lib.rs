@@ -345,6 +345,20 @@ impl Cluster {
         self.masters.iter().position(|m| m.addr == addr)
     }
 
+    /// The leader, waiting up to `limit` for one (other than `not`) to be
+    /// elected; panics if none is. A fault meant for a leader must land on
+    /// one, never be skipped.
+    pub fn wait_leader(&self, not: Option<usize>, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(l) = self.leader().filter(|l| Some(*l) != not) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader (other than {not:?}) within {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn cs_dir(&self, j: usize) -> PathBuf {
         self.dir.path().join(format!("chunkserver-{}", j + 1))
     }

@@ -148,11 +148,10 @@ fn concurrent_operations_through_failovers_are_linearizable() {
     std::thread::sleep(Duration::from_secs(2));
     c.masters[l].start();
     std::thread::sleep(Duration::from_secs(1));
-    if let Some(l2) = c.leader() {
-        c.masters[l2].signal(libc::SIGSTOP);
-        std::thread::sleep(Duration::from_secs(3));
-        c.masters[l2].signal(libc::SIGCONT);
-    }
+    let l2 = c.wait_leader(None, Duration::from_secs(20));
+    c.masters[l2].signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    c.masters[l2].signal(libc::SIGCONT);
     std::thread::sleep(Duration::from_secs(1));
     w.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     rt.block_on(async {

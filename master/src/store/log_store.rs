@@ -5,6 +5,7 @@
 //! and truncations sync RocksDB itself.
 
 use crate::fsm::{cf, db_err};
+use crate::store::entry_codec;
 use crate::store::log_journal::LogJournal;
 use crate::store::{CF_LOGS, CF_RAFT_META};
 use crate::types::TypeConfig;
@@ -182,7 +183,7 @@ impl RaftLogReader<C> for LogStore {
             if !range.contains(&idx) {
                 break;
             }
-            out.push(serde_json::from_slice(&v).map_err(json_err)?);
+            out.push(entry_codec::decode(&v)?);
         }
         Ok(out)
     }
@@ -200,7 +201,7 @@ impl RaftLogStorage<C> for LogStore {
         let last = match self.db.iterator_cf(logs, IteratorMode::End).next() {
             Some(item) => {
                 let (_, v) = item.map_err(db_err)?;
-                let e: EntryOf<C> = serde_json::from_slice(&v).map_err(json_err)?;
+                let e: EntryOf<C> = entry_codec::decode(&v)?;
                 Some(e.log_id())
             }
             None => None,
@@ -247,7 +248,7 @@ impl RaftLogStorage<C> for LogStore {
         let mut batch = WriteBatch::default();
         let mut appended = Vec::new();
         for e in entries {
-            let encoded = serde_json::to_vec(&e).map_err(json_err)?;
+            let encoded = entry_codec::encode(&e)?;
             batch.put_cf(logs, idx_key(e.index()), &encoded);
             appended.push((e, encoded));
         }

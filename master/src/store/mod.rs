@@ -2,6 +2,7 @@
 //! vote, and the state machine (separate column families), so a single
 //! write-ahead log orders them all.
 
+pub mod entry_codec;
 pub mod log_journal;
 pub mod log_store;
 #[cfg(test)]
