@@ -5,12 +5,15 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # BENCH_PROFILE=debug measures the dev build (workspace opt-level 1,
 # dependencies opt-level 2) when a release build is not at hand.
 PROFILE=${BENCH_PROFILE:-release}
-BIN="$REPO/target/$PROFILE"
+# BENCH_BIN=DIR measures binaries built elsewhere (an A/B against an older
+# commit: build it in a worktree, point BENCH_BIN at its target/release).
+BIN=${BENCH_BIN:-"$REPO/target/$PROFILE"}
 BASE_PORT=${BENCH_BASE_PORT:-17400}
 export TESSERA_MASTERS="127.0.0.1:$BASE_PORT,127.0.0.1:$((BASE_PORT + 1)),127.0.0.1:$((BASE_PORT + 2))"
 
 build() {
   "$REPO/scripts/install-deps.sh"
+  if [ -n "${BENCH_BIN:-}" ]; then return 0; fi
   if [ "$PROFILE" = release ]; then
     (cd "$REPO" && cargo build --release --bins >&2)
   else
