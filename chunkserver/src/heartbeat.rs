@@ -33,7 +33,7 @@ impl Heartbeat {
                 RegisterRequest { id: self.id.clone(), addr: self.addr.clone(), capacity, zone: self.zone.clone() };
             match self
                 .meta
-                .call("register", |mut c| {
+                .control("register", |mut c| {
                     let r = req.clone();
                     async move { c.register(r).await }
                 })
@@ -88,7 +88,7 @@ impl Heartbeat {
                 };
                 match self
                     .meta
-                    .call("heartbeat", |mut c| {
+                    .control("heartbeat", |mut c| {
                         let r = req.clone();
                         async move { c.heartbeat(r).await }
                     })

@@ -8,7 +8,7 @@ use crate::write_behind::WriteBehind;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-pub use tessera_rpc::meta::{MetaOptions, PbClient};
+pub use tessera_rpc::meta::{AdminClient, MetaOptions, PbClient};
 
 #[derive(Clone)]
 pub struct MetaClient {
@@ -95,5 +95,16 @@ impl MetaClient {
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         Ok(self.rpc.call(what, f).await?)
+    }
+
+    /// An operators' call (drain, add or remove a master), after this
+    /// client's write-behind changes.
+    pub async fn admin<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn(AdminClient) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.write_behind.settle().await;
+        Ok(self.rpc.admin(what, f).await?)
     }
 }

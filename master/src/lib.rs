@@ -1,5 +1,7 @@
 //! Tessera master: the Raft-replicated metadata service.
 
+pub mod admin_service;
+pub mod chunkserver_service;
 pub mod cluster;
 pub mod convert;
 pub mod disk_guard;
@@ -162,7 +164,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         leases,
         disk: Arc::new(disk_guard::DiskGuard::new(cfg.data_dir.clone(), cfg.min_free)),
     };
-    let meta = tessera_proto::pb::meta_server::MetaServer::new(meta)
+    let meta = Arc::new(meta);
+    let admin = tessera_proto::pb::admin_server::AdminServer::new(admin_service::AdminService { meta: meta.clone() });
+    let control = tessera_proto::pb::chunkserver_control_server::ChunkserverControlServer::new(
+        chunkserver_service::ChunkserverControlService { meta: meta.clone() },
+    )
+    .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
+    let meta = tessera_proto::pb::meta_server::MetaServer::from_arc(meta)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
     let raft_svc = tessera_proto::pb::raft_server::RaftServer::new(raft::service::RaftService {
@@ -176,6 +184,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tonic::transport::Server::builder()
             .layer(lease_scope::SessionLayer)
             .add_service(meta)
+            .add_service(admin)
+            .add_service(control)
             .add_service(raft_svc)
             .serve_with_shutdown(cfg.listen, signal)
     })

@@ -68,7 +68,7 @@ impl MetaService {
     }
 
     /// Proposes a command and waits until it is applied.
-    async fn write(&self, cred: Cred, op: Op) -> Result<Reply, Status> {
+    pub(crate) async fn write(&self, cred: Cred, op: Op) -> Result<Reply, Status> {
         self.write_once(cred, op, String::new()).await
     }
 
@@ -140,7 +140,7 @@ impl MetaService {
     /// everything committed before the read began. A quorum acknowledgement
     /// younger than the leader lease is reused (no network round trip); an
     /// older one triggers a heartbeat round first, as read-index does.
-    async fn barrier(&self) -> Result<(), Status> {
+    pub(crate) async fn barrier(&self) -> Result<(), Status> {
         let opt = LinearizerOption::new(None, true);
         let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.ensure_linearizable(opt))
             .await
@@ -197,7 +197,7 @@ impl MetaService {
         self.barrier().await
     }
 
-    fn membership_err(
+    pub(crate) fn membership_err(
         &self,
         e: openraft::error::RaftError<
             crate::types::TypeConfig,
@@ -629,44 +629,6 @@ impl Meta for MetaService {
         ok(EpochReply { epoch: m.last_applied.map(|l| l.index()).unwrap_or(0) })
     }
 
-    async fn set_chunkserver_state(&self, req: Request<ChunkserverStateRequest>) -> Res<Empty> {
-        let r = req.into_inner();
-        let state = match crate::fsm::model::ServerState::parse(&r.state) {
-            Some(s @ (crate::fsm::model::ServerState::Draining | crate::fsm::model::ServerState::Alive)) => s,
-            _ => return Err(errno_status(libc::EINVAL, "state must be \"draining\" or \"alive\"")),
-        };
-        self.write(Cred::root(), Op::SetServerState { id: r.id, state }).await?;
-        ok(Empty {})
-    }
-
-    #[tracing::instrument(skip_all, fields(id = req.get_ref().id, addr = %req.get_ref().addr))]
-    async fn add_master(&self, req: Request<AddMasterRequest>) -> Res<Empty> {
-        self.leader_only()?;
-        let r = req.into_inner();
-        let node = openraft::BasicNode { addr: r.addr };
-        // Learner first: it catches up without counting toward the quorum.
-        self.raft.add_learner(r.id, node, true).await.map_err(|e| self.membership_err(e))?;
-        let ids: std::collections::BTreeSet<u64> = [r.id].into_iter().collect();
-        self.raft
-            .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
-            .await
-            .map_err(|e| self.membership_err(e))?;
-        tracing::info!(id = r.id, "master added as voter");
-        ok(Empty {})
-    }
-
-    #[tracing::instrument(skip_all, fields(id = req.get_ref().id))]
-    async fn remove_master(&self, req: Request<RemoveMasterRequest>) -> Res<Empty> {
-        self.leader_only()?;
-        let ids: std::collections::BTreeSet<u64> = [req.get_ref().id].into_iter().collect();
-        self.raft
-            .change_membership(openraft::ChangeMembers::RemoveVoters(ids), false)
-            .await
-            .map_err(|e| self.membership_err(e))?;
-        tracing::info!(id = req.get_ref().id, "master removed");
-        ok(Empty {})
-    }
-
     async fn release_locks(&self, req: Request<ReleaseLocksRequest>) -> Res<Empty> {
         let r = req.into_inner();
         self.write(Cred::root(), Op::ReleaseLocks { ino: r.ino, owner: r.owner }).await?;
@@ -691,30 +653,5 @@ impl Meta for MetaService {
 
     async fn node_status(&self, _req: Request<Empty>) -> Res<NodeStatusReply> {
         ok(self.status_of_node())
-    }
-
-    #[tracing::instrument(skip_all, fields(id = %req.get_ref().id))]
-    async fn register(&self, req: Request<RegisterRequest>) -> Res<Empty> {
-        let r = req.into_inner();
-        if r.id.is_empty() || r.addr.is_empty() {
-            return Err(errno_status(libc::EINVAL, "chunkserver id and address are required"));
-        }
-        // Re-registering with identical details is a no-op read, not a log entry.
-        self.barrier().await?;
-        let known = read::servers(&self.db).map_err(fs_status)?;
-        let same = known
-            .iter()
-            .any(|s| s.id == r.id && s.addr == r.addr && s.capacity >> 30 == r.capacity >> 30 && s.zone == r.zone);
-        if !same {
-            let op = Op::RegisterChunkserver { id: r.id, addr: r.addr, capacity: r.capacity, zone: r.zone };
-            self.write(Cred::root(), op).await?;
-        }
-        ok(Empty {})
-    }
-
-    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Res<HeartbeatReply> {
-        self.leader_only()?;
-        let need_full_report = self.cluster.heartbeat(req.get_ref());
-        ok(HeartbeatReply { need_full_report })
     }
 }

@@ -103,7 +103,28 @@ impl Interceptor for ReadMode {
     }
 }
 
-pub type PbClient = Pb<InterceptedService<Channel, ReadMode>>;
+/// A channel to one master that marks requests as the client's options say.
+pub type Marked = InterceptedService<Channel, ReadMode>;
+/// The namespace service's client.
+pub type PbClient = Pb<Marked>;
+/// The operators' service's client.
+pub type AdminClient = tessera_proto::pb::admin_client::AdminClient<Marked>;
+/// The chunkservers' service's client.
+pub type ControlClient = tessera_proto::pb::chunkserver_control_client::ChunkserverControlClient<Marked>;
+
+fn meta_client(ch: Marked) -> PbClient {
+    Pb::new(ch)
+        .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
+        .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
+}
+
+fn admin_client(ch: Marked) -> AdminClient {
+    AdminClient::new(ch)
+}
+
+fn control_client(ch: Marked) -> ControlClient {
+    ControlClient::new(ch).max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
+}
 
 impl MetaClient {
     pub fn new(addrs: Vec<String>, opts: MetaOptions) -> MetaClient {
@@ -135,11 +156,13 @@ impl MetaClient {
     }
 
     fn client_with(&self, addr: &str, stale: bool) -> Result<PbClient> {
+        Ok(meta_client(self.marked(addr, stale)?))
+    }
+
+    fn marked(&self, addr: &str, stale: bool) -> Result<Marked> {
         let session = self.inner.opts.session.as_deref().and_then(|s| MetadataValue::try_from(s).ok());
         let mode = ReadMode { stale, session };
-        Ok(Pb::with_interceptor(pool().channel(addr, Profile::Control)?, mode)
-            .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
-            .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
+        Ok(InterceptedService::new(pool().channel(addr, Profile::Control)?, mode))
     }
 
     /// The GC epoch last read, if read less than `max_age` ago.
@@ -211,6 +234,34 @@ impl MetaClient {
         F: Fn(PbClient) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.call_on(what, meta_client, f).await
+    }
+
+    /// `call` on the operators' service (the leader answers).
+    pub async fn admin<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn(AdminClient) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.call_on(what, admin_client, f).await
+    }
+
+    /// `call` on the chunkservers' service (the leader answers).
+    pub async fn control<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    where
+        F: Fn(ControlClient) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.call_on(what, control_client, f).await
+    }
+
+    /// Runs `f` on the leader's `make` client: the one routing and retry
+    /// loop of every service the masters serve.
+    async fn call_on<C, T, F, Fut>(&self, what: &str, make: fn(Marked) -> C, f: F) -> Result<T>
+    where
+        F: Fn(C) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
         if self.inner.addrs.is_empty() {
             return Err(RpcError::NoMaster { addrs: String::new(), last: "no master address given".into() });
         }
@@ -237,7 +288,7 @@ impl MetaClient {
                 }
             };
             let span = tracing::debug_span!("meta_rpc", rpc = what, master = %addr);
-            let client = self.client_for(&addr)?;
+            let client = make(self.marked(&addr, false)?);
             let t0 = Instant::now();
             // The span is attached to the future (an entered guard held
             // across an await corrupts the span stack of the worker thread).

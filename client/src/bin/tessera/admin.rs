@@ -64,7 +64,7 @@ async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
         MasterCmd::Add { id, addr } => {
             let req = AddMasterRequest { id, addr };
             fs.meta
-                .call("add_master", |mut c| {
+                .admin("add_master", |mut c| {
                     let r = req.clone();
                     async move { c.add_master(r).await }
                 })
@@ -73,7 +73,7 @@ async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
         }
         MasterCmd::Remove { id } => {
             let req = RemoveMasterRequest { id };
-            fs.meta.call("remove_master", |mut c| async move { c.remove_master(req).await }).await?;
+            fs.meta.admin("remove_master", |mut c| async move { c.remove_master(req).await }).await?;
             outln!("master {id} removed");
         }
     }
@@ -100,7 +100,7 @@ pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
         let req = ChunkserverStateRequest { id, state: state.to_string() };
         let meta = fs.meta.clone();
         async move {
-            meta.call("set_chunkserver_state", |mut c| {
+            meta.admin("set_chunkserver_state", |mut c| {
                 let r = req.clone();
                 async move { c.set_chunkserver_state(r).await }
             })

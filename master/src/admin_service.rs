@@ -1,0 +1,58 @@
+//! The Admin service: operators' changes to the cluster (drain a
+//! chunkserver, add or remove a master). Served apart from the namespace so
+//! that it can be offered to operators only.
+
+use crate::meta_service::{ok, MetaService, Res};
+use crate::types::{Cred, Op};
+use std::sync::Arc;
+use tessera_proto::pb::admin_server::Admin;
+use tessera_proto::pb::*;
+use tessera_proto::status::errno_status;
+use tonic::Request;
+
+pub struct AdminService {
+    pub meta: Arc<MetaService>,
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn set_chunkserver_state(&self, req: Request<ChunkserverStateRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        let state = match crate::fsm::model::ServerState::parse(&r.state) {
+            Some(s @ (crate::fsm::model::ServerState::Draining | crate::fsm::model::ServerState::Alive)) => s,
+            _ => return Err(errno_status(libc::EINVAL, "state must be \"draining\" or \"alive\"")),
+        };
+        self.meta.write(Cred::root(), Op::SetServerState { id: r.id, state }).await?;
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all, fields(id = req.get_ref().id, addr = %req.get_ref().addr))]
+    async fn add_master(&self, req: Request<AddMasterRequest>) -> Res<Empty> {
+        self.meta.leader_only()?;
+        let r = req.into_inner();
+        let node = openraft::BasicNode { addr: r.addr };
+        // Learner first: it catches up without counting toward the quorum.
+        self.meta.raft.add_learner(r.id, node, true).await.map_err(|e| self.meta.membership_err(e))?;
+        let ids: std::collections::BTreeSet<u64> = [r.id].into_iter().collect();
+        self.meta
+            .raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
+            .await
+            .map_err(|e| self.meta.membership_err(e))?;
+        tracing::info!(id = r.id, "master added as voter");
+        ok(Empty {})
+    }
+
+    #[tracing::instrument(skip_all, fields(id = req.get_ref().id))]
+    async fn remove_master(&self, req: Request<RemoveMasterRequest>) -> Res<Empty> {
+        self.meta.leader_only()?;
+        let ids: std::collections::BTreeSet<u64> = [req.get_ref().id].into_iter().collect();
+        self.meta
+            .raft
+            .change_membership(openraft::ChangeMembers::RemoveVoters(ids), false)
+            .await
+            .map_err(|e| self.meta.membership_err(e))?;
+        tracing::info!(id = req.get_ref().id, "master removed");
+        ok(Empty {})
+    }
+}

@@ -1,0 +1,45 @@
+//! The ChunkserverControl service: chunkservers register, report what they
+//! hold and prove they live (heartbeats go to the leader, whose soft state
+//! of liveness and locations they feed).
+
+use crate::convert::fs_status;
+use crate::fsm::read;
+use crate::meta_service::{ok, MetaService, Res};
+use crate::types::{Cred, Op};
+use std::sync::Arc;
+use tessera_proto::pb::chunkserver_control_server::ChunkserverControl;
+use tessera_proto::pb::*;
+use tessera_proto::status::errno_status;
+use tonic::Request;
+
+pub struct ChunkserverControlService {
+    pub meta: Arc<MetaService>,
+}
+
+#[tonic::async_trait]
+impl ChunkserverControl for ChunkserverControlService {
+    #[tracing::instrument(skip_all, fields(id = %req.get_ref().id))]
+    async fn register(&self, req: Request<RegisterRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        if r.id.is_empty() || r.addr.is_empty() {
+            return Err(errno_status(libc::EINVAL, "chunkserver id and address are required"));
+        }
+        // Re-registering with identical details is a no-op read, not a log entry.
+        self.meta.barrier().await?;
+        let known = read::servers(&self.meta.db).map_err(fs_status)?;
+        let same = known
+            .iter()
+            .any(|s| s.id == r.id && s.addr == r.addr && s.capacity >> 30 == r.capacity >> 30 && s.zone == r.zone);
+        if !same {
+            let op = Op::RegisterChunkserver { id: r.id, addr: r.addr, capacity: r.capacity, zone: r.zone };
+            self.meta.write(Cred::root(), op).await?;
+        }
+        ok(Empty {})
+    }
+
+    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Res<HeartbeatReply> {
+        self.meta.leader_only()?;
+        let need_full_report = self.meta.cluster.heartbeat(req.get_ref());
+        ok(HeartbeatReply { need_full_report })
+    }
+}
