@@ -152,7 +152,7 @@ impl Transfer {
             for (addr, r) in targets.iter().zip(futures::future::join_all(puts).await) {
                 match r {
                     Ok(()) => ok.push(addr.clone()),
-                    Err(e) => failed.push((addr.clone(), e)),
+                    Err(e) => failed.push((addr.clone(), e.into())),
                 }
             }
             return (ok, failed);
@@ -173,7 +173,7 @@ impl Transfer {
             match r {
                 Ok(s) if s.contains(addr) => ok.push(addr.clone()),
                 Ok(_) => failed.push((addr.clone(), ClientError::Chunk { id: id.to_hex(), msg: "not stored".into() })),
-                Err(e) => failed.push((addr.clone(), e)),
+                Err(e) => failed.push((addr.clone(), e.into())),
             }
         }
         (ok, failed)

@@ -58,6 +58,7 @@ impl From<tessera_rpc::RpcError> for ClientError {
         match e {
             RpcError::NoMaster { addrs, last } => ClientError::NoMaster { addrs, last },
             RpcError::Status { what, status, .. } => ClientError::from_status(&what, &status),
+            RpcError::Chunk { id, msg } => ClientError::Chunk { id, msg },
             RpcError::BadAddress { addr, why } => ClientError::NoMaster { addrs: addr, last: why },
         }
     }

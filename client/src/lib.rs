@@ -2,8 +2,9 @@
 //! and verified download, and path-level file operations for batch jobs.
 
 pub mod cache;
+/// Chunk transfer to and from chunkservers (from the RPC layer).
+pub use tessera_rpc::chunks;
 pub mod chunk_write;
-pub mod chunks;
 pub mod error;
 pub mod fs;
 pub mod fs_locks;
@@ -57,7 +58,7 @@ pub fn connect(cfg: ClientConfig) -> Fs {
     let transfer = transfer::Transfer {
         meta: meta.clone(),
         ring: Arc::new(placement::RingView::new(meta.clone())),
-        io: Arc::new(chunks::ChunkIo::new(cfg.chunk_timeout)),
+        io: Arc::new(tessera_rpc::chunks::ChunkIo::new(cfg.chunk_timeout)),
         chunk_size: cfg.chunk_size,
         parallel: cfg.parallel,
         stats: Default::default(),

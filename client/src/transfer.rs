@@ -3,7 +3,6 @@
 //! `parallel` chunks are in flight, so memory stays at parallel x chunk size.
 //! Download: fetch chunks in order with `parallel` read-ahead, verify each.
 
-use crate::chunks::{BadReplica, ChunkIo};
 use crate::error::{ClientError, Result};
 use crate::meta::MetaClient;
 use crate::placement::RingView;
@@ -14,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_proto::pb::{ChunkLocationsRequest, Extent, ReportBadChunkRequest};
 use tessera_proto::ChunkId;
+use tessera_rpc::chunks::{BadReplica, ChunkIo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 #[derive(Default, Debug)]
@@ -163,9 +163,9 @@ impl Transfer {
                 let more: Vec<String> =
                     locs.locations.into_iter().flat_map(|l| l.addrs).filter(|a| !cands.contains(a)).collect();
                 if more.is_empty() {
-                    return Err(first);
+                    return Err(first.into());
                 }
-                self.io.get_verified(&more, id, &on_bad).await
+                Ok(self.io.get_verified(&more, id, &on_bad).await?)
             }
         }
     }

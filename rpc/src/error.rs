@@ -10,6 +10,10 @@ pub enum RpcError {
     /// (see `tessera_proto::status`) or a status that retrying cannot fix.
     #[error("{what}: {code:?}: {}", status.message())]
     Status { what: String, code: Code, status: tonic::Status },
+    /// A chunk transfer that failed short of a server's answer (a timeout,
+    /// a broken stream, a replica that did not match its id).
+    #[error("chunk {id}: {msg}")]
+    Chunk { id: String, msg: String },
     /// An address that is not a valid `host:port`.
     #[error("bad address {addr}: {why}")]
     BadAddress { addr: String, why: String },
@@ -18,5 +22,14 @@ pub enum RpcError {
 impl RpcError {
     pub fn status(what: &str, status: tonic::Status) -> RpcError {
         RpcError::Status { what: what.to_string(), code: status.code(), status }
+    }
+
+    /// The errno a server put in its answer (see `tessera_proto::status`),
+    /// else EIO.
+    pub fn errno(&self) -> i32 {
+        match self {
+            RpcError::Status { status, .. } => tessera_proto::status::errno_of(status).unwrap_or(libc::EIO),
+            _ => libc::EIO,
+        }
     }
 }

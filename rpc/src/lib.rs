@@ -3,6 +3,7 @@
 //! are reached through one leader-tracking client (`meta`). Security (TLS,
 //! roles) and metrics hook in here once, for every caller.
 
+pub mod chunks;
 pub mod error;
 pub mod meta;
 pub mod pool;

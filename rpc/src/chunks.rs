@@ -1,7 +1,7 @@
 //! Chunk transfer to and from chunkservers: pipelined uploads, verified
 //! downloads with fallback between replicas, least-loaded replica first.
 
-use crate::error::{ClientError, Result};
+use crate::RpcError;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -12,6 +12,8 @@ use tessera_proto::pb::chunk_client::ChunkClient;
 use tessera_proto::pb::{GetChunkRequest, HasChunksRequest, PutChunkFrame, PutChunkHeader, PutSmallFrame};
 use tessera_proto::{ChunkId, MAX_FRAME};
 use tonic::transport::Channel;
+
+type Result<T> = std::result::Result<T, RpcError>;
 
 pub struct ChunkIo {
     /// One PutSmallStream per chunkserver, opened on first use.
@@ -89,9 +91,9 @@ impl ChunkIo {
     }
 
     fn client(&self, addr: &str) -> Result<ChunkClient<Channel>> {
-        let ch = tessera_rpc::pool()
-            .channel(addr, tessera_rpc::Profile::Bulk)
-            .map_err(|e| ClientError::Chunk { id: String::new(), msg: e.to_string() })?;
+        let ch = crate::pool()
+            .channel(addr, crate::Profile::Bulk)
+            .map_err(|e| RpcError::Chunk { id: String::new(), msg: e.to_string() })?;
         Ok(ChunkClient::new(ch)
             .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
             .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
@@ -117,8 +119,8 @@ impl ChunkIo {
         let req = HasChunksRequest { ids: ids.iter().map(|i| Bytes::copy_from_slice(i.as_bytes())).collect() };
         let r = tokio::time::timeout(Duration::from_secs(5), c.has_chunks(req))
             .await
-            .map_err(|_| ClientError::Chunk { id: String::new(), msg: format!("{addr}: has timed out") })?
-            .map_err(|e| ClientError::from_status(&format!("has on {addr}"), &e))?;
+            .map_err(|_| RpcError::Chunk { id: String::new(), msg: format!("{addr}: has timed out") })?
+            .map_err(|e| RpcError::status(&format!("has on {addr}"), e))?;
         Ok(r.into_inner().present)
     }
 
@@ -150,8 +152,8 @@ impl ChunkIo {
         }
         let r = tokio::time::timeout(self.write_timeout(data.len()), c.put_chunk(tokio_stream::iter(frames)))
             .await
-            .map_err(|_| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {first} timed out") })?
-            .map_err(|e| ClientError::from_status(&format!("put chunk {id} to {first}"), &e))?;
+            .map_err(|_| RpcError::Chunk { id: id.to_hex(), msg: format!("put to {first} timed out") })?
+            .map_err(|e| RpcError::status(&format!("put chunk {id} to {first}"), e))?;
         Ok(r.into_inner().stored)
     }
 
@@ -160,7 +162,7 @@ impl ChunkIo {
     pub async fn put_small(&self, addr: &str, id: ChunkId, data: Bytes) -> Result<()> {
         let _g = self.track(addr);
         let puts = self.small_puts(addr)?;
-        let failed = |msg: String| ClientError::Chunk { id: id.to_hex(), msg: format!("put to {addr}: {msg}") };
+        let failed = |msg: String| RpcError::Chunk { id: id.to_hex(), msg: format!("put to {addr}: {msg}") };
         let (seq, answer) = puts.expect().ok_or_else(|| failed("stream closed".into()))?;
         let limit = self.write_timeout(data.len());
         let frame = PutSmallFrame { seq, id: Bytes::copy_from_slice(id.as_bytes()), data };
@@ -170,7 +172,7 @@ impl ChunkIo {
             }
             match answer.await {
                 Ok(Ok(_already_present)) => Ok(()),
-                Ok(Err(st)) => Err(ClientError::from_status(&format!("put chunk {id} to {addr}"), &st)),
+                Ok(Err(st)) => Err(RpcError::status(&format!("put chunk {id} to {addr}"), st)),
                 Err(_) => Err(failed("stream ended".into())),
             }
         };
@@ -267,7 +269,7 @@ impl ChunkIo {
                 }
             }
         }
-        Err(ClientError::Chunk { id: id.to_hex(), msg: format!("no good replica ({})", errors.join("; ")) })
+        Err(RpcError::Chunk { id: id.to_hex(), msg: format!("no good replica ({})", errors.join("; ")) })
     }
 
     async fn get_one(&self, addr: &str, id: ChunkId) -> Result<Bytes> {
@@ -277,10 +279,10 @@ impl ChunkIo {
             let mut s = c
                 .get_chunk(GetChunkRequest { id: Bytes::copy_from_slice(id.as_bytes()) })
                 .await
-                .map_err(|e| ClientError::from_status("get chunk", &e))?
+                .map_err(|e| RpcError::status("get chunk", e))?
                 .into_inner();
             let mut buf: Option<BytesMut> = None;
-            while let Some(f) = s.message().await.map_err(|e| ClientError::from_status("get chunk", &e))? {
+            while let Some(f) = s.message().await.map_err(|e| RpcError::status("get chunk", e))? {
                 if buf.is_none() && f.data.len() as u64 == f.total_len {
                     // A chunk in one frame: no copy. (A further frame would be
                     // a server error; the hash check catches it anyway.)
@@ -289,10 +291,10 @@ impl ChunkIo {
                 let b = buf.get_or_insert_with(|| BytesMut::with_capacity(f.total_len as usize));
                 b.extend_from_slice(&f.data);
             }
-            Ok::<_, ClientError>(buf.map(BytesMut::freeze).unwrap_or_default())
+            Ok::<_, RpcError>(buf.map(BytesMut::freeze).unwrap_or_default())
         };
         tokio::time::timeout(self.timeout, fetch)
             .await
-            .map_err(|_| ClientError::Chunk { id: id.to_hex(), msg: format!("get from {addr} timed out") })?
+            .map_err(|_| RpcError::Chunk { id: id.to_hex(), msg: format!("get from {addr} timed out") })?
     }
 }
