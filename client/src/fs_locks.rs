@@ -64,3 +64,26 @@ impl Fs {
         Ok(())
     }
 }
+
+impl Fs {
+    /// Files this mount keeps open after their last name went (orphans):
+    /// `release` frees them (closed here), else they are renewed as still
+    /// open (the masters free orphans nobody renews).
+    pub async fn tell_orphans(&self, inos: Vec<u64>, release: bool) -> Result<()> {
+        let req = OrphansRequest { inos, request_id: request_id() };
+        let what = if release { "release_orphans" } else { "renew_orphans" };
+        self.meta
+            .call(what, |mut c| {
+                let r = req.clone();
+                async move {
+                    if release {
+                        c.release_orphans(r).await
+                    } else {
+                        c.renew_orphans(r).await
+                    }
+                }
+            })
+            .await?;
+        Ok(())
+    }
+}

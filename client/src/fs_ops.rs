@@ -201,3 +201,55 @@ impl Fs {
         Ok(())
     }
 }
+
+/// The calls a mount's write-behind layers make to send what they held.
+/// They do not wait for this client's write-behind changes (they are those
+/// changes); the layers order them themselves.
+impl Fs {
+    /// Sends a create the mount acknowledged before sending it.
+    pub async fn send_held_create(&self, req: &CreateRequest) -> Result<CreateReply> {
+        self.meta
+            .call_unordered("create", |mut c| {
+                let r = req.clone();
+                async move { c.create(r).await }
+            })
+            .await
+    }
+
+    /// Sends a batch of unlinks the mount acknowledged before sending them:
+    /// one Raft entry, one outcome per item.
+    pub async fn send_held_unlinks(&self, req: &UnlinkManyRequest) -> Result<UnlinkManyReply> {
+        self.meta
+            .call_unordered("unlink_many", |mut c| {
+                let r = req.clone();
+                async move { c.unlink_many(r).await }
+            })
+            .await
+    }
+}
+
+impl Fs {
+    /// Opens this mount's lease stream on the leader (session `session`):
+    /// renewals and acknowledgements go on the returned sender, revokes and
+    /// renewal answers come on the stream. Each attempt (a retry after an
+    /// election) gets a fresh request stream; the one that reached the
+    /// leader is returned.
+    pub async fn watch(
+        &self,
+        session: &str,
+    ) -> Result<(tokio::sync::mpsc::Sender<WatchRequest>, tonic::Streaming<WatchEvent>)> {
+        let slot: std::sync::Arc<parking_lot::Mutex<Option<tokio::sync::mpsc::Sender<WatchRequest>>>> =
+            Default::default();
+        let events = self
+            .meta
+            .call_unordered("watch", |mut c| {
+                let (tx, rx) = tokio::sync::mpsc::channel(64);
+                let _ = tx.try_send(WatchRequest { session: session.to_string(), renew: 0, ack: 0 });
+                *slot.lock() = Some(tx);
+                async move { c.watch(tokio_stream::wrappers::ReceiverStream::new(rx)).await }
+            })
+            .await?;
+        let tx = slot.lock().take().ok_or_else(|| ClientError::fs(libc::EIO, "watch: no request stream"))?;
+        Ok((tx, events))
+    }
+}

@@ -131,11 +131,5 @@ pub(crate) fn lost(req: &pb::CreateRequest, e: &ClientError) {
 }
 
 pub(crate) async fn send_create(fs: &Fs, req: &pb::CreateRequest) -> Result<()> {
-    fs.meta
-        .call_unordered("create", |mut c| {
-            let r = req.clone();
-            async move { c.create(r).await }
-        })
-        .await
-        .map(|_| ())
+    fs.send_held_create(req).await.map(|_| ())
 }

@@ -12,14 +12,12 @@
 //! until a new lease, every lookup asks the master.
 
 use crate::fs::Mount;
-use parking_lot::Mutex;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::{WatchEvent, WatchRequest};
-use tokio::sync::mpsc;
 
 /// Renewals before the first answer says how long a lease is.
 const FIRST_RENEW: Duration = Duration::from_millis(200);
@@ -105,20 +103,7 @@ impl Mount {
     }
 
     async fn watch_once(self: Arc<Self>) -> Result<(), String> {
-        let slot: Arc<Mutex<Option<mpsc::Sender<WatchRequest>>>> = Default::default();
-        let session = self.id.clone();
-        let mut events = self
-            .fs
-            .meta
-            .call_unordered("watch", |mut c| {
-                let (tx, rx) = mpsc::channel(64);
-                let _ = tx.try_send(WatchRequest { session: session.clone(), renew: 0, ack: 0 });
-                *slot.lock() = Some(tx);
-                async move { c.watch(tokio_stream::wrappers::ReceiverStream::new(rx)).await }
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let tx = slot.lock().take().ok_or("no request stream")?;
+        let (tx, mut events) = self.fs.watch(&self.id).await.map_err(|e| e.to_string())?;
         let mut every = FIRST_RENEW;
         let mut lease = Duration::ZERO;
         let mut seq = 0u64;

@@ -8,8 +8,7 @@
 use crate::fs::Mount;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tessera_client::meta::MetaClient;
-use tessera_proto::pb;
+use tessera_client::Fs;
 
 impl Mount {
     /// Regular files open on this mount, for requests that may remove a
@@ -67,15 +66,15 @@ impl Mount {
                 }
                 inos
             };
-            tell_master(&self.fs.meta, Tell::Renew, inos).await;
+            tell_master(&self.fs, Tell::Renew, inos).await;
         }
     }
 
     /// Tells the master these orphans are closed here (in the background;
     /// ordered after this mount's write-behind unlinks like any call).
     pub fn release_orphans(&self, inos: Vec<u64>) {
-        let meta = self.fs.meta.clone();
-        tokio::spawn(async move { tell_master(&meta, Tell::Release, inos).await });
+        let fs = self.fs.clone();
+        tokio::spawn(async move { tell_master(&fs, Tell::Release, inos).await });
     }
 }
 
@@ -87,21 +86,9 @@ enum Tell {
 
 /// One release or renewal request; a failure is logged, as the master frees
 /// what is neither released nor renewed after its age limit anyway.
-async fn tell_master(meta: &MetaClient, what: Tell, inos: Vec<u64>) {
-    let req = pb::OrphansRequest { inos, request_id: tessera_client::fs::request_id() };
+async fn tell_master(fs: &Fs, what: Tell, inos: Vec<u64>) {
     let name = if what == Tell::Renew { "renew_orphans" } else { "release_orphans" };
-    let r = meta
-        .call(name, |mut c| {
-            let r = req.clone();
-            async move {
-                match what {
-                    Tell::Renew => c.renew_orphans(r).await,
-                    Tell::Release => c.release_orphans(r).await,
-                }
-            }
-        })
-        .await;
-    if let Err(e) = r {
-        tracing::warn!(files = ?req.inos, error = %e, rpc = name, "telling the master about files unlinked while open failed");
+    if let Err(e) = fs.tell_orphans(inos.clone(), what == Tell::Release).await {
+        tracing::warn!(files = ?inos, error = %e, rpc = name, "telling the master about files unlinked while open failed");
     }
 }

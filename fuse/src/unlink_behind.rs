@@ -242,14 +242,7 @@ impl Mount {
             request_id: tessera_client::fs::request_id(),
             open: self.open_inos(),
         };
-        let res = self
-            .fs
-            .meta
-            .call_unordered("unlink_many", |mut c| {
-                let r = req.clone();
-                async move { c.unlink_many(r).await }
-            })
-            .await;
+        let res = self.fs.send_held_unlinks(&req).await;
         let behind = self.fs.meta.write_behind();
         let no_master = matches!(res, Err(ClientError::NoMaster { .. }));
         self.unlink_queue().no_master = no_master;
