@@ -38,6 +38,8 @@ pub struct Config {
     pub snapshot_logs: u64,
     /// RocksDB memory (block cache, with memtables and index blocks in it).
     pub cache_bytes: usize,
+    /// How Raft appends are made durable (the journal unless measuring).
+    pub log_sync: store::log_store::LogSync,
     /// Start empty and wait to be added (`tessera admin master add`).
     pub join: bool,
     pub healer: healer::HealerConfig,
@@ -113,8 +115,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(peer = %g.peer, "a group already exists: waiting to be added instead of forming one");
     }
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let db = store::open_db_with(&cfg.data_dir.join("db"), cfg.cache_bytes)?;
-    let log_store = store::log_store::LogStore::open(db.clone(), &cfg.data_dir.join("raft-journal"))?;
+    let wal = cfg.log_sync == store::log_store::LogSync::RocksdbWal;
+    let db = store::open_db_tuned(&cfg.data_dir.join("db"), cfg.cache_bytes, wal)?;
+    let log_store =
+        store::log_store::LogStore::open_with(db.clone(), &cfg.data_dir.join("raft-journal"), cfg.log_sync)?;
     let sm = store::state_machine::StateMachine::new(db.clone(), cfg.data_dir.join("snapshots"))?;
     let raft_cfg = openraft::Config {
         cluster_name: "tessera".into(),

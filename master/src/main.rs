@@ -58,6 +58,11 @@ struct Args {
     /// charged to it (bounds the master's footprint whatever the file count).
     #[arg(long, default_value_t = 128)]
     cache_mb: usize,
+    /// How Raft appends are made durable: the segment journal (default), or
+    /// RocksDB's WAL fsynced per append (kept for same-run comparisons:
+    /// bench/raft_log_ab.sh).
+    #[arg(long, value_enum, env = "TESSERA_RAFT_LOG_SYNC", default_value = "journal")]
+    raft_log_sync: tessera_master::store::log_store::LogSync,
     /// Copies a chunk write needs durable before it is acknowledged when
     /// ring owners are down (the rest are topped up by repair). 1..=3.
     #[arg(long, default_value_t = tessera_proto::DEFAULT_MIN_REPLICAS as u32,
@@ -114,6 +119,7 @@ async fn main() {
         election_timeout_ms: a.election_timeout_ms,
         snapshot_logs: a.snapshot_logs,
         cache_bytes: a.cache_mb.max(8) << 20,
+        log_sync: a.raft_log_sync,
         join: a.join,
         min_replicas: a.min_replicas,
         lock_lease: Duration::from_millis(a.lock_lease_ms),

@@ -23,9 +23,22 @@ use std::sync::Arc;
 
 type C = TypeConfig;
 
+/// How an append becomes durable before it is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogSync {
+    /// Appended to the segment journal (log_journal.rs) and fdatasynced
+    /// there; RocksDB's WAL is synced only when a segment retires.
+    #[default]
+    Journal,
+    /// RocksDB's own WAL fsynced per append (with WAL files recycled): the
+    /// comparison point for the journal (`bench/raft_log_ab.sh`).
+    RocksdbWal,
+}
+
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    sync_mode: LogSync,
     /// The newest entries as appended. Replication to the followers and the
     /// state machine read every entry back right after its append; from
     /// here they cost a clone instead of a RocksDB read and a JSON decode.
@@ -131,12 +144,22 @@ impl LogStore {
     /// Opens the log in `db`, first replaying what the journal in
     /// `journal_dir` holds (appends acknowledged before a crash).
     pub fn open(db: Arc<DB>, journal_dir: &std::path::Path) -> io::Result<LogStore> {
+        Self::open_with(db, journal_dir, LogSync::Journal)
+    }
+
+    pub fn open_with(db: Arc<DB>, journal_dir: &std::path::Path, sync_mode: LogSync) -> io::Result<LogStore> {
         let purged: Option<LogIdOf<C>> = meta_in(&db, "last_purged")?;
         let (journal, replayed) = LogJournal::open(journal_dir, &db, purged.map(|p| p.index()))?;
         if replayed > 0 {
             tracing::info!(entries = replayed, "raft log journal replayed");
         }
-        Ok(LogStore { db, tail: Arc::default(), committed_saved: Arc::default(), journal: Arc::new(journal) })
+        Ok(LogStore {
+            db,
+            sync_mode,
+            tail: Arc::default(),
+            committed_saved: Arc::default(),
+            journal: Arc::new(journal),
+        })
     }
 
     fn tail(&self) -> parking_lot::MutexGuard<'_, Tail> {
@@ -255,6 +278,16 @@ impl RaftLogStorage<C> for LogStore {
         self.db.write(batch).map_err(db_err)?;
         // RocksDB first: a segment is retired once RocksDB is synced, and
         // must by then hold only entries RocksDB has.
+        if self.sync_mode == LogSync::RocksdbWal {
+            let mut tail = self.tail();
+            for (e, encoded) in appended {
+                tail.push(e, encoded.len());
+            }
+            drop(tail);
+            let db = self.db.clone();
+            tokio::task::spawn_blocking(move || callback.io_completed(db.flush_wal(true).map_err(db_err)));
+            return Ok(());
+        }
         let records: Vec<(u64, &[u8])> = appended.iter().map(|(e, v)| (e.index(), v.as_slice())).collect();
         let written = self.journal.write(&records)?;
         // Into the tail only once RocksDB has them: a reader that misses
