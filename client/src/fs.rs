@@ -165,12 +165,7 @@ impl Fs {
             request_id: request_id(),
             ..Default::default()
         };
-        self.meta
-            .call("create", |mut c| {
-                let r = req.clone();
-                async move { c.create(r).await }
-            })
-            .await
+        self.meta.unary("create", &req, |mut c, r| async move { c.create(r).await }).await
     }
 
     /// All entries of a directory, following pages.

@@ -9,32 +9,19 @@ use tessera_proto::pb::*;
 impl Fs {
     /// Takes a lock if no other owner holds a conflicting one; false if one does.
     pub async fn set_lock(&self, req: &LockRequest) -> Result<bool> {
-        let r = self.meta.call("set_lock", |mut c| {
-            let r = req.clone();
-            async move { c.set_lock(r).await }
-        });
+        let r = self.meta.unary("set_lock", req, |mut c, r| async move { c.set_lock(r).await });
         Ok(r.await?.granted)
     }
 
     /// The first lock that conflicts with the one described, if any.
     pub async fn get_lock(&self, req: &LockRequest) -> Result<LockReply> {
-        self.meta
-            .call("get_lock", |mut c| {
-                let r = req.clone();
-                async move { c.get_lock(r).await }
-            })
-            .await
+        self.meta.unary("get_lock", req, |mut c, r| async move { c.get_lock(r).await }).await
     }
 
     /// Releases every lock `owner` holds on `ino`.
     pub async fn release_locks(&self, ino: u64, owner: String) -> Result<()> {
         let req = ReleaseLocksRequest { ino, owner };
-        self.meta
-            .call("release_locks", |mut c| {
-                let r = req.clone();
-                async move { c.release_locks(r).await }
-            })
-            .await?;
+        self.meta.unary("release_locks", &req, |mut c, r| async move { c.release_locks(r).await }).await?;
         Ok(())
     }
 
@@ -42,12 +29,7 @@ impl Fs {
     /// the session ran out and its locks were released).
     pub async fn renew_lock_session(&self, session: &str) -> Result<()> {
         let req = RenewLockSessionRequest { session: session.to_string() };
-        self.meta
-            .call("renew_lock_session", |mut c| {
-                let r = req.clone();
-                async move { c.renew_lock_session(r).await }
-            })
-            .await?;
+        self.meta.unary("renew_lock_session", &req, |mut c, r| async move { c.renew_lock_session(r).await }).await?;
         Ok(())
     }
 
@@ -55,12 +37,7 @@ impl Fs {
     /// by the masters).
     pub async fn touch_atimes(&self, inos: Vec<u64>) -> Result<()> {
         let req = TouchAtimesRequest { inos, request_id: request_id() };
-        self.meta
-            .call("touch_atimes", |mut c| {
-                let r = req.clone();
-                async move { c.touch_atimes(r).await }
-            })
-            .await?;
+        self.meta.unary("touch_atimes", &req, |mut c, r| async move { c.touch_atimes(r).await }).await?;
         Ok(())
     }
 }

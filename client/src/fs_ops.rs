@@ -36,10 +36,7 @@ impl Fs {
     pub async fn mkdir_at(&self, parent: u64, name: &[u8], mode: u32) -> Result<NewEntry> {
         validate_name_bytes(name)?;
         let req = MkdirRequest { cred: self.cred(), parent, name: bytes(name), mode, request_id: request_id() };
-        let r = self.meta.call("mkdir", |mut c| {
-            let r = req.clone();
-            async move { c.mkdir(r).await }
-        });
+        let r = self.meta.unary("mkdir", &req, |mut c, r| async move { c.mkdir(r).await });
         NewEntry::of(r.await?, "mkdir")
     }
 
@@ -66,12 +63,7 @@ impl Fs {
 
     /// A create as the caller built it (the mount's synchronous creates).
     pub async fn create_request(&self, req: &CreateRequest) -> Result<CreateReply> {
-        self.meta
-            .call("create", |mut c| {
-                let r = req.clone();
-                async move { c.create(r).await }
-            })
-            .await
+        self.meta.unary("create", req, |mut c, r| async move { c.create(r).await }).await
     }
 
     pub async fn symlink_at(&self, parent: u64, name: &[u8], target: &[u8]) -> Result<NewEntry> {
@@ -83,10 +75,7 @@ impl Fs {
             target: bytes(target),
             request_id: request_id(),
         };
-        let r = self.meta.call("symlink", |mut c| {
-            let r = req.clone();
-            async move { c.symlink(r).await }
-        });
+        let r = self.meta.unary("symlink", &req, |mut c, r| async move { c.symlink(r).await });
         NewEntry::of(r.await?, "symlink")
     }
 
@@ -95,10 +84,7 @@ impl Fs {
         validate_name_bytes(new_name)?;
         let req =
             LinkRequest { cred: self.cred(), ino, new_parent, new_name: bytes(new_name), request_id: request_id() };
-        let r = self.meta.call("link", |mut c| {
-            let r = req.clone();
-            async move { c.link(r).await }
-        });
+        let r = self.meta.unary("link", &req, |mut c, r| async move { c.link(r).await });
         NewEntry::of(r.await?, "link")
     }
 
@@ -133,20 +119,12 @@ impl Fs {
     pub async fn rename_request(&self, req: &RenameRequest) -> Result<DirChangeReply> {
         validate_name_bytes(&req.name)?;
         validate_name_bytes(&req.new_name)?;
-        self.meta
-            .call("rename", |mut c| {
-                let r = req.clone();
-                async move { c.rename(r).await }
-            })
-            .await
+        self.meta.unary("rename", req, |mut c, r| async move { c.rename(r).await }).await
     }
 
     /// Changes attributes as the request says (mode, owner, size, times).
     pub async fn setattr(&self, req: &SetAttrRequest) -> Result<Attr> {
-        let r = self.meta.call("setattr", |mut c| {
-            let r = req.clone();
-            async move { c.set_attr(r).await }
-        });
+        let r = self.meta.unary("setattr", req, |mut c, r| async move { c.set_attr(r).await });
         r.await?.attr.ok_or_else(|| ClientError::fs(libc::EIO, "setattr reply without attributes"))
     }
 
@@ -163,41 +141,25 @@ impl Fs {
             flags,
             request_id: request_id(),
         };
-        self.meta
-            .call("setxattr", |mut c| {
-                let r = req.clone();
-                async move { c.set_xattr(r).await }
-            })
-            .await?;
+        self.meta.unary("setxattr", &req, |mut c, r| async move { c.set_xattr(r).await }).await?;
         Ok(())
     }
 
     pub async fn get_xattr(&self, ino: u64, name: &[u8]) -> Result<Bytes> {
         let req = GetXattrRequest { cred: self.cred(), ino, name: bytes(name) };
-        let r = self.meta.read("getxattr", |mut c| {
-            let r = req.clone();
-            async move { c.get_xattr(r).await }
-        });
+        let r = self.meta.read_req("getxattr", &req, |mut c, r| async move { c.get_xattr(r).await });
         Ok(r.await?.value)
     }
 
     pub async fn list_xattr(&self, ino: u64) -> Result<Vec<Bytes>> {
         let req = ListXattrRequest { cred: self.cred(), ino };
-        let r = self.meta.read("listxattr", |mut c| {
-            let r = req.clone();
-            async move { c.list_xattr(r).await }
-        });
+        let r = self.meta.read_req("listxattr", &req, |mut c, r| async move { c.list_xattr(r).await });
         Ok(r.await?.names)
     }
 
     pub async fn remove_xattr(&self, ino: u64, name: &[u8]) -> Result<()> {
         let req = RemoveXattrRequest { cred: self.cred(), ino, name: bytes(name), request_id: request_id() };
-        self.meta
-            .call("removexattr", |mut c| {
-                let r = req.clone();
-                async move { c.remove_xattr(r).await }
-            })
-            .await?;
+        self.meta.unary("removexattr", &req, |mut c, r| async move { c.remove_xattr(r).await }).await?;
         Ok(())
     }
 }
@@ -208,23 +170,13 @@ impl Fs {
 impl Fs {
     /// Sends a create the mount acknowledged before sending it.
     pub async fn send_held_create(&self, req: &CreateRequest) -> Result<CreateReply> {
-        self.meta
-            .call_unordered("create", |mut c| {
-                let r = req.clone();
-                async move { c.create(r).await }
-            })
-            .await
+        self.meta.unary_unordered("create", req, |mut c, r| async move { c.create(r).await }).await
     }
 
     /// Sends a batch of unlinks the mount acknowledged before sending them:
     /// one Raft entry, one outcome per item.
     pub async fn send_held_unlinks(&self, req: &UnlinkManyRequest) -> Result<UnlinkManyReply> {
-        self.meta
-            .call_unordered("unlink_many", |mut c| {
-                let r = req.clone();
-                async move { c.unlink_many(r).await }
-            })
-            .await
+        self.meta.unary_unordered("unlink_many", req, |mut c, r| async move { c.unlink_many(r).await }).await
     }
 }
 

@@ -107,4 +107,35 @@ impl MetaClient {
         self.write_behind.settle().await;
         Ok(self.rpc.admin(what, f).await?)
     }
+
+    /// `call` of one unary RPC whose request is sent as is on every attempt
+    /// (`f` gets a fresh copy each time).
+    pub async fn unary<Q, T, F, Fut>(&self, what: &str, req: &Q, f: F) -> Result<T>
+    where
+        Q: Clone,
+        F: Fn(PbClient, Q) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.call(what, |c| f(c, req.clone())).await
+    }
+
+    /// `unary` without waiting for this client's write-behind changes.
+    pub async fn unary_unordered<Q, T, F, Fut>(&self, what: &str, req: &Q, f: F) -> Result<T>
+    where
+        Q: Clone,
+        F: Fn(PbClient, Q) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.call_unordered(what, |c| f(c, req.clone())).await
+    }
+
+    /// `read` of one unary RPC (see `unary`).
+    pub async fn read_req<Q, T, F, Fut>(&self, what: &str, req: &Q, f: F) -> Result<T>
+    where
+        Q: Clone,
+        F: Fn(PbClient, Q) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.read(what, |c| f(c, req.clone())).await
+    }
 }
