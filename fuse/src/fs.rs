@@ -54,12 +54,8 @@ pub struct Mount {
     /// every reader sees unflushed writes.
     pub files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     pub handles: Mutex<HashMap<u64, (u64, i32)>>,
-    /// Handles that have not read yet (for relatime).
-    pub atime_pending: Mutex<std::collections::HashSet<u64>>,
-    /// Files read since the last atime batch, and whether its sender runs.
-    pub(crate) atime_queue: Arc<Mutex<std::collections::HashSet<u64>>>,
-    pub(crate) atime_flusher: std::sync::atomic::AtomicBool,
-    pub(crate) atime_wake: Arc<tokio::sync::Notify>,
+    /// relatime, batched (atime.rs).
+    pub(crate) atimes: crate::atime::Atimes,
     /// Files seen with no extended attributes.
     no_xattrs: TtlMap<()>,
     pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
@@ -169,10 +165,7 @@ impl Mount {
             chunk,
             files: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
-            atime_pending: Mutex::new(Default::default()),
-            atime_queue: Default::default(),
-            atime_flusher: Default::default(),
-            atime_wake: Default::default(),
+            atimes: Default::default(),
             no_xattrs: TtlMap::new(ttl, 100_000),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -544,7 +537,7 @@ impl Mount {
         }
         let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
         self.handles.lock().insert(fh, (ino, flags));
-        self.atime_pending.lock().insert(fh);
+        self.atimes.opened(fh);
         Ok((fh, keep))
     }
 
@@ -562,7 +555,7 @@ impl Mount {
 
     pub async fn read(&self, fh: u64, off: u64, len: u64) -> Result<bytes::Bytes> {
         let (f, _) = self.file_of(fh)?;
-        let first_read = self.atime_pending.lock().remove(&fh);
+        let first_read = self.atimes.first_read(fh);
         let data = {
             let mut d = f.data.lock().await;
             if f.revoked.swap(false, Ordering::SeqCst) && !d.is_dirty() {
@@ -575,7 +568,7 @@ impl Mount {
         };
         if first_read {
             let ino = f.data.lock().await.ino;
-            self.relatime(ino);
+            self.atimes.read(&self.fs, ino);
         }
         Ok(data)
     }
@@ -641,7 +634,7 @@ impl Mount {
     pub async fn release(&self, fh: u64) -> Result<()> {
         let r = self.flush(fh).await;
         let entry = self.handles.lock().remove(&fh);
-        self.atime_pending.lock().remove(&fh);
+        self.atimes.closed(fh);
         if let Some((ino, _)) = entry {
             if let Some(f) = self.open_file(ino) {
                 if f.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
