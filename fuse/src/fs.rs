@@ -8,7 +8,6 @@ use crate::ttl_map::TtlMap;
 use bytes::Bytes;
 use fuser::{FileAttr, FileType, INodeNo};
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,24 +15,7 @@ use tessera_client::{ClientError, Fs, Result};
 use tessera_proto::pb::{self, Attr, Cred, FileKind};
 use tokio::sync::Mutex as AsyncMutex;
 
-pub struct OpenFile {
-    pub data: AsyncMutex<FileData>,
-    pub handles: AtomicU64,
-    /// Unlinked while open here: the master keeps it until this mount
-    /// releases it after the last close (see orphans.rs).
-    pub orphaned: std::sync::atomic::AtomicBool,
-    /// Another mount changed the file (a lease revoke): the next read
-    /// reloads the committed content unless this mount has unflushed
-    /// writes (what a database relies on after taking a lock).
-    pub revoked: std::sync::atomic::AtomicBool,
-}
-
-pub struct DirHandle {
-    pub entries: Vec<(u64, FileType, Vec<u8>, Option<Attr>)>,
-    /// The listing is under this mount's lease (the kernel may keep its
-    /// entries; otherwise it must ask again).
-    pub leased: bool,
-}
+pub use crate::open_files::{DirHandle, OpenFile};
 
 /// What `Mount::lookup_here` could do without waiting.
 pub enum LookupHere {
@@ -50,16 +32,12 @@ pub struct Mount {
     pub fs: Fs,
     pub ttl: Duration,
     pub chunk: u64,
-    /// Open regular files by inode; shared by all handles of this mount so
-    /// every reader sees unflushed writes.
-    pub files: Mutex<HashMap<u64, Arc<OpenFile>>>,
-    pub handles: Mutex<HashMap<u64, (u64, i32)>>,
+    /// Open files, their handles and directory handles (open_files.rs).
+    pub(crate) open: crate::open_files::OpenFiles,
     /// relatime, batched (atime.rs).
     pub(crate) atimes: crate::atime::Atimes,
     /// Files seen with no extended attributes.
     no_xattrs: TtlMap<()>,
-    pub dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
-    pub next_fh: AtomicU64,
     /// Random id of this mount: lock owners are "<id>:<kernel owner>".
     pub id: String,
     /// Inodes this mount ever locked: only their closes release locks.
@@ -92,8 +70,6 @@ pub struct Mount {
     pub io_timeout: Option<Duration>,
     /// The cache lease every cache above depends on (leases.rs).
     pub leases: crate::lease_state::LeaseState,
-    /// Content version the kernel's cached pages of a closed file hold.
-    page_versions: Mutex<HashMap<u64, u64>>,
 }
 
 /// Listings are kept while the lease holds and nothing revoked them; this
@@ -163,12 +139,9 @@ impl Mount {
             fs,
             ttl,
             chunk,
-            files: Mutex::new(HashMap::new()),
-            handles: Mutex::new(HashMap::new()),
+            open: Default::default(),
             atimes: Default::default(),
             no_xattrs: TtlMap::new(ttl, 100_000),
-            dirs: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
             id: format!("{:016x}", rand_id()),
             locked: Mutex::new(Default::default()),
             dircache: DirCache::new(LISTING_MAX_AGE),
@@ -182,7 +155,6 @@ impl Mount {
             orphan_renewer: Default::default(),
             io_timeout: None,
             leases: Default::default(),
-            page_versions: Default::default(),
         }
     }
 
@@ -383,7 +355,7 @@ impl Mount {
     }
 
     pub(crate) fn open_file(&self, ino: u64) -> Option<Arc<OpenFile>> {
-        self.files.lock().get(&ino).cloned()
+        self.open.files.lock().get(&ino).cloned()
     }
 
     /// Attributes with this mount's unflushed size and times applied.
@@ -519,7 +491,7 @@ impl Mount {
                     orphaned: Default::default(),
                     revoked: Default::default(),
                 });
-                (self.files.lock().entry(ino).or_insert(f).clone(), true)
+                (self.open.files.lock().entry(ino).or_insert(f).clone(), true)
             }
         };
         // Close-to-open: a first open sees the latest committed content.
@@ -531,24 +503,24 @@ impl Mount {
                     d.reset(&attr, ext.extents);
                 }
             }
-            let cached = self.page_versions.lock().get(&ino).copied();
+            let cached = self.open.page_versions.lock().get(&ino).copied();
             keep = !d.is_dirty() && cached == Some(d.committed_version());
             tracing::debug!(ino, keep, ?cached, version = d.committed_version(), "open");
         }
-        let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.handles.lock().insert(fh, (ino, flags));
+        let fh = self.open.next_fh.fetch_add(1, Ordering::SeqCst);
+        self.open.handles.lock().insert(fh, (ino, flags));
         self.atimes.opened(fh);
         Ok((fh, keep))
     }
 
     /// The kernel's cached pages of `ino` may be stale: forget their version.
     pub fn forget_pages(&self, ino: u64) {
-        self.page_versions.lock().remove(&ino);
+        self.open.page_versions.lock().remove(&ino);
     }
 
     pub(crate) fn file_of(&self, fh: u64) -> Result<(Arc<OpenFile>, i32)> {
         let (ino, flags) =
-            *self.handles.lock().get(&fh).ok_or_else(|| ClientError::fs(libc::EBADF, "bad file handle"))?;
+            *self.open.handles.lock().get(&fh).ok_or_else(|| ClientError::fs(libc::EBADF, "bad file handle"))?;
         let f = self.open_file(ino).ok_or_else(|| ClientError::fs(libc::EBADF, "file not open"))?;
         Ok((f, flags))
     }
@@ -633,7 +605,7 @@ impl Mount {
 
     pub async fn release(&self, fh: u64) -> Result<()> {
         let r = self.flush(fh).await;
-        let entry = self.handles.lock().remove(&fh);
+        let entry = self.open.handles.lock().remove(&fh);
         self.atimes.closed(fh);
         if let Some((ino, _)) = entry {
             if let Some(f) = self.open_file(ino) {
@@ -644,13 +616,13 @@ impl Mount {
                     };
                     if clean && !f.revoked.load(Ordering::SeqCst) {
                         // The kernel's pages are this version's.
-                        let mut pv = self.page_versions.lock();
+                        let mut pv = self.open.page_versions.lock();
                         if pv.len() >= 100_000 {
                             pv.clear();
                         }
                         pv.insert(ino, version);
                     }
-                    let mut files = self.files.lock();
+                    let mut files = self.open.files.lock();
                     if clean && f.handles.load(Ordering::SeqCst) == 0 {
                         files.remove(&ino);
                         if f.orphaned.load(Ordering::SeqCst) {
@@ -702,17 +674,17 @@ impl Mount {
         if leased && grant.exclusive {
             self.dir_exclusive(ino, gen);
         }
-        let fh = self.next_fh.fetch_add(1, Ordering::SeqCst);
-        self.dirs.lock().insert(fh, Arc::new(DirHandle { entries, leased }));
+        let fh = self.open.next_fh.fetch_add(1, Ordering::SeqCst);
+        self.open.dirs.lock().insert(fh, Arc::new(DirHandle { entries, leased }));
         Ok(fh)
     }
 
     pub fn dir(&self, fh: u64) -> Option<Arc<DirHandle>> {
-        self.dirs.lock().get(&fh).cloned()
+        self.open.dirs.lock().get(&fh).cloned()
     }
 
     pub fn releasedir(&self, fh: u64) {
-        self.dirs.lock().remove(&fh);
+        self.open.dirs.lock().remove(&fh);
     }
 }
 

@@ -12,7 +12,7 @@ impl Mount {
         let every = (self.commit_idle / 4).max(std::time::Duration::from_millis(50));
         loop {
             tokio::time::sleep(every).await;
-            let files: Vec<_> = self.files.lock().values().cloned().collect();
+            let files: Vec<_> = self.open.files.lock().values().cloned().collect();
             for f in files {
                 // A file busy with a write or flush commits on its own.
                 let Ok(mut d) = f.data.try_lock() else { continue };

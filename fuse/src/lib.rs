@@ -13,6 +13,7 @@ pub mod inflight;
 pub mod lease_state;
 pub mod leases;
 mod locks;
+mod open_files;
 pub mod ops;
 mod ops_names;
 mod ops_xattr;

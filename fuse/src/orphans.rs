@@ -14,7 +14,7 @@ impl Mount {
     /// Regular files open on this mount, for requests that may remove a
     /// last name (unlink, rename over a target).
     pub fn open_inos(&self) -> Vec<u64> {
-        self.files.lock().keys().copied().collect()
+        self.open.files.lock().keys().copied().collect()
     }
 
     /// The master kept these files as orphans. Those closed meanwhile are
@@ -28,7 +28,7 @@ impl Mount {
             self.attrs_changed(ino);
         }
         let closed: Vec<u64> = {
-            let files = self.files.lock();
+            let files = self.open.files.lock();
             inos.iter()
                 .copied()
                 .filter(|ino| match files.get(ino) {
@@ -55,7 +55,7 @@ impl Mount {
         loop {
             tokio::time::sleep(self.orphan_renew).await;
             let inos: Vec<u64> = {
-                let files = self.files.lock();
+                let files = self.open.files.lock();
                 let inos: Vec<u64> =
                     files.iter().filter(|(_, f)| f.orphaned.load(Ordering::SeqCst)).map(|(i, _)| *i).collect();
                 if inos.is_empty() {
