@@ -212,9 +212,17 @@ fn a_master_with_a_nearly_full_disk_refuses_new_files_and_serves_reads() {
     c.ok(&["rm", "/removed"]);
     let ls = String::from_utf8_lossy(&c.ok(&["ls", "/"]).stdout).to_string();
     assert!(ls.contains("kept") && !ls.contains("removed") && !ls.contains("new"), "{ls}");
-    let s = c.status();
-    let masters = s["masters"].as_array().unwrap();
-    assert!(masters.iter().all(|m| m["disk_full"] == true), "status: {s}");
+    // Every master says so once it is up (the last one restarted may still
+    // be opening its store when the leader already answers).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = c.status();
+        if s["masters"].as_array().is_some_and(|m| m.iter().all(|m| m["disk_full"] == true)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "status: {s}\n{}", c.logs_tail());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let text = String::from_utf8_lossy(&c.ok(&["cluster", "status"]).stdout).to_string();
     assert!(text.contains("DISK NEARLY FULL"), "{text}");
 }
