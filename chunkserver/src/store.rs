@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tessera_proto::ChunkId;
+use tessera_util::durable::sync_dir;
 use tokio::io::AsyncWriteExt;
 
 pub struct ChunkStore {
@@ -57,8 +58,8 @@ impl ChunkStore {
                 std::fs::create_dir(&d)?;
             }
         }
-        std::fs::File::open(&chunks)?.sync_all()?;
-        std::fs::File::open(root)?.sync_all()?;
+        sync_dir(&chunks)?;
+        sync_dir(root)?;
         Self::flatten_two_level(&chunks)?;
         let tmp = root.join("tmp");
         // Leftover temp files are uploads that never completed: drop them.
@@ -97,7 +98,7 @@ impl ChunkStore {
                     moved = true;
                 }
                 if moved {
-                    std::fs::File::open(&a)?.sync_all()?;
+                    sync_dir(&a)?;
                 }
                 std::fs::remove_dir(b.path())?;
             }
@@ -370,7 +371,7 @@ impl ChunkWriter<'_> {
             let existed = dst.exists();
             std::fs::rename(&tmp, &dst)?;
             if let Some(dir) = dst.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
+                sync_dir(dir)?;
             }
             Ok(existed)
         })

@@ -112,11 +112,6 @@ impl Pool {
         chans.insert(key, Pooled { channel: channel.clone(), runtime_alive });
         Ok(channel)
     }
-
-    /// Drops pooled channels to `addr` (a peer that left the cluster).
-    pub fn forget(&self, addr: &str) {
-        self.channels.lock().retain(|(a, _), _| a != addr);
-    }
 }
 
 #[cfg(test)]
