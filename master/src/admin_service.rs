@@ -2,12 +2,12 @@
 //! chunkserver, add or remove a master). Served apart from the namespace so
 //! that it can be offered to operators only.
 
+use crate::error::MasterError;
 use crate::meta_service::{ok, MetaService, Res};
 use crate::types::{Cred, Op};
 use std::sync::Arc;
 use tessera_proto::pb::admin_server::Admin;
 use tessera_proto::pb::*;
-use tessera_proto::status::errno_status;
 use tonic::Request;
 
 pub struct AdminService {
@@ -20,7 +20,7 @@ impl Admin for AdminService {
         let r = req.into_inner();
         let state = match crate::fsm::model::ServerState::parse(&r.state) {
             Some(s @ (crate::fsm::model::ServerState::Draining | crate::fsm::model::ServerState::Alive)) => s,
-            _ => return Err(errno_status(libc::EINVAL, "state must be \"draining\" or \"alive\"")),
+            _ => return Err(MasterError::fs(libc::EINVAL, "state must be \"draining\" or \"alive\"").into()),
         };
         self.meta.write(Cred::root(), Op::SetServerState { id: r.id, state }).await?;
         ok(Empty {})

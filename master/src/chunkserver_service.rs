@@ -2,14 +2,13 @@
 //! hold and prove they live (heartbeats go to the leader, whose soft state
 //! of liveness and locations they feed).
 
-use crate::convert::fs_status;
+use crate::error::MasterError;
 use crate::fsm::read;
 use crate::meta_service::{ok, MetaService, Res};
 use crate::types::{Cred, Op};
 use std::sync::Arc;
 use tessera_proto::pb::chunkserver_control_server::ChunkserverControl;
 use tessera_proto::pb::*;
-use tessera_proto::status::errno_status;
 use tonic::Request;
 
 pub struct ChunkserverControlService {
@@ -22,11 +21,11 @@ impl ChunkserverControl for ChunkserverControlService {
     async fn register(&self, req: Request<RegisterRequest>) -> Res<Empty> {
         let r = req.into_inner();
         if r.id.is_empty() || r.addr.is_empty() {
-            return Err(errno_status(libc::EINVAL, "chunkserver id and address are required"));
+            return Err(MasterError::fs(libc::EINVAL, "chunkserver id and address are required").into());
         }
         // Re-registering with identical details is a no-op read, not a log entry.
         self.meta.barrier().await?;
-        let known = read::servers(&self.meta.db).map_err(fs_status)?;
+        let known = read::servers(&self.meta.db)?;
         let same = known
             .iter()
             .any(|s| s.id == r.id && s.addr == r.addr && s.capacity >> 30 == r.capacity >> 30 && s.zone == r.zone);

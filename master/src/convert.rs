@@ -1,7 +1,7 @@
 //! Conversions between state-machine records and wire messages.
 
 use crate::fsm::model::Inode;
-use crate::types::{Cred, FsErr, Time};
+use crate::types::{Cred, Time};
 use tessera_proto::pb;
 
 pub fn ts(t: Time) -> Option<pb::Timespec> {
@@ -31,10 +31,6 @@ pub fn cred(c: Option<pb::Cred>) -> Cred {
     // A request without credentials acts as root: only trusted tools (the
     // CLI run by an operator) omit them; the FUSE mount always sends them.
     c.map(|c| Cred { uid: c.uid, gid: c.gid, groups: c.groups }).unwrap_or_default()
-}
-
-pub fn fs_status(e: FsErr) -> tonic::Status {
-    tessera_proto::status::errno_status(e.errno, e.msg)
 }
 
 pub fn time(t: &pb::Timespec) -> Time {

@@ -145,8 +145,8 @@ impl Healer {
         }
     }
 
-    async fn pass(&mut self) -> Result<(), String> {
-        let servers = read::servers(&self.db).map_err(|e| e.msg)?;
+    async fn pass(&mut self) -> crate::error::Result<()> {
+        let servers = read::servers(&self.db)?;
         // 1. Liveness: silent servers leave the ring, returning ones rejoin.
         for s in &servers {
             let alive = self.cluster.is_alive(&s.id);
@@ -160,7 +160,7 @@ impl Healer {
                 self.propose(Op::SetServerState { id: s.id.clone(), state }).await;
             }
         }
-        let servers = read::servers(&self.db).map_err(|e| e.msg)?;
+        let servers = read::servers(&self.db)?;
         let live: Vec<&ChunkServerRec> =
             servers.iter().filter(|s| self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id)).collect();
         if servers
@@ -187,16 +187,16 @@ impl Healer {
         // 2. Every referenced chunk: copies for missing owners, surplus removal.
         let mut st = RepairStatus::default();
         let mut wanted: Vec<Wanted> = Vec::new();
-        let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
+        let sm = cf(&self.db, CF_SM)?;
         for item in self.db.iterator_cf(sm, IteratorMode::From(&[key::CHUNK], Direction::Forward)) {
-            let (k, v) = item.map_err(|e| e.to_string())?;
+            let (k, v) = item?;
             if k.first() != Some(&key::CHUNK) {
                 break;
             }
             let Ok(id) = ChunkId::from_slice(&k[1..]) else {
                 continue;
             };
-            let refs: ChunkRefs = decode(&v).map_err(|e| e.to_string())?;
+            let refs: ChunkRefs = decode(&v)?;
             st.chunks += 1;
             let have = holders.mark_referenced(&id);
             if have.is_empty() {
@@ -347,7 +347,7 @@ impl Healer {
         matches!(tokio::time::timeout(Duration::from_secs(10), c.delete_chunks(req)).await, Ok(Ok(_)))
     }
 
-    async fn collect(&mut self, holders: &Holders, st: &mut RepairStatus) -> Result<(), String> {
+    async fn collect(&mut self, holders: &Holders, st: &mut RepairStatus) -> crate::error::Result<()> {
         let grace = self.cfg.gc_grace;
         let cutoff = {
             let t = tessera_proto::time::from_system_time(std::time::SystemTime::now() - grace);
@@ -355,14 +355,14 @@ impl Healer {
         };
         // Garbage whose count fell to zero.
         let mut garbage = Vec::new();
-        let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
+        let sm = cf(&self.db, CF_SM)?;
         for item in self.db.iterator_cf(sm, IteratorMode::From(&[key::GARBAGE], Direction::Forward)) {
-            let (k, v) = item.map_err(|e| e.to_string())?;
+            let (k, v) = item?;
             if k.first() != Some(&key::GARBAGE) {
                 break;
             }
             st.garbage_pending += 1;
-            let t: (i64, u32) = decode(&v).map_err(|e| e.to_string())?;
+            let t: (i64, u32) = decode(&v)?;
             if t <= cutoff {
                 garbage.push(k[1..].to_vec());
             }
@@ -377,8 +377,7 @@ impl Healer {
         for id in seen_now {
             let first = *self.orphans_seen.entry(id).or_insert_with(Instant::now);
             if first.elapsed() >= grace {
-                let known_garbage =
-                    self.db.get_cf(sm, key::bytes(key::GARBAGE, id.as_bytes())).map_err(|e| e.to_string())?.is_some();
+                let known_garbage = self.db.get_cf(sm, key::bytes(key::GARBAGE, id.as_bytes()))?.is_some();
                 if !known_garbage {
                     orphans.push(id.as_bytes().to_vec());
                 }
@@ -390,7 +389,7 @@ impl Healer {
         // Files unlinked while open whose mount died before releasing them.
         let abandoned = {
             let t = tessera_proto::time::from_system_time(std::time::SystemTime::now() - self.cfg.orphan_file_max_age);
-            read::orphan_files(&self.db, (t.sec, t.nsec)).map_err(|e| e.msg)?
+            read::orphan_files(&self.db, (t.sec, t.nsec))?
         };
         if !abandoned.is_empty() {
             tracing::warn!(files = abandoned.len(), "freeing files unlinked while open and never released");
@@ -403,13 +402,13 @@ impl Healer {
     /// those missing one. A chunk may only be judged missing when every
     /// chunkserver that could hold it has reported: with one silent, the
     /// markers wait (a restarting server may hold the only copy so far).
-    async fn settle_unsealed(&self, holders: &Holders, all_reported: bool) -> Result<(), String> {
+    async fn settle_unsealed(&self, holders: &Holders, all_reported: bool) -> crate::error::Result<()> {
         let before = tessera_proto::time::from_system_time(std::time::SystemTime::now() - self.cfg.unsealed_grace);
-        let old = unsealed::old_markers(&self.db, (before.sec, before.nsec)).map_err(|e| e.msg)?;
+        let old = unsealed::old_markers(&self.db, (before.sec, before.nsec))?;
         let (mut seal, mut revert) = (Vec::new(), Vec::new());
         let held = |id: &[u8]| ChunkId::from_slice(id).is_ok_and(|id| holders.is_held(&id));
         for (ino, rec) in old {
-            match unsealed::verdict(&self.db, ino, &rec, held).map_err(|e| e.msg)? {
+            match unsealed::verdict(&self.db, ino, &rec, held)? {
                 Verdict::Seal => seal.push((ino, rec.version)),
                 Verdict::Revert if all_reported => revert.push((ino, rec.version)),
                 Verdict::Revert => {}
@@ -425,15 +424,15 @@ impl Healer {
     }
 
     /// Deletes every replica of chunks marked for collection, then records it.
-    async fn finish_deletions(&self, live: &[&ChunkServerRec]) -> Result<(), String> {
-        let sm = cf(&self.db, CF_SM).map_err(|e| e.to_string())?;
+    async fn finish_deletions(&self, live: &[&ChunkServerRec]) -> crate::error::Result<()> {
+        let sm = cf(&self.db, CF_SM)?;
         let mut pending = Vec::new();
         for item in self.db.iterator_cf(sm, IteratorMode::From(&[key::COLLECT], Direction::Forward)) {
-            let (k, v) = item.map_err(|e| e.to_string())?;
+            let (k, v) = item?;
             if k.first() != Some(&key::COLLECT) {
                 break;
             }
-            let rec: CollectRec = decode(&v).map_err(|e| e.to_string())?;
+            let rec: CollectRec = decode(&v)?;
             if rec.done.is_none() {
                 if let Ok(id) = ChunkId::from_slice(&k[1..]) {
                     pending.push(id);

@@ -5,6 +5,7 @@ pub mod chunkserver_service;
 pub mod cluster;
 pub mod convert;
 pub mod disk_guard;
+pub mod error;
 pub mod fsm;
 pub mod healer;
 pub mod lease_scope;
@@ -25,6 +26,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+pub use error::MasterError;
 
 pub struct Config {
     pub id: u64,
@@ -95,12 +98,12 @@ async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
     None
 }
 
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(cfg: Config) -> Result<(), MasterError> {
     let fresh = !cfg.data_dir.join("db").exists();
     let existing = if fresh { probe_existing_group(&cfg).await } else { None };
     if let Some(g) = &existing {
         if g.i_am_voter {
-            anyhow::bail!(
+            return Err(MasterError::Config(format!(
                 "data directory {} is empty, but master {} is a voter of the group at {}: its state was lost. \
                  Remove it (`tessera admin master remove {}`), then start it with --join and add it back \
                  (`tessera admin master add {} {}`); it is rebuilt from its peers.",
@@ -110,7 +113,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 cfg.id,
                 cfg.id,
                 cfg.advertise
-            );
+            )));
         }
         tracing::warn!(peer = %g.peer, "a group already exists: waiting to be added instead of forming one");
     }
@@ -129,12 +132,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_in_snapshot_log_to_keep: 1000,
         ..Default::default()
     };
-    let raft_cfg = Arc::new(raft_cfg.validate()?);
-    let raft = openraft::Raft::new(cfg.id, raft_cfg, raft::network::Network, log_store, sm).await?;
+    let raft_cfg = Arc::new(raft_cfg.validate().map_err(|e| MasterError::Config(e.to_string()))?);
+    let raft = openraft::Raft::new(cfg.id, raft_cfg, raft::network::Network, log_store, sm)
+        .await
+        .map_err(|e| MasterError::Raft(e.to_string()))?;
 
     // The lowest-numbered peer forms the group on first boot; everyone else
     // (and every later boot) just joins what is already in the log.
-    if !cfg.join && existing.is_none() && !raft.is_initialized().await? && cfg.peers.keys().next() == Some(&cfg.id) {
+    if !cfg.join
+        && existing.is_none()
+        && !raft.is_initialized().await.map_err(|e| MasterError::Raft(e.to_string()))?
+        && cfg.peers.keys().next() == Some(&cfg.id)
+    {
         let members: BTreeMap<u64, openraft::BasicNode> =
             cfg.peers.iter().map(|(id, a)| (*id, openraft::BasicNode { addr: a.clone() })).collect();
         match raft.initialize(members).await {

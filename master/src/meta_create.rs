@@ -4,19 +4,18 @@
 //! its file. Kept apart from meta_service.rs for size.
 
 use crate::convert::{attr, cred, time};
+use crate::error::MasterError;
 use crate::meta_service::{ok, v, MetaService, Res};
 use crate::types::{BehindCreate, ExtentRec, Op, Reply, Splice};
 use tessera_proto::pb::*;
-use tessera_proto::status::errno_status;
-use tonic::Status;
 
 /// The write-behind create a request describes (its inode number is set),
 /// which must say when the mount acknowledged it.
-fn behind(r: &CreateRequest) -> Result<Option<BehindCreate>, Status> {
+fn behind(r: &CreateRequest) -> Result<Option<BehindCreate>, MasterError> {
     if r.ino == 0 {
         return Ok(None);
     }
-    let at = r.at.as_ref().ok_or_else(|| errno_status(libc::EINVAL, "a write-behind create needs its time"))?;
+    let at = r.at.as_ref().ok_or_else(|| MasterError::fs(libc::EINVAL, "a write-behind create needs its time"))?;
     Ok(Some(BehindCreate {
         cred: cred(r.cred.clone()),
         parent: r.parent,
@@ -54,20 +53,22 @@ impl MetaService {
                 let lease = self.grant(&[inode.ino], token);
                 ok(CreateReply { attr: Some(attr(&inode)), created, parent: self.post_op_attr(r.parent), lease })
             }
-            _ => Err(Status::internal("create returned no inode")),
+            _ => Err(MasterError::internal("create returned no inode").into()),
         }
     }
 
     pub(crate) async fn lease(&self, r: LeaseInosRequest) -> Res<LeaseInosReply> {
         match self.write_once(crate::types::Cred::root(), Op::LeaseInos { count: r.count }, r.request_id).await? {
             Reply::Inos(first) => ok(LeaseInosReply { first, count: r.count }),
-            _ => Err(Status::internal("lease returned no inode numbers")),
+            _ => Err(MasterError::internal("lease returned no inode numbers").into()),
         }
     }
 
     pub(crate) async fn commit_content(&self, r: CommitRequest) -> Res<AttrReply> {
         let create = match r.create.as_ref().map(behind).transpose()? {
-            Some(None) => return Err(errno_status(libc::EINVAL, "a commit carries only a write-behind create")),
+            Some(None) => {
+                return Err(MasterError::fs(libc::EINVAL, "a commit carries only a write-behind create").into())
+            }
             c => c.flatten(),
         };
         let parent = create.as_ref().map(|c| c.parent);

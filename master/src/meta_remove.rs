@@ -4,10 +4,10 @@
 //! it left without a name (orphans, freed by ReleaseOrphans).
 
 use crate::convert::cred;
+use crate::error::MasterError;
 use crate::meta_service::{ok, v, MetaService, Res};
 use crate::types::{Cred, Op, Reply, UnlinkItem};
 use tessera_proto::pb::*;
-use tonic::Status;
 
 /// The orphans kept for the caller's own open files (`open`); the others
 /// were kept for other mounts, which hear of them with the revoke.
@@ -49,7 +49,7 @@ impl MetaService {
         let (outcomes, orphaned) =
             match self.write_once(Cred::root(), Op::UnlinkMany { items, open: r.open.clone() }, r.request_id).await? {
                 Reply::Outcomes(o, orphaned) => (o, mine(orphaned, &r.open)),
-                _ => return Err(Status::internal("unlink_many returned no outcomes")),
+                _ => return Err(MasterError::internal("unlink_many returned no outcomes").into()),
             };
         let outcomes = outcomes
             .into_iter()

@@ -4,7 +4,8 @@
 //! then read the applied state from RocksDB.
 
 use crate::cluster::Cluster;
-use crate::convert::{attr, cred, fs_status, time};
+use crate::convert::{attr, cred, time};
+use crate::error::MasterError;
 use crate::fsm::read;
 use crate::store::state_machine::Raft;
 use crate::types::{Command, Cred, Op, Reply, TimeSet};
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_proto::pb::meta_server::Meta;
 use tessera_proto::pb::*;
-use tessera_proto::status::{errno_status, not_leader};
 use tessera_proto::ChunkId;
 use tonic::{Request, Response, Status};
 
@@ -60,24 +60,24 @@ impl MetaService {
         addr
     }
 
-    fn forward<E: std::fmt::Display>(&self, e: E, fwd: Option<String>) -> Status {
+    fn forward<E: std::fmt::Display>(&self, e: E, fwd: Option<String>) -> MasterError {
         match fwd {
-            Some(addr) => not_leader(Some(&addr)),
-            None => Status::unavailable(format!("raft: {e}")),
+            Some(addr) => MasterError::NotLeader { leader: Some(addr) },
+            None => MasterError::Unavailable(format!("raft: {e}")),
         }
     }
 
     /// Proposes a command and waits until it is applied.
-    pub(crate) async fn write(&self, cred: Cred, op: Op) -> Result<Reply, Status> {
+    pub(crate) async fn write(&self, cred: Cred, op: Op) -> Result<Reply, MasterError> {
         self.write_once(cred, op, String::new()).await
     }
 
     /// Like `write`, deduplicated by the client's request id.
-    pub(crate) async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, Status> {
+    pub(crate) async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, MasterError> {
         if op.adds() && self.disk.full() {
             let msg = self.disk.refusal();
             tracing::debug!("{msg}");
-            return Err(fs_status(crate::types::FsErr::new(libc::ENOSPC, msg)));
+            return Err(MasterError::fs(libc::ENOSPC, msg));
         }
         let touched = crate::lease_scope::touched(&self.db, &op);
         // A directory another mount holds exclusively may have its unlinks
@@ -107,7 +107,7 @@ impl MetaService {
         }
         let now = tessera_proto::time::now();
         let cmd = Command { cred, now: (now.sec, now.nsec), op, request_id };
-        cmd.check_size().map_err(fs_status)?;
+        cmd.check_size()?;
         let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.client_write(cmd)).await;
         // Applied, refused, or unknown (timed out): other mounts drop what
         // it may have changed before the caller hears of it.
@@ -123,14 +123,14 @@ impl MetaService {
             self.leases.revoke_orphaning(&touched, origin.as_deref(), orphaned).await;
         }
         drop(change);
-        let r = r.map_err(|_| Status::unavailable("raft write timed out (no quorum?)"))?;
+        let r = r.map_err(|_| MasterError::Unavailable("raft write timed out (no quorum?)".into()))?;
         match r {
-            Ok(resp) => resp.data.map_err(fs_status),
+            Ok(resp) => Ok(resp.data?),
             Err(e) => {
                 let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
                 match fwd {
-                    Some(addr) => Err(not_leader(addr.as_deref())),
-                    None => Err(Status::unavailable(format!("raft: {e}"))),
+                    Some(leader) => Err(MasterError::NotLeader { leader }),
+                    None => Err(MasterError::Unavailable(format!("raft: {e}"))),
                 }
             }
         }
@@ -140,17 +140,17 @@ impl MetaService {
     /// everything committed before the read began. A quorum acknowledgement
     /// younger than the leader lease is reused (no network round trip); an
     /// older one triggers a heartbeat round first, as read-index does.
-    pub(crate) async fn barrier(&self) -> Result<(), Status> {
+    pub(crate) async fn barrier(&self) -> Result<(), MasterError> {
         let opt = LinearizerOption::new(None, true);
         let r = tokio::time::timeout(RAFT_TIMEOUT, self.raft.ensure_linearizable(opt))
             .await
-            .map_err(|_| Status::unavailable("read barrier timed out (no quorum?)"))?;
+            .map_err(|_| MasterError::Unavailable("read barrier timed out (no quorum?)".into()))?;
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
                 let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
                 match fwd {
-                    Some(addr) => Err(not_leader(addr.as_deref())),
+                    Some(leader) => Err(MasterError::NotLeader { leader }),
                     None => Err(self.forward(e, self.leader_addr())),
                 }
             }
@@ -189,7 +189,7 @@ impl MetaService {
     /// The barrier for reads: skipped when the client opted into a stale
     /// read (any master, even one without a quorum, answers from what it
     /// has applied), kept otherwise.
-    async fn read_barrier(&self, md: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+    async fn read_barrier(&self, md: &tonic::metadata::MetadataMap) -> Result<(), MasterError> {
         let stale = md.get(tessera_proto::status::READ_MODE_HEADER).is_some_and(|v| v == "stale");
         if stale && self.raft.metrics().borrow_watched().last_applied.is_some() {
             return Ok(());
@@ -203,19 +203,19 @@ impl MetaService {
             crate::types::TypeConfig,
             openraft::error::ClientWriteError<crate::types::TypeConfig>,
         >,
-    ) -> Status {
+    ) -> MasterError {
         match e.forward_to_leader() {
-            Some(f) => not_leader(f.leader_node.as_ref().map(|n| n.addr.as_str())),
-            None => Status::failed_precondition(format!("membership change: {e}")),
+            Some(f) => MasterError::NotLeader { leader: f.leader_node.as_ref().map(|n| n.addr.clone()) },
+            None => MasterError::Refused(format!("membership change: {e}")),
         }
     }
 
     /// Soft state that lives on the leader only (locks, heartbeats).
-    pub(crate) fn leader_only(&self) -> Result<(), Status> {
+    pub(crate) fn leader_only(&self) -> Result<(), MasterError> {
         if self.raft.is_leader() {
             Ok(())
         } else {
-            Err(not_leader(self.leader_addr().as_deref()))
+            Err(MasterError::NotLeader { leader: self.leader_addr() })
         }
     }
 
@@ -236,7 +236,7 @@ impl MetaService {
             Reply::Attr(i) | Reply::Created { inode: i, .. } => {
                 ok(AttrReply { attr: Some(attr(&i)), lease: false, ..Default::default() })
             }
-            _ => Err(Status::internal("command returned no attributes")),
+            _ => Err(MasterError::internal("command returned no attributes").into()),
         }
     }
 
@@ -267,7 +267,7 @@ impl Meta for MetaService {
         let r = req.into_inner();
         self.recall_for_read(&[r.parent]).await;
         let token = self.leases.begin_read();
-        let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name).map_err(fs_status)?;
+        let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name)?;
         let session = crate::lease_scope::current_session();
         let g = self.leases.grant_lookup(session.as_deref(), r.parent, i.ino, token);
         ok(AttrReply {
@@ -286,7 +286,7 @@ impl Meta for MetaService {
             self.recall_for_read(&[req.get_ref().ino]).await;
         }
         let token = self.leases.begin_read();
-        let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
+        let i = read::inode(&self.db, req.get_ref().ino)?;
         let lease = !req.get_ref().stale_ok && self.grant(&[i.ino], token);
         ok(AttrReply { attr: Some(attr(&i)), lease, ..Default::default() })
     }
@@ -296,7 +296,7 @@ impl Meta for MetaService {
         let r = req.into_inner();
         if r.read_access {
             self.write_once(cred(r.cred), Op::TouchAtimes { inos: vec![r.ino] }, r.request_id.clone()).await?;
-            let i = read::inode(&self.db, r.ino).map_err(fs_status)?;
+            let i = read::inode(&self.db, r.ino)?;
             return ok(AttrReply { attr: Some(attr(&i)), lease: false, ..Default::default() });
         }
         let op = Op::SetAttr {
@@ -411,7 +411,7 @@ impl Meta for MetaService {
         let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
         self.recall_for_read(&[r.ino]).await;
         let token = self.leases.begin_read();
-        let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus).map_err(fs_status)?;
+        let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus)?;
         let inos: Vec<u64> = std::iter::once(r.ino).chain(page.entries.iter().map(|(_, d, _)| d.ino)).collect();
         let g = self.grant_in(&inos, Some(r.ino), token);
         let entries = page
@@ -429,9 +429,9 @@ impl Meta for MetaService {
 
     async fn read_link(&self, req: Request<ReadLinkRequest>) -> Res<ReadLinkReply> {
         self.read_barrier(req.metadata()).await?;
-        let i = read::inode(&self.db, req.get_ref().ino).map_err(fs_status)?;
+        let i = read::inode(&self.db, req.get_ref().ino)?;
         if i.kind != crate::fsm::model::KIND_SYMLINK {
-            return Err(fs_status(crate::types::FsErr::new(libc::EINVAL, "not a symlink")));
+            return Err(MasterError::fs(libc::EINVAL, "not a symlink").into());
         }
         ok(ReadLinkReply { target: Bytes::from(i.target) })
     }
@@ -450,13 +450,13 @@ impl Meta for MetaService {
     async fn get_xattr(&self, req: Request<GetXattrRequest>) -> Res<GetXattrReply> {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
-        let value = read::xattr_get(&self.db, &cred(r.cred), r.ino, &r.name).map_err(fs_status)?;
+        let value = read::xattr_get(&self.db, &cred(r.cred), r.ino, &r.name)?;
         ok(GetXattrReply { value: Bytes::from(value) })
     }
 
     async fn list_xattr(&self, req: Request<ListXattrRequest>) -> Res<ListXattrReply> {
         self.read_barrier(req.metadata()).await?;
-        let names = read::xattr_list(&self.db, req.get_ref().ino).map_err(fs_status)?;
+        let names = read::xattr_list(&self.db, req.get_ref().ino)?;
         ok(ListXattrReply { names: names.into_iter().map(Bytes::from).collect() })
     }
 
@@ -471,8 +471,8 @@ impl Meta for MetaService {
         self.read_barrier(req.metadata()).await?;
         let ino = req.get_ref().ino;
         let token = self.leases.begin_read();
-        let i = read::inode(&self.db, ino).map_err(fs_status)?;
-        let ext = read::extents(&self.db, ino).map_err(fs_status)?;
+        let i = read::inode(&self.db, ino)?;
+        let ext = read::extents(&self.db, ino)?;
         let lease = self.grant(&[ino], token);
         let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len, offset: e.offset }).collect();
         ok(GetExtentsReply { attr: Some(attr(&i)), extents, lease })
@@ -485,11 +485,11 @@ impl Meta for MetaService {
 
     async fn stat_fs(&self, req: Request<Empty>) -> Res<StatFsReply> {
         self.read_barrier(req.metadata()).await?;
-        let c = read::counters(&self.db).map_err(fs_status)?;
+        let c = read::counters(&self.db)?;
         // Capacity of the servers on the ring, from the registry (durable);
         // free and used from their latest heartbeats, when known.
         let (mut capacity, mut free, mut used) = (0u64, 0u64, 0u64);
-        for s in read::servers(&self.db).map_err(fs_status)? {
+        for s in read::servers(&self.db)? {
             if s.state != crate::fsm::model::ServerState::Alive {
                 continue;
             }
@@ -510,7 +510,7 @@ impl Meta for MetaService {
 
     async fn get_ring(&self, _req: Request<Empty>) -> Res<RingReply> {
         self.barrier().await?;
-        let servers = read::servers(&self.db).map_err(fs_status)?;
+        let servers = read::servers(&self.db)?;
         let servers = servers
             .into_iter()
             .map(|s| {
@@ -545,7 +545,7 @@ impl Meta for MetaService {
     async fn chunk_locations(&self, req: Request<ChunkLocationsRequest>) -> Res<ChunkLocationsReply> {
         let mut locations = Vec::new();
         for raw in &req.get_ref().ids {
-            let id = ChunkId::from_slice(raw).map_err(|e| errno_status(libc::EINVAL, e.to_string()))?;
+            let id = ChunkId::from_slice(raw).map_err(|e| MasterError::fs(libc::EINVAL, e.to_string()))?;
             locations.push(ChunkLocation { id: raw.clone(), addrs: self.cluster.locations(&id) });
         }
         ok(ChunkLocationsReply { locations })
@@ -571,10 +571,10 @@ impl Meta for MetaService {
     async fn set_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
         let r = req.into_inner();
         if r.start > r.end || ![F_RDLCK, F_WRLCK, F_UNLCK].contains(&r.typ) {
-            return Err(errno_status(libc::EINVAL, "bad lock range or type"));
+            return Err(MasterError::fs(libc::EINVAL, "bad lock range or type").into());
         }
         if r.owner.len() > 256 {
-            return Err(errno_status(libc::EINVAL, "lock owner too long"));
+            return Err(MasterError::fs(libc::EINVAL, "lock owner too long").into());
         }
         let op = Op::SetLock {
             ino: r.ino,
@@ -588,7 +588,7 @@ impl Meta for MetaService {
         match self.write(Cred::root(), op).await? {
             Reply::Lock(None) => ok(LockReply { granted: true, typ: r.typ, start: r.start, end: r.end, pid: r.pid }),
             Reply::Lock(Some(h)) => ok(lock_reply(&h)),
-            _ => Err(Status::internal("lock command returned no verdict")),
+            _ => Err(MasterError::internal("lock command returned no verdict").into()),
         }
     }
 
@@ -596,7 +596,7 @@ impl Meta for MetaService {
     async fn get_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
-        let held = read::locks(&self.db, r.ino).map_err(fs_status)?;
+        let held = read::locks(&self.db, r.ino)?;
         match crate::fsm::locks::conflict(&held, &r.owner, r.start, r.end, r.typ == F_WRLCK) {
             None => ok(LockReply { granted: true, typ: F_UNLCK, start: r.start, end: r.end, pid: 0 }),
             Some(h) => ok(lock_reply(h)),
@@ -644,7 +644,7 @@ impl Meta for MetaService {
     async fn renew_lock_session(&self, req: Request<RenewLockSessionRequest>) -> Res<Empty> {
         let r = req.into_inner();
         if r.session.is_empty() || r.session.len() > 256 {
-            return Err(errno_status(libc::EINVAL, "bad lock session"));
+            return Err(MasterError::fs(libc::EINVAL, "bad lock session").into());
         }
         let lease_ms = self.lock_lease.as_millis() as u64;
         self.write(Cred::root(), Op::RenewSession { session: r.session, lease_ms }).await?;

@@ -1,11 +1,11 @@
 //! The Watch stream: a mount's cache lease, renewed and revoked on it
 //! (leases.rs has the protocol).
 
+use crate::error::MasterError;
 use crate::meta_service::{MetaService, Res, WatchStream};
 use openraft::LinearizerOption;
 use std::time::Duration;
 use tessera_proto::pb::{WatchEvent, WatchRequest};
-use tessera_proto::status::errno_status;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -30,7 +30,7 @@ impl MetaService {
             .map_err(|_| Status::deadline_exceeded("no session named on the watch stream"))??
             .ok_or_else(|| Status::cancelled("watch stream closed"))?;
         if first.session.is_empty() || first.session.len() > 256 {
-            return Err(errno_status(libc::EINVAL, "bad lease session"));
+            return Err(MasterError::fs(libc::EINVAL, "bad lease session").into());
         }
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
         let conn = self.leases.connect(&first.session, tx);

@@ -239,7 +239,9 @@ impl Command {
     /// Refuses a command whose entry would be larger than
     /// `MAX_COMMAND_BYTES` (checked before it enters the log).
     pub fn check_size(&self) -> Result<(), FsErr> {
-        let len = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
+        // The size of its log entry's payload (store/entry_codec.rs), computed
+        // without encoding it.
+        let len = bincode::serialized_size(self).map(|n| n as usize).unwrap_or(usize::MAX);
         if len > MAX_COMMAND_BYTES {
             return Err(FsErr::new(
                 libc::E2BIG,

@@ -509,8 +509,9 @@ fn a_command_too_large_for_the_log_is_refused_before_it_is_proposed() {
         request_id: String::new(),
     };
     assert!(cmd(65536).check_size().is_ok());
-    // Bytes encode as up to 4 characters each: 8 MiB of value is too much.
-    let e = cmd(8 << 20).check_size().unwrap_err();
+    assert!(cmd((16 << 20) - 1024).check_size().is_ok());
+    // The limit is on the encoded entry: 16 MiB of value and its header.
+    let e = cmd(16 << 20).check_size().unwrap_err();
     assert_eq!(e.errno, libc::E2BIG);
     assert!(e.msg.contains(&MAX_COMMAND_BYTES.to_string()), "{}", e.msg);
 }

@@ -54,7 +54,7 @@ impl Conn {
         Ok(c)
     }
 
-    /// Sends a JSON-encoded request and decodes a JSON `Result<Resp, Err>`.
+    /// Sends an encoded request (wire.rs) and decodes a `Result<Resp, Err>`.
     async fn call<Req, Resp, Err>(
         &mut self,
         kind: &'static str,
@@ -66,7 +66,7 @@ impl Conn {
         Resp: for<'de> serde::Deserialize<'de>,
         Err: for<'de> serde::Deserialize<'de>,
     {
-        let data = Bytes::from(serde_json::to_vec(req).map_err(|e| TransportError(e.to_string()))?);
+        let data = Bytes::from(super::wire::encode(req).map_err(|e| TransportError(e.to_string()))?);
         let mut c = self.client()?;
         let mut r = tonic::Request::new(RaftBlob { data });
         r.set_timeout(ttl);
@@ -84,7 +84,7 @@ impl Conn {
                 self.client = None;
                 TransportError(format!("{kind} to {}: {}", self.addr, s.message()))
             })?;
-        serde_json::from_slice(&resp.into_inner().data).map_err(|e| TransportError(e.to_string()))
+        super::wire::decode(&resp.into_inner().data).map_err(|e| TransportError(e.to_string()))
     }
 }
 
@@ -174,7 +174,7 @@ impl RaftNetworkV2<C> for Conn {
             Some(p) => tokio::fs::metadata(p).await.map_err(|e| unreachable(e.to_string()))?.len(),
             None => 0,
         };
-        let header = serde_json::to_vec(&(vote, &snapshot.meta)).map_err(|e| unreachable(e.to_string()))?;
+        let header = super::wire::encode(&(vote, &snapshot.meta)).map_err(|e| unreachable(e.to_string()))?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         // Frames are read from the checkpoint file as the receiver takes
         // them: memory stays at a few frames whatever the snapshot's size.
@@ -197,7 +197,7 @@ impl RaftNetworkV2<C> for Conn {
             unreachable(format!("snapshot to {}: {}", self.addr, s.message()))
         })?;
         let r: Result<SnapshotResponse<C>, String> =
-            serde_json::from_slice(&resp.into_inner().data).map_err(|e| unreachable(e.to_string()))?;
+            super::wire::decode(&resp.into_inner().data).map_err(|e| unreachable(e.to_string()))?;
         tracing::info!(to = %self.addr, bytes = size, last_log = ?snapshot.meta.last_log_id, "snapshot sent");
         r.map_err(unreachable)
     }

@@ -20,11 +20,11 @@ pub struct RaftService {
 }
 
 fn decode<T: for<'de> serde::Deserialize<'de>>(b: &[u8]) -> Result<T, Status> {
-    serde_json::from_slice(b).map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
+    wire::decode(b).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Response<RaftBlob>, Status> {
-    let data = serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))?;
+    let data = wire::encode(v).map_err(|e| Status::internal(e.to_string()))?;
     Ok(Response::new(RaftBlob { data: Bytes::from(data) }))
 }
 

@@ -1,9 +1,9 @@
-//! Encoding of the streamed AppendEntries messages. The stream carries
-//! bincode: on the hot path of every metadata change it costs a fraction of
-//! JSON (which spells each byte of a chunk id as decimal text), and the
-//! stream is new, so no peer expects anything else on it. The unary RPCs
-//! (votes, snapshots, and appends from peers that predate the stream) keep
-//! JSON.
+//! Encoding of every Raft message between masters: bincode, the same
+//! encoding as log entries on disk (store/entry_codec.rs) and state
+//! values. On the hot path of every metadata change it costs a fraction of
+//! JSON (which spells each byte of a chunk id as decimal text). Streamed
+//! appends, unary appends, votes, snapshot headers and all their replies go
+//! through `encode`/`decode` here and nowhere else.
 
 use crate::types::TypeConfig;
 use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
@@ -15,8 +15,16 @@ type C = TypeConfig;
 pub type StreamReply = Result<StreamAppendResult<C>, String>;
 
 #[derive(Debug, thiserror::Error)]
-#[error("bad raft stream message: {0}")]
+#[error("bad raft message: {0}")]
 pub struct WireError(#[from] bincode::Error);
+
+pub fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, WireError> {
+    Ok(bincode::serialize(v)?)
+}
+
+pub fn decode<T: for<'de> serde::Deserialize<'de>>(b: &[u8]) -> Result<T, WireError> {
+    Ok(bincode::deserialize(b)?)
+}
 
 pub fn encode_request(req: &AppendEntriesRequest<C>) -> Result<Vec<u8>, WireError> {
     Ok(bincode::serialize(req)?)
@@ -105,6 +113,28 @@ mod tests {
             let back = decode_reply(&encode_reply(&r).expect("encode")).expect("decode");
             assert_eq!(format!("{r:?}"), format!("{back:?}"));
         }
+    }
+
+    #[test]
+    fn votes_snapshot_headers_and_their_replies_round_trip() {
+        use openraft::alias::{SnapshotMetaOf, StoredMembershipOf};
+        use openraft::raft::{SnapshotResponse, VoteRequest, VoteResponse};
+        fn trip<T: serde::Serialize + for<'de> serde::Deserialize<'de> + std::fmt::Debug>(v: T) {
+            let back: T = decode(&encode(&v).expect("encode")).expect("decode");
+            assert_eq!(format!("{v:?}"), format!("{back:?}"));
+        }
+        trip(VoteRequest::<C>::new(VoteOf::<C>::new(5, 2), Some(log_id(4, 40))));
+        trip::<Result<VoteResponse<C>, String>>(Ok(VoteResponse::new(VoteOf::<C>::new(5, 2), None, true)));
+        type RaftError = openraft::error::RaftError<C>;
+        trip::<Result<VoteResponse<C>, RaftError>>(Err(RaftError::Fatal(openraft::error::Fatal::Stopped)));
+        let nodes: BTreeMap<u64, BasicNode> = (1..=3).map(|i| (i, BasicNode::new(format!("127.0.0.1:{i}")))).collect();
+        let m = Membership::new(vec![BTreeSet::from([1, 2, 3])], nodes).expect("membership");
+        let meta = SnapshotMetaOf::<C> {
+            last_log_id: Some(log_id(3, 99)),
+            last_membership: StoredMembershipOf::<C>::new(Some(log_id(1, 2)), m),
+        };
+        trip((VoteOf::<C>::new_committed(3, 1), meta));
+        trip::<Result<SnapshotResponse<C>, String>>(Ok(SnapshotResponse::new(VoteOf::<C>::new_committed(3, 1))));
     }
 
     #[test]

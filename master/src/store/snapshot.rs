@@ -9,7 +9,7 @@
 //! database and every block read back with its checksum): a damaged one
 //! is refused and the master stays on its old state and snapshot.
 
-use crate::fsm::{cf, db_err, CF_SM, CF_SM_META};
+use crate::fsm::{cf, db_err, format, CF_SM, CF_SM_META};
 use crate::types::TypeConfig;
 use openraft::alias::{LogIdOf, SnapshotMetaOf, StoredMembershipOf};
 use rocksdb::{IngestExternalFileOptions, IteratorMode, Options, SstFileWriter, WriteBatch, WriteOptions, DB};
@@ -116,7 +116,8 @@ pub fn current(dir: &Path) -> io::Result<Option<(SnapshotMetaOf<C>, SnapshotFile
 }
 
 /// Reads every key of checkpoint `path` back through a scratch database in
-/// `dir` (block checksums verified); the number of keys.
+/// `dir` (block checksums verified); the number of keys. A checkpoint in a
+/// state format newer than this binary reads is refused (fsm/format.rs).
 pub fn verify(dir: &Path, path: &Path) -> io::Result<u64> {
     let scratch = dir.join(format!("verify-{}", unique()));
     let result = (|| {
@@ -131,7 +132,10 @@ pub fn verify(dir: &Path, path: &Path) -> io::Result<u64> {
         read.fill_cache(false);
         let mut keys = 0u64;
         for item in check.iterator_opt(IteratorMode::Start, read) {
-            item.map_err(db_err)?;
+            let (k, v) = item.map_err(db_err)?;
+            if &*k == format::FORMAT_KEY {
+                format::check(Some(format::parse(&v)?), "the received snapshot")?;
+            }
             keys += 1;
         }
         Ok(keys)
@@ -200,6 +204,8 @@ fn load_current(db: &DB, dir: &Path) -> io::Result<()> {
     done.put_cf(sm_meta, "last_membership", serde_json::to_vec(&meta.last_membership).map_err(json_err)?);
     done.delete_cf(sm_meta, INSTALLING);
     write_synced(db, done)?;
+    // A checkpoint from a master that predates formats names none.
+    format::mark(db)?;
     tracing::info!(last_log = ?meta.last_log_id, "snapshot installed");
     Ok(())
 }
@@ -218,7 +224,11 @@ mod tests {
 
     fn all(db: &DB) -> Vec<Kv> {
         let sm = cf(db, CF_SM).unwrap();
-        db.iterator_cf(sm, IteratorMode::Start).map(|r| r.unwrap()).collect()
+        // The format mark is written by an install, not copied: not state.
+        db.iterator_cf(sm, IteratorMode::Start)
+            .map(|r| r.unwrap())
+            .filter(|(k, _)| &**k != format::FORMAT_KEY)
+            .collect()
     }
 
     /// Two stores (a, b) and a snapshot directory for each.
@@ -296,6 +306,29 @@ mod tests {
         // The undamaged file installs.
         install(&b, &db_dir, &meta, &file).unwrap();
         assert_eq!(all(&b), all(&a));
+    }
+
+    #[test]
+    fn a_checkpoint_in_a_newer_state_format_is_refused_and_an_older_one_marked() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, da, b, db_dir) = two_stores(t.path());
+        let sm_a = cf(&a, CF_SM).unwrap();
+        a.put_cf(sm_a, b"i1", b"one").unwrap();
+        b.put_cf(cf(&b, CF_SM).unwrap(), b"i2", b"two").unwrap();
+        let before = all(&b);
+        a.put_cf(sm_a, format::FORMAT_KEY, (format::STATE_FORMAT + 1).to_le_bytes()).unwrap();
+        let (meta, file) = build(&a, &da).unwrap();
+        let e = install(&b, &db_dir, &meta, &file).unwrap_err();
+        assert!(e.to_string().contains("newer Tessera"), "{e}");
+        assert_eq!(all(&b), before, "old state kept");
+        // A checkpoint that names no format (from a master before formats)
+        // installs, and the state is marked with this binary's format.
+        a.delete_cf(sm_a, format::FORMAT_KEY).unwrap();
+        let (meta, file) = build(&a, &da).unwrap();
+        install(&b, &db_dir, &meta, &file).unwrap();
+        assert_eq!(all(&b), all(&a));
+        let mark = b.get_cf(cf(&b, CF_SM).unwrap(), format::FORMAT_KEY).unwrap();
+        assert_eq!(mark.as_deref(), Some(&format::STATE_FORMAT.to_le_bytes()[..]));
     }
 
     #[test]

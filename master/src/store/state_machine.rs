@@ -39,6 +39,7 @@ impl StateMachine {
             }
         }
         snapshot::recover(&db, &snapshot_dir)?;
+        crate::fsm::format::mark(&db)?;
         Ok(StateMachine { db, snapshot_dir })
     }
 
