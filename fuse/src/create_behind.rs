@@ -53,7 +53,7 @@ impl Mount {
         mode: u32,
         excl: bool,
     ) -> Option<Attr> {
-        if !self.write_behind_create || name.len() > tessera_proto::NAME_MAX {
+        if !self.behind.create || name.len() > tessera_proto::NAME_MAX {
             return None;
         }
         // Kept until the create is held: a recall cannot pass in between.
@@ -70,7 +70,7 @@ impl Mount {
         if mode & S_ISGID != 0 && cred.uid != 0 && cred.gid != gid && !cred.groups.contains(&gid) {
             mode &= !S_ISGID;
         }
-        let creates = &self.creates;
+        let creates = &self.behind.creates;
         let mut s = creates.lock();
         if s.no_master {
             return None;
@@ -123,7 +123,7 @@ impl Mount {
         if start_sender {
             tokio::spawn(self.clone().send_held_creates());
         }
-        self.dircache.created(parent, name, &attr);
+        self.caches.dir.created(parent, name, &attr);
         // The master gives the directory the create's time.
         self.post_op_predicted_at(parent, now);
         // New: no extended attributes (the kernel asks before a first write).
@@ -134,22 +134,23 @@ impl Mount {
     /// A directory's attributes as this mount last saw them change, or
     /// as leased (from a listing within its lifetime, or fetched alone).
     fn known_dir_attr(&self, dir: u64) -> Option<Attr> {
-        let leased = || self.leases.remaining().and(self.dircache.dir_attr(dir).or_else(|| self.dircache.attr(dir)));
+        let leased =
+            || self.leases.remaining().and(self.caches.dir.dir_attr(dir).or_else(|| self.caches.dir.attr(dir)));
         self.post_op_attr(dir).or_else(leased)
     }
 
     /// Asks for more inode numbers in the background.
     pub(crate) fn lease_more(self: &Arc<Self>) {
-        if !self.write_behind_create {
+        if !self.behind.create {
             return;
         }
-        if std::mem::replace(&mut self.creates.lock().leasing, true) {
+        if std::mem::replace(&mut self.behind.creates.lock().leasing, true) {
             return;
         }
         let m = self.clone();
         tokio::spawn(async move {
             let r = m.fs.lease_inos(LEASE).await;
-            let mut s = m.creates.lock();
+            let mut s = m.behind.creates.lock();
             s.leasing = false;
             match r {
                 Ok(first) => (s.next, s.end) = (first, first + u64::from(LEASE)),
@@ -162,9 +163,9 @@ impl Mount {
     /// for them (a kick), those held for an attribute lifetime otherwise;
     /// each in order, after every change begun before it.
     async fn send_held_creates(self: Arc<Self>) {
-        let behind = self.creates.behind.clone();
+        let behind = self.behind.creates.behind.clone();
         loop {
-            let oldest = self.creates.lock().held.values().map(|h| h.since).min();
+            let oldest = self.behind.creates.lock().held.values().map(|h| h.since).min();
             let all = match oldest {
                 Some(t) => {
                     tokio::select! {
@@ -178,7 +179,7 @@ impl Mount {
                 }
             };
             let mut due: Vec<Held> = {
-                let mut s = self.creates.lock();
+                let mut s = self.behind.creates.lock();
                 let inos: Vec<u64> =
                     s.held.iter().filter(|(_, h)| all || h.since.elapsed() >= self.ttl).map(|(i, _)| *i).collect();
                 inos.iter().filter_map(|i| s.held.remove(i)).collect()
@@ -201,14 +202,14 @@ impl Mount {
                     // The file this mount announced does not exist: what
                     // cached it is dropped; its next commit fails (ENOENT).
                     lost(&h.req, e);
-                    self.creates.lock().lost.insert(h.req.ino, h.req.parent);
+                    self.behind.creates.lock().lost.insert(h.req.ino, h.req.parent);
                     self.dir_change_failed(h.req.parent);
                     self.attrs_changed(h.req.ino);
                 }
                 behind.end(h.ticket, h.req.parent);
             }
             if sent_any {
-                self.creates.lock().no_master = no_master;
+                self.behind.creates.lock().no_master = no_master;
             }
         }
     }
@@ -217,10 +218,10 @@ impl Mount {
     /// session that recalled a directory finds the names made in it (an
     /// O_EXCL create held in it must land before another session's).
     pub(crate) async fn held_creates_landed(&self) {
-        if self.creates.lock().held.is_empty() {
+        if self.behind.creates.lock().held.is_empty() {
             return;
         }
-        if tokio::time::timeout(RECALL_WAIT, self.creates.behind.settle()).await.is_err() {
+        if tokio::time::timeout(RECALL_WAIT, self.behind.creates.behind.settle()).await.is_err() {
             tracing::warn!("held creates did not land within a recall's wait");
         }
     }
@@ -228,10 +229,10 @@ impl Mount {
     /// Makes sure the create of `ino`, if held, has landed (a close or an
     /// fsync with nothing to commit): close-to-open needs the name.
     pub(crate) async fn create_landed(&self, ino: u64) -> Result<()> {
-        if self.creates.holds(ino) {
-            self.creates.behind.settle().await;
+        if self.behind.creates.holds(ino) {
+            self.behind.creates.behind.settle().await;
         }
-        if let Some(parent) = self.creates.take_lost(ino) {
+        if let Some(parent) = self.behind.creates.take_lost(ino) {
             self.dir_change_failed(parent);
             self.attrs_changed(ino);
             return Err(ClientError::fs(libc::EIO, "the file's write-behind create failed (see the mount's log)"));

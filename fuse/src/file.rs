@@ -6,7 +6,6 @@
 //! goes on; `flush` uploads the rest and commits the spliced extent list in
 //! one Raft command. Reads see unflushed data.
 
-use crate::held_creates::Held;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use tessera_client::fs::Riders;
@@ -48,6 +47,19 @@ fn piece_limit(size: u64, chunk: u64) -> usize {
     (EXTENT_BUDGET / slots.min(EXTENT_BUDGET as u64) as usize).clamp(MIN_PIECES, MAX_PIECES)
 }
 
+/// What rides on a file's commit from the mount's write-behind layer
+/// (behind.rs): today the file's held create. An open file knows only this
+/// trait, not how the layer holds or sends anything.
+pub trait CommitRider: Send + Sync {
+    /// The create for a commit of `ino` to carry, if one is held and may go
+    /// now. The layer keeps its bookkeeping until `landed`.
+    fn take(&self, ino: u64) -> Option<tessera_proto::pb::CreateRequest>;
+    /// The commit that carried `ino`'s create returned `r`.
+    fn landed<'a>(&'a self, fs: &'a Fs, ino: u64, r: &'a Result<Attr>) -> futures::future::BoxFuture<'a, ()>;
+    /// Whether the layer still holds anything of `ino`.
+    fn holds(&self, ino: u64) -> bool;
+}
+
 /// A slot's bytes `[lo, lo + len)`, offsets within the slot.
 enum Slot {
     /// Written, not yet uploaded.
@@ -86,9 +98,9 @@ pub struct FileData {
     /// When this mount last changed the content (write, truncate) without
     /// committing it: what stat shows as mtime and ctime until the commit.
     modified: Option<Timespec>,
-    /// The mount's held creates, while this file's may be among them: the
-    /// first commit carries it (create_behind.rs).
-    pub(crate) creates: Option<std::sync::Arc<crate::held_creates::Creates>>,
+    /// The mount's write-behind layer while it holds something of this
+    /// file (its create): the first commit carries it (create_behind.rs).
+    pub(crate) rider: Option<std::sync::Arc<dyn CommitRider>>,
     /// Attribute changes made while the file had unflushed writes: they
     /// ride on the next commit (setattr_behind.rs).
     pub(crate) pending_attrs: Option<tessera_proto::pb::SetAttrRequest>,
@@ -134,7 +146,7 @@ impl FileData {
             trimmed: false,
             keep: attr.size,
             modified: None,
-            creates: None,
+            rider: None,
             pending_attrs: None,
         }
     }
@@ -569,14 +581,11 @@ impl FileData {
     async fn commit_while_uploading(&mut self, fs: &Fs) -> Result<Attr> {
         let patches = self.patches();
         let (size, epoch) = (self.size, self.epoch.unwrap_or(0));
-        let (list, held) = self.begin_commit(size, &patches)?;
+        let (list, create) = self.begin_commit(size, &patches)?;
+        let carried = create.is_some();
         // The mtime this mount's stat showed since the write: the kernel keeps
         // cached pages while a file's mtime does not change under it.
-        let riders = Riders {
-            create: held.as_ref().map(|h| h.req.clone()),
-            attrs: self.pending_attrs.clone(),
-            mtime: self.modified,
-        };
+        let riders = Riders { create, attrs: self.pending_attrs.clone(), mtime: self.modified };
         let sent = std::time::Instant::now();
         let commit = fs.commit_splice(self.ino, 0, size, patches, epoch, riders, true);
         let upload = async {
@@ -584,7 +593,7 @@ impl FileData {
             sent.elapsed()
         };
         let (took, r) = tokio::join!(upload, commit);
-        let attr = self.end_commit(fs, held, list, size, r).await?;
+        let attr = self.end_commit(fs, carried, list, size, r).await?;
         // A failed upload keeps its slot (Buf): the next flush uploads it
         // again, and its id (its content) is the one just committed.
         if let Some(e) = self.failed.take() {
@@ -607,42 +616,43 @@ impl FileData {
         patches: Vec<(u64, Vec<Extent>)>,
         epoch: u64,
     ) -> Result<Attr> {
-        let (list, held) = self.begin_commit(size, &patches)?;
+        let (list, create) = self.begin_commit(size, &patches)?;
+        let carried = create.is_some();
         // The mtime this mount's stat showed since the write: the kernel keeps
         // cached pages while a file's mtime does not change under it.
-        let riders = Riders {
-            create: held.as_ref().map(|h| h.req.clone()),
-            attrs: self.pending_attrs.clone(),
-            mtime: self.modified,
-        };
+        let riders = Riders { create, attrs: self.pending_attrs.clone(), mtime: self.modified };
         let r = fs.commit_splice(self.ino, self.keep, size, patches, epoch, riders, false).await;
-        self.end_commit(fs, held, list, size, r).await
+        self.end_commit(fs, carried, list, size, r).await
     }
 
     /// The list a commit of `patches` makes, and this file's create if
     /// still held and nothing else is in flight before it (it then lands
     /// with the commit).
-    fn begin_commit(&self, size: u64, patches: &[(u64, Vec<Extent>)]) -> Result<(Vec<Extent>, Option<Held>)> {
+    fn begin_commit(
+        &self,
+        size: u64,
+        patches: &[(u64, Vec<Extent>)],
+    ) -> Result<(Vec<Extent>, Option<tessera_proto::pb::CreateRequest>)> {
         let list = splice(&self.base, self.keep, size, patches)
             .ok_or_else(|| ClientError::fs(libc::EIO, "a patch reaches past the end of the file"))?;
-        Ok((list, self.creates.as_ref().and_then(|c| c.take_for_commit(self.ino))))
+        Ok((list, self.rider.as_ref().and_then(|c| c.take(self.ino))))
     }
 
-    /// After a commit answered `r`: the held create's fate, and on success
+    /// After a commit answered `r`: the carried create's fate, and on success
     /// the new committed view.
     async fn end_commit(
         &mut self,
         fs: &Fs,
-        held: Option<Held>,
+        carried: bool,
         list: Vec<Extent>,
         size: u64,
         r: Result<Attr>,
     ) -> Result<Attr> {
-        if let (Some(c), Some(h)) = (self.creates.as_ref(), held) {
-            c.after_commit(fs, h, &r).await;
+        if let (Some(c), true) = (self.rider.as_ref(), carried) {
+            c.landed(fs, self.ino, &r).await;
         }
-        if self.creates.as_ref().is_some_and(|c| !c.holds(self.ino)) {
-            self.creates = None; // landed, one way or another
+        if self.rider.as_ref().is_some_and(|c| !c.holds(self.ino)) {
+            self.rider = None; // landed, one way or another
         }
         let attr = r?;
         self.base = list;

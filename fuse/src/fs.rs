@@ -2,9 +2,8 @@
 //! fuser callbacks (ops.rs) hand their reply objects to tokio tasks that call
 //! into this; nothing here blocks a FUSE thread.
 
-use crate::dircache::{Cached, DirCache, MAX_LISTED_ENTRIES};
+use crate::dircache::{Cached, MAX_LISTED_ENTRIES};
 use crate::file::FileData;
-use crate::ttl_map::TtlMap;
 use bytes::Bytes;
 use fuser::{FileAttr, FileType, INodeNo};
 use parking_lot::Mutex;
@@ -36,45 +35,26 @@ pub struct Mount {
     pub(crate) open: crate::open_files::OpenFiles,
     /// relatime, batched (atime.rs).
     pub(crate) atimes: crate::atime::Atimes,
-    /// Files seen with no extended attributes.
-    no_xattrs: TtlMap<()>,
-    /// Random id of this mount: lock owners are "<id>:<kernel owner>".
+    /// Names and attributes remembered under the cache lease (caches.rs).
+    pub caches: crate::caches::Caches,
+    /// Random id of this mount: its cache-lease and lock session, and lock
+    /// owners are "<id>:<kernel owner>".
     pub id: String,
     /// Inodes this mount ever locked: only their closes release locks.
     pub locked: Mutex<std::collections::HashSet<u64>>,
-    /// Lookups answered from recent listings (see dircache.rs).
-    pub dircache: DirCache,
-    /// Directories' attributes as this mount's last change in them left
-    /// them (post-op attributes in the master's reply). The kernel drops a
-    /// directory's attributes after each create or unlink in it and asks
-    /// again before the next path walk; this answers that.
-    post_op: TtlMap<Attr>,
-    /// Which unlinks are acknowledged at once and sent behind, pipelined
-    /// (unlink_behind.rs); the others wait for their commit.
-    pub write_behind_unlink: crate::unlink_queue::UnlinkBehind,
-    pub(crate) unlinks: Mutex<crate::unlink_queue::UnlinkQueue>,
-    /// Notified when the unlink queue has drained.
-    pub(crate) unlinks_drained: tokio::sync::Notify,
-    /// Creates are acknowledged at once and sent with the file's first
-    /// commit (create_behind.rs); otherwise each waits for its own.
-    pub write_behind_create: bool,
-    pub(crate) creates: Arc<crate::held_creates::Creates>,
-    /// How often files unlinked while open here are renewed (orphans.rs).
-    pub orphan_renew: Duration,
+    /// Changes acknowledged before the masters applied them (behind.rs).
+    pub behind: crate::behind::Behind,
+    /// Files unlinked while open here, kept alive at the masters (orphans.rs).
+    pub orphans: crate::open_files::OrphanRenewal,
     /// Uploaded chunks of an open file are committed after waiting this
     /// long, well within the masters' GC grace.
     pub commit_idle: Duration,
-    pub(crate) orphan_renewer: std::sync::atomic::AtomicBool,
     /// How long a request may wait on the cluster (inflight.rs); None:
     /// forever. For the waits that do not go through `Inflight::run`.
     pub io_timeout: Option<Duration>,
     /// The cache lease every cache above depends on (leases.rs).
     pub leases: crate::lease_state::LeaseState,
 }
-
-/// Listings are kept while the lease holds and nothing revoked them; this
-/// only bounds how long an idle one takes memory.
-const LISTING_MAX_AGE: Duration = Duration::from_secs(60);
 
 pub fn kind(k: i32) -> FileType {
     match FileKind::try_from(k).unwrap_or(FileKind::Regular) {
@@ -135,24 +115,17 @@ pub fn b(s: &[u8]) -> Bytes {
 impl Mount {
     pub fn new(fs: Fs, ttl: Duration, chunk: u64) -> Mount {
         Mount {
-            creates: Arc::new(crate::held_creates::Creates::new(fs.meta.write_behind().clone())),
+            behind: crate::behind::Behind::new(fs.meta.write_behind().clone()),
+            caches: crate::caches::Caches::new(ttl),
             fs,
             ttl,
             chunk,
             open: Default::default(),
             atimes: Default::default(),
-            no_xattrs: TtlMap::new(ttl, 100_000),
             id: format!("{:016x}", rand_id()),
             locked: Mutex::new(Default::default()),
-            dircache: DirCache::new(LISTING_MAX_AGE),
-            post_op: TtlMap::new(ttl, 10_000),
-            write_behind_unlink: crate::unlink_queue::UnlinkBehind::Exclusive,
-            unlinks: Default::default(),
-            unlinks_drained: Default::default(),
-            write_behind_create: true,
-            orphan_renew: Duration::from_secs(600),
+            orphans: Default::default(),
             commit_idle: Duration::from_secs(60),
-            orphan_renewer: Default::default(),
             io_timeout: None,
             leases: Default::default(),
         }
@@ -160,16 +133,14 @@ impl Mount {
 
     /// Every cache of this mount is dropped (the lease ended).
     pub fn drop_caches(&self) {
-        self.dircache.clear();
-        self.post_op.clear();
-        self.no_xattrs.clear();
+        self.caches.clear();
     }
 
     /// A change in `dir` succeeded; `a` is the directory as it left it.
     pub fn post_op(&self, dir: u64, a: Option<Attr>) {
         match a {
-            Some(a) if a.ino == dir => self.post_op.insert(dir, a),
-            _ => self.post_op.remove(dir),
+            Some(a) if a.ino == dir => self.caches.post_op.insert(dir, a),
+            _ => self.caches.post_op.remove(dir),
         }
     }
 
@@ -182,52 +153,52 @@ impl Mount {
 
     /// `post_op_predicted`, with the time the change will carry.
     pub fn post_op_predicted_at(&self, dir: u64, at: pb::Timespec) {
-        match self.post_op.get(dir) {
+        match self.caches.post_op.get(dir) {
             Some((mut a, _)) => {
                 let now = Some(at);
                 (a.mtime, a.ctime) = (now, now);
-                self.post_op.insert(dir, a);
+                self.caches.post_op.insert(dir, a);
             }
-            None => self.post_op.remove(dir),
+            None => self.caches.post_op.remove(dir),
         }
     }
 
     /// The attributes of `dir` as this mount's last change in it left them.
     pub fn post_op_attr(&self, dir: u64) -> Option<Attr> {
         self.leases.remaining()?;
-        self.post_op.get(dir).map(|(a, _)| a)
+        self.caches.post_op.get(dir).map(|(a, _)| a)
     }
 
     /// A change in `dir` failed or timed out: it may or may not have landed.
     pub fn dir_change_failed(&self, dir: u64) {
-        self.dircache.unsure(dir);
-        self.post_op.remove(dir);
+        self.caches.dir.unsure(dir);
+        self.caches.post_op.remove(dir);
     }
 
     /// Inodes moved or removed (rename, rmdir): their ctimes and link counts
     /// changed, and which directories they were is not always known here.
     pub fn forget_all_post_op(&self) {
-        self.post_op.clear();
+        self.caches.post_op.clear();
     }
 
     /// The attributes of `ino` changed in a way not known here (xattrs, a
     /// failed setattr): every cache asks the master next time.
     pub fn attrs_changed(&self, ino: u64) {
-        self.no_xattrs.remove(ino);
-        self.dircache.changed(ino);
-        self.post_op.remove(ino);
+        self.caches.no_xattrs.remove(ino);
+        self.caches.dir.changed(ino);
+        self.caches.post_op.remove(ino);
     }
 
     /// Only the atime of `ino` changed (see `DirCache::atime_changed`).
     pub fn atime_changed(&self, ino: u64) {
-        self.dircache.atime_changed(ino);
-        self.post_op.remove(ino);
+        self.caches.dir.atime_changed(ino);
+        self.caches.post_op.remove(ino);
     }
 
     /// A setattr succeeded with these attributes.
     pub fn attrs_set(&self, a: &Attr) {
-        self.post_op.remove(a.ino);
-        self.dircache.updated(a);
+        self.caches.post_op.remove(a.ino);
+        self.caches.dir.updated(a);
     }
 
     /// A name in a directory: from a recent listing when there is one,
@@ -255,7 +226,7 @@ impl Mount {
             return LookupHere::Done(Err(ClientError::fs(libc::ENOENT, "no such file or directory")));
         }
         let Some(lease_left) = self.leases.remaining() else { return LookupHere::Ask };
-        match self.dircache.lookup(parent, name, cred) {
+        match self.caches.dir.lookup(parent, name, cred) {
             Cached::Found(a, left) if self.open_file(a.ino).is_none() => {
                 let left = left.min(lease_left).min(self.ttl);
                 self.note_xattrs(&a);
@@ -287,7 +258,7 @@ impl Mount {
     /// keep the name and the attributes (each only if the masters leased it).
     pub async fn lookup_master_ttls(&self, fs: &Fs, parent: u64, name: &[u8]) -> Result<(Attr, Duration, Duration)> {
         let behind = self.fs.meta.write_behind();
-        let (gen, epoch) = (self.leases.gen(), self.dircache.epoch());
+        let (gen, epoch) = (self.leases.gen(), self.caches.dir.epoch());
         // Unlinks still on their way change neither this name nor, unless
         // it is one of theirs, the inode it names.
         let (mut a, mut grant) = match fs.lookup_leased(parent, name, false).await {
@@ -310,8 +281,8 @@ impl Mount {
             }
             entry_ttl = self.kernel_ttl();
             if grant.attrs {
-                self.dircache.learned(parent, name, &a);
-                self.dircache.learned_attr(&a, epoch);
+                self.caches.dir.learned(parent, name, &a);
+                self.caches.dir.learned_attr(&a, epoch);
                 attr_ttl = entry_ttl;
             }
         }
@@ -330,7 +301,7 @@ impl Mount {
         match listing.await {
             Ok((_, dir_leased, Some((_, grant)))) if !(dir_leased && grant.lease && self.leases.still(gen)) => {
                 // Not under the lease (a change overlapped it): not kept.
-                self.dircache.abandon(dir, false);
+                self.caches.dir.abandon(dir, false);
             }
             Ok((d, _, Some((entries, grant)))) => {
                 if grant.exclusive {
@@ -338,12 +309,12 @@ impl Mount {
                 }
                 let entries = entries.into_iter().filter_map(|e| e.attr.map(|a| (e.name.to_vec(), a))).collect();
                 tracing::debug!(dir, "listed for lookups");
-                self.dircache.install(dir, started, d, entries);
+                self.caches.dir.install(dir, started, d, entries);
             }
-            Ok((_, _, None)) => self.dircache.abandon(dir, true),
+            Ok((_, _, None)) => self.caches.dir.abandon(dir, true),
             Err(e) => {
                 tracing::debug!(dir, error = %e, "listing for lookups failed");
-                self.dircache.abandon(dir, false);
+                self.caches.dir.abandon(dir, false);
             }
         }
     }
@@ -388,16 +359,16 @@ impl Mount {
     /// kernel for security.capability before a first write.
     pub(crate) fn note_xattrs(&self, a: &Attr) {
         if a.xattrs == 0 {
-            self.no_xattrs.insert(a.ino, ());
+            self.caches.no_xattrs.insert(a.ino, ());
         } else {
-            self.no_xattrs.remove(a.ino);
+            self.caches.no_xattrs.remove(a.ino);
         }
     }
 
     /// True if `ino` was seen without extended attributes within the
     /// attribute lifetime (then "no such attribute" needs no round trip).
     pub fn known_without_xattrs(&self, ino: u64) -> bool {
-        self.leases.remaining().is_some() && self.no_xattrs.get(ino).is_some()
+        self.leases.remaining().is_some() && self.caches.no_xattrs.get(ino).is_some()
     }
 
     /// The part of `getattr_for_kernel` answered without waiting.
@@ -406,8 +377,8 @@ impl Mount {
         if ttl.is_zero() {
             return None;
         }
-        let a = self.post_op.get(ino).map(|(a, _)| a);
-        let a = a.or_else(|| self.dircache.attr(ino).filter(|_| self.open_file(ino).is_none()))?;
+        let a = self.caches.post_op.get(ino).map(|(a, _)| a);
+        let a = a.or_else(|| self.caches.dir.attr(ino).filter(|_| self.open_file(ino).is_none()))?;
         Some((a, ttl))
     }
 
@@ -417,7 +388,7 @@ impl Mount {
             return Ok(known);
         }
         // A create held back: the master does not know the file yet.
-        if let Some(a) = self.creates.held_attr(ino) {
+        if let Some(a) = self.behind.creates.held_attr(ino) {
             return Ok((self.patch(a).await, self.kernel_ttl()));
         }
         // An unlink on its way may drop this file's link count (an open
@@ -428,7 +399,7 @@ impl Mount {
             // A directory losing names: later unlinks in it predict its
             // attributes from these (`post_op_predicted`).
             if a.kind == FileKind::Directory as i32 {
-                self.post_op.insert(ino, a);
+                self.caches.post_op.insert(ino, a);
             }
             a
         } else if behind.unsure() {
@@ -437,16 +408,16 @@ impl Mount {
             // A file open here, its attributes under the lease: this mount's
             // writes laid over them (`getattr_here` cannot wait to do that).
             let ttl = self.kernel_ttl();
-            if let Some(a) = self.dircache.attr(ino).filter(|_| !ttl.is_zero() && self.open_file(ino).is_some()) {
+            if let Some(a) = self.caches.dir.attr(ino).filter(|_| !ttl.is_zero() && self.open_file(ino).is_some()) {
                 return Ok((self.patch(a).await, ttl));
             }
-            let (gen, epoch) = (self.leases.gen(), self.dircache.epoch());
+            let (gen, epoch) = (self.leases.gen(), self.caches.dir.epoch());
             let (a, leased) = self.fs.getattr_leased(ino, false).await?;
             if !(leased && self.leases.still(gen)) {
                 // Not registered: the kernel must ask again.
                 return Ok((self.patch(a).await, Duration::ZERO));
             }
-            self.dircache.learned_attr(&a, epoch);
+            self.caches.dir.learned_attr(&a, epoch);
             a
         };
         Ok((self.patch(a).await, self.kernel_ttl()))
@@ -482,8 +453,8 @@ impl Mount {
                     }
                 };
                 let mut data = FileData::new(ino, self.chunk, &attr, extents);
-                if self.creates.holds(ino) {
-                    data.creates = Some(self.creates.clone());
+                if self.behind.creates.holds(ino) {
+                    data.rider = Some(self.behind.creates.clone());
                 }
                 let f = Arc::new(OpenFile {
                     data: AsyncMutex::new(data),
@@ -593,10 +564,10 @@ impl Mount {
     /// a failed one, whether it landed is unknown.
     pub(crate) fn committed(&self, ino: u64, r: Result<Option<Attr>>) -> Result<()> {
         match r {
-            Ok(Some(a)) => self.dircache.updated(&a),
+            Ok(Some(a)) => self.caches.dir.updated(&a),
             Ok(None) => {}
             Err(e) => {
-                self.dircache.changed(ino);
+                self.caches.dir.changed(ino);
                 return Err(e);
             }
         }

@@ -3,6 +3,8 @@
 //! numbers, and how a held create lands or is lost. Shared by the mount and
 //! its open files, whose first commit carries their file's create.
 
+use crate::file::CommitRider;
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ pub struct Held {
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) held: HashMap<u64, Held>,
+    /// Creates taken by a commit that has not answered yet.
+    pub(crate) riding: HashMap<u64, Held>,
     /// Leased inode numbers not used yet: `next..end`.
     pub(crate) next: u64,
     pub(crate) end: u64,
@@ -71,17 +75,9 @@ impl Creates {
         true
     }
 
-    /// The held create of `ino`, for a commit to carry, when nothing begun
-    /// before it is in flight (else the commit waits for that, and the
-    /// create is sent on its own first).
-    pub fn take_for_commit(&self, ino: u64) -> Option<Held> {
-        let mut s = self.lock();
-        let oldest = s.held.get(&ino).is_some_and(|h| self.behind.is_oldest(&h.ticket));
-        if oldest {
-            s.held.remove(&ino)
-        } else {
-            None
-        }
+    /// A synchronous create got through: creates may be held again.
+    pub fn master_reached(&self) {
+        self.lock().no_master = false;
     }
 
     /// The commit that carried `h` returned `r`. If the master refused it,
@@ -89,7 +85,7 @@ impl Creates {
     /// ahead of every later change (its ticket is the oldest). If no master
     /// answered, neither would one now: the create is given up (like a
     /// synchronous one that timed out) and creates stop being held.
-    pub async fn after_commit(&self, fs: &Fs, h: Held, r: &Result<Attr>) {
+    async fn after_commit(&self, fs: &Fs, h: Held, r: &Result<Attr>) {
         match r {
             Ok(_) => {}
             Err(e @ ClientError::NoMaster { .. }) => {
@@ -108,15 +104,40 @@ impl Creates {
         self.behind.end(h.ticket, h.req.parent);
     }
 
-    /// A synchronous create got through: creates may be held again.
-    pub fn master_reached(&self) {
-        self.lock().no_master = false;
-    }
-
     /// If the create of `ino` failed for good (its file is gone): its
     /// directory, once (the caller reports it).
     pub(crate) fn take_lost(&self, ino: u64) -> Option<u64> {
         self.lock().lost.remove(&ino)
+    }
+}
+
+/// A file's commit carries its held create (file.rs knows only the trait).
+impl CommitRider for Creates {
+    /// Taken when nothing begun before it is in flight (else the commit
+    /// waits for that, and the create is sent on its own first).
+    fn take(&self, ino: u64) -> Option<pb::CreateRequest> {
+        let mut s = self.lock();
+        let oldest = s.held.get(&ino).is_some_and(|h| self.behind.is_oldest(&h.ticket));
+        if !oldest {
+            return None;
+        }
+        let h = s.held.remove(&ino)?;
+        let req = h.req.clone();
+        s.riding.insert(ino, h);
+        Some(req)
+    }
+
+    fn landed<'a>(&'a self, fs: &'a Fs, ino: u64, r: &'a Result<Attr>) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let h = self.lock().riding.remove(&ino);
+            if let Some(h) = h {
+                self.after_commit(fs, h, r).await;
+            }
+        })
+    }
+
+    fn holds(&self, ino: u64) -> bool {
+        Creates::holds(self, ino)
     }
 }
 

@@ -65,14 +65,14 @@ impl Mount {
                 continue;
             }
             self.attrs_changed(ino);
-            self.dircache.unsure(ino);
+            self.caches.dir.unsure(ino);
             self.forget_pages(ino);
             if let Some(f) = self.open_file(ino) {
                 f.revoked.store(true, Ordering::SeqCst);
             }
         }
         for e in &ev.entries {
-            self.dircache.unsure(e.parent);
+            self.caches.dir.unsure(e.parent);
             self.attrs_changed(e.parent);
         }
         let Some(n) = self.leases.notifier() else { return };

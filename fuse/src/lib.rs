@@ -1,6 +1,8 @@
 //! Tessera as a local POSIX file system through FUSE.
 
 mod atime;
+pub mod behind;
+pub mod caches;
 pub mod convert;
 mod create_behind;
 pub mod dircache;
@@ -13,7 +15,7 @@ pub mod inflight;
 pub mod lease_state;
 pub mod leases;
 mod locks;
-mod open_files;
+pub mod open_files;
 pub mod ops;
 mod ops_names;
 mod ops_xattr;
@@ -75,9 +77,9 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     // Fail fast when no master answers rather than mounting a dead file system.
     rt.block_on(client.getattr(tessera_proto::ROOT_INO))?;
     let mut mount = fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64);
-    mount.write_behind_unlink = cfg.write_behind_unlink;
-    mount.write_behind_create = cfg.write_behind_create;
-    mount.orphan_renew = cfg.orphan_renew.max(Duration::from_millis(100));
+    mount.behind.unlink = cfg.write_behind_unlink;
+    mount.behind.create = cfg.write_behind_create;
+    mount.orphans.every = cfg.orphan_renew.max(Duration::from_millis(100));
     mount.commit_idle = cfg.commit_idle.max(Duration::from_millis(100));
     mount.io_timeout = cfg.io_timeout;
     mount.id = id;

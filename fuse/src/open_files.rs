@@ -1,7 +1,8 @@
 //! What a mount has open: regular files by inode (shared by all their
 //! handles, so every reader sees unflushed writes), file and directory
 //! handles, and the content version the kernel's cached pages of a closed
-//! file hold (for FOPEN_KEEP_CACHE at the next open).
+//! file hold (for FOPEN_KEEP_CACHE at the next open); and how files unlinked
+//! while open here are kept alive at the masters (orphans.rs).
 
 use crate::file::FileData;
 use fuser::FileType;
@@ -50,5 +51,18 @@ impl Default for OpenFiles {
             next_fh: AtomicU64::new(1),
             page_versions: Mutex::default(),
         }
+    }
+}
+
+/// How this mount keeps its orphans alive at the masters.
+pub struct OrphanRenewal {
+    pub every: std::time::Duration,
+    /// Whether the renewing task runs (one at a time).
+    pub(crate) running: std::sync::atomic::AtomicBool,
+}
+
+impl Default for OrphanRenewal {
+    fn default() -> Self {
+        OrphanRenewal { every: std::time::Duration::from_secs(600), running: std::sync::atomic::AtomicBool::new(false) }
     }
 }

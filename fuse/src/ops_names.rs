@@ -27,7 +27,7 @@ impl TesseraFs {
         self.entry(req, reply, async move {
             match fut.await {
                 Ok(made) => {
-                    m.dircache.created(parent.0, &name, &made.attr);
+                    m.caches.dir.created(parent.0, &name, &made.attr);
                     m.post_op(parent.0, made.parent);
                     Ok(made.attr)
                 }
@@ -58,7 +58,7 @@ impl TesseraFs {
                     Ok(d) => {
                         m.master_reached();
                         m.orphaned(&d.orphaned);
-                        m.dircache.removed(parent.0, &name);
+                        m.caches.dir.removed(parent.0, &name);
                         if dir {
                             // The removed directory's own post-op attributes
                             // (from emptying it) are now wrong.
@@ -108,7 +108,7 @@ impl TesseraFs {
                 match &res {
                     Ok(d) => {
                         m.orphaned(&d.orphaned);
-                        m.dircache.renamed(
+                        m.caches.dir.renamed(
                             r.parent,
                             &r.name,
                             r.new_parent,
@@ -173,15 +173,15 @@ impl TesseraFs {
             req,
             reply,
             |m| async {
-                let (gen, epoch) = (m.leases.gen(), m.dircache.epoch());
+                let (gen, epoch) = (m.leases.gen(), m.caches.dir.epoch());
                 let c = fs.create_request(&r).await.inspect_err(|_| m.dir_change_failed(parent.0))?;
                 let a = c.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
-                m.creates.master_reached();
+                m.behind.creates.master_reached();
                 if c.lease && m.leases.still(gen) {
                     // Registered on the new file: its stats need no round trip.
-                    m.dircache.learned_attr(&a, epoch);
+                    m.caches.dir.learned_attr(&a, epoch);
                 }
-                m.dircache.created(parent.0, &r.name, &a);
+                m.caches.dir.created(parent.0, &r.name, &a);
                 m.post_op(parent.0, c.parent);
                 if a.kind != FileKind::Regular as i32 {
                     return Err(ClientError::fs(libc::EISDIR, "not a regular file"));

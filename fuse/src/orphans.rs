@@ -2,8 +2,8 @@
 //! close; the master keeps it as an orphan (no name, link count 0, content
 //! and chunks intact) when the request that removed its last name listed it
 //! as open on the caller's mount. That mount releases it after its last
-//! close here, and while it stays open renews it every `orphan_renew`; the
-//! master frees orphans not renewed for a day (their mount died).
+//! close here, and while it stays open renews it every `OrphanRenewal::every` (open_files.rs);
+//! the master frees orphans not renewed for a day (their mount died).
 
 use crate::fs::Mount;
 use std::sync::atomic::Ordering;
@@ -44,7 +44,7 @@ impl Mount {
         if !closed.is_empty() {
             self.release_orphans(closed);
         }
-        if kept_open && !self.orphan_renewer.swap(true, Ordering::SeqCst) {
+        if kept_open && !self.orphans.running.swap(true, Ordering::SeqCst) {
             tokio::spawn(self.clone().renew_orphans());
         }
     }
@@ -53,7 +53,7 @@ impl Mount {
     /// `orphan_renew`; exits when none is left.
     async fn renew_orphans(self: Arc<Self>) {
         loop {
-            tokio::time::sleep(self.orphan_renew).await;
+            tokio::time::sleep(self.orphans.every).await;
             let inos: Vec<u64> = {
                 let files = self.open.files.lock();
                 let inos: Vec<u64> =
@@ -61,7 +61,7 @@ impl Mount {
                 if inos.is_empty() {
                     // Under the lock `orphaned` marks files with, so a new
                     // orphan either is seen above or starts a new renewer.
-                    self.orphan_renewer.store(false, Ordering::SeqCst);
+                    self.orphans.running.store(false, Ordering::SeqCst);
                     return;
                 }
                 inos

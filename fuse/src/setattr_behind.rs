@@ -35,7 +35,7 @@ impl Mount {
                     && req.mtime.is_none()
                     && !req.mtime_now;
                 let mode = req.mode.filter(|m| only_mode && m & !0o777 == 0)?;
-                if !self.creates.set_held_mode(req.ino, mode) {
+                if !self.behind.creates.set_held_mode(req.ino, mode) {
                     return None;
                 }
                 drop(d);

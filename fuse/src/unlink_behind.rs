@@ -36,7 +36,7 @@ use tokio::runtime::Handle;
 
 impl Mount {
     fn unlink_queue(&self) -> parking_lot::MutexGuard<'_, UnlinkQueue> {
-        self.unlinks.lock()
+        self.behind.unlinks.lock()
     }
 
     /// An unlink got through to the master: write-behind may resume.
@@ -51,11 +51,11 @@ impl Mount {
     pub(crate) fn may_unlink_behind(&self, parent: u64, name: &[u8]) -> bool {
         let q = self.unlink_queue();
         !q.no_master
-            && match self.write_behind_unlink {
+            && match self.behind.unlink {
                 UnlinkBehind::Never => false,
                 UnlinkBehind::Always => true,
                 UnlinkBehind::Exclusive => {
-                    q.exclusive.contains(&parent) && self.dircache.ino_known(parent, name).is_some()
+                    q.exclusive.contains(&parent) && self.caches.dir.ino_known(parent, name).is_some()
                 }
             }
     }
@@ -77,7 +77,7 @@ impl Mount {
     /// end the hold, then waits for the held creates.
     pub(crate) fn exclusive_absent(&self, dir: u64, name: &[u8]) -> Option<parking_lot::MutexGuard<'_, UnlinkQueue>> {
         let q = self.unlink_queue();
-        (!q.no_master && q.exclusive.contains(&dir) && self.dircache.absent_known(dir, name)).then_some(q)
+        (!q.no_master && q.exclusive.contains(&dir) && self.caches.dir.absent_known(dir, name)).then_some(q)
     }
 
     /// This mount made directory `a` and holds it exclusively (the mkdir's
@@ -87,7 +87,7 @@ impl Mount {
         let mut q = self.unlink_queue();
         if self.leases.still(gen) {
             q.exclusive.insert(a.ino);
-            self.dircache.made_empty(started, *a);
+            self.caches.dir.made_empty(started, *a);
             // Its attributes as the mkdir left them: creates held in it
             // predict its times from these.
             self.post_op(a.ino, Some(*a));
@@ -98,9 +98,9 @@ impl Mount {
     /// knows it: from a listing of any age in an exclusively held directory
     /// (no one else changes it), else from one within its lifetime.
     fn unlinked_file(&self, parent: u64, name: &[u8]) -> Option<u64> {
-        match self.write_behind_unlink {
-            UnlinkBehind::Exclusive => self.dircache.ino_known(parent, name),
-            _ => self.dircache.ino_of(parent, name),
+        match self.behind.unlink {
+            UnlinkBehind::Exclusive => self.caches.dir.ino_known(parent, name),
+            _ => self.caches.dir.ino_of(parent, name),
         }
     }
 
@@ -114,7 +114,7 @@ impl Mount {
     /// queued are sent, and the creates held if one of them was held
     /// exclusively; returns once they are answered (bounded).
     pub(crate) async fn recalled(&self, dirs: &[u64], all: bool) {
-        let drained = self.unlinks_drained.notified();
+        let drained = self.behind.unlinks_drained.notified();
         tokio::pin!(drained);
         let (nothing_queued, was_exclusive) = {
             let mut q = self.unlink_queue();
@@ -199,11 +199,11 @@ impl Mount {
             let mut q = self.unlink_queue();
             // Decided under the lock a recall takes: once the directory is
             // recalled, unlinks in it are answered when they commit.
-            let early = match self.write_behind_unlink {
+            let early = match self.behind.unlink {
                 UnlinkBehind::Always => true,
                 _ => q.exclusive.contains(&parent),
             };
-            self.dircache.removed(parent, &name);
+            self.caches.dir.removed(parent, &name);
             self.post_op_predicted(parent);
             let reply = if early {
                 reply.ok();
@@ -226,7 +226,7 @@ impl Mount {
                 let mut q = self.unlink_queue();
                 if q.queued.is_empty() {
                     q.sending = false;
-                    self.unlinks_drained.notify_waiters();
+                    self.behind.unlinks_drained.notify_waiters();
                     return;
                 }
                 let n = q.queued.len().min(MAX_BATCH);
