@@ -19,9 +19,11 @@
 //! `ack_wait` is cut off: its stream is closed and the change waits until
 //! the session's lease has surely run out (its last renewal + the lease;
 //! the mount counts its lease from before it asked, so it stops trusting
-//! its caches no later than that). A new leader knows no sessions: it holds
-//! every change's acknowledgement until one lease after its election, by
-//! which time leases granted by its predecessors have ended.
+//! its caches no later than that). A new leader knows no sessions, and needs
+//! not: every lease a predecessor granted has ended before any new leader
+//! can be elected (`hold_after_election` gives the argument); only when the
+//! settings break that argument does it hold changes' acknowledgements for
+//! the difference after its election.
 //!
 //! Race between a read and a change: a read that overlaps a change of what
 //! it returns (one in flight when the read began, or begun before the
@@ -104,7 +106,7 @@ struct Inner {
     orphans: HashMap<u64, HashSet<String>>,
     next_conn: u64,
     next_seq: u64,
-    /// No change is acknowledged before this (one lease after election).
+    /// No change is acknowledged before this (`hold_after_election`).
     ready_at: Option<Instant>,
 }
 
@@ -121,9 +123,42 @@ struct Changes {
     log: std::collections::VecDeque<(u64, Arc<[u64]>)>,
 }
 
+/// Allowance for clock rates differing between a mount and the masters
+/// (the mount already counts its lease as 9/10 of what the leader says).
+const CLOCK_MARGIN: Duration = Duration::from_millis(100);
+
+/// How long a new leader holds changes' acknowledgements after its
+/// election, so that no mount still trusts a lease from a predecessor.
+///
+/// A mount counts its lease as 9/10 of `lease` from before it sent the
+/// renewal (fuse/src/leases.rs). The leader answers a renewal only after a
+/// fresh quorum round that began after the renewal arrived (meta_watch.rs):
+/// each follower in that quorum acknowledged a heartbeat sent after the
+/// mount asked, and from then on refuses to vote for anyone else for
+/// `leader_lease` (openraft's leader lease, `election_timeout_max`; there
+/// is no leadership transfer here to bypass it). Any quorum that elects a
+/// new leader shares a member with the renewal's quorum, so no new leader
+/// is elected before the mount's ask + `leader_lease`. If 9/10 of `lease`
+/// plus a margin fits in that, every predecessor's lease has ended when a
+/// new leader starts: no hold. A follower that restarts forgets its vote
+/// lease, so a restarted master waits out a lease before it runs Raft
+/// (`restart_quarantine`).
+pub fn hold_after_election(lease: Duration, leader_lease: Duration) -> Duration {
+    (lease * 9 / 10 + CLOCK_MARGIN).saturating_sub(leader_lease)
+}
+
+/// How long a master whose state survived a restart waits before it runs
+/// Raft (counted from its start): a vote it gives must not end a lease a
+/// mount still trusts (see `hold_after_election`).
+pub fn restart_quarantine(lease: Duration) -> Duration {
+    lease * 9 / 10 + CLOCK_MARGIN
+}
+
 pub struct Leases {
     pub lease: Duration,
     pub ack_wait: Duration,
+    /// `hold_after_election` for this master's settings.
+    new_leader_hold: Duration,
     inner: Mutex<Inner>,
     /// A read's lease is valid only if no change of what it registers was
     /// in flight at its start or began until it was registered.
@@ -160,9 +195,12 @@ pub struct Grant {
 }
 
 impl Leases {
-    pub fn new(lease: Duration) -> Leases {
+    /// `leader_lease`: how long a follower that acknowledged a leader
+    /// refuses to vote for another (openraft: `election_timeout_max`).
+    pub fn new(lease: Duration, leader_lease: Duration) -> Leases {
         Leases {
             lease,
+            new_leader_hold: hold_after_election(lease, leader_lease),
             ack_wait: (lease / 2).max(Duration::from_millis(100)),
             inner: Mutex::new(Inner::default()),
             changes: Mutex::new(Changes::default()),
@@ -175,15 +213,16 @@ impl Leases {
 
     /// This master became leader (`true`) or stopped being it: every
     /// session is dropped (their streams end and the mounts reconnect to
-    /// the leader with empty caches). A new leader holds changes for one
-    /// lease.
+    /// the leader with empty caches). A new leader holds changes only
+    /// when its settings need it (`hold_after_election`).
     pub fn leadership(&self, leader: bool) {
         let mut g = self.lock();
         g.sessions.clear();
         g.by_name.clear();
         g.holders.clear();
         g.excl.clear();
-        g.ready_at = leader.then(|| Instant::now() + self.lease);
+        let hold = self.new_leader_hold;
+        g.ready_at = (leader && !hold.is_zero()).then(|| Instant::now() + hold);
     }
 
     /// A mount opened its stream: a new connection id. An older stream of
@@ -590,7 +629,7 @@ mod tests {
     }
 
     fn leases() -> Leases {
-        let l = Leases::new(Duration::from_millis(400));
+        let l = Leases::new(Duration::from_millis(400), Duration::from_millis(1500));
         l.lock().ready_at = None;
         l
     }
@@ -738,15 +777,32 @@ mod tests {
         assert!(!l.grant(Some("m1"), &[9], l.begin_read()), "a cut session gets no more grants");
     }
 
+    #[test]
+    fn a_new_leader_holds_only_what_the_vote_lease_does_not_cover() {
+        let ms = Duration::from_millis;
+        // Defaults: 1 s cache lease, 750 ms election timeout (1.5 s max).
+        assert_eq!(hold_after_election(ms(1000), ms(1500)), Duration::ZERO);
+        // A lease longer than the followers' vote lease: the rest is held.
+        assert_eq!(hold_after_election(ms(3000), ms(1500)), ms(2700 + 100 - 1500));
+        assert_eq!(restart_quarantine(ms(1000)), ms(1000));
+    }
+
     #[tokio::test]
-    async fn a_new_leader_holds_changes_for_one_lease() {
-        let l = Leases::new(Duration::from_millis(300));
+    async fn a_new_leader_holds_changes_when_its_settings_need_it() {
+        // 300 ms lease, 100 ms vote lease: held 270 + 100 - 100 ms.
+        let l = Leases::new(Duration::from_millis(300), Duration::from_millis(100));
         l.leadership(true);
         let t0 = Instant::now();
         l.revoke(&Touched::default(), None).await;
-        assert!(t0.elapsed() >= Duration::from_millis(290));
+        assert!(t0.elapsed() >= Duration::from_millis(260), "{:?}", t0.elapsed());
         let t1 = Instant::now();
         l.revoke(&Touched::default(), None).await;
         assert!(t1.elapsed() < Duration::from_millis(50));
+        // Covered by the vote lease: no hold at all.
+        let l = Leases::new(Duration::from_millis(300), Duration::from_millis(1500));
+        l.leadership(true);
+        let t0 = Instant::now();
+        l.revoke(&Touched::default(), None).await;
+        assert!(t0.elapsed() < Duration::from_millis(50), "{:?}", t0.elapsed());
     }
 }

@@ -117,6 +117,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         }
         tracing::warn!(peer = %g.peer, "a group already exists: waiting to be added instead of forming one");
     }
+    let started = std::time::Instant::now();
     std::fs::create_dir_all(&cfg.data_dir)?;
     let wal = cfg.log_sync == store::log_store::LogSync::RocksdbWal;
     let db = store::open_db_tuned(&cfg.data_dir.join("db"), cfg.cache_bytes, wal)?;
@@ -133,6 +134,19 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         ..Default::default()
     };
     let raft_cfg = Arc::new(raft_cfg.validate().map_err(|e| MasterError::Config(e.to_string()))?);
+    if !fresh {
+        // Restarted: a vote this master gave before may be what keeps a
+        // new leader from ending a lease a mount still trusts, and that
+        // vote's lease was lost with the process (leases::hold_after_election).
+        let wait = leases::restart_quarantine(cfg.cache_lease).saturating_sub(started.elapsed());
+        if !wait.is_zero() {
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "restarted: waiting out mounts' cache leases before joining Raft"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
     let raft = openraft::Raft::new(cfg.id, raft_cfg, raft::network::Network, log_store, sm)
         .await
         .map_err(|e| MasterError::Raft(e.to_string()))?;
@@ -159,7 +173,8 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         healer::Healer::new(raft.clone(), db.clone(), cluster.clone(), cfg.healer.clone(), repair.clone()).run(),
     );
     tokio::spawn(expire_lock_sessions(raft.clone(), db.clone()));
-    let leases = Arc::new(leases::Leases::new(cfg.cache_lease));
+    let leader_lease = Duration::from_millis(cfg.election_timeout_ms * 2);
+    let leases = Arc::new(leases::Leases::new(cfg.cache_lease, leader_lease));
     tokio::spawn(on_leadership_change(raft.clone(), cluster.clone(), leases.clone(), cfg.id));
     // A heartbeat is 1 s apart by default: one and a half missed is a
     // reason to look, not a verdict.

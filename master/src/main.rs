@@ -23,8 +23,11 @@ struct Args {
     /// Declare a chunkserver dead after this many milliseconds of silence.
     #[arg(long, default_value_t = 5000)]
     dead_after_ms: u64,
-    /// Raft election timeout (minimum) in milliseconds.
-    #[arg(long, default_value_t = 750)]
+    /// Raft election timeout (minimum) in milliseconds; the maximum is twice
+    /// this, and so is openraft's leader lease: a follower starts an
+    /// election once the lease and then its timeout have passed without a
+    /// heartbeat (0.9-1.2 s by default, like etcd's 1 s).
+    #[arg(long, default_value_t = 300)]
     election_timeout_ms: u64,
     /// Milliseconds between repair/rebalance/GC passes of the leader.
     #[arg(long, default_value_t = 2000)]
@@ -75,8 +78,10 @@ struct Args {
     /// Milliseconds a mount's cache lease runs past its last renewal (a
     /// mount renews every quarter of it). A change waits at most about this
     /// long on a mount that stopped answering, and a new leader holds
-    /// changes' acknowledgements this long after its election.
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(200..=60_000))]
+    /// changes' acknowledgements after its election only for what 0.9 x
+    /// this + 100 ms exceeds twice the election timeout (see
+    /// leases::hold_after_election): none with the defaults.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(200..=60_000))]
     cache_lease_ms: u64,
     /// Below this many MiB free on the data directory's disk, the leader
     /// refuses changes that add to the namespace (ENOSPC; reads, unlinks,

@@ -18,9 +18,12 @@ impl Backoff {
         Backoff { next: first.max(Duration::from_millis(1)), max: max.max(first), deadline: None }
     }
 
-    /// The policy of calls to the masters: 25 ms first, at most 500 ms.
+    /// The policy of calls to the masters: 25 ms first, at most 200 ms. While
+    /// the masters elect a leader each try costs a follower one quick
+    /// refusal, and a short cap finds the new leader soon after it is
+    /// elected (it is the last part of a failover's stall).
     pub fn meta() -> Backoff {
-        Backoff::new(Duration::from_millis(25), Duration::from_millis(500))
+        Backoff::new(Duration::from_millis(25), Duration::from_millis(200))
     }
 
     /// The policy of chunk placement and transfers: 100 ms first, at most 1 s.

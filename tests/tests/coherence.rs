@@ -396,3 +396,46 @@ os.close(fd)
     assert_eq!(listing(b.path()), want, "the other mount");
     drop(src);
 }
+
+/// A new leader acknowledges changes at once (no hold after its election):
+/// every lease the old leader granted has ended by then, because the
+/// followers that confirmed its last renewals refused to vote for a
+/// successor until later (master/src/leases.rs, `hold_after_election`).
+/// The leader is frozen (SIGSTOP), so mount B's stream stays open and B
+/// trusts its lease until it runs out; the kernel may keep B's entries for
+/// as long as the lease has left (a long attribute lifetime). A renames
+/// the file as soon as a new leader answers, and B's next call must not
+/// find the old name. (With a lease longer than the followers' vote lease
+/// and no hold, B finds it: this test failed that way.) Three rounds, each
+/// freezing the leader of the moment.
+#[test]
+fn a_change_right_after_a_leader_freeze_is_seen_by_the_other_mount() {
+    let mut c = Cluster::start(3, 3);
+    let long_ttl = ["--attr-ttl-ms", "30000"];
+    let (a, b) = (c.mount(&long_ttl), c.mount(&long_ttl));
+    std::fs::create_dir(a.path().join("d")).unwrap();
+    for round in 0..3 {
+        let (old, new) = (format!("d/old{round}"), format!("d/new{round}"));
+        let data = random_bytes(4096, round);
+        std::fs::write(a.path().join(&old), &data).unwrap();
+        let leader = c.wait_leader(None, Duration::from_secs(20));
+        // B caches the directory, the name and its attributes under its lease.
+        assert_eq!(std::fs::read(b.path().join(&old)).unwrap(), data);
+        let _ = std::fs::read_dir(b.path().join("d")).unwrap().count();
+        assert!(std::fs::metadata(b.path().join(&old)).is_ok());
+
+        c.masters[leader].signal(libc::SIGSTOP);
+        let t0 = Instant::now();
+        let renamed = std::fs::rename(a.path().join(&old), a.path().join(&new));
+        let stall = t0.elapsed();
+        let seen_old = std::fs::metadata(b.path().join(&old)).err().map(|e| e.kind());
+        let seen_new = std::fs::read(b.path().join(&new)).ok();
+        c.masters[leader].signal(libc::SIGCONT);
+        renamed.unwrap();
+        assert_eq!(seen_old, Some(ErrorKind::NotFound), "round {round}: B still sees the old name after the failover");
+        assert_eq!(seen_new.as_deref(), Some(&data[..]), "round {round}: new name on B");
+        println!("round {round}: rename acknowledged {stall:?} after the leader froze");
+        assert!(stall < Duration::from_secs(10), "round {round}: rename waited {stall:?}");
+        c.wait_ready();
+    }
+}
