@@ -3,6 +3,7 @@
 //! are stopped by PID (never by name) when the cluster is dropped, even if
 //! the test panicked. Every wait is bounded.
 
+pub mod lin_workload;
 pub mod linearizability;
 pub mod netns;
 

@@ -1,21 +1,26 @@
 //! Chaos soak, short version (bench/chaos.sh runs it for longer with
 //! `TESSERA_CHAOS_SECS`): while writers on two mounts and the CLI write,
-//! rename and append, a nemesis SIGKILLs and restarts, or SIGSTOPs and
-//! resumes, one random server at a time (chunkserver or master, the leader
-//! among them). Afterwards every acknowledged write is there, byte-exact,
-//! on both mounts; fsck finds 3 copies of everything; no operation failed,
-//! and none waited longer than a bound. Prints a report: operations,
-//! faults by kind, the longest wait per fault kind.
+//! rename and append, a SQLite database on one mount takes one
+//! transaction per row, and library clients run the linearizability
+//! workload (lin_workload.rs), a nemesis SIGKILLs and restarts, or
+//! SIGSTOPs and resumes, one random server at a time (chunkserver or
+//! master, the leader among them). Afterwards every acknowledged write is
+//! there, byte-exact, on both mounts; the database passes its integrity
+//! check on the other mount and holds every acknowledged row; the metadata
+//! history is linearizable; fsck finds 3 copies of everything; no
+//! operation failed, and none waited longer than a bound. Prints a report:
+//! operations, faults by kind, the longest wait per fault kind.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tessera_tests::lin_workload::{finish, run_client, setup, Recorder, CLIENTS};
 use tessera_tests::{random_bytes, Cluster, Mount, Opts};
 
 /// The longest any one operation may wait through a fault: a leader's
-/// loss costs an election plus one lease (the new leader's hold), a
+/// loss costs an election (and a frozen leader an RPC timeout first), a
 /// stopped chunkserver a write timeout and a substitute.
 const LONGEST_WAIT: Duration = Duration::from_secs(20);
 
@@ -129,6 +134,33 @@ fn cli_writer(sh: Arc<Shared>, c_masters: String, bin: PathBuf, local: PathBuf) 
     }
 }
 
+/// Runs sqlite3 on `db` with `sql`, bounded; stdout, or why it failed.
+fn sqlite(db: &Path, sql: &str) -> std::io::Result<String> {
+    let mut cmd = std::process::Command::new("sqlite3");
+    cmd.arg("-cmd").arg(".timeout 60000").arg(db).arg(sql);
+    let out = tessera_tests::run_bounded(cmd, Duration::from_secs(120));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(std::io::Error::other(format!("sqlite3 {sql}: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// Inserts rows into a SQLite database on one mount, one transaction (one
+/// sqlite3 process) each, until told to stop; the rows acknowledged.
+fn sqlite_writer(sh: Arc<Shared>, db: PathBuf) -> Vec<u64> {
+    let mut acked = Vec::new();
+    let mut i = 0u64;
+    while !sh.stop.load(Ordering::SeqCst) {
+        let sql = format!("INSERT INTO t VALUES({i}, hex(randomblob(100)));");
+        if sh.op("sqlite insert", || sqlite(&db, &sql)).is_some() {
+            acked.push(i);
+        }
+        i += 1;
+    }
+    acked
+}
+
 /// A small deterministic generator for the nemesis's choices.
 struct Lcg(u64);
 impl Lcg {
@@ -188,6 +220,19 @@ fn acknowledged_writes_survive_a_nemesis_killing_and_stopping_servers() {
     let local = tempfile::tempdir().unwrap();
     let sh =
         Arc::new(Shared { record: Mutex::default(), fault: Mutex::new(Fault::None), stop: AtomicBool::new(false) });
+    sqlite(&a.path().join("chaos.db"), "PRAGMA journal_mode=DELETE; CREATE TABLE t(i INTEGER PRIMARY KEY, pad TEXT);")
+        .expect("create the database");
+    let db_writer = {
+        let (sh, db) = (sh.clone(), a.path().join("chaos.db"));
+        std::thread::spawn(move || sqlite_writer(sh, db))
+    };
+    // Linearizability clients through the library, on their own names.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lin_fs = c.client();
+    let lin = Arc::new(rt.block_on(setup(&lin_fs)));
+    let lin_rec = Arc::new(Recorder::default());
+    let lin_clients: Vec<_> =
+        (0..CLIENTS).map(|i| rt.spawn(run_client(c.client(), lin_rec.clone(), i, lin.clone()))).collect();
     let workers = vec![
         {
             let (sh, root) = (sh.clone(), a.path().to_path_buf());
@@ -222,7 +267,15 @@ fn acknowledged_writes_survive_a_nemesis_killing_and_stopping_servers() {
     for w in workers {
         w.join().expect("a workload thread panicked");
     }
+    let rows = db_writer.join().expect("the SQLite writer panicked");
+    lin.stop.store(true, Ordering::SeqCst);
+    rt.block_on(async {
+        for t in lin_clients {
+            tokio::time::timeout(Duration::from_secs(120), t).await.expect("a linearizability client hung").unwrap();
+        }
+    });
     c.wait_ready();
+    let history = rt.block_on(finish(&lin_fs, &lin_rec, lin.dir));
 
     let rec = sh.record.lock().unwrap();
     let report = format!(
@@ -240,6 +293,20 @@ fn acknowledged_writes_survive_a_nemesis_killing_and_stopping_servers() {
         let bad = verify(m.path(), &rec);
         assert!(bad.is_empty(), "mount {name}: {} files wrong: {:?}\n{report}", bad.len(), &bad[..bad.len().min(10)]);
     }
+    // The database, read on the other mount: intact, every row there.
+    let db_b = b.path().join("chaos.db");
+    assert_eq!(sqlite(&db_b, "PRAGMA integrity_check;").expect("integrity check"), "ok");
+    let have: std::collections::BTreeSet<u64> =
+        sqlite(&db_b, "SELECT i FROM t;").expect("select").lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let lost: Vec<_> = rows.iter().filter(|i| !have.contains(i)).collect();
+    assert!(lost.is_empty(), "{} acknowledged rows missing: {:?}\n{report}", lost.len(), &lost[..lost.len().min(10)]);
+    assert!(rows.len() >= 5, "the SQLite writer did too little: {} rows", rows.len());
+    // The metadata history through the faults.
+    assert!(history.len() > 100, "too few linearizability operations: {}", history.len());
+    if let Err(e) = tessera_tests::linearizability::check(tessera_tests::lin_workload::NAMES.len(), &history) {
+        panic!("not linearizable: {e}\n{report}");
+    }
+    eprintln!("chaos: {} SQLite rows, {} linearizability operations checked", rows.len(), history.len());
     // Every chunk back at 3 copies (the healer tops up what was written
     // while a server was down).
     let want = rec.files.len();
