@@ -38,6 +38,9 @@ pub struct HealerConfig {
     pub unsealed_grace: Duration,
 }
 
+/// Collection records pruned per Raft entry (the leader repeats).
+const PRUNE_BATCH: u32 = 10_000;
+
 /// A chunk lacking owners: (live copies, id, bytes, holders, owners missing it).
 type Wanted = (usize, ChunkId, u64, Vec<String>, Vec<String>);
 
@@ -57,8 +60,12 @@ pub struct Healer {
     /// of waiting for the next pass.
     wake: Arc<tokio::sync::Notify>,
     /// When garbage and unsealed commits were last looked at, and the
-    /// garbage then pending (reported until the next look).
-    housekept: Option<(Instant, u64)>,
+    /// garbage pending and collection records then (reported until the
+    /// next look).
+    housekept: Option<(Instant, u64, u64)>,
+    /// This leader's applied index as time went by: which index was
+    /// applied long enough ago for collection records to be pruned to it.
+    applied_at: std::collections::VecDeque<(u64, Instant)>,
 }
 
 fn now() -> (i64, u32) {
@@ -91,6 +98,7 @@ impl Healer {
             orphans_seen: HashMap::new(),
             wake: Arc::new(tokio::sync::Notify::new()),
             housekept: None,
+            applied_at: Default::default(),
         }
     }
 
@@ -130,6 +138,7 @@ impl Healer {
                 // What a previous term learned is stale (the liveness and
                 // chunk reports were reset at the election, lib.rs).
                 self.housekept = None;
+                self.applied_at.clear();
                 leader_since = Instant::now();
                 self.orphans_seen.clear();
             }
@@ -242,7 +251,7 @@ impl Healer {
             }
         }
 
-        let due = self.housekept.is_none_or(|(at, _)| at.elapsed() >= self.housekeeping_period());
+        let due = self.housekept.is_none_or(|(at, ..)| at.elapsed() >= self.housekeeping_period());
         if due {
             // 4. Garbage: past grace, and orphans (uploaded, never committed).
             self.collect(&holders, &mut st).await?;
@@ -251,10 +260,11 @@ impl Healer {
                 matches!(s.state, ServerState::Drained) || (self.cluster.is_alive(&s.id) && self.cluster.knows(&s.id))
             });
             self.settle_unsealed(&holders, all_reported).await?;
-            self.finish_deletions(&live).await?;
-            self.housekept = Some((Instant::now(), st.garbage_pending));
-        } else if let Some((_, pending)) = self.housekept {
+            st.collection_records = self.finish_deletions(&live).await?;
+            self.housekept = Some((Instant::now(), st.garbage_pending, st.collection_records));
+        } else if let Some((_, pending, records)) = self.housekept {
             st.garbage_pending = pending;
+            st.collection_records = records;
         }
 
         let copies_in_flight = self.copying.lock().len() as u64;
@@ -423,24 +433,53 @@ impl Healer {
         Ok(())
     }
 
-    /// Deletes every replica of chunks marked for collection, then records it.
-    async fn finish_deletions(&self, live: &[&ChunkServerRec]) -> crate::error::Result<()> {
+    /// The newest index this leader applied at least twice the GC grace
+    /// ago (fsm/gc.rs: records of deletions finished by then may go).
+    fn prunable_floor(&mut self) -> Option<u64> {
+        use openraft::async_runtime::WatchReceiver;
+        let applied = self.raft.metrics().borrow_watched().last_applied.as_ref().map(|l| l.index)?;
+        self.applied_at.push_back((applied, Instant::now()));
+        let age = self.cfg.gc_grace * 2;
+        // Keep only the newest sample old enough, and the younger ones.
+        while self.applied_at.get(1).is_some_and(|(_, at)| at.elapsed() >= age) {
+            self.applied_at.pop_front();
+        }
+        self.applied_at.front().filter(|(_, at)| at.elapsed() >= age).map(|(i, _)| *i)
+    }
+
+    /// Deletes every replica of chunks marked for collection, then records
+    /// it; prunes records of deletions finished long ago. The number of
+    /// collection records.
+    async fn finish_deletions(&mut self, live: &[&ChunkServerRec]) -> crate::error::Result<u64> {
+        let floor = self.prunable_floor();
         let sm = cf(&self.db, CF_SM)?;
         let mut pending = Vec::new();
+        let (mut records, mut prunable) = (0u64, 0u64);
         for item in self.db.iterator_cf(sm, IteratorMode::From(&[key::COLLECT], Direction::Forward)) {
             let (k, v) = item?;
             if k.first() != Some(&key::COLLECT) {
                 break;
             }
+            records += 1;
             let rec: CollectRec = decode(&v)?;
-            if rec.done.is_none() {
-                if let Ok(id) = ChunkId::from_slice(&k[1..]) {
-                    pending.push(id);
+            match rec.done {
+                None => {
+                    if let Ok(id) = ChunkId::from_slice(&k[1..]) {
+                        pending.push(id);
+                    }
                 }
+                Some(d) if floor.is_some_and(|f| d <= f) => prunable += 1,
+                Some(_) => {}
+            }
+        }
+        if let (Some(floor), true) = (floor, prunable > 0) {
+            if let Some(Reply::Count(n)) = self.propose(Op::PruneCollected { floor, limit: PRUNE_BATCH }).await {
+                tracing::info!(records = n, floor, "pruned collection records");
+                records = records.saturating_sub(n);
             }
         }
         if pending.is_empty() {
-            return Ok(());
+            return Ok(records);
         }
         for batch in pending.chunks(500) {
             let mut all = true;
@@ -455,6 +494,6 @@ impl Healer {
                 self.propose(Op::GarbageDeleted { ids: batch.iter().map(|i| i.as_bytes().to_vec()).collect() }).await;
             }
         }
-        Ok(())
+        Ok(records)
     }
 }

@@ -207,6 +207,14 @@ pub enum Op {
     ExpireSessions {
         sessions: Vec<String>,
     },
+    /// Forgets collection records of chunks whose deletion finished at or
+    /// before log index `floor`, at most `limit` of them; from now on a
+    /// commit with an epoch older than `floor` may not add the first
+    /// reference to any chunk (fsm/gc.rs).
+    PruneCollected {
+        floor: u64,
+        limit: u32,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -294,6 +302,7 @@ impl fmt::Display for Command {
             Op::TouchAtimes { .. } => "touch_atimes",
             Op::CollectGarbage { .. } => "collect_garbage",
             Op::GarbageDeleted { .. } => "garbage_deleted",
+            Op::PruneCollected { .. } => "prune_collected",
             Op::SetLock { .. } => "set_lock",
             Op::ReleaseLocks { .. } => "release_locks",
             Op::RenewSession { .. } => "renew_session",
@@ -321,6 +330,8 @@ pub enum Reply {
     Inos(u64),
     /// A lock request: None when granted, else the lock in the way.
     Lock(Option<crate::fsm::model::Held>),
+    /// How many records a housekeeping command removed.
+    Count(u64),
 }
 
 pub type CommandResult = Result<Reply, FsErr>;

@@ -263,6 +263,13 @@ fn gc_reclaims_deleted_files_and_abandoned_uploads() {
     wait_stored_below(&c, kept_bytes, Duration::from_secs(60));
     let out = c.ok(&["cat", "/keep"]);
     assert!(out.stdout == keep);
+    // The records of the collected chunks go once their deletion is older
+    // than twice the grace (2 s here): they do not pile up forever.
+    let records = |c: &Cluster| c.status()["repair"]["collection_records"].as_u64();
+    assert!(records(&c).is_some(), "cluster status reports no collection records: {}", c.status());
+    tessera_tests::eventually(Duration::from_secs(60), "collection records pruned", || records(&c) == Some(0));
+    c.ok(&["put", work.path().join("keep").to_str().unwrap(), "/keep-again"]);
+    assert!(c.ok(&["cat", "/keep-again"]).stdout == keep);
     c.masters[0].stop(); // exercise a leader change during GC bookkeeping
     c.start_all();
     assert!(c.ok(&["cat", "/keep"]).stdout == keep);

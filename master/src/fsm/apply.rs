@@ -216,6 +216,10 @@ impl Applier<'_, '_> {
                 super::gc::deleted(self.txn, ids, self.index)?;
                 Ok(Reply::None)
             }
+            Op::PruneCollected { floor, limit } => {
+                let pruned = super::gc::prune(self.txn, *floor, *limit as usize)?;
+                Ok(Reply::Count(pruned))
+            }
             Op::SetLock { ino, owner, pid, start, end, typ, lease_ms } => {
                 self.set_lock(*ino, owner, *pid, (*start, *end), *typ, *lease_ms)
             }

@@ -10,6 +10,15 @@
 //! the chunkservers hold. A commit applied before G makes the count non-zero
 //! and `collect` skips the chunk. So no committed reference ever points at a
 //! chunk that GC deletes.
+//!
+//! Pruning: a record whose deletion finished at D only matters to commits
+//! with an epoch below D. The leader prunes records with D <= F once index
+//! F was applied long ago (twice the GC grace: an upload older than that
+//! has lost its unreferenced chunks to GC anyway), and raises the floor to
+//! F: a commit with an epoch below F may no longer add the first reference
+//! to any chunk (it cannot tell a pruned record from none), and gets
+//! EAGAIN like any commit that raced GC (clients upload again with a fresh
+//! epoch). So the records do not grow with every chunk ever deleted.
 
 use super::fail::Fail;
 use super::model::{key, ChunkRefs, CollectRec};
@@ -24,7 +33,14 @@ pub(super) fn check_not_collected(txn: &mut Txn, extents: &[ExtentRec], epoch: u
             continue;
         }
         let ck = key::bytes(key::COLLECT, &e.id);
-        if let Some(rec) = txn.get::<CollectRec>(&ck)? {
+        let record = txn.get::<CollectRec>(&ck)?;
+        if record.is_none() && epoch < floor(txn)? {
+            return Err(Fail::Fs(FsErr::new(
+                libc::EAGAIN,
+                format!("the upload of chunk {} is older than the collection records kept; upload again", hex(&e.id)),
+            )));
+        }
+        if let Some(rec) = record {
             if rec.done.is_none_or(|d| d > epoch) {
                 return Err(Fail::Fs(FsErr::new(
                     libc::EAGAIN,
@@ -79,4 +95,36 @@ pub fn deleted(txn: &mut Txn, ids: &[Vec<u8>], index: u64) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Commits with an epoch below this may not add first references.
+pub fn floor(txn: &mut Txn) -> io::Result<u64> {
+    Ok(txn.get::<u64>(key::COLLECT_FLOOR)?.unwrap_or(0))
+}
+
+/// Drops up to `limit` records whose deletion finished at or before
+/// `floor`, and raises the floor to it; how many were dropped.
+pub fn prune(txn: &mut Txn, to: u64, limit: usize) -> io::Result<u64> {
+    let old = floor(txn)?;
+    if to > old {
+        txn.put(key::COLLECT_FLOOR.to_vec(), &to);
+    }
+    // Only this command touches records here, so the stored ones are all.
+    let mut done = Vec::new();
+    let sm = super::cf(txn.db, super::CF_SM)?;
+    for item in txn.db.prefix_iterator_cf(sm, [key::COLLECT]) {
+        let (k, v) = item.map_err(super::db_err)?;
+        if k.first() != Some(&key::COLLECT) || done.len() >= limit {
+            break;
+        }
+        let rec: CollectRec = super::model::decode(&v)?;
+        if rec.done.is_some_and(|d| d <= to) {
+            done.push(k.to_vec());
+        }
+    }
+    let n = done.len() as u64;
+    for k in done {
+        txn.delete(k);
+    }
+    Ok(n)
 }

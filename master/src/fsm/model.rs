@@ -139,6 +139,8 @@ pub mod key {
     /// A mount's lock session: its lease and the inodes it locked.
     pub const SESSION: u8 = b'k';
     pub const COUNTERS: &[u8] = b"mcounters";
+    /// Log index below which commits may not add first references (gc.rs).
+    pub const COLLECT_FLOOR: &[u8] = b"mcollect_floor";
 
     pub fn ino(tag: u8, ino: u64) -> Vec<u8> {
         let mut k = Vec::with_capacity(9);

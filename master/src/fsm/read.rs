@@ -132,6 +132,11 @@ pub fn counters(db: &DB) -> Res<Counters> {
     Ok(get(db, key::COUNTERS)?.unwrap_or_default())
 }
 
+/// How many collection records the state holds (fsm/gc.rs).
+pub fn collection_records(db: &DB) -> Res<usize> {
+    Ok(records::<super::model::CollectRec>(db, key::COLLECT)?.len())
+}
+
 /// Every record whose key starts with `tag`: (key without the tag, value).
 pub(super) fn records<T: for<'de> serde::Deserialize<'de>>(db: &DB, tag: u8) -> Res<Vec<(Vec<u8>, T)>> {
     let prefix = [tag];

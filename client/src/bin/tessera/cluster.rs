@@ -57,6 +57,7 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                 "bytes_to_copy": r.bytes_to_copy, "copies_in_flight": r.copies_in_flight,
                 "copy_rate_bps": r.copy_rate_bps, "surplus": r.surplus, "garbage_pending": r.garbage_pending,
                 "settled": r.settled, "below_goal": r.below_goal,
+                "collection_records": r.collection_records,
             })
         });
         let all = serde_json::json!({

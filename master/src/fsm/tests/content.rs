@@ -143,3 +143,42 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
         ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: true }).unwrap();
     assert!(matches!(marked, Reply::Ids(ref v) if v.is_empty()));
 }
+
+#[test]
+fn pruned_collection_records_raise_the_floor_for_old_epochs() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    let commit = |id: u8, epoch: u64| Op::Commit {
+        ino: f,
+        extents: vec![ExtentRec { id: chunk(id), offset: 0, len: 10 }],
+        size: 10,
+        gc_epoch: epoch,
+        mtime: None,
+        splice: None,
+        create: None,
+        unsealed: false,
+        attrs: None,
+    };
+    ns.run(&ROOT, commit(9, 0)).unwrap();
+    ns.run(&ROOT, resize(f, 0)).unwrap();
+    let far_future = (i64::MAX, 0);
+    ns.run(&ROOT, Op::CollectGarbage { ids: vec![chunk(9)], older_than: far_future, orphans: false }).unwrap();
+    ns.run(&ROOT, Op::GarbageDeleted { ids: vec![chunk(9)] }).unwrap();
+    let done_at = ns.clock as u64;
+    let prune = |floor: u64| Op::PruneCollected { floor, limit: 100 };
+    // A floor below the deletion keeps its record.
+    assert!(matches!(ns.run(&ROOT, prune(done_at - 1)), Ok(Reply::Count(0))));
+    assert!(matches!(ns.run(&ROOT, prune(done_at)), Ok(Reply::Count(1))));
+    assert!(read::collection_records(&ns.db).unwrap() == 0);
+    // Below the floor no commit may add a first reference, to a pruned
+    // chunk or to any other (a pruned record looks like none).
+    assert_eq!(ns.errno(&ROOT, commit(9, done_at - 2)), libc::EAGAIN);
+    assert_eq!(ns.errno(&ROOT, commit(7, done_at - 2)), libc::EAGAIN);
+    // At or above it, as before.
+    ns.run(&ROOT, commit(9, done_at)).unwrap();
+    // A chunk already referenced needs no check: any epoch will do.
+    ns.run(&ROOT, commit(9, 0)).unwrap();
+    // A lower floor later never lowers it.
+    ns.run(&ROOT, prune(1)).unwrap();
+    assert_eq!(ns.errno(&ROOT, commit(7, done_at - 2)), libc::EAGAIN);
+}
