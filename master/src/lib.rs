@@ -180,6 +180,8 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
     // reason to look, not a verdict.
     let suspect_after = (cfg.dead_after / 4).clamp(Duration::from_millis(600), Duration::from_millis(1500));
     tokio::spawn(liveness::probe_silent_servers(raft.clone(), db.clone(), cluster.clone(), suspect_after));
+    let disk = Arc::new(disk_guard::DiskGuard::new(cfg.data_dir.clone(), cfg.min_free));
+    tokio::spawn(disk_guard::watch_peers(raft.clone(), disk.clone(), cfg.id));
     let meta = meta_service::MetaService {
         raft: raft.clone(),
         db: db.clone(),
@@ -190,7 +192,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         addr: cfg.advertise.clone(),
         min_replicas: cfg.min_replicas,
         leases,
-        disk: Arc::new(disk_guard::DiskGuard::new(cfg.data_dir.clone(), cfg.min_free)),
+        disk: disk.clone(),
     };
     let meta = Arc::new(meta);
     let admin = tessera_proto::pb::admin_server::AdminServer::new(admin_service::AdminService { meta: meta.clone() });

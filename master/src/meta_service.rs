@@ -74,7 +74,7 @@ impl MetaService {
 
     /// Like `write`, deduplicated by the client's request id.
     pub(crate) async fn write_once(&self, cred: Cred, op: Op, request_id: String) -> Result<Reply, MasterError> {
-        if op.adds() && self.disk.full() {
+        if op.adds() && self.disk.refuses() {
             let msg = self.disk.refusal();
             tracing::debug!("{msg}");
             return Err(MasterError::fs(libc::ENOSPC, msg));

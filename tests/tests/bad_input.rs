@@ -1,5 +1,6 @@
 //! Bad input gets a clear error and a non-zero exit, and changes nothing.
 
+use std::time::{Duration, Instant};
 use tessera_tests::Cluster;
 
 fn fails(c: &Cluster, args: &[&str], needle: &str) {
@@ -225,4 +226,53 @@ fn a_master_with_a_nearly_full_disk_refuses_new_files_and_serves_reads() {
     }
     let text = String::from_utf8_lossy(&c.ok(&["cluster", "status"]).stdout).to_string();
     assert!(text.contains("DISK NEARLY FULL"), "{text}");
+}
+
+/// A follower whose disk is nearly full makes the leader refuse what adds
+/// to the namespace (every entry is written on the followers too), with a
+/// message naming that master; reads and removals go on.
+#[test]
+fn a_follower_with_a_nearly_full_disk_makes_the_leader_refuse_new_files() {
+    let mut c = Cluster::start(3, 3);
+    let work = tempfile::tempdir().unwrap();
+    let f = work.path().join("f");
+    let data = tessera_tests::random_bytes(200_000, 10);
+    std::fs::write(&f, &data).unwrap();
+    c.ok(&["put", f.to_str().unwrap(), "/kept"]);
+    c.ok(&["put", f.to_str().unwrap(), "/removed"]);
+    let leader = c.wait_leader(None, Duration::from_secs(20));
+    let full = (leader + 1) % c.masters.len();
+    c.masters[full].stop();
+    c.masters[full].add_arg("--min-free-mb");
+    c.masters[full].add_arg("1000000000");
+    c.masters[full].start();
+    c.wait_ready();
+    // The guard under test is the leader's view of a follower: if the full
+    // master was elected meanwhile, restart it so that another leads.
+    while c.wait_leader(None, Duration::from_secs(20)) == full {
+        c.masters[full].stop();
+        let _ = c.wait_leader(Some(full), Duration::from_secs(20));
+        c.masters[full].start();
+        c.wait_ready();
+    }
+    let name = format!("master {}", full + 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = c.tessera(&["mkdir", "/probe"]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if !out.status.success() && err.contains("nearly full") {
+            assert!(err.contains(&name), "the refusal does not name the full master: {err}");
+            break;
+        }
+        if out.status.success() {
+            c.ok(&["rm", "-r", "/probe"]);
+        }
+        assert!(Instant::now() < deadline, "the leader kept accepting new files: {err}\n{}", c.logs_tail());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    fails(&c, &["put", f.to_str().unwrap(), "/new"], "nearly full");
+    let back = work.path().join("back");
+    c.ok(&["get", "/kept", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), data, "reads go on");
+    c.ok(&["rm", "/removed"]);
 }
