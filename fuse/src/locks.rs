@@ -15,6 +15,18 @@ use tessera_proto::pb;
 /// is at least three times this).
 const RENEW_EVERY: Duration = Duration::from_secs(2);
 
+/// A lock request as FUSE's setlk gives it: `flock` for flock(2), else
+/// a POSIX byte-range lock (the two kinds never conflict).
+pub struct LockArgs {
+    pub ino: u64,
+    pub owner: u64,
+    pub pid: u32,
+    pub start: u64,
+    pub end: u64,
+    pub typ: i32,
+    pub flock: bool,
+}
+
 impl Mount {
     /// Renews this mount's lock session for as long as the mount runs,
     /// once it has taken a lock.
@@ -45,19 +57,17 @@ impl Mount {
     }
 
     /// Takes a lock at the master; with `wait`, retries until granted.
-    #[allow(clippy::too_many_arguments)] // mirrors FUSE's setlk
-    pub async fn setlk(
-        &self,
-        ino: u64,
-        owner: u64,
-        pid: u32,
-        start: u64,
-        end: u64,
-        typ: i32,
-        wait: bool,
-    ) -> Result<()> {
-        let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid, start, end, typ };
-        self.locked.lock().insert(ino);
+    pub async fn setlk(&self, l: LockArgs, wait: bool) -> Result<()> {
+        let req = pb::LockRequest {
+            ino: l.ino,
+            owner: self.lock_owner(l.owner),
+            pid: l.pid,
+            start: l.start,
+            end: l.end,
+            typ: l.typ,
+            flock: l.flock,
+        };
+        self.locked.lock().insert(l.ino);
         // Polled: the masters keep no waiter queue. (The caller's FUSE
         // request is interruptible, which ends this loop.)
         let mut backoff = tessera_rpc::Backoff::new(Duration::from_millis(10), Duration::from_millis(200));
@@ -73,7 +83,7 @@ impl Mount {
     }
 
     pub async fn getlk(&self, ino: u64, owner: u64, start: u64, end: u64, typ: i32) -> Result<pb::LockReply> {
-        let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid: 0, start, end, typ };
+        let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid: 0, start, end, typ, flock: false };
         self.fs.get_lock(&req).await
     }
 

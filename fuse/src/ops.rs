@@ -348,13 +348,15 @@ impl Filesystem for TesseraFs {
         typ: i32,
         pid: u32,
         sleep: bool,
+        flock: bool,
         reply: ReplyEmpty,
     ) {
         // A blocking lock may wait for another user as long as they hold
         // it: no I/O timeout, but interruptible (Ctrl-C of `flock`).
         let m = self.mount.clone();
         let bound = if sleep { Bound::Interruptible } else { Bound::Timeout };
-        let work = async move { m.setlk(ino.0, lock_owner.0, pid, start, end, typ, sleep).await };
+        let lock = crate::locks::LockArgs { ino: ino.0, owner: lock_owner.0, pid, start, end, typ, flock };
+        let work = async move { m.setlk(lock, sleep).await };
         self.inflight.run(&self.rt, req.unique().0, bound, reply, work, |reply, r| match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(&e)),

@@ -576,14 +576,11 @@ impl Meta for MetaService {
         if r.owner.len() > 256 {
             return Err(MasterError::fs(libc::EINVAL, "lock owner too long").into());
         }
-        let op = Op::SetLock {
-            ino: r.ino,
-            owner: r.owner,
-            pid: r.pid,
-            start: r.start,
-            end: r.end,
-            typ: r.typ,
-            lease_ms: self.lock_lease.as_millis() as u64,
+        let lease_ms = self.lock_lease.as_millis() as u64;
+        let (ino, owner, pid, start, end, typ) = (r.ino, r.owner, r.pid, r.start, r.end, r.typ);
+        let op = match r.flock {
+            true => Op::SetFlock { ino, owner, pid, start, end, typ, lease_ms },
+            false => Op::SetLock { ino, owner, pid, start, end, typ, lease_ms },
         };
         match self.write(Cred::root(), op).await? {
             Reply::Lock(None) => ok(LockReply { granted: true, typ: r.typ, start: r.start, end: r.end, pid: r.pid }),
@@ -596,7 +593,8 @@ impl Meta for MetaService {
     async fn get_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
-        let held = read::locks(&self.db, r.ino)?;
+        let table = if r.flock { crate::fsm::model::key::FLOCK } else { crate::fsm::model::key::LOCK };
+        let held = read::locks(&self.db, table, r.ino)?;
         match crate::fsm::locks::conflict(&held, &r.owner, r.start, r.end, r.typ == F_WRLCK) {
             None => ok(LockReply { granted: true, typ: F_UNLCK, start: r.start, end: r.end, pid: 0 }),
             Some(h) => ok(lock_reply(h)),

@@ -215,6 +215,17 @@ pub enum Op {
         floor: u64,
         limit: u32,
     },
+    /// `SetLock` for a flock(2) lock: the same rules in a table of its
+    /// own (fsm/locks.rs).
+    SetFlock {
+        ino: u64,
+        owner: String,
+        pid: u32,
+        start: u64,
+        end: u64,
+        typ: i32,
+        lease_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -303,6 +314,7 @@ impl fmt::Display for Command {
             Op::CollectGarbage { .. } => "collect_garbage",
             Op::GarbageDeleted { .. } => "garbage_deleted",
             Op::PruneCollected { .. } => "prune_collected",
+            Op::SetFlock { .. } => "set_flock",
             Op::SetLock { .. } => "set_lock",
             Op::ReleaseLocks { .. } => "release_locks",
             Op::RenewSession { .. } => "renew_session",

@@ -122,7 +122,8 @@ fn api_rejects_slash_and_nul_in_names() {
         // A lock whose range is reversed, or of no known type, is EINVAL
         // (not EIO, which would claim an I/O failure).
         for (start, end, typ) in [(10, 5, libc::F_WRLCK), (0, 5, 99)] {
-            let req = tessera_proto::pb::LockRequest { ino: 1, owner: "t".into(), pid: 1, start, end, typ };
+            let req =
+                tessera_proto::pb::LockRequest { ino: 1, owner: "t".into(), pid: 1, start, end, typ, flock: false };
             let e = fs
                 .meta
                 .call("set_lock", |mut m| {

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use tessera_tests::{eventually, run_bounded, Cluster, Opts};
 
 /// Holds an exclusive flock on `path` and an fcntl lock on `path`.range
-/// until killed; prints "locked" once both are held. (Two files: through
-/// FUSE the kernel sends flock as a whole-file lock of another owner, so on
-/// one file a process's own flock and fcntl locks would conflict.)
+/// until killed; prints "locked" once both are held.
 const HOLD: &str = r#"
 import fcntl, sys, time
 f = open(sys.argv[1], 'r+')
@@ -98,4 +96,56 @@ fn locks_survive_a_leader_kill_and_a_dead_mounts_locks_expire() {
     let took = killed.elapsed();
     assert!(took >= Duration::from_secs(3), "released after {took:?}: before the lease could run out");
     eprintln!("a dead mount's locks were released {took:?} after its SIGKILL (lease 6 s)");
+}
+
+/// flock(2) and fcntl(2) locks are independent, as on a local Linux file
+/// system: an exclusive flock on mount A does not stop an fcntl write lock
+/// on the same file on mount B, while each kind still excludes its own.
+#[test]
+fn flock_and_fcntl_locks_on_one_file_are_independent_across_mounts() {
+    let c = Cluster::start(3, 3);
+    let a = c.mount(&[]);
+    let b = c.mount(&[]);
+    let pa = a.path().join("shared");
+    std::fs::write(&pa, b"x").unwrap();
+    let pb = b.path().join("shared");
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import fcntl, sys, time
+f = open(sys.argv[1], 'r+')
+fcntl.flock(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(600)
+"#,
+        )
+        .arg(&pa)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _holder = Holder(holder);
+    assert_eq!(line.trim(), "locked");
+    let probe = r#"
+import fcntl, sys
+f = open(sys.argv[1], 'r+')
+try:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print("fcntl-granted")
+except (BlockingIOError, PermissionError):
+    print("fcntl-refused")
+g = open(sys.argv[1], 'r+')
+try:
+    fcntl.flock(g, fcntl.LOCK_EX | fcntl.LOCK_NB); print("flock-granted")
+except BlockingIOError:
+    print("flock-refused")
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(probe).arg(&pb);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("fcntl-granted"), "an fcntl lock conflicted with another owner's flock: {text}");
+    assert!(text.contains("flock-refused"), "a second exclusive flock was granted: {text}");
 }

@@ -11,6 +11,11 @@
 //! mount's locks go after one lease, as NFSv4's do. POSIX semantics: a new
 //! lock replaces the owner's own locks on the range (splitting them), an
 //! unlock splits too.
+//!
+//! fcntl locks (`key::LOCK`) and flock locks (`key::FLOCK`, whole file,
+//! owned by the open file) are kept in two tables: as on Linux, one kind
+//! never conflicts with the other. A session lists an inode while it holds
+//! a lock of either kind there.
 
 use super::apply::Applier;
 use super::fail::{err, Fail};
@@ -79,25 +84,29 @@ fn add_ms(t: Time, ms: u64) -> Time {
     (t.0 + (ms / 1000) as i64 + (total / 1_000_000_000) as i64, (total % 1_000_000_000) as u32)
 }
 
-/// The locks held on `ino`.
-pub fn held(txn: &Txn, ino: u64) -> io::Result<Vec<Held>> {
-    Ok(txn.get(&key::ino(key::LOCK, ino))?.unwrap_or_default())
+/// The two lock tables.
+pub const TABLES: [u8; 2] = [key::LOCK, key::FLOCK];
+
+/// The locks of one kind held on `ino`.
+pub fn held(txn: &Txn, table: u8, ino: u64) -> io::Result<Vec<Held>> {
+    Ok(txn.get(&key::ino(table, ino))?.unwrap_or_default())
 }
 
 impl Applier<'_, '_> {
     /// Stores `ino`'s locks; a session left with no lock on `ino` stops
     /// listing it (a long-lived mount's list stays as short as what it holds).
-    fn put_held(&mut self, ino: u64, before: &[Held], list: &[Held]) -> Result<(), Fail> {
-        let k = key::ino(key::LOCK, ino);
+    fn put_held(&mut self, table: u8, ino: u64, before: &[Held], list: &[Held]) -> Result<(), Fail> {
+        let k = key::ino(table, ino);
         if list.is_empty() {
             self.txn.delete(k);
         } else {
             self.txn.put(k, &list.to_vec());
         }
+        let other = held(self.txn, if table == key::LOCK { key::FLOCK } else { key::LOCK }, ino)?;
         let mut gone: Vec<&str> = before.iter().map(|h| session_of(&h.owner)).collect();
         gone.sort_unstable();
         gone.dedup();
-        gone.retain(|s| !list.iter().any(|h| session_of(&h.owner) == *s));
+        gone.retain(|s| !list.iter().chain(&other).any(|h| session_of(&h.owner) == *s));
         for s in gone {
             let sk = key::bytes(key::SESSION, s.as_bytes());
             if let Some(mut rec) = self.txn.get::<SessionRec>(&sk)? {
@@ -129,6 +138,7 @@ impl Applier<'_, '_> {
 
     pub(super) fn set_lock(
         &mut self,
+        table: u8,
         ino: u64,
         owner: &str,
         pid: u32,
@@ -136,10 +146,10 @@ impl Applier<'_, '_> {
         typ: i32,
         lease_ms: u64,
     ) -> Result<Reply, Fail> {
-        let list = held(self.txn, ino)?;
+        let list = held(self.txn, table, ino)?;
         match set(&list, owner, pid, range.0, range.1, typ) {
             Ok(next) => {
-                self.put_held(ino, &list, &next)?;
+                self.put_held(table, ino, &list, &next)?;
                 let holds = next.iter().any(|h| session_of(&h.owner) == session_of(owner));
                 self.renew(session_of(owner), holds.then_some(ino), lease_ms)?;
                 Ok(Reply::Lock(None))
@@ -148,11 +158,14 @@ impl Applier<'_, '_> {
         }
     }
 
+    /// Drops every lock of either kind `owner` holds on `ino`.
     pub(super) fn release_locks(&mut self, ino: u64, owner: &str) -> Result<Reply, Fail> {
-        let list = held(self.txn, ino)?;
-        let next: Vec<Held> = list.iter().filter(|h| h.owner != owner).cloned().collect();
-        if next.len() != list.len() {
-            self.put_held(ino, &list, &next)?;
+        for table in TABLES {
+            let list = held(self.txn, table, ino)?;
+            let next: Vec<Held> = list.iter().filter(|h| h.owner != owner).cloned().collect();
+            if next.len() != list.len() {
+                self.put_held(table, ino, &list, &next)?;
+            }
         }
         Ok(Reply::None)
     }
@@ -177,10 +190,12 @@ impl Applier<'_, '_> {
                 continue;
             }
             for ino in rec.inos {
-                let list = held(self.txn, ino)?;
-                let next: Vec<Held> = list.iter().filter(|h| session_of(&h.owner) != s).cloned().collect();
-                if next.len() != list.len() {
-                    self.put_held(ino, &list, &next)?;
+                for table in TABLES {
+                    let list = held(self.txn, table, ino)?;
+                    let next: Vec<Held> = list.iter().filter(|h| session_of(&h.owner) != s).cloned().collect();
+                    if next.len() != list.len() {
+                        self.put_held(table, ino, &list, &next)?;
+                    }
                 }
             }
             self.txn.delete(k);

@@ -134,8 +134,11 @@ pub mod key {
     /// A file whose last commit was sent before its chunks were durable:
     /// see fsm/unsealed.rs.
     pub const UNSEALED: u8 = b'u';
-    /// Advisory locks held on an inode (fsm/locks.rs).
+    /// Advisory locks held on an inode (fsm/locks.rs): fcntl byte ranges.
     pub const LOCK: u8 = b'l';
+    /// flock(2) locks held on an inode: a table of their own, as flock and
+    /// fcntl locks never conflict with each other.
+    pub const FLOCK: u8 = b'F';
     /// A mount's lock session: its lease and the inodes it locked.
     pub const SESSION: u8 = b'k';
     pub const COUNTERS: &[u8] = b"mcounters";

@@ -21,8 +21,9 @@ fn get<T: for<'de> serde::Deserialize<'de>>(db: &DB, k: &[u8]) -> Res<Option<T>>
 }
 
 /// The advisory locks held on `ino` (fsm/locks.rs).
-pub fn locks(db: &DB, ino: u64) -> Res<Vec<super::locks::Held>> {
-    Ok(get(db, &key::ino(key::LOCK, ino))?.unwrap_or_default())
+/// The locks of one kind (`key::LOCK` or `key::FLOCK`) held on `ino`.
+pub fn locks(db: &DB, table: u8, ino: u64) -> Res<Vec<super::locks::Held>> {
+    Ok(get(db, &key::ino(table, ino))?.unwrap_or_default())
 }
 
 /// Lock sessions whose lease ended before `now`.

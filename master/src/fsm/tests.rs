@@ -501,6 +501,51 @@ fn a_lock_session_lists_only_the_files_it_holds_locks_on() {
 }
 
 #[test]
+fn flock_and_fcntl_locks_do_not_conflict_but_each_kind_excludes_itself() {
+    use super::locks::{SessionRec, F_UNLCK, F_WRLCK};
+    let mut ns = Ns::new();
+    let posix = |owner: &str, typ: i32| Op::SetLock {
+        ino: 10,
+        owner: owner.into(),
+        pid: 1,
+        start: 0,
+        end: u64::MAX,
+        typ,
+        lease_ms: 10_000,
+    };
+    let flock = |owner: &str, typ: i32| Op::SetFlock {
+        ino: 10,
+        owner: owner.into(),
+        pid: 1,
+        start: 0,
+        end: u64::MAX,
+        typ,
+        lease_ms: 10_000,
+    };
+    let granted = |r: CommandResult| matches!(r, Ok(Reply::Lock(None)));
+    assert!(granted(ns.run(&ROOT, flock("m1:f1", F_WRLCK))));
+    // Another owner's fcntl lock on the whole file: a different kind.
+    assert!(granted(ns.run(&ROOT, posix("m2:p1", F_WRLCK))));
+    // Each kind still excludes itself.
+    assert!(!granted(ns.run(&ROOT, flock("m2:f2", F_WRLCK))));
+    assert!(!granted(ns.run(&ROOT, posix("m1:p2", F_WRLCK))));
+    // The session keeps listing the file while it holds either kind.
+    let session = |ns: &Ns, name: &[u8]| -> Vec<u64> {
+        let cf = super::cf(&ns.db, super::CF_SM).unwrap();
+        ns.db
+            .get_cf(cf, key::bytes(key::SESSION, name))
+            .unwrap()
+            .map_or(vec![], |raw| decode::<SessionRec>(&raw).unwrap().inos)
+    };
+    assert!(granted(ns.run(&ROOT, posix("m1:p3", F_UNLCK))));
+    assert_eq!(session(&ns, b"m1"), vec![10]);
+    // Releasing the owner's locks releases its flock too.
+    ns.run(&ROOT, Op::ReleaseLocks { ino: 10, owner: "m1:f1".into() }).unwrap();
+    assert!(session(&ns, b"m1").is_empty());
+    assert!(granted(ns.run(&ROOT, flock("m2:f2", F_WRLCK))));
+}
+
+#[test]
 fn a_command_too_large_for_the_log_is_refused_before_it_is_proposed() {
     let cmd = |len: usize| Command {
         cred: ROOT,
