@@ -221,10 +221,10 @@ impl Applier<'_, '_> {
                 Ok(Reply::Count(pruned))
             }
             Op::SetLock { ino, owner, pid, start, end, typ, lease_ms } => {
-                self.set_lock(key::LOCK, *ino, owner, *pid, (*start, *end), *typ, *lease_ms)
+                self.set_lock((key::LOCK, *ino), owner, *pid, (*start, *end), *typ, *lease_ms)
             }
             Op::SetFlock { ino, owner, pid, start, end, typ, lease_ms } => {
-                self.set_lock(key::FLOCK, *ino, owner, *pid, (*start, *end), *typ, *lease_ms)
+                self.set_lock((key::FLOCK, *ino), owner, *pid, (*start, *end), *typ, *lease_ms)
             }
             Op::ReleaseLocks { ino, owner } => self.release_locks(*ino, owner),
             Op::RenewSession { session, lease_ms } => self.renew_session(session, *lease_ms),

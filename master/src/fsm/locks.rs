@@ -136,10 +136,10 @@ impl Applier<'_, '_> {
         Ok(true)
     }
 
+    /// Takes or drops a lock in `table` (`key::LOCK` or `key::FLOCK`).
     pub(super) fn set_lock(
         &mut self,
-        table: u8,
-        ino: u64,
+        (table, ino): (u8, u64),
         owner: &str,
         pid: u32,
         range: (u64, u64),
