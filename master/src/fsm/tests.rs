@@ -504,24 +504,10 @@ fn a_lock_session_lists_only_the_files_it_holds_locks_on() {
 fn flock_and_fcntl_locks_do_not_conflict_but_each_kind_excludes_itself() {
     use super::locks::{SessionRec, F_UNLCK, F_WRLCK};
     let mut ns = Ns::new();
-    let posix = |owner: &str, typ: i32| Op::SetLock {
-        ino: 10,
-        owner: owner.into(),
-        pid: 1,
-        start: 0,
-        end: u64::MAX,
-        typ,
-        lease_ms: 10_000,
-    };
-    let flock = |owner: &str, typ: i32| Op::SetFlock {
-        ino: 10,
-        owner: owner.into(),
-        pid: 1,
-        start: 0,
-        end: u64::MAX,
-        typ,
-        lease_ms: 10_000,
-    };
+    // The whole file, as flock(2) asks and as lockf(0) does.
+    let (ino, pid, start, end, lease_ms) = (10, 1, 0, u64::MAX, 10_000);
+    let posix = |owner: &str, typ| Op::SetLock { ino, owner: owner.into(), pid, start, end, typ, lease_ms };
+    let flock = |owner: &str, typ| Op::SetFlock { ino, owner: owner.into(), pid, start, end, typ, lease_ms };
     let granted = |r: CommandResult| matches!(r, Ok(Reply::Lock(None)));
     assert!(granted(ns.run(&ROOT, flock("m1:f1", F_WRLCK))));
     // Another owner's fcntl lock on the whole file: a different kind.

@@ -107,13 +107,11 @@ fn truncate_keeps_prefix_and_grows_with_holes() {
     assert_eq!(ns.inode(f).size, 12);
 }
 
-#[test]
-fn commit_refuses_chunks_collected_since_its_epoch() {
-    let mut ns = Ns::new();
-    let f = ns.create(&ROOT, 1, "f");
-    let commit = |epoch: u64| Op::Commit {
-        ino: f,
-        extents: vec![ExtentRec { id: chunk(9), offset: 0, len: 10 }],
+/// A commit of 10 bytes of chunk `id` to `ino`, with GC epoch `epoch`.
+fn commit_chunk(ino: u64, id: u8, epoch: u64) -> Op {
+    Op::Commit {
+        ino,
+        extents: vec![ExtentRec { id: chunk(id), offset: 0, len: 10 }],
         size: 10,
         gc_epoch: epoch,
         mtime: None,
@@ -121,7 +119,14 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
         create: None,
         unsealed: false,
         attrs: None,
-    };
+    }
+}
+
+#[test]
+fn commit_refuses_chunks_collected_since_its_epoch() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    let commit = |epoch: u64| commit_chunk(f, 9, epoch);
     ns.run(&ROOT, commit(0)).unwrap();
     // Truncating drops the only reference: chunk 9 becomes garbage.
     ns.run(&ROOT, resize(f, 0)).unwrap();
@@ -148,17 +153,7 @@ fn commit_refuses_chunks_collected_since_its_epoch() {
 fn pruned_collection_records_raise_the_floor_for_old_epochs() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
-    let commit = |id: u8, epoch: u64| Op::Commit {
-        ino: f,
-        extents: vec![ExtentRec { id: chunk(id), offset: 0, len: 10 }],
-        size: 10,
-        gc_epoch: epoch,
-        mtime: None,
-        splice: None,
-        create: None,
-        unsealed: false,
-        attrs: None,
-    };
+    let commit = |id: u8, epoch: u64| commit_chunk(f, id, epoch);
     ns.run(&ROOT, commit(9, 0)).unwrap();
     ns.run(&ROOT, resize(f, 0)).unwrap();
     let far_future = (i64::MAX, 0);
