@@ -12,7 +12,7 @@ build
 [ -f "$TREE" ] || { echo "no $TREE: run bench/tools_bench.sh once (it packs the tree)" >&2; exit 1; }
 rm -rf "$W"; mkdir -p "$W/src"
 tar -C "$W/src" -xf "$TREE"
-export RUST_LOG="info,tessera_client::meta=debug"
+export RUST_LOG="info,tessera_rpc::meta=debug"
 start_cluster "$W/cluster" --mount "$W/mnt"
 for _ in $(seq 1 100); do grep -qs " $W/mnt " /proc/mounts && break; sleep 0.1; done
 mkdir "$W/mnt/t"

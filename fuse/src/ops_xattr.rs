@@ -1,7 +1,7 @@
 //! The extended-attribute callbacks (set, get, list, remove). Files known
-//! to have none, and POSIX ACL probes (ACLs are not supported), are answered
-//! without a round trip; a change forgets what the mount knew of the file's
-//! attributes.
+//! to have none, POSIX ACL probes and changes in namespaces the masters do
+//! not store (ACLs are not supported) are answered without a round trip; a
+//! change forgets what the mount knew of the file's attributes.
 
 use crate::convert::{errno, xattr_reply};
 use crate::fs::cred;
@@ -22,6 +22,12 @@ impl TesseraFs {
         flags: i32,
         reply: ReplyEmpty,
     ) {
+        // cp -a sets system.posix_acl_access on every file; refused here,
+        // it does not wait for the file's held create to be sent first.
+        if !tessera_proto::xattr_namespace_supported(name.as_bytes()) {
+            reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+            return;
+        }
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let (name, value) = (name.as_bytes().to_vec(), value.to_vec());
         self.xattr_change(req.unique().0, ino.0, reply, async move {
@@ -61,6 +67,10 @@ impl TesseraFs {
     }
 
     pub(crate) fn xattr_remove(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if !tessera_proto::xattr_namespace_supported(name.as_bytes()) {
+            reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+            return;
+        }
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let name = name.as_bytes().to_vec();
         self.xattr_change(req.unique().0, ino.0, reply, async move { fs.remove_xattr(ino.0, &name).await });

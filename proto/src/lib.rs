@@ -37,6 +37,15 @@ pub const DEFAULT_MIN_REPLICAS: usize = 2;
 pub const UNSEALED_UPLOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
 /// Longest file name, in bytes (as ext4 and most local file systems).
 pub const NAME_MAX: usize = 255;
+
+/// Whether an extended attribute's namespace is one Tessera stores (user.,
+/// trusted., security.). The masters refuse the others, system.posix_acl_*
+/// among them (no ACLs), with EOPNOTSUPP, and the mount answers so without
+/// asking them: cp -a then falls back to chmod, which rides on the file's
+/// write-behind create or commit instead of flushing them first.
+pub fn xattr_namespace_supported(name: &[u8]) -> bool {
+    [&b"user."[..], b"trusted.", b"security."].iter().any(|ns| name.starts_with(ns))
+}
 /// Inode number of the root directory.
 pub const ROOT_INO: u64 = 1;
 /// Chunk ids per page of a full chunk report (3.2 MiB of ids, well under

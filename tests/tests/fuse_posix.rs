@@ -150,9 +150,21 @@ try:
     os.getxattr('ex', 'user.k'); print(False)
 except OSError as e:
     print(e.errno == 61)
+# No ACLs: setting one is refused (cp -a then falls back to chmod).
+acl = bytes([2,0,0,0, 1,0,6,0,255,255,255,255, 4,0,4,0,255,255,255,255, 32,0,4,0,255,255,255,255])
+try:
+    os.setxattr('ex', 'system.posix_acl_access', acl); print(False)
+except OSError as e:
+    print(e.errno == 95)
 \"",
     );
     assert!(ok && !out.contains("False"), "xattrs: {out}");
+    // cp -a of a file with a trivial ACL keeps its mode.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("m640"), b"x").unwrap();
+    std::fs::set_permissions(src.path().join("m640"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, out) = sh(r, &format!("cp -a {}/m640 m640 && stat -c %a m640", src.path().display()));
+    assert!(ok && out.trim() == "640", "cp -a mode: {out}");
 
     // statfs reports real capacity.
     let (ok, out) = sh(r, "df -B1 --output=size . | tail -1");

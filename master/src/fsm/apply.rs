@@ -483,7 +483,7 @@ impl Applier<'_, '_> {
                 return Err(err(libc::EPERM, "user attributes only on files and directories"));
             }
             check(i, self.cred, W, "set attribute")?;
-        } else if name.starts_with(b"trusted.") || name.starts_with(b"security.") {
+        } else if tessera_proto::xattr_namespace_supported(name) {
             if self.cred.uid != 0 && !name.starts_with(b"security.") {
                 return Err(err(libc::EPERM, "trusted attributes need root"));
             }
