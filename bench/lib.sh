@@ -77,6 +77,8 @@ tessera_then_moosefs() {
   for _ in $(seq 1 100); do grep -qs " $w/mnt " /proc/mounts && break; sleep 0.1; done
   run tessera "$w/mnt" | tee "$w/tessera.txt"
   stop_cluster
+  # Its data would crowd MooseFS's disk (both live on this machine).
+  rm -rf "$w/cluster"
   bash "$REPO/../shared/bench/moosefs-up.sh" "$w/mfs" >&2
   run moosefs "$w/mfs" | tee "$w/moosefs.txt" || true
   bash "$REPO/../shared/bench/moosefs-down.sh" "$w/mfs" >&2 || true

@@ -100,11 +100,17 @@ PY
 }
 
 # TOOLS_TESSERA_ONLY=1: Tessera's lines only (moosefs.txt of an earlier run stays).
+# TOOLS_MOOSEFS_ONLY=1: MooseFS's lines only (tessera.txt stays).
 if [ -n "${TOOLS_TESSERA_ONLY:-}" ]; then
   start_cluster "$W/cluster" --mount "$W/mnt"
   for _ in $(seq 1 100); do grep -qs " $W/mnt " /proc/mounts && break; sleep 0.1; done
   run tessera "$W/mnt" | tee "$W/tessera.txt"
   stop_cluster
+  rm -rf "$W/cluster"
+elif [ -n "${TOOLS_MOOSEFS_ONLY:-}" ]; then
+  bash "$REPO/../shared/bench/moosefs-up.sh" "$W/mfs" >&2
+  run moosefs "$W/mfs" | tee "$W/moosefs.txt" || true
+  bash "$REPO/../shared/bench/moosefs-down.sh" "$W/mfs" >&2 || true
 else
   tessera_then_moosefs "$W"
 fi
