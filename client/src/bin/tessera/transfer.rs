@@ -15,7 +15,11 @@ pub struct PutArgs {
     /// Local files or directories, then the remote destination.
     #[arg(required = true, num_args = 2..)]
     paths: Vec<PathBuf>,
-    /// Skip files already complete at the destination (same size and mtime).
+    /// Skip files already complete at the destination (same size and
+    /// mtime). Re-running the same command resumes where the first run
+    /// wrote: for one source directory and an existing destination
+    /// directory, into DEST/NAME if that exists (the first run found DEST
+    /// there), else into DEST itself (the first run made it).
     #[arg(long)]
     resume: bool,
     /// Files transferred at once (memory stays bounded: all files share
@@ -129,8 +133,20 @@ pub async fn put(cfg: &ClientConfig, a: PutArgs) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| anyhow::anyhow!("{}: no file name", src.display()))?;
-        let target =
-            if dest_is_dir || srcs.len() > 1 || dest.ends_with('/') { join(&dest, &base) } else { dest.clone() };
+        let nested = join(&dest, &base);
+        let target = if srcs.len() > 1 || dest.ends_with('/') {
+            nested
+        } else if dest_is_dir {
+            // A resumed copy of one directory goes where the first run put it.
+            let first_run_made_dest = a.resume && src.is_dir() && fs.resolve(&nested).await.is_err();
+            if first_run_made_dest {
+                dest.clone()
+            } else {
+                nested
+            }
+        } else {
+            dest.clone()
+        };
         plan(src, &target, &mut jobs)?;
     }
     let total: u64 = jobs.iter().map(|j| if let Job::File(_, _, n) = j { *n } else { 0 }).sum();
