@@ -134,7 +134,7 @@ impl Mount {
                             // Counted from before the request left, so it ends
                             // here no later than the leader thinks; less a
                             // margin for clock rates.
-                            self.leases.set_until(Some(at + lease * 9 / 10));
+                            self.leases.set_until(Some(at + tessera_proto::lease_trusted_for(lease)));
                             if every != lease / 4 && !lease.is_zero() {
                                 every = lease / 4;
                                 tick = tokio::time::interval(every);

@@ -124,7 +124,8 @@ struct Changes {
 }
 
 /// Allowance for clock rates differing between a mount and the masters
-/// (the mount already counts its lease as 9/10 of what the leader says).
+/// (on top of the tenth the mount already takes off,
+/// `tessera_proto::lease_trusted_for`).
 const CLOCK_MARGIN: Duration = Duration::from_millis(100);
 
 /// How long a new leader holds changes' acknowledgements after its
@@ -144,14 +145,14 @@ const CLOCK_MARGIN: Duration = Duration::from_millis(100);
 /// lease, so a restarted master waits out a lease before it runs Raft
 /// (`restart_quarantine`).
 pub fn hold_after_election(lease: Duration, leader_lease: Duration) -> Duration {
-    (lease * 9 / 10 + CLOCK_MARGIN).saturating_sub(leader_lease)
+    restart_quarantine(lease).saturating_sub(leader_lease)
 }
 
 /// How long a master whose state survived a restart waits before it runs
 /// Raft (counted from its start): a vote it gives must not end a lease a
 /// mount still trusts (see `hold_after_election`).
 pub fn restart_quarantine(lease: Duration) -> Duration {
-    lease * 9 / 10 + CLOCK_MARGIN
+    tessera_proto::lease_trusted_for(lease) + CLOCK_MARGIN
 }
 
 pub struct Leases {
@@ -780,8 +781,10 @@ mod tests {
     #[test]
     fn a_new_leader_holds_only_what_the_vote_lease_does_not_cover() {
         let ms = Duration::from_millis;
-        // Defaults: 1 s cache lease, 750 ms election timeout (1.5 s max).
-        assert_eq!(hold_after_election(ms(1000), ms(1500)), Duration::ZERO);
+        // Defaults: 500 ms cache lease, 300 ms election timeout (600 ms max).
+        assert_eq!(hold_after_election(ms(500), ms(600)), Duration::ZERO);
+        // The tests' clusters: 500 ms election timeout.
+        assert_eq!(hold_after_election(ms(500), ms(1000)), Duration::ZERO);
         // A lease longer than the followers' vote lease: the rest is held.
         assert_eq!(hold_after_election(ms(3000), ms(1500)), ms(2700 + 100 - 1500));
         assert_eq!(restart_quarantine(ms(1000)), ms(1000));

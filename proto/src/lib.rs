@@ -38,6 +38,14 @@ pub const UNSEALED_UPLOAD_LIMIT: std::time::Duration = std::time::Duration::from
 /// Longest file name, in bytes (as ext4 and most local file systems).
 pub const NAME_MAX: usize = 255;
 
+/// How long a mount trusts a cache lease the leader granted for `granted`,
+/// counted from before it asked: less a tenth for clock rates. The masters'
+/// failover argument (master/src/leases.rs, `hold_after_election`) relies on
+/// this bound, so both sides take it from here.
+pub fn lease_trusted_for(granted: std::time::Duration) -> std::time::Duration {
+    granted * 9 / 10
+}
+
 /// Whether an extended attribute's namespace is one Tessera stores (user.,
 /// trusted., security.). The masters refuse the others, system.posix_acl_*
 /// among them (no ACLs), with EOPNOTSUPP, and the mount answers so without

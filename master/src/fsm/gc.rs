@@ -27,6 +27,7 @@ use crate::values::{ExtentRec, FsErr, Time};
 use std::io;
 
 pub(super) fn check_not_collected(txn: &mut Txn, extents: &[ExtentRec], epoch: u64) -> Result<(), Fail> {
+    let below_floor = epoch < floor(txn)?;
     for e in extents.iter().filter(|e| e.id.len() == 32) {
         let referenced = txn.get::<ChunkRefs>(&key::bytes(key::CHUNK, &e.id))?.is_some_and(|r| r.refs > 0);
         if referenced {
@@ -34,7 +35,7 @@ pub(super) fn check_not_collected(txn: &mut Txn, extents: &[ExtentRec], epoch: u
         }
         let ck = key::bytes(key::COLLECT, &e.id);
         let record = txn.get::<CollectRec>(&ck)?;
-        if record.is_none() && epoch < floor(txn)? {
+        if record.is_none() && below_floor {
             return Err(Fail::Fs(FsErr::new(
                 libc::EAGAIN,
                 format!("the upload of chunk {} is older than the collection records kept; upload again", hex(&e.id)),
@@ -98,7 +99,7 @@ pub fn deleted(txn: &mut Txn, ids: &[Vec<u8>], index: u64) -> io::Result<()> {
 }
 
 /// Commits with an epoch below this may not add first references.
-pub fn floor(txn: &mut Txn) -> io::Result<u64> {
+pub fn floor(txn: &Txn) -> io::Result<u64> {
     Ok(txn.get::<u64>(key::COLLECT_FLOOR)?.unwrap_or(0))
 }
 

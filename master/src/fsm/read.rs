@@ -20,8 +20,7 @@ fn get<T: for<'de> serde::Deserialize<'de>>(db: &DB, k: &[u8]) -> Res<Option<T>>
     }
 }
 
-/// The advisory locks held on `ino` (fsm/locks.rs).
-/// The locks of one kind (`key::LOCK` or `key::FLOCK`) held on `ino`.
+/// The advisory locks of one kind (`key::LOCK` or `key::FLOCK`) held on `ino`.
 pub fn locks(db: &DB, table: u8, ino: u64) -> Res<Vec<super::locks::Held>> {
     Ok(get(db, &key::ino(table, ino))?.unwrap_or_default())
 }
@@ -133,7 +132,9 @@ pub fn counters(db: &DB) -> Res<Counters> {
     Ok(get(db, key::COUNTERS)?.unwrap_or_default())
 }
 
-/// How many collection records the state holds (fsm/gc.rs).
+/// How many collection records the state holds (fsm/gc.rs; the leader's
+/// healer counts them as it walks them).
+#[cfg(test)]
 pub fn collection_records(db: &DB) -> Res<usize> {
     Ok(records::<super::model::CollectRec>(db, key::COLLECT)?.len())
 }
