@@ -4,7 +4,7 @@ use crate::store::ChunkStore;
 async fn put(store: &ChunkStore, data: &[u8]) -> ChunkId {
     let id = ChunkId::of(data);
     let mut w = store.begin(id, data.len() as u64).await.unwrap();
-    w.write(data).await.unwrap();
+    w.write(bytes::Bytes::copy_from_slice(data)).await.unwrap();
     w.finish().await.unwrap();
     id
 }

@@ -31,8 +31,9 @@ struct Args {
     /// Refuse writes when free disk space would fall below this many bytes.
     #[arg(long, default_value_t = 256 << 20)]
     reserve_bytes: u64,
-    /// Bandwidth for repair copies sent from this server, MB/s (0 = unlimited).
-    #[arg(long, default_value_t = 100)]
+    /// Bandwidth for repair copies sent from this server, MB/s (0 = no
+    /// byte budget: the masters' --copies-per-server bounds repair).
+    #[arg(long, default_value_t = 0)]
     repair_mbps: u64,
     /// Scrub (background re-hash) rate in MB/s (0 = off).
     #[arg(long, default_value_t = 20)]

@@ -23,7 +23,7 @@ pub struct ChunkService {
 }
 
 /// Stores a small chunk whole; returns whether it was already here.
-async fn store_small(store: &ChunkStore, id: &[u8], data: &[u8]) -> Result<bool, Status> {
+async fn store_small(store: &ChunkStore, id: &[u8], data: Bytes) -> Result<bool, Status> {
     let id = ChunkId::from_slice(id).map_err(|e| bad(e.to_string()))?;
     if data.len() > MAX_FRAME {
         return Err(bad(format!("a small chunk of {} bytes exceeds {} bytes", data.len(), MAX_FRAME)));
@@ -37,6 +37,9 @@ async fn store_small(store: &ChunkStore, id: &[u8], data: &[u8]) -> Result<bool,
     w.finish().await?;
     Ok(false)
 }
+
+/// How often a presence stream (held open by the master leader) ticks.
+const PRESENCE_TICK: Duration = Duration::from_secs(5);
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
 /// A downstream hop that takes no frame for this long (a stopped process
@@ -118,7 +121,7 @@ impl Chunk for ChunkService {
             }
             if !f.data.is_empty() {
                 if let Some(w) = writer.as_mut() {
-                    w.write(&f.data).await?;
+                    w.write(f.data.clone()).await?;
                 }
                 if let Some(tx) = fwd_tx.as_ref() {
                     let out = PutChunkFrame { header: None, data: f.data.clone() };
@@ -152,7 +155,7 @@ impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn put_small_chunk(&self, req: Request<PutSmallChunkRequest>) -> Result<Response<PutChunkReply>, Status> {
         let r = req.into_inner();
-        let already_present = store_small(&self.store, &r.id, &r.data).await?;
+        let already_present = store_small(&self.store, &r.id, r.data.clone()).await?;
         Ok(Response::new(PutChunkReply { stored: vec![self.addr.clone()], already_present }))
     }
 
@@ -174,7 +177,7 @@ impl Chunk for ChunkService {
             while let Ok(Some(f)) = inbound.message().await {
                 let (store, tx) = (store.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let reply = match store_small(&store, &f.id, &f.data).await {
+                    let reply = match store_small(&store, &f.id, f.data.clone()).await {
                         Ok(already_present) => PutSmallResult { seq: f.seq, already_present, ..Default::default() },
                         Err(st) => {
                             let (code, message, errno) = tessera_proto::status::to_fields(&st);
@@ -267,14 +270,10 @@ impl Chunk for ChunkService {
     async fn replicate(&self, req: Request<ReplicateRequest>) -> Result<Response<ReplicateReply>, Status> {
         let r = req.into_inner();
         let id = ChunkId::from_slice(&r.id).map_err(|e| bad(e.to_string()))?;
-        // Re-hash before sending: a corrupt copy is quarantined, never spread.
-        if !self.store.verify(&id).await? {
-            self.store.quarantine(&id).await?;
-            return Err(tessera_proto::status::errno_status(
-                libc::EILSEQ,
-                format!("chunk {id} is corrupt here; quarantined"),
-            ));
-        }
+        // Sent as read: the target hashes what it receives and refuses a
+        // chunk that does not match its id, so a corrupt copy is never
+        // spread, and only then is this copy checked (and quarantined).
+        // One read and one hash per copy, not two of each.
         let data = self.store.read(&id).await?;
         self.repair_limit.take(data.len() as u64).await;
         let ch = tessera_rpc::pool().channel(&r.target, tessera_rpc::Profile::Bulk).map_err(|e| bad(e.to_string()))?;
@@ -293,10 +292,20 @@ impl Chunk for ChunkService {
                 break;
             }
         }
-        tokio::time::timeout(FORWARD_TIMEOUT, c.put_chunk(tokio_stream::iter(frames)))
+        let sent = tokio::time::timeout(FORWARD_TIMEOUT, c.put_chunk(tokio_stream::iter(frames)))
             .await
-            .map_err(|_| Status::deadline_exceeded("replicate timed out"))??;
-        Ok(Response::new(ReplicateReply { bytes: data.len() as u64 }))
+            .map_err(|_| Status::deadline_exceeded("replicate timed out"))?;
+        match sent {
+            Ok(_) => Ok(Response::new(ReplicateReply { bytes: data.len() as u64 })),
+            Err(e) if tessera_proto::status::errno_of(&e) == Some(libc::EILSEQ) && !self.store.verify(&id).await? => {
+                self.store.quarantine(&id).await?;
+                Err(tessera_proto::status::errno_status(
+                    libc::EILSEQ,
+                    format!("chunk {id} is corrupt here; quarantined"),
+                ))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn verify(&self, req: Request<VerifyRequest>) -> Result<Response<VerifyReply>, Status> {
@@ -309,6 +318,24 @@ impl Chunk for ChunkService {
             }
         }
         Ok(Response::new(VerifyReply { bad: bad_ids }))
+    }
+
+    type PresenceStream = ReceiverStream<Result<PresenceTick, Status>>;
+
+    async fn presence(&self, _req: Request<Empty>) -> Result<Response<Self::PresenceStream>, Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let id = self.id.clone();
+        tokio::spawn(async move {
+            // Ticks keep the stream from looking idle to anything between
+            // the two ends; the task ends when the leader drops the stream.
+            loop {
+                if tx.send(Ok(PresenceTick { id: id.clone() })).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(PRESENCE_TICK).await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     async fn stats(&self, _req: Request<Empty>) -> Result<Response<ChunkServerStats>, Status> {

@@ -11,12 +11,12 @@ use crate::error::StoreError;
 use crate::journal::Journal;
 use bytes::Bytes;
 use parking_lot::Mutex;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tessera_proto::ChunkId;
 use tessera_util::durable::sync_dir;
-use tokio::io::AsyncWriteExt;
 
 pub struct ChunkStore {
     root: PathBuf,
@@ -282,6 +282,16 @@ impl ChunkStore {
 /// fsynced and renamed in one trip to the blocking pool.
 const IN_MEMORY: usize = 1 << 20;
 
+/// The temp file while the blocking pool writes a frame to it (and hands
+/// it back).
+struct TempFile(tokio::task::JoinHandle<std::io::Result<std::fs::File>>);
+
+impl TempFile {
+    async fn settle(self) -> Result<std::fs::File, StoreError> {
+        Ok(self.0.await.map_err(std::io::Error::other)??)
+    }
+}
+
 /// An in-progress chunk upload: hashed as it streams, committed atomically.
 pub struct ChunkWriter<'a> {
     store: &'a ChunkStore,
@@ -290,8 +300,11 @@ pub struct ChunkWriter<'a> {
     tmp: PathBuf,
     /// The bytes so far, while they fit in IN_MEMORY.
     buf: Vec<u8>,
-    /// The temp file, once the chunk outgrew IN_MEMORY.
-    file: Option<tokio::fs::File>,
+    /// The temp file, once the chunk outgrew IN_MEMORY, with its last
+    /// frame being written. Frames go to
+    /// the kernel straight from the received buffers, with no copy into an
+    /// intermediate one, while the next frame is hashed.
+    file: Option<TempFile>,
     /// A temp file may exist (Drop removes it).
     tmp_exists: bool,
     hasher: blake3::Hasher,
@@ -299,7 +312,7 @@ pub struct ChunkWriter<'a> {
 }
 
 impl ChunkWriter<'_> {
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+    pub async fn write(&mut self, data: Bytes) -> Result<(), StoreError> {
         self.written += data.len() as u64;
         if self.written > self.expected_len {
             return Err(StoreError::LengthMismatch {
@@ -308,20 +321,32 @@ impl ChunkWriter<'_> {
                 actual: self.written,
             });
         }
-        self.hasher.update(data);
-        if self.file.is_none() {
-            if self.buf.len() + data.len() <= IN_MEMORY {
-                self.buf.extend_from_slice(data);
+        self.hasher.update(&data);
+        let file = match self.file.take() {
+            Some(f) => f.settle().await?,
+            None if self.buf.len() + data.len() <= IN_MEMORY => {
+                self.buf.extend_from_slice(&data);
                 return Ok(());
             }
-            self.tmp_exists = true;
-            let mut f = tokio::fs::File::create(&self.tmp).await?;
-            f.write_all(&std::mem::take(&mut self.buf)).await?;
-            self.file = Some(f);
-        }
-        if let Some(f) = self.file.as_mut() {
-            f.write_all(data).await?;
-        }
+            None => {
+                // Created here, not in the background: once tmp_exists is
+                // set, Drop's removal can never race the creation.
+                self.tmp_exists = true;
+                let (tmp, buf) = (self.tmp.clone(), std::mem::take(&mut self.buf));
+                tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                    let mut f = std::fs::File::create(&tmp)?;
+                    f.write_all(&buf)?;
+                    Ok(f)
+                })
+                .await
+                .map_err(std::io::Error::other)??
+            }
+        };
+        let mut f = file;
+        self.file = Some(TempFile(tokio::task::spawn_blocking(move || {
+            f.write_all(&data)?;
+            Ok(f)
+        })));
         Ok(())
     }
 
@@ -347,17 +372,13 @@ impl ChunkWriter<'_> {
             return Ok(());
         }
         let file = match self.file.take() {
-            Some(mut f) => {
-                f.flush().await?;
-                Some(f.into_std().await)
-            }
+            Some(f) => Some(f.settle().await?),
             None => None,
         };
         let (tmp, buf) = (self.tmp.clone(), std::mem::take(&mut self.buf));
         let dst = self.store.chunk_path(&self.id);
         self.tmp_exists = true;
         let existed = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-            use std::io::Write;
             let f = match file {
                 Some(f) => f,
                 None => {
@@ -406,8 +427,8 @@ mod tests {
         let data = vec![7u8; 3000];
         let id = ChunkId::of(&data);
         let mut w = store.begin(id, 3000).await.unwrap();
-        w.write(&data[..1000]).await.unwrap();
-        w.write(&data[1000..]).await.unwrap();
+        w.write(Bytes::copy_from_slice(&data[..1000])).await.unwrap();
+        w.write(Bytes::copy_from_slice(&data[1000..])).await.unwrap();
         w.finish().await.unwrap();
         assert!(store.has(&id));
         store.journal().checkpoint().await.unwrap();
@@ -425,7 +446,7 @@ mod tests {
         let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
         let id = ChunkId::of(b"the real content");
         let mut w = store.begin(id, 5).await.unwrap();
-        w.write(b"bogus").await.unwrap();
+        w.write(Bytes::from_static(b"bogus")).await.unwrap();
         assert!(matches!(w.finish().await, Err(StoreError::HashMismatch { .. })));
         assert!(!store.has(&id));
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
@@ -439,7 +460,7 @@ mod tests {
         let id = ChunkId::of(&data);
         let mut w = store.begin(id, data.len() as u64).await.unwrap();
         for piece in data.chunks(IN_MEMORY / 2) {
-            w.write(piece).await.unwrap();
+            w.write(Bytes::copy_from_slice(piece)).await.unwrap();
         }
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1, "spilled to a temp file");
         w.finish().await.unwrap();
@@ -448,7 +469,7 @@ mod tests {
         // An abandoned large upload leaves no temp file behind.
         let other = ChunkId::of(b"never finished");
         let mut w = store.begin(other, data.len() as u64).await.unwrap();
-        w.write(&data[..IN_MEMORY + 1]).await.unwrap();
+        w.write(Bytes::copy_from_slice(&data[..IN_MEMORY + 1])).await.unwrap();
         drop(w);
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }

@@ -44,6 +44,21 @@ const PRUNE_BATCH: u32 = 10_000;
 /// A chunk lacking owners: (live copies, id, bytes, holders, owners missing it).
 type Wanted = (usize, ChunkId, u64, Vec<String>, Vec<String>);
 
+/// A copy the last pass wanted but had no free slot for: (id, bytes,
+/// holders, target).
+type Pending = (ChunkId, u64, Vec<String>, String);
+
+/// What became of a copy the healer tried to order.
+#[derive(PartialEq)]
+enum Ordered {
+    /// Sent, or already in flight.
+    Yes,
+    /// The source or target has no free slot: try again when one frees.
+    NoSlot,
+    /// A server it needs is unknown now: the next pass decides again.
+    Never,
+}
+
 pub struct Healer {
     pub raft: Raft,
     pub db: Arc<DB>,
@@ -59,6 +74,11 @@ pub struct Healer {
     /// Woken when a copy finishes, so repair keeps every slot busy instead
     /// of waiting for the next pass.
     wake: Arc<tokio::sync::Notify>,
+    /// Copies the last pass could not order yet, fewest copies first, and
+    /// the servers' addresses then. A finished copy frees slots for these
+    /// at once, without a scan of every chunk.
+    backlog: std::collections::VecDeque<Pending>,
+    addrs: HashMap<String, String>,
     /// When garbage and unsealed commits were last looked at, and the
     /// garbage pending and collection records then (reported until the
     /// next look).
@@ -97,6 +117,8 @@ impl Healer {
             copied: Default::default(),
             orphans_seen: HashMap::new(),
             wake: Arc::new(tokio::sync::Notify::new()),
+            backlog: Default::default(),
+            addrs: HashMap::new(),
             housekept: None,
             applied_at: Default::default(),
         }
@@ -126,10 +148,16 @@ impl Healer {
         let mut was_leader = false;
         let mut leader_since = Instant::now();
         loop {
+            let mut full_pass = true;
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.interval) => {}
-                // A copy finished: plan the next ones soon (batched a little).
-                _ = self.wake.notified() => tokio::time::sleep(Duration::from_millis(100)).await,
+                // A copy finished: its slots go to the backlog (batched a
+                // little); once nothing is left or in flight, a pass
+                // confirms the repair is done.
+                _ = self.wake.notified() => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    full_pass = self.backlog.is_empty() && self.copying.lock().is_empty();
+                }
                 // A server was found dead before its timeout: repair now.
                 _ = self.cluster.changed.notified() => {}
             }
@@ -144,6 +172,11 @@ impl Healer {
             }
             was_leader = leader;
             if !leader || leader_since.elapsed() < self.cluster.dead_after {
+                self.backlog.clear();
+                continue;
+            }
+            if !full_pass {
+                self.order_backlog();
                 continue;
             }
             let began = Instant::now();
@@ -190,7 +223,8 @@ impl Healer {
                 })
                 .collect(),
         );
-        let addr_of: HashMap<&str, &str> = servers.iter().map(|s| (s.id.as_str(), s.addr.as_str())).collect();
+        self.addrs = servers.iter().map(|s| (s.id.clone(), s.addr.clone())).collect();
+        let addr_of = &self.addrs;
         let mut holders = self.cluster.holders();
 
         // 2. Every referenced chunk: copies for missing owners, surplus removal.
@@ -228,8 +262,8 @@ impl Healer {
                         continue;
                     }
                     st.surplus += 1;
-                    if let Some(addr) = addr_of.get(name) {
-                        self.delete_on(addr, &[id]).await;
+                    if let Some(addr) = addr_of.get(name).cloned() {
+                        self.delete_on(&addr, &[id]).await;
                         self.cluster.forget(name, &id);
                     }
                 }
@@ -237,11 +271,11 @@ impl Healer {
         }
         // Fewest live copies first.
         wanted.sort_by_key(|w| w.0);
-        for (_, id, len, have, missing) in wanted {
-            for target in missing {
-                self.order_copy(id, len, &have, &target, &addr_of);
-            }
-        }
+        self.backlog = wanted
+            .into_iter()
+            .flat_map(|(_, id, len, have, missing)| missing.into_iter().map(move |t| (id, len, have.clone(), t)))
+            .collect();
+        self.order_backlog();
 
         // 3. Draining servers that hold nothing referenced are drained.
         for s in servers.iter().filter(|s| s.state == ServerState::Draining && self.cluster.knows(&s.id)) {
@@ -289,26 +323,44 @@ impl Healer {
         (total, recent as f64 / 10.0)
     }
 
-    /// Orders `source -> target` for one chunk if both have a free slot.
-    fn order_copy(&self, id: ChunkId, len: u64, have: &[String], target: &str, addr_of: &HashMap<&str, &str>) {
-        if self.copying.lock().contains(&id) {
-            return;
+    /// Orders what the backlog's free slots allow, in its order; keeps the
+    /// copies still waiting for a slot.
+    fn order_backlog(&mut self) {
+        let backlog = std::mem::take(&mut self.backlog);
+        for p in backlog {
+            if self.order_copy(p.0, p.1, &p.2, &p.3) == Ordered::NoSlot {
+                self.backlog.push_back(p);
+            }
         }
-        let Some(target_addr) = addr_of.get(target).map(|a| a.to_string()) else {
-            return;
+    }
+
+    /// Orders `source -> target` for one chunk if both have a free slot.
+    fn order_copy(&self, id: ChunkId, len: u64, have: &[String], target: &str) -> Ordered {
+        // Copied since the pass (a chunk lacking two owners gets one copy
+        // at a time, the second when the first is done).
+        if self.cluster.with(target, |l| l.chunks.contains(&id)).unwrap_or(false) {
+            return Ordered::Yes;
+        }
+        if self.copying.lock().contains(&id) {
+            return Ordered::NoSlot;
+        }
+        let addr_of = &self.addrs;
+        let Some(target_addr) = addr_of.get(target).cloned() else {
+            return Ordered::Never;
         };
         let (source, source_addr) = {
             let busy = self.busy.lock();
             if busy.get(&target_addr).copied().unwrap_or(0) >= self.cfg.copies_per_server {
-                return;
+                return Ordered::NoSlot;
             }
             let best = have
                 .iter()
-                .filter_map(|h| addr_of.get(h.as_str()).map(|a| (h.clone(), a.to_string())))
+                .filter_map(|h| addr_of.get(h.as_str()).map(|a| (h.clone(), a.clone())))
                 .min_by_key(|(_, a)| busy.get(a).copied().unwrap_or(0));
             match best {
                 Some((h, a)) if busy.get(&a).copied().unwrap_or(0) < self.cfg.copies_per_server => (h, a),
-                _ => return,
+                Some(_) => return Ordered::NoSlot,
+                None => return Ordered::Never,
             }
         };
         let (busy, copying, copied, cluster) =
@@ -347,6 +399,7 @@ impl Healer {
                 }
             }
         });
+        Ordered::Yes
     }
 
     async fn delete_on(&self, addr: &str, ids: &[ChunkId]) -> bool {

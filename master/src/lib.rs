@@ -180,6 +180,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
     // reason to look, not a verdict.
     let suspect_after = (cfg.dead_after / 4).clamp(Duration::from_millis(600), Duration::from_millis(1500));
     tokio::spawn(liveness::probe_silent_servers(raft.clone(), db.clone(), cluster.clone(), suspect_after));
+    tokio::spawn(liveness::watch_presence(raft.clone(), db.clone(), cluster.clone()));
     let disk = Arc::new(disk_guard::DiskGuard::new(cfg.data_dir.clone(), cfg.min_free));
     tokio::spawn(disk_guard::watch_peers(raft.clone(), disk.clone(), cfg.id));
     let meta = meta_service::MetaService {

@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     repair_interval_ms: u64,
     /// Repair copies at once per chunkserver.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 12)]
     copies_per_server: usize,
     /// Seconds before an unreferenced chunk (deleted file, abandoned upload) is deleted.
     #[arg(long, default_value_t = 600)]

@@ -376,3 +376,55 @@ fn a_hung_chunkserver_is_declared_dead_within_10_s_and_repaired_around() {
     verify_all(&c, &files, &work.path().join("out"));
     c.chunkservers[0].signal(libc::SIGCONT);
 }
+
+/// A repair copy from a holder whose copy went bad is refused by the
+/// target (which hashes what it receives): the bad copy is quarantined at
+/// its source and never spreads. Once the one good holder is back, every
+/// copy on disk is good again. (Scrubbing is off: only the copy path can
+/// find the damage here.)
+#[test]
+fn a_corrupt_repair_source_is_quarantined_not_spread() {
+    let (master_args, _) = fast_healing();
+    let cs_args = vec!["--scrub-mbps".to_string(), "0".to_string()];
+    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 4, master_args, cs_args });
+    let work = tempfile::tempdir().unwrap();
+    let data = random_bytes(3 << 20, 4242);
+    let src = work.path().join("one");
+    std::fs::write(&src, &data).unwrap();
+    c.ok(&["put", "--chunk-size", &(4 << 20).to_string(), src.to_str().unwrap(), "/one"]);
+    let ids = chunk_ids(&data, 4 << 20);
+    assert_eq!(ids.len(), 1);
+    let id = &ids[0];
+    wait_fully_replicated(&c, &ids, Duration::from_secs(60));
+    c.journals_checkpointed();
+    let holders: Vec<usize> = (0..4).filter(|j| c.chunk_file(*j, id).is_some()).collect();
+    assert_eq!(holders.len(), 3, "holders {holders:?}");
+    let spare = (0..4).find(|j| !holders.contains(j)).unwrap();
+    let (bad, good) = (&holders[..2], holders[2]);
+    for j in bad {
+        let p = c.chunk_file(*j, id).unwrap();
+        let mut b = std::fs::read(&p).unwrap();
+        b[12345] ^= 0x5a;
+        std::fs::write(&p, b).unwrap();
+    }
+    c.chunkservers[good].kill();
+    let quarantined = |j: usize| {
+        std::fs::read_dir(c.cs_dir(j).join("quarantine"))
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(id.as_str())))
+            .unwrap_or(false)
+    };
+    tessera_tests::eventually(Duration::from_secs(60), "both bad copies quarantined by the copy path", || {
+        bad.iter().all(|j| quarantined(*j))
+    });
+    assert!(c.chunk_file(spare, id).is_none(), "a corrupt copy reached the spare server");
+    c.chunkservers[good].start();
+    wait_fully_replicated(&c, &ids, Duration::from_secs(120));
+    for j in 0..4 {
+        if let Some(p) = c.chunk_file(j, id) {
+            assert_eq!(blake3::hash(&std::fs::read(&p).unwrap()).to_hex().to_string(), *id, "bad copy on {j}");
+        }
+    }
+    let out = work.path().join("out");
+    c.ok(&["get", "/one", out.to_str().unwrap()]);
+    assert!(std::fs::read(&out).unwrap() == data, "read back differs");
+}
