@@ -3,7 +3,9 @@
 # The chaos soak of tests/tests/chaos.rs for longer (default 600 s): two
 # mounts and the CLI write, rename and append while a nemesis SIGKILLs and
 # restarts, or SIGSTOPs and resumes, one random server at a time
-# (chunkservers and masters, the leader among them). Prints the report:
+# (chunkservers and masters, the leader among them), or cuts a master off
+# the network (each master runs in its own network namespace). Needs
+# root. Prints the report:
 # operations, files, faults by kind, the longest wait per fault kind; fails
 # if any acknowledged write is missing or wrong, any operation failed, or
 # fsck does not find 3 copies of everything afterwards.

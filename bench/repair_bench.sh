@@ -13,10 +13,21 @@ W=${1:-/tmp/tessera-repair-bench}
 build
 rm -rf "$W"; mkdir -p "$W"
 start_cluster "$W/cluster" --chunkservers 4
+status() { "$BIN/tessera" --timeout 5 cluster status --json; }
+# settled N: N servers alive and the healer with nothing to do (the put
+# must not race the fourth server's joining, nor the kill a rebalance).
+settled() {
+  status | python3 -c '
+import json,sys
+s=json.load(sys.stdin); r=s["repair"]
+alive=sum(1 for c in s["chunkservers"] if c["alive"])
+sys.exit(0 if alive=='"$1"' and r and r["settled"] else 1)'
+}
+for _ in $(seq 1 300); do settled 4 && break; sleep 0.2; done
 head -c 1G /dev/urandom >"$W/data"
 "$BIN/tessera" put "$W/data" /data >&2
-sleep 4
-status() { "$BIN/tessera" --timeout 5 cluster status --json; }
+sleep 1
+for _ in $(seq 1 300); do settled 4 && break; sleep 0.2; done
 before=$(status | python3 -c 'import json,sys; s=json.load(sys.stdin); print(next(c["used"] for c in s["chunkservers"] if c["id"]=="cs-2"))')
 pid=$(pgrep -f -- "--data-dir $W/cluster/chunkserver-2" | head -1)
 [ -n "$pid" ] || { echo "chunkserver-2 not found" >&2; exit 1; }

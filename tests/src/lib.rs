@@ -162,6 +162,9 @@ pub struct Cluster {
     pub chunkservers: Vec<Proc>,
     bins: PathBuf,
     cs_args: Vec<String>,
+    /// With `Opts::netns`: each master on its own host of this lab, the
+    /// rest in its hub. Declared last: dropped after the processes stop.
+    pub lab: Option<netns::Lab>,
 }
 
 #[derive(Default)]
@@ -171,6 +174,12 @@ pub struct Opts {
     /// Extra flags for every master / chunkserver.
     pub master_args: Vec<String>,
     pub cs_args: Vec<String>,
+    /// Run each master in its own network namespace (a `netns::Lab` host,
+    /// so `cut_master` can partition it) and everything else in the lab's
+    /// hub. The calling thread joins the hub namespace, and with it every
+    /// thread and process it starts afterwards (mounts, CLI, library
+    /// clients): call this from the test's own thread. Needs root.
+    pub netns: bool,
 }
 
 /// Flags that make repair, GC and scrubbing quick enough for tests.
@@ -189,16 +198,32 @@ impl Cluster {
         let bins = bin_dir();
         let dir = tempfile::Builder::new().prefix("tessera-test-").tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+        let lab = o.netns.then(|| {
+            let lab = netns::Lab::new(o.masters);
+            lab.enter_hub();
+            lab
+        });
         let mbase = ports(o.masters as u16);
-        let maddrs: Vec<String> = (0..o.masters).map(|i| format!("127.0.0.1:{}", mbase + i as u16)).collect();
+        let host_ip = |i: usize| lab.as_ref().map_or("127.0.0.1".to_string(), |l| l.ip(i));
+        let maddrs: Vec<String> = (0..o.masters).map(|i| format!("{}:{}", host_ip(i), mbase + i as u16)).collect();
         let peers = maddrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-        let mut c = Cluster { dir, masters: Vec::new(), chunkservers: Vec::new(), bins, cs_args: o.cs_args.clone() };
+        let mut c =
+            Cluster { dir, masters: Vec::new(), chunkservers: Vec::new(), bins, cs_args: o.cs_args.clone(), lab };
         for (i, addr) in maddrs.iter().enumerate() {
             let name = format!("master-{}", i + 1);
             let data = c.dir.path().join(&name);
             let args = master_args(i + 1, addr, &peers, &data);
-            let args = args.into_iter().chain(o.master_args.iter().cloned()).collect();
-            c.masters.push(c.proc(&name, addr, "tessera-master", args));
+            let args: Vec<String> = args.into_iter().chain(o.master_args.iter().cloned()).collect();
+            let mut p = c.proc(&name, addr, "tessera-master", args);
+            if let Some(lab) = &c.lab {
+                // nsenter switches only the network namespace and then
+                // execs the master: the PID is the master's own.
+                let mut wrapped = vec![format!("--net=/run/netns/{}", lab.host(i)), p.bin.display().to_string()];
+                wrapped.append(&mut p.args);
+                p.bin = PathBuf::from("nsenter");
+                p.args = wrapped;
+            }
+            c.masters.push(p);
         }
         for _ in 0..o.chunkservers {
             c.add_chunkserver_proc();
@@ -224,7 +249,9 @@ impl Cluster {
     fn add_chunkserver_proc(&mut self) {
         let j = self.chunkservers.len();
         let name = format!("chunkserver-{}", j + 1);
-        let addr = format!("127.0.0.1:{}", ports(1));
+        // In a lab, chunkservers live in the hub with the clients.
+        let ip = if self.lab.is_some() { netns::HUB_IP } else { "127.0.0.1" };
+        let addr = format!("{ip}:{}", ports(1));
         let data = self.dir.path().join(&name);
         let args = vec![
             "--id".into(),
@@ -358,6 +385,15 @@ impl Cluster {
             assert!(Instant::now() < deadline, "no leader (other than {not:?}) within {limit:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Cuts master `i` off the network (it keeps running); needs `netns`.
+    pub fn cut_master(&self, i: usize) {
+        self.lab.as_ref().expect("cut_master needs Opts::netns").cut(i);
+    }
+
+    pub fn heal_master(&self, i: usize) {
+        self.lab.as_ref().expect("heal_master needs Opts::netns").heal(i);
     }
 
     pub fn cs_dir(&self, j: usize) -> PathBuf {

@@ -8,6 +8,9 @@
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// The hub's address on the lab's bridge.
+pub const HUB_IP: &str = "10.77.0.100";
+
 pub struct Lab {
     prefix: String,
     hosts: usize,
@@ -41,7 +44,7 @@ impl Lab {
         let mut lab = lab;
         ip(&["-n", &hub, "link", "set", "lo", "up"]);
         ip(&["-n", &hub, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &hub, "addr", "add", "10.77.0.100/24", "dev", "br0"]);
+        ip(&["-n", &hub, "addr", "add", &format!("{HUB_IP}/24"), "dev", "br0"]);
         ip(&["-n", &hub, "link", "set", "br0", "up"]);
         for i in 0..hosts {
             let ns = lab.host(i);
@@ -75,6 +78,17 @@ impl Lab {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns]).arg(program);
         c
+    }
+
+    /// Moves the calling thread into the hub's network namespace; threads
+    /// and processes it starts from then on are there too.
+    pub fn enter_hub(&self) {
+        let path = format!("/run/netns/{}", self.hub());
+        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns into {path}: {}", std::io::Error::last_os_error());
     }
 
     /// Cuts host `i` off the network (its processes keep running).

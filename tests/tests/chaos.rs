@@ -4,7 +4,9 @@
 //! transaction per row, and library clients run the linearizability
 //! workload (lin_workload.rs), a nemesis SIGKILLs and restarts, or
 //! SIGSTOPs and resumes, one random server at a time (chunkserver or
-//! master, the leader among them). Afterwards every acknowledged write is
+//! master, the leader among them), or cuts one master (often the leader)
+//! off the network while it keeps running: each master runs in its own
+//! network namespace, everything else in the lab's hub (tests/src/netns.rs). Afterwards every acknowledged write is
 //! there, byte-exact, on both mounts; the database passes its integrity
 //! check on the other mount and holds every acknowledged row; the metadata
 //! history is linearizable; fsck finds 3 copies of everything; no
@@ -31,6 +33,7 @@ enum Fault {
     StopChunkserver,
     KillMaster,
     StopMaster,
+    PartitionMaster,
 }
 
 /// What the workload saw: the files it was told are written (path under
@@ -170,17 +173,37 @@ impl Lcg {
     }
 }
 
-/// One fault: applied, held `hold`, then undone (restart or resume).
-fn inject(c: &mut Cluster, sh: &Shared, rng: &mut Lcg, hold: Duration) -> Fault {
-    let kinds = [Fault::KillChunkserver, Fault::StopChunkserver, Fault::KillMaster, Fault::StopMaster];
-    let kind = kinds[rng.below(kinds.len())];
+const KINDS: [Fault; 5] =
+    [Fault::KillChunkserver, Fault::StopChunkserver, Fault::KillMaster, Fault::StopMaster, Fault::PartitionMaster];
+
+/// The kinds of fault in rounds: each round all five, shuffled, so that
+/// even the short soak injects every kind.
+fn next_kind(round: &mut Vec<Fault>, rng: &mut Lcg) -> Fault {
+    if round.is_empty() {
+        *round = KINDS.to_vec();
+        for k in (1..round.len()).rev() {
+            round.swap(k, rng.below(k + 1));
+        }
+    }
+    round.pop().expect("a round has five kinds")
+}
+
+/// One fault: applied, held `hold`, then undone (restart, resume, heal).
+fn inject(c: &mut Cluster, sh: &Shared, rng: &mut Lcg, kind: Fault, hold: Duration) -> Fault {
+    let on_master = matches!(kind, Fault::KillMaster | Fault::StopMaster | Fault::PartitionMaster);
     let (is_master, i) = match kind {
         // Half the master faults hit the leader, where they hurt most.
-        Fault::KillMaster | Fault::StopMaster if rng.below(2) == 0 => (true, c.leader().unwrap_or(0)),
-        Fault::KillMaster | Fault::StopMaster => (true, rng.below(c.masters.len())),
+        _ if on_master && rng.below(2) == 0 => (true, c.leader().unwrap_or(0)),
+        _ if on_master => (true, rng.below(c.masters.len())),
         _ => (false, rng.below(c.chunkservers.len())),
     };
     *sh.fault.lock().unwrap() = kind;
+    if kind == Fault::PartitionMaster {
+        c.cut_master(i);
+        std::thread::sleep(hold);
+        c.heal_master(i);
+        return kind;
+    }
     let p = if is_master { &mut c.masters[i] } else { &mut c.chunkservers[i] };
     match kind {
         Fault::KillChunkserver | Fault::KillMaster => p.kill(),
@@ -213,7 +236,10 @@ fn acknowledged_writes_survive_a_nemesis_killing_and_stopping_servers() {
     let secs: u64 = std::env::var("TESSERA_CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
     // 4 chunkservers: with one down, writes still land on 3 at once.
     let master_args = ["--repair-interval-ms", "300"].map(String::from).to_vec();
-    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 4, master_args, cs_args: Vec::new() });
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the chaos soak needs root (FUSE, network namespaces)");
+    let mut c =
+        Cluster::start_with(Opts { masters: 3, chunkservers: 4, master_args, cs_args: Vec::new(), netns: true });
     let a: Mount = c.mount(&["--io-timeout", "60"]);
     let b: Mount = c.mount(&["--io-timeout", "60"]);
     std::fs::create_dir(a.path().join("cli")).unwrap();
@@ -252,11 +278,13 @@ fn acknowledged_writes_survive_a_nemesis_killing_and_stopping_servers() {
     // The nemesis: one fault at a time, 2-4 s each, 2 s of calm between.
     let mut rng = Lcg(0x7e55e7a);
     let mut faults: BTreeMap<Fault, u32> = BTreeMap::new();
+    let mut round = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     std::thread::sleep(Duration::from_secs(2));
     while Instant::now() < deadline {
         let hold = Duration::from_millis(2000 + rng.below(2000) as u64);
-        let kind = inject(&mut c, &sh, &mut rng, hold);
+        let kind = next_kind(&mut round, &mut rng);
+        let kind = inject(&mut c, &sh, &mut rng, kind, hold);
         *faults.entry(kind).or_default() += 1;
         *sh.fault.lock().unwrap() = Fault::None;
         std::thread::sleep(Duration::from_secs(2));
@@ -288,7 +316,8 @@ fn acknowledged_writes_survive_a_nemesis_killing_and_stopping_servers() {
     assert!(rec.failures.is_empty(), "{} operations failed: {:?}\n{report}", rec.failures.len(), rec.failures);
     let slow: Vec<_> = rec.longest.iter().filter(|(_, d)| **d > LONGEST_WAIT).collect();
     assert!(slow.is_empty(), "operations waited too long: {slow:?}\n{report}");
-    assert!(faults.len() >= 3.min(secs as usize / 6), "too few kinds of fault injected: {faults:?}");
+    // A fault and its calm take 4-6 s: 30 s and more give every kind.
+    assert!(secs < 30 || faults.len() == KINDS.len(), "not every kind of fault injected: {faults:?}");
     for (name, m) in [("A", &a), ("B", &b)] {
         let bad = verify(m.path(), &rec);
         assert!(bad.is_empty(), "mount {name}: {} files wrong: {:?}\n{report}", bad.len(), &bad[..bad.len().min(10)]);
