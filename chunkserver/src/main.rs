@@ -52,15 +52,16 @@ struct Args {
     /// out as chunk files, in milliseconds (sooner when 16 MiB accumulate).
     #[arg(long, default_value_t = 500)]
     journal_checkpoint_ms: u64,
+    /// Log lines as plain text (colour only on a terminal) or one JSON
+    /// object per line (text or json).
+    #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
+    log_format: tessera_util::logging::LogFormat,
 }
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let a = Args::parse();
+    tessera_util::logging::init("info", a.log_format);
     let cfg = tessera_chunkserver::Config {
         advertise: a.advertise.unwrap_or_else(|| a.listen.to_string()),
         id: a.id,

@@ -76,6 +76,10 @@ struct Args {
     /// /sys/class/bdi, needs root; 0 leaves the kernel's 128).
     #[arg(long, default_value_t = 4096)]
     read_ahead_kb: u32,
+    /// Log lines as plain text (colour only on a terminal) or one JSON
+    /// object per line (text or json).
+    #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
+    log_format: tessera_util::logging::LogFormat,
 }
 
 fn main() {
@@ -93,10 +97,7 @@ fn main() {
             _ => std::process::exit(0),
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    tessera_util::logging::init("info", a.log_format);
     let mut client = tessera_client::ClientConfig {
         masters: a.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         cache_bytes: a.cache_mb << 20,

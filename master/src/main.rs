@@ -88,17 +88,16 @@ struct Args {
     /// renames and locks go on).
     #[arg(long, default_value_t = 256)]
     min_free_mb: u64,
+    /// Log lines as plain text (colour only on a terminal) or one JSON
+    /// object per line (text or json).
+    #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
+    log_format: tessera_util::logging::LogFormat,
 }
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let a = Args::parse();
+    tessera_util::logging::init("info,openraft=warn", a.log_format);
     let advertise = a.advertise.unwrap_or_else(|| a.listen.to_string());
     let peers = match a.peers.as_deref() {
         Some(p) => match tessera_master::parse_peers(p) {

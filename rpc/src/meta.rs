@@ -39,6 +39,12 @@ pub struct MetaOptions {
     /// registers reads under it and does not revoke this client's own
     /// changes from it (see the masters' leases.rs).
     pub session: Option<String>,
+    /// Give up after this long when no master of this client has ever
+    /// answered and every attempt failed to connect (refused, or the name
+    /// does not resolve): a wrong `--masters` is an error in seconds, not
+    /// after `total_timeout`. None (servers, mounts): keep waiting, a
+    /// cluster may be starting.
+    pub unreachable_after: Option<Duration>,
 }
 
 impl Default for MetaOptions {
@@ -48,6 +54,7 @@ impl Default for MetaOptions {
             total_timeout: Duration::from_secs(30),
             stale_reads: false,
             session: None,
+            unreachable_after: None,
         }
     }
 }
@@ -67,6 +74,24 @@ struct Inner {
     epoch: Mutex<Option<(u64, Instant)>>,
     /// Masters whose last attempt timed out, and when.
     suspects: Mutex<HashMap<String, Instant>>,
+    /// Some master answered this client once (with anything).
+    answered: std::sync::atomic::AtomicBool,
+}
+
+/// The innermost cause of a transport failure ("Connection refused",
+/// "failed to lookup address"): tonic's own message says only "tcp
+/// connect error" or "dns error".
+fn root_cause(st: &tonic::Status) -> String {
+    let mut e: &dyn std::error::Error = st;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    let inner = e.to_string();
+    if inner == st.message() {
+        inner
+    } else {
+        format!("{} ({inner})", st.message())
+    }
 }
 
 type Result<T> = std::result::Result<T, RpcError>;
@@ -78,6 +103,14 @@ fn retryable(code: Code) -> bool {
         code,
         Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled | Code::Aborted | Code::Internal
     )
+}
+
+/// No connection could be made (refused, unresolvable name): nothing of
+/// the master's answered, unlike a status it sent.
+fn is_connect_failure(st: &tonic::Status) -> bool {
+    st.code() == Code::Unavailable
+        && leader_of(st).is_none()
+        && (st.message().contains("connect") || st.message().contains("dns"))
 }
 
 /// How long a master that timed out is passed over.
@@ -136,6 +169,7 @@ impl MetaClient {
                 addrs,
                 opts,
                 leader: Mutex::new(None),
+                answered: std::sync::atomic::AtomicBool::new(false),
                 epoch: Mutex::new(None),
                 suspects: Mutex::new(HashMap::new()),
             }),
@@ -215,7 +249,7 @@ impl MetaClient {
                 Ok(Err(st)) if errno_of(&st).is_some() || !retryable(st.code()) => {
                     return Err(RpcError::status(what, st))
                 }
-                Ok(Err(st)) => format!("{addr}: {}", st.message()),
+                Ok(Err(st)) => format!("{addr}: {}", root_cause(&st)),
                 Err(_) => format!("{addr}: timed out after {:?}", self.inner.opts.rpc_timeout),
             };
             let _ = self.inner.read_from.compare_exchange(i, i + 1, Ordering::Relaxed, Ordering::Relaxed);
@@ -266,6 +300,8 @@ impl MetaClient {
             return Err(RpcError::NoMaster { addrs: String::new(), last: "no master address given".into() });
         }
         let mut backoff = Backoff::meta().within(self.inner.opts.total_timeout);
+        let started = Instant::now();
+        let mut only_unreachable = true;
         let mut rotate = 0usize;
         let mut last: String;
         loop {
@@ -295,6 +331,16 @@ impl MetaClient {
             let res = tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).instrument(span.clone()).await;
             let _g = span.enter();
             tracing::debug!(micros = t0.elapsed().as_micros() as u64, ok = matches!(res, Ok(Ok(_))), "answered");
+            let answered = match &res {
+                Ok(Ok(_)) => true,
+                Ok(Err(st)) => !is_connect_failure(st),
+                Err(_) => false,
+            };
+            if answered {
+                self.inner.answered.store(true, Ordering::Relaxed);
+            } else if !matches!(&res, Ok(Err(st)) if is_connect_failure(st)) {
+                only_unreachable = false;
+            }
             let redirected = match res {
                 Ok(Ok(resp)) => {
                     self.inner.suspects.lock().remove(&addr);
@@ -308,13 +354,11 @@ impl MetaClient {
                     }
                     match st.code() {
                         code if retryable(code) => {
-                            last = format!("{addr}: {}", st.message());
+                            last = format!("{addr}: {}", root_cause(&st));
                             // No answer in time (the channel's own deadline)
                             // or no connection: pass this master over awhile.
                             let unresponsive = matches!(st.code(), Code::DeadlineExceeded | Code::Cancelled)
-                                || (st.code() == Code::Unavailable
-                                    && leader_of(&st).is_none()
-                                    && st.message().contains("connect"));
+                                || is_connect_failure(&st);
                             if unresponsive {
                                 self.mark_suspect(&addr);
                             }
@@ -342,6 +386,13 @@ impl MetaClient {
                 }
             };
             drop(_g);
+            let unreachable = self.inner.opts.unreachable_after.is_some_and(|limit| {
+                only_unreachable && !self.inner.answered.load(Ordering::Relaxed) && started.elapsed() >= limit
+            });
+            if unreachable {
+                let last = format!("{last}; is --masters right?");
+                return Err(RpcError::NoMaster { addrs: self.inner.addrs.join(","), last });
+            }
             if backoff.expired() {
                 return Err(RpcError::NoMaster { addrs: self.inner.addrs.join(","), last });
             }

@@ -38,6 +38,23 @@ fn cli_rejects_bad_input_without_side_effects() {
     assert_eq!(c.ok(&["ls", "-l", "/"]).stdout, root_before);
 }
 
+/// A wrong --masters (nothing listens there, or the name does not
+/// resolve) is a one-line error in about 3 s, not after the 30 s an
+/// election or a restart is waited out.
+#[test]
+fn unreachable_masters_are_a_prompt_one_line_error() {
+    let c = Cluster::start(1, 3);
+    for (masters, needle) in [("127.0.0.1:1", "refused"), ("no-such-master.invalid:7400", "lookup")] {
+        let t = Instant::now();
+        fails(&c, &["--masters", masters, "ls", "/"], needle);
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(6), "{masters}: error after {took:?}");
+        assert!(took >= Duration::from_secs(2), "{masters}: gave up after only {took:?}");
+    }
+    // A cluster that answered once is waited for as before: the same
+    // client keeps retrying through an outage (tested in availability.rs).
+}
+
 #[test]
 fn api_rejects_slash_and_nul_in_names() {
     let c = Cluster::start(1, 3);

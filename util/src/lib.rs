@@ -1,5 +1,6 @@
-//! Storage helpers shared by the masters and the chunkservers: the segment
-//! files their journals are made of, and durable (atomic, fsynced) writes.
+//! Helpers shared by the server processes: the segment files their
+//! journals are made of, durable (atomic, fsynced) writes, and log set-up.
 
 pub mod durable;
+pub mod logging;
 pub mod segment_files;

@@ -120,6 +120,9 @@ async fn run(cli: Cli) -> i32 {
         ..Default::default()
     };
     cfg.meta.total_timeout = std::time::Duration::from_secs(cli.timeout);
+    // A wrong or dead --masters (every connection refused, or the names do
+    // not resolve, and no master ever answered) is an error in 3 s.
+    cfg.meta.unreachable_after = Some(std::time::Duration::from_secs(3));
     cfg.meta.stale_reads = cli.stale_reads;
     let res: anyhow::Result<()> = match cli.cmd {
         Cmd::Up(a) => up::run(a).await,
