@@ -83,7 +83,11 @@ async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
 #[derive(clap::Subcommand)]
 pub enum ChunkserverCmd {
     /// Every registered chunkserver with its ring state.
-    List,
+    List {
+        /// One JSON array, exact numbers.
+        #[arg(long)]
+        json: bool,
+    },
     /// Move a chunkserver's data to the other servers before it leaves.
     Drain { id: String },
     /// Put a drained (or draining) chunkserver back on the ring.
@@ -108,11 +112,33 @@ pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
         }
     };
     match cmd {
-        ChunkserverCmd::List => {
+        ChunkserverCmd::List { json } => {
             let ring = fs.meta.call("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
+            if json {
+                let v: Vec<_> = ring
+                    .servers
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "id": s.id, "addr": s.addr, "state": s.state, "alive": s.alive, "zone": s.zone,
+                            "capacity": s.capacity, "used": s.used, "free": s.free, "chunk_count": s.chunk_count,
+                        })
+                    })
+                    .collect();
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
             outln!("{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}", "ID", "ADDRESS", "STATE", "ALIVE", "USED", "CHUNKS");
             for s in ring.servers {
-                outln!("{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}", s.id, s.addr, s.state, s.alive, s.used, s.chunk_count);
+                outln!(
+                    "{:<10} {:<22} {:<9} {:<6} {:>14} {:>8}",
+                    s.id,
+                    s.addr,
+                    s.state,
+                    s.alive,
+                    crate::out::size(s.used),
+                    s.chunk_count
+                );
             }
         }
         ChunkserverCmd::Drain { id } => {

@@ -83,7 +83,7 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
     for m in &masters {
         if m.error.is_empty() {
             outln!(
-                "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>7}M {:>9}M{}",
+                "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8} {:>10}{}",
                 m.id,
                 m.addr,
                 m.role,
@@ -91,8 +91,8 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                 m.commit_index,
                 m.applied_index,
                 m.snapshot_index,
-                m.rss_bytes >> 20,
-                m.disk_free_bytes >> 20,
+                crate::out::size(m.rss_bytes),
+                crate::out::size(m.disk_free_bytes),
                 if m.disk_full { "  DISK NEARLY FULL: refusing creates and writes" } else { "" }
             );
         } else {
@@ -106,18 +106,26 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
     );
     outln!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", "ID", "ADDRESS", "ALIVE", "CAPACITY", "USED", "CHUNKS");
     for s in &ring.servers {
-        outln!("{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}", s.id, s.addr, s.alive, s.capacity, s.used, s.chunk_count);
+        outln!(
+            "{:<10} {:<22} {:<6} {:>14} {:>14} {:>8}",
+            s.id,
+            s.addr,
+            s.alive,
+            crate::out::size(s.capacity),
+            crate::out::size(s.used),
+            s.chunk_count
+        );
     }
     if let Some(r) = repair_status(&fs).await {
         outln!("REPAIR");
         outln!(
-            "{} chunks, {} below {} copies, {} under-replicated, {} missing, {} bytes to copy, {} copies in flight, {:.1} MB/s, ETA {}, {} surplus, {} garbage pending",
+            "{} chunks, {} below {} copies, {} under-replicated, {} missing, {} to copy, {} copies in flight, {:.1} MB/s, ETA {}, {} surplus, {} garbage pending",
             r.chunks,
             r.below_goal,
             ring.replication,
             r.under_replicated,
             r.missing,
-            r.bytes_to_copy,
+            crate::out::size(r.bytes_to_copy),
             r.copies_in_flight,
             r.copy_rate_bps / 1e6,
             eta(&r),

@@ -24,6 +24,9 @@ struct Cli {
     /// Give up on an unreachable cluster after this many seconds.
     #[arg(long, global = true, default_value_t = 30)]
     timeout: u64,
+    /// Sizes as exact byte counts (default: 4.0K, 512M, 1.5G).
+    #[arg(short = 'b', long = "bytes", global = true)]
+    bytes: bool,
     /// Let any master answer reads from its applied state: possibly behind
     /// the leader, but available without a quorum. Writes are unaffected.
     #[arg(long, global = true, env = "TESSERA_STALE_READS")]
@@ -47,9 +50,17 @@ enum Cmd {
         path: Option<String>,
         #[arg(short = 'l')]
         long: bool,
+        /// One JSON array of entries with their attributes.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a file's attributes.
-    Stat { path: String },
+    Stat {
+        path: String,
+        /// The attributes as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a directory.
     Mkdir {
         path: String,
@@ -69,6 +80,9 @@ enum Cmd {
         path: Option<String>,
         #[arg(short = 's')]
         summary: bool,
+        /// One JSON object: the total and (without -s) each entry.
+        #[arg(long)]
+        json: bool,
     },
     /// Mount the file system (runs tessera-mount; see its --help for options).
     Mount {
@@ -92,6 +106,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cluster::ClusterCmd,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write man pages (tessera.1 and one per command) into DIR.
+    Man { dir: std::path::PathBuf },
 }
 
 fn main() {
@@ -119,6 +137,7 @@ async fn run(cli: Cli) -> i32 {
         masters: cli.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         ..Default::default()
     };
+    out::set_exact_sizes(cli.bytes);
     cfg.meta.total_timeout = std::time::Duration::from_secs(cli.timeout);
     // A wrong or dead --masters (every connection refused, or the names do
     // not resolve, and no master ever answered) is an error in 3 s.
@@ -129,13 +148,19 @@ async fn run(cli: Cli) -> i32 {
         Cmd::Put(a) => transfer::put(&cfg, a).await,
         Cmd::Get(a) => transfer::get(&cfg, a).await,
         Cmd::Cat { path } => transfer::cat(&cfg, &path).await,
-        Cmd::Ls { path, long } => namespace::ls(&cfg, path.as_deref().unwrap_or("/"), long).await,
-        Cmd::Stat { path } => namespace::stat(&cfg, &path).await,
+        Cmd::Ls { path, long, json } => namespace::ls(&cfg, path.as_deref().unwrap_or("/"), long, json).await,
+        Cmd::Stat { path, json } => namespace::stat(&cfg, &path, json).await,
         Cmd::Mkdir { path, parents } => namespace::mkdir(&cfg, &path, parents).await,
         Cmd::Rm { paths, recursive } => namespace::rm(&cfg, &paths, recursive).await,
         Cmd::Mv { from, to } => namespace::mv(&cfg, &from, &to).await,
-        Cmd::Du { path, summary } => namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary).await,
+        Cmd::Du { path, summary, json } => namespace::du(&cfg, path.as_deref().unwrap_or("/"), summary, json).await,
         Cmd::Cluster { cmd } => cluster::run(&cfg, cmd).await,
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "tessera", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::Man { dir } => write_man_pages(&dir),
         Cmd::Bench { cmd } => bench::run(&cfg, cmd).await,
         Cmd::Fsck { path } => admin::fsck(&cfg, path.as_deref().unwrap_or("/")).await,
         Cmd::Admin { cmd } => admin::admin(&cfg, cmd).await,
@@ -150,4 +175,27 @@ async fn run(cli: Cli) -> i32 {
             1
         }
     }
+}
+
+/// tessera.1, and tessera-VERB.1 for each command (tessera-admin-… for
+/// nested ones), as clap_mangen renders them from the same definitions
+/// as `--help`.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    fn render(cmd: clap::Command, name: String, dir: &std::path::Path, n: &mut usize) -> anyhow::Result<()> {
+        let cmd = cmd.name(name.clone());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, page).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        *n += 1;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            render(sub.clone(), format!("{name}-{}", sub.get_name()), dir, n)?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let mut n = 0;
+    render(<Cli as clap::CommandFactory>::command(), "tessera".into(), dir, &mut n)?;
+    outln!("{n} man pages written to {}", dir.display());
+    Ok(())
 }

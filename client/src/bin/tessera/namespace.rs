@@ -55,11 +55,25 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-pub async fn ls(cfg: &ClientConfig, path: &str, long: bool) -> Result<()> {
+/// A file's attributes for scripts: exact numbers, times in seconds and
+/// nanoseconds since the epoch.
+fn attr_json(name: &str, a: &Attr) -> serde_json::Value {
+    let t = |t: &Option<tessera_proto::pb::Timespec>| {
+        t.as_ref().map(|t| serde_json::json!({"sec": t.sec, "nsec": t.nsec})).unwrap_or(serde_json::Value::Null)
+    };
+    let kind = FileKind::try_from(a.kind).unwrap_or(FileKind::Unspecified).as_str_name().to_lowercase();
+    serde_json::json!({
+        "name": name, "ino": a.ino, "kind": kind, "mode": a.mode, "uid": a.uid, "gid": a.gid,
+        "size": a.size, "nlink": a.nlink, "atime": t(&a.atime), "mtime": t(&a.mtime), "ctime": t(&a.ctime),
+        "version": a.version,
+    })
+}
+
+pub async fn ls(cfg: &ClientConfig, path: &str, long: bool, json: bool) -> Result<()> {
     let fs = connect(cfg.clone());
     let a = fs.resolve(path).await?;
     let entries = if a.kind == FileKind::Directory as i32 {
-        fs.readdir(a.ino, long)
+        fs.readdir(a.ino, long || json)
             .await?
             .into_iter()
             .map(|e| (String::from_utf8_lossy(&e.name).into_owned(), e.attr))
@@ -67,6 +81,11 @@ pub async fn ls(cfg: &ClientConfig, path: &str, long: bool) -> Result<()> {
     } else {
         vec![(path.rsplit('/').next().unwrap_or(path).to_string(), Some(a))]
     };
+    if json {
+        let v: Vec<_> = entries.iter().filter_map(|(n, a)| a.as_ref().map(|a| attr_json(n, a))).collect();
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     for (name, attr) in entries {
         match (long, attr) {
             (true, Some(a)) => outln!(
@@ -75,7 +94,7 @@ pub async fn ls(cfg: &ClientConfig, path: &str, long: bool) -> Result<()> {
                 a.nlink,
                 a.uid,
                 a.gid,
-                a.size,
+                crate::out::size(a.size),
                 mtime(&a),
                 name
             ),
@@ -85,9 +104,18 @@ pub async fn ls(cfg: &ClientConfig, path: &str, long: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn stat(cfg: &ClientConfig, path: &str) -> Result<()> {
+pub async fn stat(cfg: &ClientConfig, path: &str, json: bool) -> Result<()> {
     let fs = connect(cfg.clone());
     let a = fs.resolve(path).await?;
+    if json {
+        let mut v = attr_json(path, &a);
+        if a.kind == FileKind::Regular as i32 {
+            let ext = fs.extents(a.ino).await?;
+            v["chunks"] = ext.extents.iter().filter(|e| !e.id.is_empty()).count().into();
+        }
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     outln!("  File: {path}");
     outln!("  Size: {}  Kind: {}  Inode: {}  Links: {}", a.size, kind_char(a.kind), a.ino, a.nlink);
     outln!("Access: ({:04o}/{})  Uid: {}  Gid: {}", a.mode, mode_string(&a), a.uid, a.gid);
@@ -174,18 +202,28 @@ async fn du_tree(fs: &Fs, a: &Attr) -> Result<(u64, u64)> {
     Ok(total)
 }
 
-pub async fn du(cfg: &ClientConfig, path: &str, summary: bool) -> Result<()> {
+pub async fn du(cfg: &ClientConfig, path: &str, summary: bool, json: bool) -> Result<()> {
     let fs = connect(cfg.clone());
     let a = fs.resolve(path).await?;
+    let mut entries = Vec::new();
     if !summary && a.kind == FileKind::Directory as i32 {
         for e in fs.readdir(a.ino, true).await? {
             if let Some(ca) = e.attr {
-                let (b, _) = du_tree(&fs, &ca).await?;
-                outln!("{b:>14}  {}", join(path, &String::from_utf8_lossy(&e.name)));
+                let (b, f) = du_tree(&fs, &ca).await?;
+                let p = join(path, &String::from_utf8_lossy(&e.name));
+                if !json {
+                    outln!("{:>14}  {p}", crate::out::size(b));
+                }
+                entries.push(serde_json::json!({"path": p, "bytes": b, "files": f}));
             }
         }
     }
     let (bytes, files) = du_tree(&fs, &a).await?;
-    outln!("{bytes:>14}  {path}  ({files} files)");
+    if json {
+        let v = serde_json::json!({"path": path, "bytes": bytes, "files": files, "entries": entries});
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        outln!("{:>14}  {path}  ({files} files)", crate::out::size(bytes));
+    }
     Ok(())
 }

@@ -40,3 +40,51 @@ fn failed(e: &io::Error) -> ! {
     eprintln!("tessera: cannot write to stdout: {e}");
     std::process::exit(1)
 }
+
+/// `-b/--bytes`: sizes as exact byte counts instead of `ls -h` style.
+static EXACT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_exact_sizes(exact: bool) {
+    EXACT.store(exact, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A size for people (`ls -lh`, `du -h` style: 17, 4.0K, 512M, 1.5G),
+/// or the exact byte count under `--bytes`.
+pub fn size(n: u64) -> String {
+    if EXACT.load(std::sync::atomic::Ordering::Relaxed) {
+        return n.to_string();
+    }
+    human(n)
+}
+
+fn human(n: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if n < 1024 {
+        return n.to_string();
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1}{}", UNITS[u])
+    } else {
+        format!("{v:.0}{}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_like_ls_h() {
+        use super::human;
+        assert_eq!(human(0), "0");
+        assert_eq!(human(1023), "1023");
+        assert_eq!(human(4096), "4.0K");
+        assert_eq!(human(1536 << 20), "1.5G");
+        assert_eq!(human(512 << 20), "512M");
+        assert_eq!(human(u64::MAX), "16E");
+    }
+}
