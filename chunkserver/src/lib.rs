@@ -64,7 +64,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
     tracing::info!(listen = %cfg.listen, "chunkserver serving");
     tessera_rpc::shutdown::serve_until_signal(|signal| {
-        tonic::transport::Server::builder().add_service(server).serve_with_shutdown(cfg.listen, signal)
+        tonic::transport::Server::builder()
+            .trace_fn(tessera_rpc::trace::server_span)
+            .add_service(server)
+            .serve_with_shutdown(cfg.listen, signal)
     })
     .await?;
     tracing::info!("chunkserver stopped");

@@ -22,7 +22,9 @@ impl Admin for AdminService {
             Some(s @ (crate::fsm::model::ServerState::Draining | crate::fsm::model::ServerState::Alive)) => s,
             _ => return Err(MasterError::fs(libc::EINVAL, "state must be \"draining\" or \"alive\"").into()),
         };
-        self.meta.write(Cred::root(), Op::SetServerState { id: r.id, state }).await?;
+        self.meta.write(Cred::root(), Op::SetServerState { id: r.id.clone(), state }).await?;
+        // An operator's act: logged (with the RPC span's peer and request).
+        tracing::info!(server = %r.id, state = state.name(), "chunkserver state set by an operator");
         ok(Empty {})
     }
 

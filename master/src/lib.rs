@@ -213,6 +213,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
     tessera_rpc::shutdown::serve_until_signal(|signal| {
         tonic::transport::Server::builder()
+            .trace_fn(tessera_rpc::trace::server_span)
             .layer(lease_scope::SessionLayer)
             .add_service(meta)
             .add_service(admin)

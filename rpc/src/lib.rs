@@ -9,6 +9,7 @@ pub mod meta;
 pub mod pool;
 pub mod retry;
 pub mod shutdown;
+pub mod trace;
 
 pub use error::RpcError;
 pub use pool::{pool, Profile};

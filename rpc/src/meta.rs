@@ -132,6 +132,9 @@ impl Interceptor for ReadMode {
         if let Some(s) = &self.session {
             req.metadata_mut().insert(tessera_proto::status::SESSION_HEADER, s.clone());
         }
+        if let Ok(id) = crate::trace::new_request_id().parse() {
+            req.metadata_mut().insert(crate::trace::REQUEST_ID_HEADER, id);
+        }
         Ok(req)
     }
 }
