@@ -2,7 +2,7 @@ use clap::Parser;
 use std::time::Duration;
 
 /// Tessera chunkserver: stores content-addressed chunks.
-#[derive(Parser)]
+#[derive(Parser, Debug)]
 #[command(name = "tessera-chunkserver", version, args_override_self = true)]
 struct Args {
     /// Stable identity of this chunkserver (its place on the ring).
@@ -56,12 +56,17 @@ struct Args {
     /// object per line (text or json).
     #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
     log_format: tessera_util::logging::LogFormat,
+    /// A TOML file of settings, one per flag (`election-timeout-ms = 300`);
+    /// the environment and the command line override it.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
 async fn main() {
-    let a = Args::parse();
+    let a: Args = tessera_util::config::parse();
     tessera_util::logging::init("info", a.log_format);
+    tracing::debug!(settings = ?a, "effective settings");
     let cfg = tessera_chunkserver::Config {
         advertise: a.advertise.unwrap_or_else(|| a.listen.to_string()),
         id: a.id,

@@ -2,7 +2,7 @@ use clap::Parser;
 use std::time::Duration;
 
 /// Mount a Tessera cluster as a local file system.
-#[derive(Parser)]
+#[derive(Parser, Debug)]
 #[command(name = "tessera-mount", version, args_override_self = true)]
 struct Args {
     /// Directory to mount on.
@@ -80,10 +80,14 @@ struct Args {
     /// object per line (text or json).
     #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
     log_format: tessera_util::logging::LogFormat,
+    /// A TOML file of settings, one per flag (`election-timeout-ms = 300`);
+    /// the environment and the command line override it.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 fn main() {
-    let a = Args::parse();
+    let a: Args = tessera_util::config::parse();
     if a.daemon {
         // SAFETY: fork before any thread exists; the parent exits at once.
         match unsafe { libc::fork() } {
@@ -98,6 +102,7 @@ fn main() {
         }
     }
     tessera_util::logging::init("info", a.log_format);
+    tracing::debug!(settings = ?a, "effective settings");
     let mut client = tessera_client::ClientConfig {
         masters: a.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         cache_bytes: a.cache_mb << 20,

@@ -2,7 +2,7 @@ use clap::Parser;
 use std::time::Duration;
 
 /// Tessera master: one member of the Raft group holding the namespace.
-#[derive(Parser)]
+#[derive(Parser, Debug)]
 #[command(name = "tessera-master", version, args_override_self = true)]
 struct Args {
     /// This master's Raft node id (1, 2, 3, ...).
@@ -92,12 +92,17 @@ struct Args {
     /// object per line (text or json).
     #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
     log_format: tessera_util::logging::LogFormat,
+    /// A TOML file of settings, one per flag (`election-timeout-ms = 300`);
+    /// the environment and the command line override it.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
 async fn main() {
-    let a = Args::parse();
+    let a: Args = tessera_util::config::parse();
     tessera_util::logging::init("info,openraft=warn", a.log_format);
+    tracing::debug!(settings = ?a, "effective settings");
     let advertise = a.advertise.unwrap_or_else(|| a.listen.to_string());
     let peers = match a.peers.as_deref() {
         Some(p) => match tessera_master::parse_peers(p) {

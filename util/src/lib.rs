@@ -1,6 +1,8 @@
 //! Helpers shared by the server processes: the segment files their
-//! journals are made of, durable (atomic, fsynced) writes, and log set-up.
+//! journals are made of, durable (atomic, fsynced) writes, log set-up, and
+//! config files.
 
+pub mod config;
 pub mod durable;
 pub mod logging;
 pub mod segment_files;

@@ -1,0 +1,90 @@
+//! What an operator touches: logs they can ship (JSON lines with
+//! `--log-format json`, plain text without colour codes otherwise, every
+//! line a request causes inside a span naming the RPC method, the calling
+//! peer and the request id), and config files.
+
+use tessera_tests::{Cluster, Opts};
+
+#[test]
+fn json_logs_carry_the_rpc_span_and_text_logs_have_no_colour_codes() {
+    let master_args = vec!["--log-format".to_string(), "json".to_string()];
+    let c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args: vec![], netns: false });
+    c.ok(&["admin", "chunkserver", "drain", "cs-3"]);
+    c.ok(&["admin", "chunkserver", "undrain", "cs-3"]);
+    let leader = c.leader().expect("a leader");
+    let log = c.masters[leader].log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let acts: Vec<&serde_json::Value> =
+        lines.iter().filter(|v| v["fields"]["message"] == "chunkserver state set by an operator").collect();
+    assert_eq!(acts.len(), 2, "the two operator acts are logged once each:\n{log}");
+    for v in acts {
+        let span = &v["span"];
+        assert_eq!(span["name"], "rpc", "{v}");
+        assert!(span["method"].as_str().is_some_and(|m| m.ends_with("/SetChunkserverState")), "{v}");
+        assert!(span["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{v}");
+        let id = span["request"].as_str().unwrap_or("");
+        assert!(id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()), "request id {id:?} in {v}");
+    }
+    // Text logs written to a file: no terminal escape codes.
+    for cs in &c.chunkservers {
+        let text = cs.log();
+        assert!(text.contains("chunkserver serving"), "{text}");
+        assert!(!text.contains('\u{1b}'), "colour codes in {}'s log", cs.name);
+    }
+}
+
+/// `--config FILE` (TOML, one key per flag) under the environment and the
+/// command line; the example files in deploy/ are valid for their binary;
+/// an unknown setting is a one-line error.
+#[test]
+fn config_files_set_what_flags_do_and_flags_override_them() {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("cs.toml");
+    std::fs::write(&file, "zone = \"z-file\"\nscrub_mbps = 0\nlog-format = \"json\"\n").unwrap();
+    let cs_args = vec!["--config".to_string(), file.display().to_string()];
+    let mut c = Cluster::start_with(Opts { masters: 1, chunkservers: 3, master_args: vec![], cs_args, netns: false });
+    let zones = |c: &Cluster| -> Vec<String> {
+        let out = c.ok(&["admin", "chunkserver", "list", "--json"]).stdout;
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        v.as_array().unwrap().iter().map(|s| s["zone"].as_str().unwrap_or("").to_string()).collect()
+    };
+    assert_eq!(zones(&c), ["z-file", "z-file", "z-file"]);
+    // The file's log format took effect too.
+    let first = c.chunkservers[0].log();
+    assert!(first.lines().next().is_some_and(|l| l.starts_with('{')), "not JSON: {first}");
+    // A flag on the command line wins over the file.
+    c.chunkservers[2].stop();
+    c.chunkservers[2].add_arg("--zone=z-flag");
+    c.chunkservers[2].start();
+    tessera_tests::eventually(std::time::Duration::from_secs(20), "the flag's zone registered", || {
+        zones(&c).contains(&"z-flag".to_string())
+    });
+    // The examples in deploy/ name only real settings of their binary.
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    for (bin, f) in [
+        ("tessera-master", "master.toml"),
+        ("tessera-chunkserver", "chunkserver.toml"),
+        ("tessera-mount", "mount.toml"),
+    ] {
+        let out = std::process::Command::new(tessera_tests::bin_dir().join(bin))
+            .arg("--config")
+            .arg(deploy.join(f))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{bin} --config deploy/{f}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let bad = work.path().join("bad.toml");
+    std::fs::write(&bad, "no_such_setting = 1\n").unwrap();
+    let out = std::process::Command::new(tessera_tests::bin_dir().join("tessera-chunkserver"))
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.trim().lines().count() == 1, "{err}");
+    assert!(err.contains("unknown setting \"no_such_setting\""), "{err}");
+}
