@@ -59,6 +59,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         page_ids: cfg.report_page_ids,
     };
     tokio::spawn(hb.run());
+    tokio::spawn(export_store_gauges(store.clone()));
     let server = tessera_proto::pb::chunk_server::ChunkServer::new(svc)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
@@ -66,10 +67,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tessera_rpc::shutdown::serve_until_signal(|signal| {
         tonic::transport::Server::builder()
             .trace_fn(tessera_rpc::trace::server_span)
+            .layer(tessera_rpc::metrics::RpcMetricsLayer)
             .add_service(server)
             .serve_with_shutdown(cfg.listen, signal)
     })
     .await?;
     tracing::info!("chunkserver stopped");
     Ok(())
+}
+
+/// The store's figures for Prometheus, once a second.
+async fn export_store_gauges(store: Arc<store::ChunkStore>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        metrics::gauge!("tessera_chunkserver_stored_bytes").set(store.used() as f64);
+        metrics::gauge!("tessera_chunkserver_chunks").set(store.count() as f64);
+        if let Ok(d) = store.disk() {
+            metrics::gauge!("tessera_chunkserver_disk_capacity_bytes").set(d.capacity as f64);
+            metrics::gauge!("tessera_chunkserver_disk_free_bytes").set(d.free as f64);
+        }
+    }
 }

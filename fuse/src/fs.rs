@@ -497,6 +497,7 @@ impl Mount {
     }
 
     pub async fn read(&self, fh: u64, off: u64, len: u64) -> Result<bytes::Bytes> {
+        let t0 = std::time::Instant::now();
         let (f, _) = self.file_of(fh)?;
         let first_read = self.atimes.first_read(fh);
         let data = {
@@ -513,6 +514,8 @@ impl Mount {
             let ino = f.data.lock().await.ino;
             self.atimes.read(&self.fs, ino);
         }
+        metrics::counter!("tessera_mount_read_bytes_total").increment(data.len() as u64);
+        metrics::histogram!("tessera_mount_read_seconds").record(t0.elapsed().as_secs_f64());
         Ok(data)
     }
 
@@ -529,7 +532,11 @@ impl Mount {
         }
         let mut d = f.data.try_lock().ok()?;
         let off = if flags & libc::O_APPEND != 0 { d.size } else { off };
-        d.write_buffered(off, data).then_some(Ok(()))
+        let done = d.write_buffered(off, data);
+        if done {
+            metrics::counter!("tessera_mount_write_bytes_total").increment(data.len() as u64);
+        }
+        done.then_some(Ok(()))
     }
 
     pub async fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<()> {
@@ -539,7 +546,11 @@ impl Mount {
         }
         let mut d = f.data.lock().await;
         let off = if flags & libc::O_APPEND != 0 { d.size } else { off };
-        d.write(&self.fs, off, data).await
+        let t0 = std::time::Instant::now();
+        d.write(&self.fs, off, data).await?;
+        metrics::counter!("tessera_mount_write_bytes_total").increment(data.len() as u64);
+        metrics::histogram!("tessera_mount_write_seconds").record(t0.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// Makes this file's writes durable (3 replicas) and committed.

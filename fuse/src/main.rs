@@ -84,6 +84,9 @@ struct Args {
     /// the environment and the command line override it.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this address (off if unset).
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn main() {
@@ -103,6 +106,13 @@ fn main() {
     }
     tessera_util::logging::init("info", a.log_format);
     tracing::debug!(settings = ?a, "effective settings");
+    if let Some(addr) = a.metrics_listen {
+        if let Err(e) = tessera_util::metrics::serve(addr) {
+            eprintln!("tessera-mount: {e}");
+            std::process::exit(1);
+        }
+        tracing::info!(listen = %addr, "metrics served");
+    }
     let mut client = tessera_client::ClientConfig {
         masters: a.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         cache_bytes: a.cache_mb << 20,

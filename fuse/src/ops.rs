@@ -99,6 +99,8 @@ impl Filesystem for TesseraFs {
             let _rt = self.rt.enter();
             m.lookup_here(&fs.cred, parent.0, &name)
         };
+        let answered_by = if matches!(here, LookupHere::Ask) { "master" } else { "cache" };
+        metrics::counter!("tessera_mount_lookups_total", "answered_by" => answered_by).increment(1);
         let answer = |reply: ReplyEntry, r: tessera_client::Result<(pb::Attr, std::time::Duration)>| match r {
             Ok((a, ttl)) => reply.entry(&ttl, &to_file_attr(&a), Generation(0)),
             Err(e) => reply.error(errno(&e)),

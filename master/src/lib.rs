@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod convert;
 pub mod disk_guard;
 pub mod error;
+mod exported;
 pub mod fsm;
 pub mod healer;
 pub mod lease_scope;
@@ -169,6 +170,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
     tokio::spawn(return_freed_memory());
     let cluster = Arc::new(cluster::Cluster::new(cfg.dead_after));
     let repair = Arc::new(parking_lot::Mutex::new(Default::default()));
+    tokio::spawn(exported::sample(raft.clone(), db.clone(), cluster.clone(), repair.clone()));
     tokio::spawn(
         healer::Healer::new(raft.clone(), db.clone(), cluster.clone(), cfg.healer.clone(), repair.clone()).run(),
     );
@@ -214,6 +216,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
     tessera_rpc::shutdown::serve_until_signal(|signal| {
         tonic::transport::Server::builder()
             .trace_fn(tessera_rpc::trace::server_span)
+            .layer(tessera_rpc::metrics::RpcMetricsLayer)
             .layer(lease_scope::SessionLayer)
             .add_service(meta)
             .add_service(admin)

@@ -96,6 +96,9 @@ struct Args {
     /// the environment and the command line override it.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this address (off if unset).
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -103,6 +106,13 @@ async fn main() {
     let a: Args = tessera_util::config::parse();
     tessera_util::logging::init("info,openraft=warn", a.log_format);
     tracing::debug!(settings = ?a, "effective settings");
+    if let Some(addr) = a.metrics_listen {
+        if let Err(e) = tessera_util::metrics::serve(addr) {
+            eprintln!("tessera-master: {e}");
+            std::process::exit(1);
+        }
+        tracing::info!(listen = %addr, "metrics served");
+    }
     let advertise = a.advertise.unwrap_or_else(|| a.listen.to_string());
     let peers = match a.peers.as_deref() {
         Some(p) => match tessera_master::parse_peers(p) {

@@ -6,6 +6,7 @@
 pub mod chunks;
 pub mod error;
 pub mod meta;
+pub mod metrics;
 pub mod pool;
 pub mod retry;
 pub mod shutdown;

@@ -290,7 +290,8 @@ fn without_a_master_quorum_calls_end_in_eio_and_waiting_processes_die_at_once() 
 #[test]
 fn tessera_up_reports_and_reaps_a_server_that_exits_and_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let base = tessera_tests::ports(20);
+    // Servers at base.., their metrics at base+100..base+130.
+    let base = tessera_tests::ports(130);
     let log = dir.path().join("up.log");
     let mut up = Command::new(tessera_tests::bin_dir().join("tessera"))
         .args(["up", "--dir", dir.path().to_str().unwrap(), "--base-port", &base.to_string()])

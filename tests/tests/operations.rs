@@ -88,3 +88,77 @@ fn config_files_set_what_flags_do_and_flags_override_them() {
     assert!(!out.status.success() && err.trim().lines().count() == 1, "{err}");
     assert!(err.contains("unknown setting \"no_such_setting\""), "{err}");
 }
+
+/// One HTTP GET (the metrics listener speaks plain HTTP/1.1).
+fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// The value of the first sample whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// `tessera up` serves Prometheus metrics from every process: RPC counts
+/// and latency by method, Raft state, the store's figures.
+#[test]
+fn tessera_up_serves_prometheus_metrics_from_every_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = tessera_tests::ports(130);
+    let mut up = std::process::Command::new(tessera_tests::bin_dir().join("tessera"))
+        .args(["up", "--dir", dir.path().to_str().unwrap(), "--base-port", &base.to_string()])
+        .stdout(std::fs::File::create(dir.path().join("up.log")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("up.err")).unwrap())
+        .spawn()
+        .unwrap();
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            // SAFETY: signalling the child this test started, by pid.
+            unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
+        }
+    }
+    let stop = Stop(up.id());
+    let masters = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect::<Vec<_>>().join(",");
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(tessera_tests::bin_dir().join("tessera"));
+        cmd.args(args).env("TESSERA_MASTERS", &masters);
+        tessera_tests::run_bounded(cmd, std::time::Duration::from_secs(60))
+    };
+    let work = tempfile::tempdir().unwrap();
+    let f = work.path().join("f");
+    std::fs::write(&f, tessera_tests::random_bytes(3 << 20, 5)).unwrap();
+    tessera_tests::eventually(std::time::Duration::from_secs(60), "a put through tessera up", || {
+        cli(&["put", f.to_str().unwrap(), "/f"]).status.success()
+    });
+    let scrape = || -> Vec<String> { (0..3).map(|i| http_get(&format!("127.0.0.1:{}", base + 100 + i))).collect() };
+    // Gauges are sampled once a second.
+    tessera_tests::eventually(std::time::Duration::from_secs(10), "one leader among the masters' metrics", || {
+        scrape().iter().filter_map(|t| sample(t, "tessera_raft_is_leader ")).sum::<f64>() == 1.0
+    });
+    let m = scrape();
+    assert!(m.iter().all(|t| t.starts_with("HTTP/1.1 200")), "{m:?}");
+    assert!(m.iter().all(|t| sample(t, "tessera_raft_term ").is_some_and(|v| v >= 1.0)));
+    let all = m.join("\n");
+    assert!(all.contains("tessera_rpc_requests_total{method=\"/tessera.Meta/"), "no metadata RPC counted");
+    assert!(all.contains("tessera_rpc_seconds_bucket{method=\"/tessera.Meta/"), "no RPC latency histogram");
+    let cs = http_get(&format!("127.0.0.1:{}", base + 120));
+    assert!(cs.starts_with("HTTP/1.1 200"), "{cs}");
+    assert!(sample(&cs, "tessera_chunkserver_disk_capacity_bytes ").is_some_and(|v| v > 0.0), "{cs}");
+    tessera_tests::eventually(std::time::Duration::from_secs(10), "the chunk counted in stored bytes", || {
+        let cs = http_get(&format!("127.0.0.1:{}", base + 120));
+        sample(&cs, "tessera_chunkserver_stored_bytes ").is_some_and(|v| v >= (3 << 20) as f64)
+    });
+    drop(stop);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while up.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "tessera up did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -5,4 +5,5 @@
 pub mod config;
 pub mod durable;
 pub mod logging;
+pub mod metrics;
 pub mod segment_files;

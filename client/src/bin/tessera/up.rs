@@ -108,6 +108,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
             peers.clone(),
             "--data-dir".into(),
             dir.join(&name).display().to_string(),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{}", metrics_port(a.base_port, 100 + i)),
         ];
         children.push((
             name.clone(),
@@ -127,6 +129,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
             maddrs.join(","),
             "--data-dir".into(),
             dir.join(&name).display().to_string(),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{}", metrics_port(a.base_port, 120 + j)),
         ];
         children
             .push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?));
@@ -135,13 +139,25 @@ pub async fn run(a: UpArgs) -> Result<()> {
     if let Some(mnt) = &a.mount {
         std::fs::create_dir_all(mnt)?;
         let bin = sibling("tessera-mount")?;
-        let args = vec!["--masters".into(), maddrs.join(","), mnt.display().to_string()];
+        let args = vec![
+            "--masters".into(),
+            maddrs.join(","),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{}", metrics_port(a.base_port, 119)),
+            mnt.display().to_string(),
+        ];
         children.push(("mount".into(), spawn(&bin, &args, &dir.join("logs").join("mount.log"), &mut commands)?));
         outln!("mounting at {}", mnt.display());
     }
     let commands_file = dir.join("commands.sh");
     std::fs::write(&commands_file, &commands).with_context(|| format!("{}", commands_file.display()))?;
     outln!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
+    outln!(
+        "Prometheus metrics at http://127.0.0.1:{}/metrics (masters from there up; chunkservers from {}; the mount {})",
+        metrics_port(a.base_port, 100),
+        metrics_port(a.base_port, 120),
+        metrics_port(a.base_port, 119)
+    );
     outln!("command lines in {} (to restart one server)", commands_file.display());
     outln!("press Ctrl-C to stop");
     supervise(&mut children).await;
@@ -220,4 +236,10 @@ pub fn exec_mount(masters: &str, args: &[String]) -> Result<()> {
     let bin = sibling("tessera-mount")?;
     let err = Command::new(bin).arg("--masters").arg(masters).args(args).exec();
     bail!("cannot run tessera-mount: {err}")
+}
+
+/// Where a server of the local cluster serves its metrics: the base port
+/// plus 100 + i for master i, 120 + j for chunkserver j, 119 the mount.
+fn metrics_port(base: u16, offset: usize) -> u16 {
+    base.saturating_add(offset as u16)
 }

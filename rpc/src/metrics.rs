@@ -1,0 +1,53 @@
+//! RPC metrics for every server (a tower layer on the tonic server):
+//! `tessera_rpc_requests_total{method, code}` and
+//! `tessera_rpc_seconds{method}` (time to the response's headers: the
+//! whole call for unary RPCs, the set-up for streams). `code` is the gRPC
+//! status when the call failed before any message ("0" otherwise).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+#[derive(Clone, Copy, Default)]
+pub struct RpcMetricsLayer;
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetrics<S>;
+    fn layer(&self, inner: S) -> RpcMetrics<S> {
+        RpcMetrics(inner)
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcMetrics<S>(S);
+
+impl<S, B, R> tower::Service<http::Request<B>> for RpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().to_string();
+        let t0 = Instant::now();
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            let code = match &res {
+                Ok(r) => r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_string(),
+                Err(_) => "transport".to_string(),
+            };
+            metrics::histogram!("tessera_rpc_seconds", "method" => method.clone()).record(t0.elapsed().as_secs_f64());
+            metrics::counter!("tessera_rpc_requests_total", "method" => method, "code" => code).increment(1);
+            res
+        })
+    }
+}
