@@ -43,7 +43,7 @@ pub async fn sample(raft: Raft, db: Arc<DB>, cluster: Arc<crate::cluster::Cluste
             gauge!("tessera_chunkservers_heard_from").set(live as f64);
         }
         if m.state.is_leader() {
-            let r = repair.lock().clone();
+            let r = *repair.lock();
             gauge!("tessera_repair_chunks").set(r.chunks as f64);
             gauge!("tessera_repair_under_replicated").set(r.under_replicated as f64);
             gauge!("tessera_repair_missing").set(r.missing as f64);
