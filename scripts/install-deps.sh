@@ -4,7 +4,7 @@
 #   fuse3         fusermount3 for FUSE mounts
 #   rsync, git, make  used by the FUSE integration tests (tools run inside the mount)
 #   iproute2      `ip netns` for the network-partition tests
-#   sqlite3, util-linux  SQLite writers on two mounts; fincore (page-cache checks)
+#   sqlite3, util-linux  SQLite writers on two mounts; fincore (page-cache checks); nsenter (chaos lab)
 # Installs only what is missing; needs root (or sudo) the first time.
 set -euo pipefail
 need=()
