@@ -39,7 +39,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = Arc::new(store);
     tokio::spawn(store.journal().clone().run(cfg.journal_checkpoint));
     tracing::info!(id = %cfg.id, dir = %cfg.data_dir.display(), chunks = initial.len(), "chunk store opened");
+    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let svc = service::ChunkService {
+        stopping,
         store: store.clone(),
         id: cfg.id.clone(),
         addr: cfg.advertise.clone(),
@@ -69,7 +71,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             .trace_fn(tessera_rpc::trace::server_span)
             .layer(tessera_rpc::metrics::RpcMetricsLayer)
             .add_service(server)
-            .serve_with_shutdown(cfg.listen, signal)
+            .serve_with_shutdown(cfg.listen, async move {
+                signal.await;
+                let _ = stop_tx.send(true);
+            })
     })
     .await?;
     tracing::info!("chunkserver stopped");

@@ -52,31 +52,14 @@ struct Args {
     /// out as chunk files, in milliseconds (sooner when 16 MiB accumulate).
     #[arg(long, default_value_t = 500)]
     journal_checkpoint_ms: u64,
-    /// Log lines as plain text (colour only on a terminal) or one JSON
-    /// object per line (text or json).
-    #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
-    log_format: tessera_util::logging::LogFormat,
-    /// A TOML file of settings, one per flag (`election-timeout-ms = 300`);
-    /// the environment and the command line override it.
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
-    /// Serve Prometheus metrics over HTTP on this address (off if unset).
-    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
-    metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    common: tessera_util::process::CommonArgs,
 }
 
 #[tokio::main]
 async fn main() {
     let a: Args = tessera_util::config::parse();
-    tessera_util::logging::init("info", a.log_format);
-    tracing::debug!(settings = ?a, "effective settings");
-    if let Some(addr) = a.metrics_listen {
-        if let Err(e) = tessera_util::metrics::serve(addr) {
-            eprintln!("tessera-chunkserver: {e}");
-            std::process::exit(1);
-        }
-        tracing::info!(listen = %addr, "metrics served");
-    }
+    a.common.start("tessera-chunkserver", "info", &a);
     let cfg = tessera_chunkserver::Config {
         advertise: a.advertise.unwrap_or_else(|| a.listen.to_string()),
         id: a.id,

@@ -20,6 +20,10 @@ pub struct ChunkService {
     pub addr: String,
     /// Repair copies leaving this server share this bandwidth budget.
     pub repair_limit: Arc<crate::throttle::Throttle>,
+    /// Turns true when the process is asked to stop: presence streams end
+    /// then, so the leader learns at once and the server's graceful stop
+    /// does not wait out its grace for them.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Stores a small chunk whole; returns whether it was already here.
@@ -325,14 +329,19 @@ impl Chunk for ChunkService {
     async fn presence(&self, _req: Request<Empty>) -> Result<Response<Self::PresenceStream>, Status> {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let id = self.id.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             // Ticks keep the stream from looking idle to anything between
-            // the two ends; the task ends when the leader drops the stream.
-            loop {
+            // the two ends; the task ends when the leader drops the stream
+            // or this process begins to stop.
+            while !*stopping.borrow() {
                 if tx.send(Ok(PresenceTick { id: id.clone() })).await.is_err() {
                     return;
                 }
-                tokio::time::sleep(PRESENCE_TICK).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(PRESENCE_TICK) => {}
+                    _ = stopping.changed() => {}
+                }
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))

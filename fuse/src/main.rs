@@ -76,17 +76,8 @@ struct Args {
     /// /sys/class/bdi, needs root; 0 leaves the kernel's 128).
     #[arg(long, default_value_t = 4096)]
     read_ahead_kb: u32,
-    /// Log lines as plain text (colour only on a terminal) or one JSON
-    /// object per line (text or json).
-    #[arg(long, env = "TESSERA_LOG_FORMAT", default_value = "text")]
-    log_format: tessera_util::logging::LogFormat,
-    /// A TOML file of settings, one per flag (`election-timeout-ms = 300`);
-    /// the environment and the command line override it.
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
-    /// Serve Prometheus metrics over HTTP on this address (off if unset).
-    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
-    metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    common: tessera_util::process::CommonArgs,
 }
 
 fn main() {
@@ -104,15 +95,7 @@ fn main() {
             _ => std::process::exit(0),
         }
     }
-    tessera_util::logging::init("info", a.log_format);
-    tracing::debug!(settings = ?a, "effective settings");
-    if let Some(addr) = a.metrics_listen {
-        if let Err(e) = tessera_util::metrics::serve(addr) {
-            eprintln!("tessera-mount: {e}");
-            std::process::exit(1);
-        }
-        tracing::info!(listen = %addr, "metrics served");
-    }
+    a.common.start("tessera-mount", "info", &a);
     let mut client = tessera_client::ClientConfig {
         masters: a.masters.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         cache_bytes: a.cache_mb << 20,

@@ -717,3 +717,53 @@ pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `tessera up` run by a test in `dir`: servers from a free block of
+/// ports (their metrics at base + 100 and up), output in `dir`/up.log and
+/// up.err. Dropping it sends SIGTERM (by pid) and waits for the exit.
+pub struct LocalUp {
+    pub child: Child,
+    pub base: u16,
+}
+
+impl LocalUp {
+    pub fn start(dir: &Path) -> LocalUp {
+        let base = ports(130);
+        let child = Command::new(bin_dir().join("tessera"))
+            .args(["up", "--dir", &dir.display().to_string(), "--base-port", &base.to_string()])
+            .stdout(std::fs::File::create(dir.join("up.log")).expect("up.log"))
+            .stderr(std::fs::File::create(dir.join("up.err")).expect("up.err"))
+            .spawn()
+            .expect("starting tessera up");
+        LocalUp { child, base }
+    }
+
+    /// The masters' addresses, comma separated.
+    pub fn masters(&self) -> String {
+        (0..3).map(|i| format!("127.0.0.1:{}", self.base + i)).collect::<Vec<_>>().join(",")
+    }
+
+    /// SIGTERM, then waits (bounded) for `tessera up` to stop everything;
+    /// true if it exited in time.
+    pub fn stop(&mut self, limit: Duration) -> bool {
+        // SAFETY: signalling the child this test started, by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        true
+    }
+}
+
+impl Drop for LocalUp {
+    fn drop(&mut self) {
+        if !self.stop(Duration::from_secs(30)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

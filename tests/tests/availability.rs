@@ -290,23 +290,7 @@ fn without_a_master_quorum_calls_end_in_eio_and_waiting_processes_die_at_once() 
 #[test]
 fn tessera_up_reports_and_reaps_a_server_that_exits_and_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    // Servers at base.., their metrics at base+100..base+130.
-    let base = tessera_tests::ports(130);
-    let log = dir.path().join("up.log");
-    let mut up = Command::new(tessera_tests::bin_dir().join("tessera"))
-        .args(["up", "--dir", dir.path().to_str().unwrap(), "--base-port", &base.to_string()])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("up.err")).unwrap())
-        .spawn()
-        .unwrap();
-    struct Stop(u32);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            // SAFETY: signalling the child this test started, by pid.
-            unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
-        }
-    }
-    let _stop = Stop(up.id());
+    let mut up = tessera_tests::LocalUp::start(dir.path());
     let commands = dir.path().join("commands.sh");
     tessera_tests::eventually(Duration::from_secs(30), "commands.sh written", || commands.exists());
     let lines = std::fs::read_to_string(&commands).unwrap();
@@ -315,7 +299,7 @@ fn tessera_up_reports_and_reaps_a_server_that_exits_and_keeps_the_rest() {
 
     // The second chunkserver's pid: the child of `up` whose data dir is chunkserver-2.
     let cs2 = dir.path().join("chunkserver-2");
-    let pid = find_child(up.id(), &cs2).expect("chunkserver-2 is a child of tessera up");
+    let pid = find_child(up.child.id(), &cs2).expect("chunkserver-2 is a child of tessera up");
     // SAFETY: killing a process this test started (through tessera up), by pid.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let err_log = dir.path().join("up.err");
@@ -326,21 +310,14 @@ fn tessera_up_reports_and_reaps_a_server_that_exits_and_keeps_the_rest() {
     // Reaped: no zombie left behind.
     tessera_tests::eventually(Duration::from_secs(5), "reaped", || !Path::new(&format!("/proc/{pid}")).exists());
     // The rest still serve.
-    let masters = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect::<Vec<_>>().join(",");
     let mut cmd = Command::new(tessera_tests::bin_dir().join("tessera"));
-    cmd.args(["mkdir", "/still-up"]).env("TESSERA_MASTERS", &masters);
+    cmd.args(["mkdir", "/still-up"]).env("TESSERA_MASTERS", up.masters());
     let out = run_bounded(cmd, Duration::from_secs(60));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(up.try_wait().unwrap().is_none(), "tessera up exited");
+    assert!(up.child.try_wait().unwrap().is_none(), "tessera up exited");
     // SIGTERM stops everything.
-    // SAFETY: signalling the child this test started, by pid.
-    unsafe { libc::kill(up.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while up.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "tessera up did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(find_child(up.id(), &dir.path().join("master-1")).is_none());
+    assert!(up.stop(Duration::from_secs(60)), "tessera up did not stop");
+    assert!(find_child(up.child.id(), &dir.path().join("master-1")).is_none());
 }
 
 /// The pid of a process whose parent is `parent` and whose command line

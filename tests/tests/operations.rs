@@ -110,22 +110,8 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 #[test]
 fn tessera_up_serves_prometheus_metrics_from_every_server() {
     let dir = tempfile::tempdir().unwrap();
-    let base = tessera_tests::ports(130);
-    let mut up = std::process::Command::new(tessera_tests::bin_dir().join("tessera"))
-        .args(["up", "--dir", dir.path().to_str().unwrap(), "--base-port", &base.to_string()])
-        .stdout(std::fs::File::create(dir.path().join("up.log")).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("up.err")).unwrap())
-        .spawn()
-        .unwrap();
-    struct Stop(u32);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            // SAFETY: signalling the child this test started, by pid.
-            unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
-        }
-    }
-    let stop = Stop(up.id());
-    let masters = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect::<Vec<_>>().join(",");
+    let mut up = tessera_tests::LocalUp::start(dir.path());
+    let (base, masters) = (up.base, up.masters());
     let cli = |args: &[&str]| {
         let mut cmd = std::process::Command::new(tessera_tests::bin_dir().join("tessera"));
         cmd.args(args).env("TESSERA_MASTERS", &masters);
@@ -155,10 +141,5 @@ fn tessera_up_serves_prometheus_metrics_from_every_server() {
         let cs = http_get(&format!("127.0.0.1:{}", base + 120));
         sample(&cs, "tessera_chunkserver_stored_bytes ").is_some_and(|v| v >= (3 << 20) as f64)
     });
-    drop(stop);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while up.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "tessera up did not stop");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    assert!(up.stop(std::time::Duration::from_secs(30)), "tessera up did not stop");
 }

@@ -6,4 +6,5 @@ pub mod config;
 pub mod durable;
 pub mod logging;
 pub mod metrics;
+pub mod process;
 pub mod segment_files;
