@@ -728,9 +728,16 @@ pub struct LocalUp {
 
 impl LocalUp {
     pub fn start(dir: &Path) -> LocalUp {
+        Self::start_with(dir, &[])
+    }
+
+    /// With more flags for `tessera up` (`--mount DIR`: tessera up unmounts
+    /// it when it stops).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> LocalUp {
         let base = ports(130);
         let child = Command::new(bin_dir().join("tessera"))
             .args(["up", "--dir", &dir.display().to_string(), "--base-port", &base.to_string()])
+            .args(extra)
             .stdout(std::fs::File::create(dir.join("up.log")).expect("up.log"))
             .stderr(std::fs::File::create(dir.join("up.err")).expect("up.err"))
             .spawn()

@@ -106,11 +106,15 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
 }
 
 /// `tessera up` serves Prometheus metrics from every process: RPC counts
-/// and latency by method, Raft state, the store's figures.
+/// and latency by method, Raft state, the store's figures, the mount's
+/// bytes; and every metric the sample Grafana dashboard in deploy/ plots
+/// is one of them.
 #[test]
 fn tessera_up_serves_prometheus_metrics_from_every_server() {
+    tessera_tests::require_fuse();
     let dir = tempfile::tempdir().unwrap();
-    let mut up = tessera_tests::LocalUp::start(dir.path());
+    let mnt = dir.path().join("mnt");
+    let mut up = tessera_tests::LocalUp::start_with(dir.path(), &["--mount", mnt.to_str().unwrap()]);
     let (base, masters) = (up.base, up.masters());
     let cli = |args: &[&str]| {
         let mut cmd = std::process::Command::new(tessera_tests::bin_dir().join("tessera"));
@@ -125,12 +129,13 @@ fn tessera_up_serves_prometheus_metrics_from_every_server() {
     });
     let scrape = || -> Vec<String> { (0..3).map(|i| http_get(&format!("127.0.0.1:{}", base + 100 + i))).collect() };
     // Gauges are sampled once a second.
-    tessera_tests::eventually(std::time::Duration::from_secs(10), "one leader among the masters' metrics", || {
-        scrape().iter().filter_map(|t| sample(t, "tessera_raft_is_leader ")).sum::<f64>() == 1.0
+    tessera_tests::eventually(std::time::Duration::from_secs(10), "one leader, every master past term 0", || {
+        let m = scrape();
+        m.iter().filter_map(|t| sample(t, "tessera_raft_is_leader ")).sum::<f64>() == 1.0
+            && m.iter().all(|t| sample(t, "tessera_raft_term ").is_some_and(|v| v >= 1.0))
     });
     let m = scrape();
     assert!(m.iter().all(|t| t.starts_with("HTTP/1.1 200")), "{m:?}");
-    assert!(m.iter().all(|t| sample(t, "tessera_raft_term ").is_some_and(|v| v >= 1.0)));
     let all = m.join("\n");
     assert!(all.contains("tessera_rpc_requests_total{method=\"/tessera.Meta/"), "no metadata RPC counted");
     assert!(all.contains("tessera_rpc_seconds_bucket{method=\"/tessera.Meta/"), "no RPC latency histogram");
@@ -141,5 +146,42 @@ fn tessera_up_serves_prometheus_metrics_from_every_server() {
         let cs = http_get(&format!("127.0.0.1:{}", base + 120));
         sample(&cs, "tessera_chunkserver_stored_bytes ").is_some_and(|v| v >= (3 << 20) as f64)
     });
+    // The mount: bytes through it are counted.
+    let data = tessera_tests::random_bytes(1 << 20, 6);
+    tessera_tests::eventually(std::time::Duration::from_secs(30), "a write through the mount", || {
+        std::fs::write(mnt.join("m"), &data).is_ok()
+    });
+    // Past the kernel's page cache, so that the read reaches the mount.
+    let f = std::fs::File::open(mnt.join("m")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: advice on a file descriptor this test holds open.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert!(std::fs::read(mnt.join("m")).unwrap() == data);
+    let mount = http_get(&format!("127.0.0.1:{}", base + 119));
+    assert!(sample(&mount, "tessera_mount_write_bytes_total ").is_some_and(|v| v >= (1 << 20) as f64), "{mount}");
+    assert!(sample(&mount, "tessera_mount_read_bytes_total ").is_some_and(|v| v > 0.0), "{mount}");
+    // Every metric the dashboard plots exists.
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana-dashboard.json");
+    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(deploy).unwrap()).unwrap();
+    let mut scraped = scrape().join("\n");
+    for j in 0..3 {
+        scraped.push_str(&http_get(&format!("127.0.0.1:{}", base + 120 + j)));
+    }
+    scraped.push_str(&mount);
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_string()))
+        .collect();
+    let mut names = 0;
+    for e in &exprs {
+        for word in e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("tessera_")) {
+            names += 1;
+            assert!(scraped.contains(&format!("\n{word}")), "the dashboard plots {word}, which no process serves");
+        }
+    }
+    assert!(names >= 20, "only {names} metric names found in the dashboard");
     assert!(up.stop(std::time::Duration::from_secs(30)), "tessera up did not stop");
+    assert!(!mnt.join("m").exists(), "the mount is still there after tessera up stopped");
 }
