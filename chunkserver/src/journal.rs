@@ -248,6 +248,13 @@ impl Journal {
             && !lock(&self.writer).seg.failed.load(Ordering::Relaxed)
     }
 
+    /// Chunks and bytes acknowledged through the journal and not yet
+    /// checkpointed into chunk files (the checkpoint's lag).
+    pub fn pending(&self) -> (usize, u64) {
+        let p = lock(&self.pending);
+        (p.map.len(), p.bytes)
+    }
+
     /// A chunk acknowledged through the journal and not yet checkpointed.
     pub fn get(&self, id: &ChunkId) -> Option<Bytes> {
         lock(&self.pending).map.get(id).map(|p| p.data.clone())

@@ -88,6 +88,9 @@ async fn export_store_gauges(store: Arc<store::ChunkStore>) {
         tick.tick().await;
         metrics::gauge!("tessera_chunkserver_stored_bytes").set(store.used() as f64);
         metrics::gauge!("tessera_chunkserver_chunks").set(store.count() as f64);
+        let (chunks, bytes) = store.journal().pending();
+        metrics::gauge!("tessera_journal_pending_chunks").set(chunks as f64);
+        metrics::gauge!("tessera_journal_pending_bytes").set(bytes as f64);
         if let Ok(d) = store.disk() {
             metrics::gauge!("tessera_chunkserver_disk_capacity_bytes").set(d.capacity as f64);
             metrics::gauge!("tessera_chunkserver_disk_free_bytes").set(d.free as f64);

@@ -245,6 +245,7 @@ impl ChunkStore {
     /// Moves a bad chunk out of the store (kept for inspection) and reports
     /// it as removed, so the master re-replicates from a good copy.
     pub async fn quarantine(&self, id: &ChunkId) -> Result<(), StoreError> {
+        metrics::counter!("tessera_chunkserver_quarantined_total").increment(1);
         let p = self.chunk_path(id);
         let len = tokio::fs::metadata(&p).await?.len();
         let qdir = self.root.join("quarantine");

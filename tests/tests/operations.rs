@@ -142,6 +142,9 @@ fn tessera_up_serves_prometheus_metrics_from_every_server() {
     let cs = http_get(&format!("127.0.0.1:{}", base + 120));
     assert!(cs.starts_with("HTTP/1.1 200"), "{cs}");
     assert!(sample(&cs, "tessera_chunkserver_disk_capacity_bytes ").is_some_and(|v| v > 0.0), "{cs}");
+    // The journal's checkpoint lag, and the scrubber's first pass (at start).
+    assert!(sample(&cs, "tessera_journal_pending_bytes ").is_some(), "{cs}");
+    assert!(sample(&cs, "tessera_scrub_passes_total ").is_some_and(|v| v >= 1.0), "{cs}");
     tessera_tests::eventually(std::time::Duration::from_secs(10), "the chunk counted in stored bytes", || {
         let cs = http_get(&format!("127.0.0.1:{}", base + 120));
         sample(&cs, "tessera_chunkserver_stored_bytes ").is_some_and(|v| v >= (3 << 20) as f64)
