@@ -261,7 +261,10 @@ fn without_a_master_quorum_calls_end_in_eio_and_waiting_processes_die_at_once() 
     let took = t.elapsed();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert!(took >= Duration::from_millis(2500) && took < Duration::from_secs(15), "EIO after {took:?}");
-    assert!(m.log().contains("I/O timeout"), "no log line: {}", m.log());
+    // One log line says why: the request's I/O timeout, or the master
+    // call's own deadline (set to the same 3 s), whichever fires first.
+    let log = m.log();
+    assert!(log.contains("I/O timeout") || log.contains("no master answered"), "no log line: {log}");
 
     // A process waiting on the mount dies as soon as it is killed (FUSE
     // interrupt), well before the timeout would free it.
