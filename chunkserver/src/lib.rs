@@ -42,6 +42,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let svc = service::ChunkService {
         stopping,
+        presence_slots: Arc::new(tokio::sync::Semaphore::new(service::PRESENCE_STREAMS)),
         store: store.clone(),
         id: cfg.id.clone(),
         addr: cfg.advertise.clone(),

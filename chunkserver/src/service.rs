@@ -24,7 +24,13 @@ pub struct ChunkService {
     /// then, so the leader learns at once and the server's graceful stop
     /// does not wait out its grace for them.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Presence streams open at once (a leader holds one; a few more while
+    /// leadership moves): any caller could open them, so they are bounded.
+    pub presence_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// At most this many presence streams at once per chunkserver.
+pub const PRESENCE_STREAMS: usize = 16;
 
 /// Stores a small chunk whole; returns whether it was already here.
 async fn store_small(store: &ChunkStore, id: &[u8], data: Bytes) -> Result<bool, Status> {
@@ -327,10 +333,15 @@ impl Chunk for ChunkService {
     type PresenceStream = ReceiverStream<Result<PresenceTick, Status>>;
 
     async fn presence(&self, _req: Request<Empty>) -> Result<Response<Self::PresenceStream>, Status> {
+        let slot =
+            self.presence_slots.clone().try_acquire_owned().map_err(|_| {
+                Status::resource_exhausted(format!("more than {PRESENCE_STREAMS} presence streams open"))
+            })?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let id = self.id.clone();
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // Ticks keep the stream from looking idle to anything between
             // the two ends; the task ends when the leader drops the stream
             // or this process begins to stop.
@@ -341,6 +352,8 @@ impl Chunk for ChunkService {
                 tokio::select! {
                     _ = tokio::time::sleep(PRESENCE_TICK) => {}
                     _ = stopping.changed() => {}
+                    // The caller went away: free the slot now.
+                    _ = tx.closed() => return,
                 }
             }
         });
@@ -375,6 +388,33 @@ fn read_frame(file: &mut std::fs::File, left: u64) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[tokio::test]
+    async fn presence_streams_are_bounded_and_a_closed_one_frees_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+        let (_stop, stopping) = tokio::sync::watch::channel(false);
+        let svc = ChunkService {
+            store: Arc::new(store),
+            id: "cs-t".into(),
+            addr: "127.0.0.1:1".into(),
+            repair_limit: Arc::new(crate::throttle::Throttle::new(0)),
+            stopping,
+            presence_slots: Arc::new(tokio::sync::Semaphore::new(PRESENCE_STREAMS)),
+        };
+        let mut open = Vec::new();
+        for _ in 0..PRESENCE_STREAMS {
+            open.push(svc.presence(Request::new(Empty {})).await.unwrap());
+        }
+        let refused = svc.presence(Request::new(Empty {})).await.err().expect("one stream too many");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        drop(open.pop());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while svc.presence(Request::new(Empty {})).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "a closed stream kept its slot");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 
     #[test]
     fn frames_cover_the_file_and_a_short_file_is_an_error() {
