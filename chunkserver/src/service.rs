@@ -406,7 +406,7 @@ mod tests {
         for _ in 0..PRESENCE_STREAMS {
             open.push(svc.presence(Request::new(Empty {})).await.unwrap());
         }
-        let refused = svc.presence(Request::new(Empty {})).await.err().expect("one stream too many");
+        let refused = svc.presence(Request::new(Empty {})).await.expect_err("one stream too many");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         drop(open.pop());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
