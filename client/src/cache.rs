@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tessera_proto::ChunkId;
 use tokio::sync::OnceCell;
@@ -14,6 +15,26 @@ type Slot = Arc<OnceCell<Result<Bytes, String>>>;
 pub struct ChunkCache {
     capacity: u64,
     inner: Mutex<Inner>,
+    stats: Stats,
+}
+
+/// How reads fared, for the mount's metrics.
+#[derive(Default)]
+struct Stats {
+    hits: AtomicU64,
+    /// Served by a fetch another reader had begun.
+    joined: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// A snapshot of the cache for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub joined: u64,
+    pub misses: u64,
+    pub bytes: u64,
+    pub chunks: u64,
 }
 
 #[derive(Default)]
@@ -27,7 +48,21 @@ struct Inner {
 
 impl ChunkCache {
     pub fn new(capacity: u64) -> ChunkCache {
-        ChunkCache { capacity, inner: Mutex::new(Inner::default()) }
+        ChunkCache { capacity, inner: Mutex::new(Inner::default()), stats: Stats::default() }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let (bytes, chunks) = {
+            let g = self.lock();
+            (g.bytes, g.map.len() as u64)
+        };
+        CacheStats {
+            hits: self.stats.hits.load(Ordering::Relaxed),
+            joined: self.stats.joined.load(Ordering::Relaxed),
+            misses: self.stats.misses.load(Ordering::Relaxed),
+            bytes,
+            chunks,
+        }
     }
 
     fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
@@ -79,10 +114,20 @@ impl ChunkCache {
         Fut: std::future::Future<Output = Result<Bytes, String>>,
     {
         if let Some(b) = self.get(&id) {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(b);
         }
         let slot = self.lock().inflight.entry(id).or_default().clone();
-        let r = slot.get_or_init(fetch).await.clone();
+        let mut fetched = false;
+        let r = slot
+            .get_or_init(|| {
+                fetched = true;
+                fetch()
+            })
+            .await
+            .clone();
+        let counter = if fetched { &self.stats.misses } else { &self.stats.joined };
+        counter.fetch_add(1, Ordering::Relaxed);
         let mut g = self.lock();
         if g.inflight.get(&id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
             g.inflight.remove(&id);
@@ -132,5 +177,9 @@ mod tests {
             assert_eq!(h.await.unwrap().unwrap(), Bytes::from_static(b"x"));
         }
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let s = c.stats();
+        assert_eq!((s.misses, s.joined, s.hits, s.chunks, s.bytes), (1, 7, 0, 1, 1));
+        c.get_or_fetch(id, || async { Err("not called".to_string()) }).await.unwrap();
+        assert_eq!(c.stats().hits, 1);
     }
 }

@@ -128,6 +128,14 @@ impl Fs {
         r.await?.attr.ok_or_else(|| ClientError::fs(libc::EIO, "setattr reply without attributes"))
     }
 
+    /// `setattr` without waiting for this client's other write-behind
+    /// changes: for sending an attribute change acknowledged before (its
+    /// sender orders it after the changes it depends on).
+    pub async fn setattr_unordered(&self, req: &SetAttrRequest) -> Result<Attr> {
+        let r = self.meta.unary_unordered("setattr", req, |mut c, r| async move { c.set_attr(r).await });
+        r.await?.attr.ok_or_else(|| ClientError::fs(libc::EIO, "setattr reply without attributes"))
+    }
+
     pub async fn statfs(&self) -> Result<StatFsReply> {
         self.meta.read("statfs", |mut c| async move { c.stat_fs(Empty {}).await }).await
     }

@@ -11,15 +11,27 @@
 //! failed write-behind change is logged by its sender, and the caches that
 //! assumed it are dropped there.
 //!
-//! Unlinks are sent at once. Creates wait (to ride on their file's first
-//! commit), so a `settle` that finds changes in flight first `kick`s their
-//! owner into sending what it holds back.
+//! Unlinks and attribute changes are sent at once. Creates wait (to ride
+//! on their file's first commit), so a `settle` that finds changes in
+//! flight first `kick`s their owner into sending what it holds back.
 
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 
 /// A name in a directory.
 type DirName = (u64, Vec<u8>);
+
+/// What a change in flight is.
+#[derive(Debug, PartialEq, Eq)]
+enum Kind {
+    /// The removal of a name.
+    Unlink(DirName),
+    /// A create, held back until its file's first commit.
+    Create,
+    /// A change of one inode's attributes (it commutes with changes of
+    /// other inodes: see `is_oldest_for`).
+    Attrs,
+}
 
 /// Stands for "some file" in `State::touched` (inode 0 is never used).
 const UNKNOWN_MARK: u64 = 0;
@@ -28,9 +40,8 @@ const UNKNOWN_MARK: u64 = 0;
 struct State {
     next: u64,
     /// The changes in flight by sequence number, with what each touches
-    /// (undone at `end`): the inodes, and the name an unlink removes (None
-    /// for a create).
-    inflight: BTreeMap<u64, (Vec<u64>, Option<DirName>)>,
+    /// (undone at `end`): the inodes, and what kind of change it is.
+    inflight: BTreeMap<u64, (Vec<u64>, Kind)>,
     /// Inodes whose attributes the changes in flight alter, with counts;
     /// UNKNOWN_MARK counts the changes whose file is not known here.
     touched: HashMap<u64, usize>,
@@ -38,9 +49,8 @@ struct State {
     removing: HashMap<DirName, usize>,
 }
 
-/// Creates are the changes that remove no name.
 fn creating(s: &State) -> bool {
-    s.inflight.values().any(|(_, name)| name.is_none())
+    s.inflight.values().any(|(_, k)| *k == Kind::Create)
 }
 
 pub struct WriteBehind {
@@ -118,7 +128,7 @@ impl WriteBehind {
             *s.touched.entry(i).or_default() += 1;
         }
         *s.removing.entry((dir, name.to_vec())).or_default() += 1;
-        s.inflight.insert(seq, (inos, Some((dir, name.to_vec()))));
+        s.inflight.insert(seq, (inos, Kind::Unlink((dir, name.to_vec()))));
         Some(Ticket(seq))
     }
 
@@ -134,7 +144,20 @@ impl WriteBehind {
         for i in [dir, ino] {
             *s.touched.entry(i).or_default() += 1;
         }
-        s.inflight.insert(seq, (vec![dir, ino], None));
+        s.inflight.insert(seq, (vec![dir, ino], Kind::Create));
+        Some(Ticket(seq))
+    }
+
+    /// Registers a change of `ino`'s attributes, or None at the limit.
+    pub fn try_begin_attrs(&self, ino: u64) -> Option<Ticket> {
+        let mut s = self.lock();
+        if s.inflight.len() >= self.limit {
+            return None;
+        }
+        let seq = s.next;
+        s.next += 1;
+        *s.touched.entry(ino).or_default() += 1;
+        s.inflight.insert(seq, (vec![ino], Kind::Attrs));
         Some(Ticket(seq))
     }
 
@@ -142,6 +165,17 @@ impl WriteBehind {
     /// stands for may be sent without waiting for anything.
     pub fn is_oldest(&self, t: &Ticket) -> bool {
         self.lock().inflight.first_key_value().is_none_or(|(&first, _)| first >= t.0)
+    }
+
+    /// Like `is_oldest`, but attribute changes of inodes other than `inos`
+    /// begun before `t` do not count: a change of `inos` commutes with them
+    /// (a create riding on its file's commit need not wait for a
+    /// directory's times set just before in another directory).
+    pub fn is_oldest_for(&self, t: &Ticket, inos: &[u64]) -> bool {
+        self.lock()
+            .inflight
+            .range(..t.0)
+            .all(|(_, (touched, k))| *k == Kind::Attrs && !touched.iter().any(|i| inos.contains(i)))
     }
 
     /// Resolves when a `settle` wants the held-back changes sent.
@@ -154,7 +188,7 @@ impl WriteBehind {
     pub fn end(&self, t: Ticket, ino: u64) -> bool {
         let still = {
             let mut s = self.lock();
-            if let Some((inos, key)) = s.inflight.remove(&t.0) {
+            if let Some((inos, kind)) = s.inflight.remove(&t.0) {
                 for i in inos {
                     if let Some(n) = s.touched.get_mut(&i) {
                         *n -= 1;
@@ -163,7 +197,7 @@ impl WriteBehind {
                         }
                     }
                 }
-                if let Some(key) = key {
+                if let Kind::Unlink(key) = kind {
                     if let Some(n) = s.removing.get_mut(&key) {
                         *n -= 1;
                         if *n == 0 {
@@ -190,6 +224,17 @@ impl WriteBehind {
         };
         self.kick.notify_one();
         self.wait_until(|s| s.inflight.first_key_value().is_none_or(|(&first, _)| first >= upto)).await;
+    }
+
+    /// Waits until no change begun before sequence `seq` that touches
+    /// `ino` is in flight (held-back creates among them are sent).
+    pub async fn settle_touching_before(&self, seq: u64, ino: u64) {
+        let touching = |s: &State| s.inflight.range(..seq).any(|(_, (inos, _))| inos.contains(&ino));
+        if !touching(&self.lock()) {
+            return;
+        }
+        self.kick.notify_one();
+        self.wait_until(|s| !touching(s)).await;
     }
 
     /// Waits until every change begun before `t` has ended.
@@ -299,6 +344,26 @@ mod tests {
         // ...and returns once it and the unlink landed.
         tokio::time::timeout(Duration::from_secs(5), settled).await.unwrap().unwrap();
         assert!(!wb.touches(20));
+    }
+
+    #[tokio::test]
+    async fn attribute_changes_of_other_inodes_do_not_hold_a_create_back() {
+        let wb = WriteBehind::new(8);
+        let dir_times = wb.try_begin_attrs(5).unwrap();
+        assert!(wb.touches(5) && !wb.creating() && !wb.unsure());
+        let c = wb.try_begin_create(1, 20).unwrap();
+        assert!(!wb.is_oldest(&c));
+        assert!(wb.is_oldest_for(&c, &[1, 20]), "directory 5 is neither the create's directory nor its file");
+        assert!(!wb.is_oldest_for(&c, &[5, 20]), "a change of the directory itself comes first");
+        let u = wb.begin(1, b"x", None).await;
+        let c2 = wb.try_begin_create(1, 21).unwrap();
+        assert!(!wb.is_oldest_for(&c2, &[1, 21]), "an unlink begun before always counts");
+        wb.end(dir_times, 5);
+        assert!(!wb.touches(5));
+        for t in [c, u, c2] {
+            wb.end(t, 1);
+        }
+        assert_eq!(wb.in_flight(), 0);
     }
 
     #[tokio::test]

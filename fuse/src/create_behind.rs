@@ -57,12 +57,13 @@ impl Mount {
             return None;
         }
         // Kept until the create is held: a recall cannot pass in between.
-        let _exclusive = match excl {
+        let exclusive_guard = match excl {
             true => Some(self.exclusive_absent(parent, name)?),
             false => None,
         };
         // Its group and setgid bit follow the directory's.
-        let Some(dir) = self.known_dir_attr(parent) else {
+        let Some(dir) = self.known_dir_attr(parent, exclusive_guard.as_ref().map(|q| q.exclusive.contains(&parent)))
+        else {
             tracing::debug!(parent, "create not held: the directory's attributes are not known here");
             return None;
         };
@@ -128,15 +129,23 @@ impl Mount {
         self.post_op_predicted_at(parent, now);
         // New: no extended attributes (the kernel asks before a first write).
         self.note_xattrs(&attr);
+        crate::exported::written_behind("create");
         Some(attr)
     }
 
     /// A directory's attributes as this mount last saw them change, or
     /// as leased (from a listing within its lifetime, or fetched alone).
-    fn known_dir_attr(&self, dir: u64) -> Option<Attr> {
+    /// A directory held exclusively keeps them however old: no one else
+    /// changed it since (they would have recalled it; a revoke forgets them).
+    /// `exclusive`: whether it is, if the caller holds the queue's lock.
+    fn known_dir_attr(&self, dir: u64, exclusive: Option<bool>) -> Option<Attr> {
         let leased =
             || self.leases.remaining().and(self.caches.dir.dir_attr(dir).or_else(|| self.caches.dir.attr(dir)));
-        self.post_op_attr(dir).or_else(leased)
+        let held = || {
+            let exclusive = exclusive.unwrap_or_else(|| self.behind.unlinks.lock().exclusive.contains(&dir));
+            exclusive.then(|| self.caches.post_op.get_any_age(dir)).flatten()
+        };
+        self.post_op_attr(dir).or_else(held).or_else(leased)
     }
 
     /// Asks for more inode numbers in the background.

@@ -195,9 +195,15 @@ impl Mount {
         self.caches.post_op.remove(ino);
     }
 
-    /// A setattr succeeded with these attributes.
+    /// A setattr succeeded with these attributes (for a directory, they
+    /// are its post-op attributes; a write-behind one's may still be on
+    /// their way, and only these are right).
     pub fn attrs_set(&self, a: &Attr) {
-        self.caches.post_op.remove(a.ino);
+        if a.kind == FileKind::Directory as i32 {
+            self.caches.post_op.insert(a.ino, *a);
+        } else {
+            self.caches.post_op.remove(a.ino);
+        }
         self.caches.dir.updated(a);
     }
 

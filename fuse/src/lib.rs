@@ -1,11 +1,13 @@
 //! Tessera as a local POSIX file system through FUSE.
 
 mod atime;
+mod attrs_behind;
 pub mod behind;
 pub mod caches;
 pub mod convert;
 mod create_behind;
 pub mod dircache;
+mod exported;
 mod fallocate;
 pub mod file;
 pub mod fs;
@@ -104,6 +106,7 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
         fc.acl = fuser::SessionACL::All;
     }
     fc.n_threads = Some(cfg.threads.max(1));
+    exported::count_fuse_replies();
     let session = fuser::spawn_mount(fsys, &cfg.mountpoint, &fc)?;
     mount.leases.set_notifier(session.notifier());
     tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
@@ -122,11 +125,16 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = tick.tick() => {
+                    ticks += 1;
+                    if ticks.is_multiple_of(5) {
+                        mount.export_metrics();
+                    }
                     if session.guard.is_finished() {
                         // Unmounted from outside (fusermount3 -u).
                         break;

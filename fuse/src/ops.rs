@@ -184,6 +184,10 @@ impl Filesystem for TesseraFs {
                     by_handle: false,
                     request_id: tessera_client::fs::request_id(),
                 };
+                // On a directory held here alone: acknowledged, sent behind.
+                if let Some(a) = m.dir_setattr_behind(&req) {
+                    return Ok(a);
+                }
                 // On a file with writes not yet committed: rides on their commit.
                 if let Some(r) = m.setattr_behind(&req).await {
                     return r;

@@ -44,6 +44,7 @@ impl Mount {
             let p = d.pending_attrs.get_or_insert_with(|| SetAttrRequest { ino: req.ino, ..Default::default() });
             merge(p, req);
         }
+        crate::exported::written_behind("file_attrs");
         // Attributes as this mount shows them (a held create's, a cached
         // answer, else the master's), with the pending change laid over
         // (`Mount::patch`); no call waits for write-behind changes, so a

@@ -114,9 +114,7 @@ impl Mount {
     /// queued are sent, and the creates held if one of them was held
     /// exclusively; returns once they are answered (bounded).
     pub(crate) async fn recalled(&self, dirs: &[u64], all: bool) {
-        let drained = self.behind.unlinks_drained.notified();
-        tokio::pin!(drained);
-        let (nothing_queued, was_exclusive) = {
+        let was_exclusive = {
             let mut q = self.unlink_queue();
             let mut was_exclusive = false;
             if all {
@@ -127,16 +125,33 @@ impl Mount {
                     was_exclusive |= q.exclusive.remove(d);
                 }
             }
-            drained.as_mut().enable();
-            (q.queued.is_empty() && !q.sending, was_exclusive)
+            was_exclusive
         };
-        if !nothing_queued && tokio::time::timeout(RECALL_WAIT, drained).await.is_err() {
-            tracing::warn!("queued unlinks did not commit within a recall's wait");
+        // Attribute changes of held directories land too: the recall may be
+        // of a directory's parent, whose listing shows them.
+        let idle = |q: &UnlinkQueue| q.queued.is_empty() && !q.sending && (!was_exclusive || q.dir_attrs.is_empty());
+        let deadline = tokio::time::Instant::now() + RECALL_WAIT;
+        loop {
+            let drained = self.behind.unlinks_drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if idle(&self.unlink_queue()) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                tracing::warn!("queued changes did not commit within a recall's wait");
+                break;
+            }
         }
         // Creates held in it (O_EXCL ones among them) land first too.
         if was_exclusive {
             self.held_creates_landed().await;
         }
+    }
+
+    /// Wakes a recall waiting for the queues to drain.
+    pub(crate) fn behind_progressed(&self) {
+        self.behind.unlinks_drained.notify_waiters();
     }
 
     /// Called on the FUSE thread: unless the queue is full, replies at once.
@@ -150,13 +165,22 @@ impl Mount {
         // while a create is in flight. (A create begun in another directory
         // between this check and the ticket is of another name; in this
         // directory the kernel holds the directory's lock until we reply.)
-        let ticket = if behind.creating() { None } else { behind.try_begin(parent, &name, file) };
+        // Nor overtake an attribute change of the directory queued before
+        // (attrs_behind.rs): its times must end as the calls were made.
+        let ticket = if behind.creating() || self.dir_attrs_pending(parent) {
+            None
+        } else {
+            behind.try_begin(parent, &name, file)
+        };
         match ticket {
             Some(ticket) => self.queue_unlink(rt, ticket, fs, parent, name, file, reply),
             None => {
                 let (m, rt2) = (self.clone(), rt.clone());
                 rt.spawn(async move {
                     let wait = async {
+                        if m.dir_attrs_pending(parent) {
+                            behind.settle().await;
+                        }
                         behind.settle_creates().await;
                         let file = m.unlinked_file(parent, &name);
                         (behind.begin(parent, &name, file).await, file)
@@ -207,6 +231,7 @@ impl Mount {
             self.post_op_predicted(parent);
             let reply = if early {
                 reply.ok();
+                crate::exported::written_behind("unlink");
                 None
             } else {
                 Some(reply)

@@ -3,7 +3,7 @@
 //! exclusively.
 
 use fuser::ReplyEmpty;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 use tessera_client::write_behind::Ticket;
 use tessera_proto::pb;
@@ -44,4 +44,15 @@ pub(crate) struct UnlinkQueue {
     pub(crate) no_master: bool,
     /// Directories this mount holds exclusively.
     pub(crate) exclusive: HashSet<u64>,
+    /// Attribute changes of such directories acknowledged and not yet
+    /// answered (attrs_behind.rs), by directory.
+    pub(crate) dir_attrs: HashMap<u64, DirAttrs>,
+}
+
+/// The attribute changes of one directory not yet answered
+/// (attrs_behind.rs): the front one is being sent; each entry carries the
+/// tickets of the changes merged into it.
+#[derive(Default)]
+pub(crate) struct DirAttrs {
+    pub(crate) queue: VecDeque<(pb::SetAttrRequest, Vec<Ticket>)>,
 }

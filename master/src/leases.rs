@@ -408,18 +408,21 @@ impl Leases {
     /// Before a read or change by session `origin` of `keys`: recalls those
     /// another session holds exclusively (see the module comment) and waits
     /// for their holders' queued changes. Free when nothing is exclusive.
-    pub async fn recall(&self, keys: &[u64], origin: Option<&str>) {
+    /// Returns whether anything was recalled.
+    pub async fn recall(&self, keys: &[u64], origin: Option<&str>) -> bool {
         let dirs: Vec<u64> = {
             let g = self.lock();
             if g.excl.is_empty() {
-                return;
+                return false;
             }
             let me = origin.and_then(|o| g.by_name.get(o).copied());
             keys.iter().copied().filter(|k| g.excl.get(k).is_some_and(|c| Some(*c) != me)).collect()
         };
-        if !dirs.is_empty() {
-            self.revoke(&Touched { inos: dirs, ..Default::default() }, origin).await;
+        if dirs.is_empty() {
+            return false;
         }
+        self.revoke(&Touched { inos: dirs, ..Default::default() }, origin).await;
+        true
     }
 
     /// Too many registrations: the session drops everything.

@@ -6,6 +6,7 @@
 use crate::cluster::Cluster;
 use crate::convert::{attr, cred, time};
 use crate::error::MasterError;
+use crate::fsm::model::KIND_DIR;
 use crate::fsm::read;
 use crate::store::state_machine::Raft;
 use crate::types::{Command, Cred, Op, Reply, TimeSet};
@@ -170,10 +171,11 @@ impl MetaService {
     }
 
     /// Before a read of `keys`: another session's exclusive hold on them
-    /// is recalled (its queued unlinks land first).
-    async fn recall_for_read(&self, keys: &[u64]) {
+    /// is recalled (its queued unlinks land first). Returns whether
+    /// anything was.
+    async fn recall_for_read(&self, keys: &[u64]) -> bool {
         let session = crate::lease_scope::current_session();
-        self.leases.recall(keys, session.as_deref()).await;
+        self.leases.recall(keys, session.as_deref()).await
     }
 
     /// A RocksDB integer property summed over the column families (for
@@ -266,8 +268,15 @@ impl Meta for MetaService {
         self.read_barrier(req.metadata()).await?;
         let r = req.into_inner();
         self.recall_for_read(&[r.parent]).await;
-        let token = self.leases.begin_read();
-        let i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name)?;
+        let mut token = self.leases.begin_read();
+        let mut i = read::lookup(&self.db, &cred(r.cred.clone()), r.parent, &r.name)?;
+        // A directory another mount holds may have attribute changes on
+        // their way (its owner's mode and times, set behind): they land
+        // before its attributes are answered.
+        if self.recall_for_read(&[i.ino]).await {
+            token = self.leases.begin_read();
+            i = read::lookup(&self.db, &cred(r.cred), r.parent, &r.name)?;
+        }
         let session = crate::lease_scope::current_session();
         let g = self.leases.grant_lookup(session.as_deref(), r.parent, i.ino, token);
         ok(AttrReply {
@@ -410,8 +419,15 @@ impl Meta for MetaService {
         let r = req.into_inner();
         let limit = if r.limit == 0 { 1000 } else { r.limit.min(10_000) } as usize;
         self.recall_for_read(&[r.ino]).await;
-        let token = self.leases.begin_read();
-        let page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus)?;
+        let mut token = self.leases.begin_read();
+        let mut page = read::readdir(&self.db, &cred(r.cred.clone()), r.ino, &r.after, limit, r.plus)?;
+        // Attributes of directories another mount holds (see `lookup`).
+        let dirs: Vec<u64> =
+            page.entries.iter().filter(|(_, d, _)| d.kind == KIND_DIR).map(|(_, d, _)| d.ino).collect();
+        if r.plus && self.recall_for_read(&dirs).await {
+            token = self.leases.begin_read();
+            page = read::readdir(&self.db, &cred(r.cred), r.ino, &r.after, limit, r.plus)?;
+        }
         let inos: Vec<u64> = std::iter::once(r.ino).chain(page.entries.iter().map(|(_, d, _)| d.ino)).collect();
         let g = self.grant_in(&inos, Some(r.ino), token);
         let entries = page

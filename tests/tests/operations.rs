@@ -160,9 +160,34 @@ fn tessera_up_serves_prometheus_metrics_from_every_server() {
     // SAFETY: advice on a file descriptor this test holds open.
     unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     assert!(std::fs::read(mnt.join("m")).unwrap() == data);
-    let mount = http_get(&format!("127.0.0.1:{}", base + 119));
+    // A directory made, filled and given its times: its create and its
+    // setattrs are written behind, and counted.
+    let d = mnt.join("dir");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("f"), b"x").unwrap();
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    // A file the CLI wrote is read through the chunk cache.
+    assert_eq!(std::fs::read(mnt.join("f")).unwrap().len(), 3 << 20);
+    // Gauges and cache counters are published once a second.
+    let mut mount = String::new();
+    tessera_tests::eventually(std::time::Duration::from_secs(10), "the mount's gauges", || {
+        mount = http_get(&format!("127.0.0.1:{}", base + 119));
+        let cache = |r: &str| sample(&mount, &format!("tessera_mount_chunk_cache_reads_total{{result=\"{r}\"}} "));
+        cache("hit").unwrap_or(0.0) + cache("miss").unwrap_or(0.0) >= 1.0
+    });
     assert!(sample(&mount, "tessera_mount_write_bytes_total ").is_some_and(|v| v >= (1 << 20) as f64), "{mount}");
     assert!(sample(&mount, "tessera_mount_read_bytes_total ").is_some_and(|v| v > 0.0), "{mount}");
+    for (name, least) in [
+        ("tessera_mount_fuse_ops_total{op=\"write\",result=\"ok\"} ", 1.0),
+        ("tessera_mount_fuse_ops_total{op=\"lookup\",result=\"error\"} ", 1.0),
+        ("tessera_mount_fuse_op_seconds_count{op=\"write\"} ", 1.0),
+        ("tessera_mount_write_behind_total{kind=\"create\"} ", 1.0),
+        ("tessera_mount_write_behind_total{kind=\"dir_attrs\"} ", 1.0),
+        ("tessera_mount_write_behind_in_flight ", 0.0),
+    ] {
+        assert!(sample(&mount, name).is_some_and(|v| v >= least), "{name} below {least}:\n{mount}");
+    }
+    assert!(sample(&mount, "tessera_mount_chunk_cache_bytes ").is_some_and(|v| v > 0.0), "{mount}");
     // Every metric the dashboard plots exists.
     let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana-dashboard.json");
     let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(deploy).unwrap()).unwrap();

@@ -100,6 +100,53 @@ impl AssertSender {
     }
 }
 
+/// Tessera's patch: told of every reply sent, with the name of the request's
+/// operation (`lookup`, `write`, ...), how long it took from dispatch to
+/// reply, and whether the reply was an error (for per-operation metrics).
+pub type ReplyHook = fn(op: &'static str, elapsed: Duration, error: bool);
+
+static REPLY_HOOK: std::sync::OnceLock<ReplyHook> = std::sync::OnceLock::new();
+
+/// Installs the reply hook (once per process; later calls are ignored).
+pub fn set_reply_hook(hook: ReplyHook) {
+    let _ = REPLY_HOOK.set(hook);
+}
+
+thread_local! {
+    /// The request being dispatched on this thread: its replies are made
+    /// while it is.
+    static DISPATCHING: std::cell::Cell<Option<(&'static str, std::time::Instant)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The lower-case name of a FUSE opcode ("unknown" for one not known).
+fn op_name(opcode: u32) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<u32, &'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (0..=64u32)
+            .chain(4096..=4096)
+            .filter_map(|n| {
+                let op = crate::ll::fuse_abi::fuse_opcode::try_from(n).ok()?;
+                let name = format!("{op:?}").trim_start_matches("FUSE_").to_lowercase();
+                Some((n, &*Box::leak(name.into_boxed_str())))
+            })
+            .collect()
+    });
+    names.get(&opcode).copied().unwrap_or("unknown")
+}
+
+/// Marks the start of a request's dispatch on this thread.
+pub(crate) fn dispatch_begins(opcode: u32) {
+    if REPLY_HOOK.get().is_some() {
+        DISPATCHING.set(Some((op_name(opcode), std::time::Instant::now())));
+    }
+}
+
+/// Marks the end of a request's dispatch on this thread.
+pub(crate) fn dispatch_ends() {
+    DISPATCHING.set(None);
+}
+
 /// Generic reply trait
 pub(crate) trait Reply: Send + 'static {
     /// Create a new reply for the given request
@@ -115,6 +162,9 @@ pub(crate) struct ReplyRaw {
     unique: ll::RequestId,
     /// Closure to call for sending the reply
     sender: Option<ReplySender>,
+    /// The operation and its dispatch time, for the reply hook.
+    started: Option<(&'static str, std::time::Instant)>,
+    failed: bool,
 }
 
 impl Reply for ReplyRaw {
@@ -122,6 +172,8 @@ impl Reply for ReplyRaw {
         ReplyRaw {
             unique,
             sender: Some(sender),
+            started: DISPATCHING.get(),
+            failed: false,
         }
     }
 }
@@ -136,13 +188,17 @@ impl ReplyRaw {
         if let Err(err) = res {
             error!("Failed to send FUSE reply: {err}");
         }
+        if let (Some((op, at)), Some(hook)) = (self.started.take(), REPLY_HOOK.get()) {
+            hook(op, at.elapsed(), self.failed);
+        }
     }
     pub(crate) fn send_ll(mut self, response: &impl Response) {
         self.send_ll_mut(response);
     }
 
     /// Reply to a request with the given error code
-    pub(crate) fn error(self, err: ll::Errno) {
+    pub(crate) fn error(mut self, err: ll::Errno) {
+        self.failed = true;
         self.send_ll(&ll::ResponseErrno(err));
     }
 }

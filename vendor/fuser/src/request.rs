@@ -20,7 +20,6 @@ use crate::forget_one::ForgetOne;
 use crate::ll;
 use crate::ll::Errno;
 use crate::ll::ResponseData;
-use crate::ll::ResponseErrno;
 use crate::reply::Reply;
 use crate::reply::ReplyDirectory;
 use crate::reply::ReplyDirectoryPlus;
@@ -57,11 +56,13 @@ impl<'a> RequestWithSender<'a> {
     /// request and sends back the returned reply to the kernel
     pub(crate) fn dispatch<FS: Filesystem>(&self, se: &SessionEventLoop<FS>) {
         debug!("{} thread={}", self.request, se.thread_name);
+        crate::reply::dispatch_begins(self.request.header().opcode);
         match self.dispatch_req(se) {
             Ok(Some(resp)) => self.reply::<ReplyRaw>().send_ll(&resp),
             Ok(None) => {}
-            Err(errno) => self.reply::<ReplyRaw>().send_ll(&ResponseErrno(errno)),
+            Err(errno) => self.reply::<ReplyRaw>().error(errno),
         }
+        crate::reply::dispatch_ends();
     }
 
     fn dispatch_req<FS: Filesystem>(

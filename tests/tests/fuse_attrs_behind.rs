@@ -1,0 +1,114 @@
+//! Attribute changes of directories written behind (fuse/src/attrs_behind.rs):
+//! what tar and `cp -a` do to each directory they fill. Another mount sees
+//! them at its next call (the masters recall the directory first), the
+//! directory's times end as the calls were made on the mount that made
+//! them, and an fsync of the directory makes them durable.
+
+use std::fs::{File, FileTimes, Permissions};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+use tessera_tests::*;
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// What tar does to a directory it has filled: owner, mode, times.
+fn restore(dir: &Path, mode: u32, mtime: u64) {
+    std::os::unix::fs::chown(dir, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(dir, Permissions::from_mode(mode)).unwrap();
+    let f = File::open(dir).unwrap();
+    f.set_times(FileTimes::new().set_accessed(at(mtime - 1)).set_modified(at(mtime))).unwrap();
+}
+
+fn seen(p: &Path) -> (u32, i64, i64) {
+    let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (m.mode() & 0o7777, m.mtime(), m.atime())
+}
+
+#[test]
+fn directory_attributes_set_behind_are_seen_by_the_next_call_of_another_mount() {
+    let c = Cluster::start(3, 3);
+    let m1 = c.mount(&["--attr-ttl-ms", "1000"]);
+    let m2 = c.mount(&[]);
+    // `shared` is looked at by both mounts (no one holds it alone); `own`
+    // is made and filled by the first only, as tar would.
+    std::fs::create_dir(m1.path().join("shared")).unwrap();
+    assert!(names(&m2.path().join("shared")).is_empty());
+    std::fs::create_dir(m1.path().join("own")).unwrap();
+    for i in 0..30u64 {
+        for top in ["shared", "own"] {
+            let d = m1.path().join(format!("{top}/d{i:02}"));
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("f"), random_bytes(200, i)).unwrap();
+            let (mode, mtime) = (0o700 + (i as u32 % 8) * 0o10, 1_000_000 + i);
+            restore(&d, mode, mtime);
+            assert_eq!(seen(&d), (mode, mtime as i64, mtime as i64 - 1), "the mount that set them, {}", d.display());
+            // Looked up through a directory no one holds (the masters recall
+            // the child itself) and through one the first mount holds.
+            let other = m2.path().join(format!("{top}/d{i:02}"));
+            assert_eq!(seen(&other), (mode, mtime as i64, mtime as i64 - 1), "the other mount, {}", other.display());
+            assert_eq!(std::fs::read(other.join("f")).unwrap(), random_bytes(200, i));
+        }
+    }
+    // A listing with attributes (ls -l) on a fresh mount shows them too.
+    let own = m1.path().join("own");
+    std::fs::create_dir(own.join("late")).unwrap();
+    restore(&own.join("late"), 0o751, 2_000_000);
+    let m3 = c.mount(&[]);
+    let (ok, listed) = sh(m3.path(), "ls -l own");
+    assert!(ok, "{listed}");
+    assert!(listed.contains("drwxr-x--x") && listed.contains("late"), "ls -l on a third mount:\n{listed}");
+    assert_eq!(seen(&m3.path().join("own/late")).1, 2_000_000);
+}
+
+#[test]
+fn a_directory_s_times_end_as_the_calls_were_made() {
+    let c = Cluster::start(3, 3);
+    let m1 = c.mount(&["--attr-ttl-ms", "1000"]);
+    let m2 = c.mount(&[]);
+    let d = m1.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    // Set behind, then a create in the directory: the create's time wins.
+    restore(&d, 0o755, 1_000);
+    std::fs::write(d.join("after"), b"x").unwrap();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mtime = seen(&m2.path().join("d")).1;
+    assert!((now - mtime).abs() < 60, "the create after the setattr left mtime {mtime} (now {now})");
+    // Creates and an unlink first, then the times: the set times win.
+    std::fs::write(d.join("a"), b"a").unwrap();
+    std::fs::remove_file(d.join("after")).unwrap();
+    restore(&d, 0o750, 5_000);
+    assert_eq!(seen(&m2.path().join("d")), (0o750, 5_000, 4_999));
+    assert_eq!(names(&m2.path().join("d")), vec!["a".to_string()]);
+    // Many in a row on one directory, the last one wins everywhere, and an
+    // fsync of the directory makes them durable.
+    for i in 0..20 {
+        restore(&d, 0o700 + i % 8, 10_000 + i as u64);
+    }
+    File::open(&d).unwrap().sync_all().unwrap();
+    assert_eq!(seen(&d), (0o703, 10_019, 10_018));
+    assert_eq!(seen(&m2.path().join("d")), (0o703, 10_019, 10_018));
+    // And it goes away cleanly.
+    std::fs::remove_dir_all(&d).unwrap();
+    assert!(!m2.path().join("d").exists());
+}
+
+#[test]
+fn directory_attributes_fsynced_survive_the_mount_being_killed() {
+    let c = Cluster::start(3, 3);
+    let mut m1 = c.mount(&["--attr-ttl-ms", "1000"]);
+    let d = m1.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("f"), b"x").unwrap();
+    restore(&d, 0o705, 7_000);
+    File::open(&d).unwrap().sync_all().unwrap();
+    let pid = m1.pid();
+    // SAFETY: a plain kill(2) of the mount process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    m1.unmount();
+    let m2 = c.mount(&[]);
+    assert_eq!(seen(&m2.path().join("d")), (0o705, 7_000, 6_999));
+    assert_eq!(std::fs::read(m2.path().join("d/f")).unwrap(), b"x");
+}
