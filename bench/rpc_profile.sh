@@ -24,6 +24,15 @@ case "$TOOL" in
   *) echo "unknown tool $TOOL" >&2; exit 2 ;;
 esac
 t1=$(date +%s.%N)
+# Changes the mount acknowledged before their commit, by kind.
+sleep 1.2
+python3 - "$BASE_PORT" <<'PY' || true
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{int(sys.argv[1]) + 119}/metrics", timeout=5).read().decode()
+for line in text.splitlines():
+    if line.startswith("tessera_mount_write_behind_total"):
+        print("written behind:", line)
+PY
 stop_cluster
 python3 -c "print(f'$TOOL wall {$t1 - $t0:.2f} s')"
 sed 's/\x1b\[[0-9;]*m//g' "$W/cluster/logs/mount.log" \

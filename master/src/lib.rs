@@ -3,6 +3,7 @@
 pub mod admin_service;
 pub mod chunkserver_service;
 pub mod cluster;
+pub mod console;
 pub mod convert;
 pub mod disk_guard;
 pub mod error;
@@ -58,6 +59,8 @@ pub struct Config {
     /// Free bytes on the data directory's disk under which changes that
     /// add to the namespace are refused.
     pub min_free: u64,
+    /// Where to serve the web console (none: not served).
+    pub console_listen: Option<SocketAddr>,
 }
 
 pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
@@ -198,6 +201,14 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         disk: disk.clone(),
     };
     let meta = Arc::new(meta);
+    if let Some(addr) = cfg.console_listen {
+        let m = meta.clone();
+        tokio::spawn(async move {
+            if let Err(e) = console::serve(addr, m).await {
+                tracing::error!(%addr, error = %e, "web console not served");
+            }
+        });
+    }
     let admin = tessera_proto::pb::admin_server::AdminServer::new(admin_service::AdminService { meta: meta.clone() });
     let control = tessera_proto::pb::chunkserver_control_server::ChunkserverControlServer::new(
         chunkserver_service::ChunkserverControlService { meta: meta.clone() },

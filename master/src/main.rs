@@ -88,6 +88,11 @@ struct Args {
     /// renames and locks go on).
     #[arg(long, default_value_t = 256)]
     min_free_mb: u64,
+    /// Serve the web console (cluster overview, repair, namespace browser)
+    /// on this address; read-only and unauthenticated: keep it on loopback
+    /// or a trusted network.
+    #[arg(long)]
+    console_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     common: tessera_util::process::CommonArgs,
 }
@@ -127,6 +132,7 @@ async fn main() {
         lock_lease: Duration::from_millis(a.lock_lease_ms),
         cache_lease: Duration::from_millis(a.cache_lease_ms),
         min_free: a.min_free_mb << 20,
+        console_listen: a.console_listen,
         healer: tessera_master::healer::HealerConfig {
             interval: Duration::from_millis(a.repair_interval_ms),
             copies_per_server: a.copies_per_server.max(1),

@@ -526,30 +526,7 @@ impl Meta for MetaService {
 
     async fn get_ring(&self, _req: Request<Empty>) -> Res<RingReply> {
         self.barrier().await?;
-        let servers = read::servers(&self.db)?;
-        let servers = servers
-            .into_iter()
-            .map(|s| {
-                // Alive for placement: on the ring (Raft state) and heard from.
-                let alive = s.state == crate::fsm::model::ServerState::Alive && self.cluster.is_alive(&s.id);
-                let live = self
-                    .cluster
-                    .with(&s.id, |l| (l.used, l.free, l.chunk_count, l.last_seen.elapsed().as_millis() as u64));
-                let (used, free, chunk_count, ago) = live.unwrap_or((0, 0, 0, u64::MAX));
-                ChunkServerInfo {
-                    id: s.id,
-                    addr: s.addr,
-                    capacity: s.capacity,
-                    used,
-                    chunk_count,
-                    alive,
-                    zone: s.zone,
-                    free,
-                    last_heartbeat_ms_ago: ago,
-                    state: s.state.name().to_string(),
-                }
-            })
-            .collect();
+        let servers = self.ring_servers()?;
         ok(RingReply {
             servers,
             replication: tessera_proto::REPLICATION as u32,

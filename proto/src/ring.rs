@@ -67,6 +67,23 @@ impl Ring {
         self.nodes.is_empty()
     }
 
+    /// The share of the hash space each node is the first owner of (its
+    /// part of new primaries), in node order; sums to 1 unless empty.
+    pub fn primary_shares(&self) -> Vec<(&RingNode, f64)> {
+        let mut arcs = vec![0u128; self.nodes.len()];
+        for (i, &(pos, idx)) in self.points.iter().enumerate() {
+            // A position belongs to the first point at or after it: this
+            // point owns the arc from the previous point (wrapping).
+            let prev = if i == 0 { self.points[self.points.len() - 1].0 } else { self.points[i - 1].0 };
+            arcs[idx] += u128::from(pos.wrapping_sub(prev));
+        }
+        if self.points.len() == 1 {
+            arcs[self.points[0].1] = 1 << 64;
+        }
+        let whole = (1u128 << 64) as f64;
+        self.nodes.iter().zip(arcs).map(|(n, a)| (n, a as f64 / whole)).collect()
+    }
+
     /// The `n` owners of a chunk, primary first.
     pub fn owners(&self, id: &ChunkId, n: usize) -> Vec<&RingNode> {
         self.owners_of_position(id.ring_position(), n)
@@ -121,6 +138,30 @@ mod tests {
 
     fn key(i: u64) -> ChunkId {
         ChunkId::of(&i.to_le_bytes())
+    }
+
+    #[test]
+    fn primary_shares_follow_capacity_and_sum_to_one() {
+        let mut ns = nodes(4);
+        ns[0].capacity = 300 << 30;
+        let ring = Ring::new(ns);
+        let shares = ring.primary_shares();
+        let sum: f64 = shares.iter().map(|(_, s)| s).sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{sum}");
+        // cs-0 has three times the others' capacity: about half the space.
+        let big = shares.iter().find(|(n, _)| n.id == "cs-0").unwrap().1;
+        assert!((0.4..0.6).contains(&big), "{big}");
+        // Counted the way placement picks primaries.
+        let mut firsts: HashMap<String, u32> = HashMap::new();
+        for i in 0..20_000u64 {
+            *firsts.entry(ring.owners(&key(i), 1)[0].id.clone()).or_default() += 1;
+        }
+        for (n, s) in &shares {
+            let seen = f64::from(firsts[&n.id]) / 20_000.0;
+            assert!((seen - s).abs() < 0.03, "{}: share {s}, placed {seen}", n.id);
+        }
+        assert!(Ring::new(vec![]).primary_shares().is_empty());
+        assert_eq!(Ring::new(nodes(1)).primary_shares()[0].1, 1.0);
     }
 
     #[test]

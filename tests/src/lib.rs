@@ -162,6 +162,8 @@ pub struct Cluster {
     pub chunkservers: Vec<Proc>,
     bins: PathBuf,
     cs_args: Vec<String>,
+    /// Each master's web console (`--console-listen`), by master index.
+    pub consoles: Vec<String>,
     /// With `Opts::netns`: each master on its own host of this lab, the
     /// rest in its hub. Declared last: dropped after the processes stop.
     pub lab: Option<netns::Lab>,
@@ -207,12 +209,22 @@ impl Cluster {
         let host_ip = |i: usize| lab.as_ref().map_or("127.0.0.1".to_string(), |l| l.ip(i));
         let maddrs: Vec<String> = (0..o.masters).map(|i| format!("{}:{}", host_ip(i), mbase + i as u16)).collect();
         let peers = maddrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-        let mut c =
-            Cluster { dir, masters: Vec::new(), chunkservers: Vec::new(), bins, cs_args: o.cs_args.clone(), lab };
+        let cbase = ports(o.masters as u16);
+        let consoles: Vec<String> = (0..o.masters).map(|i| format!("{}:{}", host_ip(i), cbase + i as u16)).collect();
+        let mut c = Cluster {
+            dir,
+            masters: Vec::new(),
+            chunkservers: Vec::new(),
+            bins,
+            cs_args: o.cs_args.clone(),
+            consoles: consoles.clone(),
+            lab,
+        };
         for (i, addr) in maddrs.iter().enumerate() {
             let name = format!("master-{}", i + 1);
             let data = c.dir.path().join(&name);
-            let args = master_args(i + 1, addr, &peers, &data);
+            let mut args = master_args(i + 1, addr, &peers, &data);
+            args.extend(["--console-listen".to_string(), consoles[i].clone()]);
             let args: Vec<String> = args.into_iter().chain(o.master_args.iter().cloned()).collect();
             let mut p = c.proc(&name, addr, "tessera-master", args);
             if let Some(lab) = &c.lab {

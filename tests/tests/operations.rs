@@ -91,10 +91,14 @@ fn config_files_set_what_flags_do_and_flags_override_them() {
 
 /// One HTTP GET (the metrics listener speaks plain HTTP/1.1).
 fn http_get(addr: &str) -> String {
+    http_get_path(addr, "/metrics")
+}
+
+fn http_get_path(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
     s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body
@@ -210,6 +214,11 @@ fn tessera_up_serves_prometheus_metrics_from_every_server() {
         }
     }
     assert!(names >= 20, "only {names} metric names found in the dashboard");
+    // Each master's web console (tests/tests/web_console.rs drives it in a browser).
+    for i in 0..3 {
+        let page = http_get_path(&format!("127.0.0.1:{}", base + 140 + i), "/");
+        assert!(page.starts_with("HTTP/1.1 200") && page.contains("<h2>Chunkservers</h2>"), "{page}");
+    }
     assert!(up.stop(std::time::Duration::from_secs(30)), "tessera up did not stop");
     assert!(!mnt.join("m").exists(), "the mount is still there after tessera up stopped");
 }

@@ -110,6 +110,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
             dir.join(&name).display().to_string(),
             "--metrics-listen".into(),
             format!("127.0.0.1:{}", metrics_port(a.base_port, 100 + i)),
+            "--console-listen".into(),
+            format!("127.0.0.1:{}", metrics_port(a.base_port, 140 + i)),
         ];
         children.push((
             name.clone(),
@@ -157,6 +159,11 @@ pub async fn run(a: UpArgs) -> Result<()> {
         metrics_port(a.base_port, 100),
         metrics_port(a.base_port, 120),
         metrics_port(a.base_port, 119)
+    );
+    outln!(
+        "web console at http://127.0.0.1:{}/ (master 1; master i at {} + i - 1)",
+        metrics_port(a.base_port, 140),
+        metrics_port(a.base_port, 140)
     );
     outln!("command lines in {} (to restart one server)", commands_file.display());
     outln!("press Ctrl-C to stop");
@@ -239,7 +246,8 @@ pub fn exec_mount(masters: &str, args: &[String]) -> Result<()> {
 }
 
 /// Where a server of the local cluster serves its metrics: the base port
-/// plus 100 + i for master i, 120 + j for chunkserver j, 119 the mount.
+/// plus 100 + i for master i, 120 + j for chunkserver j, 119 the mount;
+/// the masters' web consoles at 140 + i.
 fn metrics_port(base: u16, offset: usize) -> u16 {
     base.saturating_add(offset as u16)
 }
