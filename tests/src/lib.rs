@@ -164,6 +164,9 @@ pub struct Cluster {
     cs_args: Vec<String>,
     /// Each master's web console (`--console-listen`), by master index.
     pub consoles: Vec<String>,
+    /// Chunkservers on hosts of their own (`Opts::chunkserver_hosts`).
+    cs_hosts: bool,
+    zones: Vec<String>,
     /// With `Opts::netns`: each master on its own host of this lab, the
     /// rest in its hub. Declared last: dropped after the processes stop.
     pub lab: Option<netns::Lab>,
@@ -182,6 +185,11 @@ pub struct Opts {
     /// thread and process it starts afterwards (mounts, CLI, library
     /// clients): call this from the test's own thread. Needs root.
     pub netns: bool,
+    /// With `netns`: every chunkserver on a host of its own too (a
+    /// multi-host cluster: each server binds 0.0.0.0 and advertises its
+    /// host's address), with zone `zones[j % zones.len()]` when given.
+    pub chunkserver_hosts: bool,
+    pub zones: Vec<String>,
 }
 
 /// Flags that make repair, GC and scrubbing quick enough for tests.
@@ -201,7 +209,7 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("tessera-test-").tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
         let lab = o.netns.then(|| {
-            let lab = netns::Lab::new(o.masters);
+            let lab = netns::Lab::new(o.masters + if o.chunkserver_hosts { o.chunkservers } else { 0 });
             lab.enter_hub();
             lab
         });
@@ -218,6 +226,8 @@ impl Cluster {
             bins,
             cs_args: o.cs_args.clone(),
             consoles: consoles.clone(),
+            cs_hosts: o.netns && o.chunkserver_hosts,
+            zones: o.zones.clone(),
             lab,
         };
         for (i, addr) in maddrs.iter().enumerate() {
@@ -225,6 +235,12 @@ impl Cluster {
             let data = c.dir.path().join(&name);
             let mut args = master_args(i + 1, addr, &peers, &data);
             args.extend(["--console-listen".to_string(), consoles[i].clone()]);
+            if c.cs_hosts {
+                // Bind every address of the host, advertise the host's own.
+                let port = addr.rsplit_once(':').map_or("", |(_, p)| p);
+                args[3] = format!("0.0.0.0:{port}");
+                args.extend(["--advertise".to_string(), addr.clone()]);
+            }
             let args: Vec<String> = args.into_iter().chain(o.master_args.iter().cloned()).collect();
             let mut p = c.proc(&name, addr, "tessera-master", args);
             if let Some(lab) = &c.lab {
@@ -261,15 +277,23 @@ impl Cluster {
     fn add_chunkserver_proc(&mut self) {
         let j = self.chunkservers.len();
         let name = format!("chunkserver-{}", j + 1);
-        // In a lab, chunkservers live in the hub with the clients.
-        let ip = if self.lab.is_some() { netns::HUB_IP } else { "127.0.0.1" };
-        let addr = format!("{ip}:{}", ports(1));
+        // In a lab, chunkservers live in the hub with the clients, or each
+        // on a host of its own after the masters'.
+        let host = self.cs_hosts.then(|| self.masters.len() + j);
+        let ip = match (&self.lab, host) {
+            (Some(lab), Some(h)) => lab.ip(h),
+            (Some(_), None) => netns::HUB_IP.to_string(),
+            (None, _) => "127.0.0.1".to_string(),
+        };
+        let port = ports(1);
+        let addr = format!("{ip}:{port}");
         let data = self.dir.path().join(&name);
-        let args = vec![
+        let listen = if host.is_some() { format!("0.0.0.0:{port}") } else { addr.clone() };
+        let mut args = vec![
             "--id".into(),
             format!("cs-{}", j + 1),
             "--listen".into(),
-            addr.clone(),
+            listen,
             "--masters".into(),
             self.masters_arg(),
             "--data-dir".into(),
@@ -279,8 +303,20 @@ impl Cluster {
             "--reserve-bytes".into(),
             "0".into(),
         ];
+        if host.is_some() {
+            args.extend(["--advertise".to_string(), addr.clone()]);
+        }
+        if !self.zones.is_empty() {
+            args.extend(["--zone".to_string(), self.zones[j % self.zones.len()].clone()]);
+        }
         let args = args.into_iter().chain(self.cs_args.iter().cloned()).collect();
-        let p = self.proc(&name, &addr, "tessera-chunkserver", args);
+        let mut p = self.proc(&name, &addr, "tessera-chunkserver", args);
+        if let (Some(lab), Some(h)) = (&self.lab, host) {
+            let mut wrapped = vec![format!("--net=/run/netns/{}", lab.host(h)), p.bin.display().to_string()];
+            wrapped.append(&mut p.args);
+            p.bin = PathBuf::from("nsenter");
+            p.args = wrapped;
+        }
         self.chunkservers.push(p);
     }
 
