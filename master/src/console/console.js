@@ -55,7 +55,7 @@ async function refresh() {
       setText("r-eta", s.repair.eta_s == null ? "-" : s.repair.eta_s.toFixed(0) + " s");
     }
     const h = s.history;
-    draw("c-changes", [h.map((x) => x.changes_per_s)], ["#4a90d9"]);
+    draw("c-changes", [h.map((x) => x.rpcs_per_s), h.map((x) => x.changes_per_s)], ["#4a90d9", "#6a3d9a"]);
     draw("c-stored", [h.map((x) => x.stored_bytes_per_s / 1e6)], ["#1b7a2f"]);
     draw("c-repair", [h.map((x) => x.repair_bytes_per_s / 1e6), h.map((x) => x.under_replicated)], ["#a05a00", "#b00020"]);
     setText("updated", "Updated " + new Date().toLocaleTimeString() + " (every 2 s).");

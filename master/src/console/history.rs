@@ -1,5 +1,5 @@
 //! The console's short history: every `EVERY` this master samples its
-//! applied index, the bytes its chunkservers store and the healer's
+//! applied index, the requests it answered, the bytes its chunkservers store and the healer's
 //! figures, and keeps the rates of the last `KEEP` samples (10 minutes),
 //! which the page plots live.
 
@@ -20,6 +20,9 @@ pub struct Sample {
     pub at_ms: u64,
     /// Namespace changes applied per second (Raft entries).
     pub changes_per_s: f64,
+    /// Requests this master answered per second (reads, writes, Raft,
+    /// heartbeats: every RPC).
+    pub rpcs_per_s: f64,
     /// Growth of the bytes stored on chunkservers per second (negative
     /// while garbage is collected).
     pub stored_bytes_per_s: f64,
@@ -35,6 +38,7 @@ struct Point {
     at: Instant,
     applied: u64,
     stored: u64,
+    rpcs: u64,
 }
 
 #[derive(Default)]
@@ -59,7 +63,7 @@ impl History {
 fn point(meta: &MetaService) -> Point {
     let applied = meta.raft.metrics().borrow_watched().last_applied.as_ref().map_or(0, |l| l.index());
     let stored = meta.ring_servers().unwrap_or_default().iter().map(|s| s.used).sum();
-    Point { at: Instant::now(), applied, stored }
+    Point { at: Instant::now(), applied, stored, rpcs: tessera_rpc::metrics::requests_served() }
 }
 
 /// Samples for as long as the master runs.
@@ -76,6 +80,7 @@ pub async fn sample(meta: Arc<MetaService>, history: Arc<History>) {
         history.push(Sample {
             at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             changes_per_s: now.applied.saturating_sub(last.applied) as f64 / secs,
+            rpcs_per_s: now.rpcs.saturating_sub(last.rpcs) as f64 / secs,
             stored_bytes_per_s: (now.stored as f64 - last.stored as f64) / secs,
             repair_bytes_per_s: if meta.raft.is_leader() { repair.copy_rate_bps } else { 0.0 },
             under_replicated: repair.under_replicated,

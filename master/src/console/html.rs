@@ -168,7 +168,7 @@ pub fn overview(o: &Overview) -> String {
     }
     b.push_str(
         "<h2>Last minutes</h2><div class=\"charts\">\
-         <figure><canvas id=\"c-changes\" width=\"420\" height=\"140\"></canvas><figcaption>namespace changes/s</figcaption></figure>\
+         <figure><canvas id=\"c-changes\" width=\"420\" height=\"140\"></canvas><figcaption>requests/s to this master, namespace changes/s</figcaption></figure>\
          <figure><canvas id=\"c-stored\" width=\"420\" height=\"140\"></canvas><figcaption>stored MB/s</figcaption></figure>\
          <figure><canvas id=\"c-repair\" width=\"420\" height=\"140\"></canvas><figcaption>repair MB/s, under-replicated chunks</figcaption></figure>\
          </div><p class=\"note\" id=\"updated\">Updated every 2 s.</p>",
