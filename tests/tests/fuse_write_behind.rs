@@ -203,8 +203,7 @@ fn orphans_are_renewed_while_open_and_freed_when_their_mount_dies() {
         masters: 3,
         chunkservers: 3,
         master_args: ["--orphan-file-max-age-s", "3", "--repair-interval-ms", "300"].map(String::from).to_vec(),
-        cs_args: vec![],
-        netns: false,
+        ..Default::default()
     });
     let m1 = c.mount(&["--orphan-renew-s", "1"]);
     let mut m2 = c.mount(&["--orphan-renew-s", "1"]);

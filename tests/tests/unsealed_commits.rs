@@ -15,7 +15,7 @@ fn size_on_masters(c: &Cluster, rt: &tokio::runtime::Runtime, name: &str) -> Opt
 #[test]
 fn a_writer_killed_mid_upload_leaves_an_empty_file_and_finished_files_are_kept() {
     let master_args = ["--unsealed-grace-s", "30", "--repair-interval-ms", "300"].map(String::from).to_vec();
-    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args: vec![], netns: false });
+    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, ..Default::default() });
     let rt = tokio::runtime::Runtime::new().unwrap();
     let files: Vec<(String, Vec<u8>)> =
         (0..100).map(|i| (format!("kept{i:03}"), random_bytes(1 + i * 97 % 9000, 7000 + i as u64))).collect();
