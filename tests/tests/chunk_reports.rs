@@ -9,7 +9,7 @@ use tessera_tests::{eventually, random_bytes, Cluster, Opts};
 fn paged_chunk_reports_tell_a_new_leader_where_every_chunk_is() {
     let cs_args = ["--report-page-ids", "50"].map(String::from).to_vec();
     let master_args = ["--repair-interval-ms", "300"].map(String::from).to_vec();
-    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args, netns: false });
+    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args, ..Default::default() });
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
