@@ -37,7 +37,7 @@ print(n, "%.3f" % worst)
 /// upload's chunks wait longer than fast_healing's 2 s for their commit).
 fn cluster(chunkservers: usize) -> Cluster {
     let master_args = ["--repair-interval-ms", "300"].map(String::from).to_vec();
-    Cluster::start_with(Opts { masters: 3, chunkservers, master_args, cs_args: Vec::new(), netns: false })
+    Cluster::start_with(Opts { masters: 3, chunkservers, master_args, cs_args: Vec::new(), ..Default::default() })
 }
 
 /// `n` files of 1-40 KiB under `root` in 10 directories; returns their contents' chunk ids.

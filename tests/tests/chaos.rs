@@ -238,8 +238,14 @@ fn acknowledged_writes_survive_a_nemesis_killing_and_stopping_servers() {
     let master_args = ["--repair-interval-ms", "300"].map(String::from).to_vec();
     // SAFETY: geteuid has no preconditions.
     assert_eq!(unsafe { libc::geteuid() }, 0, "the chaos soak needs root (FUSE, network namespaces)");
-    let mut c =
-        Cluster::start_with(Opts { masters: 3, chunkservers: 4, master_args, cs_args: Vec::new(), netns: true });
+    let mut c = Cluster::start_with(Opts {
+        masters: 3,
+        chunkservers: 4,
+        master_args,
+        cs_args: Vec::new(),
+        netns: true,
+        ..Default::default()
+    });
     let a: Mount = c.mount(&["--io-timeout", "60"]);
     let b: Mount = c.mount(&["--io-timeout", "60"]);
     std::fs::create_dir(a.path().join("cli")).unwrap();

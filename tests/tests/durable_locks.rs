@@ -55,8 +55,13 @@ impl Drop for Holder {
 #[test]
 fn locks_survive_a_leader_kill_and_a_dead_mounts_locks_expire() {
     let master_args = ["--lock-lease-ms", "6000"].map(String::from).to_vec();
-    let mut c =
-        Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args: Vec::new(), netns: false });
+    let mut c = Cluster::start_with(Opts {
+        masters: 3,
+        chunkservers: 3,
+        master_args,
+        cs_args: Vec::new(),
+        ..Default::default()
+    });
     let mut a = c.mount(&[]);
     let b = c.mount(&[]);
     std::fs::write(a.path().join("db"), b"0123456789").unwrap();

@@ -227,7 +227,8 @@ fn put_resume_continues_where_the_first_run_wrote() {
 #[test]
 fn journaled_small_chunks_survive_sigkill_of_every_chunkserver() {
     let cs_args = vec!["--journal-checkpoint-ms".to_string(), "3600000".to_string()];
-    let mut c = Cluster::start_with(Opts { masters: 1, chunkservers: 3, master_args: vec![], cs_args, netns: false });
+    let mut c =
+        Cluster::start_with(Opts { masters: 1, chunkservers: 3, master_args: vec![], cs_args, ..Default::default() });
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("small");
     std::fs::create_dir_all(&src).unwrap();

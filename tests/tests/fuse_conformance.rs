@@ -19,7 +19,7 @@ fn pjdfstest_and_fsx_pass_on_the_mount() {
     // fsx rewrites whole chunks many times over; quick GC keeps the disk
     // use of the superseded ones bounded.
     let (master_args, cs_args) = fast_healing();
-    let c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args, netns: false });
+    let c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args, ..Default::default() });
     // The default attribute lifetime, as users mount it: caches and
     // write-behind creates hold for a full lifetime.
     let m = c.mount(&["--attr-ttl-ms", "1000"]);

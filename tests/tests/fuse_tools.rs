@@ -367,8 +367,13 @@ fn a_file_left_open_after_a_full_chunk_commits_before_gc_could_take_it() {
     // than that between two writes, holding a full chunk uploaded but not
     // yet committed.
     let (master_args, cs_args) = tessera_tests::fast_healing();
-    let c =
-        Cluster::start_with(tessera_tests::Opts { masters: 3, chunkservers: 3, master_args, cs_args, netns: false });
+    let c = Cluster::start_with(tessera_tests::Opts {
+        masters: 3,
+        chunkservers: 3,
+        master_args,
+        cs_args,
+        ..Default::default()
+    });
     let m = c.mount(&["--commit-idle-s", "1"]);
     let first = random_bytes((4 << 20) + 100, 61);
     let second = random_bytes(5000, 62);

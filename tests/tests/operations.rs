@@ -8,7 +8,8 @@ use tessera_tests::{Cluster, Opts};
 #[test]
 fn json_logs_carry_the_rpc_span_and_text_logs_have_no_colour_codes() {
     let master_args = vec!["--log-format".to_string(), "json".to_string()];
-    let c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args: vec![], netns: false });
+    let c =
+        Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, cs_args: vec![], ..Default::default() });
     c.ok(&["admin", "chunkserver", "drain", "cs-3"]);
     c.ok(&["admin", "chunkserver", "undrain", "cs-3"]);
     let leader = c.leader().expect("a leader");
@@ -45,7 +46,8 @@ fn config_files_set_what_flags_do_and_flags_override_them() {
     let file = work.path().join("cs.toml");
     std::fs::write(&file, "zone = \"z-file\"\nscrub_mbps = 0\nlog-format = \"json\"\n").unwrap();
     let cs_args = vec!["--config".to_string(), file.display().to_string()];
-    let mut c = Cluster::start_with(Opts { masters: 1, chunkservers: 3, master_args: vec![], cs_args, netns: false });
+    let mut c =
+        Cluster::start_with(Opts { masters: 1, chunkservers: 3, master_args: vec![], cs_args, ..Default::default() });
     let zones = |c: &Cluster| -> Vec<String> {
         let out = c.ok(&["admin", "chunkserver", "list", "--json"]).stdout;
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

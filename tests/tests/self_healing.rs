@@ -14,7 +14,7 @@ const CHUNK: usize = 1 << 20;
 
 fn cluster(chunkservers: usize) -> Cluster {
     let (master_args, cs_args) = fast_healing();
-    Cluster::start_with(Opts { masters: 3, chunkservers, master_args, cs_args, netns: false })
+    Cluster::start_with(Opts { masters: 3, chunkservers, master_args, cs_args, ..Default::default() })
 }
 
 /// 20 files of 10 MiB (200 MiB), put with 1 MiB chunks.
@@ -386,7 +386,7 @@ fn a_hung_chunkserver_is_declared_dead_within_10_s_and_repaired_around() {
 fn a_corrupt_repair_source_is_quarantined_not_spread() {
     let (master_args, _) = fast_healing();
     let cs_args = vec!["--scrub-mbps".to_string(), "0".to_string()];
-    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 4, master_args, cs_args, netns: false });
+    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 4, master_args, cs_args, ..Default::default() });
     let work = tempfile::tempdir().unwrap();
     let data = random_bytes(3 << 20, 4242);
     let src = work.path().join("one");
