@@ -127,9 +127,12 @@ impl Mount {
             }
             was_exclusive
         };
-        // Attribute changes of held directories land too: the recall may be
-        // of a directory's parent, whose listing shows them.
-        let idle = |q: &UnlinkQueue| q.queued.is_empty() && !q.sending && (!was_exclusive || q.dir_attrs.is_empty());
+        // Attribute changes of held directories land too, whatever this
+        // recall names: it may be of a directory's parent, whose listing
+        // shows them, and a lapse of this mount's lease (a late renewal)
+        // forgets which directories it held while their changes are still
+        // queued.
+        let idle = |q: &UnlinkQueue| q.queued.is_empty() && !q.sending && q.dir_attrs.is_empty();
         let deadline = tokio::time::Instant::now() + RECALL_WAIT;
         loop {
             let drained = self.behind.unlinks_drained.notified();

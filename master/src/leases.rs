@@ -37,7 +37,8 @@
 //! directory before they commit (queued, sent in batches). Before any other
 //! session reads or changes the directory, the leader recalls it: a revoke
 //! of the directory, which the mount acknowledges only after its queued
-//! unlinks have committed. No other session is registered on an exclusive
+//! unlinks (and attribute changes of directories it holds) have committed;
+//! it has a whole lease to answer, not half. No other session is registered on an exclusive
 //! directory (their reads are answered without a lease until it is
 //! recalled). A mount cut off with unlinks still queued sends them late;
 //! each names the inode it saw, so it cannot remove a file made since.
@@ -65,6 +66,10 @@ pub struct Touched {
     /// Revoked from the changing session too: a change it cannot apply
     /// to its own caches (the master decides which atimes are due).
     pub include_origin: bool,
+    /// A recall of exclusive holds: the holder first sends its queued
+    /// write-behind changes, so it is given a whole lease (not half) to
+    /// acknowledge before it is cut off.
+    pub flush: bool,
 }
 
 impl Touched {
@@ -421,7 +426,7 @@ impl Leases {
         if dirs.is_empty() {
             return false;
         }
-        self.revoke(&Touched { inos: dirs, ..Default::default() }, origin).await;
+        self.revoke(&Touched { inos: dirs, flush: true, ..Default::default() }, origin).await;
         true
     }
 
@@ -572,7 +577,7 @@ impl Leases {
                 }
             }
         }
-        let deadline = tokio::time::Instant::now() + self.ack_wait;
+        let deadline = tokio::time::Instant::now() + if touched.flush { self.lease } else { self.ack_wait };
         for (conn, seq, mut rx) in waits {
             let acked = tokio::time::timeout_at(deadline, rx.wait_for(|a| *a >= seq)).await;
             if !matches!(acked, Ok(Ok(_))) {
