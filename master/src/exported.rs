@@ -1,7 +1,8 @@
 //! The master's gauges for Prometheus (see tessera_util::metrics), sampled
 //! once a second: its Raft state (term, role, log, commit, applied,
-//! snapshot, leader changes seen), the chunkservers it knows, and (on the
-//! leader) the healer's repair and garbage figures.
+//! snapshot, leader changes seen), the chunkservers it knows, the
+//! namespace's size, and (on the leader) the healer's repair and garbage
+//! figures.
 
 use crate::fsm::model::ServerState;
 use crate::fsm::read;
@@ -51,6 +52,12 @@ pub async fn sample(raft: Raft, db: Arc<DB>, cluster: Arc<crate::cluster::Cluste
             gauge!("tessera_repair_copies_in_flight").set(r.copies_in_flight as f64);
             gauge!("tessera_repair_copy_bytes_per_second").set(r.copy_rate_bps);
             gauge!("tessera_gc_pending_chunks").set(r.garbage_pending as f64);
+            counter!("tessera_repair_copied_bytes_total").absolute(r.copied_bytes_total);
+        }
+        if let Ok(c) = read::counters(&db) {
+            gauge!("tessera_namespace_inodes").set(c.inodes as f64);
+            gauge!("tessera_namespace_chunks").set(c.chunks as f64);
+            gauge!("tessera_namespace_chunk_bytes").set(c.chunk_bytes as f64);
         }
     }
 }

@@ -164,6 +164,9 @@ pub struct Cluster {
     cs_args: Vec<String>,
     /// Each master's web console (`--console-listen`), by master index.
     pub consoles: Vec<String>,
+    /// Each master's and chunkserver's Prometheus listener, by index.
+    pub master_metrics: Vec<String>,
+    pub cs_metrics: Vec<String>,
     /// Chunkservers on hosts of their own (`Opts::chunkserver_hosts`).
     cs_hosts: bool,
     zones: Vec<String>,
@@ -219,6 +222,9 @@ impl Cluster {
         let peers = maddrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
         let cbase = ports(o.masters as u16);
         let consoles: Vec<String> = (0..o.masters).map(|i| format!("{}:{}", host_ip(i), cbase + i as u16)).collect();
+        let mmbase = ports(o.masters as u16);
+        let master_metrics: Vec<String> =
+            (0..o.masters).map(|i| format!("{}:{}", host_ip(i), mmbase + i as u16)).collect();
         let mut c = Cluster {
             dir,
             masters: Vec::new(),
@@ -226,6 +232,8 @@ impl Cluster {
             bins,
             cs_args: o.cs_args.clone(),
             consoles: consoles.clone(),
+            master_metrics: master_metrics.clone(),
+            cs_metrics: Vec::new(),
             cs_hosts: o.netns && o.chunkserver_hosts,
             zones: o.zones.clone(),
             lab,
@@ -235,6 +243,7 @@ impl Cluster {
             let data = c.dir.path().join(&name);
             let mut args = master_args(i + 1, addr, &peers, &data);
             args.extend(["--console-listen".to_string(), consoles[i].clone()]);
+            args.extend(["--metrics-listen".to_string(), master_metrics[i].clone()]);
             if c.cs_hosts {
                 // Bind every address of the host, advertise the host's own.
                 let port = addr.rsplit_once(':').map_or("", |(_, p)| p);
@@ -306,6 +315,9 @@ impl Cluster {
         if host.is_some() {
             args.extend(["--advertise".to_string(), addr.clone()]);
         }
+        let metrics = format!("{ip}:{}", ports(1));
+        args.extend(["--metrics-listen".to_string(), metrics.clone()]);
+        self.cs_metrics.push(metrics);
         if !self.zones.is_empty() {
             args.extend(["--zone".to_string(), self.zones[j % self.zones.len()].clone()]);
         }

@@ -224,3 +224,62 @@ fn tessera_up_serves_prometheus_metrics_from_every_server() {
     assert!(up.stop(std::time::Duration::from_secs(30)), "tessera up did not stop");
     assert!(!mnt.join("m").exists(), "the mount is still there after tessera up stopped");
 }
+
+/// Every server's counters move by what a known workload did: the bytes a
+/// mount wrote, the inodes and chunks the namespace holds, the bytes the
+/// chunkservers store (three copies of each), and the bytes a repair
+/// copied after a chunkserver was killed (what the dead one held).
+#[test]
+fn metrics_count_a_known_workload_and_a_repair_exactly() {
+    let (m, cs) = tessera_tests::fast_healing();
+    let mut c =
+        Cluster::start_with(Opts { masters: 3, chunkservers: 4, master_args: m, cs_args: cs, ..Default::default() });
+    let get = |addr: &str| http_get(addr);
+    let metric = |addr: &str, name: &str| sample(&get(addr), &format!("{name} ")).unwrap_or(-1.0);
+    // 10 MiB + 1234 bytes through a mount that serves its metrics.
+    let mount_metrics = format!("127.0.0.1:{}", tessera_tests::ports(1));
+    let mnt = c.mount(&["--metrics-listen", &mount_metrics]);
+    let size = (10 << 20) + 1234;
+    let data = tessera_tests::random_bytes(size, 77);
+    std::fs::write(mnt.path().join("f"), &data).unwrap();
+    tessera_tests::eventually(std::time::Duration::from_secs(10), "the mount counts the bytes written", || {
+        metric(&mount_metrics, "tessera_mount_write_bytes_total") == size as f64
+    });
+    let leader = c.leader().expect("a leader");
+    let lm = c.master_metrics[leader].clone();
+    // Root and the file; three chunks (4 + 4 + 2 MiB and the tail).
+    tessera_tests::eventually(std::time::Duration::from_secs(10), "the namespace gauges", || {
+        metric(&lm, "tessera_namespace_inodes") == 2.0 && metric(&lm, "tessera_namespace_chunks") == 3.0
+    });
+    assert_eq!(metric(&lm, "tessera_namespace_chunk_bytes"), size as f64);
+    let stored = |c: &Cluster| -> f64 {
+        (0..c.chunkservers.len())
+            .filter(|j| c.chunkservers[*j].is_running())
+            .map(|j| metric(&c.cs_metrics[j], "tessera_chunkserver_stored_bytes").max(0.0))
+            .sum()
+    };
+    tessera_tests::eventually(std::time::Duration::from_secs(15), "three copies of every byte stored", || {
+        stored(&c) == 3.0 * size as f64
+    });
+    tessera_tests::eventually(std::time::Duration::from_secs(15), "the repair pass settled", || {
+        metric(&lm, "tessera_repair_under_replicated") == 0.0 && metric(&lm, "tessera_repair_copied_bytes_total") >= 0.0
+    });
+    // Kill the server holding the most of it: the repair copies exactly
+    // what it held, and the survivors store three copies again.
+    let held: Vec<f64> = (0..4).map(|j| metric(&c.cs_metrics[j], "tessera_chunkserver_stored_bytes")).collect();
+    let victim = (0..4).max_by(|a, b| held[*a].total_cmp(&held[*b])).unwrap();
+    assert!(held[victim] > 0.0, "{held:?}");
+    let before = metric(&lm, "tessera_repair_copied_bytes_total");
+    c.chunkservers[victim].kill();
+    tessera_tests::eventually(
+        std::time::Duration::from_secs(60),
+        "the repair copied what the dead server held",
+        || {
+            metric(&lm, "tessera_repair_copied_bytes_total") - before == held[victim]
+                && metric(&lm, "tessera_repair_under_replicated") == 0.0
+        },
+    );
+    tessera_tests::eventually(std::time::Duration::from_secs(15), "three copies stored on the survivors", || {
+        stored(&c) == 3.0 * size as f64
+    });
+}

@@ -23,6 +23,10 @@ pub struct UpArgs {
     /// First master port; chunkservers start at this + 10.
     #[arg(long, default_value_t = 7400)]
     base_port: u16,
+    /// Serve no Prometheus metrics (for measuring what they cost:
+    /// bench/metrics_ab.sh).
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 /// The sibling binary `name` next to the running `tessera`.
@@ -113,6 +117,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
             "--console-listen".into(),
             format!("127.0.0.1:{}", metrics_port(a.base_port, 140 + i)),
         ];
+        let args = without_metrics(args, a.no_metrics);
         children.push((
             name.clone(),
             spawn(&master_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?,
@@ -134,6 +139,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
             "--metrics-listen".into(),
             format!("127.0.0.1:{}", metrics_port(a.base_port, 120 + j)),
         ];
+        let args = without_metrics(args, a.no_metrics);
         children
             .push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?));
         outln!("chunkserver cs-{} at {addr}", j + 1);
@@ -148,6 +154,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
             format!("127.0.0.1:{}", metrics_port(a.base_port, 119)),
             mnt.display().to_string(),
         ];
+        let args = without_metrics(args, a.no_metrics);
         children.push(("mount".into(), spawn(&bin, &args, &dir.join("logs").join("mount.log"), &mut commands)?));
         outln!("mounting at {}", mnt.display());
     }
@@ -243,6 +250,23 @@ pub fn exec_mount(masters: &str, args: &[String]) -> Result<()> {
     let bin = sibling("tessera-mount")?;
     let err = Command::new(bin).arg("--masters").arg(masters).args(args).exec();
     bail!("cannot run tessera-mount: {err}")
+}
+
+/// `args` without its `--metrics-listen ADDR` when `off`.
+fn without_metrics(args: Vec<String>, off: bool) -> Vec<String> {
+    if !off {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--metrics-listen" {
+            it.next();
+        } else {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// Where a server of the local cluster serves its metrics: the base port
