@@ -211,18 +211,7 @@ impl Healer {
         {
             return Ok(()); // wait for every live server's full report
         }
-        let ring = Ring::new(
-            servers
-                .iter()
-                .filter(|s| s.state == ServerState::Alive && self.cluster.is_alive(&s.id))
-                .map(|s| RingNode {
-                    id: s.id.clone(),
-                    addr: s.addr.clone(),
-                    capacity: s.capacity,
-                    zone: s.zone.clone(),
-                })
-                .collect(),
-        );
+        let ring = live_ring(&servers, &self.cluster);
         self.addrs = servers.iter().map(|s| (s.id.clone(), s.addr.clone())).collect();
         let addr_of = &self.addrs;
         let mut holders = self.cluster.holders();
@@ -549,4 +538,16 @@ impl Healer {
         }
         Ok(records)
     }
+}
+
+/// The placement ring of the servers on it (Raft state alive) and heard
+/// from: where chunks belong now.
+pub(crate) fn live_ring(servers: &[ChunkServerRec], cluster: &crate::cluster::Cluster) -> Ring {
+    Ring::new(
+        servers
+            .iter()
+            .filter(|s| s.state == ServerState::Alive && cluster.is_alive(&s.id))
+            .map(|s| RingNode { id: s.id.clone(), addr: s.addr.clone(), capacity: s.capacity, zone: s.zone.clone() })
+            .collect(),
+    )
 }

@@ -52,12 +52,44 @@ where
             let res = fut.await;
             SERVED.fetch_add(1, Ordering::Relaxed);
             let code = match &res {
-                Ok(r) => r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_string(),
-                Err(_) => "transport".to_string(),
+                Ok(r) => r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0"),
+                Err(_) => "transport",
             };
-            metrics::histogram!("tessera_rpc_seconds", "method" => method.clone()).record(t0.elapsed().as_secs_f64());
-            metrics::counter!("tessera_rpc_requests_total", "method" => method, "code" => code).increment(1);
+            record(&method, code, t0.elapsed().as_secs_f64());
             res
         })
     }
+}
+
+/// Records one answered request. The handles are kept per thread, method
+/// and status: a request costs a map lookup and two atomic updates, not a
+/// registry lookup with freshly built labels.
+fn record(method: &str, code: &str, secs: f64) {
+    type Handles = (metrics::Histogram, std::collections::HashMap<String, metrics::Counter>);
+    thread_local! {
+        static HANDLES: std::cell::RefCell<std::collections::HashMap<String, Handles>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    // The path is the caller's to choose: past this many methods (Tessera
+    // has under a hundred) the rest count as "other", so no caller can
+    // grow the metrics without bound.
+    const MAX_METHODS: usize = 256;
+    HANDLES.with(|h| {
+        let mut h = h.borrow_mut();
+        let method = if h.contains_key(method) || h.len() < MAX_METHODS { method } else { "other" };
+        if !h.contains_key(method) {
+            let latency = metrics::histogram!("tessera_rpc_seconds", "method" => method.to_string());
+            h.insert(method.to_string(), (latency, Default::default()));
+        }
+        let Some((latency, counters)) = h.get_mut(method) else { return };
+        latency.record(secs);
+        let code = if counters.contains_key(code) || counters.len() < 32 { code } else { "other" };
+        if !counters.contains_key(code) {
+            let c = metrics::counter!("tessera_rpc_requests_total", "method" => method.to_string(), "code" => code.to_string());
+            counters.insert(code.to_string(), c);
+        }
+        if let Some(c) = counters.get(code) {
+            c.increment(1);
+        }
+    });
 }

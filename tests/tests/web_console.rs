@@ -19,24 +19,21 @@ fn chromium() -> PathBuf {
     panic!("chromium is not installed: scripts/install-test-tools.sh installs it (apt-get install chromium)");
 }
 
+/// Headless Chromium with a fresh profile, `extra` flags, on `url`.
+fn chromium_run(extra: &[String], url: &str) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(chromium());
+    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=5000"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url);
+    run_bounded(cmd, Duration::from_secs(120))
+}
+
 /// Loads `url` in headless Chromium, lets its script run for a few
 /// (virtual) seconds, and returns the DOM and every console message.
 fn load(url: &str) -> (String, Vec<String>) {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--virtual-time-budget=5000",
-        &format!("--user-data-dir={}", profile.path().display()),
-        "--dump-dom",
-        url,
-    ]);
-    let out = run_bounded(cmd, Duration::from_secs(120));
+    let out = chromium_run(&["--enable-logging=stderr".into(), "--v=0".into(), "--dump-dom".into()], url);
     let dom = String::from_utf8_lossy(&out.stdout).into_owned();
     let console =
         String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.contains(":CONSOLE")).map(String::from).collect();
@@ -46,20 +43,9 @@ fn load(url: &str) -> (String, Vec<String>) {
 
 fn screenshot(url: &str, name: &str) {
     let Ok(dir) = std::env::var("TESSERA_SCREENSHOTS") else { return };
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        "--window-size=1280,1100",
-        "--virtual-time-budget=5000",
-        &format!("--user-data-dir={}", profile.path().display()),
-        &format!("--screenshot={dir}/{name}.png"),
-        url,
-    ]);
-    assert!(run_bounded(cmd, Duration::from_secs(120)).status.success(), "screenshot of {url}");
+    let extra =
+        ["--hide-scrollbars".to_string(), "--window-size=1280,1100".into(), format!("--screenshot={dir}/{name}.png")];
+    assert!(chromium_run(&extra, url).status.success(), "screenshot of {url}");
 }
 
 fn http_get(addr: &str, path: &str) -> String {

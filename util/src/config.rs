@@ -128,6 +128,19 @@ fn settings_as_flags(
     Ok(flags)
 }
 
+/// Values for the flags of Tessera's servers that have no default, for
+/// `assert_every_flag_settable`.
+pub const SAMPLE_VALUES: &[(&str, &str)] = &[
+    ("id", "1"),
+    ("advertise", "10.0.0.1:7400"),
+    ("data-dir", "/var/lib/tessera"),
+    ("peers", "1=10.0.0.1:7400"),
+    ("masters", "10.0.0.1:7400"),
+    ("metrics-listen", "127.0.0.1:9100"),
+    ("console-listen", "127.0.0.1:9140"),
+    ("zone", "zone-a"),
+];
+
 /// For the binaries' tests: every flag of `T` (but help, version and
 /// config) set through a config file reaches its argument. Values are the
 /// flags' defaults, `true` for switches, else `samples` (by long name);

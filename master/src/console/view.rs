@@ -11,7 +11,6 @@ use crate::types::Cred;
 use openraft::async_runtime::WatchReceiver;
 use serde::Serialize;
 use tessera_proto::pb::{ChunkServerInfo, RepairStatus};
-use tessera_proto::ring::{Ring, RingNode};
 use tessera_proto::ChunkId;
 
 /// The overview, as served to the page and to `/api/status`.
@@ -174,18 +173,7 @@ impl MetaService {
             })
             .collect();
         let infos = self.ring_servers().unwrap_or_default();
-        let ring = Ring::new(
-            infos
-                .iter()
-                .filter(|s| s.alive)
-                .map(|s| RingNode {
-                    id: s.id.clone(),
-                    addr: s.addr.clone(),
-                    capacity: s.capacity,
-                    zone: s.zone.clone(),
-                })
-                .collect(),
-        );
+        let ring = crate::healer::live_ring(&read::servers(&self.db).unwrap_or_default(), &self.cluster);
         let shares = ring.primary_shares();
         let chunkservers = infos
             .into_iter()
