@@ -537,6 +537,11 @@ impl Drop for Proc {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A failing test leaves the servers' last words in its output (the
+        // logs themselves go with the temporary directory).
+        if std::thread::panicking() {
+            eprintln!("servers' logs, last lines:\n{}", self.logs_tail());
+        }
         for p in self.chunkservers.iter_mut().chain(self.masters.iter_mut()) {
             p.kill();
         }
