@@ -112,3 +112,46 @@ fn directory_attributes_fsynced_survive_the_mount_being_killed() {
     assert_eq!(seen(&m2.path().join("d")), (0o705, 7_000, 6_999));
     assert_eq!(std::fs::read(m2.path().join("d/f")).unwrap(), b"x");
 }
+
+/// GNU tar as it is used: a tree whose directories carry their own modes
+/// and times, extracted into one mount; the other mount sees every
+/// directory exactly as in the source, at once.
+#[test]
+fn a_tree_extracted_by_tar_shows_its_directory_modes_and_times_on_another_mount() {
+    let c = Cluster::start(3, 3);
+    let m1 = c.mount(&["--attr-ttl-ms", "1000"]);
+    let m2 = c.mount(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let (ok, out) = sh(
+        src.path(),
+        "set -e; mkdir tree; cd tree
+         for i in $(seq 0 11); do
+           mkdir -p d$i/sub/deeper
+           for j in 1 2 3; do head -c $((1000 * j + i)) /dev/urandom > d$i/sub/f$j; done
+           echo $i > d$i/top
+           chmod 7$((i % 8))0 d$i/sub; chmod 75$((i % 6)) d$i
+           touch -d @$((2000000 + i)) d$i/sub/deeper; touch -d @$((3000000 + i)) d$i/sub; touch -d @$((4000000 + i)) d$i
+         done
+         cd .. && tar -cf tree.tar tree",
+    );
+    assert!(ok, "{out}");
+    let tar = src.path().join("tree.tar");
+    let (ok, out) = sh(m1.path(), &format!("tar -xpf {}", tar.display()));
+    assert!(ok, "{out}");
+    let (ok, dirs) = sh(&src.path().join("tree"), "find . -type d | sort");
+    assert!(ok, "{dirs}");
+    let dirs: Vec<&str> = dirs.lines().collect();
+    assert_eq!(dirs.len(), 1 + 12 * 3, "{dirs:?}");
+    for d in dirs {
+        // Mode and mtime (tar gives atime the time of extraction).
+        let mode_mtime = |p: &Path| {
+            let (mode, mtime, _) = seen(p);
+            (mode, mtime)
+        };
+        let want = mode_mtime(&src.path().join("tree").join(d));
+        assert_eq!(mode_mtime(&m2.path().join("tree").join(d)), want, "{d} on the other mount");
+        assert_eq!(mode_mtime(&m1.path().join("tree").join(d)), want, "{d} on the mount tar wrote to");
+    }
+    let (ok, out) = sh(m2.path(), &format!("diff -r tree {}", src.path().join("tree").display()));
+    assert!(ok, "{out}");
+}

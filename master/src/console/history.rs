@@ -39,6 +39,7 @@ struct Point {
     applied: u64,
     stored: u64,
     rpcs: u64,
+    live: u64,
 }
 
 #[derive(Default)]
@@ -62,8 +63,10 @@ impl History {
 
 fn point(meta: &MetaService) -> Point {
     let applied = meta.raft.metrics().borrow_watched().last_applied.as_ref().map_or(0, |l| l.index());
-    let stored = meta.ring_servers().unwrap_or_default().iter().map(|s| s.used).sum();
-    Point { at: Instant::now(), applied, stored, rpcs: tessera_rpc::metrics::requests_served() }
+    let servers = meta.ring_servers().unwrap_or_default();
+    let stored = servers.iter().map(|s| s.used).sum();
+    let live = servers.iter().filter(|s| s.alive).count() as u64;
+    Point { at: Instant::now(), applied, stored, rpcs: tessera_rpc::metrics::requests_served(), live }
 }
 
 /// Samples for as long as the master runs.
@@ -75,16 +78,16 @@ pub async fn sample(meta: Arc<MetaService>, history: Arc<History>) {
         tick.tick().await;
         let now = point(&meta);
         let secs = now.at.duration_since(last.at).as_secs_f64().max(1e-3);
-        let repair = *meta.repair.lock();
-        let servers = meta.ring_servers().unwrap_or_default();
+        // The healer's figures are the leader's; a follower's are stale.
+        let repair = if meta.raft.is_leader() { *meta.repair.lock() } else { Default::default() };
         history.push(Sample {
             at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             changes_per_s: now.applied.saturating_sub(last.applied) as f64 / secs,
             rpcs_per_s: now.rpcs.saturating_sub(last.rpcs) as f64 / secs,
             stored_bytes_per_s: (now.stored as f64 - last.stored as f64) / secs,
-            repair_bytes_per_s: if meta.raft.is_leader() { repair.copy_rate_bps } else { 0.0 },
+            repair_bytes_per_s: repair.copy_rate_bps,
             under_replicated: repair.under_replicated,
-            live_chunkservers: servers.iter().filter(|s| s.alive).count() as u64,
+            live_chunkservers: now.live,
         });
         last = now;
     }

@@ -25,6 +25,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 const CSS: &str = include_str!("console.css");
+/// Requests served at once; more wait their turn.
+const CONCURRENT_PAGES: usize = 8;
 const JS: &str = include_str!("console.js");
 
 #[derive(Clone)]
@@ -45,7 +47,10 @@ pub async fn serve(addr: SocketAddr, meta: Arc<MetaService>) -> std::io::Result<
         .route("/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], CSS) }))
         .route("/static/console.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], JS) }))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
-        .with_state(Console { meta, history });
+        .with_state(Console { meta, history })
+        // Pages are built from the master's memory and disk: a bounded
+        // number at once, whoever asks (it has no login yet).
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(CONCURRENT_PAGES));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "web console serving");
     axum::serve(listener, app).await
@@ -67,7 +72,7 @@ async fn status(State(c): State<Console>) -> Response {
 async fn browse(State(c): State<Console>, RawQuery(q): RawQuery) -> Html<String> {
     let path = q.as_deref().and_then(|q| query_value(q, "path")).unwrap_or_else(|| "/".to_string());
     let path = if path.starts_with('/') { path } else { format!("/{path}") };
-    let role = c.meta.console_overview().role;
+    let role = c.meta.console_role();
     Html(html::browse(&path, &role, c.meta.console_node(&path)))
 }
 

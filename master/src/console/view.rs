@@ -120,7 +120,12 @@ pub const LIST_LIMIT: usize = 1000;
 impl MetaService {
     /// The chunkservers as the ring and their heartbeats show them.
     pub(crate) fn ring_servers(&self) -> Result<Vec<ChunkServerInfo>, crate::types::FsErr> {
-        Ok(read::servers(&self.db)?
+        Ok(self.server_infos(read::servers(&self.db)?))
+    }
+
+    /// `servers` (the ring's records) with what their heartbeats say.
+    fn server_infos(&self, servers: Vec<crate::fsm::model::ChunkServerRec>) -> Vec<ChunkServerInfo> {
+        servers
             .into_iter()
             .map(|s| {
                 // Alive for placement: on the ring (Raft state) and heard from.
@@ -142,7 +147,12 @@ impl MetaService {
                     state: s.state.name().to_string(),
                 }
             })
-            .collect())
+            .collect()
+    }
+
+    /// This master's Raft role, as the console's header shows it.
+    pub(crate) fn console_role(&self) -> String {
+        format!("{:?}", self.raft.metrics().borrow_watched().state)
     }
 
     pub(crate) fn console_overview(&self) -> Overview {
@@ -172,8 +182,10 @@ impl MetaService {
                 MasterRow { id: n.id, addr: n.addr.clone(), role, voter: st.voter_ids.contains(&n.id), matched }
             })
             .collect();
-        let infos = self.ring_servers().unwrap_or_default();
-        let ring = crate::healer::live_ring(&read::servers(&self.db).unwrap_or_default(), &self.cluster);
+        // One read of the ring's records for both the ring and the rows.
+        let servers = read::servers(&self.db).unwrap_or_default();
+        let ring = crate::healer::live_ring(&servers, &self.cluster);
+        let infos = self.server_infos(servers);
         let shares = ring.primary_shares();
         let chunkservers = infos
             .into_iter()

@@ -210,6 +210,7 @@ impl Drop for ReplyRaw {
                 "Reply not sent for operation {}, replying with I/O error",
                 self.unique.0
             );
+            self.failed = true;
             self.send_ll_mut(&ll::ResponseErrno(ll::Errno::EIO));
         }
     }
