@@ -66,13 +66,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let server = tessera_proto::pb::chunk_server::ChunkServer::new(svc)
         .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
         .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);
+    let incoming = tessera_rpc::listen::incoming(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listening on {}: {e}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, "chunkserver serving");
     tessera_rpc::shutdown::serve_until_signal(|signal| {
         tonic::transport::Server::builder()
             .trace_fn(tessera_rpc::trace::server_span)
             .layer(tessera_rpc::metrics::RpcMetricsLayer)
+            .layer(tessera_rpc::authz::AuthzLayer)
             .add_service(server)
-            .serve_with_shutdown(cfg.listen, async move {
+            .serve_with_incoming_shutdown(incoming, async move {
                 signal.await;
                 let _ = stop_tx.send(true);
             })

@@ -54,12 +54,25 @@ struct Args {
     journal_checkpoint_ms: u64,
     #[command(flatten)]
     common: tessera_util::process::CommonArgs,
+    #[command(flatten)]
+    tls: tessera_rpc::tls::TlsArgs,
 }
 
 #[tokio::main]
 async fn main() {
     let a: Args = tessera_util::config::parse();
     a.common.start("tessera-chunkserver", "info", &a);
+    if let Err(e) = a.tls.install(&[tessera_rpc::Role::Chunkserver]) {
+        eprintln!("tessera-chunkserver: {e}");
+        std::process::exit(2);
+    }
+    // The masters take a chunkserver's id from its certificate's name.
+    if let Ok(tessera_rpc::tls::Security::Tls(t)) = tessera_rpc::tls::security() {
+        if t.me.name != a.id {
+            eprintln!("tessera-chunkserver: --id {} but the certificate is for {:?}", a.id, t.me.name);
+            std::process::exit(2);
+        }
+    }
     let cfg = tessera_chunkserver::Config {
         advertise: a.advertise.unwrap_or_else(|| a.listen.to_string()),
         id: a.id,

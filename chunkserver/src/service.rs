@@ -78,7 +78,7 @@ fn spawn_forward(
     let task = tokio::spawn(async move {
         let run = async {
             let ch = tessera_rpc::pool()
-                .channel(&next, tessera_rpc::Profile::Bulk)
+                .channel(&next, tessera_rpc::Profile::Bulk, tessera_rpc::Role::Chunkserver)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
             let mut c = ChunkClient::new(ch)
                 .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
@@ -286,7 +286,9 @@ impl Chunk for ChunkService {
         // One read and one hash per copy, not two of each.
         let data = self.store.read(&id).await?;
         self.repair_limit.take(data.len() as u64).await;
-        let ch = tessera_rpc::pool().channel(&r.target, tessera_rpc::Profile::Bulk).map_err(|e| bad(e.to_string()))?;
+        let ch = tessera_rpc::pool()
+            .channel(&r.target, tessera_rpc::Profile::Bulk, tessera_rpc::Role::Chunkserver)
+            .map_err(|e| bad(e.to_string()))?;
         let mut c = ChunkClient::new(ch)
             .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)
             .max_encoding_message_size(tessera_proto::GRPC_MAX_MESSAGE);

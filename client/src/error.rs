@@ -19,6 +19,9 @@ pub enum ClientError {
     InvalidPath { path: String, why: String, errno: i32 },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// This process has no TLS identity to connect with.
+    #[error("{0}")]
+    Security(String),
 }
 
 impl ClientError {
@@ -36,6 +39,8 @@ impl ClientError {
             ClientError::Fs { errno, .. } => *errno,
             ClientError::InvalidPath { errno, .. } => *errno,
             ClientError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            // A server refused this process's role for the call.
+            ClientError::Rpc { code: tonic::Code::PermissionDenied, .. } => libc::EACCES,
             _ => libc::EIO,
         }
     }
@@ -60,6 +65,7 @@ impl From<tessera_rpc::RpcError> for ClientError {
             RpcError::Status { what, status, .. } => ClientError::from_status(&what, &status),
             RpcError::Chunk { id, msg } => ClientError::Chunk { id, msg },
             RpcError::BadAddress { addr, why } => ClientError::NoMaster { addrs: addr, last: why },
+            RpcError::Security(why) => ClientError::Security(why),
         }
     }
 }

@@ -78,10 +78,18 @@ struct Args {
     read_ahead_kb: u32,
     #[command(flatten)]
     common: tessera_util::process::CommonArgs,
+    #[command(flatten)]
+    tls: tessera_rpc::tls::TlsArgs,
 }
 
 fn main() {
     let a: Args = tessera_util::config::parse();
+    // Before daemonising, so that a bad identity is reported where the
+    // mount was started.
+    if let Err(e) = a.tls.install(&[tessera_rpc::Role::Client, tessera_rpc::Role::Admin]) {
+        eprintln!("tessera-mount: {e}");
+        std::process::exit(2);
+    }
     if a.daemon {
         // SAFETY: fork before any thread exists; the parent exits at once.
         match unsafe { libc::fork() } {

@@ -15,10 +15,27 @@ pub struct ChunkserverControlService {
     pub meta: Arc<MetaService>,
 }
 
+/// A chunkserver speaks only for itself: the id it registers or
+/// heartbeats as must be its certificate's name (with TLS; an
+/// `--insecure` cluster trusts what it says).
+fn check_speaks_for_itself<T>(req: &Request<T>, id: &str) -> Result<(), tonic::Status> {
+    match tessera_rpc::authz::peer_of(req) {
+        Some(peer) if peer.name != id => {
+            tracing::warn!(peer = %peer.name, claimed = %id, "chunkserver refused: it claimed another's id");
+            Err(tonic::Status::permission_denied(format!(
+                "chunkserver {} cannot speak for chunkserver {id}",
+                peer.name
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[tonic::async_trait]
 impl ChunkserverControl for ChunkserverControlService {
     #[tracing::instrument(skip_all, fields(id = %req.get_ref().id))]
     async fn register(&self, req: Request<RegisterRequest>) -> Res<Empty> {
+        check_speaks_for_itself(&req, &req.get_ref().id)?;
         let r = req.into_inner();
         if r.id.is_empty() || r.addr.is_empty() {
             return Err(MasterError::fs(libc::EINVAL, "chunkserver id and address are required").into());
@@ -37,6 +54,7 @@ impl ChunkserverControl for ChunkserverControlService {
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Res<HeartbeatReply> {
+        check_speaks_for_itself(&req, &req.get_ref().id)?;
         self.meta.leader_only()?;
         let need_full_report = self.meta.cluster.heartbeat(req.get_ref());
         ok(HeartbeatReply { need_full_report })

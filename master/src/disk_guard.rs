@@ -135,7 +135,8 @@ pub async fn watch_peers(raft: crate::store::state_machine::Raft, guard: std::sy
                 .collect()
         };
         let asks = voters.into_iter().map(|(id, addr)| async move {
-            let ch = tessera_rpc::pool().channel(&addr, tessera_rpc::Profile::Control).ok()?;
+            let ch =
+                tessera_rpc::pool().channel(&addr, tessera_rpc::Profile::Control, tessera_rpc::Role::Master).ok()?;
             let r = tokio::time::timeout(Duration::from_secs(1), MetaClient::new(ch).node_status(Empty {})).await;
             let st = r.ok()?.ok()?.into_inner().master?;
             st.disk_full.then(|| format!("master {id} at {addr}: {} MiB free", st.disk_free_bytes >> 20))

@@ -94,7 +94,7 @@ fn now() -> (i64, u32) {
 }
 
 fn chunk_client(addr: &str) -> Option<ChunkClient<tonic::transport::Channel>> {
-    let ch = tessera_rpc::pool().channel(addr, tessera_rpc::Profile::Control).ok()?;
+    let ch = tessera_rpc::pool().channel(addr, tessera_rpc::Profile::Control, tessera_rpc::Role::Chunkserver).ok()?;
     Some(ChunkClient::new(ch).max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE))
 }
 

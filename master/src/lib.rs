@@ -91,7 +91,9 @@ async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
         if *id == cfg.id {
             continue;
         }
-        let Ok(ch) = tessera_rpc::pool().channel(addr, tessera_rpc::Profile::Control) else { continue };
+        let Ok(ch) = tessera_rpc::pool().channel(addr, tessera_rpc::Profile::Control, tessera_rpc::Role::Master) else {
+            continue;
+        };
         let mut c = MetaClient::new(ch);
         let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.node_status(Empty {})).await else { continue };
         let r = r.into_inner();
@@ -223,17 +225,21 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
     })
     .max_decoding_message_size(1 << 30)
     .max_encoding_message_size(1 << 30);
+    let incoming = tessera_rpc::listen::incoming(cfg.listen)
+        .await
+        .map_err(|e| MasterError::Config(format!("listening on {}: {e}", cfg.listen)))?;
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
     tessera_rpc::shutdown::serve_until_signal(|signal| {
         tonic::transport::Server::builder()
             .trace_fn(tessera_rpc::trace::server_span)
             .layer(tessera_rpc::metrics::RpcMetricsLayer)
+            .layer(tessera_rpc::authz::AuthzLayer)
             .layer(lease_scope::SessionLayer)
             .add_service(meta)
             .add_service(admin)
             .add_service(control)
             .add_service(raft_svc)
-            .serve_with_shutdown(cfg.listen, signal)
+            .serve_with_incoming_shutdown(incoming, signal)
     })
     .await?;
     tracing::info!("master stopping");

@@ -107,7 +107,7 @@ pub async fn watch_presence(raft: Raft, db: Arc<DB>, cluster: Arc<Cluster>) {
 
 /// Holds one server's presence stream until it ends, then probes.
 async fn hold_presence(id: String, addr: String, raft: Raft, cluster: Arc<Cluster>) {
-    if let Ok(ch) = tessera_rpc::pool().channel(&addr, tessera_rpc::Profile::Control) {
+    if let Ok(ch) = tessera_rpc::pool().channel(&addr, tessera_rpc::Profile::Control, tessera_rpc::Role::Chunkserver) {
         let mut c = ChunkClient::new(ch);
         if let Ok(Ok(r)) = tokio::time::timeout(CONNECT_LIMIT, c.presence(Empty {})).await {
             let mut stream = r.into_inner();

@@ -95,12 +95,18 @@ struct Args {
     console_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     common: tessera_util::process::CommonArgs,
+    #[command(flatten)]
+    tls: tessera_rpc::tls::TlsArgs,
 }
 
 #[tokio::main]
 async fn main() {
     let a: Args = tessera_util::config::parse();
     a.common.start("tessera-master", "info,openraft=warn", &a);
+    if let Err(e) = a.tls.install(&[tessera_rpc::Role::Master]) {
+        eprintln!("tessera-master: {e}");
+        std::process::exit(2);
+    }
     let advertise = a.advertise.unwrap_or_else(|| a.listen.to_string());
     let peers = match a.peers.as_deref() {
         Some(p) => match tessera_master::parse_peers(p) {

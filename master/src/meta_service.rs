@@ -552,7 +552,9 @@ impl Meta for MetaService {
         // the healer re-replicates from a good one.
         let (addr, raw) = (r.server_addr.clone(), r.id.clone());
         tokio::spawn(async move {
-            if let Ok(ch) = tessera_rpc::pool().channel(&addr, tessera_rpc::Profile::Control) {
+            if let Ok(ch) =
+                tessera_rpc::pool().channel(&addr, tessera_rpc::Profile::Control, tessera_rpc::Role::Chunkserver)
+            {
                 let mut c = tessera_proto::pb::chunk_client::ChunkClient::new(ch);
                 let _ = tokio::time::timeout(Duration::from_secs(30), c.verify(VerifyRequest { ids: vec![raw] })).await;
             }

@@ -92,7 +92,7 @@ impl ChunkIo {
 
     fn client(&self, addr: &str) -> Result<ChunkClient<Channel>> {
         let ch = crate::pool()
-            .channel(addr, crate::Profile::Bulk)
+            .channel(addr, crate::Profile::Bulk, crate::Role::Chunkserver)
             .map_err(|e| RpcError::Chunk { id: String::new(), msg: e.to_string() })?;
         Ok(ChunkClient::new(ch)
             .max_decoding_message_size(tessera_proto::GRPC_MAX_MESSAGE)

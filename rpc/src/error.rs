@@ -17,6 +17,10 @@ pub enum RpcError {
     /// An address that is not a valid `host:port`.
     #[error("bad address {addr}: {why}")]
     BadAddress { addr: String, why: String },
+    /// This process has no usable TLS identity (and was not told to run
+    /// without one).
+    #[error("{0}")]
+    Security(String),
 }
 
 impl RpcError {

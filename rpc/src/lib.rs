@@ -3,15 +3,21 @@
 //! are reached through one leader-tracking client (`meta`). Security (TLS,
 //! roles) and metrics hook in here once, for every caller.
 
+pub mod authz;
+pub mod certs;
 pub mod chunks;
 pub mod error;
+pub mod listen;
+mod maybe_tls;
 pub mod meta;
 pub mod metrics;
 pub mod pool;
 pub mod retry;
 pub mod shutdown;
+pub mod tls;
 pub mod trace;
 
+pub use certs::Role;
 pub use error::RpcError;
 pub use pool::{pool, Profile};
 pub use retry::Backoff;

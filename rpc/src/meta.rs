@@ -199,7 +199,7 @@ impl MetaClient {
     fn marked(&self, addr: &str, stale: bool) -> Result<Marked> {
         let session = self.inner.opts.session.as_deref().and_then(|s| MetadataValue::try_from(s).ok());
         let mode = ReadMode { stale, session };
-        Ok(InterceptedService::new(pool().channel(addr, Profile::Control)?, mode))
+        Ok(InterceptedService::new(pool().channel(addr, Profile::Control, crate::Role::Master)?, mode))
     }
 
     /// The GC epoch last read, if read less than `max_age` ago.

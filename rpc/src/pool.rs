@@ -4,6 +4,8 @@
 //! peer is enough; profiles keep bulk chunk streams and Raft snapshots off
 //! the connection that carries small control calls.
 
+use crate::certs::Role;
+use crate::tls::{security, server_name, Security};
 use crate::RpcError;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -71,7 +73,7 @@ struct Pooled {
 
 #[derive(Default)]
 pub struct Pool {
-    channels: Mutex<HashMap<(String, Profile), Pooled>>,
+    channels: Mutex<HashMap<(String, Profile, Role), Pooled>>,
 }
 
 /// The process's pool.
@@ -91,18 +93,20 @@ impl Drop for AliveFlag {
 }
 
 impl Pool {
-    /// The channel to `addr` for `profile`, connecting lazily: the first
-    /// call on it connects, and a broken connection is re-made by the next.
-    /// Must be called inside a tokio runtime.
-    pub fn channel(&self, addr: &str, profile: Profile) -> Result<Channel, RpcError> {
-        let key = (addr.to_string(), profile);
+    /// The channel to the server of role `to` (a master or a chunkserver:
+    /// its certificate must say so) at `addr` for `profile`, connecting
+    /// lazily: the first call on it connects, and a broken connection is
+    /// re-made by the next. Must be called inside a tokio runtime.
+    pub fn channel(&self, addr: &str, profile: Profile, to: Role) -> Result<Channel, RpcError> {
+        let sec = security().map_err(RpcError::Security)?;
+        let key = (addr.to_string(), profile, to);
         let mut chans = self.channels.lock();
         if let Some(p) = chans.get(&key) {
             if p.runtime_alive.load(Ordering::SeqCst) {
                 return Ok(p.channel.clone());
             }
         }
-        let channel = endpoint(addr, profile)?.connect_lazy();
+        let channel = endpoint(addr, profile)?.connect_with_connector_lazy(Connector { sec, to });
         let runtime_alive = Arc::new(AtomicBool::new(true));
         let flag = AliveFlag(runtime_alive.clone());
         tokio::spawn(async move {
@@ -114,18 +118,57 @@ impl Pool {
     }
 }
 
+/// Makes a pooled channel's connections: TCP (no Nagle), then, unless the
+/// process runs `--insecure`, a TLS 1.3 handshake that checks the server's
+/// certificate names role `to` and presents this process's own.
+#[derive(Clone, Copy)]
+struct Connector {
+    sec: &'static Security,
+    to: Role,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl tower::Service<http::Uri> for Connector {
+    type Response =
+        hyper_util::rt::TokioIo<crate::maybe_tls::MaybeTls<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>;
+    type Error = std::io::Error;
+    type Future = BoxFuture<std::io::Result<Self::Response>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let Connector { sec, to } = *self;
+        Box::pin(async move {
+            use crate::maybe_tls::MaybeTls;
+            let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+            let port = uri.port_u16().unwrap_or(80);
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let io = match sec {
+                Security::Insecure => MaybeTls::Plain(tcp),
+                Security::Tls(t) => MaybeTls::Tls(Box::new(t.connector().connect(server_name(to), tcp).await?)),
+            };
+            Ok(hyper_util::rt::TokioIo::new(io))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_channel_is_shared_within_a_runtime_and_remade_in_the_next() {
+        crate::tls::install(Security::Insecure);
         let pool = Pool::default();
         let first = tokio::runtime::Runtime::new().unwrap();
         first.block_on(async {
-            pool.channel("127.0.0.1:9", Profile::Control).unwrap();
-            pool.channel("127.0.0.1:9", Profile::Control).unwrap();
-            pool.channel("127.0.0.1:9", Profile::Bulk).unwrap();
+            pool.channel("127.0.0.1:9", Profile::Control, Role::Master).unwrap();
+            pool.channel("127.0.0.1:9", Profile::Control, Role::Master).unwrap();
+            pool.channel("127.0.0.1:9", Profile::Bulk, Role::Chunkserver).unwrap();
         });
         let alive = |pool: &Pool| {
             let m = pool.channels.lock();
@@ -136,14 +179,15 @@ mod tests {
         drop(first);
         assert_eq!(alive(&pool), 0, "the runtime's end marks its channels dead");
         let second = tokio::runtime::Runtime::new().unwrap();
-        second.block_on(async { pool.channel("127.0.0.1:9", Profile::Control).unwrap() });
+        second.block_on(async { pool.channel("127.0.0.1:9", Profile::Control, Role::Master).unwrap() });
         assert_eq!(alive(&pool), 1, "a dead channel is replaced, not handed out");
     }
 
     #[test]
     fn a_bad_address_is_an_error_not_a_panic() {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let e = rt.block_on(async { Pool::default().channel("not an address\n", Profile::Control) });
+        crate::tls::install(Security::Insecure);
+        let e = rt.block_on(async { Pool::default().channel("not an address\n", Profile::Control, Role::Master) });
         assert!(matches!(e, Err(RpcError::BadAddress { .. })));
     }
 }

@@ -6,6 +6,10 @@
 pub mod lin_workload;
 pub mod linearizability;
 pub mod netns;
+pub mod pki;
+
+pub use pki::pki;
+pub use tessera_rpc::Role;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -208,6 +212,7 @@ impl Cluster {
     }
 
     pub fn start_with(o: Opts) -> Cluster {
+        pki();
         let bins = bin_dir();
         let dir = tempfile::Builder::new().prefix("tessera-test-").tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
@@ -315,6 +320,7 @@ impl Cluster {
         if host.is_some() {
             args.extend(["--advertise".to_string(), addr.clone()]);
         }
+        args.extend(pki().args(Role::Chunkserver, &format!("cs-{}", j + 1)));
         let metrics = format!("{ip}:{}", ports(1));
         args.extend(["--metrics-listen".to_string(), metrics.clone()]);
         self.cs_metrics.push(metrics);
@@ -352,6 +358,7 @@ impl Cluster {
             "--election-timeout-ms".into(),
             "500".into(),
         ];
+        let args = args.into_iter().chain(pki().args(Role::Master, &name)).collect();
         let mut p = self.proc(&name, &addr, "tessera-master", args);
         p.start();
         self.masters.push(p);
@@ -585,7 +592,8 @@ pub fn master_args(id: usize, addr: &str, peers: &str, data: &Path) -> Vec<Strin
     let args = ["--id", &id.to_string(), "--listen", addr, "--peers", peers, "--data-dir", &data.display().to_string()]
         .map(String::from);
     let timing = ["--dead-after-ms", "3000", "--election-timeout-ms", "500"].map(String::from);
-    args.into_iter().chain(timing).collect()
+    let tls = pki().args(Role::Master, &format!("master-{id}"));
+    args.into_iter().chain(timing).chain(tls).collect()
 }
 
 /// Deterministic pseudo-random bytes that never repeat across seeds.
@@ -642,6 +650,9 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("tessera-mnt-").tempdir().expect("mount dir");
         let n = std::fs::read_dir(self.dir.path().join("logs")).map(|d| d.count()).unwrap_or(0);
         let mut args = vec!["--masters".to_string(), self.masters_arg(), "--attr-ttl-ms".into(), "200".into()];
+        if !extra.iter().any(|a| *a == "--tls-dir" || *a == "--insecure") {
+            args.extend(pki().args(Role::Client, "mount"));
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(dir.path().display().to_string());
         let mut proc = self.proc(&format!("mount-{n}"), "", "tessera-mount", args);
@@ -808,6 +819,12 @@ impl LocalUp {
             .spawn()
             .expect("starting tessera up");
         LocalUp { child, base }
+    }
+
+    /// The admin identity `tessera up` made for the CLI (for
+    /// TESSERA_TLS_DIR).
+    pub fn admin_tls(dir: &Path) -> PathBuf {
+        dir.join("tls/admin")
     }
 
     /// The masters' addresses, comma separated.

@@ -314,7 +314,10 @@ fn tessera_up_reports_and_reaps_a_server_that_exits_and_keeps_the_rest() {
     tessera_tests::eventually(Duration::from_secs(5), "reaped", || !Path::new(&format!("/proc/{pid}")).exists());
     // The rest still serve.
     let mut cmd = Command::new(tessera_tests::bin_dir().join("tessera"));
-    cmd.args(["mkdir", "/still-up"]).env("TESSERA_MASTERS", up.masters());
+    // `tessera up` made the cluster's CA and an admin identity for the CLI.
+    cmd.args(["mkdir", "/still-up"])
+        .env("TESSERA_MASTERS", up.masters())
+        .env("TESSERA_TLS_DIR", tessera_tests::LocalUp::admin_tls(dir.path()));
     let out = run_bounded(cmd, Duration::from_secs(60));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(up.child.try_wait().unwrap().is_none(), "tessera up exited");

@@ -122,9 +122,10 @@ fn tessera_up_serves_prometheus_metrics_from_every_server() {
     let mnt = dir.path().join("mnt");
     let mut up = tessera_tests::LocalUp::start_with(dir.path(), &["--mount", mnt.to_str().unwrap()]);
     let (base, masters) = (up.base, up.masters());
+    let admin_tls = tessera_tests::LocalUp::admin_tls(dir.path());
     let cli = |args: &[&str]| {
         let mut cmd = std::process::Command::new(tessera_tests::bin_dir().join("tessera"));
-        cmd.args(args).env("TESSERA_MASTERS", &masters);
+        cmd.args(args).env("TESSERA_MASTERS", &masters).env("TESSERA_TLS_DIR", &admin_tls);
         tessera_tests::run_bounded(cmd, std::time::Duration::from_secs(60))
     };
     let work = tempfile::tempdir().unwrap();

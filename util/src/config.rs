@@ -139,6 +139,7 @@ pub const SAMPLE_VALUES: &[(&str, &str)] = &[
     ("metrics-listen", "127.0.0.1:9100"),
     ("console-listen", "127.0.0.1:9140"),
     ("zone", "zone-a"),
+    ("tls-dir", "/etc/tessera/tls"),
 ];
 
 /// For the binaries' tests: every flag of `T` (but help, version and

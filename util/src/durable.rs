@@ -12,13 +12,23 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Replaces `path` with `data` atomically: a temporary file beside it,
 /// written and fsynced, renamed over it, and the directory fsynced.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, data, 0o644)
+}
+
+/// `write_atomic` with the new file created with `mode` (less the umask):
+/// a secret (a private key) is never readable by others, not even while
+/// it is being written.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let mut tmp_name = name.to_os_string();
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = dir.join(tmp_name);
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // A temporary left by a crash keeps its old mode if reused: remove it.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

@@ -47,7 +47,7 @@ impl Conn {
             return Ok(c.clone());
         }
         let ch = tessera_rpc::pool()
-            .channel(&self.addr, tessera_rpc::Profile::Raft)
+            .channel(&self.addr, tessera_rpc::Profile::Raft, tessera_rpc::Role::Master)
             .map_err(|e| TransportError(e.to_string()))?;
         let c = RaftClient::new(ch).max_decoding_message_size(1 << 30).max_encoding_message_size(1 << 30);
         self.client = Some(c.clone());

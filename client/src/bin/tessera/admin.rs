@@ -18,6 +18,11 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: MasterCmd,
     },
+    /// The cluster CA and certificates (works on files; connects to nothing).
+    Cert {
+        #[command(subcommand)]
+        cmd: crate::cert::CertCmd,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -98,6 +103,7 @@ pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
     let fs = connect(cfg.clone());
     let cmd = match cmd {
         AdminCmd::Master { cmd } => return master(cfg, &fs, cmd).await,
+        AdminCmd::Cert { cmd } => return crate::cert::run(cmd),
         AdminCmd::Chunkserver { cmd } => cmd,
     };
     let set = |id: String, state: &str| {

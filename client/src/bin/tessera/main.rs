@@ -7,6 +7,7 @@ mod out;
 
 mod admin;
 mod bench;
+mod cert;
 mod cluster;
 mod namespace;
 mod transfer;
@@ -31,6 +32,8 @@ struct Cli {
     /// the leader, but available without a quorum. Writes are unaffected.
     #[arg(long, global = true, env = "TESSERA_STALE_READS")]
     stale_reads: bool,
+    #[command(flatten)]
+    tls: tessera_rpc::tls::TlsArgs,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -143,6 +146,22 @@ async fn run(cli: Cli) -> i32 {
     // not resolve, and no master ever answered) is an error in 3 s.
     cfg.meta.unreachable_after = Some(std::time::Duration::from_secs(3));
     cfg.meta.stale_reads = cli.stale_reads;
+    // What talks to the cluster needs this process's identity; what starts
+    // servers, makes certificates or prints help does not.
+    let offline = matches!(
+        cli.cmd,
+        Cmd::Up(_)
+            | Cmd::Mount { .. }
+            | Cmd::Completions { .. }
+            | Cmd::Man { .. }
+            | Cmd::Admin { cmd: admin::AdminCmd::Cert { .. } }
+    );
+    if !offline {
+        if let Err(e) = cli.tls.install(&[tessera_rpc::Role::Client, tessera_rpc::Role::Admin]) {
+            eprintln!("tessera: {e}");
+            return 1;
+        }
+    }
     let res: anyhow::Result<()> = match cli.cmd {
         Cmd::Up(a) => up::run(a).await,
         Cmd::Put(a) => transfer::put(&cfg, a).await,
@@ -164,7 +183,7 @@ async fn run(cli: Cli) -> i32 {
         Cmd::Bench { cmd } => bench::run(&cfg, cmd).await,
         Cmd::Fsck { path } => admin::fsck(&cfg, path.as_deref().unwrap_or("/")).await,
         Cmd::Admin { cmd } => admin::admin(&cfg, cmd).await,
-        Cmd::Mount { args } => up::exec_mount(&cli.masters, &args),
+        Cmd::Mount { args } => up::exec_mount(&cli.masters, &cli.tls, &args),
     };
     match res {
         Ok(()) => 0,

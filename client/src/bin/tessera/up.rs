@@ -27,6 +27,20 @@ pub struct UpArgs {
     /// bench/metrics_ab.sh).
     #[arg(long)]
     no_metrics: bool,
+    /// Plaintext, no authentication (default: mutual TLS, with a CA and
+    /// a certificate per process made under DIR/tls on first start).
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// The security flags of the process `name` in `role`: its identity
+/// (made under `dir/tls` if missing), or `--insecure`.
+fn security_args(a: &UpArgs, dir: &Path, role: tessera_rpc::Role, name: &str) -> Result<Vec<String>> {
+    if a.insecure {
+        return Ok(vec!["--insecure".into()]);
+    }
+    let id = crate::cert::ensure(&dir.join("tls"), role, name)?;
+    Ok(vec!["--tls-dir".into(), id.display().to_string()])
 }
 
 /// The sibling binary `name` next to the running `tessera`.
@@ -117,7 +131,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
             "--console-listen".into(),
             format!("127.0.0.1:{}", metrics_port(a.base_port, 140 + i)),
         ];
-        let args = without_metrics(args, a.no_metrics);
+        let mut args = without_metrics(args, a.no_metrics);
+        args.extend(security_args(&a, &dir, tessera_rpc::Role::Master, &name)?);
         children.push((
             name.clone(),
             spawn(&master_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?,
@@ -127,9 +142,10 @@ pub async fn run(a: UpArgs) -> Result<()> {
     for j in 0..a.chunkservers {
         let name = format!("chunkserver-{}", j + 1);
         let addr = format!("127.0.0.1:{}", a.base_port + 10 + j as u16);
+        let id = format!("cs-{}", j + 1);
         let args = vec![
             "--id".into(),
-            format!("cs-{}", j + 1),
+            id.clone(),
             "--listen".into(),
             addr.clone(),
             "--masters".into(),
@@ -139,7 +155,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
             "--metrics-listen".into(),
             format!("127.0.0.1:{}", metrics_port(a.base_port, 120 + j)),
         ];
-        let args = without_metrics(args, a.no_metrics);
+        let mut args = without_metrics(args, a.no_metrics);
+        args.extend(security_args(&a, &dir, tessera_rpc::Role::Chunkserver, &id)?);
         children
             .push((name.clone(), spawn(&cs_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?));
         outln!("chunkserver cs-{} at {addr}", j + 1);
@@ -152,15 +169,22 @@ pub async fn run(a: UpArgs) -> Result<()> {
             maddrs.join(","),
             "--metrics-listen".into(),
             format!("127.0.0.1:{}", metrics_port(a.base_port, 119)),
-            mnt.display().to_string(),
         ];
-        let args = without_metrics(args, a.no_metrics);
+        let mut args = without_metrics(args, a.no_metrics);
+        args.extend(security_args(&a, &dir, tessera_rpc::Role::Client, "mount")?);
+        args.push(mnt.display().to_string());
         children.push(("mount".into(), spawn(&bin, &args, &dir.join("logs").join("mount.log"), &mut commands)?));
         outln!("mounting at {}", mnt.display());
     }
     let commands_file = dir.join("commands.sh");
     std::fs::write(&commands_file, &commands).with_context(|| format!("{}", commands_file.display()))?;
     outln!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
+    if a.insecure {
+        outln!("INSECURE: plaintext, no authentication (--insecure)");
+    } else {
+        let admin = security_args(&a, &dir, tessera_rpc::Role::Admin, "admin")?;
+        outln!("mutual TLS; for the CLI: export TESSERA_TLS_DIR={}", admin[1]);
+    }
     outln!(
         "Prometheus metrics at http://127.0.0.1:{}/metrics (masters from there up; chunkservers from {}; the mount {})",
         metrics_port(a.base_port, 100),
@@ -244,11 +268,20 @@ async fn tessera_wait_signal() {
     }
 }
 
-/// `tessera mount ARGS...`: replaces this process with `tessera-mount`.
-pub fn exec_mount(masters: &str, args: &[String]) -> Result<()> {
+/// `tessera mount ARGS...`: replaces this process with `tessera-mount`
+/// (with the CLI's own security flags; the environment passes as is).
+pub fn exec_mount(masters: &str, tls: &tessera_rpc::tls::TlsArgs, args: &[String]) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let bin = sibling("tessera-mount")?;
-    let err = Command::new(bin).arg("--masters").arg(masters).args(args).exec();
+    let mut cmd = Command::new(bin);
+    cmd.arg("--masters").arg(masters);
+    if let Some(d) = &tls.tls_dir {
+        cmd.arg("--tls-dir").arg(d);
+    }
+    if tls.insecure {
+        cmd.arg("--insecure");
+    }
+    let err = cmd.args(args).exec();
     bail!("cannot run tessera-mount: {err}")
 }
 

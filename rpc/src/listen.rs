@@ -1,0 +1,161 @@
+//! The servers' side of a connection: accept, complete the TLS handshake
+//! (bounded in time and in number at once), learn the peer's identity from
+//! its certificate, and hand the connection to tonic with that identity
+//! attached to every request it carries (`PeerInfo` in the extensions).
+
+use crate::certs::{identity_of, Identity};
+use crate::maybe_tls::MaybeTls;
+use crate::tls::{security, Security};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A peer that has not finished its handshake in this long is dropped: a
+/// silent or slow client cannot hold a connection slot.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; further connections wait in the
+/// kernel's backlog.
+const HANDSHAKES_AT_ONCE: usize = 128;
+
+/// Who sent a request: the peer's address and, with TLS, its verified
+/// identity (None: an `--insecure` server, which trusts every caller).
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub remote: Option<SocketAddr>,
+    pub identity: Option<Arc<Identity>>,
+}
+
+impl PeerInfo {
+    /// How the peer is named in logs: its certificate's name and role, or
+    /// its address.
+    pub fn describe(&self) -> String {
+        let addr = self.remote.map_or_else(|| "-".to_string(), |a| a.to_string());
+        match &self.identity {
+            Some(id) => format!("{} ({}, {addr})", id.name, id.role),
+            None => addr,
+        }
+    }
+}
+
+/// One accepted connection, plaintext or TLS, and who is at its other end.
+pub struct PeerIo {
+    io: MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>,
+    info: PeerInfo,
+}
+
+impl tonic::transport::server::Connected for PeerIo {
+    type ConnectInfo = PeerInfo;
+    fn connect_info(&self) -> PeerInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for PeerIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// The connections to serve, for `serve_with_incoming_shutdown`.
+pub type Incoming = tokio_stream::wrappers::ReceiverStream<io::Result<PeerIo>>;
+
+/// Binds `addr` and returns the stream of its connections, each past its
+/// handshake. Fails at once if the address cannot be bound or this
+/// process has no identity.
+pub async fn incoming(addr: SocketAddr) -> io::Result<Incoming> {
+    let sec = security().map_err(io::Error::other)?;
+    let listener = TcpListener::bind(addr).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(HANDSHAKES_AT_ONCE);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = tx.closed() => return,
+            };
+            let (tcp, remote) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: pass, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Some(io) = handshake(sec, tcp, remote).await {
+                    let _ = tx.send(Ok(io)).await;
+                }
+            });
+        }
+    });
+    Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+async fn handshake(sec: &Security, tcp: TcpStream, remote: SocketAddr) -> Option<PeerIo> {
+    let tls = match sec {
+        Security::Insecure => {
+            let info = PeerInfo { remote: Some(remote), identity: None };
+            return Some(PeerIo { io: MaybeTls::Plain(tcp), info });
+        }
+        Security::Tls(t) => t,
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE_LIMIT, tls.acceptor().accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %remote, error = %e, "TLS handshake refused");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(peer = %remote, "TLS handshake timed out");
+            return None;
+        }
+    };
+    // The verifier required a certificate chained to the cluster CA; what
+    // it names is read once per connection.
+    let der = stream.get_ref().1.peer_certificates().and_then(|c| c.first().cloned());
+    let identity = match der.map(|d| identity_of(&d)) {
+        Some(Ok(id)) => id,
+        Some(Err(e)) => {
+            tracing::warn!(peer = %remote, error = %e, "peer certificate refused");
+            return None;
+        }
+        None => {
+            tracing::warn!(peer = %remote, "peer sent no certificate");
+            return None;
+        }
+    };
+    let info = PeerInfo { remote: Some(remote), identity: Some(Arc::new(identity)) };
+    Some(PeerIo { io: MaybeTls::Tls(Box::new(stream)), info })
+}
