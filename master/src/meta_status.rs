@@ -26,6 +26,7 @@ impl MetaService {
             table_readers_bytes: self.db_property("rocksdb.estimate-table-readers-mem"),
             disk_free_bytes: self.disk.free(),
             disk_full: self.disk.full(),
+            insecure: tessera_rpc::tls::insecure(),
         };
         let members = m
             .membership_config

@@ -118,6 +118,13 @@ impl Pool {
     }
 }
 
+/// A channel of its own (not pooled) to the server of role `to` at
+/// `addr`, with the given security rather than the process's: for tests
+/// that present another identity, or none.
+pub fn channel_as(sec: &'static Security, addr: &str, to: Role) -> Result<Channel, RpcError> {
+    Ok(endpoint(addr, Profile::Control)?.connect_with_connector_lazy(Connector { sec, to }))
+}
+
 /// Makes a pooled channel's connections: TCP (no Nagle), then, unless the
 /// process runs `--insecure`, a TLS 1.3 handshake that checks the server's
 /// certificate names role `to` and presents this process's own.

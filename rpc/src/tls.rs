@@ -137,7 +137,7 @@ pub struct TlsArgs {
     pub tls_dir: Option<PathBuf>,
     /// Plaintext, no authentication: anyone who reaches a port may do
     /// anything. For a sealed test network only; logged loudly.
-    #[arg(long, env = "TESSERA_INSECURE", global = true)]
+    #[arg(long, env = "TESSERA_INSECURE", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure: bool,
 }
 

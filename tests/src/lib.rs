@@ -106,6 +106,9 @@ impl Proc {
         let err = out.try_clone().expect("log file");
         let child = Command::new(&self.bin)
             .args(&self.args)
+            // Each process gets its identity (or --insecure) on its
+            // command line, never the test's own from the environment.
+            .env_remove("TESSERA_TLS_DIR")
             // TESSERA_TEST_LOG: another filter for the servers' logs (debugging).
             .env("RUST_LOG", std::env::var("TESSERA_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
             .stdin(Stdio::null())
@@ -174,6 +177,8 @@ pub struct Cluster {
     /// Chunkservers on hosts of their own (`Opts::chunkserver_hosts`).
     cs_hosts: bool,
     zones: Vec<String>,
+    /// Every process runs `--insecure` (`Opts::insecure`).
+    pub insecure: bool,
     /// With `Opts::netns`: each master on its own host of this lab, the
     /// rest in its hub. Declared last: dropped after the processes stop.
     pub lab: Option<netns::Lab>,
@@ -197,6 +202,27 @@ pub struct Opts {
     /// host's address), with zone `zones[j % zones.len()]` when given.
     pub chunkserver_hosts: bool,
     pub zones: Vec<String>,
+    /// Plaintext and no authentication: servers, mounts and the CLI run
+    /// `--insecure` (default: mutual TLS with this test binary's PKI).
+    pub insecure: bool,
+}
+
+/// `args` with its `--tls-dir DIR` replaced by `--insecure` when `insecure`.
+fn secured(args: Vec<String>, insecure: bool) -> Vec<String> {
+    if !insecure {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--tls-dir" {
+            it.next();
+        } else {
+            out.push(a);
+        }
+    }
+    out.push("--insecure".into());
+    out
 }
 
 /// Flags that make repair, GC and scrubbing quick enough for tests.
@@ -241,6 +267,7 @@ impl Cluster {
             cs_metrics: Vec::new(),
             cs_hosts: o.netns && o.chunkserver_hosts,
             zones: o.zones.clone(),
+            insecure: o.insecure,
             lab,
         };
         for (i, addr) in maddrs.iter().enumerate() {
@@ -282,7 +309,7 @@ impl Cluster {
             name: name.to_string(),
             addr: addr.to_string(),
             bin: self.bins.join(bin),
-            args,
+            args: secured(args, self.insecure),
             log: self.dir.path().join("logs").join(format!("{name}.log")),
             child: None,
         }
@@ -394,6 +421,9 @@ impl Cluster {
     pub fn tessera_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(self.bins.join("tessera"));
         cmd.args(args).env("TESSERA_MASTERS", self.masters_arg()).env("TESSERA_LOG", "warn");
+        if self.insecure {
+            cmd.env_remove("TESSERA_TLS_DIR").env("TESSERA_INSECURE", "1");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

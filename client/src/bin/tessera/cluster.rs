@@ -38,6 +38,7 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                     "rss_bytes": m.rss_bytes, "block_cache_bytes": m.block_cache_bytes,
                     "memtable_bytes": m.memtable_bytes, "table_readers_bytes": m.table_readers_bytes,
                     "disk_free_bytes": m.disk_free_bytes, "disk_full": m.disk_full,
+                    "insecure": m.insecure,
                 })
             })
             .collect();
@@ -93,8 +94,11 @@ pub async fn run(cfg: &ClientConfig, cmd: ClusterCmd) -> Result<()> {
                 m.snapshot_index,
                 crate::out::size(m.rss_bytes),
                 crate::out::size(m.disk_free_bytes),
-                if m.disk_full { "  DISK NEARLY FULL: refusing creates and writes" } else { "" }
+                if m.disk_full { "  DISK NEARLY FULL: refusing creates and writes" } else { "" },
             );
+            if m.insecure {
+                outln!("     INSECURE: master {} runs --insecure (plaintext, no authentication)", m.id);
+            }
         } else {
             outln!("{:<4} {:<22} unreachable: {}", "-", m.addr, m.error);
         }

@@ -1,0 +1,251 @@
+//! Transport security against real processes: every port wants a
+//! certificate from the cluster's CA; each role may call only its own
+//! RPCs; a chunkserver speaks only for itself; plaintext only when asked.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_proto::pb::{
+    admin_client::AdminClient, chunk_client::ChunkClient, chunkserver_control_client::ChunkserverControlClient,
+    meta_client::MetaClient, raft_client::RaftClient, AddMasterRequest, ChunkserverStateRequest, DeleteChunksRequest,
+    Empty, HasChunksRequest, HeartbeatRequest, LookupRequest, RaftBlob, RegisterRequest, ReplicateRequest,
+};
+use tessera_rpc::certs::Ca;
+use tessera_rpc::tls::{Security, Tls};
+use tessera_tests::{bin_dir, pki, run_bounded, Cluster, Opts, Role};
+use tonic::Code;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// A security of its own for a test client (leaked: tests are short).
+fn as_identity(dir: &std::path::Path) -> &'static Security {
+    Box::leak(Box::new(Security::Tls(Arc::new(Tls::load(dir).unwrap()))))
+}
+
+fn plaintext() -> &'static Security {
+    Box::leak(Box::new(Security::Insecure))
+}
+
+fn chan(sec: &'static Security, addr: &str, to: Role) -> tonic::transport::Channel {
+    tessera_rpc::pool::channel_as(sec, addr, to).unwrap()
+}
+
+/// The outcome of a call, as its code (Ok for success), bounded in time.
+async fn code<T>(f: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Code {
+    match tokio::time::timeout(Duration::from_secs(10), f).await {
+        Ok(Ok(_)) => Code::Ok,
+        Ok(Err(s)) => s.code(),
+        Err(_) => panic!("a call did not answer within 10 s"),
+    }
+}
+
+/// A CLI run with exactly this security in its environment.
+fn cli(c: &Cluster, tls_dir: Option<&std::path::Path>, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(bin_dir().join("tessera"));
+    cmd.args(args).env("TESSERA_MASTERS", c.masters_arg()).env("TESSERA_LOG", "warn").env_remove("TESSERA_TLS_DIR");
+    match tls_dir {
+        Some(d) => cmd.env("TESSERA_TLS_DIR", d),
+        None => cmd.env("TESSERA_INSECURE", "1"),
+    };
+    run_bounded(cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn no_certificate_or_a_foreign_ca_connects_to_any_port() {
+    let c = Cluster::start(3, 3);
+    let foreign = tempfile::tempdir().unwrap();
+    let other_ca = Ca::generate("other").unwrap();
+    other_ca.issue_into(Role::Admin, "test-admin", 1, &foreign.path().join("admin")).unwrap();
+    other_ca.issue_into(Role::Master, "master-1", 1, &foreign.path().join("master")).unwrap();
+    let ours = as_identity(&pki().identity(Role::Admin, "test-admin"));
+    let strangers =
+        [plaintext(), as_identity(&foreign.path().join("admin")), as_identity(&foreign.path().join("master"))];
+    rt().block_on(async {
+        for m in &c.masters {
+            assert_eq!(code(MetaClient::new(chan(ours, &m.addr, Role::Master)).node_status(Empty {})).await, Code::Ok);
+            for s in strangers {
+                let got = code(MetaClient::new(chan(s, &m.addr, Role::Master)).node_status(Empty {})).await;
+                assert_ne!(got, Code::Ok, "{}: a stranger was answered", m.addr);
+                let got =
+                    code(RaftClient::new(chan(s, &m.addr, Role::Master)).vote(RaftBlob { data: Default::default() }))
+                        .await;
+                assert_ne!(got, Code::Ok);
+            }
+        }
+        for cs in &c.chunkservers {
+            let ok = code(ChunkClient::new(chan(ours, &cs.addr, Role::Chunkserver)).stats(Empty {})).await;
+            assert_eq!(ok, Code::Ok);
+            for s in strangers {
+                let got = code(ChunkClient::new(chan(s, &cs.addr, Role::Chunkserver)).stats(Empty {})).await;
+                assert_ne!(got, Code::Ok, "{}: a stranger was answered", cs.addr);
+            }
+        }
+    });
+    // A server that is not the role its caller expects is refused by the
+    // caller: a chunkserver cannot pose as a master.
+    rt().block_on(async {
+        let cs = &c.chunkservers[0].addr;
+        assert_ne!(code(MetaClient::new(chan(ours, cs, Role::Master)).node_status(Empty {})).await, Code::Ok);
+    });
+    // The CLI: plaintext and a foreign CA fail with one line; ours works.
+    for id in [None, Some(foreign.path().join("admin"))] {
+        let out = cli(&c, id.as_deref(), &["--timeout", "5", "ls", "/"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        // One error line (plaintext also logs its INSECURE warning).
+        let errors = err.lines().filter(|l| l.starts_with("tessera: ")).count();
+        assert!(!out.status.success() && errors == 1, "{err}");
+    }
+    let out = cli(&c, Some(&pki().identity(Role::Admin, "test-admin")), &["ls", "/"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The servers said why they refused.
+    assert!(c.masters[0].log().contains("TLS handshake refused"), "{}", c.masters[0].log());
+}
+
+#[test]
+fn each_role_calls_only_its_own_rpcs() {
+    let c = Cluster::start(3, 3);
+    let data = tessera_tests::random_bytes(300_000, 71);
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("f"), &data).unwrap();
+    c.ok(&["put", work.path().join("f").to_str().unwrap(), "/f"]);
+    let client = as_identity(&pki().identity(Role::Client, "someone"));
+    let admin = as_identity(&pki().identity(Role::Admin, "test-admin"));
+    let cs1 = as_identity(&pki().identity(Role::Chunkserver, "cs-1"));
+    let master = as_identity(&pki().identity(Role::Master, "master-1"));
+    let chunk_ids: Vec<bytes::Bytes> =
+        tessera_tests::chunk_ids(&data, 4 << 20).iter().map(|h| hex::decode(h).unwrap().into()).collect();
+    rt().block_on(async {
+        let leader = MetaClient::new(chan(admin, &c.masters[0].addr, Role::Master))
+            .node_status(Empty {})
+            .await
+            .unwrap()
+            .into_inner()
+            .leader_addr;
+        assert!(!leader.is_empty());
+        let raft = |s| RaftClient::new(chan(s, &leader, Role::Master));
+        let adm = |s| AdminClient::new(chan(s, &leader, Role::Master));
+        let ctl = |s| ChunkserverControlClient::new(chan(s, &leader, Role::Master));
+        let meta = |s| MetaClient::new(chan(s, &leader, Role::Master));
+        let chunk = |s, j: usize| ChunkClient::new(chan(s, &c.chunkservers[j].addr, Role::Chunkserver));
+        let denied = Code::PermissionDenied;
+        let vote = || RaftBlob { data: bytes::Bytes::from_static(b"{}") };
+        let drain = |id: &str, state: &str| ChunkserverStateRequest { id: id.into(), state: state.into() };
+        let register = |id: &str| RegisterRequest {
+            id: id.into(),
+            addr: "127.0.0.1:1".into(),
+            capacity: 1 << 60,
+            zone: String::new(),
+        };
+        let beat = |id: &str| HeartbeatRequest { id: id.into(), addr: "127.0.0.1:1".into(), ..Default::default() };
+
+        // A client: namespace and data, nothing else.
+        assert_eq!(
+            code(meta(client).lookup(LookupRequest { parent: 1, name: "f".into(), ..Default::default() })).await,
+            Code::Ok
+        );
+        assert_eq!(code(raft(client).vote(vote())).await, denied);
+        assert_eq!(code(adm(client).add_master(AddMasterRequest { id: 9, addr: "127.0.0.1:1".into() })).await, denied);
+        assert_eq!(code(adm(client).set_chunkserver_state(drain("cs-1", "draining"))).await, denied);
+        assert_eq!(code(ctl(client).register(register("evil"))).await, denied);
+        assert_eq!(code(ctl(client).heartbeat(beat("cs-2"))).await, denied);
+        for j in 0..3 {
+            let del = DeleteChunksRequest { ids: chunk_ids.clone() };
+            assert_eq!(code(chunk(client, j).delete_chunks(del)).await, denied);
+            let rep = ReplicateRequest { id: chunk_ids[0].clone(), target: c.chunkservers[(j + 1) % 3].addr.clone() };
+            assert_eq!(code(chunk(client, j).replicate(rep)).await, denied);
+        }
+        // An admin: membership and drains too, but never Raft or a
+        // chunkserver's voice.
+        assert_eq!(code(adm(admin).set_chunkserver_state(drain("cs-3", "draining"))).await, Code::Ok);
+        assert_eq!(code(adm(admin).set_chunkserver_state(drain("cs-3", "alive"))).await, Code::Ok);
+        assert_eq!(code(raft(admin).vote(vote())).await, denied);
+        assert_eq!(code(ctl(admin).heartbeat(beat("cs-1"))).await, denied);
+        // A chunkserver: its own registration and heartbeat only.
+        assert_eq!(code(ctl(cs1).heartbeat(beat("cs-2"))).await, denied, "a forged heartbeat");
+        assert_eq!(code(ctl(cs1).register(register("cs-9"))).await, denied);
+        assert_eq!(
+            code(meta(cs1).lookup(LookupRequest { parent: 1, name: "f".into(), ..Default::default() })).await,
+            denied
+        );
+        assert_eq!(code(raft(cs1).vote(vote())).await, denied);
+        assert_eq!(code(chunk(cs1, 1).delete_chunks(DeleteChunksRequest { ids: chunk_ids.clone() })).await, denied);
+        // A master passes the door (and then fails on the empty message).
+        assert_ne!(code(raft(master).vote(vote())).await, denied);
+    });
+    // The CLI with a client certificate: admin verbs refused in one line.
+    let client_dir = pki().identity(Role::Client, "someone");
+    for args in [&["admin", "master", "add", "9", "127.0.0.1:1"][..], &["admin", "chunkserver", "drain", "cs-1"]] {
+        let out = cli(&c, Some(&client_dir), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.trim().lines().count() == 1, "{args:?}: {err}");
+        assert!(err.contains("not allowed"), "{args:?}: {err}");
+    }
+    // Nothing was deleted or drained: every copy is where it was.
+    let out = cli(&c, Some(&client_dir), &["get", "/f", work.path().join("back").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(work.path().join("back")).unwrap(), data);
+    rt().block_on(async {
+        let admin = as_identity(&pki().identity(Role::Admin, "test-admin"));
+        for cs in &c.chunkservers {
+            let mut ch = ChunkClient::new(chan(admin, &cs.addr, Role::Chunkserver));
+            let r = ch.has_chunks(HasChunksRequest { ids: chunk_ids.clone() }).await.unwrap().into_inner();
+            assert!(r.present.iter().all(|p| *p), "{}: a copy is gone", cs.addr);
+        }
+    });
+    let status = c.ok(&["cluster", "status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let servers = v["chunkservers"].as_array().unwrap();
+    assert!(servers.iter().all(|s| s["state"] == "alive" && s["alive"] == true), "{servers:?}");
+    assert!(!servers.iter().any(|s| s["id"] == "evil" || s["id"] == "cs-9"), "{servers:?}");
+}
+
+#[test]
+fn a_server_without_an_identity_or_with_the_wrong_one_does_not_start() {
+    pki();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |bin: &str, args: &[&str]| {
+        let mut cmd = Command::new(bin_dir().join(bin));
+        cmd.args(args).env_remove("TESSERA_TLS_DIR").env_remove("TESSERA_INSECURE");
+        run_bounded(cmd, Duration::from_secs(30))
+    };
+    let data = dir.path().join("d").display().to_string();
+    let master = ["--id", "1", "--listen", "127.0.0.1:1", "--data-dir", &data];
+    let out = run("tessera-master", &master);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no TLS identity"), "{err}");
+    let client = pki().identity(Role::Client, "someone").display().to_string();
+    let out = run("tessera-master", &[&master[..], &["--tls-dir", &client]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains("is for role client"), "{err}");
+    let cs2 = pki().identity(Role::Chunkserver, "cs-2").display().to_string();
+    let cs = ["--id", "cs-1", "--listen", "127.0.0.1:1", "--data-dir", &data, "--tls-dir", &cs2];
+    let out = run("tessera-chunkserver", &cs);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains("certificate is for \"cs-2\""), "{err}");
+    let out = run("tessera", &["ls", "/"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.trim().lines().count() == 1 && err.contains("no TLS identity"), "{err}");
+}
+
+#[test]
+fn an_insecure_cluster_works_only_in_plaintext_and_says_so() {
+    let c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, insecure: true, ..Default::default() });
+    let work = tempfile::tempdir().unwrap();
+    let data = tessera_tests::random_bytes(100_000, 72);
+    std::fs::write(work.path().join("f"), &data).unwrap();
+    c.ok(&["put", work.path().join("f").to_str().unwrap(), "/f"]);
+    c.ok(&["get", "/f", work.path().join("back").to_str().unwrap()]);
+    assert_eq!(std::fs::read(work.path().join("back")).unwrap(), data);
+    let status = String::from_utf8_lossy(&c.ok(&["cluster", "status"]).stdout).to_string();
+    assert_eq!(status.matches("INSECURE").count(), 3, "{status}");
+    assert!(c.masters[0].log().contains("INSECURE"), "the server logs it");
+    // A TLS client does not talk to it.
+    let admin = as_identity(&pki().identity(Role::Admin, "test-admin"));
+    rt().block_on(async {
+        let got = code(MetaClient::new(chan(admin, &c.masters[0].addr, Role::Master)).node_status(Empty {})).await;
+        assert_ne!(got, Code::Ok);
+    });
+}
