@@ -27,6 +27,12 @@ start_cluster() {
   rm -rf "$dir"; mkdir -p "$dir"
   "$BIN/tessera" up --dir "$dir" --base-port "$BASE_PORT" "$@" >"$dir.up.log" 2>&1 &
   UP_PID=$!
+  # The CLI's identity: the admin certificate `up` makes (or plaintext).
+  if [[ " $* " == *" --insecure "* ]]; then
+    unset TESSERA_TLS_DIR; export TESSERA_INSECURE=1
+  else
+    unset TESSERA_INSECURE; export TESSERA_TLS_DIR="$dir/tls/admin"
+  fi
   trap stop_cluster EXIT
   for _ in $(seq 1 150); do
     if "$BIN/tessera" --timeout 2 cluster status --json 2>/dev/null \

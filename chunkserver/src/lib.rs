@@ -71,8 +71,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, "chunkserver serving");
     tessera_rpc::shutdown::serve_until_signal(|signal| {
-        tonic::transport::Server::builder()
-            .trace_fn(tessera_rpc::trace::server_span)
+        tessera_rpc::server::server()
             .layer(tessera_rpc::metrics::RpcMetricsLayer)
             .layer(tessera_rpc::authz::AuthzLayer)
             .add_service(server)

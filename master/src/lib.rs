@@ -5,6 +5,8 @@ pub mod chunkserver_service;
 pub mod cluster;
 pub mod console;
 pub mod convert;
+#[cfg(test)]
+mod decoder_fuzz;
 pub mod disk_guard;
 pub mod error;
 mod exported;
@@ -230,8 +232,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         .map_err(|e| MasterError::Config(format!("listening on {}: {e}", cfg.listen)))?;
     tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
     tessera_rpc::shutdown::serve_until_signal(|signal| {
-        tonic::transport::Server::builder()
-            .trace_fn(tessera_rpc::trace::server_span)
+        tessera_rpc::server::server()
             .layer(tessera_rpc::metrics::RpcMetricsLayer)
             .layer(tessera_rpc::authz::AuthzLayer)
             .layer(lease_scope::SessionLayer)

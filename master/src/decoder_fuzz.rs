@@ -1,0 +1,162 @@
+//! Fuzzing, as proptests that run in CI, of every decoder in the master
+//! that takes bytes from outside the process: Raft messages from a peer
+//! (appends, votes, snapshot headers, streamed replies) and log entries
+//! read back from RocksDB or the journal at replay. Each gets arbitrary
+//! bytes and mutations (flips, cuts, splices) of real encodings; none may
+//! panic, abort or allocate without bound. `TESSERA_FUZZ_CASES` raises the
+//! case count for a long run (bench/fuzz.sh).
+
+use crate::raft::wire;
+use crate::store::entry_codec;
+use crate::types::{Command, Cred, ExtentRec, Op, TypeConfig};
+use openraft::alias::{EntryOf, LogIdOf, SnapshotMetaOf, VoteOf};
+use openraft::entry::RaftEntry;
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::vote::RaftLeaderIdExt;
+use proptest::prelude::*;
+
+type C = TypeConfig;
+
+fn cases() -> u32 {
+    std::env::var("TESSERA_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000)
+}
+
+fn log_id(term: u64, index: u64) -> LogIdOf<C> {
+    openraft::LogId::new(openraft::alias::LeaderIdOf::<C>::new_committed(term, 1), index)
+}
+
+fn entry(index: u64) -> EntryOf<C> {
+    let cmd = Command {
+        cred: Cred { uid: 1000, gid: 100, groups: vec![4, 5] },
+        now: (1_700_000_000, 5),
+        request_id: "r".into(),
+        op: Op::Commit {
+            ino: 7,
+            extents: vec![ExtentRec { id: vec![9; 32], len: 4096, offset: 0 }],
+            size: 4096,
+            gc_epoch: 3,
+            mtime: Some((1, 2)),
+            splice: None,
+            create: None,
+            unsealed: false,
+            attrs: None,
+        },
+    };
+    EntryOf::<C>::new_normal(log_id(2, index), cmd)
+}
+
+/// Real encodings the mutations start from.
+fn seeds() -> Vec<Vec<u8>> {
+    let append = AppendEntriesRequest::<C> {
+        vote: VoteOf::<C>::new_committed(2, 1),
+        prev_log_id: Some(log_id(2, 9)),
+        entries: vec![entry(10), entry(11)],
+        leader_commit: Some(log_id(2, 9)),
+    };
+    let vote = VoteRequest::<C> {
+        vote: VoteOf::<C>::new(3, 2),
+        last_log_id: Some(log_id(2, 11)),
+        leadership_transfer: false,
+    };
+    let meta = SnapshotMetaOf::<C> { last_log_id: Some(log_id(2, 11)), last_membership: Default::default() };
+    vec![
+        wire::encode_request(&append).unwrap(),
+        wire::encode(&vote).unwrap(),
+        wire::encode(&(VoteOf::<C>::new_committed(2, 1), meta)).unwrap(),
+        entry_codec::encode(&entry(12)).unwrap(),
+    ]
+}
+
+/// Runs every decoder on `b`; a result of either kind is fine.
+fn decode_all(b: &[u8]) {
+    let _ = wire::decode_request(b);
+    let _ = wire::decode_reply(b);
+    let _ = wire::decode::<VoteRequest<C>>(b);
+    let _ = wire::decode::<(VoteOf<C>, SnapshotMetaOf<C>)>(b);
+    let _ = entry_codec::decode(b);
+    let mut v = Vec::with_capacity(b.len() + 1);
+    v.push(1); // the log entry's version byte, so the bincode path is reached
+    v.extend_from_slice(b);
+    let _ = entry_codec::decode(&v);
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip {
+        at: usize,
+        mask: u8,
+    },
+    Cut {
+        at: usize,
+    },
+    Splice {
+        at: usize,
+        bytes: Vec<u8>,
+    },
+    /// A length prefix (bincode writes u64 little-endian) made huge.
+    Huge {
+        at: usize,
+    },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 1u8..).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
+        any::<usize>().prop_map(|at| Mutation::Cut { at }),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(at, bytes)| Mutation::Splice { at, bytes }),
+        any::<usize>().prop_map(|at| Mutation::Huge { at }),
+    ]
+}
+
+fn apply(mut b: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
+    for m in muts {
+        if b.is_empty() {
+            break;
+        }
+        match m {
+            Mutation::Flip { at, mask } => {
+                let i = at % b.len();
+                b[i] ^= mask;
+            }
+            Mutation::Cut { at } => b.truncate(at % b.len()),
+            Mutation::Splice { at, bytes } => {
+                let i = at % b.len();
+                b.splice(i..i, bytes.iter().copied());
+            }
+            Mutation::Huge { at } => {
+                let i = at % b.len();
+                let end = (i + 8).min(b.len());
+                b[i..end].fill(0xff);
+            }
+        }
+    }
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_a_decoder(b in proptest::collection::vec(any::<u8>(), 0..512)) {
+        decode_all(&b);
+    }
+
+    #[test]
+    fn mutated_real_messages_never_panic_a_decoder(
+        seed in 0usize..4,
+        muts in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        let b = apply(seeds()[seed].clone(), &muts);
+        decode_all(&b);
+    }
+}
+
+#[test]
+fn the_seeds_decode_unmutated() {
+    let s = seeds();
+    assert!(wire::decode_request(&s[0]).is_ok());
+    assert!(wire::decode::<VoteRequest<C>>(&s[1]).is_ok());
+    assert!(wire::decode::<(VoteOf<C>, SnapshotMetaOf<C>)>(&s[2]).is_ok());
+    assert!(entry_codec::decode(&s[3]).is_ok());
+}
