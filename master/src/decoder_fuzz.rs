@@ -53,11 +53,8 @@ fn seeds() -> Vec<Vec<u8>> {
         entries: vec![entry(10), entry(11)],
         leader_commit: Some(log_id(2, 9)),
     };
-    let vote = VoteRequest::<C> {
-        vote: VoteOf::<C>::new(3, 2),
-        last_log_id: Some(log_id(2, 11)),
-        leadership_transfer: false,
-    };
+    let vote =
+        VoteRequest::<C> { vote: VoteOf::<C>::new(3, 2), last_log_id: Some(log_id(2, 11)), leadership_transfer: false };
     let meta = SnapshotMetaOf::<C> { last_log_id: Some(log_id(2, 11)), last_membership: Default::default() };
     vec![
         wire::encode_request(&append).unwrap(),

@@ -152,11 +152,32 @@ impl tower::Service<http::Uri> for Connector {
             use crate::maybe_tls::MaybeTls;
             let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
             let port = uri.port_u16().unwrap_or(80);
-            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            // Errors say which step failed: "dns error" and "tcp connect
+            // error" mean nothing answered (the metadata client gives up
+            // early on masters that never did, see meta.rs), a TLS error
+            // means something answered and refused.
+            let step =
+                |what: &'static str| move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"));
+            let addrs: Vec<_> =
+                tokio::net::lookup_host((host.as_str(), port)).await.map_err(step("dns error"))?.collect();
+            let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+            let mut tcp = None;
+            for a in addrs {
+                match tokio::net::TcpStream::connect(a).await {
+                    Ok(t) => {
+                        tcp = Some(t);
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            let tcp = tcp.ok_or(last).map_err(step("tcp connect error"))?;
             tcp.set_nodelay(true)?;
             let io = match sec {
                 Security::Insecure => MaybeTls::Plain(tcp),
-                Security::Tls(t) => MaybeTls::Tls(Box::new(t.connector().connect(server_name(to), tcp).await?)),
+                Security::Tls(t) => MaybeTls::Tls(Box::new(
+                    t.connector().connect(server_name(to), tcp).await.map_err(step("tls handshake error"))?,
+                )),
             };
             Ok(hyper_util::rt::TokioIo::new(io))
         })
