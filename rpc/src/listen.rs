@@ -8,11 +8,8 @@ use crate::maybe_tls::MaybeTls;
 use crate::tls::{security, Security};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A peer that has not finished its handshake in this long is dropped: a
@@ -43,43 +40,12 @@ impl PeerInfo {
 }
 
 /// One accepted connection, plaintext or TLS, and who is at its other end.
-pub struct PeerIo {
-    io: MaybeTls<tokio_rustls::server::TlsStream<TcpStream>>,
-    info: PeerInfo,
-}
+pub type PeerIo = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>, PeerInfo>;
 
 impl tonic::transport::server::Connected for PeerIo {
     type ConnectInfo = PeerInfo;
     fn connect_info(&self) -> PeerInfo {
         self.info.clone()
-    }
-}
-
-impl AsyncRead for PeerIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for PeerIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
@@ -127,7 +93,7 @@ async fn handshake(sec: &Security, tcp: TcpStream, remote: SocketAddr) -> Option
     let tls = match sec {
         Security::Insecure => {
             let info = PeerInfo { remote: Some(remote), identity: None };
-            return Some(PeerIo { io: MaybeTls::Plain(tcp), info });
+            return Some(PeerIo::plain(tcp, info));
         }
         Security::Tls(t) => t,
     };
@@ -157,5 +123,5 @@ async fn handshake(sec: &Security, tcp: TcpStream, remote: SocketAddr) -> Option
         }
     };
     let info = PeerInfo { remote: Some(remote), identity: Some(Arc::new(identity)) };
-    Some(PeerIo { io: MaybeTls::Tls(Box::new(stream)), info })
+    Some(PeerIo::tls(stream, info))
 }

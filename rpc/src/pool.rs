@@ -174,10 +174,11 @@ impl tower::Service<http::Uri> for Connector {
             let tcp = tcp.ok_or(last).map_err(step("tcp connect error"))?;
             tcp.set_nodelay(true)?;
             let io = match sec {
-                Security::Insecure => MaybeTls::Plain(tcp),
-                Security::Tls(t) => MaybeTls::Tls(Box::new(
+                Security::Insecure => MaybeTls::plain(tcp, ()),
+                Security::Tls(t) => MaybeTls::tls(
                     t.connector().connect(server_name(to), tcp).await.map_err(step("tls handshake error"))?,
-                )),
+                    (),
+                ),
             };
             Ok(hyper_util::rt::TokioIo::new(io))
         })

@@ -15,7 +15,12 @@ pub fn new_request_id() -> String {
 
 /// The span a server opens around each request it serves.
 pub fn server_span(req: &http::Request<()>) -> tracing::Span {
-    let peer = req.extensions().get::<PeerInfo>().map_or_else(|| "-".to_string(), PeerInfo::describe);
+    let info = req.extensions().get::<PeerInfo>();
+    let peer = info.and_then(|i| i.remote).map_or_else(|| "-".to_string(), |a| a.to_string());
+    // Who the certificate says the caller is: "name/role" ("-": insecure).
+    let who = info
+        .and_then(|i| i.identity.as_deref())
+        .map_or_else(|| "-".to_string(), |id| format!("{}/{}", id.name, id.role));
     let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    tracing::info_span!("rpc", method = %req.uri().path(), peer = %peer, request = %id)
+    tracing::info_span!("rpc", method = %req.uri().path(), peer = %peer, who = %who, request = %id)
 }

@@ -26,6 +26,7 @@ fn json_logs_carry_the_rpc_span_and_text_logs_have_no_colour_codes() {
         assert_eq!(span["name"], "rpc", "{v}");
         assert!(span["method"].as_str().is_some_and(|m| m.ends_with("/SetChunkserverState")), "{v}");
         assert!(span["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{v}");
+        assert_eq!(span["who"], "test-admin/admin", "the caller's certificate: {v}");
         let id = span["request"].as_str().unwrap_or("");
         assert!(id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()), "request id {id:?} in {v}");
     }
