@@ -249,3 +249,24 @@ fn an_insecure_cluster_works_only_in_plaintext_and_says_so() {
         assert_ne!(got, Code::Ok);
     });
 }
+
+/// `tessera up --insecure` from a shell that has a TLS identity exported
+/// (and the other way round): `up` gives each server its own flags, the
+/// caller's environment does not contradict them.
+#[test]
+fn tessera_up_ignores_the_callers_security_environment() {
+    pki(); // exports TESSERA_TLS_DIR for every child of this test
+    let dir = tempfile::tempdir().unwrap();
+    let up = tessera_tests::LocalUp::start_with(dir.path(), &["--insecure"]);
+    let status = || {
+        let mut cmd = Command::new(bin_dir().join("tessera"));
+        cmd.args(["--timeout", "5", "cluster", "status"])
+            .env("TESSERA_MASTERS", up.masters())
+            .env_remove("TESSERA_TLS_DIR")
+            .env("TESSERA_INSECURE", "1");
+        run_bounded(cmd, Duration::from_secs(30))
+    };
+    tessera_tests::eventually(Duration::from_secs(60), "the insecure cluster answers", || {
+        String::from_utf8_lossy(&status().stdout).matches("INSECURE").count() == 3
+    });
+}

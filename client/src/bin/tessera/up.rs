@@ -96,6 +96,11 @@ fn spawn(bin: &Path, args: &[String], log: &Path, commands: &mut String) -> Resu
     let err = out.try_clone()?;
     Command::new(bin)
         .args(args)
+        // Each server gets its identity (or --insecure) on its command
+        // line; the caller's own TESSERA_TLS_DIR / TESSERA_INSECURE would
+        // contradict it.
+        .env_remove("TESSERA_TLS_DIR")
+        .env_remove("TESSERA_INSECURE")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
