@@ -89,3 +89,21 @@ tessera_then_moosefs() {
   run moosefs "$w/mfs" | tee "$w/moosefs.txt" || true
   bash "$REPO/../shared/bench/moosefs-down.sh" "$w/mfs" >&2 || true
 }
+
+# ab_summary FILE A B: for lines "round R MODE METRIC VALUE UNIT" in FILE,
+# each metric's mean under modes A and B and the ratio A/B.
+ab_summary() {
+  python3 - "$@" <<'PY'
+import sys, collections
+path, a, b = sys.argv[1:4]
+v = collections.defaultdict(list)
+for line in open(path):
+    p = line.split()
+    v[(p[3], p[2])].append(float(p[4]))
+for metric in sorted({m for m, _ in v}):
+    x, y = v[(metric, a)], v[(metric, b)]
+    if x and y:
+        mx, my = sum(x) / len(x), sum(y) / len(y)
+        print(f"{metric}: {a} {mx:.1f}, {b} {my:.1f}, {a}/{b} {mx / my:.3f}")
+PY
+}

@@ -25,15 +25,4 @@ for r in $(seq 1 "$ROUNDS"); do
     stop_cluster
   done
 done
-python3 - "$out" <<'PY'
-import sys, collections
-v = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    p = line.split()
-    v[(p[3], p[2])].append(float(p[4]))
-for metric in ("seq_write_1M", "small_create_4k"):
-    on, off = v[(metric, "on")], v[(metric, "off")]
-    if on and off:
-        m_on, m_off = sum(on) / len(on), sum(off) / len(off)
-        print(f"{metric}: on {m_on:.1f}, off {m_off:.1f}, on/off {m_on / m_off:.3f}")
-PY
+ab_summary "$out" on off

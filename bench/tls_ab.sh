@@ -64,15 +64,4 @@ PY
     stop_cluster
   done
 done
-python3 - "$out" <<'PY'
-import sys, collections
-v = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    p = line.split()
-    v[(p[3], p[2])].append(float(p[4]))
-for metric in sorted({m for m, _ in v}):
-    tls, plain = v[(metric, "tls")], v[(metric, "insecure")]
-    if tls and plain:
-        a, b = sum(tls) / len(tls), sum(plain) / len(plain)
-        print(f"{metric}: tls {a:.1f}, insecure {b:.1f}, tls/insecure {a / b:.3f}")
-PY
+ab_summary "$out" tls insecure
