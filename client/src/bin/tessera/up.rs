@@ -182,7 +182,9 @@ pub async fn run(a: UpArgs) -> Result<()> {
         outln!("mounting at {}", mnt.display());
     }
     let commands_file = dir.join("commands.sh");
-    std::fs::write(&commands_file, &commands).with_context(|| format!("{}", commands_file.display()))?;
+    // Atomically: whoever reads it (an operator, a test) sees all of it or none.
+    tessera_util::durable::write_atomic(&commands_file, commands.as_bytes())
+        .with_context(|| format!("{}", commands_file.display()))?;
     outln!("logs in {}; TESSERA_MASTERS={}", dir.join("logs").display(), maddrs.join(","));
     if a.insecure {
         outln!("INSECURE: plaintext, no authentication (--insecure)");
