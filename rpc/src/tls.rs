@@ -172,11 +172,6 @@ impl TlsArgs {
         install(sec);
         Ok(())
     }
-
-    /// Whether these flags ask for plaintext.
-    pub fn is_insecure(&self) -> bool {
-        self.insecure
-    }
 }
 
 /// Whether this process runs without TLS (for `cluster status`).
