@@ -37,6 +37,11 @@ impl Fs {
         Some(self.cred.clone())
     }
 
+    /// This client, sending `cred` as its caller's credentials.
+    pub fn acting_as(&self, cred: Cred) -> Fs {
+        Fs { cred, ..self.clone() }
+    }
+
     /// Names are bytes (`&str`, `&[u8]`, ...): a name need not be UTF-8.
     pub async fn lookup(&self, parent: u64, name: impl AsRef<[u8]>) -> Result<Attr> {
         Ok(self.lookup_leased(parent, name.as_ref(), true).await?.0)
@@ -271,7 +276,13 @@ impl Fs {
     }
 
     pub async fn extents(&self, ino: u64) -> Result<GetExtentsReply> {
-        self.meta.read("get_extents", |mut c| async move { c.get_extents(GetExtentsRequest { ino }).await }).await
+        let req = GetExtentsRequest { ino, cred: self.cred() };
+        self.meta
+            .read("get_extents", |mut c| {
+                let r = req.clone();
+                async move { c.get_extents(r).await }
+            })
+            .await
     }
 
     /// The GC epoch: read it before checking or uploading the chunks of a

@@ -23,6 +23,9 @@ pub struct Behind {
     /// commit; otherwise each waits for its own.
     pub create: bool,
     pub(crate) creates: Arc<Creates>,
+    /// chmod/chown/utimens of a file with unflushed writes ride on its
+    /// commit (setattr_behind.rs); otherwise each is sent at once.
+    pub attrs: bool,
 }
 
 impl Behind {
@@ -33,6 +36,7 @@ impl Behind {
             unlinks_drained: Default::default(),
             create: true,
             creates: Arc::new(Creates::new(order)),
+            attrs: true,
         }
     }
 }

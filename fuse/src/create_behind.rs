@@ -67,6 +67,11 @@ impl Mount {
             tracing::debug!(parent, "create not held: the directory's attributes are not known here");
             return None;
         };
+        if !crate::dircache::may(&dir, cred, 3) {
+            // The kernel let the caller in by its own uid; the masters will
+            // judge the mapped one (a squashed root): let them say no.
+            return None;
+        }
         let (gid, mut mode) = if dir.mode & S_ISGID != 0 { (dir.gid, mode) } else { (cred.gid, mode) };
         if mode & S_ISGID != 0 && cred.uid != 0 && cred.gid != gid && !cred.groups.contains(&gid) {
             mode &= !S_ISGID;

@@ -94,6 +94,12 @@ pub struct DirCache {
 
 /// Search (execute) permission on a directory, as the master checks it.
 fn may_search(dir: &Attr, c: &Cred) -> bool {
+    may(dir, c, 1)
+}
+
+/// Whether `c` has every permission bit of `mask` (4 read, 2 write, 1
+/// search) on the directory `dir`, as the masters judge it.
+pub(crate) fn may(dir: &Attr, c: &Cred, mask: u32) -> bool {
     if c.uid == 0 {
         return true;
     }
@@ -104,7 +110,7 @@ fn may_search(dir: &Attr, c: &Cred) -> bool {
     } else {
         dir.mode
     };
-    bits & 1 == 1
+    bits & mask == mask
 }
 
 impl Inner {

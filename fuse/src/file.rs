@@ -104,6 +104,11 @@ pub struct FileData {
     /// Attribute changes made while the file had unflushed writes: they
     /// ride on the next commit (setattr_behind.rs).
     pub(crate) pending_attrs: Option<tessera_proto::pb::SetAttrRequest>,
+    /// Who this mount acts as when it commits the file or reloads its
+    /// extents: the last process that opened it for writing, or else the
+    /// first that opened it (the masters check these, and a certificate's
+    /// uid map may squash them).
+    pub(crate) cred: tessera_proto::pb::Cred,
 }
 
 /// About how many extents cover `[a, b)` of a list whose extents end at
@@ -148,6 +153,7 @@ impl FileData {
             modified: None,
             rider: None,
             pending_attrs: None,
+            cred: Default::default(),
         }
     }
 
@@ -511,6 +517,8 @@ impl FileData {
         if !self.is_dirty() {
             return Ok(None);
         }
+        let acting = fs.acting_as(self.cred.clone());
+        let fs = &acting;
         let t = &fs.transfer;
         if self.epoch.is_none() {
             self.epoch = Some(fs.recent_epoch().await?);

@@ -95,17 +95,21 @@ pub fn to_file_attr(a: &Attr) -> FileAttr {
 /// Root's are not read: every check that consults groups (here and on the
 /// master) lets uid 0 through first, and reading /proc costs an open and a
 /// read on every request.
+///
+/// Read through this mount's certificate's uid map (a squashed root is
+/// nobody here too), so that the mount's own checks (write-behind creates,
+/// cached lookups) grant what the masters will.
 pub fn cred(uid: u32, gid: u32, pid: u32) -> Cred {
     let mut groups = Vec::new();
-    if uid == 0 {
-        return Cred { uid, gid, groups };
-    }
-    if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        if let Some(line) = s.lines().find(|l| l.starts_with("Groups:")) {
-            groups = line[7..].split_whitespace().filter_map(|g| g.parse().ok()).collect();
+    if uid != 0 {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(line) = s.lines().find(|l| l.starts_with("Groups:")) {
+                groups = line[7..].split_whitespace().filter_map(|g| g.parse().ok()).collect();
+            }
         }
     }
-    Cred { uid, gid, groups }
+    let c = tessera_rpc::tls::own_uid_map().apply(tessera_rpc::uid_map::Creds { uid, gid, groups });
+    Cred { uid: c.uid, gid: c.gid, groups: c.groups }
 }
 
 pub fn b(s: &[u8]) -> Bytes {
@@ -438,27 +442,35 @@ impl Mount {
     /// open the committed content is fetched anew: close-to-open consistency.
     /// `fresh`: the attributes of a file this mount just created (empty, no
     /// extents), which saves fetching them.
-    pub async fn open(&self, ino: u64, flags: i32, fresh: Option<&pb::Attr>) -> Result<u64> {
-        Ok(self.open_keep(ino, flags, fresh).await?.0)
+    pub async fn open(&self, cred: &pb::Cred, ino: u64, flags: i32, fresh: Option<&pb::Attr>) -> Result<u64> {
+        Ok(self.open_keep(cred, ino, flags, fresh).await?.0)
     }
 
     /// `open`, and whether the kernel may keep the file's cached pages: the
     /// content is the version they were read from (recorded at the last
     /// close here; a revoke forgets it), or the file is open here already.
-    pub async fn open_keep(&self, ino: u64, flags: i32, fresh: Option<&pb::Attr>) -> Result<(u64, bool)> {
+    pub async fn open_keep(
+        &self,
+        cred: &pb::Cred,
+        ino: u64,
+        flags: i32,
+        fresh: Option<&pb::Attr>,
+    ) -> Result<(u64, bool)> {
         let mut keep = true;
         let existing = self.open_file(ino);
+        let as_opener = self.with_cred(cred.clone());
         let (f, loaded) = match existing {
             Some(f) => (f, false),
             None => {
                 let (attr, extents) = match fresh {
                     Some(a) => (*a, Vec::new()),
                     None => {
-                        let ext = self.fs.extents(ino).await?;
+                        let ext = as_opener.extents(ino).await?;
                         (ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, ext.extents)
                     }
                 };
                 let mut data = FileData::new(ino, self.chunk, &attr, extents);
+                data.cred = cred.clone();
                 if self.behind.creates.holds(ino) {
                     data.rider = Some(self.behind.creates.clone());
                 }
@@ -471,11 +483,14 @@ impl Mount {
                 (self.open.files.lock().entry(ino).or_insert(f).clone(), true)
             }
         };
+        if !loaded && flags & libc::O_ACCMODE != libc::O_RDONLY {
+            f.data.lock().await.cred = cred.clone();
+        }
         // Close-to-open: a first open sees the latest committed content.
         if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
             let mut d = f.data.lock().await;
             if !loaded && !d.is_dirty() {
-                let ext = self.fs.extents(ino).await?;
+                let ext = as_opener.extents(ino).await?;
                 if let Some(attr) = ext.attr {
                     d.reset(&attr, ext.extents);
                 }
@@ -509,7 +524,7 @@ impl Mount {
         let data = {
             let mut d = f.data.lock().await;
             if f.revoked.swap(false, Ordering::SeqCst) && !d.is_dirty() {
-                let ext = self.fs.extents(d.ino).await?;
+                let ext = self.with_cred(d.cred.clone()).extents(d.ino).await?;
                 if let Some(attr) = ext.attr {
                     d.reset(&attr, ext.extents);
                 }
@@ -644,7 +659,7 @@ impl Mount {
         };
         let attr = fs.setattr(&req).await?;
         if let Some(f) = self.open_file(ino) {
-            let ext = self.fs.extents(ino).await?;
+            let ext = fs.extents(ino).await?;
             f.data.lock().await.reset(&attr, ext.extents);
         }
         Ok(())

@@ -81,6 +81,15 @@ pub fn mount(cfg: MountConfig) -> anyhow::Result<()> {
     let mut mount = fs::Mount::new(client, cfg.ttl, cfg.client.chunk_size as u64);
     mount.behind.unlink = cfg.write_behind_unlink;
     mount.behind.create = cfg.write_behind_create;
+    let map = tessera_rpc::tls::own_uid_map();
+    if map != tessera_rpc::uid_map::UidMap::Trusted {
+        // The kernel checks unlinks and attribute changes against the
+        // caller's own uid, which the masters read through the map: each
+        // is sent at once, so a refusal reaches its caller.
+        tracing::info!(credentials = %map, "unlinks and attribute changes are not written behind");
+        mount.behind.unlink = UnlinkBehind::Never;
+        mount.behind.attrs = false;
+    }
     mount.orphans.every = cfg.orphan_renew.max(Duration::from_millis(100));
     mount.commit_idle = cfg.commit_idle.max(Duration::from_millis(100));
     mount.io_timeout = cfg.io_timeout;

@@ -270,7 +270,8 @@ impl Filesystem for TesseraFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        spawn!(self, req, reply, |m| m.open_keep(ino.0, flags.0, None), |x| {
+        let c = cred(req.uid(), req.gid(), req.pid());
+        spawn!(self, req, reply, |m| m.open_keep(&c, ino.0, flags.0, None), |x| {
             let keep = if x.1 { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
             reply.opened(FileHandle(x.0), keep)
         });

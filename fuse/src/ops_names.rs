@@ -147,7 +147,7 @@ impl TesseraFs {
             self.mount.hold_create(&fs.cred, parent.0, name.as_bytes(), mode & !umask & 0o7777, exclusive)
         };
         if let Some(a) = held {
-            spawn!(self, req, reply, |m| m.open(a.ino, flags, Some(&a)), |fh| reply.created(
+            spawn!(self, req, reply, |m| m.open(&fs.cred, a.ino, flags, Some(&a)), |fh| reply.created(
                 &m.kernel_ttl(),
                 &to_file_attr(&a),
                 Generation(0),
@@ -186,7 +186,7 @@ impl TesseraFs {
                 if a.kind != FileKind::Regular as i32 {
                     return Err(ClientError::fs(libc::EISDIR, "not a regular file"));
                 }
-                let fh = m.open(a.ino, flags, c.created.then_some(&a)).await?;
+                let fh = m.open(&fs.cred, a.ino, flags, c.created.then_some(&a)).await?;
                 Ok((m.patch(a).await, fh))
             },
             |x| reply.created(

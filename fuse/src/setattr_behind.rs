@@ -19,6 +19,9 @@ impl Mount {
     /// Keeps `req` (no size change) with the open file `ino`'s unflushed
     /// writes; None if the file has none here (then it goes to the master).
     pub async fn setattr_behind(&self, req: &SetAttrRequest) -> Option<Result<Attr>> {
+        if !self.behind.attrs {
+            return None;
+        }
         let f = self.open_file(req.ino)?;
         {
             let mut d = f.data.lock().await;

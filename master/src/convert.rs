@@ -27,10 +27,14 @@ pub fn attr(i: &Inode) -> pb::Attr {
     }
 }
 
+/// The credentials a request acts with: what it carries, read through its
+/// caller's certificate (`tessera_rpc::uid_map`). A request without any
+/// claims root, which the certificate's map then bounds like any claim.
 pub fn cred(c: Option<pb::Cred>) -> Cred {
-    // A request without credentials acts as root: only trusted tools (the
-    // CLI run by an operator) omit them; the FUSE mount always sends them.
-    c.map(|c| Cred { uid: c.uid, gid: c.gid, groups: c.groups }).unwrap_or_default()
+    use tessera_rpc::uid_map::Creds;
+    let c = c.map(|c| Creds { uid: c.uid, gid: c.gid, groups: c.groups }).unwrap_or_default();
+    let c = tessera_rpc::authz::map_creds(c);
+    Cred { uid: c.uid, gid: c.gid, groups: c.groups }
 }
 
 pub fn time(t: &pb::Timespec) -> Time {

@@ -472,7 +472,7 @@ impl Meta for MetaService {
 
     async fn list_xattr(&self, req: Request<ListXattrRequest>) -> Res<ListXattrReply> {
         self.read_barrier(req.metadata()).await?;
-        let names = read::xattr_list(&self.db, req.get_ref().ino)?;
+        let names = read::xattr_list(&self.db, &cred(req.get_ref().cred.clone()), req.get_ref().ino)?;
         ok(ListXattrReply { names: names.into_iter().map(Bytes::from).collect() })
     }
 
@@ -488,6 +488,7 @@ impl Meta for MetaService {
         let ino = req.get_ref().ino;
         let token = self.leases.begin_read();
         let i = read::inode(&self.db, ino)?;
+        read::may_read_content(&i, &cred(req.get_ref().cred.clone()))?;
         let ext = read::extents(&self.db, ino)?;
         let lease = self.grant(&[ino], token);
         let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len, offset: e.offset }).collect();

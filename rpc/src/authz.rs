@@ -4,8 +4,11 @@
 //! A server running `--insecure` has no identities and lets every call in.
 
 use crate::certs::Role::{self, Admin, Chunkserver, Client, Master};
+use crate::certs::Identity;
 use crate::listen::PeerInfo;
+use crate::uid_map::Creds;
 use std::future::Future;
+use std::sync::Arc;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -70,6 +73,20 @@ pub fn peer_of<T>(req: &tonic::Request<T>) -> Option<&crate::certs::Identity> {
     req.extensions().get::<PeerInfo>().and_then(|i| i.identity.as_deref())
 }
 
+tokio::task_local! {
+    /// The identity of the peer whose call is being served (None on an
+    /// `--insecure` server), set by the layer for the handler's future.
+    static CALLER: Option<Arc<Identity>>;
+}
+
+/// The credentials `c` a request carries, as its caller's certificate lets
+/// it act (`UidMap`). Outside a served call, or on an `--insecure` server,
+/// they are taken as sent.
+pub fn map_creds(c: Creds) -> Creds {
+    let map = CALLER.try_with(|id| id.as_ref().map(|id| id.uid_map)).ok().flatten();
+    map.unwrap_or_default().apply(c)
+}
+
 #[derive(Clone, Copy, Default)]
 pub struct AuthzLayer;
 
@@ -103,7 +120,10 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
         match check(path, req.extensions().get::<PeerInfo>()) {
-            Ok(()) => Box::pin(self.0.call(req)),
+            Ok(()) => {
+                let who = req.extensions().get::<PeerInfo>().and_then(|i| i.identity.clone());
+                Box::pin(CALLER.scope(who, self.0.call(req)))
+            }
             Err(why) => {
                 let peer = req.extensions().get::<PeerInfo>().map_or_else(|| "-".into(), PeerInfo::describe);
                 tracing::warn!(peer = %peer, method = %path, "refused: role not allowed");
@@ -117,11 +137,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::Identity;
-    use std::sync::Arc;
 
     fn peer(role: Role) -> PeerInfo {
-        PeerInfo { remote: None, identity: Some(Arc::new(Identity { name: "p".into(), role })) }
+        PeerInfo { remote: None, identity: Some(Arc::new(Identity { name: "p".into(), role, uid_map: Default::default() })) }
     }
 
     #[test]
@@ -149,5 +167,15 @@ mod tests {
         let insecure = PeerInfo { remote: None, identity: None };
         assert!(check("/tessera.Raft/Vote", Some(&insecure)).is_ok());
         assert!(check("/tessera.Raft/Vote", None).is_err());
+    }
+
+    #[test]
+    fn a_served_call_acts_as_its_certificate_allows() {
+        let root = Creds { uid: 0, gid: 0, groups: vec![] };
+        assert_eq!(map_creds(root.clone()), root, "outside a call: as sent");
+        let squashed = Identity { name: "h".into(), role: Client, uid_map: crate::uid_map::UidMap::SquashRoot };
+        let got = CALLER.sync_scope(Some(Arc::new(squashed)), || map_creds(root.clone()));
+        assert_eq!(got.uid, crate::uid_map::NOBODY);
+        assert_eq!(CALLER.sync_scope(None, || map_creds(root.clone())), root, "--insecure: as sent");
     }
 }

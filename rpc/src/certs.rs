@@ -8,6 +8,7 @@
 //! root its holder trusts), `cert.pem` and `key.pem` (mode 0600). The CA's
 //! own directory has `ca.pem` and `ca.key`.
 
+use crate::uid_map::UidMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ impl std::fmt::Display for Role {
 pub struct Identity {
     pub name: String,
     pub role: Role,
+    /// How far the masters believe the uid/gid its requests carry.
+    pub uid_map: UidMap,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +144,12 @@ impl Ca {
     /// A certificate for `name` in `role`, valid for `days`, written with
     /// its key and this CA's certificate into `dir`.
     pub fn issue_into(&self, role: Role, name: &str, days: u32, dir: &Path) -> Result<(), CertError> {
-        let (cert, key) = self.issue(role, name, days)?;
+        self.issue_mapped_into(role, name, days, UidMap::Trusted, dir)
+    }
+
+    /// `issue_into`, with a uid map for the holder's credentials.
+    pub fn issue_mapped_into(&self, role: Role, name: &str, days: u32, map: UidMap, dir: &Path) -> Result<(), CertError> {
+        let (cert, key) = self.issue_mapped(role, name, days, map)?;
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         write_file(&dir.join("key.pem"), &key, true)?;
         write_file(&dir.join("cert.pem"), &cert, false)?;
@@ -150,12 +158,21 @@ impl Ca {
 
     /// A certificate and key (PEM) for `name` in `role`.
     pub fn issue(&self, role: Role, name: &str, days: u32) -> Result<(String, String), CertError> {
+        self.issue_mapped(role, name, days, UidMap::Trusted)
+    }
+
+    /// `issue`, with a uid map (carried as a SAN URI).
+    pub fn issue_mapped(&self, role: Role, name: &str, days: u32, map: UidMap) -> Result<(String, String), CertError> {
         check_name(name)?;
         let ca_key = rcgen::KeyPair::from_pem(&self.key_pem)?;
         let issuer = rcgen::Issuer::from_ca_cert_pem(&self.cert_pem, ca_key)?;
         let key = rcgen::KeyPair::generate()?;
         let sans: Vec<String> = role.server_name().map(|s| vec![s.to_string()]).unwrap_or_default();
         let mut p = rcgen::CertificateParams::new(sans)?;
+        if let Some(uri) = map.to_uri() {
+            let uri = rcgen::string::Ia5String::try_from(uri)?;
+            p.subject_alt_names.push(rcgen::SanType::URI(uri));
+        }
         p.distinguished_name.push(rcgen::DnType::CommonName, name);
         p.distinguished_name.push(rcgen::DnType::OrganizationalUnitName, role.as_str());
         p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
@@ -189,7 +206,24 @@ pub fn identity_of(der: &[u8]) -> Result<Identity, CertError> {
     let role = one(&mut subject.iter_organizational_unit(), "role (OU)")?;
     let role = Role::parse(&role).ok_or_else(|| CertError::Invalid(format!("unknown role {role:?}")))?;
     check_name(&name)?;
-    Ok(Identity { name, role })
+    Ok(Identity { name, role, uid_map: uid_map_of(&cert)? })
+}
+
+/// The uid map a certificate carries (Trusted without one); more than one,
+/// or one that cannot be read, refuses the certificate.
+fn uid_map_of(cert: &x509_parser::certificate::X509Certificate) -> Result<UidMap, CertError> {
+    use x509_parser::extensions::GeneralName;
+    let san = cert.subject_alternative_name().map_err(|e| CertError::Invalid(format!("unreadable SAN: {e}")))?;
+    let mut found = None;
+    for name in san.iter().flat_map(|s| s.value.general_names.iter()) {
+        let GeneralName::URI(uri) = name else { continue };
+        let Some(map) = UidMap::from_uri(uri) else { continue };
+        let map = map.map_err(CertError::Invalid)?;
+        if found.replace(map).is_some() {
+            return Err(CertError::Invalid("certificate carries two uid maps".into()));
+        }
+    }
+    Ok(found.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -203,7 +237,18 @@ mod tests {
             let (cert, _) = ca.issue(role, "cs-7", 1).unwrap();
             let der = rustls::pki_types::pem::PemObject::from_pem_slice(cert.as_bytes());
             let der: rustls::pki_types::CertificateDer = der.unwrap();
-            assert_eq!(identity_of(&der).unwrap(), Identity { name: "cs-7".into(), role });
+            assert_eq!(identity_of(&der).unwrap(), Identity { name: "cs-7".into(), role, uid_map: UidMap::Trusted });
+        }
+    }
+
+    #[test]
+    fn a_certificate_carries_its_uid_map() {
+        let ca = Ca::generate("t").unwrap();
+        for map in [UidMap::SquashRoot, UidMap::Fixed { uid: 5, gid: 6 }, UidMap::Range { lo: 1, hi: 9 }] {
+            let (cert, _) = ca.issue_mapped(Role::Client, "host-a", 1, map).unwrap();
+            let der = rustls::pki_types::pem::PemObject::from_pem_slice(cert.as_bytes());
+            let der: rustls::pki_types::CertificateDer = der.unwrap();
+            assert_eq!(identity_of(&der).unwrap().uid_map, map);
         }
     }
 

@@ -17,6 +17,7 @@ pub mod server;
 pub mod shutdown;
 pub mod tls;
 pub mod trace;
+pub mod uid_map;
 
 pub use certs::Role;
 pub use error::RpcError;

@@ -164,13 +164,23 @@ impl TlsArgs {
                         want.join(" or ")
                     ));
                 }
-                tracing::info!(name = %tls.me.name, role = %tls.me.role, "TLS identity");
+                tracing::info!(name = %tls.me.name, role = %tls.me.role, credentials = %tls.me.uid_map, "TLS identity");
                 Security::Tls(Arc::new(tls))
             }
             (None, false) => return Err(NO_IDENTITY.into()),
         };
         install(sec);
         Ok(())
+    }
+}
+
+/// How the masters read this process's credentials (its certificate's uid
+/// map; Trusted without TLS): a mount applies it to its own checks, so
+/// that what it grants locally is what the masters will accept.
+pub fn own_uid_map() -> crate::uid_map::UidMap {
+    match security() {
+        Ok(Security::Tls(t)) => t.me.uid_map,
+        _ => Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use tessera_rpc::certs::{Ca, Role};
+use tessera_rpc::uid_map::UidMap;
 
 pub struct Pki {
     dir: PathBuf,
@@ -54,6 +55,18 @@ impl Pki {
         let dir = self.dir.join(format!("{role}-{name}"));
         if !dir.join("key.pem").exists() {
             self.ca.issue_into(role, name, 30, &dir).expect("issuing a test certificate");
+        }
+        dir
+    }
+
+    /// `identity`, for a certificate carrying the uid map `map` (named
+    /// apart from an unmapped one of the same name).
+    pub fn mapped_identity(&self, role: Role, name: &str, map: UidMap) -> PathBuf {
+        let _one_at_a_time = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        let tag: String = map.to_string().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let dir = self.dir.join(format!("{role}-{name}-{tag}"));
+        if !dir.join("key.pem").exists() {
+            self.ca.issue_mapped_into(role, name, 30, map, &dir).expect("issuing a test certificate");
         }
         dir
     }

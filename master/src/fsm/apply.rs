@@ -484,8 +484,10 @@ impl Applier<'_, '_> {
             }
             check(i, self.cred, W, "set attribute")?;
         } else if tessera_proto::xattr_namespace_supported(name) {
-            if self.cred.uid != 0 && !name.starts_with(b"security.") {
-                return Err(err(libc::EPERM, "trusted attributes need root"));
+            // trusted.* and security.* are root's, as on Linux (which asks
+            // CAP_SYS_ADMIN for both): a squashed root is not root.
+            if self.cred.uid != 0 {
+                return Err(err(libc::EPERM, "trusted and security attributes need root"));
             }
         } else {
             // Including system.posix_acl_*: ACLs are not supported, and

@@ -220,6 +220,13 @@ impl Applier<'_, '_> {
         if i.kind != KIND_REGULAR {
             return Err(err(libc::EINVAL, "not a regular file"));
         }
+        // Checked here, at apply, against the inode as it is now. Its owner
+        // may always (it could grant itself the right, and tar writes a
+        // 0444 file through the descriptor that created it); anyone else
+        // needs write permission.
+        if !is_owner_or_root(&i, self.cred) && !perm::allowed(&i, self.cred, W) {
+            return Err(err(libc::EACCES, "permission denied: write"));
+        }
         for e in extents {
             if !(e.id.is_empty() || e.id.len() == 32) {
                 return Err(err(libc::EINVAL, "malformed chunk id"));

@@ -95,6 +95,16 @@ pub fn readdir(db: &DB, cred: &Cred, ino: u64, after: &[u8], limit: usize, plus:
     Ok(DirPage { entries, more })
 }
 
+/// Whether `cred` may have `i`'s extents: read or write permission, or
+/// ownership (see GetExtentsRequest).
+pub fn may_read_content(i: &Inode, cred: &Cred) -> Res<()> {
+    use super::perm::{allowed, is_owner_or_root, W};
+    if is_owner_or_root(i, cred) || allowed(i, cred, R) || allowed(i, cred, W) {
+        return Ok(());
+    }
+    Err(FsErr::new(libc::EACCES, "permission denied: read"))
+}
+
 pub fn extents(db: &DB, ino: u64) -> Res<Extents> {
     Ok(get(db, &key::ino(key::EXTENTS, ino))?.unwrap_or_default())
 }
@@ -107,13 +117,19 @@ pub fn xattr_get(db: &DB, cred: &Cred, ino: u64, name: &[u8]) -> Res<Vec<u8>> {
     if name.starts_with(b"user.") {
         check(&i, cred, R, "read attribute")?;
     }
+    if name.starts_with(b"trusted.") && cred.uid != 0 {
+        // Linux hides them from anyone but root.
+        return Err(FsErr::new(libc::ENODATA, "no such attribute"));
+    }
     let cf = cf(db, CF_SM).map_err(io)?;
     db.get_cf(cf, key::ino_name(key::XATTR, ino, name))
         .map_err(|e| io(db_err(e)))?
         .ok_or_else(|| FsErr::new(libc::ENODATA, "no such attribute"))
 }
 
-pub fn xattr_list(db: &DB, ino: u64) -> Res<Vec<Vec<u8>>> {
+/// The names of `ino`'s attributes that `cred` may see (trusted.* only
+/// for root).
+pub fn xattr_list(db: &DB, cred: &Cred, ino: u64) -> Res<Vec<Vec<u8>>> {
     inode(db, ino)?;
     let prefix = key::ino(key::XATTR, ino);
     let cf = cf(db, CF_SM).map_err(io)?;
@@ -123,7 +139,10 @@ pub fn xattr_list(db: &DB, ino: u64) -> Res<Vec<Vec<u8>>> {
         if !k.starts_with(&prefix) {
             break;
         }
-        out.push(k[prefix.len()..].to_vec());
+        let name = &k[prefix.len()..];
+        if cred.uid == 0 || !name.starts_with(b"trusted.") {
+            out.push(name.to_vec());
+        }
     }
     Ok(out)
 }

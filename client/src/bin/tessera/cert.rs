@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use tessera_rpc::certs::{Ca, Role, DEFAULT_DAYS};
+use tessera_rpc::uid_map::UidMap;
 
 #[derive(clap::Subcommand)]
 pub enum CertCmd {
@@ -33,7 +34,39 @@ pub enum CertCmd {
         /// Days the certificate is valid.
         #[arg(long, default_value_t = DEFAULT_DAYS)]
         days: u32,
+        #[command(flatten)]
+        map: MapArgs,
     },
+}
+
+/// How far the masters believe the uid/gid/groups this certificate's
+/// requests carry. Without any of these, fully (a mount's host
+/// certificate: the kernel on that host checks its users).
+#[derive(clap::Args)]
+#[group(multiple = false)]
+pub struct MapArgs {
+    /// Requests asking as uid 0 (gid 0) act as nobody (nogroup), like
+    /// NFS's root_squash.
+    #[arg(long)]
+    squash_root: bool,
+    /// Every request acts as this uid:gid, whatever it says (all_squash).
+    #[arg(long, value_name = "UID:GID")]
+    fixed: Option<String>,
+    /// Only uids and gids in LO-HI are believed; others act as nobody.
+    #[arg(long, value_name = "LO-HI")]
+    uid_range: Option<String>,
+}
+
+impl MapArgs {
+    fn map(&self) -> Result<UidMap> {
+        let spec = match (&self.fixed, &self.uid_range) {
+            _ if self.squash_root => "squash-root".to_string(),
+            (Some(f), _) => format!("fixed:{f}"),
+            (_, Some(r)) => format!("range:{r}"),
+            (None, None) => return Ok(UidMap::Trusted),
+        };
+        UidMap::parse(&spec).with_context(|| format!("bad uid map {spec:?} (--fixed UID:GID, --uid-range LO-HI)"))
+    }
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -49,13 +82,14 @@ pub fn run(cmd: CertCmd) -> Result<()> {
             Ca::generate(&cluster)?.save(&dir)?;
             outln!("CA created in {} (ca.key is its signing key: keep it off the servers)", dir.display());
         }
-        CertCmd::Issue { role, name, ca, out, days } => {
+        CertCmd::Issue { role, name, ca, out, days, map } => {
+            let map = map.map()?;
             if out.join("key.pem").exists() {
                 bail!("{} already holds an identity (key.pem): not replacing it", out.display());
             }
             let ca = Ca::load(&ca)?;
-            ca.issue_into(role, &name, days, &out)?;
-            outln!("{role} certificate for {name} in {} (valid {days} days)", out.display());
+            ca.issue_mapped_into(role, &name, days, map, &out)?;
+            outln!("{role} certificate for {name} in {} (valid {days} days, credentials {map})", out.display());
         }
     }
     Ok(())

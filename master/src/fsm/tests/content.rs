@@ -177,3 +177,27 @@ fn pruned_collection_records_raise_the_floor_for_old_epochs() {
     ns.run(&ROOT, prune(1)).unwrap();
     assert_eq!(ns.errno(&ROOT, commit(7, done_at - 2)), libc::EAGAIN);
 }
+
+#[test]
+fn a_commit_needs_write_permission_or_ownership_and_extents_read_or_write() {
+    let mut ns = Ns::new();
+    ns.run(&ROOT, chmod(1, 0o777)).unwrap();
+    let f = ns.create(&user(1000), 1, "f");
+    let data = || commit(f, vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }], 10);
+    // Its owner writes a file it made read-only (tar writes a 0444 file
+    // through the descriptor that created it).
+    ns.run(&user(1000), chmod(f, 0o444)).unwrap();
+    ns.run(&user(1000), data()).unwrap();
+    // Anyone else needs write permission, checked at apply.
+    assert_eq!(ns.errno(&user(2000), data()), libc::EACCES);
+    ns.run(&user(1000), chmod(f, 0o602)).unwrap();
+    ns.run(&user(2000), data()).unwrap();
+    // Extents: read or write permission, or ownership.
+    let may = |ns: &Ns, c: &Cred| read::may_read_content(&ns.inode(f), c).is_ok();
+    assert!(may(&ns, &user(2000)), "write-only other");
+    ns.run(&user(1000), chmod(f, 0o600)).unwrap();
+    assert!(!may(&ns, &user(2000)));
+    assert!(may(&ns, &user(1000)) && may(&ns, &ROOT));
+    ns.run(&user(1000), chmod(f, 0o000)).unwrap();
+    assert!(may(&ns, &user(1000)), "the owner");
+}
