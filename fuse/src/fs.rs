@@ -483,10 +483,9 @@ impl Mount {
                 (self.open.files.lock().entry(ino).or_insert(f).clone(), true)
             }
         };
-        if !loaded && flags & libc::O_ACCMODE != libc::O_RDONLY {
-            f.data.lock().await.cred = cred.clone();
-        }
         // Close-to-open: a first open sees the latest committed content.
+        // (Counted before any await: a release of the last other handle
+        // meanwhile would otherwise drop this file from the open table.)
         if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
             let mut d = f.data.lock().await;
             if !loaded && !d.is_dirty() {
@@ -498,6 +497,9 @@ impl Mount {
             let cached = self.open.page_versions.lock().get(&ino).copied();
             keep = !d.is_dirty() && cached == Some(d.committed_version());
             tracing::debug!(ino, keep, ?cached, version = d.committed_version(), "open");
+        }
+        if !loaded && flags & libc::O_ACCMODE != libc::O_RDONLY {
+            f.data.lock().await.cred = cred.clone();
         }
         let fh = self.open.next_fh.fetch_add(1, Ordering::SeqCst);
         self.open.handles.lock().insert(fh, (ino, flags));

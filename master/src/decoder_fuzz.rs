@@ -1,7 +1,10 @@
 //! Fuzzing, as proptests that run in CI, of every decoder in the master
 //! that takes bytes from outside the process: Raft messages from a peer
 //! (appends, votes, snapshot headers, streamed replies) and log entries
-//! read back from RocksDB or the journal at replay. Each gets arbitrary
+//! read back from RocksDB or the journal at replay (postcard, and the
+//! bincode of older masters), state values as the state machine reads them
+//! and as the one-time format conversion rewrites them (a snapshot's
+//! values come from a peer). Each gets arbitrary
 //! bytes and mutations (flips, cuts, splices) of real encodings; none may
 //! panic, abort or allocate without bound. `TESSERA_FUZZ_CASES` raises the
 //! case count for a long run (bench/fuzz.sh).
@@ -61,7 +64,37 @@ fn seeds() -> Vec<Vec<u8>> {
         wire::encode(&vote).unwrap(),
         wire::encode(&(VoteOf::<C>::new_committed(2, 1), meta)).unwrap(),
         entry_codec::encode(&entry(12)).unwrap(),
+        legacy_entry(13),
+        crate::fsm::model::encode(&inode()),
+        crate::codec::legacy::to_vec(&inode()),
     ]
+}
+
+/// A log entry as a master before postcard wrote it.
+fn legacy_entry(index: u64) -> Vec<u8> {
+    let mut v = vec![1];
+    v.extend(crate::codec::legacy::to_vec(&entry(index)));
+    v
+}
+
+fn inode() -> crate::fsm::model::Inode {
+    crate::fsm::model::Inode {
+        ino: 5,
+        kind: 1,
+        mode: 0o644,
+        uid: 1000,
+        gid: 100,
+        size: 1 << 40,
+        atime: (1, 2),
+        mtime: (3, 4),
+        ctime: (5, 6),
+        nlink: 1,
+        rdev: 0,
+        parent: 1,
+        target: b"t".to_vec(),
+        version: 9,
+        xattrs: 0,
+    }
 }
 
 /// Runs every decoder on `b`; a result of either kind is fine.
@@ -71,10 +104,21 @@ fn decode_all(b: &[u8]) {
     let _ = wire::decode::<VoteRequest<C>>(b);
     let _ = wire::decode::<(VoteOf<C>, SnapshotMetaOf<C>)>(b);
     let _ = entry_codec::decode(b);
-    let mut v = Vec::with_capacity(b.len() + 1);
-    v.push(1); // the log entry's version byte, so the bincode path is reached
-    v.extend_from_slice(b);
-    let _ = entry_codec::decode(&v);
+    // Behind each log entry version byte, so both paths are reached.
+    for version in [1u8, 2] {
+        let mut v = Vec::with_capacity(b.len() + 1);
+        v.push(version);
+        v.extend_from_slice(b);
+        let _ = entry_codec::decode(&v);
+    }
+    use crate::fsm::model::{decode, key, Extents, Inode};
+    let _ = decode::<Inode>(b);
+    let _ = decode::<Extents>(b);
+    let _ = decode::<crate::types::CommandResult>(b);
+    let _ = decode::<crate::fsm::locks::SessionRec>(b);
+    for k in [&[key::INODE][..], &[key::EXTENTS], &[key::REQUEST], &[key::LOCK], &[key::SESSION], key::COUNTERS] {
+        let _ = crate::fsm::format_v1::convert(k, b);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +134,8 @@ enum Mutation {
         at: usize,
         bytes: Vec<u8>,
     },
-    /// A length prefix (bincode writes u64 little-endian) made huge.
+    /// A length prefix made huge (bincode's u64 little-endian, postcard's
+    /// varint made overlong).
     Huge {
         at: usize,
     },
@@ -141,7 +186,7 @@ proptest! {
 
     #[test]
     fn mutated_real_messages_never_panic_a_decoder(
-        seed in 0usize..4,
+        seed in 0usize..7,
         muts in proptest::collection::vec(mutation(), 1..4),
     ) {
         let b = apply(seeds()[seed].clone(), &muts);
@@ -156,4 +201,8 @@ fn the_seeds_decode_unmutated() {
     assert!(wire::decode::<VoteRequest<C>>(&s[1]).is_ok());
     assert!(wire::decode::<(VoteOf<C>, SnapshotMetaOf<C>)>(&s[2]).is_ok());
     assert!(entry_codec::decode(&s[3]).is_ok());
+    assert!(entry_codec::decode(&s[4]).is_ok());
+    assert_eq!(crate::fsm::model::decode::<crate::fsm::model::Inode>(&s[5]).unwrap(), inode());
+    let converted = crate::fsm::format_v1::convert(&[crate::fsm::model::key::INODE], &s[6]).unwrap().unwrap();
+    assert_eq!(converted, s[5], "a bincode inode converts to what postcard writes");
 }

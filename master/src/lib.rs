@@ -3,6 +3,7 @@
 pub mod admin_service;
 pub mod chunkserver_service;
 pub mod cluster;
+pub mod codec;
 pub mod console;
 pub mod convert;
 #[cfg(test)]

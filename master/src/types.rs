@@ -260,7 +260,7 @@ impl Command {
     pub fn check_size(&self) -> Result<(), FsErr> {
         // The size of its log entry's payload (store/entry_codec.rs), computed
         // without encoding it.
-        let len = bincode::serialized_size(self).map(|n| n as usize).unwrap_or(usize::MAX);
+        let len = crate::codec::size(self).unwrap_or(usize::MAX);
         if len > MAX_COMMAND_BYTES {
             return Err(FsErr::new(
                 libc::E2BIG,

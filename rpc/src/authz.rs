@@ -3,13 +3,13 @@
 //! not name is answered PERMISSION_DENIED and logged with the peer's name.
 //! A server running `--insecure` has no identities and lets every call in.
 
-use crate::certs::Role::{self, Admin, Chunkserver, Client, Master};
 use crate::certs::Identity;
+use crate::certs::Role::{self, Admin, Chunkserver, Client, Master};
 use crate::listen::PeerInfo;
 use crate::uid_map::Creds;
 use std::future::Future;
-use std::sync::Arc;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 const PEOPLE: &[Role] = &[Client, Admin];
@@ -139,7 +139,10 @@ mod tests {
     use super::*;
 
     fn peer(role: Role) -> PeerInfo {
-        PeerInfo { remote: None, identity: Some(Arc::new(Identity { name: "p".into(), role, uid_map: Default::default() })) }
+        PeerInfo {
+            remote: None,
+            identity: Some(Arc::new(Identity { name: "p".into(), role, uid_map: Default::default() })),
+        }
     }
 
     #[test]

@@ -148,7 +148,14 @@ impl Ca {
     }
 
     /// `issue_into`, with a uid map for the holder's credentials.
-    pub fn issue_mapped_into(&self, role: Role, name: &str, days: u32, map: UidMap, dir: &Path) -> Result<(), CertError> {
+    pub fn issue_mapped_into(
+        &self,
+        role: Role,
+        name: &str,
+        days: u32,
+        map: UidMap,
+        dir: &Path,
+    ) -> Result<(), CertError> {
         let (cert, key) = self.issue_mapped(role, name, days, map)?;
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         write_file(&dir.join("key.pem"), &key, true)?;

@@ -9,14 +9,18 @@
 //! without the key was written before it existed, in format 1.
 //!
 //! When a record's layout changes: bump `STATE_FORMAT`, and have `mark`
-//! rewrite the older values (one pass at start, before Raft runs).
+//! rewrite the older values (one pass at start, before Raft runs). Format
+//! 1 was bincode; format 2 is postcard (`codec`), and a format-1 state is
+//! converted once (format_v1.rs), on disk at start or as a snapshot from
+//! an older master is installed.
 
 use super::{cf, db_err, CF_SM};
 use rocksdb::DB;
 use std::io;
 
-/// bincode (fixint, little-endian) of the records in model.rs as of 2026-12.
-pub const STATE_FORMAT: u32 = 1;
+/// postcard (`codec`) of the records in model.rs. Format 1 was bincode
+/// (fixint, little-endian) of the same records.
+pub const STATE_FORMAT: u32 = 2;
 /// Under the `m` tag with the counters: no prefix scan visits it.
 pub const FORMAT_KEY: &[u8] = b"mformat";
 
@@ -47,8 +51,12 @@ pub fn mark(db: &DB) -> io::Result<()> {
     let sm = cf(db, CF_SM)?;
     let found = db.get_cf(sm, FORMAT_KEY).map_err(db_err)?.map(|v| parse(&v)).transpose()?;
     check(found, "the state on disk")?;
-    if found.is_none() {
-        db.put_cf(sm, FORMAT_KEY, STATE_FORMAT.to_le_bytes()).map_err(db_err)?;
+    // No key: written before formats existed, in format 1 (or empty).
+    if found.unwrap_or(1) == 1 {
+        let n = super::format_v1::convert_state(db, STATE_FORMAT)?;
+        if n > 0 {
+            tracing::info!(values = n, from = 1, to = STATE_FORMAT, "state converted to this binary's format");
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod create_behind;
 pub mod dedup;
 pub(crate) mod fail;
 pub mod format;
+pub(crate) mod format_v1;
 pub mod gc;
 pub mod locks;
 pub mod model;

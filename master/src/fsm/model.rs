@@ -166,13 +166,14 @@ pub mod key {
     }
 }
 
+/// A state value, in the state's format (fsm/format.rs: postcard).
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising these plain records cannot fail.
-    bincode::serialize(v).unwrap_or_default()
+    crate::codec::to_vec(v).unwrap_or_default()
 }
 
-pub fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> std::io::Result<T> {
-    bincode::deserialize(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> std::io::Result<T> {
+    Ok(crate::codec::from_slice(b)?)
 }
 
 /// relatime: a read updates atime when it is not after mtime or ctime, or

@@ -1,10 +1,12 @@
 //! How a Raft log entry is stored (in RocksDB and in the journal): one
-//! version byte, then the entry. Version 1 is bincode: compact (a name is
-//! its bytes, not an array of numbers as in JSON) and fast. Entries written
-//! before versions existed are JSON objects (they start with `{`) and are
-//! still read. A change to `Command` that bincode cannot read back (it is
+//! version byte, then the entry. Version 2 is postcard (`codec`): compact
+//! (a name is its bytes, not an array of numbers as in JSON) and fast.
+//! Version 1 (bincode, which wrote entries until 2026-12) and entries
+//! written before versions existed (JSON objects: they start with `{`) are
+//! still read. A change to `Command` that postcard cannot read back (it is
 //! positional: a new field is not "missing, so default") gets a new version.
 
+use crate::codec;
 use crate::types::TypeConfig;
 use openraft::alias::EntryOf;
 use std::io;
@@ -12,19 +14,20 @@ use std::io;
 type Entry = EntryOf<TypeConfig>;
 
 const V1_BINCODE: u8 = 1;
+const V2_POSTCARD: u8 = 2;
 const LEGACY_JSON: u8 = b'{';
 
 pub fn encode(e: &Entry) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(128);
-    out.push(V1_BINCODE);
-    bincode::serialize_into(&mut out, e).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    Ok(out)
+    out.push(V2_POSTCARD);
+    Ok(codec::append(out, e)?)
 }
 
 pub fn decode(b: &[u8]) -> io::Result<Entry> {
     let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, format!("raft log entry: {e}"));
     match b.first() {
-        Some(&V1_BINCODE) => bincode::deserialize(&b[1..]).map_err(|e| bad(e.to_string())),
+        Some(&V2_POSTCARD) => codec::from_slice(&b[1..]).map_err(|e| bad(e.to_string())),
+        Some(&V1_BINCODE) => codec::legacy::from_slice(&b[1..]).map_err(|e| bad(e.to_string())),
         Some(&LEGACY_JSON) => serde_json::from_slice(b).map_err(|e| bad(e.to_string())),
         Some(v) => Err(bad(format!("unknown encoding version {v}"))),
         None => Err(bad("empty".into())),
@@ -53,7 +56,7 @@ mod tests {
     fn round_trips_and_is_smaller_than_json() {
         let e = entry(b"a-directory-name-\xff");
         let b = encode(&e).unwrap();
-        assert_eq!(b[0], V1_BINCODE);
+        assert_eq!(b[0], V2_POSTCARD);
         assert_eq!(format!("{:?}", decode(&b).unwrap()), format!("{e:?}"));
         let json = serde_json::to_vec(&e).unwrap();
         assert!(b.len() * 2 < json.len(), "{} bytes vs {} as JSON", b.len(), json.len());
@@ -67,5 +70,15 @@ mod tests {
         assert!(decode(&[9, 1, 2]).is_err());
         assert!(decode(&[]).is_err());
         assert!(decode(&[V1_BINCODE, 1]).is_err(), "a torn entry is an error, not garbage");
+        assert!(decode(&[V2_POSTCARD, 1]).is_err(), "a torn entry is an error, not garbage");
+    }
+
+    #[test]
+    fn reads_entries_bincode_wrote() {
+        let e = entry(b"written-by-an-older-master");
+        let mut old = vec![V1_BINCODE];
+        old.extend(crate::codec::legacy::to_vec(&e));
+        assert_eq!(format!("{:?}", decode(&old).unwrap()), format!("{e:?}"));
+        assert!(encode(&e).unwrap().len() < old.len());
     }
 }
