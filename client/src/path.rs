@@ -80,4 +80,52 @@ mod tests {
         assert!(components("/a\0b").is_err());
         assert!(components(&format!("/{}", "x".repeat(255))).is_ok());
     }
+
+    /// Fuzzing: any string a user types is parsed or refused with EINVAL or
+    /// ENAMETOOLONG, never a panic; what parses is made of valid names only,
+    /// and joining them back parses to the same components (so `resolve`
+    /// and `resolve_parent` see one path whatever its slashes).
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn cases() -> u32 {
+            std::env::var("TESSERA_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000)
+        }
+
+        fn path() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                prop::collection::vec(prop::sample::select(vec!["/", "//", "a", ".", "..", "\0", "é", "\u{0}"]), 0..12)
+                    .prop_map(|p| p.concat()),
+                (1usize..300, 0usize..20).prop_map(|(n, k)| format!(
+                    "{}{}",
+                    "/x".repeat(k),
+                    "/".to_string() + &"n".repeat(n)
+                )),
+                (4000usize..4200).prop_map(|n| format!("/{}", "a/".repeat(n / 2))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_path_parses_to_valid_names_or_a_clean_refusal(p in path()) {
+                match components(&p) {
+                    Ok(cs) => {
+                        for c in &cs {
+                            prop_assert!(name_problem(c.as_bytes()).is_none(), "{:?} from {:?}", c, p);
+                        }
+                        let again = format!("/{}", cs.join("/"));
+                        prop_assert_eq!(components(&again).unwrap(), cs);
+                    }
+                    Err(e) => prop_assert!(
+                        e.errno() == libc::EINVAL || e.errno() == libc::ENAMETOOLONG,
+                        "{:?}: errno {}", p, e.errno()
+                    ),
+                }
+            }
+        }
+    }
 }

@@ -12,7 +12,10 @@ pub fn slice(base: &[Extent], from: u64, to: u64) -> Vec<Extent> {
     let mut pos = 0u64;
     let mut cursor = from;
     for e in base {
-        let (s, t) = (pos, pos + e.len);
+        // Saturating throughout: a list from outside may claim more than
+        // 2^64 bytes or a piece past a chunk's end (callers refuse those;
+        // nothing here may panic on one first).
+        let (s, t) = (pos, pos.saturating_add(e.len));
         pos = t;
         if t <= cursor {
             continue;
@@ -22,7 +25,7 @@ pub fn slice(base: &[Extent], from: u64, to: u64) -> Vec<Extent> {
         }
         let a = cursor.max(s);
         let b = to.min(t);
-        let offset = if e.id.is_empty() { 0 } else { e.offset + (a - s) };
+        let offset = if e.id.is_empty() { 0 } else { e.offset.saturating_add(a - s) };
         push(&mut out, Extent { id: e.id.clone(), offset, len: b - a });
         cursor = b;
     }
@@ -38,8 +41,8 @@ pub fn push(out: &mut Vec<Extent>, e: Extent) {
         return;
     }
     if let Some(last) = out.last_mut() {
-        if last.id == e.id && (e.id.is_empty() || last.offset + last.len == e.offset) {
-            last.len += e.len;
+        if last.id == e.id && (e.id.is_empty() || last.offset.checked_add(last.len) == Some(e.offset)) {
+            last.len = last.len.saturating_add(e.len);
             return;
         }
     }
@@ -108,14 +111,14 @@ impl Walk<'_> {
         let stop = to.min(cut);
         while cursor < stop && self.i < self.base.len() {
             let e = &self.base[self.i];
-            let (s, t) = (self.at, self.at + e.len);
+            let (s, t) = (self.at, self.at.saturating_add(e.len));
             if t <= cursor {
                 self.i += 1;
                 self.at = t;
                 continue;
             }
             let b = stop.min(t);
-            let offset = if e.id.is_empty() { 0 } else { e.offset + (cursor - s) };
+            let offset = if e.id.is_empty() { 0 } else { e.offset.saturating_add(cursor - s) };
             push(out, Extent { id: e.id.clone(), offset, len: b - cursor });
             cursor = b;
         }
@@ -208,5 +211,17 @@ mod tests {
             }
             proptest::prop_assert_eq!(splice(&base, keep, size, &patches).unwrap(), one_by_one);
         }
+    }
+
+    #[test]
+    fn hostile_lists_never_panic() {
+        // Found by the masters' command fuzzer: a patch naming a piece of a
+        // chunk at offset 2^64-1, spliced out of order, overflowed here.
+        let evil = vec![ext(1, u64::MAX, 120_647)];
+        let _ = splice(&[], 0, 263_473, &[(142_826, evil.clone()), (77_359, vec![ext(0, 0, 65_468)])]);
+        let _ = slice(&[ext(1, u64::MAX, 10), ext(0, 0, u64::MAX), ext(2, 5, u64::MAX)], 3, u64::MAX);
+        let mut v = vec![ext(0, 0, u64::MAX)];
+        push(&mut v, ext(0, 0, 5));
+        assert_eq!(v[0].len, u64::MAX);
     }
 }

@@ -197,6 +197,11 @@ impl Applier<'_, '_> {
 
     /// The extent list `sp` makes of the file's committed one.
     pub(super) fn spliced(&mut self, ino: u64, sp: &Splice, size: u64) -> Result<Vec<ExtentRec>, Fail> {
+        // Checked before they are laid over the list: a piece of a chunk
+        // past 2^64 would overflow the arithmetic of the splice itself.
+        for (_, exts) in &sp.patches {
+            check_extents(exts)?;
+        }
         let pb = |e: &ExtentRec| Extent { id: e.id.clone().into(), offset: e.offset, len: e.len };
         let base: Vec<Extent> = self.extents(ino)?.iter().map(pb).collect();
         let patches: Vec<(u64, Vec<Extent>)> =
@@ -227,17 +232,7 @@ impl Applier<'_, '_> {
         if !is_owner_or_root(&i, self.cred) && !perm::allowed(&i, self.cred, W) {
             return Err(err(libc::EACCES, "permission denied: write"));
         }
-        for e in extents {
-            if !(e.id.is_empty() || e.id.len() == 32) {
-                return Err(err(libc::EINVAL, "malformed chunk id"));
-            }
-            // A hole (no id) may be any length: a sparse write far past the
-            // end leaves one hole extent of gigabytes.
-            let limit = if e.id.is_empty() { u64::MAX } else { tessera_proto::MAX_CHUNK_SIZE };
-            if e.offset.checked_add(e.len).is_none_or(|end| end > limit) {
-                return Err(err(libc::EINVAL, "extent beyond the chunk size limit"));
-            }
-        }
+        check_extents(extents)?;
         let mut ext: Extents = extents.iter().filter(|e| e.len > 0).cloned().collect();
         let total = ext
             .iter()
@@ -264,4 +259,21 @@ impl Applier<'_, '_> {
         self.txn.put_inode(&i);
         Ok(Reply::Attr(i))
     }
+}
+
+/// Each extent names a chunk (32 bytes) or a hole (none), and a piece of a
+/// chunk lies within the largest chunk there can be.
+fn check_extents(extents: &[ExtentRec]) -> Result<(), Fail> {
+    for e in extents {
+        if !(e.id.is_empty() || e.id.len() == 32) {
+            return Err(err(libc::EINVAL, "malformed chunk id"));
+        }
+        // A hole (no id) may be any length: a sparse write far past the
+        // end leaves one hole extent of gigabytes.
+        let limit = if e.id.is_empty() { u64::MAX } else { tessera_proto::MAX_CHUNK_SIZE };
+        if e.offset.checked_add(e.len).is_none_or(|end| end > limit) {
+            return Err(err(libc::EINVAL, "extent beyond the chunk size limit"));
+        }
+    }
+    Ok(())
 }

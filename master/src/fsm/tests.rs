@@ -109,6 +109,7 @@ fn chunk(n: u8) -> Vec<u8> {
 
 mod content;
 mod create_behind;
+mod hostile_ops;
 mod unsealed;
 
 #[test]

@@ -201,3 +201,28 @@ fn a_commit_needs_write_permission_or_ownership_and_extents_read_or_write() {
     ns.run(&user(1000), chmod(f, 0o000)).unwrap();
     assert!(may(&ns, &user(1000)), "the owner");
 }
+
+#[test]
+fn a_splice_patch_past_a_chunk_is_refused_before_it_is_laid() {
+    // Found by fuzzing (tests/hostile_ops.rs): this commit, from any
+    // client, overflowed the splice arithmetic and so panicked every
+    // master applying it.
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    let evil = ExtentRec { id: vec![0; 32], offset: u64::MAX, len: 120_647 };
+    let op = Op::Commit {
+        ino: f,
+        extents: vec![],
+        size: 263_473,
+        gc_epoch: 0,
+        mtime: None,
+        splice: Some(crate::values::Splice {
+            keep: 0,
+            patches: vec![(142_826, vec![evil]), (77_359, vec![ExtentRec { id: vec![], offset: 0, len: 65_468 }])],
+        }),
+        create: None,
+        unsealed: false,
+        attrs: None,
+    };
+    assert_eq!(ns.errno(&ROOT, op), libc::EINVAL);
+}
