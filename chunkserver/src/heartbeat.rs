@@ -94,7 +94,12 @@ impl Heartbeat {
                     })
                     .await
                 {
-                    Ok(reply) => need_full = reply.need_full_report,
+                    Ok(reply) => {
+                        need_full = reply.need_full_report;
+                        // The masters' list of revoked certificates: this
+                        // server refuses their holders too.
+                        tessera_rpc::authz::set_revoked(reply.revoked.into_iter().collect());
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "heartbeat failed");
                         // The changes in this report may be lost, and a new

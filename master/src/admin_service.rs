@@ -57,4 +57,36 @@ impl Admin for AdminService {
         tracing::info!(id = req.get_ref().id, "master removed");
         ok(Empty {})
     }
+
+    #[tracing::instrument(skip_all, fields(serial = %req.get_ref().serial, name = %req.get_ref().name))]
+    async fn revoke_certificate(&self, req: Request<RevokeCertificateRequest>) -> Res<Empty> {
+        let r = req.into_inner();
+        self.meta.write(Cred::root(), Op::RevokeCert { serial: r.serial.clone(), name: r.name.clone() }).await?;
+        tracing::warn!(serial = %r.serial, name = %r.name, "certificate revoked by an operator");
+        ok(Empty {})
+    }
+
+    async fn list_revoked(&self, req: Request<Empty>) -> Res<RevokedReply> {
+        self.meta.read_barrier(req.metadata()).await?;
+        let all = crate::fsm::read::revoked(&self.meta.db)?;
+        let certificates = all
+            .into_iter()
+            .map(|(serial, r)| RevokedCertificate { serial, name: r.name, at: crate::convert::ts(r.at) })
+            .collect();
+        ok(RevokedReply { certificates })
+    }
+}
+
+/// Keeps this process's set of revoked certificates (`tessera_rpc::authz`)
+/// equal to the replicated one, on every master, leader or not: each
+/// refuses a revoked peer within this period of the revocation's apply.
+pub async fn load_revocations(db: Arc<rocksdb::DB>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        match crate::fsm::read::revoked(&db) {
+            Ok(all) => tessera_rpc::authz::set_revoked(all.into_iter().map(|(s, _)| s).collect()),
+            Err(e) => tracing::warn!(error = %e, "reading revoked certificates failed"),
+        }
+    }
 }

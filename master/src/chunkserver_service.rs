@@ -57,6 +57,7 @@ impl ChunkserverControl for ChunkserverControlService {
         check_speaks_for_itself(&req, &req.get_ref().id)?;
         self.meta.leader_only()?;
         let need_full_report = self.meta.cluster.heartbeat(req.get_ref());
-        ok(HeartbeatReply { need_full_report })
+        let revoked = crate::fsm::read::revoked(&self.meta.db)?.into_iter().map(|(s, _)| s).collect();
+        ok(HeartbeatReply { need_full_report, revoked })
     }
 }

@@ -183,6 +183,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         healer::Healer::new(raft.clone(), db.clone(), cluster.clone(), cfg.healer.clone(), repair.clone()).run(),
     );
     tokio::spawn(expire_lock_sessions(raft.clone(), db.clone()));
+    tokio::spawn(admin_service::load_revocations(db.clone()));
     let leader_lease = Duration::from_millis(cfg.election_timeout_ms * 2);
     let leases = Arc::new(leases::Leases::new(cfg.cache_lease, leader_lease));
     tokio::spawn(on_leadership_change(raft.clone(), cluster.clone(), leases.clone(), cfg.id));

@@ -191,7 +191,7 @@ impl MetaService {
     /// The barrier for reads: skipped when the client opted into a stale
     /// read (any master, even one without a quorum, answers from what it
     /// has applied), kept otherwise.
-    async fn read_barrier(&self, md: &tonic::metadata::MetadataMap) -> Result<(), MasterError> {
+    pub(crate) async fn read_barrier(&self, md: &tonic::metadata::MetadataMap) -> Result<(), MasterError> {
         let stale = md.get(tessera_proto::status::READ_MODE_HEADER).is_some_and(|v| v == "stale");
         if stale && self.raft.metrics().borrow_watched().last_applied.is_some() {
             return Ok(());

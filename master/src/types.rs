@@ -226,6 +226,11 @@ pub enum Op {
         typ: i32,
         lease_ms: u64,
     },
+    /// An operator revoked a certificate (its serial, lowercase hex).
+    RevokeCert {
+        serial: String,
+        name: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -315,6 +320,7 @@ impl fmt::Display for Command {
             Op::GarbageDeleted { .. } => "garbage_deleted",
             Op::PruneCollected { .. } => "prune_collected",
             Op::SetFlock { .. } => "set_flock",
+            Op::RevokeCert { .. } => "revoke_cert",
             Op::SetLock { .. } => "set_lock",
             Op::ReleaseLocks { .. } => "release_locks",
             Op::RenewSession { .. } => "renew_session",

@@ -7,6 +7,7 @@ use crate::certs::Identity;
 use crate::certs::Role::{self, Admin, Chunkserver, Client, Master};
 use crate::listen::PeerInfo;
 use crate::uid_map::Creds;
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,6 +54,27 @@ pub fn allowed(path: &str) -> &'static [Role] {
     }
 }
 
+/// Serials of the certificates the cluster revoked: the masters load them
+/// from their replicated state, chunkservers from each heartbeat's reply.
+static REVOKED: parking_lot::RwLock<Option<Arc<HashSet<String>>>> = parking_lot::RwLock::new(None);
+
+/// Replaces the set of revoked certificate serials (lowercase hex).
+pub fn set_revoked(serials: HashSet<String>) {
+    let mut cur = REVOKED.write();
+    if cur.as_deref() != Some(&serials) {
+        if !serials.is_empty() {
+            tracing::info!(count = serials.len(), "revoked certificates updated");
+        }
+        *cur = Some(Arc::new(serials));
+    }
+}
+
+/// Why `id` may not be served at all (its certificate is revoked).
+pub fn refused(id: &Identity) -> Option<String> {
+    let revoked = REVOKED.read().as_ref().is_some_and(|r| r.contains(&id.serial));
+    revoked.then(|| format!("the certificate of {} (serial {}) is revoked", id.name, id.serial))
+}
+
 /// Whether the peer `info` may call `path`; the refusal's message.
 pub fn check(path: &str, info: Option<&PeerInfo>) -> Result<(), String> {
     let Some(info) = info else {
@@ -61,6 +83,9 @@ pub fn check(path: &str, info: Option<&PeerInfo>) -> Result<(), String> {
     let Some(id) = &info.identity else {
         return Ok(()); // --insecure: every caller trusted
     };
+    if let Some(why) = refused(id) {
+        return Err(why);
+    }
     if allowed(path).contains(&id.role) {
         return Ok(());
     }
@@ -141,7 +166,12 @@ mod tests {
     fn peer(role: Role) -> PeerInfo {
         PeerInfo {
             remote: None,
-            identity: Some(Arc::new(Identity { name: "p".into(), role, uid_map: Default::default() })),
+            identity: Some(Arc::new(Identity {
+                name: "p".into(),
+                role,
+                uid_map: Default::default(),
+                serial: "0a".into(),
+            })),
         }
     }
 
@@ -176,9 +206,27 @@ mod tests {
     fn a_served_call_acts_as_its_certificate_allows() {
         let root = Creds { uid: 0, gid: 0, groups: vec![] };
         assert_eq!(map_creds(root.clone()), root, "outside a call: as sent");
-        let squashed = Identity { name: "h".into(), role: Client, uid_map: crate::uid_map::UidMap::SquashRoot };
+        let squashed = Identity {
+            name: "h".into(),
+            role: Client,
+            uid_map: crate::uid_map::UidMap::SquashRoot,
+            serial: "0b".into(),
+        };
         let got = CALLER.sync_scope(Some(Arc::new(squashed)), || map_creds(root.clone()));
         assert_eq!(got.uid, crate::uid_map::NOBODY);
         assert_eq!(CALLER.sync_scope(None, || map_creds(root.clone())), root, "--insecure: as sent");
+    }
+
+    #[test]
+    fn a_revoked_certificate_is_refused_every_call() {
+        // A serial of its own: the other tests run alongside.
+        let id = Identity { name: "p".into(), role: Admin, uid_map: Default::default(), serial: "5e".into() };
+        let p = PeerInfo { remote: None, identity: Some(Arc::new(id)) };
+        assert!(check("/tessera.Admin/AddMaster", Some(&p)).is_ok());
+        set_revoked(["5e".to_string()].into_iter().collect());
+        let e = check("/tessera.Meta/NodeStatus", Some(&p)).unwrap_err();
+        assert!(e.contains("revoked"), "{e}");
+        set_revoked(HashSet::new());
+        assert!(check("/tessera.Admin/AddMaster", Some(&p)).is_ok());
     }
 }

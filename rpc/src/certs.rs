@@ -67,6 +67,9 @@ pub struct Identity {
     pub role: Role,
     /// How far the masters believe the uid/gid its requests carry.
     pub uid_map: UidMap,
+    /// The certificate's serial number, lowercase hex: what a revocation
+    /// names (a name may be issued again; a serial is not).
+    pub serial: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +216,18 @@ pub fn identity_of(der: &[u8]) -> Result<Identity, CertError> {
     let role = one(&mut subject.iter_organizational_unit(), "role (OU)")?;
     let role = Role::parse(&role).ok_or_else(|| CertError::Invalid(format!("unknown role {role:?}")))?;
     check_name(&name)?;
-    Ok(Identity { name, role, uid_map: uid_map_of(&cert)? })
+    let serial = hex::encode(cert.raw_serial());
+    Ok(Identity { name, role, uid_map: uid_map_of(&cert)?, serial })
+}
+
+/// The identity in a PEM certificate file (`cert.pem`, or a directory
+/// holding one): for `tessera admin revoke`.
+pub fn identity_of_pem_file(path: &Path) -> Result<Identity, CertError> {
+    let file = if path.is_dir() { path.join("cert.pem") } else { path.to_path_buf() };
+    let der = rustls::pki_types::pem::PemObject::from_pem_file(&file);
+    let der: rustls::pki_types::CertificateDer =
+        der.map_err(|e| CertError::Invalid(format!("{}: {e}", file.display())))?;
+    identity_of(&der)
 }
 
 /// The uid map a certificate carries (Trusted without one); more than one,
@@ -244,7 +258,9 @@ mod tests {
             let (cert, _) = ca.issue(role, "cs-7", 1).unwrap();
             let der = rustls::pki_types::pem::PemObject::from_pem_slice(cert.as_bytes());
             let der: rustls::pki_types::CertificateDer = der.unwrap();
-            assert_eq!(identity_of(&der).unwrap(), Identity { name: "cs-7".into(), role, uid_map: UidMap::Trusted });
+            let id = identity_of(&der).unwrap();
+            assert_eq!((id.name.as_str(), id.role, id.uid_map), ("cs-7", role, UidMap::Trusted));
+            assert!(id.serial.len() >= 2 && id.serial.bytes().all(|b| b.is_ascii_hexdigit()), "{}", id.serial);
         }
     }
 

@@ -122,6 +122,10 @@ async fn handshake(sec: &Security, tcp: TcpStream, remote: SocketAddr) -> Option
             return None;
         }
     };
+    if let Some(why) = crate::authz::refused(&identity) {
+        tracing::warn!(peer = %remote, "{why}: connection refused");
+        return None;
+    }
     let info = PeerInfo { remote: Some(remote), identity: Some(Arc::new(identity)) };
     Some(PeerIo::tls(stream, info))
 }

@@ -270,3 +270,58 @@ fn tessera_up_ignores_the_callers_security_environment() {
         String::from_utf8_lossy(&status().stdout).matches("INSECURE").count() == 3
     });
 }
+
+#[test]
+fn a_revoked_certificate_is_refused_by_every_server_even_on_an_open_connection() {
+    let c = Cluster::start(3, 3);
+    let leaky_dir = pki().identity(Role::Client, "leaky");
+    let leaky = as_identity(&leaky_dir);
+    let runtime = rt();
+    let _in_runtime = runtime.enter();
+    // Connections opened, and used, before the revocation.
+    let masters: Vec<_> = c.masters.iter().map(|m| MetaClient::new(chan(leaky, &m.addr, Role::Master))).collect();
+    let servers: Vec<_> =
+        c.chunkservers.iter().map(|s| ChunkClient::new(chan(leaky, &s.addr, Role::Chunkserver))).collect();
+    runtime.block_on(async {
+        for m in &masters {
+            assert_eq!(code(m.clone().node_status(Empty {})).await, Code::Ok);
+        }
+        for s in &servers {
+            assert_eq!(code(s.clone().stats(Empty {})).await, Code::Ok);
+        }
+    });
+    let out = c.ok(&["admin", "revoke", leaky_dir.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("leaky/client"), "{out:?}");
+    // Masters load revocations every 500 ms; chunkservers learn them from
+    // their next heartbeat (1 s apart).
+    runtime.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut refused = 0;
+            for m in &masters {
+                let st = tokio::time::timeout(Duration::from_secs(5), m.clone().node_status(Empty {})).await;
+                refused += usize::from(matches!(st, Ok(Err(ref s)) if s.code() == Code::PermissionDenied));
+            }
+            for s in &servers {
+                let st = tokio::time::timeout(Duration::from_secs(5), s.clone().stats(Empty {})).await;
+                refused += usize::from(matches!(st, Ok(Err(ref s)) if s.code() == Code::PermissionDenied));
+            }
+            if refused == masters.len() + servers.len() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{refused} of 6 servers refuse a revoked certificate");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // A new connection is refused at its handshake.
+        let fresh = MetaClient::new(chan(leaky, &c.masters[1].addr, Role::Master)).node_status(Empty {}).await;
+        assert!(fresh.is_err());
+    });
+    // Everyone else is served; the list names it.
+    let listed = c.ok(&["admin", "revoked", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(v.as_array().map(|a| a.len()), Some(1), "{v}");
+    assert_eq!(v[0]["name"], "leaky/client");
+    let out = cli(&c, Some(&leaky_dir), &["--timeout", "5", "ls", "/"]);
+    assert!(!out.status.success(), "the revoked CLI was served");
+    assert!(c.masters[0].log().contains("revoked"), "the refusal is logged");
+}

@@ -244,6 +244,15 @@ impl Applier<'_, '_> {
                 self.txn.put_inode(&i);
                 Ok(Reply::None)
             }
+            Op::RevokeCert { serial, name } => {
+                let ok = !serial.is_empty() && serial.len() <= 40 && serial.bytes().all(|b| b.is_ascii_hexdigit());
+                if !ok || serial.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Err(err(libc::EINVAL, "a certificate serial is 1-40 lowercase hex digits"));
+                }
+                let rec = super::model::RevokedRec { name: name.chars().take(64).collect(), at: self.now };
+                self.txn.put(key::bytes(key::REVOKED, serial.as_bytes()), &rec);
+                Ok(Reply::None)
+            }
             Op::RegisterChunkserver { id, addr, capacity, zone } => {
                 let k = key::bytes(key::SERVER, id.as_bytes());
                 // Re-registration keeps the ring state (a draining server stays draining).

@@ -45,6 +45,7 @@ pub(crate) fn convert(k: &[u8], v: &[u8]) -> io::Result<Option<Vec<u8>>> {
             key::UNSEALED => again::<UnsealedRec>(v),
             key::LOCK | key::FLOCK => again::<Vec<Held>>(v),
             key::SESSION => again::<SessionRec>(v),
+            key::REVOKED => again::<super::model::RevokedRec>(v),
             _ => {
                 return Err(bad(format!(
                     "state key {:?} of an unknown table: not converting",

@@ -141,6 +141,8 @@ pub mod key {
     pub const FLOCK: u8 = b'F';
     /// A mount's lock session: its lease and the inodes it locked.
     pub const SESSION: u8 = b'k';
+    /// Revoked certificates: serial -> `RevokedRec`.
+    pub const REVOKED: u8 = b'V';
     pub const COUNTERS: &[u8] = b"mcounters";
     /// Log index below which commits may not add first references (gc.rs).
     pub const COLLECT_FLOOR: &[u8] = b"mcollect_floor";
@@ -180,6 +182,13 @@ pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> std::io::Result<T> {
 /// is more than a day old.
 pub fn relatime_due(i: &Inode, now: (i64, u32)) -> bool {
     i.atime <= i.mtime || i.atime <= i.ctime || now.0 - i.atime.0 > 86_400
+}
+
+/// A certificate an operator revoked: whose, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedRec {
+    pub name: String,
+    pub at: Time,
 }
 
 /// A granted advisory lock (fcntl byte range or flock: the whole file).

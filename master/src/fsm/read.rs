@@ -147,6 +147,12 @@ pub fn xattr_list(db: &DB, cred: &Cred, ino: u64) -> Res<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// Every revoked certificate: serial (lowercase hex) and record.
+pub fn revoked(db: &DB) -> Res<Vec<(String, RevokedRec)>> {
+    let all: Vec<(Vec<u8>, RevokedRec)> = records(db, key::REVOKED)?;
+    Ok(all.into_iter().map(|(k, r)| (String::from_utf8_lossy(&k).into_owned(), r)).collect())
+}
+
 pub fn counters(db: &DB) -> Res<Counters> {
     Ok(get(db, key::COUNTERS)?.unwrap_or_default())
 }

@@ -23,6 +23,61 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: crate::cert::CertCmd,
     },
+    /// Revoke a certificate: every master and chunkserver refuses its
+    /// holder from then on (within a second or two), open connections too.
+    Revoke {
+        /// The certificate: its cert.pem, or the directory holding it.
+        #[arg(required_unless_present = "serial")]
+        cert: Option<std::path::PathBuf>,
+        /// Or its serial number (lowercase hex, as `revoked` lists it).
+        #[arg(long, conflicts_with = "cert")]
+        serial: Option<String>,
+    },
+    /// The revoked certificates.
+    Revoked {
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn revoke(fs: &Fs, cert: Option<std::path::PathBuf>, serial: Option<String>) -> Result<()> {
+    use tessera_proto::pb::RevokeCertificateRequest;
+    let (serial, name) = match (cert, serial) {
+        (Some(path), _) => {
+            let id = tessera_rpc::certs::identity_of_pem_file(&path)?;
+            (id.serial, format!("{}/{}", id.name, id.role))
+        }
+        (None, Some(s)) => (s.to_ascii_lowercase(), String::new()),
+        (None, None) => bail!("name a certificate file or --serial"),
+    };
+    let req = RevokeCertificateRequest { serial: serial.clone(), name: name.clone() };
+    fs.meta
+        .admin("revoke_certificate", |mut c| {
+            let r = req.clone();
+            async move { c.revoke_certificate(r).await }
+        })
+        .await?;
+    outln!("certificate {serial} {name} revoked");
+    Ok(())
+}
+
+async fn revoked(fs: &Fs, json: bool) -> Result<()> {
+    let r = fs.meta.admin("list_revoked", |mut c| async move { c.list_revoked(Empty {}).await }).await?;
+    if json {
+        let v: Vec<_> = r
+            .certificates
+            .iter()
+            .map(|c| serde_json::json!({"serial": c.serial, "name": c.name, "at": c.at.as_ref().map(|t| t.sec)}))
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    outln!("{:<42} {:<26} REVOKED AT (unix s)", "SERIAL", "NAME");
+    for c in r.certificates {
+        outln!("{:<42} {:<26} {}", c.serial, c.name, c.at.map_or(0, |t| t.sec));
+    }
+    Ok(())
 }
 
 #[derive(clap::Subcommand)]
@@ -104,6 +159,8 @@ pub async fn admin(cfg: &ClientConfig, cmd: AdminCmd) -> Result<()> {
     let cmd = match cmd {
         AdminCmd::Master { cmd } => return master(cfg, &fs, cmd).await,
         AdminCmd::Cert { cmd } => return crate::cert::run(cmd),
+        AdminCmd::Revoke { cert, serial } => return revoke(&fs, cert, serial).await,
+        AdminCmd::Revoked { json } => return revoked(&fs, json).await,
         AdminCmd::Chunkserver { cmd } => cmd,
     };
     let set = |id: String, state: &str| {

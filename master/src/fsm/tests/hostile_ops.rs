@@ -156,6 +156,11 @@ fn op() -> impl Strategy<Value = Op> {
         prop::collection::vec(ino(), 0..3).prop_map(|inos| Op::ReleaseOrphans { inos }),
         prop::collection::vec(ino(), 0..3).prop_map(|inos| Op::TouchAtimes { inos }),
         (0u32..5).prop_map(|count| Op::LeaseInos { count }),
+        (prop::sample::select(vec!["0a", "", "AB", "zz", "0123456789abcdef0123456789abcdef0123456789"]), name())
+            .prop_map(|(serial, name)| Op::RevokeCert {
+                serial: serial.to_string(),
+                name: String::from_utf8_lossy(&name).into_owned()
+            }),
         (time(), any::<bool>()).prop_map(|(older_than, orphans)| Op::CollectGarbage {
             ids: vec![vec![1; 32], vec![2; 32]],
             older_than,
