@@ -98,7 +98,7 @@ impl Heartbeat {
                         need_full = reply.need_full_report;
                         // The masters' list of revoked certificates: this
                         // server refuses their holders too.
-                        tessera_rpc::authz::set_revoked(reply.revoked.into_iter().collect());
+                        tessera_rpc::revoked::set(reply.revoked.into_iter().collect());
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "heartbeat failed");

@@ -85,7 +85,7 @@ pub async fn load_revocations(db: Arc<rocksdb::DB>) {
     loop {
         tick.tick().await;
         match crate::fsm::read::revoked(&db) {
-            Ok(all) => tessera_rpc::authz::set_revoked(all.into_iter().map(|(s, _)| s).collect()),
+            Ok(all) => tessera_rpc::revoked::set(all.into_iter().map(|(s, _)| s).collect()),
             Err(e) => tracing::warn!(error = %e, "reading revoked certificates failed"),
         }
     }

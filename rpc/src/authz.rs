@@ -7,7 +7,6 @@ use crate::certs::Identity;
 use crate::certs::Role::{self, Admin, Chunkserver, Client, Master};
 use crate::listen::PeerInfo;
 use crate::uid_map::Creds;
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -54,27 +53,6 @@ pub fn allowed(path: &str) -> &'static [Role] {
     }
 }
 
-/// Serials of the certificates the cluster revoked: the masters load them
-/// from their replicated state, chunkservers from each heartbeat's reply.
-static REVOKED: parking_lot::RwLock<Option<Arc<HashSet<String>>>> = parking_lot::RwLock::new(None);
-
-/// Replaces the set of revoked certificate serials (lowercase hex).
-pub fn set_revoked(serials: HashSet<String>) {
-    let mut cur = REVOKED.write();
-    if cur.as_deref() != Some(&serials) {
-        if !serials.is_empty() {
-            tracing::info!(count = serials.len(), "revoked certificates updated");
-        }
-        *cur = Some(Arc::new(serials));
-    }
-}
-
-/// Why `id` may not be served at all (its certificate is revoked).
-pub fn refused(id: &Identity) -> Option<String> {
-    let revoked = REVOKED.read().as_ref().is_some_and(|r| r.contains(&id.serial));
-    revoked.then(|| format!("the certificate of {} (serial {}) is revoked", id.name, id.serial))
-}
-
 /// Whether the peer `info` may call `path`; the refusal's message.
 pub fn check(path: &str, info: Option<&PeerInfo>) -> Result<(), String> {
     let Some(info) = info else {
@@ -83,7 +61,7 @@ pub fn check(path: &str, info: Option<&PeerInfo>) -> Result<(), String> {
     let Some(id) = &info.identity else {
         return Ok(()); // --insecure: every caller trusted
     };
-    if let Some(why) = refused(id) {
+    if let Some(why) = crate::revoked::refused(id) {
         return Err(why);
     }
     if allowed(path).contains(&id.role) {
@@ -223,10 +201,10 @@ mod tests {
         let id = Identity { name: "p".into(), role: Admin, uid_map: Default::default(), serial: "5e".into() };
         let p = PeerInfo { remote: None, identity: Some(Arc::new(id)) };
         assert!(check("/tessera.Admin/AddMaster", Some(&p)).is_ok());
-        set_revoked(["5e".to_string()].into_iter().collect());
+        crate::revoked::set(["5e".to_string()].into_iter().collect());
         let e = check("/tessera.Meta/NodeStatus", Some(&p)).unwrap_err();
         assert!(e.contains("revoked"), "{e}");
-        set_revoked(HashSet::new());
+        crate::revoked::set(Default::default());
         assert!(check("/tessera.Admin/AddMaster", Some(&p)).is_ok());
     }
 }

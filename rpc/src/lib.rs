@@ -13,6 +13,7 @@ pub mod meta;
 pub mod metrics;
 pub mod pool;
 pub mod retry;
+pub mod revoked;
 pub mod server;
 pub mod shutdown;
 pub mod tls;

@@ -122,7 +122,7 @@ async fn handshake(sec: &Security, tcp: TcpStream, remote: SocketAddr) -> Option
             return None;
         }
     };
-    if let Some(why) = crate::authz::refused(&identity) {
+    if let Some(why) = crate::revoked::refused(&identity) {
         tracing::warn!(peer = %remote, "{why}: connection refused");
         return None;
     }

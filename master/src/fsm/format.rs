@@ -22,7 +22,7 @@ use std::io;
 /// (fixint, little-endian) of the same records.
 pub const STATE_FORMAT: u32 = 2;
 /// Under the `m` tag with the counters: no prefix scan visits it.
-pub const FORMAT_KEY: &[u8] = b"mformat";
+pub const FORMAT_KEY: &[u8] = super::model::key::FORMAT;
 
 /// The format a stored value names (None: written before formats).
 pub fn parse(v: &[u8]) -> io::Result<u32> {

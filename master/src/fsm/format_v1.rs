@@ -7,9 +7,10 @@
 //! the conversion (and the master) rather than guessing.
 
 use super::locks::SessionRec;
+use super::model::key::FORMAT as FORMAT_KEY;
 use super::model::{key, ChunkRefs, ChunkServerRec, CollectRec, Counters, Dentry, Extents, Held, Inode};
 use super::unsealed::UnsealedRec;
-use super::{cf, db_err, format::FORMAT_KEY, CF_SM};
+use super::{cf, db_err, CF_SM};
 use crate::codec::{self, CodecError};
 use crate::types::CommandResult;
 use crate::values::Time;

@@ -144,6 +144,8 @@ pub mod key {
     /// Revoked certificates: serial -> `RevokedRec`.
     pub const REVOKED: u8 = b'V';
     pub const COUNTERS: &[u8] = b"mcounters";
+    /// The state's format number (fsm/format.rs).
+    pub const FORMAT: &[u8] = b"mformat";
     /// Log index below which commits may not add first references (gc.rs).
     pub const COLLECT_FLOOR: &[u8] = b"mcollect_floor";
 
