@@ -49,6 +49,10 @@ async fn store_small(store: &ChunkStore, id: &[u8], data: Bytes) -> Result<bool,
 }
 
 /// How often a presence stream (held open by the master leader) ticks.
+/// Small puts of one PutSmallStream being stored at once: more than a
+/// mount keeps in flight to one server (its upload parallelism), so only a
+/// client that stops reading its results ever waits on it.
+const SMALL_PUTS_PER_STREAM: usize = 256;
 const PRESENCE_TICK: Duration = Duration::from_secs(5);
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -183,10 +187,16 @@ impl Chunk for ChunkService {
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let store = self.store.clone();
+        // Puts of one stream in flight at once: a client that sends without
+        // reading its results stops being read (HTTP/2 flow control then
+        // holds it back) instead of piling up tasks and their data here.
+        let slots = Arc::new(tokio::sync::Semaphore::new(SMALL_PUTS_PER_STREAM));
         tokio::spawn(async move {
             while let Ok(Some(f)) = inbound.message().await {
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
                 let (store, tx) = (store.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let reply = match store_small(&store, &f.id, f.data.clone()).await {
                         Ok(already_present) => PutSmallResult { seq: f.seq, already_present, ..Default::default() },
                         Err(st) => {

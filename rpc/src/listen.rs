@@ -18,6 +18,12 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once; further connections wait in the
 /// kernel's backlog.
 const HANDSHAKES_AT_ONCE: usize = 128;
+/// Connections a server keeps open at once (each may carry up to
+/// `server::STREAMS_PER_CONNECTION` calls); at the cap, new ones wait in
+/// the kernel's backlog until one closes. Far above a cluster's need (a
+/// connection per peer process and profile), far below the descriptors a
+/// flood would take.
+const CONNECTIONS_AT_ONCE: usize = 4096;
 
 /// Who sent a request: the peer's address and, with TLS, its verified
 /// identity (None: an `--insecure` server, which trusts every caller).
@@ -39,13 +45,21 @@ impl PeerInfo {
     }
 }
 
+/// What an accepted connection carries besides its bytes: who is at the
+/// other end, and its slot among the connections at once (freed as the
+/// connection is dropped).
+pub struct Accepted {
+    peer: PeerInfo,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// One accepted connection, plaintext or TLS, and who is at its other end.
-pub type PeerIo = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>, PeerInfo>;
+pub type PeerIo = MaybeTls<tokio_rustls::server::TlsStream<TcpStream>, Accepted>;
 
 impl tonic::transport::server::Connected for PeerIo {
     type ConnectInfo = PeerInfo;
     fn connect_info(&self) -> PeerInfo {
-        self.info.clone()
+        self.info.peer.clone()
     }
 }
 
@@ -60,8 +74,10 @@ pub async fn incoming(addr: SocketAddr) -> io::Result<Incoming> {
     let listener = TcpListener::bind(addr).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(HANDSHAKES_AT_ONCE);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
+    let connections = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_AT_ONCE));
     tokio::spawn(async move {
         loop {
+            let Ok(slot) = connections.clone().acquire_owned().await else { return };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = tx.closed() => return,
@@ -80,7 +96,7 @@ pub async fn incoming(addr: SocketAddr) -> io::Result<Incoming> {
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                if let Some(io) = handshake(sec, tcp, remote).await {
+                if let Some(io) = handshake(sec, tcp, remote, slot).await {
                     let _ = tx.send(Ok(io)).await;
                 }
             });
@@ -89,11 +105,16 @@ pub async fn incoming(addr: SocketAddr) -> io::Result<Incoming> {
     Ok(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
-async fn handshake(sec: &Security, tcp: TcpStream, remote: SocketAddr) -> Option<PeerIo> {
+async fn handshake(
+    sec: &Security,
+    tcp: TcpStream,
+    remote: SocketAddr,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Option<PeerIo> {
     let tls = match sec {
         Security::Insecure => {
-            let info = PeerInfo { remote: Some(remote), identity: None };
-            return Some(PeerIo::plain(tcp, info));
+            let peer = PeerInfo { remote: Some(remote), identity: None };
+            return Some(PeerIo::plain(tcp, Accepted { peer, _slot: slot }));
         }
         Security::Tls(t) => t,
     };
@@ -126,6 +147,6 @@ async fn handshake(sec: &Security, tcp: TcpStream, remote: SocketAddr) -> Option
         tracing::warn!(peer = %remote, "{why}: connection refused");
         return None;
     }
-    let info = PeerInfo { remote: Some(remote), identity: Some(Arc::new(identity)) };
-    Some(PeerIo::tls(stream, info))
+    let peer = PeerInfo { remote: Some(remote), identity: Some(Arc::new(identity)) };
+    Some(PeerIo::tls(stream, Accepted { peer, _slot: slot }))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Streams one connection may have open at once: a mount's many FUSE
 /// threads and its long-lived streams fit; a peer opening streams without
 /// end does not.
-const STREAMS_PER_CONNECTION: u32 = 1024;
+pub const STREAMS_PER_CONNECTION: u32 = 1024;
 /// A connection whose peer stops answering HTTP/2 pings for this long is
 /// closed, with every call on it: a vanished client holds no stream.
 const PING_EVERY: Duration = Duration::from_secs(15);
