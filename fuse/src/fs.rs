@@ -459,6 +459,21 @@ impl Mount {
         let mut keep = true;
         let existing = self.open_file(ino);
         let as_opener = self.with_cred(cred.clone());
+        if fresh.is_none() && tessera_rpc::tls::own_uid_map() != tessera_rpc::uid_map::UidMap::Trusted {
+            // The kernel let the caller open by its own uid; the open file
+            // this mount shares between processes would then serve it.
+            // Judged again as the masters see the caller (a squashed root).
+            let a = as_opener.extents(ino).await?.attr;
+            let a = a.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+            let mask = match flags & libc::O_ACCMODE {
+                libc::O_RDONLY => libc::R_OK,
+                libc::O_WRONLY => libc::W_OK,
+                _ => libc::R_OK | libc::W_OK,
+            };
+            if !crate::convert::permitted(&a, cred, mask) {
+                return Err(ClientError::fs(libc::EACCES, "permission denied (as the masters see the caller)"));
+            }
+        }
         let (f, loaded) = match existing {
             Some(f) => (f, false),
             None => {
@@ -489,7 +504,15 @@ impl Mount {
         if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
             let mut d = f.data.lock().await;
             if !loaded && !d.is_dirty() {
-                let ext = as_opener.extents(ino).await?;
+                let ext = match as_opener.extents(ino).await {
+                    Ok(ext) => ext,
+                    Err(e) => {
+                        // Not opened after all: give the count back.
+                        drop(d);
+                        self.handle_closed(ino, &f).await;
+                        return Err(e);
+                    }
+                };
                 if let Some(attr) = ext.attr {
                     d.reset(&attr, ext.extents);
                 }
@@ -614,30 +637,37 @@ impl Mount {
         self.atimes.closed(fh);
         if let Some((ino, _)) = entry {
             if let Some(f) = self.open_file(ino) {
-                if f.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    let (clean, version) = {
-                        let d = f.data.lock().await;
-                        (!d.is_dirty(), d.committed_version())
-                    };
-                    if clean && !f.revoked.load(Ordering::SeqCst) {
-                        // The kernel's pages are this version's.
-                        let mut pv = self.open.page_versions.lock();
-                        if pv.len() >= 100_000 {
-                            pv.clear();
-                        }
-                        pv.insert(ino, version);
-                    }
-                    let mut files = self.open.files.lock();
-                    if clean && f.handles.load(Ordering::SeqCst) == 0 {
-                        files.remove(&ino);
-                        if f.orphaned.load(Ordering::SeqCst) {
-                            self.release_orphans(vec![ino]);
-                        }
-                    }
-                }
+                self.handle_closed(ino, &f).await;
             }
         }
         r
+    }
+
+    /// One handle of `f` fewer; the last one closed leaves the open table
+    /// (when nothing is left to commit).
+    async fn handle_closed(&self, ino: u64, f: &Arc<OpenFile>) {
+        if f.handles.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
+        }
+        let (clean, version) = {
+            let d = f.data.lock().await;
+            (!d.is_dirty(), d.committed_version())
+        };
+        if clean && !f.revoked.load(Ordering::SeqCst) {
+            // The kernel's pages are this version's.
+            let mut pv = self.open.page_versions.lock();
+            if pv.len() >= 100_000 {
+                pv.clear();
+            }
+            pv.insert(ino, version);
+        }
+        let mut files = self.open.files.lock();
+        if clean && f.handles.load(Ordering::SeqCst) == 0 {
+            files.remove(&ino);
+            if f.orphaned.load(Ordering::SeqCst) {
+                self.release_orphans(vec![ino]);
+            }
+        }
     }
 
     /// Truncates through the master after flushing local writes, then

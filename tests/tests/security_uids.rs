@@ -53,6 +53,15 @@ fn a_squashed_root_cannot_read_another_users_private_file() {
     assert!(!ok && out.contains("PermissionError"), "a squashed root set trusted.*: {out}");
     let (ok, out) = sh(s, "python3 -c \"import os; print(os.listxattr('public'))\"");
     assert!(ok && !out.contains("trusted.t"), "a squashed root listed trusted.*: {out}");
+    // Not even while its owner holds it open on the same mount (the mount
+    // shares one open file between processes).
+    let held = {
+        let s = s.to_path_buf();
+        std::thread::spawn(move || sh_as(1000, &s, "exec 3<secret; sleep 3"))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert_eq!(errno(std::fs::read(s.join("secret"))), libc::EACCES, "read through the owner's open file");
+    assert!(held.join().unwrap().0);
     // Its other users are themselves: uid 1000 reads its own file, byte for byte.
     let (ok, theirs) = sh_as(1000, s, "cksum < secret");
     let (_, ours) = sh(h, "cksum < secret");
