@@ -17,6 +17,7 @@ use openraft::entry::RaftEntry;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::vote::RaftLeaderIdExt;
 use proptest::prelude::*;
+use tessera_util::damage::{apply, damage};
 
 type C = TypeConfig;
 
@@ -121,61 +122,6 @@ fn decode_all(b: &[u8]) {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Flip {
-        at: usize,
-        mask: u8,
-    },
-    Cut {
-        at: usize,
-    },
-    Splice {
-        at: usize,
-        bytes: Vec<u8>,
-    },
-    /// A length prefix made huge (bincode's u64 little-endian, postcard's
-    /// varint made overlong).
-    Huge {
-        at: usize,
-    },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<usize>(), 1u8..).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        any::<usize>().prop_map(|at| Mutation::Cut { at }),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
-            .prop_map(|(at, bytes)| Mutation::Splice { at, bytes }),
-        any::<usize>().prop_map(|at| Mutation::Huge { at }),
-    ]
-}
-
-fn apply(mut b: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
-    for m in muts {
-        if b.is_empty() {
-            break;
-        }
-        match m {
-            Mutation::Flip { at, mask } => {
-                let i = at % b.len();
-                b[i] ^= mask;
-            }
-            Mutation::Cut { at } => b.truncate(at % b.len()),
-            Mutation::Splice { at, bytes } => {
-                let i = at % b.len();
-                b.splice(i..i, bytes.iter().copied());
-            }
-            Mutation::Huge { at } => {
-                let i = at % b.len();
-                let end = (i + 8).min(b.len());
-                b[i..end].fill(0xff);
-            }
-        }
-    }
-    b
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
@@ -187,7 +133,7 @@ proptest! {
     #[test]
     fn mutated_real_messages_never_panic_a_decoder(
         seed in 0usize..7,
-        muts in proptest::collection::vec(mutation(), 1..4),
+        muts in proptest::collection::vec(damage(), 1..4),
     ) {
         let b = apply(seeds()[seed].clone(), &muts);
         decode_all(&b);

@@ -3,6 +3,8 @@
 //! config files.
 
 pub mod config;
+#[cfg(feature = "fuzz")]
+pub mod damage;
 pub mod durable;
 pub mod logging;
 pub mod metrics;

@@ -168,27 +168,11 @@ fn an_entry_replay_would_skip_is_never_written() {
 mod fuzz {
     use super::*;
     use proptest::prelude::*;
+    use tessera_util::damage::{apply, damage};
 
     fn cases() -> u32 {
         let all: u32 = std::env::var("TESSERA_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000);
         (all / 6).max(20)
-    }
-
-    #[derive(Debug, Clone)]
-    enum Damage {
-        Flip(usize, u8),
-        Cut(usize),
-        Splice(usize, Vec<u8>),
-        HugeLen(usize),
-    }
-
-    fn damage() -> impl Strategy<Value = Damage> {
-        prop_oneof![
-            (any::<usize>(), 1u8..).prop_map(|(at, m)| Damage::Flip(at, m)),
-            any::<usize>().prop_map(Damage::Cut),
-            (any::<usize>(), prop::collection::vec(any::<u8>(), 1..40)).prop_map(|(at, b)| Damage::Splice(at, b)),
-            any::<usize>().prop_map(Damage::HugeLen),
-        ]
     }
 
     proptest! {
@@ -206,25 +190,7 @@ mod fuzz {
             for (i, e) in &written {
                 record(nonce, *i, e, &mut bytes);
             }
-            for d in &damages {
-                if bytes.is_empty() {
-                    break;
-                }
-                let n = bytes.len();
-                match d {
-                    Damage::Flip(at, m) => bytes[at % n] ^= m,
-                    Damage::Cut(at) => bytes.truncate(at % n),
-                    Damage::Splice(at, b) => {
-                        let i = at % n;
-                        bytes.splice(i..i, b.iter().copied());
-                    }
-                    Damage::HugeLen(at) => {
-                        let i = at % n;
-                        let end = (i + 4).min(n);
-                        bytes[i..end].fill(0xff);
-                    }
-                }
-            }
+            let bytes = apply(bytes, &damages);
             let tmp = tempfile::tempdir().unwrap();
             let path = tmp.path().join("seg");
             std::fs::write(&path, &bytes).unwrap();
