@@ -34,14 +34,17 @@ start_cluster() {
     unset TESSERA_INSECURE; export TESSERA_TLS_DIR="$dir/tls/admin"
   fi
   trap stop_cluster EXIT
-  for _ in $(seq 1 150); do
+  # 60 s: a first start makes its certificates and mounts; on two busy
+  # cores right after the previous cluster stopped, 30 s was once too few.
+  for _ in $(seq 1 300); do
     if "$BIN/tessera" --timeout 2 cluster status --json 2>/dev/null \
       | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if any(m["role"]=="Leader" for m in s["masters"]) and sum(c["alive"] for c in s["chunkservers"])>=3 else 1)'; then
       return 0
     fi
     sleep 0.2
   done
-  echo "cluster did not come up; see $dir.up.log" >&2
+  echo "cluster did not come up; see $dir.up.log:" >&2
+  tail -5 "$dir.up.log" >&2 || true
   return 1
 }
 
