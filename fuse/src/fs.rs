@@ -330,9 +330,7 @@ impl Mount {
     }
 
     pub fn with_cred(&self, c: Cred) -> Fs {
-        let mut fs = self.fs.clone();
-        fs.cred = c;
-        fs
+        self.fs.acting_as(c)
     }
 
     pub(crate) fn open_file(&self, ino: u64) -> Option<Arc<OpenFile>> {
@@ -457,14 +455,16 @@ impl Mount {
         fresh: Option<&pb::Attr>,
     ) -> Result<(u64, bool)> {
         let mut keep = true;
-        let existing = self.open_file(ino);
         let as_opener = self.with_cred(cred.clone());
+        // Extents fetched for the check below, used again where the open
+        // needs them (one GetExtents per open, not two).
+        let mut checked = None;
         if fresh.is_none() && tessera_rpc::tls::own_uid_map() != tessera_rpc::uid_map::UidMap::Trusted {
             // The kernel let the caller open by its own uid; the open file
             // this mount shares between processes would then serve it.
             // Judged again as the masters see the caller (a squashed root).
-            let a = as_opener.extents(ino).await?.attr;
-            let a = a.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
+            let ext = as_opener.extents(ino).await?;
+            let a = ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?;
             let mask = match flags & libc::O_ACCMODE {
                 libc::O_RDONLY => libc::R_OK,
                 libc::O_WRONLY => libc::W_OK,
@@ -473,14 +473,27 @@ impl Mount {
             if !crate::convert::permitted(&a, cred, mask) {
                 return Err(ClientError::fs(libc::EACCES, "permission denied (as the masters see the caller)"));
             }
+            checked = Some(ext);
         }
-        let (f, loaded) = match existing {
-            Some(f) => (f, false),
+        // A handle is counted under the open table's lock, where the last
+        // release checks the count before removing the file: an open racing
+        // a release (on another thread) either finds the file still counted
+        // or finds it gone and loads it anew, never a file left detached.
+        let count = |f: &Arc<OpenFile>| f.handles.fetch_add(1, Ordering::SeqCst) == 0;
+        let existing = {
+            let files = self.open.files.lock();
+            files.get(&ino).map(|f| (f.clone(), count(f)))
+        };
+        let (f, loaded, first) = match existing {
+            Some((f, first)) => (f, false, first),
             None => {
                 let (attr, extents) = match fresh {
                     Some(a) => (*a, Vec::new()),
                     None => {
-                        let ext = as_opener.extents(ino).await?;
+                        let ext = match checked.take() {
+                            Some(ext) => ext,
+                            None => as_opener.extents(ino).await?,
+                        };
                         (ext.attr.ok_or_else(|| ClientError::fs(libc::EIO, "no attributes"))?, ext.extents)
                     }
                 };
@@ -495,16 +508,21 @@ impl Mount {
                     orphaned: Default::default(),
                     revoked: Default::default(),
                 });
-                (self.open.files.lock().entry(ino).or_insert(f).clone(), true)
+                let mut files = self.open.files.lock();
+                let f = files.entry(ino).or_insert(f).clone();
+                let first = count(&f);
+                (f, true, first)
             }
         };
         // Close-to-open: a first open sees the latest committed content.
-        // (Counted before any await: a release of the last other handle
-        // meanwhile would otherwise drop this file from the open table.)
-        if f.handles.fetch_add(1, Ordering::SeqCst) == 0 {
+        if first {
             let mut d = f.data.lock().await;
             if !loaded && !d.is_dirty() {
-                let ext = match as_opener.extents(ino).await {
+                let fetched = match checked.take() {
+                    Some(ext) => Ok(ext),
+                    None => as_opener.extents(ino).await,
+                };
+                let ext = match fetched {
                     Ok(ext) => ext,
                     Err(e) => {
                         // Not opened after all: give the count back.

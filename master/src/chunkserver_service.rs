@@ -57,7 +57,8 @@ impl ChunkserverControl for ChunkserverControlService {
         check_speaks_for_itself(&req, &req.get_ref().id)?;
         self.meta.leader_only()?;
         let need_full_report = self.meta.cluster.heartbeat(req.get_ref());
-        let revoked = crate::fsm::read::revoked(&self.meta.db)?.into_iter().map(|(s, _)| s).collect();
+        // As this master loaded them (admin_service::load_revocations).
+        let revoked = tessera_rpc::revoked::serials();
         ok(HeartbeatReply { need_full_report, revoked })
     }
 }

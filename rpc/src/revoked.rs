@@ -27,3 +27,9 @@ pub fn refused(id: &Identity) -> Option<String> {
     let revoked = REVOKED.read().as_ref().is_some_and(|r| r.contains(&id.serial));
     revoked.then(|| format!("the certificate of {} (serial {}) is revoked", id.name, id.serial))
 }
+
+/// The revoked serials this process holds (a master sends them to the
+/// chunkservers in each heartbeat reply).
+pub fn serials() -> Vec<String> {
+    REVOKED.read().as_ref().map(|r| r.iter().cloned().collect()).unwrap_or_default()
+}
