@@ -3,7 +3,9 @@
 # The longest pause in acknowledged writes around a fault. A writer creates
 # 64 KiB files through a mount (write + fsync + close, fresh random data)
 # without pause and records when each is acknowledged; the script SIGKILLs
-# one chunkserver, later the master leader. For each fault it prints the
+# one chunkserver, then freezes the master leader (SIGSTOP for 5 s, then
+# SIGCONT: it rejoins as a follower), then SIGKILLs the leader of the time.
+# For each fault it prints the
 # time from the fault to the next acknowledged write, and the longest gap
 # between acknowledgements in the 10 s after it.
 # 3 masters, 3 chunkservers: with one chunkserver dead, writes go on at 2
@@ -40,10 +42,13 @@ print(next("master-%d" % m["id"] for m in s["masters"] if m["role"]=="Leader"))'
 }
 t_cs=$(date +%s.%N); kill -9 "$(pid_of chunkserver-2)"
 sleep 12
+ld=$(leader_dir); frozen=$(pid_of "$ld"); t_f=$(date +%s.%N); kill -STOP "$frozen"
+sleep 5; kill -CONT "$frozen"
+sleep 7
 ld=$(leader_dir); t_m=$(date +%s.%N); kill -9 "$(pid_of "$ld")"
 sleep 12
 touch "$W/acks.stop"; wait "$WRITER" 2>/dev/null || true
-python3 - "$W/acks" "$t_cs" "$t_m" <<'PY'
+python3 - "$W/acks" "$t_cs" "$t_m" "$t_f" <<'PY'
 import sys
 acks, errors = [], 0
 for line in open(sys.argv[1]):
@@ -60,6 +65,7 @@ def report(name, t):
     print(f"{name}_longest_gap_10s {gap:.3f} s")
 report("chunkserver_sigkill", float(sys.argv[2]))
 report("leader_sigkill", float(sys.argv[3]))
+report("leader_sigstop", float(sys.argv[4]))
 print(f"acknowledged_writes {len(acks)}")
 print(f"failed_writes {errors}")
 PY

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod certs;
 pub mod chunks;
 pub mod error;
+mod leader_probe;
 pub mod listen;
 mod maybe_tls;
 pub mod meta;

@@ -76,6 +76,8 @@ struct Inner {
     suspects: Mutex<HashMap<String, Instant>>,
     /// Some master answered this client once (with anything).
     answered: std::sync::atomic::AtomicBool,
+    /// Who the other masters last said leads (leader_probe.rs).
+    last_answer: crate::leader_probe::LastAnswer,
 }
 
 /// The innermost cause of a transport failure ("Connection refused",
@@ -175,6 +177,7 @@ impl MetaClient {
                 answered: std::sync::atomic::AtomicBool::new(false),
                 epoch: Mutex::new(None),
                 suspects: Mutex::new(HashMap::new()),
+                last_answer: Default::default(),
             }),
         }
     }
@@ -221,6 +224,10 @@ impl MetaClient {
     fn is_suspect(&self, addr: &str) -> bool {
         let m = self.inner.suspects.lock();
         m.get(addr).is_some_and(|t| t.elapsed() < SUSPECT_FOR)
+    }
+
+    pub(crate) fn last_answer(&self) -> &crate::leader_probe::LastAnswer {
+        &self.inner.last_answer
     }
 
     fn set_leader(&self, addr: Option<String>) {
@@ -331,7 +338,13 @@ impl MetaClient {
             let t0 = Instant::now();
             // The span is attached to the future (an entered guard held
             // across an await corrupts the span stack of the worker thread).
-            let res = tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).instrument(span.clone()).await;
+            let attempt = tokio::time::timeout(self.inner.opts.rpc_timeout, f(client)).instrument(span.clone());
+            // A frozen leader answers nothing until the deadline; the
+            // others may have elected a successor long before (None).
+            let (res, moved) = tokio::select! {
+                r = attempt => (r, None),
+                l = self.leader_moved_from(&addr) => (Ok(Err(tonic::Status::unavailable("leader moved"))), Some(l)),
+            };
             let _g = span.enter();
             tracing::debug!(micros = t0.elapsed().as_micros() as u64, ok = matches!(res, Ok(Ok(_))), "answered");
             let answered = match &res {
@@ -345,6 +358,14 @@ impl MetaClient {
                 only_unreachable = false;
             }
             let redirected = match res {
+                _ if moved.is_some() => {
+                    let l = moved.unwrap_or_default();
+                    tracing::debug!(new_leader = %l, "leader moved while waiting: retrying there");
+                    last = format!("{addr}: no answer, and the other masters name {l} leader");
+                    self.mark_suspect(&addr);
+                    self.set_leader(Some(l));
+                    true
+                }
                 Ok(Ok(resp)) => {
                     self.inner.suspects.lock().remove(&addr);
                     self.set_leader(Some(addr));

@@ -102,6 +102,39 @@ fn failover_under_load_loses_nothing_and_applies_nothing_twice() {
     assert_eq!(names.len(), acked.len() + 4, "unexpected entries");
 }
 
+/// A call waiting on a frozen leader (SIGSTOP: its connections stay open and
+/// it answers nothing) moves to the successor as soon as the other masters
+/// name one, long before the attempt's own deadline (30 s here, so a client
+/// that only waited it out would fail the bound).
+#[test]
+fn a_call_waiting_on_a_frozen_leader_moves_to_its_successor() {
+    let mut c = Cluster::start(3, 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let meta = tessera_client::meta::MetaOptions {
+        rpc_timeout: Duration::from_secs(30),
+        total_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let cfg = tessera_client::ClientConfig {
+        masters: c.masters.iter().map(|m| m.addr.clone()).collect(),
+        meta,
+        ..Default::default()
+    };
+    let fs = tessera_client::connect(cfg);
+    // The client learns the leader first, so the next call goes to it.
+    rt.block_on(fs.mkdir("/before", 0o755)).unwrap();
+    let l = c.wait_leader(None, Duration::from_secs(10));
+    c.masters[l].signal(libc::SIGSTOP);
+    let t = Instant::now();
+    let made = rt.block_on(async { tokio::time::timeout(Duration::from_secs(40), fs.mkdir("/during", 0o755)).await });
+    let waited = t.elapsed();
+    c.masters[l].signal(libc::SIGCONT);
+    made.expect("mkdir still waiting after 40 s").expect("mkdir during the freeze");
+    assert!(waited < Duration::from_secs(10), "mkdir waited {waited:?} on a frozen leader");
+    let names = rt.block_on(dump(&fs));
+    assert!(names.contains_key("/before") && names.contains_key("/during"), "{names:?}");
+}
+
 #[test]
 fn add_a_master_promote_it_and_remove_the_old_leader() {
     let mut c = Cluster::start(3, 3);
