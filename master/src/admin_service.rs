@@ -8,7 +8,7 @@ use crate::types::{Cred, Op};
 use std::sync::Arc;
 use tessera_proto::pb::admin_server::Admin;
 use tessera_proto::pb::*;
-use tonic::Request;
+use tonic::{Request, Status};
 
 pub struct AdminService {
     pub meta: Arc<MetaService>,
@@ -31,8 +31,14 @@ impl Admin for AdminService {
     #[tracing::instrument(skip_all, fields(id = req.get_ref().id, addr = %req.get_ref().addr))]
     async fn add_master(&self, req: Request<AddMasterRequest>) -> Res<Empty> {
         self.meta.leader_only()?;
-        let r = req.into_inner();
-        let node = openraft::BasicNode { addr: r.addr };
+        let mut r = req.into_inner();
+        crate::raft::node_addr::NodeAddr::checked(&r.addr, "").map_err(Status::invalid_argument)?;
+        if r.raft_addr.is_empty() {
+            r.raft_addr = raft_addr_of(&r.addr).await?;
+        }
+        let addr =
+            crate::raft::node_addr::NodeAddr::checked(&r.addr, &r.raft_addr).map_err(Status::invalid_argument)?;
+        let node = openraft::BasicNode { addr: addr.encode() };
         // Learner first: it catches up without counting toward the quorum.
         self.meta.raft.add_learner(r.id, node, true).await.map_err(|e| self.meta.membership_err(e))?;
         let ids: std::collections::BTreeSet<u64> = [r.id].into_iter().collect();
@@ -88,5 +94,33 @@ pub async fn load_revocations(db: Arc<rocksdb::DB>) {
             Ok(all) => tessera_rpc::revoked::set(all.into_iter().map(|(s, _)| s).collect()),
             Err(e) => tracing::warn!(error = %e, "reading revoked certificates failed"),
         }
+    }
+}
+
+/// The Raft address the master at `service` says it has (empty: it serves
+/// Raft on `service`). A master just started may take a few seconds to
+/// answer; one that never does is not added, rather than added with a
+/// guess that would leave it without Raft.
+async fn raft_addr_of(service: &str) -> Result<String, Status> {
+    use tessera_proto::pb::meta_client::MetaClient;
+    let ch = tessera_rpc::pool()
+        .channel(service, tessera_rpc::Profile::Control, tessera_rpc::Role::Master)
+        .map_err(|e| Status::invalid_argument(format!("{service}: {e}")))?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let asked =
+            tokio::time::timeout(std::time::Duration::from_secs(2), MetaClient::new(ch.clone()).node_status(Empty {}))
+                .await;
+        let why = match asked {
+            Ok(Ok(r)) => return Ok(r.into_inner().master.map(|m| m.raft_addr).unwrap_or_default()),
+            Ok(Err(e)) => e.message().to_string(),
+            Err(_) => "no answer".to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Status::failed_precondition(format!(
+                "the master to add, at {service}, did not say where it serves Raft ({why}): start it first, or give --raft-addr"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }

@@ -131,7 +131,7 @@ pub async fn watch_peers(raft: crate::store::state_machine::Raft, guard: std::sy
             membership
                 .nodes()
                 .filter(|(id, _)| **id != me && voters.contains(id))
-                .map(|(id, n)| (*id, n.addr.clone()))
+                .map(|(id, n)| (*id, crate::raft::node_addr::service_of(n)))
                 .collect()
         };
         let asks = voters.into_iter().map(|(id, addr)| async move {

@@ -38,6 +38,11 @@ pub struct Config {
     pub id: u64,
     pub listen: SocketAddr,
     pub advertise: String,
+    /// Raft's own listener, which admits master certificates only; None:
+    /// Raft is served on `listen` (how masters ran before it existed).
+    pub raft_listen: Option<SocketAddr>,
+    /// Where the peers reach `raft_listen`.
+    pub raft_advertise: Option<String>,
     pub data_dir: PathBuf,
     /// The initial voters: id -> address (this node included).
     pub peers: BTreeMap<u64, String>,
@@ -94,6 +99,7 @@ async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
         if *id == cfg.id {
             continue;
         }
+        let addr = &raft::node_addr::NodeAddr::parse(addr).service;
         let Ok(ch) = tessera_rpc::pool().channel(addr, tessera_rpc::Profile::Control, tessera_rpc::Role::Master) else {
             continue;
         };
@@ -115,13 +121,17 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
             return Err(MasterError::Config(format!(
                 "data directory {} is empty, but master {} is a voter of the group at {}: its state was lost. \
                  Remove it (`tessera admin master remove {}`), then start it with --join and add it back \
-                 (`tessera admin master add {} {}`); it is rebuilt from its peers.",
+                 (`tessera admin master add {} {}{}`); it is rebuilt from its peers.",
                 cfg.data_dir.display(),
                 cfg.id,
                 g.peer,
                 cfg.id,
                 cfg.id,
-                cfg.advertise
+                cfg.advertise,
+                cfg.peers
+                    .get(&cfg.id)
+                    .and_then(|p| raft::node_addr::NodeAddr::parse(p).raft)
+                    .map_or(String::new(), |r| format!(" --raft-addr {r}"))
             )));
         }
         tracing::warn!(peer = %g.peer, "a group already exists: waiting to be added instead of forming one");
@@ -202,6 +212,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         repair,
         node_id: cfg.id,
         addr: cfg.advertise.clone(),
+        raft_addr: cfg.raft_advertise.clone(),
         min_replicas: cfg.min_replicas,
         leases,
         disk: disk.clone(),
@@ -232,7 +243,29 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
     let incoming = tessera_rpc::listen::incoming(cfg.listen)
         .await
         .map_err(|e| MasterError::Config(format!("listening on {}: {e}", cfg.listen)))?;
-    tracing::info!(id = cfg.id, listen = %cfg.listen, "master serving");
+    let raft_incoming = match cfg.raft_listen {
+        Some(a) => Some(
+            tessera_rpc::listen::incoming_admitting(a, Some(tessera_rpc::Role::Master))
+                .await
+                .map_err(|e| MasterError::Config(format!("listening for Raft on {a}: {e}")))?,
+        ),
+        None => None,
+    };
+    tracing::info!(id = cfg.id, listen = %cfg.listen, raft_listen = ?cfg.raft_listen, "master serving");
+    let (raft_svc, raft_server) = match raft_incoming {
+        // Raft on its own listener: the service port does not serve it.
+        Some(incoming) => (None, Some((raft_svc, incoming))),
+        None => (Some(raft_svc), None),
+    };
+    let raft_server = raft_server.map(|(svc, incoming)| {
+        tokio::spawn(tessera_rpc::shutdown::serve_until_signal(move |signal| {
+            tessera_rpc::server::server()
+                .layer(tessera_rpc::metrics::RpcMetricsLayer)
+                .layer(tessera_rpc::authz::AuthzLayer)
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, signal)
+        }))
+    });
     tessera_rpc::shutdown::serve_until_signal(|signal| {
         tessera_rpc::server::server()
             .layer(tessera_rpc::metrics::RpcMetricsLayer)
@@ -241,10 +274,13 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
             .add_service(meta)
             .add_service(admin)
             .add_service(control)
-            .add_service(raft_svc)
+            .add_optional_service(raft_svc)
             .serve_with_incoming_shutdown(incoming, signal)
     })
     .await?;
+    if let Some(s) = raft_server {
+        s.abort();
+    }
     tracing::info!("master stopping");
     let _ = raft.shutdown().await;
     db.flush_wal(true)?;

@@ -8,16 +8,26 @@ struct Args {
     /// This master's Raft node id (1, 2, 3, ...).
     #[arg(long)]
     id: u64,
-    /// Address to listen on (metadata API and Raft traffic).
+    /// Address to listen on: the metadata, operators' and chunkservers'
+    /// services (and Raft, without --raft-listen).
     #[arg(long, default_value = "127.0.0.1:7400")]
     listen: std::net::SocketAddr,
-    /// Address peers and clients use (default: --listen).
+    /// Address clients, chunkservers and operators use (default: --listen).
     #[arg(long)]
     advertise: Option<String>,
+    /// Serve Raft on this address of its own, which admits master
+    /// certificates only (as etcd's peer port): firewall it to the masters.
+    /// Without it, Raft is served on --listen.
+    #[arg(long)]
+    raft_listen: Option<std::net::SocketAddr>,
+    /// Address the peers send Raft messages to (default: --raft-listen).
+    #[arg(long, requires = "raft_listen")]
+    raft_advertise: Option<String>,
     /// Directory for the RocksDB log and state machine.
     #[arg(long)]
     data_dir: std::path::PathBuf,
-    /// Initial voters as ID=ADDR,... (this node included).
+    /// Initial voters as ID=ADDR,... (this node included); ID=ADDR/RAFT_ADDR
+    /// for a master with a Raft listener (--raft-listen).
     #[arg(long)]
     peers: Option<String>,
     /// Declare a chunkserver dead after this many milliseconds of silence.
@@ -108,6 +118,8 @@ async fn main() {
         std::process::exit(2);
     }
     let advertise = a.advertise.unwrap_or_else(|| a.listen.to_string());
+    let raft_advertise = a.raft_advertise.or_else(|| a.raft_listen.map(|r| r.to_string()));
+    let own = tessera_master::raft::node_addr::NodeAddr { service: advertise.clone(), raft: raft_advertise };
     let peers = match a.peers.as_deref() {
         Some(p) => match tessera_master::parse_peers(p) {
             Ok(p) => p,
@@ -116,15 +128,28 @@ async fn main() {
                 std::process::exit(2);
             }
         },
-        None => [(a.id, advertise.clone())].into_iter().collect(),
+        None => [(a.id, own.encode())].into_iter().collect(),
     };
     if !peers.contains_key(&a.id) {
         eprintln!("tessera-master: --peers must include this node's id {}", a.id);
         std::process::exit(2);
     }
+    // Peers send Raft where --peers says: to a Raft listener exactly when
+    // this master has one.
+    let listed = tessera_master::raft::node_addr::NodeAddr::parse(&peers[&a.id]);
+    if listed.raft.is_some() != a.raft_listen.is_some() {
+        eprintln!(
+            "tessera-master: --peers lists this node as {:?}: {} with --raft-listen",
+            peers[&a.id],
+            if a.raft_listen.is_some() { "give its Raft address (ID=ADDR/RAFT_ADDR)" } else { "a Raft address needs" }
+        );
+        std::process::exit(2);
+    }
     let cfg = tessera_master::Config {
         id: a.id,
         listen: a.listen,
+        raft_listen: a.raft_listen,
+        raft_advertise: own.raft.clone(),
         advertise,
         data_dir: a.data_dir,
         peers,

@@ -8,6 +8,7 @@ use crate::convert::{attr, cred, time};
 use crate::error::MasterError;
 use crate::fsm::model::KIND_DIR;
 use crate::fsm::read;
+use crate::raft::node_addr::service_of;
 use crate::store::state_machine::Raft;
 use crate::types::{Command, Cred, Op, Reply, TimeSet};
 use bytes::Bytes;
@@ -34,6 +35,8 @@ pub struct MetaService {
     pub repair: Arc<parking_lot::Mutex<RepairStatus>>,
     pub node_id: u64,
     pub addr: String,
+    /// This master's Raft listener as its peers reach it (None: on `addr`).
+    pub raft_addr: Option<String>,
     pub min_replicas: u32,
     /// Mounts' cache leases (leases.rs): changes revoke them.
     pub leases: Arc<crate::leases::Leases>,
@@ -57,7 +60,7 @@ impl MetaService {
     pub(crate) fn leader_addr(&self) -> Option<String> {
         let m = self.raft.metrics().borrow_watched().clone();
         let leader = m.current_leader?;
-        let addr = m.membership_config.membership().nodes().find(|(id, _)| **id == leader).map(|(_, n)| n.addr.clone());
+        let addr = m.membership_config.membership().nodes().find(|(id, _)| **id == leader).map(|(_, n)| service_of(n));
         addr
     }
 
@@ -128,7 +131,7 @@ impl MetaService {
         match r {
             Ok(resp) => Ok(resp.data?),
             Err(e) => {
-                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
+                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(service_of));
                 match fwd {
                     Some(leader) => Err(MasterError::NotLeader { leader }),
                     None => Err(MasterError::Unavailable(format!("raft: {e}"))),
@@ -149,7 +152,7 @@ impl MetaService {
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
-                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(|n| n.addr.clone()));
+                let fwd = e.forward_to_leader().map(|f| f.leader_node.as_ref().map(service_of));
                 match fwd {
                     Some(leader) => Err(MasterError::NotLeader { leader }),
                     None => Err(self.forward(e, self.leader_addr())),
@@ -207,7 +210,7 @@ impl MetaService {
         >,
     ) -> MasterError {
         match e.forward_to_leader() {
-            Some(f) => MasterError::NotLeader { leader: f.leader_node.as_ref().map(|n| n.addr.clone()) },
+            Some(f) => MasterError::NotLeader { leader: f.leader_node.as_ref().map(service_of) },
             None => MasterError::Refused(format!("membership change: {e}")),
         }
     }

@@ -27,12 +27,18 @@ impl MetaService {
             disk_free_bytes: self.disk.free(),
             disk_full: self.disk.full(),
             insecure: tessera_rpc::tls::insecure(),
+            // Its own, not the membership's: a master waiting to be added
+            // tells the leader where to send Raft (admin_service::add_master).
+            raft_addr: self.raft_addr.clone().unwrap_or_default(),
         };
         let members = m
             .membership_config
             .membership()
             .nodes()
-            .map(|(id, n)| MasterInfo { id: *id, addr: n.addr.clone(), ..Default::default() })
+            .map(|(id, n)| {
+                let a = crate::raft::node_addr::NodeAddr::parse(&n.addr);
+                MasterInfo { id: *id, addr: a.service, raft_addr: a.raft.unwrap_or_default(), ..Default::default() }
+            })
             .collect();
         let voter_ids = m.membership_config.membership().voter_ids().collect();
         NodeStatusReply {

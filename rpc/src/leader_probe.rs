@@ -11,36 +11,40 @@
 //! A leader that is merely slow is named by the followers too, and its
 //! calls are left to finish.
 
-use crate::meta::MetaClient;
+use std::future::Future;
 use std::time::{Duration, Instant};
-use tessera_proto::pb::Empty;
 
 /// How long a call waits before asking: most answers come well before.
 const ASK_AFTER: Duration = Duration::from_millis(300);
 /// Between two rounds of asking while the call still waits.
 const ASK_EVERY: Duration = Duration::from_millis(200);
 /// One master's answer to "who leads?".
-const ANSWER_WITHIN: Duration = Duration::from_millis(300);
+pub(crate) const ANSWER_WITHIN: Duration = Duration::from_millis(300);
 
 /// The last round of asking, shared by the calls of one client: many calls
 /// waiting on one frozen leader ask once per round, not once each.
 #[derive(Default)]
-pub(crate) struct LastAnswer {
+pub(crate) struct LeaderProbe {
     round: tokio::sync::Mutex<Option<(Instant, Option<String>)>>,
 }
 
-impl MetaClient {
-    /// Resolves, with the new leader's address, once the other masters name
-    /// a leader other than `waiting_on`; never while they name it (or name
-    /// none, or do not answer). With one master address there is nobody
-    /// to ask, and it never resolves.
-    pub(crate) async fn leader_moved_from(&self, waiting_on: &str) -> String {
-        if self.addrs().iter().all(|a| a == waiting_on) {
+impl LeaderProbe {
+    /// Resolves, with the new leader's address, once the masters in
+    /// `addrs` other than `waiting_on` name a leader other than it; never
+    /// while they name it (or name none, or do not answer). With nobody
+    /// else to ask, it never resolves. `ask(addr)` is one master's answer:
+    /// its term and the leader it names.
+    pub(crate) async fn moved_from<F, Fut>(&self, addrs: &[String], waiting_on: &str, ask: F) -> String
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Option<(u64, String)>>,
+    {
+        if addrs.iter().all(|a| a == waiting_on) {
             return std::future::pending().await;
         }
         tokio::time::sleep(ASK_AFTER).await;
         loop {
-            if let Some(l) = self.leader_named_by_others(waiting_on).await {
+            if let Some(l) = self.named_by_others(addrs, waiting_on, &ask).await {
                 if l != waiting_on {
                     return l;
                 }
@@ -49,24 +53,57 @@ impl MetaClient {
         }
     }
 
-    /// The leader the masters other than `waiting_on` name, taken from the
-    /// answer of the highest term (a follower that has not heard of the
-    /// election yet still names the old leader at the old term).
-    async fn leader_named_by_others(&self, waiting_on: &str) -> Option<String> {
-        let mut last = self.last_answer().round.lock().await;
+    /// The leader named by the answer of the highest term (a follower that
+    /// has not heard of the election yet still names the old leader at the
+    /// old term).
+    async fn named_by_others<F, Fut>(&self, addrs: &[String], waiting_on: &str, ask: &F) -> Option<String>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Option<(u64, String)>>,
+    {
+        let mut last = self.round.lock().await;
         if let Some((at, named)) = &*last {
             if at.elapsed() < ASK_EVERY / 2 {
                 return named.clone();
             }
         }
-        let asks = self.addrs().iter().filter(|a| *a != waiting_on).map(|a| async move {
-            let mut c = self.client_for(a).ok()?;
-            let r = tokio::time::timeout(ANSWER_WITHIN, c.node_status(Empty {})).await.ok()?.ok()?.into_inner();
-            let term = r.master.as_ref().map_or(0, |m| m.term);
-            (!r.leader_addr.is_empty()).then_some((term, r.leader_addr))
-        });
+        let asks = addrs.iter().filter(|a| *a != waiting_on).map(|a| ask(a.clone()));
         let named = futures::future::join_all(asks).await.into_iter().flatten().max_by_key(|(t, _)| *t).map(|(_, a)| a);
         *last = Some((Instant::now(), named.clone()));
         named
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs() -> Vec<String> {
+        ["a", "b", "c"].map(String::from).to_vec()
+    }
+
+    #[tokio::test]
+    async fn the_highest_term_names_the_new_leader() {
+        let p = LeaderProbe::default();
+        let ask = |a: String| async move {
+            match a.as_str() {
+                "b" => Some((7, "a".to_string())), // has not heard yet
+                "c" => Some((8, "c".to_string())), // elected
+                _ => None,                         // frozen
+            }
+        };
+        let got = tokio::time::timeout(Duration::from_secs(5), p.moved_from(&addrs(), "a", ask)).await;
+        assert_eq!(got.unwrap(), "c");
+    }
+
+    #[tokio::test]
+    async fn a_leader_the_others_still_name_is_waited_on() {
+        let p = LeaderProbe::default();
+        let ask = |_a: String| async move { Some((3, "a".to_string())) };
+        let got = tokio::time::timeout(Duration::from_secs(1), p.moved_from(&addrs(), "a", ask)).await;
+        assert!(got.is_err(), "gave up on a leader everyone names");
+        let alone = ["a".to_string()];
+        let got = tokio::time::timeout(Duration::from_millis(500), p.moved_from(&alone, "a", ask)).await;
+        assert!(got.is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! its certificate, and hand the connection to tonic with that identity
 //! attached to every request it carries (`PeerInfo` in the extensions).
 
-use crate::certs::{identity_of, Identity};
+use crate::certs::{identity_of, Identity, Role};
 use crate::maybe_tls::MaybeTls;
 use crate::tls::{security, Security};
 use std::io;
@@ -70,6 +70,14 @@ pub type Incoming = tokio_stream::wrappers::ReceiverStream<io::Result<PeerIo>>;
 /// handshake. Fails at once if the address cannot be bound or this
 /// process has no identity.
 pub async fn incoming(addr: SocketAddr) -> io::Result<Incoming> {
+    incoming_admitting(addr, None).await
+}
+
+/// `incoming`, where a connection whose certificate is not of `only`'s role
+/// is dropped right after its handshake, before it can send a request (a
+/// listener for one kind of peer, as the masters' Raft listener). An
+/// `--insecure` server has no identities and admits every connection.
+pub async fn incoming_admitting(addr: SocketAddr, only: Option<Role>) -> io::Result<Incoming> {
     let sec = security().map_err(io::Error::other)?;
     let listener = TcpListener::bind(addr).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(HANDSHAKES_AT_ONCE);
@@ -96,7 +104,7 @@ pub async fn incoming(addr: SocketAddr) -> io::Result<Incoming> {
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                if let Some(io) = handshake(sec, tcp, remote, slot).await {
+                if let Some(io) = handshake(sec, tcp, remote, slot, only).await {
                     let _ = tx.send(Ok(io)).await;
                 }
             });
@@ -110,6 +118,7 @@ async fn handshake(
     tcp: TcpStream,
     remote: SocketAddr,
     slot: tokio::sync::OwnedSemaphorePermit,
+    only: Option<Role>,
 ) -> Option<PeerIo> {
     let tls = match sec {
         Security::Insecure => {
@@ -145,6 +154,10 @@ async fn handshake(
     };
     if let Some(why) = crate::revoked::refused(&identity) {
         tracing::warn!(peer = %remote, "{why}: connection refused");
+        return None;
+    }
+    if only.is_some_and(|r| r != identity.role) {
+        tracing::warn!(peer = %remote, name = %identity.name, role = %identity.role, "only {} certificates are admitted on this port: connection refused", only.map_or("", Role::as_str));
         return None;
     }
     let peer = PeerInfo { remote: Some(remote), identity: Some(Arc::new(identity)) };

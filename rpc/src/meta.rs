@@ -3,6 +3,7 @@
 //! one is unreachable, and retries with capped exponential backoff until a
 //! total deadline (so elections are invisible to callers).
 
+use crate::leader_probe::{LeaderProbe, ANSWER_WITHIN};
 use crate::pool::{pool, Profile};
 use crate::retry::Backoff;
 use crate::RpcError;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::meta_client::MetaClient as Pb;
+use tessera_proto::pb::Empty;
 use tessera_proto::status::{errno_of, leader_of};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -77,7 +79,7 @@ struct Inner {
     /// Some master answered this client once (with anything).
     answered: std::sync::atomic::AtomicBool,
     /// Who the other masters last said leads (leader_probe.rs).
-    last_answer: crate::leader_probe::LastAnswer,
+    probe: LeaderProbe,
 }
 
 /// The innermost cause of a transport failure ("Connection refused",
@@ -177,7 +179,7 @@ impl MetaClient {
                 answered: std::sync::atomic::AtomicBool::new(false),
                 epoch: Mutex::new(None),
                 suspects: Mutex::new(HashMap::new()),
-                last_answer: Default::default(),
+                probe: Default::default(),
             }),
         }
     }
@@ -226,8 +228,16 @@ impl MetaClient {
         m.get(addr).is_some_and(|t| t.elapsed() < SUSPECT_FOR)
     }
 
-    pub(crate) fn last_answer(&self) -> &crate::leader_probe::LastAnswer {
-        &self.inner.last_answer
+    /// Resolves once the other masters name a leader other than
+    /// `waiting_on` (leader_probe.rs).
+    async fn leader_moved_from(&self, waiting_on: &str) -> String {
+        let ask = |addr: String| async move {
+            let mut c = self.client_for(&addr).ok()?;
+            let r = tokio::time::timeout(ANSWER_WITHIN, c.node_status(Empty {})).await.ok()?.ok()?.into_inner();
+            let term = r.master.as_ref().map_or(0, |m| m.term);
+            (!r.leader_addr.is_empty()).then_some((term, r.leader_addr))
+        };
+        self.inner.probe.moved_from(&self.inner.addrs, waiting_on, ask).await
     }
 
     fn set_leader(&self, addr: Option<String>) {

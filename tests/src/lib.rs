@@ -250,7 +250,16 @@ impl Cluster {
         let mbase = ports(o.masters as u16);
         let host_ip = |i: usize| lab.as_ref().map_or("127.0.0.1".to_string(), |l| l.ip(i));
         let maddrs: Vec<String> = (0..o.masters).map(|i| format!("{}:{}", host_ip(i), mbase + i as u16)).collect();
-        let peers = maddrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+        // Raft on listeners of its own (masters only), as `tessera up` runs.
+        let rbase = ports(o.masters as u16);
+        let raft_addrs: Vec<String> = (0..o.masters).map(|i| format!("{}:{}", host_ip(i), rbase + i as u16)).collect();
+        let peers = maddrs
+            .iter()
+            .zip(&raft_addrs)
+            .enumerate()
+            .map(|(i, (a, r))| format!("{}={a}/{r}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
         let cbase = ports(o.masters as u16);
         let consoles: Vec<String> = (0..o.masters).map(|i| format!("{}:{}", host_ip(i), cbase + i as u16)).collect();
         let mmbase = ports(o.masters as u16);
@@ -281,6 +290,11 @@ impl Cluster {
                 let port = addr.rsplit_once(':').map_or("", |(_, p)| p);
                 args[3] = format!("0.0.0.0:{port}");
                 args.extend(["--advertise".to_string(), addr.clone()]);
+                let rport = raft_addrs[i].rsplit_once(':').map_or("", |(_, p)| p);
+                args.extend(["--raft-listen".to_string(), format!("0.0.0.0:{rport}")]);
+                args.extend(["--raft-advertise".to_string(), raft_addrs[i].clone()]);
+            } else {
+                args.extend(["--raft-listen".to_string(), raft_addrs[i].clone()]);
             }
             let args: Vec<String> = args.into_iter().chain(o.master_args.iter().cloned()).collect();
             let mut p = c.proc(&name, addr, "tessera-master", args);
@@ -366,19 +380,22 @@ impl Cluster {
     }
 
     /// Starts one more master with --join (it waits to be added); returns
-    /// its index and Raft id.
-    pub fn add_joining_master(&mut self) -> (usize, u64) {
+    /// its index, Raft id and Raft address.
+    pub fn add_joining_master(&mut self) -> (usize, u64, String) {
         let id = self.masters.len() as u64 + 1;
         let name = format!("master-{id}");
         let addr = format!("127.0.0.1:{}", ports(1));
+        let raft = format!("127.0.0.1:{}", ports(1));
         let data = self.dir.path().join(&name);
         let args = vec![
             "--id".into(),
             id.to_string(),
             "--listen".into(),
             addr.clone(),
+            "--raft-listen".into(),
+            raft.clone(),
             "--peers".into(),
-            format!("{id}={addr}"),
+            format!("{id}={addr}/{raft}"),
             "--join".into(),
             "--data-dir".into(),
             data.display().to_string(),
@@ -389,7 +406,7 @@ impl Cluster {
         let mut p = self.proc(&name, &addr, "tessera-master", args);
         p.start();
         self.masters.push(p);
-        (self.masters.len() - 1, id)
+        (self.masters.len() - 1, id, raft)
     }
 
     /// A client library handle on this cluster.
@@ -840,7 +857,7 @@ impl LocalUp {
     /// With more flags for `tessera up` (`--mount DIR`: tessera up unmounts
     /// it when it stops).
     pub fn start_with(dir: &Path, extra: &[&str]) -> LocalUp {
-        let base = ports(130);
+        let base = ports(170);
         let child = Command::new(bin_dir().join("tessera"))
             .args(["up", "--dir", &dir.display().to_string(), "--base-port", &base.to_string()])
             .args(extra)

@@ -142,11 +142,11 @@ fn add_a_master_promote_it_and_remove_the_old_leader() {
     let f = work.path().join("f");
     std::fs::write(&f, tessera_tests::random_bytes(1 << 20, 3)).unwrap();
     c.ok(&["put", f.to_str().unwrap(), "/before"]);
-    let (j, id) = c.add_joining_master();
+    let (j, id, raft) = c.add_joining_master();
     let addr = c.masters[j].addr.clone();
-    c.ok(&["admin", "master", "add", &id.to_string(), &addr]);
+    c.ok(&["admin", "master", "add", &id.to_string(), &addr, "--raft-addr", &raft]);
     let list = String::from_utf8_lossy(&c.ok(&["admin", "master", "list"]).stdout).into_owned();
-    assert!(list.contains(&addr), "new master not listed: {list}");
+    assert!(list.contains(&addr) && list.contains(&raft), "new master not listed: {list}");
     // Remove the old leader: the group keeps serving.
     let l = c.leader().unwrap();
     let leader_id = (l + 1).to_string();

@@ -37,7 +37,7 @@ impl RaftNetworkFactory<C> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
         let _ = target;
-        Conn { addr: node.addr.clone(), client: None }
+        Conn { addr: super::node_addr::NodeAddr::parse(&node.addr).raft_target().to_string(), client: None }
     }
 }
 

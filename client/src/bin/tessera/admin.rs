@@ -85,7 +85,15 @@ pub enum MasterCmd {
     /// Members of the group, as the leader sees them.
     List,
     /// Add a master (started with --join): learner first, then voter.
-    Add { id: u64, addr: String },
+    Add {
+        id: u64,
+        /// Its service address (its --advertise, or --listen).
+        addr: String,
+        /// Its Raft address, when it serves Raft on a listener of its own
+        /// (its --raft-advertise, or --raft-listen).
+        #[arg(long)]
+        raft_addr: Option<String>,
+    },
     /// Remove a master from the group.
     Remove { id: u64 },
 }
@@ -109,7 +117,7 @@ async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
             }
             let mut c = fs.meta.client_for(&r.leader_addr)?;
             let leader = c.node_status(Empty {}).await?.into_inner();
-            outln!("{:<4} {:<22} ROLE", "ID", "ADDRESS");
+            outln!("{:<4} {:<22} {:<22} ROLE", "ID", "ADDRESS", "RAFT");
             for m in leader.members {
                 let role = if m.id == leader.leader_id {
                     "leader"
@@ -118,11 +126,12 @@ async fn master(cfg: &ClientConfig, fs: &Fs, cmd: MasterCmd) -> Result<()> {
                 } else {
                     "learner"
                 };
-                outln!("{:<4} {:<22} {role}", m.id, m.addr);
+                let raft = if m.raft_addr.is_empty() { "(same)" } else { &m.raft_addr };
+                outln!("{:<4} {:<22} {:<22} {role}", m.id, m.addr, raft);
             }
         }
-        MasterCmd::Add { id, addr } => {
-            let req = AddMasterRequest { id, addr };
+        MasterCmd::Add { id, addr, raft_addr } => {
+            let req = AddMasterRequest { id, addr, raft_addr: raft_addr.unwrap_or_default() };
             fs.meta
                 .admin("add_master", |mut c| {
                     let r = req.clone();

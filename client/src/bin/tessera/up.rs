@@ -20,7 +20,8 @@ pub struct UpArgs {
     /// Also mount the file system at this directory.
     #[arg(long)]
     mount: Option<PathBuf>,
-    /// First master port; chunkservers start at this + 10.
+    /// First master port; chunkservers start at this + 10, the masters'
+    /// Raft listeners at this + 160.
     #[arg(long, default_value_t = 7400)]
     base_port: u16,
     /// Serve no Prometheus metrics (for measuring what they cost:
@@ -117,7 +118,16 @@ pub async fn run(a: UpArgs) -> Result<()> {
     let master_bin = sibling("tessera-master")?;
     let cs_bin = sibling("tessera-chunkserver")?;
     let maddrs: Vec<String> = (0..a.masters).map(|i| format!("127.0.0.1:{}", a.base_port + i as u16)).collect();
-    let peers = maddrs.iter().enumerate().map(|(i, m)| format!("{}={m}", i + 1)).collect::<Vec<_>>().join(",");
+    // Each master serves Raft on a port of its own (masters only).
+    let raft_addrs: Vec<String> =
+        (0..a.masters).map(|i| format!("127.0.0.1:{}", metrics_port(a.base_port, 160 + i))).collect();
+    let peers = maddrs
+        .iter()
+        .zip(&raft_addrs)
+        .enumerate()
+        .map(|(i, (m, r))| format!("{}={m}/{r}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut children: Vec<(String, Child)> = Vec::new();
     let mut commands = String::from("# How `tessera up` started each server; to restart one, run its line.\n");
     for (i, addr) in maddrs.iter().enumerate() {
@@ -127,6 +137,8 @@ pub async fn run(a: UpArgs) -> Result<()> {
             (i + 1).to_string(),
             "--listen".into(),
             addr.clone(),
+            "--raft-listen".into(),
+            raft_addrs[i].clone(),
             "--peers".into(),
             peers.clone(),
             "--data-dir".into(),
@@ -142,7 +154,7 @@ pub async fn run(a: UpArgs) -> Result<()> {
             name.clone(),
             spawn(&master_bin, &args, &dir.join("logs").join(format!("{name}.log")), &mut commands)?,
         ));
-        outln!("master {} at {addr}", i + 1);
+        outln!("master {} at {addr} (Raft at {})", i + 1, raft_addrs[i]);
     }
     for j in 0..a.chunkservers {
         let name = format!("chunkserver-{}", j + 1);
