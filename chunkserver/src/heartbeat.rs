@@ -99,6 +99,10 @@ impl Heartbeat {
                         // The masters' list of revoked certificates: this
                         // server refuses their holders too.
                         tessera_rpc::revoked::set(reply.revoked.into_iter().collect());
+                        // The keys chunk access tokens are signed with.
+                        if !reply.token_keys.is_empty() {
+                            tessera_rpc::chunk_token::set_keys(tessera_rpc::chunk_token::from_pb(&reply.token_keys));
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "heartbeat failed");

@@ -1,5 +1,6 @@
 //! Tessera chunkserver: a content-addressed chunk store served over gRPC.
 
+pub mod access;
 pub mod error;
 pub mod heartbeat;
 pub mod journal;

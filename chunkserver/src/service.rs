@@ -2,6 +2,7 @@
 //! the same frames are forwarded to the next replica (HDFS-style pipeline), so
 //! the client sends every byte once and the last hop acknowledges first.
 
+use crate::access;
 use crate::error::StoreError;
 use crate::store::ChunkStore;
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use tessera_proto::pb::chunk_client::ChunkClient;
 use tessera_proto::pb::chunk_server::Chunk;
 use tessera_proto::pb::*;
 use tessera_proto::{ChunkId, MAX_CHUNK_SIZE, MAX_FRAME, READ_FRAME};
+use tessera_rpc::chunk_token::{self, Access, TokenError};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -46,6 +48,18 @@ async fn store_small(store: &ChunkStore, id: &[u8], data: Bytes) -> Result<bool,
     w.write(data).await?;
     w.finish().await?;
     Ok(false)
+}
+
+/// A read token for the client that put a small chunk: it sent the bytes
+/// (checked against the id here when the chunk was already stored, since
+/// `store_small` then skips them).
+fn small_read_token(holder: Option<&access::Holder>, id: &[u8], data: &[u8], already_present: bool) -> Bytes {
+    let Some(h) = holder else { return Bytes::new() };
+    let Ok(id) = ChunkId::from_slice(id) else { return Bytes::new() };
+    if already_present && ChunkId::of(data) != id {
+        return Bytes::new();
+    }
+    h.read_token(&id)
 }
 
 /// How often a presence stream (held open by the master leader) ticks.
@@ -112,6 +126,7 @@ use tokio_stream::StreamExt;
 impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn put_chunk(&self, req: Request<Streaming<PutChunkFrame>>) -> Result<Response<PutChunkReply>, Status> {
+        let holder = access::admit(&req, Access::Write, None)?;
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| bad("empty put stream"))?;
         let header = first.header.clone().ok_or_else(|| bad("first frame carries no header"))?;
@@ -122,6 +137,10 @@ impl Chunk for ChunkService {
         tracing::debug!(chunk = %id, len = header.len, forward = ?header.forward, "put chunk");
         let already_present = self.store.has(&id);
         let mut writer = if already_present { None } else { Some(self.store.begin(id, header.len).await?) };
+        // A client that sends a chunk already here still earns a read token
+        // only with the bytes that hash to its id (the writer checks those
+        // it stores).
+        let mut present_hash = (already_present && holder.is_some()).then(blake3::Hasher::new);
         let (mut fwd_tx, fwd_task) = if header.forward.is_empty() {
             (None, None)
         } else {
@@ -136,6 +155,9 @@ impl Chunk for ChunkService {
             if !f.data.is_empty() {
                 if let Some(w) = writer.as_mut() {
                     w.write(f.data.clone()).await?;
+                }
+                if let Some(h) = present_hash.as_mut() {
+                    h.update(&f.data);
                 }
                 if let Some(tx) = fwd_tx.as_ref() {
                     let out = PutChunkFrame { header: None, data: f.data.clone() };
@@ -163,14 +185,18 @@ impl Chunk for ChunkService {
                 }
             }
         }
-        Ok(Response::new(PutChunkReply { stored, already_present }))
+        let sent_the_bytes = present_hash.is_none_or(|h| ChunkId::from_hash(h.finalize()) == id);
+        let read_token = holder.filter(|_| sent_the_bytes).map(|h| h.read_token(&id)).unwrap_or_default();
+        Ok(Response::new(PutChunkReply { stored, already_present, read_token }))
     }
 
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn put_small_chunk(&self, req: Request<PutSmallChunkRequest>) -> Result<Response<PutChunkReply>, Status> {
+        let holder = access::admit(&req, Access::Write, None)?;
         let r = req.into_inner();
         let already_present = store_small(&self.store, &r.id, r.data.clone()).await?;
-        Ok(Response::new(PutChunkReply { stored: vec![self.addr.clone()], already_present }))
+        let read_token = small_read_token(holder.as_ref(), &r.id, &r.data, already_present);
+        Ok(Response::new(PutChunkReply { stored: vec![self.addr.clone()], already_present, read_token }))
     }
 
     type PutSmallStreamStream = ReceiverStream<Result<PutSmallResult, Status>>;
@@ -184,6 +210,7 @@ impl Chunk for ChunkService {
         &self,
         req: Request<Streaming<PutSmallFrame>>,
     ) -> Result<Response<Self::PutSmallStreamStream>, Status> {
+        let holder = access::admit(&req, Access::Write, None)?.map(Arc::new);
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let store = self.store.clone();
@@ -193,15 +220,33 @@ impl Chunk for ChunkService {
         let slots = Arc::new(tokio::sync::Semaphore::new(SMALL_PUTS_PER_STREAM));
         tokio::spawn(async move {
             while let Ok(Some(f)) = inbound.message().await {
+                if holder.as_ref().is_some_and(|h| chunk_token::now_unix() > h.expires) {
+                    // The stream's token ran out: the client opens another
+                    // with a fresh one.
+                    let _ = tx.send(Err(Status::permission_denied(TokenError::Expired.to_string()))).await;
+                    return;
+                }
                 let Ok(slot) = slots.clone().acquire_owned().await else { return };
-                let (store, tx) = (store.clone(), tx.clone());
+                let (store, tx, holder) = (store.clone(), tx.clone(), holder.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
                     let reply = match store_small(&store, &f.id, f.data.clone()).await {
-                        Ok(already_present) => PutSmallResult { seq: f.seq, already_present, ..Default::default() },
+                        Ok(already_present) => PutSmallResult {
+                            seq: f.seq,
+                            already_present,
+                            read_token: small_read_token(holder.as_deref(), &f.id, &f.data, already_present),
+                            ..Default::default()
+                        },
                         Err(st) => {
                             let (code, message, errno) = tessera_proto::status::to_fields(&st);
-                            PutSmallResult { seq: f.seq, already_present: false, code, message, errno }
+                            PutSmallResult {
+                                seq: f.seq,
+                                already_present: false,
+                                code,
+                                message,
+                                errno,
+                                ..Default::default()
+                            }
                         }
                     };
                     let _ = tx.send(Ok(reply)).await;
@@ -216,6 +261,7 @@ impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn get_chunk(&self, req: Request<GetChunkRequest>) -> Result<Response<Self::GetChunkStream>, Status> {
         let id = ChunkId::from_slice(&req.get_ref().id).map_err(|e| bad(e.to_string()))?;
+        access::admit(&req, Access::Read, Some(&id))?;
         if let Some(data) = self.store.journaled(&id) {
             // Still in the journal: small, one frame, from memory.
             let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -267,6 +313,8 @@ impl Chunk for ChunkService {
     }
 
     async fn has_chunks(&self, req: Request<HasChunksRequest>) -> Result<Response<HasChunksReply>, Status> {
+        // A writer asks before it uploads: the write token it holds.
+        access::admit(&req, Access::Write, None)?;
         let mut present = Vec::with_capacity(req.get_ref().ids.len());
         for raw in &req.get_ref().ids {
             let id = ChunkId::from_slice(raw).map_err(|e| bad(e.to_string()))?;

@@ -276,13 +276,7 @@ impl Fs {
     }
 
     pub async fn extents(&self, ino: u64) -> Result<GetExtentsReply> {
-        let req = GetExtentsRequest { ino, cred: self.cred() };
-        self.meta
-            .read("get_extents", |mut c| {
-                let r = req.clone();
-                async move { c.get_extents(r).await }
-            })
-            .await
+        self.transfer.extents_as(ino, self.cred()).await
     }
 
     /// The GC epoch: read it before checking or uploading the chunks of a

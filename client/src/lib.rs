@@ -55,10 +55,11 @@ impl Default for ClientConfig {
 /// Connects (lazily) to a cluster and acts with the calling process's ids.
 pub fn connect(cfg: ClientConfig) -> Fs {
     let meta = meta::MetaClient::new(cfg.masters.clone(), cfg.meta.clone());
+    let io = Arc::new(tessera_rpc::chunks::ChunkIo::new(cfg.chunk_timeout));
     let transfer = transfer::Transfer {
         meta: meta.clone(),
-        ring: Arc::new(placement::RingView::new(meta.clone())),
-        io: Arc::new(tessera_rpc::chunks::ChunkIo::new(cfg.chunk_timeout)),
+        ring: Arc::new(placement::RingView::new(meta.clone(), io.tokens().clone())),
+        io,
         chunk_size: cfg.chunk_size,
         parallel: cfg.parallel,
         stats: Default::default(),

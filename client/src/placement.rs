@@ -9,10 +9,12 @@ use crate::error::Result;
 use crate::meta::MetaClient;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_proto::pb::Empty;
 use tessera_proto::ring::{Ring, RingNode};
 use tessera_proto::{ChunkId, DEFAULT_MIN_REPLICAS, REPLICATION};
+use tessera_rpc::token_book::TokenBook;
 
 const REFRESH: Duration = Duration::from_secs(3);
 
@@ -27,6 +29,8 @@ const READ_SUBSTITUTES: usize = 2;
 
 pub struct RingView {
     meta: MetaClient,
+    /// Where the write token that comes with the ring goes.
+    tokens: Arc<TokenBook>,
     state: Mutex<Option<Snapshot>>,
     /// Servers this client saw fail, and since when.
     down: Mutex<HashMap<String, Instant>>,
@@ -53,8 +57,8 @@ pub struct WritePlan {
 }
 
 impl RingView {
-    pub fn new(meta: MetaClient) -> RingView {
-        RingView { meta, state: Mutex::new(None), down: Mutex::new(HashMap::new()) }
+    pub fn new(meta: MetaClient, tokens: Arc<TokenBook>) -> RingView {
+        RingView { meta, tokens, state: Mutex::new(None), down: Mutex::new(HashMap::new()) }
     }
 
     async fn snapshot(&self, force: bool) -> Result<Snapshot> {
@@ -68,6 +72,7 @@ impl RingView {
         // The ring does not depend on this client's namespace changes: no need
         // to wait for its write-behind ones.
         let reply = self.meta.call_unordered("get_ring", |mut c| async move { c.get_ring(Empty {}).await }).await?;
+        self.tokens.set_write(reply.write_token.clone());
         let node = |s: &tessera_proto::pb::ChunkServerInfo| RingNode {
             id: s.id.clone(),
             addr: s.addr.clone(),

@@ -11,10 +11,15 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_proto::pb::{ChunkLocationsRequest, Extent, ReportBadChunkRequest};
+use tessera_proto::pb::{
+    ChunkLocationsRequest, Cred, Extent, GetExtentsReply, GetExtentsRequest, ReportBadChunkRequest,
+};
 use tessera_proto::ChunkId;
 use tessera_rpc::chunks::{BadReplica, ChunkIo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A read token this close to its expiry (seconds) is renewed before use.
+const RENEW_BEFORE_S: u64 = 60;
 
 #[derive(Default, Debug)]
 pub struct TransferStats {
@@ -90,7 +95,12 @@ impl Transfer {
             if let Some(r) = pending.next().await {
                 let (id, len) = r?;
                 progress(len);
-                extents.push(Extent { id: Bytes::copy_from_slice(id.as_bytes()), len, offset: 0 });
+                extents.push(Extent {
+                    id: Bytes::copy_from_slice(id.as_bytes()),
+                    len,
+                    offset: 0,
+                    ..Default::default()
+                });
             }
         }
         Ok((extents, size))
@@ -146,7 +156,48 @@ impl Transfer {
         }
     }
 
+    /// A file's extents as `cred` may read them, and the read tokens that
+    /// come with them (kept for reading its chunks).
+    pub async fn extents_as(&self, ino: u64, cred: Option<Cred>) -> Result<GetExtentsReply> {
+        let req = GetExtentsRequest { ino, cred: cred.clone() };
+        let reply = self
+            .meta
+            .read("get_extents", |mut c| {
+                let r = req.clone();
+                async move { c.get_extents(r).await }
+            })
+            .await?;
+        self.io.tokens().learn_extents(ino, cred, reply.extents.iter().map(|e| (e.id.as_ref(), &e.token)));
+        Ok(reply)
+    }
+
+    /// Asks the masters again for the read token of `id` (the file it came
+    /// with, as whom it was read), when it is about to run out or a
+    /// chunkserver refused it; false when there is nothing to ask with.
+    async fn renew_read_token(&self, id: &ChunkId) -> Result<bool> {
+        let Some(src) = self.io.tokens().source(id) else { return Ok(false) };
+        tracing::debug!(chunk = %id, ino = src.ino, "renewing read tokens");
+        self.extents_as(src.ino, src.cred).await?;
+        Ok(true)
+    }
+
     async fn fetch_chunk_once(&self, id: ChunkId) -> Result<Bytes> {
+        let token = self.io.tokens().read(&id);
+        let now = tessera_rpc::chunk_token::now_unix();
+        if tessera_rpc::chunk_token::expiry_of(&token).is_some_and(|e| e < now + RENEW_BEFORE_S) {
+            self.renew_read_token(&id).await?;
+        }
+        match self.fetch_chunk_trying_all(id).await {
+            Err(e)
+                if e.to_string().contains(tessera_rpc::chunk_token::REFUSAL) && self.renew_read_token(&id).await? =>
+            {
+                self.fetch_chunk_trying_all(id).await
+            }
+            r => r,
+        }
+    }
+
+    async fn fetch_chunk_trying_all(&self, id: ChunkId) -> Result<Bytes> {
         let on_bad = self.reporter();
         let cands = self.ring.read_candidates(&id).await?;
         match self.io.get_verified(&cands, id, &on_bad).await {
@@ -202,7 +253,12 @@ impl Transfer {
             let step = if e.id.is_empty() { 1 << 20 } else { e.len.max(1) };
             (0..e.len.div_ceil(step)).map(move |i| {
                 let len = step.min(e.len - i * step);
-                Extent { id: e.id.clone(), offset: if e.id.is_empty() { 0 } else { e.offset }, len }
+                Extent {
+                    id: e.id.clone(),
+                    offset: if e.id.is_empty() { 0 } else { e.offset },
+                    len,
+                    ..Default::default()
+                }
             })
         });
         let mut stream = futures::stream::iter(pieces)
@@ -274,7 +330,7 @@ impl Transfer {
             if e.id.is_empty() {
                 // A hole: only the part asked for (it may be gigabytes long).
                 let (a, b) = (s.max(offset), t.min(end));
-                wanted.push((a, Extent { id: e.id.clone(), offset: 0, len: b - a }));
+                wanted.push((a, Extent { id: e.id.clone(), offset: 0, len: b - a, ..Default::default() }));
                 continue;
             }
             wanted.push((s, e.clone()));

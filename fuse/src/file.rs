@@ -576,7 +576,10 @@ impl FileData {
             let from = s * self.chunk + lo;
             let len = len.min(self.size.saturating_sub(from));
             if len > 0 {
-                patches.push((from, vec![Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len }]));
+                patches.push((
+                    from,
+                    vec![Extent { id: Bytes::copy_from_slice(id.as_bytes()), offset: 0, len, ..Default::default() }],
+                ));
             }
         }
         patches

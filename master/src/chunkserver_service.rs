@@ -59,6 +59,7 @@ impl ChunkserverControl for ChunkserverControlService {
         let need_full_report = self.meta.cluster.heartbeat(req.get_ref());
         // As this master loaded them (admin_service::load_revocations).
         let revoked = tessera_rpc::revoked::serials();
-        ok(HeartbeatReply { need_full_report, revoked })
+        let token_keys = tessera_rpc::chunk_token::to_pb(&tessera_rpc::chunk_token::keys());
+        ok(HeartbeatReply { need_full_report, revoked, token_keys })
     }
 }

@@ -1,6 +1,7 @@
 //! Tessera master: the Raft-replicated metadata service.
 
 pub mod admin_service;
+pub mod chunk_tokens;
 pub mod chunkserver_service;
 pub mod cluster;
 pub mod codec;
@@ -59,6 +60,10 @@ pub struct Config {
     /// Copies a chunk write needs durable before it is acknowledged while
     /// ring owners are down (clients learn it with the ring).
     pub min_replicas: u32,
+    /// How long a chunk access token is good for.
+    pub chunk_token_ttl: Duration,
+    /// How often the leader makes a new chunk token signing key.
+    pub chunk_token_key_rotation: Duration,
     /// How long a mount's locks outlive its last renewal.
     pub lock_lease: Duration,
     /// How long a mount's cache lease runs past its last renewal (and so
@@ -214,10 +219,12 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
         addr: cfg.advertise.clone(),
         raft_addr: cfg.raft_advertise.clone(),
         min_replicas: cfg.min_replicas,
+        chunk_token_ttl_s: cfg.chunk_token_ttl.as_secs().max(1),
         leases,
         disk: disk.clone(),
     };
     let meta = Arc::new(meta);
+    tokio::spawn(chunk_tokens::keep_keys(meta.clone(), cfg.chunk_token_key_rotation));
     if let Some(addr) = cfg.console_listen {
         let m = meta.clone();
         tokio::spawn(async move {

@@ -93,6 +93,14 @@ struct Args {
     /// leases::hold_after_election): none with the defaults.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(200..=60_000))]
     cache_lease_ms: u64,
+    /// Seconds a chunk access token is good for (a reader or writer gets a
+    /// new one from the masters as it runs out).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    chunk_token_ttl_s: u64,
+    /// Hours between new chunk token signing keys (the one before stays
+    /// good until tokens signed with it expire).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..))]
+    chunk_token_key_hours: u64,
     /// Below this many MiB free on the data directory's disk, the leader
     /// refuses changes that add to the namespace (ENOSPC; reads, unlinks,
     /// renames and locks go on).
@@ -160,6 +168,8 @@ async fn main() {
         log_sync: a.raft_log_sync,
         join: a.join,
         min_replicas: a.min_replicas,
+        chunk_token_ttl: Duration::from_secs(a.chunk_token_ttl_s),
+        chunk_token_key_rotation: Duration::from_secs(a.chunk_token_key_hours * 3600),
         lock_lease: Duration::from_millis(a.lock_lease_ms),
         cache_lease: Duration::from_millis(a.cache_lease_ms),
         min_free: a.min_free_mb << 20,

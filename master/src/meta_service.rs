@@ -20,6 +20,7 @@ use std::time::Duration;
 use tessera_proto::pb::meta_server::Meta;
 use tessera_proto::pb::*;
 use tessera_proto::ChunkId;
+use tessera_rpc::chunk_token;
 use tonic::{Request, Response, Status};
 
 /// A mount's Watch stream of lease events (meta_watch.rs serves it).
@@ -38,6 +39,8 @@ pub struct MetaService {
     /// This master's Raft listener as its peers reach it (None: on `addr`).
     pub raft_addr: Option<String>,
     pub min_replicas: u32,
+    /// How long a chunk access token it grants is good for.
+    pub chunk_token_ttl_s: u64,
     /// Mounts' cache leases (leases.rs): changes revoke them.
     pub leases: Arc<crate::leases::Leases>,
     /// Refuses changes that add to the namespace when the disk is nearly full.
@@ -494,7 +497,18 @@ impl Meta for MetaService {
         read::may_read_content(&i, &cred(req.get_ref().cred.clone()))?;
         let ext = read::extents(&self.db, ino)?;
         let lease = self.grant(&[ino], token);
-        let extents = ext.into_iter().map(|e| Extent { id: Bytes::from(e.id), len: e.len, offset: e.offset }).collect();
+        // A read token per chunk, for this caller (chunk_token.rs).
+        let holder = tessera_rpc::authz::peer_of(&req).map(|p| p.serial.clone());
+        let token = |id: &[u8]| match (&holder, ChunkId::from_slice(id)) {
+            (Some(h), Ok(c)) => {
+                chunk_token::mint(chunk_token::Access::Read, Some(&c), h, self.chunk_token_ttl_s).unwrap_or_default()
+            }
+            _ => Bytes::new(),
+        };
+        let extents = ext
+            .into_iter()
+            .map(|e| Extent { token: token(&e.id), id: Bytes::from(e.id), len: e.len, offset: e.offset })
+            .collect();
         ok(GetExtentsReply { attr: Some(attr(&i)), extents, lease })
     }
 
@@ -528,14 +542,18 @@ impl Meta for MetaService {
         })
     }
 
-    async fn get_ring(&self, _req: Request<Empty>) -> Res<RingReply> {
+    async fn get_ring(&self, req: Request<Empty>) -> Res<RingReply> {
         self.barrier().await?;
         let servers = self.ring_servers()?;
+        let write_token = tessera_rpc::authz::peer_of(&req)
+            .and_then(|p| chunk_token::mint(chunk_token::Access::Write, None, &p.serial, self.chunk_token_ttl_s))
+            .unwrap_or_default();
         ok(RingReply {
             servers,
             replication: tessera_proto::REPLICATION as u32,
             version: 0,
             min_replicas: self.min_replicas,
+            write_token,
         })
     }
 

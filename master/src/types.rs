@@ -231,6 +231,10 @@ pub enum Op {
         serial: String,
         name: String,
     },
+    /// The leader replaced the chunk token keys (chunk_tokens.rs).
+    SetTokenKeys {
+        keys: Vec<crate::fsm::model::TokenKeyRec>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -321,6 +325,7 @@ impl fmt::Display for Command {
             Op::PruneCollected { .. } => "prune_collected",
             Op::SetFlock { .. } => "set_flock",
             Op::RevokeCert { .. } => "revoke_cert",
+            Op::SetTokenKeys { .. } => "set_token_keys",
             Op::SetLock { .. } => "set_lock",
             Op::ReleaseLocks { .. } => "release_locks",
             Op::RenewSession { .. } => "renew_session",

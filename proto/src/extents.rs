@@ -26,7 +26,7 @@ pub fn slice(base: &[Extent], from: u64, to: u64) -> Vec<Extent> {
         let a = cursor.max(s);
         let b = to.min(t);
         let offset = if e.id.is_empty() { 0 } else { e.offset.saturating_add(a - s) };
-        push(&mut out, Extent { id: e.id.clone(), offset, len: b - a });
+        push(&mut out, Extent { id: e.id.clone(), offset, len: b - a, token: e.token.clone() });
         cursor = b;
     }
     if cursor < to {
@@ -50,7 +50,7 @@ pub fn push(out: &mut Vec<Extent>, e: Extent) {
 }
 
 pub fn hole(len: u64) -> Extent {
-    Extent { id: Bytes::new(), offset: 0, len }
+    Extent { id: Bytes::new(), offset: 0, len, token: Bytes::new() }
 }
 
 /// Total bytes covered, or None past 2^64.
@@ -119,7 +119,7 @@ impl Walk<'_> {
             }
             let b = stop.min(t);
             let offset = if e.id.is_empty() { 0 } else { e.offset.saturating_add(cursor - s) };
-            push(out, Extent { id: e.id.clone(), offset, len: b - cursor });
+            push(out, Extent { id: e.id.clone(), offset, len: b - cursor, token: e.token.clone() });
             cursor = b;
         }
         if cursor < to {
@@ -133,7 +133,7 @@ mod tests {
     use super::*;
 
     fn ext(id: u8, offset: u64, len: u64) -> Extent {
-        Extent { id: if id == 0 { Bytes::new() } else { Bytes::from(vec![id; 32]) }, offset, len }
+        Extent { id: if id == 0 { Bytes::new() } else { Bytes::from(vec![id; 32]) }, offset, len, token: Bytes::new() }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Chunk transfer to and from chunkservers: pipelined uploads, verified
 //! downloads with fallback between replicas, least-loaded replica first.
 
+use crate::chunk_token;
+use crate::token_book::TokenBook;
 use crate::RpcError;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -20,6 +22,8 @@ pub struct ChunkIo {
     small: Mutex<HashMap<String, Arc<SmallPuts>>>,
     inflight: Mutex<HashMap<String, usize>>,
     timeout: Duration,
+    /// The chunk access tokens this client holds.
+    tokens: Arc<TokenBook>,
 }
 
 /// What a corrupt replica looked like, for reporting to the master.
@@ -30,7 +34,8 @@ pub struct BadReplica {
     pub reason: String,
 }
 
-type PutAnswer = std::result::Result<bool, tonic::Status>;
+/// Whether the chunk was already there, and the read token the server gave.
+type PutAnswer = std::result::Result<(bool, Bytes), tonic::Status>;
 
 /// A client's stream of small puts to one chunkserver: frames go out on
 /// `frames`; results come back by `seq` to whoever waits in `pending`.
@@ -39,6 +44,10 @@ struct SmallPuts {
     pending: Arc<Mutex<HashMap<u64, tokio::sync::oneshot::Sender<PutAnswer>>>>,
     next: AtomicU64,
     closed: Arc<AtomicBool>,
+    /// When the write token the stream was opened with runs out (unix
+    /// seconds; 0: none): the server ends the stream then, so it is
+    /// replaced a minute before.
+    expires: u64,
 }
 
 impl SmallPuts {
@@ -87,7 +96,18 @@ impl Drop for InflightGuard<'_> {
 
 impl ChunkIo {
     pub fn new(timeout: Duration) -> ChunkIo {
-        ChunkIo { small: Mutex::new(HashMap::new()), inflight: Mutex::new(HashMap::new()), timeout }
+        ChunkIo {
+            small: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
+            timeout,
+            tokens: Arc::default(),
+        }
+    }
+
+    /// The chunk access tokens this client holds (the ring brings the
+    /// write token, a file's extents its read tokens).
+    pub fn tokens(&self) -> &Arc<TokenBook> {
+        &self.tokens
     }
 
     fn client(&self, addr: &str) -> Result<ChunkClient<Channel>> {
@@ -117,6 +137,8 @@ impl ChunkIo {
     pub async fn has(&self, addr: &str, ids: &[ChunkId]) -> Result<Vec<bool>> {
         let mut c = self.client(addr)?;
         let req = HasChunksRequest { ids: ids.iter().map(|i| Bytes::copy_from_slice(i.as_bytes())).collect() };
+        let mut req = tonic::Request::new(req);
+        chunk_token::attach(&mut req, &self.tokens.write());
         let r = tokio::time::timeout(Duration::from_secs(5), c.has_chunks(req))
             .await
             .map_err(|_| RpcError::Chunk { id: String::new(), msg: format!("{addr}: has timed out") })?
@@ -150,11 +172,15 @@ impl ChunkIo {
                 break;
             }
         }
-        let r = tokio::time::timeout(self.write_timeout(data.len()), c.put_chunk(tokio_stream::iter(frames)))
+        let mut req = tonic::Request::new(tokio_stream::iter(frames));
+        chunk_token::attach(&mut req, &self.tokens.write());
+        let r = tokio::time::timeout(self.write_timeout(data.len()), c.put_chunk(req))
             .await
             .map_err(|_| RpcError::Chunk { id: id.to_hex(), msg: format!("put to {first} timed out") })?
-            .map_err(|e| RpcError::status(&format!("put chunk {id} to {first}"), e))?;
-        Ok(r.into_inner().stored)
+            .map_err(|e| RpcError::status(&format!("put chunk {id} to {first}"), e))?
+            .into_inner();
+        self.tokens.learn_upload(id, r.read_token);
+        Ok(r.stored)
     }
 
     /// Stores a small chunk (at most one frame) on `addr` alone, as one
@@ -171,7 +197,10 @@ impl ChunkIo {
                 return Err(failed("stream closed".into()));
             }
             match answer.await {
-                Ok(Ok(_already_present)) => Ok(()),
+                Ok(Ok((_already_present, read_token))) => {
+                    self.tokens.learn_upload(id, read_token);
+                    Ok(())
+                }
                 Ok(Err(st)) => Err(RpcError::status(&format!("put chunk {id} to {addr}"), st)),
                 Err(_) => Err(failed("stream ended".into())),
             }
@@ -194,17 +223,28 @@ impl ChunkIo {
     /// its results holds no sender: dropping the ChunkIo ends the stream.
     fn small_puts(&self, addr: &str) -> Result<Arc<SmallPuts>> {
         let mut streams = self.small.lock();
-        if let Some(s) = streams.get(addr).filter(|s| !s.closed.load(Ordering::SeqCst)) {
+        let fresh = |s: &&Arc<SmallPuts>| s.expires == 0 || s.expires > chunk_token::now_unix() + 60;
+        if let Some(s) = streams.get(addr).filter(|s| !s.closed.load(Ordering::SeqCst)).filter(fresh) {
             return Ok(s.clone());
         }
         let mut c = self.client(addr)?;
         let (frames, rx) = tokio::sync::mpsc::channel(1024);
-        let puts =
-            Arc::new(SmallPuts { frames, pending: Arc::default(), next: AtomicU64::new(0), closed: Arc::default() });
+        let token = self.tokens.write();
+        let puts = Arc::new(SmallPuts {
+            frames,
+            pending: Arc::default(),
+            next: AtomicU64::new(0),
+            closed: Arc::default(),
+            expires: chunk_token::expiry_of(&token).unwrap_or(0),
+        });
         let (pending, closed) = (puts.pending.clone(), puts.closed.clone());
         let addr2 = addr.to_string();
+        // The stream carries the write token it was opened with; the server
+        // ends it when that runs out, and the next put opens another.
+        let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        chunk_token::attach(&mut req, &token);
         tokio::spawn(async move {
-            match c.put_small_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+            match c.put_small_stream(req).await {
                 Ok(resp) => {
                     let mut inbound = resp.into_inner();
                     loop {
@@ -212,7 +252,7 @@ impl ChunkIo {
                             Ok(Some(r)) => {
                                 let waiter = pending.lock().remove(&r.seq);
                                 let result = match r.code {
-                                    0 => Ok(r.already_present),
+                                    0 => Ok((r.already_present, r.read_token)),
                                     code => Err(tessera_proto::status::from_fields(code, &r.message, r.errno)),
                                 };
                                 if let Some(w) = waiter {
@@ -276,11 +316,9 @@ impl ChunkIo {
         let _g = self.track(addr);
         let mut c = self.client(addr)?;
         let fetch = async {
-            let mut s = c
-                .get_chunk(GetChunkRequest { id: Bytes::copy_from_slice(id.as_bytes()) })
-                .await
-                .map_err(|e| RpcError::status("get chunk", e))?
-                .into_inner();
+            let mut req = tonic::Request::new(GetChunkRequest { id: Bytes::copy_from_slice(id.as_bytes()) });
+            chunk_token::attach(&mut req, &self.tokens.read(&id));
+            let mut s = c.get_chunk(req).await.map_err(|e| RpcError::status("get chunk", e))?.into_inner();
             let mut buf: Option<BytesMut> = None;
             while let Some(f) = s.message().await.map_err(|e| RpcError::status("get chunk", e))? {
                 if buf.is_none() && f.data.len() as u64 == f.total_len {

@@ -5,6 +5,7 @@
 
 pub mod authz;
 pub mod certs;
+pub mod chunk_token;
 pub mod chunks;
 pub mod error;
 mod leader_probe;
@@ -18,6 +19,7 @@ pub mod revoked;
 pub mod server;
 pub mod shutdown;
 pub mod tls;
+pub mod token_book;
 pub mod trace;
 pub mod uid_map;
 

@@ -410,6 +410,29 @@ impl Cluster {
     }
 
     /// A client library handle on this cluster.
+    /// A chunk client for raw chunk calls, holding the write token this
+    /// test process gets with the ring (as a library client does), once the
+    /// masters grant one.
+    pub fn chunk_io(&self, rt: &tokio::runtime::Runtime, timeout: Duration) -> tessera_client::chunks::ChunkIo {
+        let io = tessera_client::chunks::ChunkIo::new(timeout);
+        let fs = self.client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ring = rt.block_on(
+                fs.meta
+                    .call_unordered("get_ring", |mut c| async move { c.get_ring(tessera_proto::pb::Empty {}).await }),
+            );
+            if let Some(r) = ring.as_ref().ok().filter(|r| !r.write_token.is_empty()) {
+                io.tokens().set_write(r.write_token.clone());
+                // Chunkservers learn a new key with their next heartbeat.
+                std::thread::sleep(Duration::from_millis(1500));
+                return io;
+            }
+            assert!(Instant::now() < deadline, "no write token from the masters: {:?}", ring.err());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn client(&self) -> tessera_client::Fs {
         let cfg = tessera_client::ClientConfig {
             masters: self.masters.iter().map(|m| m.addr.clone()).collect(),

@@ -185,8 +185,8 @@ fn chunkservers_refuse_small_chunks_that_do_not_match_their_id() {
     let c = Cluster::start(1, 3);
     let addr = c.chunkservers[0].addr.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let io = c.chunk_io(&rt, std::time::Duration::from_secs(10));
     rt.block_on(async {
-        let io = tessera_client::chunks::ChunkIo::new(std::time::Duration::from_secs(10));
         let data = bytes::Bytes::from(tessera_tests::random_bytes(5000, 7));
         let id = tessera_proto::ChunkId::of(&data);
         let other = tessera_proto::ChunkId::of(b"something else");

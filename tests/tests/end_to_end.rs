@@ -279,7 +279,7 @@ fn small_put_stream_pairs_results_and_recovers_from_a_killed_chunkserver() {
     let mut c = Cluster::start_with(Opts { masters: 1, chunkservers: 3, ..Default::default() });
     let addr = c.chunkservers[0].addr.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let io = std::sync::Arc::new(ChunkIo::new(Duration::from_secs(5)));
+    let io = std::sync::Arc::new(c.chunk_io(&rt, Duration::from_secs(5)));
     let chunk = |seed: u64| {
         let data = Bytes::from(random_bytes(4096 + seed as usize, 90_000 + seed));
         (ChunkId::of(&data), data)

@@ -213,9 +213,10 @@ fn each_role_calls_only_its_own_rpcs() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(work.path().join("back")).unwrap(), data);
     rt().block_on(async {
-        let admin = as_identity(&pki().identity(Role::Admin, "test-admin"));
+        // Asked as a chunkserver (which needs no chunk token).
+        let cs1 = as_identity(&pki().identity(Role::Chunkserver, "cs-1"));
         for cs in &c.chunkservers {
-            let mut ch = ChunkClient::new(chan(admin, &cs.addr, Role::Chunkserver));
+            let mut ch = ChunkClient::new(chan(cs1, &cs.addr, Role::Chunkserver));
             let r = ch.has_chunks(HasChunksRequest { ids: chunk_ids.clone() }).await.unwrap().into_inner();
             assert!(r.present.iter().all(|p| *p), "{}: a copy is gone", cs.addr);
         }
@@ -350,4 +351,118 @@ fn a_revoked_certificate_is_refused_by_every_server_even_on_an_open_connection()
     let out = cli(&c, Some(&leaky_dir), &["--timeout", "5", "ls", "/"]);
     assert!(!out.status.success(), "the revoked CLI was served");
     assert!(c.masters[0].log().contains("revoked"), "the refusal is logged");
+}
+
+/// Chunk access tokens: a chunkserver serves a chunk to a client only on a
+/// read token the masters granted that client for that chunk, and stores
+/// one only on a write token; tokens expire (3 s here) and a client renews
+/// them by itself; masters and chunkservers need none, and only masters
+/// may delete.
+#[test]
+fn chunkservers_serve_and_store_chunks_only_on_a_valid_token() {
+    use tessera_proto::pb::{Cred, GetChunkRequest, GetExtentsRequest, PutSmallChunkRequest};
+    use tessera_rpc::chunk_token;
+    let opts = Opts {
+        masters: 1,
+        chunkservers: 3,
+        master_args: vec!["--chunk-token-ttl-s".into(), "3".into()],
+        ..Default::default()
+    };
+    let c = Cluster::start_with(opts);
+    let work = tempfile::tempdir().unwrap();
+    let (fdata, gdata) = (tessera_tests::random_bytes(300_000, 81), tessera_tests::random_bytes(300_000, 82));
+    for (name, data) in [("f", &fdata), ("g", &gdata)] {
+        std::fs::write(work.path().join(name), data).unwrap();
+        c.ok(&["put", work.path().join(name).to_str().unwrap(), &format!("/{name}")]);
+    }
+    let reader = as_identity(&pki().identity(Role::Client, "reader"));
+    let other = as_identity(&pki().identity(Role::Client, "other"));
+    let cs2 = as_identity(&pki().identity(Role::Chunkserver, "cs-2"));
+    let master = &c.masters[0].addr;
+    let cs = &c.chunkservers[0].addr;
+    let get = |s, id: &bytes::Bytes, token: &bytes::Bytes| {
+        let mut req = tonic::Request::new(GetChunkRequest { id: id.clone() });
+        chunk_token::attach(&mut req, token);
+        async move {
+            let mut c = ChunkClient::new(chan(s, cs, Role::Chunkserver));
+            match c.get_chunk(req).await {
+                Ok(r) => {
+                    let mut s = r.into_inner();
+                    match s.message().await {
+                        Ok(_) => Code::Ok,
+                        Err(e) => e.code(),
+                    }
+                }
+                Err(e) => e.code(),
+            }
+        }
+    };
+    // A file's extents, with their read tokens, as `s` gets them.
+    let extents = |s, name: &str| {
+        let name = name.to_string();
+        async move {
+            let mut m = MetaClient::new(chan(s, master, Role::Master));
+            let cred = Some(Cred { uid: 0, gid: 0, groups: vec![] });
+            let look = LookupRequest { parent: 1, name: name.into(), cred: cred.clone() };
+            let ino = m.lookup(look).await.unwrap().into_inner().attr.unwrap().ino;
+            m.get_extents(GetExtentsRequest { ino, cred }).await.unwrap().into_inner().extents
+        }
+    };
+    let denied = Code::PermissionDenied;
+    rt().block_on(async {
+        let f = extents(reader, "f").await;
+        let g = extents(reader, "g").await;
+        let (fid, ftoken) = (f[0].id.clone(), f[0].token.clone());
+        assert!(!ftoken.is_empty(), "no read token with the extents");
+        assert_eq!(get(reader, &fid, &ftoken).await, Code::Ok);
+        assert_eq!(get(reader, &fid, &bytes::Bytes::new()).await, denied, "no token");
+        assert_eq!(get(reader, &g[0].id, &ftoken).await, denied, "a token for another chunk");
+        assert_eq!(get(other, &fid, &ftoken).await, denied, "another holder's token");
+        let mut forged = ftoken.to_vec();
+        forged[20] ^= 1;
+        assert_eq!(get(reader, &fid, &forged.into()).await, denied, "a forged token");
+        // A chunkserver needs none (repair pushes, pipeline forwards).
+        assert_eq!(get(cs2, &fid, &bytes::Bytes::new()).await, Code::Ok);
+
+        // Stores: only on a write token from the ring.
+        let data = bytes::Bytes::from(tessera_tests::random_bytes(5000, 83));
+        let id = bytes::Bytes::copy_from_slice(tessera_proto::ChunkId::of(&data).as_bytes());
+        let put = |token: bytes::Bytes| {
+            let mut req = tonic::Request::new(PutSmallChunkRequest { id: id.clone(), data: data.clone() });
+            chunk_token::attach(&mut req, &token);
+            async move { ChunkClient::new(chan(reader, cs, Role::Chunkserver)).put_small_chunk(req).await }
+        };
+        assert_eq!(put(bytes::Bytes::new()).await.unwrap_err().code(), denied, "a put without a token");
+        assert_eq!(put(ftoken.clone()).await.unwrap_err().code(), denied, "a put on a read token");
+        let ring = MetaClient::new(chan(reader, master, Role::Master)).get_ring(Empty {}).await.unwrap().into_inner();
+        let stored = put(ring.write_token.clone()).await.unwrap().into_inner();
+        // The uploader gets a read token for what it sent.
+        assert_eq!(get(reader, &id, &stored.read_token).await, Code::Ok);
+        let del = DeleteChunksRequest { ids: vec![fid.clone()] };
+        assert_eq!(code(ChunkClient::new(chan(reader, cs, Role::Chunkserver)).delete_chunks(del)).await, denied);
+
+        // Expiry: 3 s here.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(get(reader, &fid, &ftoken).await, denied, "an expired token");
+        assert_eq!(put(ring.write_token.clone()).await.unwrap_err().code(), denied, "an expired write token");
+        let fresh = extents(reader, "f").await;
+        assert_eq!(get(reader, &fid, &fresh[0].token).await, Code::Ok);
+    });
+    let refusals = c.chunkservers[0].log();
+    assert!(refusals.contains("chunk token expired") && refusals.contains("chunk token missing"), "{refusals}");
+    // The library renews expired read tokens by itself: one file read
+    // twice, its tokens expired in between.
+    let fs = c.client();
+    let runtime = rt();
+    runtime.block_on(async {
+        let ino = fs.lookup(1, "f").await.unwrap().ino;
+        let ext = fs.extents(ino).await.unwrap().extents;
+        let id = tessera_proto::ChunkId::from_slice(&ext[0].id).unwrap();
+        let first = fs.transfer.fetch_chunk(id).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let again = fs.transfer.fetch_chunk(id).await.unwrap();
+        assert_eq!(first, again);
+    });
+    let out = cli(&c, Some(&pki().identity(Role::Client, "reader")), &["cat", "/f"]);
+    assert!(out.status.success() && out.stdout == fdata, "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -253,6 +253,13 @@ impl Applier<'_, '_> {
                 self.txn.put(key::bytes(key::REVOKED, serial.as_bytes()), &rec);
                 Ok(Reply::None)
             }
+            Op::SetTokenKeys { keys } => {
+                if keys.is_empty() || keys.len() > 4 {
+                    return Err(err(libc::EINVAL, "1 to 4 chunk token keys"));
+                }
+                self.txn.put(key::TOKEN_KEYS.to_vec(), &keys);
+                Ok(Reply::None)
+            }
             Op::RegisterChunkserver { id, addr, capacity, zone } => {
                 let k = key::bytes(key::SERVER, id.as_bytes());
                 // Re-registration keeps the ring state (a draining server stays draining).

@@ -202,7 +202,7 @@ impl Applier<'_, '_> {
         for (_, exts) in &sp.patches {
             check_extents(exts)?;
         }
-        let pb = |e: &ExtentRec| Extent { id: e.id.clone().into(), offset: e.offset, len: e.len };
+        let pb = |e: &ExtentRec| Extent { id: e.id.clone().into(), offset: e.offset, len: e.len, ..Default::default() };
         let base: Vec<Extent> = self.extents(ino)?.iter().map(pb).collect();
         let patches: Vec<(u64, Vec<Extent>)> =
             sp.patches.iter().map(|(off, exts)| (*off, exts.iter().map(pb).collect())).collect();

@@ -32,6 +32,7 @@ pub(crate) fn convert(k: &[u8], v: &[u8]) -> io::Result<Option<Vec<u8>>> {
         FORMAT_KEY => return Ok(None),
         key::COUNTERS => again::<Counters>(v),
         key::COLLECT_FLOOR => again::<u64>(v),
+        key::TOKEN_KEYS => again::<Vec<super::model::TokenKeyRec>>(v),
         [t, ..] => match *t {
             key::INODE => again::<Inode>(v),
             key::DENTRY => again::<Dentry>(v),

@@ -148,6 +148,8 @@ pub mod key {
     pub const FORMAT: &[u8] = b"mformat";
     /// Log index below which commits may not add first references (gc.rs).
     pub const COLLECT_FLOOR: &[u8] = b"mcollect_floor";
+    /// The keys chunk access tokens are signed with (`TokenKeyRec`s).
+    pub const TOKEN_KEYS: &[u8] = b"mtoken_keys";
 
     pub fn ino(tag: u8, ino: u64) -> Vec<u8> {
         let mut k = Vec::with_capacity(9);
@@ -184,6 +186,15 @@ pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> std::io::Result<T> {
 /// is more than a day old.
 pub fn relatime_due(i: &Inode, now: (i64, u32)) -> bool {
     i.atime <= i.mtime || i.atime <= i.ctime || now.0 - i.atime.0 > 86_400
+}
+
+/// A key chunk access tokens are signed with (tessera_rpc::chunk_token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenKeyRec {
+    pub epoch: u32,
+    pub secret: [u8; 32],
+    /// When the leader made it (unix seconds).
+    pub created: u64,
 }
 
 /// A certificate an operator revoked: whose, and when.

@@ -153,6 +153,11 @@ pub fn revoked(db: &DB) -> Res<Vec<(String, RevokedRec)>> {
     Ok(all.into_iter().map(|(k, r)| (String::from_utf8_lossy(&k).into_owned(), r)).collect())
 }
 
+/// The chunk token keys (none before the first leader made one).
+pub fn token_keys(db: &DB) -> Res<Vec<super::model::TokenKeyRec>> {
+    Ok(get(db, key::TOKEN_KEYS)?.unwrap_or_default())
+}
+
 pub fn counters(db: &DB) -> Res<Counters> {
     Ok(get(db, key::COUNTERS)?.unwrap_or_default())
 }
