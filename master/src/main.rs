@@ -21,7 +21,7 @@ struct Args {
     #[arg(long)]
     raft_listen: Option<std::net::SocketAddr>,
     /// Address the peers send Raft messages to (default: --raft-listen).
-    #[arg(long, requires = "raft_listen")]
+    #[arg(long)]
     raft_advertise: Option<String>,
     /// Directory for the RocksDB log and state machine.
     #[arg(long)]
@@ -126,6 +126,10 @@ async fn main() {
         std::process::exit(2);
     }
     let advertise = a.advertise.unwrap_or_else(|| a.listen.to_string());
+    if a.raft_advertise.is_some() && a.raft_listen.is_none() {
+        eprintln!("tessera-master: --raft-advertise needs --raft-listen");
+        std::process::exit(2);
+    }
     let raft_advertise = a.raft_advertise.or_else(|| a.raft_listen.map(|r| r.to_string()));
     let own = tessera_master::raft::node_addr::NodeAddr { service: advertise.clone(), raft: raft_advertise };
     let peers = match a.peers.as_deref() {

@@ -138,6 +138,8 @@ pub const SAMPLE_VALUES: &[(&str, &str)] = &[
     ("masters", "10.0.0.1:7400"),
     ("metrics-listen", "127.0.0.1:9100"),
     ("console-listen", "127.0.0.1:9140"),
+    ("raft-listen", "10.0.0.1:7560"),
+    ("raft-advertise", "10.0.0.1:7560"),
     ("zone", "zone-a"),
     ("tls-dir", "/etc/tessera/tls"),
 ];
