@@ -5,9 +5,10 @@
 //! lets every caller in.
 
 use bytes::Bytes;
+use std::time::{Duration, Instant};
 use tessera_proto::ChunkId;
 use tessera_rpc::certs::Role;
-use tessera_rpc::chunk_token::{self, Access};
+use tessera_rpc::chunk_token::{self, Access, TokenError};
 use tonic::{Request, Status};
 
 /// A caller a token was checked for.
@@ -26,10 +27,53 @@ impl Holder {
     }
 }
 
+/// Asks the masters for the token keys when a client shows a token signed
+/// with one this server has not heard of (a key the leader just made, or a
+/// server that just started): its next heartbeat would bring it within a
+/// second, but the client should not wait for that.
+pub struct KeyFetch {
+    meta: Option<tessera_rpc::meta::MetaClient>,
+    /// When the last fetch began: at most one per FETCH_EVERY.
+    last: tokio::sync::Mutex<Option<Instant>>,
+}
+
+const FETCH_EVERY: Duration = Duration::from_millis(200);
+
+impl KeyFetch {
+    pub fn new(meta: Option<tessera_rpc::meta::MetaClient>) -> KeyFetch {
+        KeyFetch { meta, last: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn fetch(&self) {
+        let Some(meta) = &self.meta else { return };
+        let mut last = self.last.lock().await;
+        if last.is_some_and(|t| t.elapsed() < FETCH_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let asked = tokio::time::timeout(
+            Duration::from_secs(2),
+            meta.control("token_keys", |mut c| async move { c.token_keys(tessera_proto::pb::Empty {}).await }),
+        )
+        .await;
+        match asked {
+            Ok(Ok(r)) if !r.keys.is_empty() => chunk_token::set_keys(chunk_token::from_pb(&r.keys)),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "fetching chunk token keys failed"),
+            Err(_) => tracing::debug!("fetching chunk token keys timed out"),
+        }
+    }
+}
+
 /// Lets the call in, or refuses it (PERMISSION_DENIED, "chunk token …").
 /// `chunk` is the chunk asked for (None: a write stream, whose token names
 /// no chunk). Some(holder) when the caller needed a token.
-pub fn admit<T>(req: &Request<T>, access: Access, chunk: Option<&ChunkId>) -> Result<Option<Holder>, Status> {
+pub async fn admit<T>(
+    keys: &KeyFetch,
+    req: &Request<T>,
+    access: Access,
+    chunk: Option<&ChunkId>,
+) -> Result<Option<Holder>, Status> {
     let Some(id) = tessera_rpc::authz::peer_of(req) else {
         return Ok(None); // --insecure
     };
@@ -39,7 +83,12 @@ pub fn admit<T>(req: &Request<T>, access: Access, chunk: Option<&ChunkId>) -> Re
     let token = chunk_token::of_request(req);
     // A write token names no chunk: any id checks it.
     let any = ChunkId([0; 32]);
-    match chunk_token::check(&token, access, chunk.unwrap_or(&any), &id.serial) {
+    let mut checked = chunk_token::check(&token, access, chunk.unwrap_or(&any), &id.serial);
+    if matches!(checked, Err(TokenError::UnknownKey(_))) {
+        keys.fetch().await;
+        checked = chunk_token::check(&token, access, chunk.unwrap_or(&any), &id.serial);
+    }
+    match checked {
         Ok(()) => Ok(Some(Holder { serial: id.serial.clone(), expires: chunk_token::expiry_of(&token).unwrap_or(0) })),
         Err(e) => {
             tracing::info!(peer = %id.name, error = %e, "chunk access refused");

@@ -41,7 +41,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(store.journal().clone().run(cfg.journal_checkpoint));
     tracing::info!(id = %cfg.id, dir = %cfg.data_dir.display(), chunks = initial.len(), "chunk store opened");
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+    let meta = tessera_rpc::meta::MetaClient::new(cfg.masters.clone(), Default::default());
     let svc = service::ChunkService {
+        keys: crate::access::KeyFetch::new(Some(meta.clone())),
         stopping,
         presence_slots: Arc::new(tokio::sync::Semaphore::new(service::PRESENCE_STREAMS)),
         store: store.clone(),
@@ -52,7 +54,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.scrub_rate > 0 {
         tokio::spawn(scrub::Scrubber { store: store.clone(), rate: cfg.scrub_rate, pause: cfg.scrub_pause }.run());
     }
-    let meta = tessera_rpc::meta::MetaClient::new(cfg.masters.clone(), Default::default());
     let hb = heartbeat::Heartbeat {
         meta,
         store: store.clone(),

@@ -29,6 +29,8 @@ pub struct ChunkService {
     /// Presence streams open at once (a leader holds one; a few more while
     /// leadership moves): any caller could open them, so they are bounded.
     pub presence_slots: Arc<tokio::sync::Semaphore>,
+    /// Fetches token keys it has not heard of yet.
+    pub keys: access::KeyFetch,
 }
 
 /// At most this many presence streams at once per chunkserver.
@@ -126,7 +128,7 @@ use tokio_stream::StreamExt;
 impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn put_chunk(&self, req: Request<Streaming<PutChunkFrame>>) -> Result<Response<PutChunkReply>, Status> {
-        let holder = access::admit(&req, Access::Write, None)?;
+        let holder = access::admit(&self.keys, &req, Access::Write, None).await?;
         let mut stream = req.into_inner();
         let first = stream.message().await?.ok_or_else(|| bad("empty put stream"))?;
         let header = first.header.clone().ok_or_else(|| bad("first frame carries no header"))?;
@@ -192,7 +194,7 @@ impl Chunk for ChunkService {
 
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn put_small_chunk(&self, req: Request<PutSmallChunkRequest>) -> Result<Response<PutChunkReply>, Status> {
-        let holder = access::admit(&req, Access::Write, None)?;
+        let holder = access::admit(&self.keys, &req, Access::Write, None).await?;
         let r = req.into_inner();
         let already_present = store_small(&self.store, &r.id, r.data.clone()).await?;
         let read_token = small_read_token(holder.as_ref(), &r.id, &r.data, already_present);
@@ -210,7 +212,7 @@ impl Chunk for ChunkService {
         &self,
         req: Request<Streaming<PutSmallFrame>>,
     ) -> Result<Response<Self::PutSmallStreamStream>, Status> {
-        let holder = access::admit(&req, Access::Write, None)?.map(Arc::new);
+        let holder = access::admit(&self.keys, &req, Access::Write, None).await?.map(Arc::new);
         let mut inbound = req.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let store = self.store.clone();
@@ -261,7 +263,7 @@ impl Chunk for ChunkService {
     #[tracing::instrument(skip_all, fields(server = %self.id))]
     async fn get_chunk(&self, req: Request<GetChunkRequest>) -> Result<Response<Self::GetChunkStream>, Status> {
         let id = ChunkId::from_slice(&req.get_ref().id).map_err(|e| bad(e.to_string()))?;
-        access::admit(&req, Access::Read, Some(&id))?;
+        access::admit(&self.keys, &req, Access::Read, Some(&id)).await?;
         if let Some(data) = self.store.journaled(&id) {
             // Still in the journal: small, one frame, from memory.
             let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -314,7 +316,7 @@ impl Chunk for ChunkService {
 
     async fn has_chunks(&self, req: Request<HasChunksRequest>) -> Result<Response<HasChunksReply>, Status> {
         // A writer asks before it uploads: the write token it holds.
-        access::admit(&req, Access::Write, None)?;
+        access::admit(&self.keys, &req, Access::Write, None).await?;
         let mut present = Vec::with_capacity(req.get_ref().ids.len());
         for raw in &req.get_ref().ids {
             let id = ChunkId::from_slice(raw).map_err(|e| bad(e.to_string()))?;
@@ -461,6 +463,7 @@ mod tests {
             repair_limit: Arc::new(crate::throttle::Throttle::new(0)),
             stopping,
             presence_slots: Arc::new(tokio::sync::Semaphore::new(PRESENCE_STREAMS)),
+            keys: access::KeyFetch::new(None),
         };
         let mut open = Vec::new();
         for _ in 0..PRESENCE_STREAMS {

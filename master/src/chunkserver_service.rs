@@ -62,4 +62,9 @@ impl ChunkserverControl for ChunkserverControlService {
         let token_keys = tessera_rpc::chunk_token::to_pb(&tessera_rpc::chunk_token::keys());
         ok(HeartbeatReply { need_full_report, revoked, token_keys })
     }
+
+    async fn token_keys(&self, _req: Request<Empty>) -> Res<TokenKeysReply> {
+        // As this master loaded them (chunk_tokens::keep_keys).
+        ok(TokenKeysReply { keys: tessera_rpc::chunk_token::to_pb(&tessera_rpc::chunk_token::keys()) })
+    }
 }

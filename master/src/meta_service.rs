@@ -544,6 +544,13 @@ impl Meta for MetaService {
 
     async fn get_ring(&self, req: Request<Empty>) -> Res<RingReply> {
         self.barrier().await?;
+        // A new cluster's leader makes the first token key within a second
+        // of its election: a writer asking before then waits for it rather
+        // than leave without a write token (and be refused by every server).
+        let deadline = tokio::time::Instant::now() + RAFT_TIMEOUT;
+        while chunk_token::keys().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let servers = self.ring_servers()?;
         let write_token = tessera_rpc::authz::peer_of(&req)
             .and_then(|p| chunk_token::mint(chunk_token::Access::Write, None, &p.serial, self.chunk_token_ttl_s))
