@@ -311,7 +311,18 @@ impl Cluster {
         for _ in 0..o.chunkservers {
             c.add_chunkserver_proc();
         }
-        for p in c.masters.iter_mut().chain(c.chunkservers.iter_mut()) {
+        // Master 1 forms the group. Started after the others are up, so
+        // that none of them, still empty, finds the group already formed
+        // with itself as a voter (which a master takes for a lost data
+        // directory and refuses to start: seen once on a loaded machine).
+        for p in c.masters.iter_mut().skip(1) {
+            p.start();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !c.masters.iter().skip(1).all(|m| m.log().contains("master serving")) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for p in c.masters.iter_mut().take(1).chain(c.chunkservers.iter_mut()) {
             p.start();
         }
         c.wait_ready();
