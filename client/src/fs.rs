@@ -383,7 +383,13 @@ impl Fs {
         self.send_commit(req, !behind).await
     }
 
-    async fn send_commit(&self, req: CommitRequest, ordered: bool) -> Result<Attr> {
+    async fn send_commit(&self, mut req: CommitRequest, ordered: bool) -> Result<Attr> {
+        // Extents spliced from a GetExtents reply still carry this client's
+        // read tokens: the masters have no use for them.
+        let patched = req.patches.iter_mut().flat_map(|p| p.extents.iter_mut());
+        for e in req.extents.iter_mut().chain(patched) {
+            e.token = bytes::Bytes::new();
+        }
         let call = |mut c: PbClient| {
             let r = req.clone();
             async move { c.commit(r).await }

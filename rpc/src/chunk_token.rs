@@ -77,13 +77,6 @@ pub enum TokenError {
     BadSignature,
 }
 
-impl TokenError {
-    /// Whether asking the masters for a fresh token may help.
-    pub fn renewable(&self) -> bool {
-        matches!(self, TokenError::Expired | TokenError::UnknownKey(_) | TokenError::Missing)
-    }
-}
-
 /// The prefix of a refusal's message (clients recognise it).
 pub const REFUSAL: &str = "chunk token";
 
