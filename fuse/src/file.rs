@@ -24,8 +24,8 @@ const MAX_PENDING: usize = 8;
 /// range growing over the gaps between them.)
 const COMMIT_EVERY: usize = 64;
 
-/// A flush replacing the whole content with at most this much left to
-/// upload commits while it uploads (`commit_while_uploading`): small files.
+/// A flush with at most this much left to upload commits while it uploads
+/// (`commit_while_uploading`): small files, small overwrites.
 const UNSEALED_UPTO: u64 = 1 << 20;
 
 /// Written chunks up to this size are kept in the read cache.
@@ -81,6 +81,11 @@ pub struct FileData {
     slots: BTreeMap<u64, Slot>,
     /// Error of a background upload, reported at the next flush.
     failed: Option<ClientError>,
+    /// An unsealed commit went out whose upload then failed: the committed
+    /// list may name a chunk no server holds yet, so the next flush
+    /// uploads before it commits (an unsealed patch is undone only to what
+    /// was before it, which must be durable: master fsm/unsealed.rs).
+    base_unsure: bool,
     last_read_end: u64,
     /// Sequential prefetch has been issued up to here.
     prefetched_to: u64,
@@ -144,6 +149,7 @@ impl FileData {
             size: attr.size,
             slots: BTreeMap::new(),
             failed: None,
+            base_unsure: false,
             last_read_end: 0,
             prefetched_to: 0,
             epoch: None,
@@ -531,7 +537,7 @@ impl FileData {
         }
         self.failed = None;
         let uploading = self.uploading_bytes();
-        let attr = if self.keep == 0 && uploading > 0 && uploading <= UNSEALED_UPTO {
+        let attr = if uploading > 0 && uploading <= UNSEALED_UPTO && !self.base_unsure {
             self.commit_while_uploading(fs).await?
         } else {
             self.settle().await;
@@ -540,7 +546,9 @@ impl FileData {
             }
             let patches = self.patches();
             let epoch = self.epoch.unwrap_or(0);
-            self.commit_patches(fs, self.size, patches, epoch).await?
+            let attr = self.commit_patches(fs, self.size, patches, epoch).await?;
+            self.base_unsure = false;
+            attr
         };
         self.epoch = None;
         self.uploaded_at = None;
@@ -585,20 +593,21 @@ impl FileData {
         patches
     }
 
-    /// A small flush that replaces the whole content sends its commit
-    /// while the chunks upload (master fsm/unsealed.rs) and returns when
-    /// both are done: the chunks are on their replicas and the list
-    /// committed, as for any flush, in the time of the longer of the two.
+    /// A small flush sends its commit while the chunks upload (master
+    /// fsm/unsealed.rs) and returns when both are done: the chunks are on
+    /// their replicas and the list committed, as for any flush, in the time
+    /// of the longer of the two. That is a new small file's close, and an
+    /// fsync after a small overwrite (a database's commit).
     async fn commit_while_uploading(&mut self, fs: &Fs) -> Result<Attr> {
         let patches = self.patches();
-        let (size, epoch) = (self.size, self.epoch.unwrap_or(0));
+        let (keep, size, epoch) = (self.keep, self.size, self.epoch.unwrap_or(0));
         let (list, create) = self.begin_commit(size, &patches)?;
         let carried = create.is_some();
         // The mtime this mount's stat showed since the write: the kernel keeps
         // cached pages while a file's mtime does not change under it.
         let riders = Riders { create, attrs: self.pending_attrs.clone(), mtime: self.modified };
         let sent = std::time::Instant::now();
-        let commit = fs.commit_splice(self.ino, 0, size, patches, epoch, riders, true);
+        let commit = fs.commit_splice(self.ino, keep, size, patches, epoch, riders, true);
         let upload = async {
             self.settle().await;
             sent.elapsed()
@@ -608,9 +617,11 @@ impl FileData {
         // A failed upload keeps its slot (Buf): the next flush uploads it
         // again, and its id (its content) is the one just committed.
         if let Some(e) = self.failed.take() {
+            self.base_unsure = true;
             return Err(e);
         }
         if took > tessera_proto::UNSEALED_UPLOAD_LIMIT {
+            self.base_unsure = true;
             // The masters may already have judged the commit abandoned.
             return Err(ClientError::fs(libc::EIO, format!("upload outlived its unsealed commit ({took:?})")));
         }

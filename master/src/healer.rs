@@ -450,8 +450,8 @@ impl Healer {
         Ok(())
     }
 
-    /// Seals old unsealed commits whose chunks all have a holder; empties
-    /// those missing one. A chunk may only be judged missing when every
+    /// Seals old unsealed commits whose chunks all have a holder; reverts
+    /// those missing one (a new file's content is emptied, a patch undone). A chunk may only be judged missing when every
     /// chunkserver that could hold it has reported: with one silent, the
     /// markers wait (a restarting server may hold the only copy so far).
     async fn settle_unsealed(&self, holders: &Holders, all_reported: bool) -> crate::error::Result<()> {
@@ -466,8 +466,15 @@ impl Healer {
                 Verdict::Revert => {}
             }
         }
+        for (ino, rec) in unsealed::old_patch_markers(&self.db, (before.sec, before.nsec))? {
+            match unsealed::patch_verdict(&self.db, ino, &rec, held)? {
+                Verdict::Seal => seal.push((ino, rec.version)),
+                Verdict::Revert if all_reported => revert.push((ino, rec.version)),
+                Verdict::Revert => {}
+            }
+        }
         if !revert.is_empty() {
-            tracing::warn!(files = revert.len(), "unsealed commits whose writer never finished the upload: emptying");
+            tracing::warn!(files = revert.len(), "unsealed commits whose writer never finished the upload: reverting");
         }
         if !seal.is_empty() || !revert.is_empty() {
             self.propose(Op::SettleUnsealed { seal, revert }).await;

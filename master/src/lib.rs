@@ -98,8 +98,44 @@ struct ExistingGroup {
 /// Asks the peers whether a group already runs. A master whose data
 /// directory is empty must not vote in a group it belonged to (it forgot
 /// its votes and its log) nor found a second group beside it.
+///
+/// One exception: in the first term of a brand-new group whose leader has
+/// never seen this master acknowledge an append, it holds nothing to lose.
+/// That is a cluster whose first master formed the group before this one
+/// started (every master of `tessera up` starting at once). Later terms do
+/// not count: a new leader has not heard from anyone yet.
 async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
+    // A voter waits a little for a leader's answer: a group just formed
+    // may still be electing.
+    let mut found = None;
+    for attempt in 0..10 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let replies = peer_statuses(cfg).await;
+        let Some((peer, _)) = replies.iter().find(|(_, r)| !r.members.is_empty()) else {
+            return None;
+        };
+        let leader = replies.iter().find(|(_, r)| r.master.as_ref().is_some_and(|m| m.id == r.leader_id));
+        let voter = replies.iter().any(|(_, r)| r.voter_ids.contains(&cfg.id));
+        found = Some(ExistingGroup { peer: peer.clone(), i_am_voter: voter });
+        match leader {
+            Some((peer, r)) => {
+                let first_term = r.master.as_ref().is_some_and(|m| m.term == 1);
+                let new_member = first_term && r.never_acked_ids.contains(&cfg.id);
+                return Some(ExistingGroup { peer: peer.clone(), i_am_voter: voter && !new_member });
+            }
+            None if !voter => return found,
+            None => {}
+        }
+    }
+    found
+}
+
+/// NodeStatus of every other peer that answers within 2 s.
+async fn peer_statuses(cfg: &Config) -> Vec<(String, tessera_proto::pb::NodeStatusReply)> {
     use tessera_proto::pb::{meta_client::MetaClient, Empty};
+    let mut out = Vec::new();
     for (id, addr) in &cfg.peers {
         if *id == cfg.id {
             continue;
@@ -109,13 +145,11 @@ async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
             continue;
         };
         let mut c = MetaClient::new(ch);
-        let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.node_status(Empty {})).await else { continue };
-        let r = r.into_inner();
-        if !r.members.is_empty() {
-            return Some(ExistingGroup { peer: addr.clone(), i_am_voter: r.voter_ids.contains(&cfg.id) });
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.node_status(Empty {})).await {
+            out.push((addr.clone(), r.into_inner()));
         }
     }
-    None
+    out
 }
 
 pub async fn run(cfg: Config) -> Result<(), MasterError> {
@@ -139,7 +173,7 @@ pub async fn run(cfg: Config) -> Result<(), MasterError> {
                     .map_or(String::new(), |r| format!(" --raft-addr {r}"))
             )));
         }
-        tracing::warn!(peer = %g.peer, "a group already exists: waiting to be added instead of forming one");
+        tracing::warn!(peer = %g.peer, "a group already exists: joining it (or waiting to be added) instead of forming one");
     }
     let started = std::time::Instant::now();
     std::fs::create_dir_all(&cfg.data_dir)?;

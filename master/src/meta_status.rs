@@ -40,9 +40,20 @@ impl MetaService {
                 MasterInfo { id: *id, addr: a.service, raft_addr: a.raft.unwrap_or_default(), ..Default::default() }
             })
             .collect();
-        let voter_ids = m.membership_config.membership().voter_ids().collect();
+        let voter_ids: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        // Only the leader tracks replication; a voter it has no matched
+        // log id for has never acknowledged anything (see lib.rs, probe).
+        let never_acked_ids = match &m.replication {
+            Some(r) => voter_ids
+                .iter()
+                .copied()
+                .filter(|id| *id != self.node_id && r.get(id).is_none_or(|l| l.is_none()))
+                .collect(),
+            None => Vec::new(),
+        };
         NodeStatusReply {
             voter_ids,
+            never_acked_ids,
             master: Some(master),
             leader_id: m.current_leader.unwrap_or(0),
             leader_addr: self.leader_addr().unwrap_or_default(),

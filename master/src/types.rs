@@ -136,7 +136,8 @@ pub enum Op {
         attrs: Option<Box<PendingAttrs>>,
     },
     /// The healer's verdict on old unsealed markers: (inode, version)
-    /// pairs to seal (keep the content) or to revert (empty the file).
+    /// pairs to seal (keep the content) or to revert (empty the file, or
+    /// undo a patch: fsm/unsealed.rs).
     SettleUnsealed {
         seal: Vec<(u64, u64)>,
         revert: Vec<(u64, u64)>,

@@ -205,6 +205,9 @@ pub struct Opts {
     /// Plaintext and no authentication: servers, mounts and the CLI run
     /// `--insecure` (default: mutual TLS with this test binary's PKI).
     pub insecure: bool,
+    /// The last this many masters are left unstarted (start them with
+    /// `masters[i].start()`): members of the group that join it late.
+    pub late_masters: usize,
 }
 
 /// `args` with its `--tls-dir DIR` replaced by `--insecure` when `insecure`.
@@ -315,11 +318,14 @@ impl Cluster {
         // that none of them, still empty, finds the group already formed
         // with itself as a voter (which a master takes for a lost data
         // directory and refuses to start: seen once on a loaded machine).
-        for p in c.masters.iter_mut().skip(1) {
+        let early = o.masters - o.late_masters.min(o.masters - 1);
+        for p in c.masters.iter_mut().take(early).skip(1) {
             p.start();
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline && !c.masters.iter().skip(1).all(|m| m.log().contains("master serving")) {
+        while Instant::now() < deadline
+            && !c.masters.iter().take(early).skip(1).all(|m| m.log().contains("master serving"))
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         for p in c.masters.iter_mut().take(1).chain(c.chunkservers.iter_mut()) {

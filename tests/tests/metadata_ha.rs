@@ -341,6 +341,52 @@ fn a_master_that_lost_its_data_dir_is_refused_then_rebuilt_from_its_peers() {
     }
 }
 
+/// A member of a brand-new group that starts only after the others formed
+/// it (as when every master of a cluster starts at once and one is slow)
+/// holds nothing to lose: it joins and serves as a voter, unlike a master
+/// that lost its data (above).
+#[test]
+fn a_master_starting_after_its_new_group_formed_joins_it() {
+    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 1, late_masters: 1, ..Default::default() });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fs = c.client();
+    rt.block_on(async {
+        for i in 0..20 {
+            fs.mkdir(&format!("/d{i}"), 0o755).await.unwrap();
+        }
+    });
+    c.masters[2].start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.masters[2].log().contains("master serving") {
+        assert!(c.masters[2].is_running(), "the late master exited:\n{}", c.masters[2].log());
+        assert!(Instant::now() < deadline, "the late master never served:\n{}", c.masters[2].log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!c.masters[2].log().contains("state was lost"), "{}", c.masters[2].log());
+    // A working voter: with the other follower down, a change needs its
+    // acknowledgement; then with the old leader down too and the follower
+    // back, only it holds that change, so only it can lead and serve it.
+    let l = c.wait_leader(None, Duration::from_secs(20));
+    if l == 2 {
+        // Elected already: a leader holds every committed entry.
+        rt.block_on(async { fs.mkdir("/after", 0o755).await.unwrap() });
+        return;
+    }
+    let other = (0..3).find(|i| *i != l && *i != 2).expect("a follower");
+    c.masters[other].kill();
+    let fs = c.client();
+    rt.block_on(async { fs.mkdir("/after", 0o755).await.unwrap() });
+    c.masters[l].kill();
+    c.masters[other].start();
+    let fs = c.client();
+    let names = rt.block_on(dump(&fs));
+    for i in 0..20 {
+        assert!(names.contains_key(&format!("/d{i}")), "/d{i} missing");
+    }
+    assert!(names.contains_key("/after"));
+    assert_eq!(c.wait_leader(None, Duration::from_secs(20)), 2);
+}
+
 /// Reads are linearizable by default, so a master without a quorum cannot
 /// answer them; with the explicit opt-in a follower answers from its state.
 #[test]

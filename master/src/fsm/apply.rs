@@ -168,18 +168,20 @@ impl Applier<'_, '_> {
                 self.then_attrs(*ino, attrs.as_deref(), r)
             }
             Op::Commit { ino, size, gc_epoch, mtime, splice: Some(sp), create, unsealed, attrs, .. } => {
-                if *unsealed && sp.keep != 0 {
-                    return Err(err(libc::EINVAL, "an unsealed commit replaces the whole content (keep 0)"));
-                }
                 // Only the patches can add references.
                 for (_, exts) in &sp.patches {
                     super::gc::check_not_collected(self.txn, exts, *gc_epoch)?;
                 }
                 self.create_first(*ino, create.as_ref())?;
+                // An unsealed patch keeps what it replaces, to revert to.
+                let before =
+                    if *unsealed && sp.keep != 0 { Some((self.extents(*ino)?, self.inode(*ino)?.size)) } else { None };
                 let list = self.spliced(*ino, sp, *size)?;
                 let r = self.commit(*ino, &list, *size, *mtime)?;
-                if *unsealed {
-                    self.mark_unsealed(*ino, &r);
+                match before {
+                    Some((list, size)) => self.mark_unsealed_patch(*ino, &r, sp, &list, size)?,
+                    None if *unsealed => self.mark_unsealed(*ino, &r),
+                    None => {}
                 }
                 self.then_attrs(*ino, attrs.as_deref(), r)
             }

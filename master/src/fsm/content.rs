@@ -111,7 +111,7 @@ impl Applier<'_, '_> {
         Ok(Reply::Attr(i))
     }
 
-    fn extents(&self, ino: u64) -> Result<Extents, Fail> {
+    pub(super) fn extents(&self, ino: u64) -> Result<Extents, Fail> {
         Ok(self.txn.get(&key::ino(key::EXTENTS, ino))?.unwrap_or_default())
     }
 
@@ -147,6 +147,18 @@ impl Applier<'_, '_> {
     /// extents into a file of thousands costs a few updates, not thousands.
     pub(super) fn replace_extents(&mut self, ino: u64, new: Extents) -> Result<(), Fail> {
         let old = self.extents(ino)?;
+        self.move_refs(&old, &new)?;
+        if new.is_empty() {
+            self.txn.delete(key::ino(key::EXTENTS, ino));
+        } else {
+            self.txn.put(key::ino(key::EXTENTS, ino), &new);
+        }
+        Ok(())
+    }
+
+    /// Moves chunk reference counts from the extents `old` to `new` (a
+    /// chunk whose count falls to zero becomes garbage).
+    pub(super) fn move_refs(&mut self, old: &[ExtentRec], new: &[ExtentRec]) -> Result<(), Fail> {
         // id -> (change in references, furthest byte the new list uses).
         let mut delta: std::collections::BTreeMap<&[u8], (i64, u64)> = Default::default();
         for e in new.iter().filter(|e| !e.id.is_empty()) {
@@ -187,11 +199,6 @@ impl Applier<'_, '_> {
             }
         }
         self.txn.put_counters(&c);
-        if new.is_empty() {
-            self.txn.delete(key::ino(key::EXTENTS, ino));
-        } else {
-            self.txn.put(key::ino(key::EXTENTS, ino), &new);
-        }
         Ok(())
     }
 

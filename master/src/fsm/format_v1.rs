@@ -45,6 +45,7 @@ pub(crate) fn convert(k: &[u8], v: &[u8]) -> io::Result<Option<Vec<u8>>> {
             key::REQUEST => again::<CommandResult>(v),
             key::REQUEST_ORDER => again::<String>(v),
             key::UNSEALED => again::<UnsealedRec>(v),
+            key::UNSEALED_PATCH => again::<super::unsealed::UnsealedPatchRec>(v),
             key::LOCK | key::FLOCK => again::<Vec<Held>>(v),
             key::SESSION => again::<SessionRec>(v),
             key::REVOKED => again::<super::model::RevokedRec>(v),

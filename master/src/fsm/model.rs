@@ -134,6 +134,9 @@ pub mod key {
     /// A file whose last commit was sent before its chunks were durable:
     /// see fsm/unsealed.rs.
     pub const UNSEALED: u8 = b'u';
+    /// The same for a commit that patched part of a file, with what it
+    /// replaced (fsm/unsealed.rs, `UnsealedPatchRec`).
+    pub const UNSEALED_PATCH: u8 = b'U';
     /// Advisory locks held on an inode (fsm/locks.rs): fcntl byte ranges.
     pub const LOCK: u8 = b'l';
     /// flock(2) locks held on an inode: a table of their own, as flock and

@@ -1,7 +1,7 @@
 //! Unsealed commits: the marker, the healer's verdict, and settling.
 
 use super::*;
-use crate::fsm::unsealed::{old_markers, verdict, Verdict};
+use crate::fsm::unsealed::{old_markers, old_patch_markers, patch_verdict, verdict, Verdict};
 
 fn unsealed(ino: u64, keep: u64, id: u8, size: u64) -> Op {
     Op::Commit {
@@ -24,15 +24,84 @@ fn version(r: CommandResult) -> u64 {
     }
 }
 
+/// An unsealed commit laying chunk `id` (`len` bytes) at `at` over the
+/// file's first `keep` bytes, at `size`.
+fn unsealed_patch(ino: u64, keep: u64, at: u64, id: u8, len: u64, size: u64) -> Op {
+    let mut op = unsealed(ino, keep, id, len);
+    if let Op::Commit { splice: Some(sp), size: s, .. } = &mut op {
+        sp.patches[0].0 = at;
+        *s = size;
+    }
+    op
+}
+
+/// The file's content as (chunk id byte, offset in the chunk) per byte
+/// (0 for a hole), whatever pieces the list is cut into.
+fn content(ns: &Ns, ino: u64) -> Vec<(u8, u64)> {
+    let mut out = Vec::new();
+    for e in read::extents(&ns.db, ino).unwrap() {
+        for k in 0..e.len {
+            out.push((e.id.first().copied().unwrap_or(0), if e.id.is_empty() { 0 } else { e.offset + k }));
+        }
+    }
+    out
+}
+
 #[test]
-fn only_a_commit_replacing_the_whole_content_may_be_unsealed() {
+fn an_unsealed_patch_whose_chunk_is_lost_is_undone_exactly() {
     let mut ns = Ns::new();
     let f = ns.create(&ROOT, 1, "f");
     ns.run(&ROOT, commit(f, vec![ExtentRec { id: chunk(1), offset: 0, len: 10 }], 10)).unwrap();
-    assert_eq!(ns.errno(&ROOT, unsealed(f, 10, 2, 20)), libc::EINVAL);
-    // Refused: no marker, content unchanged.
-    assert!(old_markers(&ns.db, (i64::MAX, 0)).unwrap().is_empty());
+    let before = content(&ns, f);
+    // Overwrites bytes 8..10 and grows the file to 14.
+    let v = version(ns.run(&ROOT, unsealed_patch(f, 10, 8, 2, 6, 14)));
+    assert_eq!(ns.inode(f).size, 14);
+    let old = old_patch_markers(&ns.db, (i64::MAX, 0)).unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].1.new_ids, vec![chunk(2)]);
+    // The patch's own chunk is what must be held; chunk 1 was there before.
+    let only_1 = |id: &[u8]| id == chunk(1).as_slice();
+    assert_eq!(patch_verdict(&ns.db, f, &old[0].1, only_1).unwrap(), Verdict::Revert);
+    assert_eq!(patch_verdict(&ns.db, f, &old[0].1, |_| true).unwrap(), Verdict::Seal);
+    ns.run(&ROOT, Op::SettleUnsealed { seal: vec![], revert: vec![(f, v)] }).unwrap();
     assert_eq!(ns.inode(f).size, 10);
+    assert!(ns.inode(f).version > v, "a revert is a change of content");
+    assert_eq!(content(&ns, f), before);
+    assert!(old_patch_markers(&ns.db, (i64::MAX, 0)).unwrap().is_empty());
+    // Only chunk 1 is referenced again (chunk 2 is garbage).
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 1);
+}
+
+#[test]
+fn an_unsealed_patch_that_cut_the_file_is_undone_to_the_old_size() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    ns.run(&ROOT, commit(f, vec![ExtentRec { id: chunk(1), offset: 0, len: 20 }], 20)).unwrap();
+    let before = content(&ns, f);
+    // Keeps 6 bytes (a truncate) and writes 2 at 3.
+    let v = version(ns.run(&ROOT, unsealed_patch(f, 6, 3, 2, 2, 6)));
+    ns.run(&ROOT, Op::SettleUnsealed { seal: vec![], revert: vec![(f, v)] }).unwrap();
+    assert_eq!(ns.inode(f).size, 20);
+    assert_eq!(content(&ns, f), before);
+}
+
+#[test]
+fn an_unsealed_patch_keeps_what_it_replaced_from_gc_until_settled() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    ns.run(&ROOT, commit(f, vec![ExtentRec { id: chunk(1), offset: 0, len: 4 }], 4)).unwrap();
+    // Replaces every byte chunk 1 gave the file.
+    let v = version(ns.run(&ROOT, unsealed_patch(f, 4, 0, 2, 4, 4)));
+    let chunks = || read::counters(&ns.db).unwrap().chunks;
+    assert_eq!(chunks(), 2, "chunk 1 is held by the marker");
+    // A sealed commit over it: the patch is no one's to undo any more.
+    ns.run(&ROOT, commit(f, vec![ExtentRec { id: chunk(3), offset: 0, len: 4 }], 4)).unwrap();
+    let old = old_patch_markers(&ns.db, (i64::MAX, 0)).unwrap();
+    assert_eq!(patch_verdict(&ns.db, f, &old[0].1, |_| false).unwrap(), Verdict::Seal);
+    ns.run(&ROOT, Op::SettleUnsealed { seal: vec![(f, v)], revert: vec![] }).unwrap();
+    assert!(old_patch_markers(&ns.db, (i64::MAX, 0)).unwrap().is_empty());
+    assert_eq!(read::counters(&ns.db).unwrap().chunks, 1, "only chunk 3 is left");
+    assert_eq!(content(&ns, f), vec![(3, 0), (3, 1), (3, 2), (3, 3)]);
 }
 
 #[test]
