@@ -639,7 +639,12 @@ impl Mount {
     /// a failed one, whether it landed is unknown.
     pub(crate) fn committed(&self, ino: u64, r: Result<Option<Attr>>) -> Result<()> {
         match r {
-            Ok(Some(a)) => self.caches.dir.updated(&a),
+            Ok(Some(a)) => {
+                self.caches.dir.updated(&a);
+                // The kernel asks for security.capability before each write
+                // to a file (a database's fsync loop): answered here.
+                self.note_xattrs(&a);
+            }
             Ok(None) => {}
             Err(e) => {
                 self.caches.dir.changed(ino);

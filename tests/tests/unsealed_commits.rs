@@ -80,3 +80,68 @@ fn a_writer_killed_mid_upload_leaves_an_empty_file_and_finished_files_are_kept()
     std::fs::write(m.path().join("after"), b"after").unwrap();
     assert_eq!(std::fs::read(m.path().join("after")).unwrap(), b"after");
 }
+
+/// An fsync after a small overwrite commits while its chunk uploads too. A
+/// writer killed between the two leaves a file naming a chunk nowhere; the
+/// leader lays back what the patch replaced: the file reads exactly as
+/// before the overwrite, at its old size.
+#[test]
+fn an_overwrite_whose_writer_was_killed_mid_upload_is_undone() {
+    let master_args = ["--unsealed-grace-s", "30", "--repair-interval-ms", "300"].map(String::from).to_vec();
+    let mut c = Cluster::start_with(Opts { masters: 3, chunkservers: 3, master_args, ..Default::default() });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let old = random_bytes(64 << 10, 5);
+    {
+        let m = c.mount(&[]);
+        std::fs::write(m.path().join("db"), &old).unwrap();
+    }
+
+    let mut writer = c.mount(&[]);
+    let path = writer.path().join("db");
+    // Opened before the chunkservers stop (the open reads nothing).
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for cs in c.chunkservers.iter_mut() {
+        cs.signal(libc::SIGSTOP);
+    }
+    // 4 KiB over the last page and 3 KiB past the end, then fsync.
+    let blocked = std::thread::spawn(move || {
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&random_bytes(7 << 10, 6), 60 << 10).unwrap();
+        f.sync_all().is_ok()
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while size_on_masters(&c, &rt, "db") != Some(67 << 10) {
+        assert!(Instant::now() < deadline, "the unsealed patch did not land: {}", writer.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling the mount process this test started.
+    unsafe { libc::kill(writer.pid() as i32, libc::SIGKILL) };
+    writer.unmount();
+    assert!(!blocked.join().unwrap(), "an fsync whose mount was killed mid-upload succeeded");
+    for cs in c.chunkservers.iter_mut() {
+        cs.kill();
+        cs.start();
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match size_on_masters(&c, &rt, "db") {
+            Some(s) if s == old.len() as u64 => break,
+            s => assert!(Instant::now() < deadline, "overwrite not undone (size {s:?})"),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let m = c.mount(&[]);
+    assert!(std::fs::read(m.path().join("db")).unwrap() == old, "the file is not what it was before the overwrite");
+    // An overwrite now, with the chunkservers up, is an ordinary one.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(m.path().join("db")).unwrap();
+        f.write_all_at(b"fresh", 10).unwrap();
+        f.sync_all().unwrap();
+    }
+    let mut want = old.clone();
+    want[10..15].copy_from_slice(b"fresh");
+    let m2 = c.mount(&[]);
+    assert!(std::fs::read(m2.path().join("db")).unwrap() == want);
+}

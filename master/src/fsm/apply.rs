@@ -161,7 +161,7 @@ impl Applier<'_, '_> {
             Op::Commit { ino, extents, size, gc_epoch, mtime, splice: None, create, unsealed, attrs } => {
                 super::gc::check_not_collected(self.txn, extents, *gc_epoch)?;
                 self.create_first(*ino, create.as_ref())?;
-                let r = self.commit(*ino, extents, *size, *mtime)?;
+                let r = self.commit(*ino, extents.clone(), *size, *mtime, None)?;
                 if *unsealed {
                     self.mark_unsealed(*ino, &r);
                 }
@@ -173,13 +173,14 @@ impl Applier<'_, '_> {
                     super::gc::check_not_collected(self.txn, exts, *gc_epoch)?;
                 }
                 self.create_first(*ino, create.as_ref())?;
+                // Decoded once: a big file's list is thousands of extents.
+                let old = self.extents(*ino)?;
                 // An unsealed patch keeps what it replaces, to revert to.
-                let before =
-                    if *unsealed && sp.keep != 0 { Some((self.extents(*ino)?, self.inode(*ino)?.size)) } else { None };
-                let list = self.spliced(*ino, sp, *size)?;
-                let r = self.commit(*ino, &list, *size, *mtime)?;
-                match before {
-                    Some((list, size)) => self.mark_unsealed_patch(*ino, &r, sp, &list, size)?,
+                let before_size = if *unsealed && sp.keep != 0 { Some(self.inode(*ino)?.size) } else { None };
+                let list = self.spliced(&old, sp, *size)?;
+                let r = self.commit(*ino, list, *size, *mtime, Some(&old))?;
+                match before_size {
+                    Some(size) => self.mark_unsealed_patch(*ino, &r, sp, &old, size)?,
                     None if *unsealed => self.mark_unsealed(*ino, &r),
                     None => {}
                 }

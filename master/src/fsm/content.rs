@@ -147,7 +147,13 @@ impl Applier<'_, '_> {
     /// extents into a file of thousands costs a few updates, not thousands.
     pub(super) fn replace_extents(&mut self, ino: u64, new: Extents) -> Result<(), Fail> {
         let old = self.extents(ino)?;
-        self.move_refs(&old, &new)?;
+        self.install_extents(ino, &old, new)
+    }
+
+    /// `replace_extents` for a caller that has the file's list (`old`)
+    /// decoded already: a big file's list is thousands of extents.
+    fn install_extents(&mut self, ino: u64, old: &[ExtentRec], new: Extents) -> Result<(), Fail> {
+        self.move_refs(old, &new)?;
         if new.is_empty() {
             self.txn.delete(key::ino(key::EXTENTS, ino));
         } else {
@@ -159,6 +165,12 @@ impl Applier<'_, '_> {
     /// Moves chunk reference counts from the extents `old` to `new` (a
     /// chunk whose count falls to zero becomes garbage).
     pub(super) fn move_refs(&mut self, old: &[ExtentRec], new: &[ExtentRec]) -> Result<(), Fail> {
+        // A commit changes a few extents of a list: what both lists share
+        // at their start and end moves nothing.
+        let head = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+        let (old, new) = (&old[head..], &new[head..]);
+        let tail = old.iter().rev().zip(new.iter().rev()).take_while(|(a, b)| a == b).count();
+        let (old, new) = (&old[..old.len() - tail], &new[..new.len() - tail]);
         // id -> (change in references, furthest byte the new list uses).
         let mut delta: std::collections::BTreeMap<&[u8], (i64, u64)> = Default::default();
         for e in new.iter().filter(|e| !e.id.is_empty()) {
@@ -203,14 +215,14 @@ impl Applier<'_, '_> {
     }
 
     /// The extent list `sp` makes of the file's committed one.
-    pub(super) fn spliced(&mut self, ino: u64, sp: &Splice, size: u64) -> Result<Vec<ExtentRec>, Fail> {
+    pub(super) fn spliced(&mut self, base: &[ExtentRec], sp: &Splice, size: u64) -> Result<Vec<ExtentRec>, Fail> {
         // Checked before they are laid over the list: a piece of a chunk
         // past 2^64 would overflow the arithmetic of the splice itself.
         for (_, exts) in &sp.patches {
             check_extents(exts)?;
         }
         let pb = |e: &ExtentRec| Extent { id: e.id.clone().into(), offset: e.offset, len: e.len, ..Default::default() };
-        let base: Vec<Extent> = self.extents(ino)?.iter().map(pb).collect();
+        let base: Vec<Extent> = base.iter().map(pb).collect();
         let patches: Vec<(u64, Vec<Extent>)> =
             sp.patches.iter().map(|(off, exts)| (*off, exts.iter().map(pb).collect())).collect();
         let list = tessera_proto::extents::splice(&base, sp.keep, size, &patches)
@@ -218,12 +230,15 @@ impl Applier<'_, '_> {
         Ok(list.into_iter().map(|e| ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len }).collect())
     }
 
+    /// Installs `extents` as the file's content at `size`; `old` is the
+    /// file's list when the caller has it decoded already.
     pub(super) fn commit(
         &mut self,
         ino: u64,
-        extents: &[ExtentRec],
+        mut ext: Extents,
         size: u64,
         mtime: Option<Time>,
+        old: Option<&[ExtentRec]>,
     ) -> Result<Reply, Fail> {
         let mut i = self.inode(ino)?;
         if i.is_dir() {
@@ -239,8 +254,8 @@ impl Applier<'_, '_> {
         if !is_owner_or_root(&i, self.cred) && !perm::allowed(&i, self.cred, W) {
             return Err(err(libc::EACCES, "permission denied: write"));
         }
-        check_extents(extents)?;
-        let mut ext: Extents = extents.iter().filter(|e| e.len > 0).cloned().collect();
+        check_extents(&ext)?;
+        ext.retain(|e| e.len > 0);
         let total = ext
             .iter()
             .try_fold(0u64, |t, e| t.checked_add(e.len))
@@ -251,7 +266,10 @@ impl Applier<'_, '_> {
         if size > total {
             ext.push(ExtentRec { id: Vec::new(), offset: 0, len: size - total });
         }
-        self.replace_extents(ino, ext)?;
+        match old {
+            Some(old) => self.install_extents(ino, old, ext)?,
+            None => self.replace_extents(ino, ext)?,
+        }
         i.size = size;
         i.mtime = mtime.unwrap_or(self.now);
         i.ctime = self.now;
