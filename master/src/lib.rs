@@ -113,9 +113,7 @@ async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let replies = peer_statuses(cfg).await;
-        let Some((peer, _)) = replies.iter().find(|(_, r)| !r.members.is_empty()) else {
-            return None;
-        };
+        let (peer, _) = replies.iter().find(|(_, r)| !r.members.is_empty())?;
         let leader = replies.iter().find(|(_, r)| r.master.as_ref().is_some_and(|m| m.id == r.leader_id));
         let voter = replies.iter().any(|(_, r)| r.voter_ids.contains(&cfg.id));
         found = Some(ExistingGroup { peer: peer.clone(), i_am_voter: voter });

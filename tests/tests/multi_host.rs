@@ -44,6 +44,7 @@ fn a_whole_zone_dies_and_every_chunk_keeps_its_copies_spread_over_zones() {
         chunkserver_hosts: true,
         zones: ZONES.iter().map(|z| z.to_string()).collect(),
         insecure: false,
+        late_masters: 0,
     });
     // Each server advertises its own host's address, and its zone.
     let s = c.status();
