@@ -451,9 +451,10 @@ impl Healer {
     }
 
     /// Seals old unsealed commits whose chunks all have a holder; reverts
-    /// those missing one (a new file's content is emptied, a patch undone). A chunk may only be judged missing when every
-    /// chunkserver that could hold it has reported: with one silent, the
-    /// markers wait (a restarting server may hold the only copy so far).
+    /// those missing one (a new file's content is emptied, a patch
+    /// undone). A chunk may only be judged missing when every chunkserver
+    /// that could hold it has reported: with one silent, the markers wait
+    /// (a restarting server may hold the only copy so far).
     async fn settle_unsealed(&self, holders: &Holders, all_reported: bool) -> crate::error::Result<()> {
         let before = tessera_proto::time::from_system_time(std::time::SystemTime::now() - self.cfg.unsealed_grace);
         let old = unsealed::old_markers(&self.db, (before.sec, before.nsec))?;

@@ -130,24 +130,17 @@ async fn probe_existing_group(cfg: &Config) -> Option<ExistingGroup> {
     found
 }
 
-/// NodeStatus of every other peer that answers within 2 s.
+/// NodeStatus of every other peer that answers within 2 s, asked at once
+/// (a down peer costs its timeout once, not once per peer).
 async fn peer_statuses(cfg: &Config) -> Vec<(String, tessera_proto::pb::NodeStatusReply)> {
     use tessera_proto::pb::{meta_client::MetaClient, Empty};
-    let mut out = Vec::new();
-    for (id, addr) in &cfg.peers {
-        if *id == cfg.id {
-            continue;
-        }
-        let addr = &raft::node_addr::NodeAddr::parse(addr).service;
-        let Ok(ch) = tessera_rpc::pool().channel(addr, tessera_rpc::Profile::Control, tessera_rpc::Role::Master) else {
-            continue;
-        };
-        let mut c = MetaClient::new(ch);
-        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.node_status(Empty {})).await {
-            out.push((addr.clone(), r.into_inner()));
-        }
-    }
-    out
+    let asks = cfg.peers.iter().filter(|(id, _)| **id != cfg.id).map(|(_, addr)| async move {
+        let addr = raft::node_addr::NodeAddr::parse(addr).service;
+        let ch = tessera_rpc::pool().channel(&addr, tessera_rpc::Profile::Control, tessera_rpc::Role::Master).ok()?;
+        let r = tokio::time::timeout(Duration::from_secs(2), MetaClient::new(ch).node_status(Empty {})).await;
+        Some((addr, r.ok()?.ok()?.into_inner()))
+    });
+    futures::future::join_all(asks).await.into_iter().flatten().collect()
 }
 
 pub async fn run(cfg: Config) -> Result<(), MasterError> {

@@ -221,13 +221,12 @@ impl Applier<'_, '_> {
         for (_, exts) in &sp.patches {
             check_extents(exts)?;
         }
-        let pb = |e: &ExtentRec| Extent { id: e.id.clone().into(), offset: e.offset, len: e.len, ..Default::default() };
-        let base: Vec<Extent> = base.iter().map(pb).collect();
+        let base: Vec<Extent> = base.iter().map(to_pb).collect();
         let patches: Vec<(u64, Vec<Extent>)> =
-            sp.patches.iter().map(|(off, exts)| (*off, exts.iter().map(pb).collect())).collect();
+            sp.patches.iter().map(|(off, exts)| (*off, exts.iter().map(to_pb).collect())).collect();
         let list = tessera_proto::extents::splice(&base, sp.keep, size, &patches)
             .ok_or_else(|| err(libc::EINVAL, "a patch reaches past the end of the file"))?;
-        Ok(list.into_iter().map(|e| ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len }).collect())
+        Ok(list.iter().map(from_pb).collect())
     }
 
     /// Installs `extents` as the file's content at `size`; `old` is the
@@ -301,4 +300,14 @@ fn check_extents(extents: &[ExtentRec]) -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+/// An extent as the splice arithmetic (`tessera_proto::extents`) takes it.
+pub(super) fn to_pb(e: &ExtentRec) -> Extent {
+    Extent { id: e.id.clone().into(), offset: e.offset, len: e.len, ..Default::default() }
+}
+
+/// An extent as the state stores it.
+pub(super) fn from_pb(e: &Extent) -> ExtentRec {
+    ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len }
 }

@@ -24,6 +24,7 @@
 //! commit after a failed upload).
 
 use super::apply::Applier;
+use super::content::{from_pb, to_pb};
 use super::fail::Fail;
 use super::model::*;
 use super::read::{self, Res};
@@ -179,23 +180,25 @@ pub struct UnsealedPatchRec {
     pub undo: Vec<(u64, Extents)>,
 }
 
-fn to_pb(e: &ExtentRec) -> Extent {
-    Extent { id: e.id.clone().into(), offset: e.offset, len: e.len, ..Default::default() }
-}
-
-fn from_pb(e: &Extent) -> ExtentRec {
-    ExtentRec { id: e.id.to_vec(), offset: e.offset, len: e.len }
-}
-
 fn flat(undo: &[(u64, Extents)]) -> Extents {
     undo.iter().flat_map(|(_, e)| e.iter().cloned()).collect()
 }
 
 /// Markers older than `before`, as (inode, marker).
 pub fn old_markers(db: &DB, before: Time) -> Res<Vec<(u64, UnsealedRec)>> {
-    Ok(read::records::<UnsealedRec>(db, key::UNSEALED)?
+    older_than(db, key::UNSEALED, before, |r: &UnsealedRec| r.at)
+}
+
+/// The records of table `tag` (keyed by inode) made before `before`.
+fn older_than<T: for<'de> serde::Deserialize<'de>>(
+    db: &DB,
+    tag: u8,
+    before: Time,
+    at: impl Fn(&T) -> Time,
+) -> Res<Vec<(u64, T)>> {
+    Ok(read::records::<T>(db, tag)?
         .into_iter()
-        .filter(|(_, r)| r.at < before)
+        .filter(|(_, r)| at(r) < before)
         .filter_map(|(k, r)| <[u8; 8]>::try_from(k.as_slice()).ok().map(|b| (u64::from_be_bytes(b), r)))
         .collect())
 }
@@ -224,11 +227,7 @@ pub fn verdict(db: &DB, ino: u64, rec: &UnsealedRec, held: impl Fn(&[u8]) -> boo
 
 /// Patch markers older than `before`, as (inode, marker).
 pub fn old_patch_markers(db: &DB, before: Time) -> Res<Vec<(u64, UnsealedPatchRec)>> {
-    Ok(read::records::<UnsealedPatchRec>(db, key::UNSEALED_PATCH)?
-        .into_iter()
-        .filter(|(_, r)| r.at < before)
-        .filter_map(|(k, r)| <[u8; 8]>::try_from(k.as_slice()).ok().map(|b| (u64::from_be_bytes(b), r)))
-        .collect())
+    older_than(db, key::UNSEALED_PATCH, before, |r: &UnsealedPatchRec| r.at)
 }
 
 /// Seal a patch marker whose file is gone or changed since, or whose new
