@@ -11,6 +11,7 @@ use crate::error::StoreError;
 use crate::journal::Journal;
 use bytes::Bytes;
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +24,11 @@ pub struct ChunkStore {
     reserve: u64,
     used: AtomicU64,
     count: AtomicU64,
-    /// Chunks added/removed since the last report to the master.
-    changes: Mutex<(Vec<ChunkId>, Vec<ChunkId>)>,
+    /// Chunks added/removed since the last report to the master: the last
+    /// change of each (true = added). A chunk deleted and written again
+    /// between two reports must reach the master as held, and one written
+    /// then deleted as gone: two separate lists would lose that order.
+    changes: Mutex<HashMap<ChunkId, bool>>,
     journal: Arc<Journal>,
 }
 
@@ -72,7 +76,7 @@ impl ChunkStore {
             reserve,
             used: AtomicU64::new(0),
             count: AtomicU64::new(ids.len() as u64),
-            changes: Mutex::new((Vec::new(), Vec::new())),
+            changes: Mutex::new(HashMap::new()),
             journal,
         };
         for id in &ids {
@@ -182,13 +186,21 @@ impl ChunkStore {
     fn added(&self, id: ChunkId, len: u64) {
         self.used.fetch_add(len, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.changes.lock().0.push(id);
+        self.changes.lock().insert(id, true);
     }
 
     /// Takes the chunks added and removed since the last call.
     pub fn take_changes(&self) -> (Vec<ChunkId>, Vec<ChunkId>) {
-        let mut g = self.changes.lock();
-        std::mem::take(&mut *g)
+        let changes = std::mem::take(&mut *self.changes.lock());
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        for (id, held) in changes {
+            if held {
+                added.push(id)
+            } else {
+                removed.push(id)
+            }
+        }
+        (added, removed)
     }
 
     pub async fn begin(&self, id: ChunkId, len: u64) -> Result<ChunkWriter<'_>, StoreError> {
@@ -254,7 +266,7 @@ impl ChunkStore {
         tokio::fs::rename(&p, qdir.join(format!("{}.{stamp}", id.to_hex()))).await?;
         self.used.fetch_sub(len, Ordering::Relaxed);
         self.count.fetch_sub(1, Ordering::Relaxed);
-        self.changes.lock().1.push(*id);
+        self.changes.lock().insert(*id, false);
         tracing::error!(chunk = %id, "corrupt chunk quarantined");
         Ok(())
     }
@@ -274,7 +286,7 @@ impl ChunkStore {
         tokio::fs::remove_file(&p).await?;
         self.used.fetch_sub(len, Ordering::Relaxed);
         self.count.fetch_sub(1, Ordering::Relaxed);
-        self.changes.lock().1.push(*id);
+        self.changes.lock().insert(*id, false);
         Ok(true)
     }
 }
@@ -439,6 +451,32 @@ mod tests {
         assert_eq!(ids, vec![id]);
         assert!(store.delete(&id).await.unwrap());
         assert!(!store.has(&id));
+    }
+
+    /// The report after a delete and a rewrite of one chunk says it is
+    /// held (found by CI: the master had applied the add before the delete
+    /// and lost all three copies of a chunk GC took from under an upload).
+    #[tokio::test]
+    async fn a_chunk_deleted_then_written_again_is_reported_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = ChunkStore::open(dir.path(), 0).unwrap();
+        let data = vec![9u8; 300 << 10];
+        let id = ChunkId::of(&data);
+        async fn put(store: &ChunkStore, data: &[u8]) {
+            let mut w = store.begin(ChunkId::of(data), data.len() as u64).await.unwrap();
+            w.write(Bytes::copy_from_slice(data)).await.unwrap();
+            w.finish().await.unwrap();
+        }
+        put(&store, &data).await;
+        assert_eq!(store.take_changes(), (vec![id], vec![]));
+        assert!(store.delete(&id).await.unwrap());
+        put(&store, &data).await;
+        assert_eq!(store.take_changes(), (vec![id], vec![]), "deleted then written: held");
+        assert!(store.delete(&id).await.unwrap());
+        assert_eq!(store.take_changes(), (vec![], vec![id]));
+        put(&store, &data).await;
+        assert!(store.delete(&id).await.unwrap());
+        assert_eq!(store.take_changes(), (vec![], vec![id]), "written then deleted: gone");
     }
 
     #[tokio::test]

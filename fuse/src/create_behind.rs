@@ -231,10 +231,12 @@ impl Mount {
     /// Before a recall is acknowledged: every held create is sent, so the
     /// session that recalled a directory finds the names made in it (an
     /// O_EXCL create held in it must land before another session's).
+    ///
+    /// Waits for every change begun before, not only creates still held: the
+    /// sender takes a create out of `held` before its answer arrives, and
+    /// a recall acknowledged in between let another mount's O_EXCL create
+    /// of the same name win (found by the coherence test under CI load).
     pub(crate) async fn held_creates_landed(&self) {
-        if self.behind.creates.lock().held.is_empty() {
-            return;
-        }
         if tokio::time::timeout(RECALL_WAIT, self.behind.creates.behind.settle()).await.is_err() {
             tracing::warn!("held creates did not land within a recall's wait");
         }

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tessera_client::path::join;
 use tessera_client::{connect, ClientConfig, Fs};
 use tessera_proto::pb::{FileKind, Timespec};
@@ -104,9 +105,14 @@ async fn put_file(fs: &Fs, local: &Path, remote: &str, resume: bool, pb: &Progre
         match fs.put_stream(f, remote, mode, Some(mtime_of(&md)), &progress).await {
             Ok(a) => break a,
             // A chunk was garbage-collected under the upload: upload again
-            // (chunks still present are skipped, so this is cheap).
-            Err(e) if e.errno() == libc::EAGAIN && attempt < 5 => {
-                tracing::info!(file = %remote, "chunk collected during upload; retrying");
+            // (chunks still present are skipped, so this is cheap). After a
+            // pause: the collection has to finish deleting before a commit
+            // may reference the chunk again, and a retry at once would find
+            // the doomed copies still there, skip them and be refused again.
+            Err(e) if e.errno() == libc::EAGAIN && attempt < 8 => {
+                let pause = Duration::from_millis(200 << attempt.min(5)).min(Duration::from_secs(5));
+                tracing::info!(file = %remote, attempt, ?pause, "chunk collected during upload; retrying");
+                tokio::time::sleep(pause).await;
             }
             Err(e) => return Err(e.into()),
         }
