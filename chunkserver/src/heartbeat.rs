@@ -18,6 +18,8 @@ pub struct Heartbeat {
     pub interval: Duration,
     /// Chunk ids per page of a full report.
     pub page_ids: usize,
+    /// The cluster's chunkservers, as each reply lists them.
+    pub peers: crate::peers::Peers,
 }
 
 fn ids(v: &[ChunkId]) -> Vec<Bytes> {
@@ -96,6 +98,9 @@ impl Heartbeat {
                 {
                     Ok(reply) => {
                         need_full = reply.need_full_report;
+                        if !reply.chunkservers.is_empty() {
+                            self.peers.set(reply.chunkservers);
+                        }
                         // The masters' list of revoked certificates: this
                         // server refuses their holders too.
                         tessera_rpc::revoked::set(reply.revoked.into_iter().collect());

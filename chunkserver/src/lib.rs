@@ -4,6 +4,7 @@ pub mod access;
 pub mod error;
 pub mod heartbeat;
 pub mod journal;
+pub mod peers;
 pub mod scrub;
 pub mod service;
 pub mod store;
@@ -42,7 +43,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(id = %cfg.id, dir = %cfg.data_dir.display(), chunks = initial.len(), "chunk store opened");
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let meta = tessera_rpc::meta::MetaClient::new(cfg.masters.clone(), Default::default());
+    let peers = peers::Peers::default();
     let svc = service::ChunkService {
+        peers: peers.clone(),
         keys: crate::access::KeyFetch::new(Some(meta.clone())),
         stopping,
         presence_slots: Arc::new(tokio::sync::Semaphore::new(service::PRESENCE_STREAMS)),
@@ -62,6 +65,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         zone: cfg.zone.clone(),
         interval: cfg.heartbeat,
         page_ids: cfg.report_page_ids,
+        peers,
     };
     tokio::spawn(hb.run());
     tokio::spawn(export_store_gauges(store.clone()));

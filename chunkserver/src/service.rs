@@ -31,6 +31,8 @@ pub struct ChunkService {
     pub presence_slots: Arc<tokio::sync::Semaphore>,
     /// Fetches token keys it has not heard of yet.
     pub keys: access::KeyFetch,
+    /// Where a pipeline may forward to (peers.rs).
+    pub peers: crate::peers::Peers,
 }
 
 /// At most this many presence streams at once per chunkserver.
@@ -137,6 +139,10 @@ impl Chunk for ChunkService {
             return Err(bad(format!("chunk of {} bytes exceeds the {} byte limit", header.len, MAX_CHUNK_SIZE)));
         }
         tracing::debug!(chunk = %id, len = header.len, forward = ?header.forward, "put chunk");
+        if let Some(why) = self.peers.refusal(&header.forward) {
+            tracing::warn!(chunk = %id, "refused {why}");
+            return Err(Status::permission_denied(format!("refused: {why}")));
+        }
         let already_present = self.store.has(&id);
         let mut writer = if already_present { None } else { Some(self.store.begin(id, header.len).await?) };
         // A client that sends a chunk already here still earns a read token
@@ -464,6 +470,7 @@ mod tests {
             stopping,
             presence_slots: Arc::new(tokio::sync::Semaphore::new(PRESENCE_STREAMS)),
             keys: access::KeyFetch::new(None),
+            peers: Default::default(),
         };
         let mut open = Vec::new();
         for _ in 0..PRESENCE_STREAMS {

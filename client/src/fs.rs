@@ -251,6 +251,7 @@ impl Fs {
             flags: 0,
             request_id: request_id(),
             open: vec![],
+            ..Default::default()
         };
         self.rename_request(&req).await?;
         Ok(())

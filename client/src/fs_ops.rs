@@ -122,6 +122,20 @@ impl Fs {
         self.meta.unary("rename", req, |mut c, r| async move { c.rename(r).await }).await
     }
 
+    /// `rename_request` without waiting for this client's write-behind
+    /// changes: for sending a rename written behind (its sender waits for
+    /// the changes begun before it).
+    pub async fn rename_unordered(&self, req: &RenameRequest) -> Result<DirChangeReply> {
+        validate_name_bytes(&req.name)?;
+        validate_name_bytes(&req.new_name)?;
+        self.meta
+            .call_unordered("rename", |mut c| {
+                let r = req.clone();
+                async move { c.rename(r).await }
+            })
+            .await
+    }
+
     /// Changes attributes as the request says (mode, owner, size, times).
     pub async fn setattr(&self, req: &SetAttrRequest) -> Result<Attr> {
         let r = self.meta.unary("setattr", req, |mut c, r| async move { c.set_attr(r).await });

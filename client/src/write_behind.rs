@@ -31,6 +31,8 @@ enum Kind {
     /// A change of one inode's attributes (it commutes with changes of
     /// other inodes: see `is_oldest_for`).
     Attrs,
+    /// A rename: both names change.
+    Rename(DirName, DirName),
 }
 
 /// Stands for "some file" in `State::touched` (inode 0 is never used).
@@ -148,6 +150,32 @@ impl WriteBehind {
         Some(Ticket(seq))
     }
 
+    /// Registers the rename of `name` in `dir` to `new_name` in `new_dir`,
+    /// which alters the attributes of `inos` (both directories, the file,
+    /// a file it replaces), or None at the limit. Both names count as
+    /// being removed: a lookup of either waits for it.
+    pub fn try_begin_rename(
+        &self,
+        (dir, name): (u64, &[u8]),
+        (new_dir, new_name): (u64, &[u8]),
+        inos: &[u64],
+    ) -> Option<Ticket> {
+        let mut s = self.lock();
+        if s.inflight.len() >= self.limit {
+            return None;
+        }
+        let seq = s.next;
+        s.next += 1;
+        for &i in inos {
+            *s.touched.entry(i).or_default() += 1;
+        }
+        let (from, to) = ((dir, name.to_vec()), (new_dir, new_name.to_vec()));
+        *s.removing.entry(from.clone()).or_default() += 1;
+        *s.removing.entry(to.clone()).or_default() += 1;
+        s.inflight.insert(seq, (inos.to_vec(), Kind::Rename(from, to)));
+        Some(Ticket(seq))
+    }
+
     /// Registers a change of `ino`'s attributes, or None at the limit.
     pub fn try_begin_attrs(&self, ino: u64) -> Option<Ticket> {
         let mut s = self.lock();
@@ -197,7 +225,12 @@ impl WriteBehind {
                         }
                     }
                 }
-                if let Kind::Unlink(key) = kind {
+                let names = match kind {
+                    Kind::Unlink(key) => vec![key],
+                    Kind::Rename(from, to) => vec![from, to],
+                    _ => vec![],
+                };
+                for key in names {
                     if let Some(n) = s.removing.get_mut(&key) {
                         *n -= 1;
                         if *n == 0 {
@@ -235,6 +268,17 @@ impl WriteBehind {
         }
         self.kick.notify_one();
         self.wait_until(|s| !touching(s)).await;
+    }
+
+    /// Waits until every change begun before the one numbered `seq` (a
+    /// ticket's `seq`) has ended, getting held-back creates among them sent.
+    pub async fn settle_before_kicking(&self, seq: u64) {
+        let waiting = |s: &State| s.inflight.first_key_value().is_some_and(|(&first, _)| first < seq);
+        if !waiting(&self.lock()) {
+            return;
+        }
+        self.kick.notify_one();
+        self.wait_until(|s| !waiting(s)).await;
     }
 
     /// Waits until every change begun before `t` has ended.

@@ -16,11 +16,19 @@
 //! directory's times end as the calls were made; changes of other inodes
 //! commute with it and do not wait. Durability is that of an unlink behind:
 //! fsync and fsyncdir wait for it.
+//!
+//! The same holds for a file this mount created in such a directory
+//! (`UnlinkQueue::fresh`; rsync sets a file's times and mode after closing
+//! it, then renames it into place): no other session can reach it but
+//! through the directory. Only changes the masters will accept as this
+//! mount judges them (the caller owns the file or is root, as the masters
+//! see the caller), of a file with no writes waiting here for their commit
+//! (those carry the change themselves: setattr_behind.rs).
 
 use crate::fs::Mount;
 use std::sync::Arc;
 use tessera_client::ClientError;
-use tessera_proto::pb::{Attr, FileKind, SetAttrRequest};
+use tessera_proto::pb::{Attr, Cred, FileKind, SetAttrRequest};
 
 impl Mount {
     /// Acknowledges `req` (no size change) on a directory this mount holds
@@ -31,21 +39,41 @@ impl Mount {
             return None;
         }
         let behind = self.fs.meta.write_behind().clone();
+        // A file with writes waiting here: they carry the change.
+        let writing = self.open_file(req.ino).is_some_and(|f| f.data.try_lock().map_or(true, |d| d.is_dirty()));
         let mut q = self.behind.unlinks.lock();
-        if q.no_master || !q.exclusive.contains(&req.ino) {
+        let held_dir = q.exclusive.contains(&req.ino);
+        let fresh_file = !held_dir && q.fresh.get(&req.ino).is_some_and(|p| q.exclusive.contains(p));
+        if q.no_master || !(held_dir || fresh_file) {
             return None;
         }
         // Its attributes as this mount's last change left them, of any age:
         // no one else changed it since (they would have recalled it, and a
         // revoke forgets them).
-        let known = self.caches.post_op.get_any_age(req.ino).or_else(|| self.caches.dir.attr(req.ino))?;
-        if known.kind != FileKind::Directory as i32 {
+        let known = match q.fresh.get(&req.ino) {
+            Some(&parent) if !held_dir => self.caches.dir.attr_in(parent, req.ino)?,
+            _ => self.caches.post_op.get_any_age(req.ino).or_else(|| self.caches.dir.attr(req.ino))?,
+        };
+        let fits = match held_dir {
+            true => known.kind == FileKind::Directory as i32,
+            false => {
+                known.kind == FileKind::Regular as i32
+                    && known.nlink == 1
+                    && req.cred.as_ref().is_some_and(|c| accepted(&known, c, req))
+                    && !writing
+            }
+        };
+        if !fits {
             return None;
         }
         let ticket = behind.try_begin_attrs(req.ino)?;
         let mut a = known;
         crate::pending_attrs::overlay(req, &mut a);
-        self.caches.post_op.insert(req.ino, a);
+        // A file's attributes live in the listing's cache only: a later
+        // commit updates that one, and a post-op entry would go stale.
+        if held_dir {
+            self.caches.post_op.insert(req.ino, a);
+        }
         self.caches.dir.updated(&a);
         let entry = q.dir_attrs.entry(req.ino).or_default();
         let start = entry.queue.is_empty();
@@ -59,7 +87,7 @@ impl Mount {
             _ => entry.queue.push_back((req.clone(), vec![ticket])),
         }
         drop(q);
-        crate::exported::written_behind("dir_attrs");
+        crate::exported::written_behind(if held_dir { "dir_attrs" } else { "fresh_file_attrs" });
         if start {
             tokio::spawn(self.clone().send_dir_attrs(req.ino));
         }
@@ -104,10 +132,10 @@ impl Mount {
                 still = behind.end(t, ino);
             }
             match r {
-                Ok(a) if !still => self.post_op(ino, Some(a)),
+                Ok(a) if !still => self.attrs_set(&a),
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(ino, error = %e, "write-behind attribute change of a directory not applied");
+                    tracing::warn!(ino, error = %e, "write-behind attribute change not applied");
                     self.attrs_changed(ino);
                 }
             }
@@ -117,4 +145,19 @@ impl Mount {
             }
         }
     }
+}
+
+/// Whether the masters will accept `req` on the file `a` from `c` (as the
+/// masters see the caller): root, or the owner changing mode and times, or
+/// its group to one of the owner's, keeping a setgid bit only in it.
+fn accepted(a: &Attr, c: &Cred, req: &SetAttrRequest) -> bool {
+    if c.uid == 0 {
+        return true;
+    }
+    let in_group = |g: u32| c.gid == g || c.groups.contains(&g);
+    let gid = req.gid.unwrap_or(a.gid);
+    c.uid == a.uid
+        && req.uid.is_none_or(|u| u == a.uid)
+        && (gid == a.gid || in_group(gid))
+        && req.mode.is_none_or(|m| m & 0o2000 == 0 || in_group(gid))
 }

@@ -27,7 +27,7 @@
 
 use crate::fs::{b, Mount};
 use crate::held_creates::{lost, send_create, Held};
-use crate::unlink_queue::RECALL_WAIT;
+use crate::unlink_queue::{MAX_FRESH, RECALL_WAIT};
 use std::sync::Arc;
 use std::time::Instant;
 use tessera_client::{ClientError, Result};
@@ -123,6 +123,21 @@ impl Mount {
         s.held.insert(ino, Held { req, ticket, since: Instant::now(), attr });
         let start_sender = !std::mem::replace(&mut s.sender, true);
         drop(s);
+        // A new file in a directory held here alone: no other session can
+        // see it before a recall of the directory (rename_behind.rs).
+        match exclusive_guard {
+            Some(mut q) => {
+                if q.fresh.len() < MAX_FRESH {
+                    q.fresh.insert(ino, parent);
+                }
+            }
+            None => {
+                let mut q = self.behind.unlinks.lock();
+                if q.exclusive.contains(&parent) && q.fresh.len() < MAX_FRESH {
+                    q.fresh.insert(ino, parent);
+                }
+            }
+        }
         if low {
             self.lease_more();
         }

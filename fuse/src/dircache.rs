@@ -326,6 +326,26 @@ impl DirCache {
         g.stale.remove(&a.ino);
     }
 
+    /// The attributes of `ino`, a file in `dir`, as the listing of `dir` of
+    /// any age (a directory held exclusively) or the single cache knows them.
+    pub fn attr_in(&self, dir: u64, ino: u64) -> Option<Attr> {
+        let g = self.lock();
+        if g.stale.contains(&ino) {
+            return None;
+        }
+        g.listings.get(&dir).and_then(|l| l.attrs.get(&ino)).or_else(|| g.single.get(&ino)).copied()
+    }
+
+    /// `a` is what the listing of `dir` shows for its inode (a file moved
+    /// in by a rename this mount wrote behind, its attributes known).
+    pub fn set_attr_in(&self, dir: u64, a: &Attr) {
+        let mut g = self.lock();
+        g.epoch += 1;
+        if let Some(l) = g.listings.get_mut(&dir) {
+            l.attrs.insert(a.ino, *a);
+        }
+    }
+
     /// The attributes of `dir` itself, per its listing still within its lifetime.
     pub fn dir_attr(&self, dir: u64) -> Option<Attr> {
         let g = self.lock();

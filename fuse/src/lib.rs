@@ -23,6 +23,7 @@ mod ops_names;
 mod ops_xattr;
 mod orphans;
 mod pending_attrs;
+mod rename_behind;
 mod setattr_behind;
 pub mod ttl_map;
 mod unlink_behind;

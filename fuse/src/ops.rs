@@ -266,6 +266,8 @@ impl Filesystem for TesseraFs {
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
         let fs = self.mount.with_cred(cred(req.uid(), req.gid(), req.pid()));
         let at = newname.as_bytes().to_vec();
+        // A second name: reachable by others without its first directory.
+        self.mount.behind.unlinks.lock().fresh.remove(&ino.0);
         self.new_entry(req, reply, newparent, newname, async move { fs.link(ino.0, newparent.0, &at).await });
     }
 

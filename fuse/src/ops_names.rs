@@ -95,7 +95,14 @@ impl TesseraFs {
             flags: flags.bits(),
             request_id: tessera_client::fs::request_id(),
             open: self.mount.open_inos(),
+            ..Default::default()
         };
+        // In directories held here alone: acknowledged, sent behind.
+        if self.mount.rename_behind(&self.rt, &r) {
+            reply.ok();
+            return;
+        }
+        self.mount.not_fresh_after(r.parent, &r.name);
         spawn!(
             self,
             req,

@@ -106,7 +106,9 @@ impl Mount {
 
     /// The lease is over: no directory is held exclusively.
     pub(crate) fn exclusive_lost(&self) {
-        self.unlink_queue().exclusive.clear();
+        let mut q = self.unlink_queue();
+        q.exclusive.clear();
+        q.fresh.clear();
     }
 
     /// The masters recalled `dirs` (or every directory, `all`): no more
@@ -120,10 +122,13 @@ impl Mount {
             if all {
                 was_exclusive = !q.exclusive.is_empty();
                 q.exclusive.clear();
+                q.fresh.clear();
             } else {
                 for d in dirs {
                     was_exclusive |= q.exclusive.remove(d);
                 }
+                // Another session may see their files from now on.
+                q.fresh.retain(|_, parent| !dirs.contains(parent));
             }
             was_exclusive
         };
@@ -132,7 +137,8 @@ impl Mount {
         // shows them, and a lapse of this mount's lease (a late renewal)
         // forgets which directories it held while their changes are still
         // queued.
-        let idle = |q: &UnlinkQueue| q.queued.is_empty() && !q.sending && q.dir_attrs.is_empty();
+        let idle =
+            |q: &UnlinkQueue| q.queued.is_empty() && !q.sending && q.dir_attrs.is_empty() && q.renames.is_empty();
         let deadline = tokio::time::Instant::now() + RECALL_WAIT;
         loop {
             let drained = self.behind.unlinks_drained.notified();
@@ -170,7 +176,9 @@ impl Mount {
         // directory the kernel holds the directory's lock until we reply.)
         // Nor overtake an attribute change of the directory queued before
         // (attrs_behind.rs): its times must end as the calls were made.
-        let ticket = if behind.creating() || self.dir_attrs_pending(parent) {
+        // Nor a rename queued before (rename_behind.rs): the name it names
+        // may be the one the rename made.
+        let ticket = if behind.creating() || self.dir_attrs_pending(parent) || self.renames_pending() {
             None
         } else {
             behind.try_begin(parent, &name, file)
@@ -181,7 +189,7 @@ impl Mount {
                 let (m, rt2) = (self.clone(), rt.clone());
                 rt.spawn(async move {
                     let wait = async {
-                        if m.dir_attrs_pending(parent) {
+                        if m.dir_attrs_pending(parent) || m.renames_pending() {
                             behind.settle().await;
                         }
                         behind.settle_creates().await;
@@ -232,6 +240,9 @@ impl Mount {
             };
             self.caches.dir.removed(parent, &name);
             self.post_op_predicted(parent);
+            if let Some(f) = file {
+                q.fresh.remove(&f);
+            }
             let reply = if early {
                 reply.ok();
                 crate::exported::written_behind("unlink");

@@ -8,6 +8,9 @@ use std::time::Duration;
 use tessera_client::write_behind::Ticket;
 use tessera_proto::pb;
 
+/// Fresh files remembered at most (`UnlinkQueue::fresh`): past it, new
+/// files are not fresh (their renames and attribute changes wait).
+pub(crate) const MAX_FRESH: usize = 100_000;
 /// Unlinks sent in one request at most.
 pub(crate) const MAX_BATCH: usize = 512;
 /// How long a recall waits for queued unlinks (the masters cut a mount off
@@ -44,9 +47,23 @@ pub(crate) struct UnlinkQueue {
     pub(crate) no_master: bool,
     /// Directories this mount holds exclusively.
     pub(crate) exclusive: HashSet<u64>,
-    /// Attribute changes of such directories acknowledged and not yet
-    /// answered (attrs_behind.rs), by directory.
+    /// Attribute changes of such directories (and of files fresh in them)
+    /// acknowledged and not yet answered (attrs_behind.rs), by inode.
     pub(crate) dir_attrs: HashMap<u64, DirAttrs>,
+    /// Files this mount created in a directory it holds exclusively, by
+    /// inode, with that directory: no other session has seen them (it
+    /// would have recalled the directory first, which forgets them here),
+    /// so their attribute changes and renames may go behind.
+    pub(crate) fresh: HashMap<u64, u64>,
+    /// Renames acknowledged and not yet answered (rename_behind.rs), in
+    /// the order they were made; the front one is on its way.
+    pub(crate) renames: VecDeque<QueuedRename>,
+}
+
+/// A rename acknowledged before it was sent.
+pub(crate) struct QueuedRename {
+    pub(crate) req: pb::RenameRequest,
+    pub(crate) ticket: Ticket,
 }
 
 /// The attribute changes of one directory not yet answered

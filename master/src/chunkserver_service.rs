@@ -60,7 +60,12 @@ impl ChunkserverControl for ChunkserverControlService {
         // As this master loaded them (admin_service::load_revocations).
         let revoked = tessera_rpc::revoked::serials();
         let token_keys = tessera_rpc::chunk_token::to_pb(&tessera_rpc::chunk_token::keys());
-        ok(HeartbeatReply { need_full_report, revoked, token_keys })
+        let chunkservers = read::servers(&self.meta.db)?
+            .into_iter()
+            .filter(|s| s.state != crate::fsm::model::ServerState::Drained)
+            .map(|s| s.addr)
+            .collect();
+        ok(HeartbeatReply { need_full_report, revoked, token_keys, chunkservers })
     }
 
     async fn token_keys(&self, _req: Request<Empty>) -> Res<TokenKeysReply> {

@@ -93,7 +93,8 @@ pub fn touched(db: &DB, op: &Op) -> Touched {
                 name(&mut t, i.parent, &i.name, true);
             }
         }
-        Op::Rename { parent, name: n, new_parent, new_name, .. } => {
+        Op::Rename { parent, name: n, new_parent, new_name, .. }
+        | Op::RenameSeen { parent, name: n, new_parent, new_name, .. } => {
             name(&mut t, *parent, n, true);
             name(&mut t, *new_parent, new_name, true);
         }

@@ -63,13 +63,25 @@ impl MetaService {
     }
 
     pub(crate) async fn rename_name(&self, r: RenameRequest) -> Res<DirChangeReply> {
-        let op = Op::Rename {
-            parent: r.parent,
-            name: v(&r.name),
-            new_parent: r.new_parent,
-            new_name: v(&r.new_name),
-            flags: r.flags,
-            open: r.open.clone(),
+        let op = match r.seen {
+            false => Op::Rename {
+                parent: r.parent,
+                name: v(&r.name),
+                new_parent: r.new_parent,
+                new_name: v(&r.new_name),
+                flags: r.flags,
+                open: r.open.clone(),
+            },
+            true => Op::RenameSeen {
+                parent: r.parent,
+                name: v(&r.name),
+                new_parent: r.new_parent,
+                new_name: v(&r.new_name),
+                flags: r.flags,
+                open: r.open.clone(),
+                ino: r.ino,
+                replaces: r.replaces,
+            },
         };
         let reply = self.write_once(cred(r.cred), op, r.request_id).await?;
         ok(DirChangeReply {

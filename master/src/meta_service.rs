@@ -101,7 +101,11 @@ impl MetaService {
         // its last name it is kept as an orphan until that mount's close.
         let mut op = op;
         let mut own_open = Vec::new();
-        if let Op::Unlink { open, .. } | Op::UnlinkMany { open, .. } | Op::Rename { open, .. } = &mut op {
+        if let Op::Unlink { open, .. }
+        | Op::UnlinkMany { open, .. }
+        | Op::Rename { open, .. }
+        | Op::RenameSeen { open, .. } = &mut op
+        {
             own_open = open.clone();
             open.extend(self.leases.held_by_others(&touched.inos, origin.as_deref()));
         }

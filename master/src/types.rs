@@ -236,6 +236,21 @@ pub enum Op {
     SetTokenKeys {
         keys: Vec<crate::fsm::model::TokenKeyRec>,
     },
+    /// A rename sent behind by a mount (after it acknowledged it): applied
+    /// only if the names still name what the mount saw, `ino` at the old
+    /// name and `replaces` at the new one (0: nothing), as an unlink sent
+    /// behind names its inode. A mount cut off from its lease sends it
+    /// late, and it must not move or replace a file made since.
+    RenameSeen {
+        parent: u64,
+        name: Vec<u8>,
+        new_parent: u64,
+        new_name: Vec<u8>,
+        flags: u32,
+        open: Vec<u64>,
+        ino: u64,
+        replaces: u64,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -311,6 +326,7 @@ impl fmt::Display for Command {
             Op::ReleaseOrphans { .. } => "release_orphans",
             Op::RenewOrphans { .. } => "renew_orphans",
             Op::Rename { .. } => "rename",
+            Op::RenameSeen { .. } => "rename_seen",
             Op::SetAttr { .. } => "setattr",
             Op::Commit { .. } => "commit",
             Op::SettleUnsealed { .. } => "settle_unsealed",

@@ -943,3 +943,24 @@ impl Drop for LocalUp {
         }
     }
 }
+
+/// One HTTP GET of a metrics listener's /metrics (plain HTTP/1.1).
+pub fn http_get(addr: &str) -> String {
+    http_get_path(addr, "/metrics")
+}
+
+/// One HTTP GET of `path` on `addr`; the whole response, headers first.
+pub fn http_get_path(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// The value of the first sample whose line starts with `prefix`.
+pub fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}

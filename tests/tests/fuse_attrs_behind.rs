@@ -155,3 +155,82 @@ fn a_tree_extracted_by_tar_shows_its_directory_modes_and_times_on_another_mount(
     let (ok, out) = sh(m2.path(), &format!("diff -r tree {}", src.path().join("tree").display()));
     assert!(ok, "{out}");
 }
+
+/// Sets a file's times by path, as rsync does once the file is closed.
+fn utimes(p: &Path, atime: i64, mtime: i64) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let ts = [libc::timespec { tv_sec: atime, tv_nsec: 0 }, libc::timespec { tv_sec: mtime, tv_nsec: 0 }];
+    // SAFETY: a NUL-terminated path and two timespecs, as utimensat(2) takes.
+    let r = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) };
+    assert_eq!(r, 0, "utimensat {}: {}", p.display(), std::io::Error::last_os_error());
+}
+
+/// rsync's way with each file, in a directory one mount made and holds
+/// alone: write it under a temporary name, set its mode and times, rename
+/// it into place (one replacing an older file). The mode, times and
+/// renames are written behind (the mount counts them), and the other
+/// mount's next look finds every file in place, with its bytes, mode and
+/// times, no temporary name left, the replaced file gone; renames after
+/// that look are synchronous and seen at once too.
+#[test]
+fn files_written_as_rsync_does_are_in_place_on_another_mount_at_once() {
+    use std::io::Write;
+    let c = Cluster::start(3, 3);
+    let metrics = format!("127.0.0.1:{}", ports(1));
+    let m1 = c.mount(&["--metrics-listen", &metrics]);
+    let m2 = c.mount(&[]);
+    let dest = m1.path().join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("f05"), b"older").unwrap();
+    let file = |i: u64| random_bytes(1000 + i as usize, 900 + i);
+    for i in 0..40u64 {
+        let tmp = dest.join(format!(".f{i:02}.Xyz12"));
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).unwrap();
+        f.write_all(&file(i)).unwrap();
+        drop(f);
+        std::fs::set_permissions(&tmp, Permissions::from_mode(0o640)).unwrap();
+        utimes(&tmp, 3_000_000 + i as i64, 2_000_000 + i as i64);
+        std::fs::rename(&tmp, dest.join(format!("f{i:02}")))
+            .unwrap_or_else(|e| panic!("rename {i}: {e}\n{}", m1.log()));
+        // This mount sees it at once.
+        assert_eq!(seen(&dest.join(format!("f{i:02}"))), (0o640, 2_000_000 + i as i64, 3_000_000 + i as i64));
+    }
+    let scraped = http_get(&metrics);
+    let behind = |kind: &str| sample(&scraped, &format!("tessera_mount_write_behind_total{{kind=\"{kind}\"}} "));
+    assert!(behind("rename").is_some_and(|n| n >= 40.0), "renames not written behind:\n{scraped}");
+    assert!(behind("fresh_file_attrs").is_some_and(|n| n >= 80.0), "mode and times not written behind:\n{scraped}");
+    let other = m2.path().join("dest");
+    let want: Vec<String> = (0..40).map(|i| format!("f{i:02}")).collect();
+    assert_eq!(names(&other), want, "the other mount's listing");
+    for i in 0..40u64 {
+        let p = other.join(format!("f{i:02}"));
+        assert_eq!(seen(&p), (0o640, 2_000_000 + i as i64, 3_000_000 + i as i64), "{}", p.display());
+        assert_eq!(std::fs::read(&p).unwrap(), file(i), "{}", p.display());
+    }
+    // The other mount has looked: renames on the first are synchronous now.
+    std::fs::rename(dest.join("f00"), dest.join("g00")).unwrap();
+    assert!(other.join("g00").exists() && !other.join("f00").exists());
+}
+
+/// A rename written behind and then fsynced (its directory) survives the
+/// mount being killed at once; so do the file's times set behind.
+#[test]
+fn a_rename_behind_fsynced_survives_the_mount_being_killed() {
+    let c = Cluster::start(3, 3);
+    let mut m1 = c.mount(&[]);
+    let d = m1.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join(".t"), b"content").unwrap();
+    utimes(&d.join(".t"), 8_000, 9_000);
+    std::fs::rename(d.join(".t"), d.join("f")).unwrap();
+    File::open(&d).unwrap().sync_all().unwrap();
+    let pid = m1.pid();
+    // SAFETY: a plain kill(2) of the mount process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    m1.unmount();
+    let m2 = c.mount(&[]);
+    assert_eq!(names(&m2.path().join("d")), vec!["f".to_string()]);
+    assert_eq!(std::fs::read(m2.path().join("d/f")).unwrap(), b"content");
+    assert_eq!(seen(&m2.path().join("d/f")).1, 9_000);
+}

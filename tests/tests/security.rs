@@ -360,7 +360,9 @@ fn a_revoked_certificate_is_refused_by_every_server_even_on_an_open_connection()
 /// may delete.
 #[test]
 fn chunkservers_serve_and_store_chunks_only_on_a_valid_token() {
-    use tessera_proto::pb::{Cred, GetChunkRequest, GetExtentsRequest, PutSmallChunkRequest};
+    use tessera_proto::pb::{
+        Cred, GetChunkRequest, GetExtentsRequest, PutChunkFrame, PutChunkHeader, PutSmallChunkRequest,
+    };
     use tessera_rpc::chunk_token;
     let opts = Opts {
         masters: 1,
@@ -438,6 +440,20 @@ fn chunkservers_serve_and_store_chunks_only_on_a_valid_token() {
         let stored = put(ring.write_token.clone()).await.unwrap().into_inner();
         // The uploader gets a read token for what it sent.
         assert_eq!(get(reader, &id, &stored.read_token).await, Code::Ok);
+        // A pipeline forwards only to the cluster's chunkservers, whatever
+        // the write token: not to an address the client names.
+        let piped = |forward: Vec<String>| {
+            let header = PutChunkHeader { id: id.clone(), len: data.len() as u64, forward };
+            let frames = vec![PutChunkFrame { header: Some(header), data: data.clone() }];
+            let mut req = tonic::Request::new(tokio_stream::iter(frames));
+            chunk_token::attach(&mut req, &ring.write_token);
+            async move { ChunkClient::new(chan(reader, cs, Role::Chunkserver)).put_chunk(req).await }
+        };
+        let e = piped(vec!["127.0.0.1:9".to_string()]).await.unwrap_err();
+        assert_eq!(e.code(), denied, "{e}");
+        assert!(e.message().contains("not a chunkserver of this cluster"), "{e}");
+        let peer = c.chunkservers[1].addr.clone();
+        assert!(piped(vec![peer]).await.is_ok(), "a forward to a chunkserver of the cluster");
         let del = DeleteChunksRequest { ids: vec![fid.clone()] };
         assert_eq!(code(ChunkClient::new(chan(reader, cs, Role::Chunkserver)).delete_chunks(del)).await, denied);
 

@@ -15,7 +15,10 @@ type R2<T> = Result<T, FsErr>;
 /// `index` is the entry's Raft log index (the GC epoch of this change).
 pub fn apply(txn: &mut Txn, cmd: &Command, index: u64) -> io::Result<CommandResult> {
     let open: &[u64] = match &cmd.op {
-        Op::Unlink { open, .. } | Op::UnlinkMany { open, .. } | Op::Rename { open, .. } => open,
+        Op::Unlink { open, .. }
+        | Op::UnlinkMany { open, .. }
+        | Op::Rename { open, .. }
+        | Op::RenameSeen { open, .. } => open,
         _ => &[],
     };
     let mut a = Applier { txn, cred: &cmd.cred, now: cmd.now, index, open, orphaned: Vec::new() };
@@ -151,6 +154,16 @@ impl Applier<'_, '_> {
                 Ok(Reply::None)
             }
             Op::Rename { parent, name, new_parent, new_name, flags, .. } => {
+                self.rename(*parent, name, *new_parent, new_name, *flags)?;
+                Ok(Reply::Orphaned(std::mem::take(&mut self.orphaned)))
+            }
+            Op::RenameSeen { parent, name, new_parent, new_name, flags, ino, replaces, .. } => {
+                if self.dentry(*parent, name)?.map(|d| d.ino) != Some(*ino) {
+                    return Err(err(libc::ENOENT, "the name names another file now"));
+                }
+                if self.dentry(*new_parent, new_name)?.map_or(0, |d| d.ino) != *replaces {
+                    return Err(err(libc::EEXIST, "the new name names another file now"));
+                }
                 self.rename(*parent, name, *new_parent, new_name, *flags)?;
                 Ok(Reply::Orphaned(std::mem::take(&mut self.orphaned)))
             }

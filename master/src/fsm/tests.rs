@@ -146,6 +146,39 @@ fn hard_links_share_inode_and_free_on_last_unlink() {
     assert_eq!(ns.errno(&ROOT, Op::Link { ino: d, new_parent: 1, new_name: "d2".into() }), libc::EPERM);
 }
 
+/// A rename sent behind applies only while the names name what its
+/// mount saw: the file at the old name, and at the new one the file it
+/// replaces (or nothing).
+#[test]
+fn a_rename_sent_behind_checks_what_its_mount_saw() {
+    let mut ns = Ns::new();
+    let f = ns.create(&ROOT, 1, "f");
+    let g = ns.create(&ROOT, 1, "g");
+    let seen = |name: &str, new_name: &str, ino: u64, replaces: u64| Op::RenameSeen {
+        parent: 1,
+        name: name.into(),
+        new_parent: 1,
+        new_name: new_name.into(),
+        flags: 0,
+        open: vec![],
+        ino,
+        replaces,
+    };
+    // The old name names another file now.
+    assert_eq!(ns.errno(&ROOT, seen("f", "x", g, 0)), libc::ENOENT);
+    // The new name, expected free, names a file made since.
+    assert_eq!(ns.errno(&ROOT, seen("f", "g", f, 0)), libc::EEXIST);
+    // Expected to replace a file that is gone from the name.
+    assert_eq!(ns.errno(&ROOT, seen("f", "x", f, g)), libc::EEXIST);
+    assert_eq!(ns.lookup(1, "f").unwrap().ino, f);
+    // As seen: applied, replacing g.
+    ns.run(&ROOT, seen("f", "g", f, g)).unwrap();
+    assert_eq!(ns.lookup(1, "g").unwrap().ino, f);
+    assert!(ns.lookup(1, "f").is_none());
+    ns.run(&ROOT, seen("g", "h", f, 0)).unwrap();
+    assert_eq!(ns.lookup(1, "h").unwrap().ino, f);
+}
+
 #[test]
 fn rename_corner_cases() {
     let mut ns = Ns::new();
