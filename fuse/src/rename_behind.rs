@@ -46,6 +46,17 @@ impl Mount {
             return false;
         }
         let dirs = &self.caches.dir;
+        // The kernel checked the caller by its own uid; the masters judge
+        // the mapped one (a squashed root): both directories writable and
+        // searchable by it, and no sticky bit to weigh.
+        let Some(cred) = req.cred.as_ref() else { return false };
+        let writable = |d: u64| {
+            let a = self.caches.post_op.get_any_age(d).or_else(|| dirs.dir_attr(d));
+            a.is_some_and(|a| crate::dircache::may(&a, cred, 3) && (cred.uid == 0 || a.mode & 0o1000 == 0))
+        };
+        if !writable(parent) || !writable(new_parent) {
+            return false;
+        }
         let Some(ino) = dirs.ino_known(parent, &req.name) else { return false };
         // A file replaced must have no other name (whose holders would see
         // its link count late) and not be open here (its last close must

@@ -1,4 +1,4 @@
-//! Self-healing with 4 chunkservers and 200 MiB: repair after SIGKILL and
+//! Self-healing with 4 chunkservers and 120 MiB: repair after SIGKILL and
 //! after a wiped disk, rebalancing onto a new server, scrubbing, garbage
 //! collection (deleted files, abandoned uploads, and the GC/commit race),
 //! while a reader keeps reading.
@@ -11,18 +11,19 @@ use std::time::{Duration, Instant};
 use tessera_tests::{chunk_ids, fast_healing, random_bytes, Cluster, Opts};
 
 const CHUNK: usize = 1 << 20;
+const FILES: usize = 12;
 
 fn cluster(chunkservers: usize) -> Cluster {
     let (master_args, cs_args) = fast_healing();
     Cluster::start_with(Opts { masters: 3, chunkservers, master_args, cs_args, ..Default::default() })
 }
 
-/// 20 files of 10 MiB (200 MiB), put with 1 MiB chunks.
+/// 12 files of 10 MiB (120 MiB), put with 1 MiB chunks.
 fn load(c: &Cluster, work: &Path) -> BTreeMap<String, Vec<u8>> {
     let src = work.join("src");
     std::fs::create_dir_all(&src).unwrap();
     let mut files = BTreeMap::new();
-    for i in 0..20u64 {
+    for i in 0..FILES as u64 {
         let data = random_bytes(10 << 20, 100 + i);
         std::fs::write(src.join(format!("f{i:02}")), &data).unwrap();
         files.insert(format!("f{i:02}"), data);
@@ -166,7 +167,7 @@ fn sigkill_then_wipe_then_join_all_repaired_while_reading() {
     reader.finish();
 
     let out = c.ok(&["fsck", "/d"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("20 files, 0 unreadable"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{FILES} files, 0 unreadable")));
 }
 
 #[test]
@@ -242,7 +243,7 @@ fn gc_reclaims_deleted_files_and_abandoned_uploads() {
     c.ok(&["put", work.path().join("keep").to_str().unwrap(), "/keep"]);
     let kept_bytes = 3 * keep.len() as u64;
     let _files = load(&c, work.path());
-    assert!(c.stored_bytes() > 600 << 20);
+    assert!(c.stored_bytes() > FILES as u64 * 3 * (9 << 20), "three copies of the files");
     c.ok(&["rm", "-r", "/d"]);
     wait_stored_below(&c, kept_bytes, Duration::from_secs(60));
 
@@ -332,7 +333,7 @@ fn drain_empties_a_chunkserver_and_fsck_reports_unreadable_files() {
     c.chunkservers[3].stop();
     verify_all(&c, &files, &work.path().join("v"));
     let out = c.ok(&["fsck", "/d"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("20 files, 0 unreadable"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{FILES} files, 0 unreadable")));
     // Lose every replica: fsck says so and fails.
     for j in 0..3 {
         c.chunkservers[j].kill();
