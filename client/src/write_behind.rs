@@ -195,15 +195,21 @@ impl WriteBehind {
         self.lock().inflight.first_key_value().is_none_or(|(&first, _)| first >= t.0)
     }
 
-    /// Like `is_oldest`, but attribute changes of inodes other than `inos`
-    /// begun before `t` do not count: a change of `inos` commutes with them
-    /// (a create riding on its file's commit need not wait for a
-    /// directory's times set just before in another directory).
-    pub fn is_oldest_for(&self, t: &Ticket, inos: &[u64]) -> bool {
-        self.lock()
-            .inflight
-            .range(..t.0)
-            .all(|(_, (touched, k))| *k == Kind::Attrs && !touched.iter().any(|i| inos.contains(i)))
+    /// Whether the create `t` of `ino` as `name` in `dir` may ride on its
+    /// file's commit now, past the changes begun before it that it
+    /// commutes with: attribute changes of other inodes (a create riding
+    /// on its file's commit need not wait for a directory's times set just
+    /// before in another directory) and renames of other files between other names (a rename sent
+    /// behind, rsync's temporary file moved into place, must not hold up
+    /// the next file's create; one of the create's own name must land
+    /// first, or the create would take the name from the file it moves).
+    pub fn may_ride(&self, t: &Ticket, dir: u64, name: &[u8], ino: u64) -> bool {
+        let other_name = |n: &DirName| n.0 != dir || n.1 != name;
+        self.lock().inflight.range(..t.0).all(|(_, (touched, k))| match k {
+            Kind::Attrs => !touched.iter().any(|i| *i == dir || *i == ino),
+            Kind::Rename(from, to) => !touched.contains(&ino) && other_name(from) && other_name(to),
+            _ => false,
+        })
     }
 
     /// Resolves when a `settle` wants the held-back changes sent.
@@ -397,16 +403,34 @@ mod tests {
         assert!(wb.touches(5) && !wb.creating() && !wb.unsure());
         let c = wb.try_begin_create(1, 20).unwrap();
         assert!(!wb.is_oldest(&c));
-        assert!(wb.is_oldest_for(&c, &[1, 20]), "directory 5 is neither the create's directory nor its file");
-        assert!(!wb.is_oldest_for(&c, &[5, 20]), "a change of the directory itself comes first");
+        assert!(wb.may_ride(&c, 1, b"f", 20), "directory 5 is neither the create's directory nor its file");
+        assert!(!wb.may_ride(&c, 5, b"f", 20), "a change of the directory itself comes first");
         let u = wb.begin(1, b"x", None).await;
         let c2 = wb.try_begin_create(1, 21).unwrap();
-        assert!(!wb.is_oldest_for(&c2, &[1, 21]), "an unlink begun before always counts");
+        assert!(!wb.may_ride(&c2, 1, b"g", 21), "an unlink begun before always counts");
         wb.end(dir_times, 5);
         assert!(!wb.touches(5));
         for t in [c, u, c2] {
             wb.end(t, 1);
         }
+        assert_eq!(wb.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_create_rides_past_renames_of_other_names_only() {
+        let wb = WriteBehind::new(8);
+        // rsync: file 30 moved into place, then the next temporary file.
+        let r = wb.try_begin_rename((1, b".a.tmp"), (1, b"a"), &[1, 30]).unwrap();
+        assert!(wb.removing(1, b".a.tmp") && wb.removing(1, b"a") && wb.touches(30));
+        let c = wb.try_begin_create(1, 31).unwrap();
+        assert!(wb.may_ride(&c, 1, b".b.tmp", 31));
+        // The moved file's old name made anew: the move lands first.
+        assert!(!wb.may_ride(&c, 1, b".a.tmp", 31));
+        assert!(!wb.may_ride(&c, 1, b"a", 31));
+        wb.end(r, 1);
+        assert!(!wb.removing(1, b"a") && !wb.removing(1, b".a.tmp"));
+        assert!(wb.may_ride(&c, 1, b"a", 31));
+        wb.end(c, 1);
         assert_eq!(wb.in_flight(), 0);
     }
 

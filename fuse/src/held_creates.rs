@@ -117,7 +117,7 @@ impl CommitRider for Creates {
     /// waits for that, and the create is sent on its own first).
     fn take(&self, ino: u64) -> Option<pb::CreateRequest> {
         let mut s = self.lock();
-        let oldest = s.held.get(&ino).is_some_and(|h| self.behind.is_oldest_for(&h.ticket, &[h.req.parent, ino]));
+        let oldest = s.held.get(&ino).is_some_and(|h| self.behind.may_ride(&h.ticket, h.req.parent, &h.req.name, ino));
         if !oldest {
             return None;
         }
