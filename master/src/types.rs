@@ -250,6 +250,9 @@ pub enum Op {
         open: Vec<u64>,
         ino: u64,
         replaces: u64,
+        /// The moved file's attribute changes made before the rename, by
+        /// their own caller, applied first.
+        attrs: Option<Box<PendingAttrs>>,
     },
 }
 
