@@ -277,10 +277,9 @@ impl WriteBehind {
     }
 
     /// Waits until every change begun before the one numbered `seq` (a
-    /// ticket's `seq`) has ended, but those numbered in `riding` (they go
-    /// with it), getting held-back creates among them sent.
-    pub async fn settle_before_kicking(&self, seq: u64, riding: &[u64]) {
-        let waiting = |s: &State| s.inflight.range(..seq).any(|(n, _)| !riding.contains(n));
+    /// ticket's `seq`) has ended, getting held-back creates among them sent.
+    pub async fn settle_before_kicking(&self, seq: u64) {
+        let waiting = |s: &State| s.inflight.first_key_value().is_some_and(|(&first, _)| first < seq);
         if !waiting(&self.lock()) {
             return;
         }

@@ -26,9 +26,6 @@
 //! (those carry the change themselves: setattr_behind.rs).
 
 use crate::fs::Mount;
-
-/// How long a fresh file's attribute changes wait for a rename to carry them.
-const FRESH_FILE_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 use std::sync::Arc;
 use tessera_client::ClientError;
 use tessera_proto::pb::{Attr, Cred, FileKind, SetAttrRequest};
@@ -80,9 +77,8 @@ impl Mount {
         self.caches.dir.updated(&a);
         let entry = q.dir_attrs.entry(req.ino).or_default();
         let start = entry.queue.is_empty();
-        // Once the front one is on its way, a later one of the same caller
-        // merges into the one behind it; before, into it.
-        let queued_behind_front = entry.queue.len() > 1 || !entry.sending;
+        // The front one is on its way; a later one of the same caller merges.
+        let queued_behind_front = entry.queue.len() > 1;
         match entry.queue.back_mut() {
             Some((p, tickets)) if queued_behind_front && p.cred == req.cred => {
                 crate::pending_attrs::merge(p, req);
@@ -93,15 +89,7 @@ impl Mount {
         drop(q);
         crate::exported::written_behind(if held_dir { "dir_attrs" } else { "fresh_file_attrs" });
         if start {
-            let (m, ino) = (self.clone(), req.ino);
-            tokio::spawn(async move {
-                // A fresh file's changes wait a moment: rsync renames the
-                // file next, and the rename carries them (one Raft entry).
-                if !held_dir {
-                    tokio::time::sleep(FRESH_FILE_WAIT).await;
-                }
-                m.send_dir_attrs(ino).await
-            });
+            tokio::spawn(self.clone().send_dir_attrs(req.ino));
         }
         Some(a)
     }
@@ -115,21 +103,10 @@ impl Mount {
     /// none is left.
     async fn send_dir_attrs(self: Arc<Self>, ino: u64) {
         let behind = self.fs.meta.write_behind().clone();
-        // The sender of `ino`'s queue once it marked it sending: a sender
-        // that woke late, after a rename took what it was started for and
-        // another sender took the next queue, leaves.
-        let mut owner = false;
         loop {
             let next = {
-                let mut q = self.behind.unlinks.lock();
-                let e = q.dir_attrs.get_mut(&ino);
-                e.and_then(|e| {
-                    if !owner && std::mem::replace(&mut e.sending, true) {
-                        return None;
-                    }
-                    owner = true;
-                    e.queue.front().map(|(r, t)| (r.clone(), t[0].seq()))
-                })
+                let q = self.behind.unlinks.lock();
+                q.dir_attrs.get(&ino).and_then(|e| e.queue.front().map(|(r, t)| (r.clone(), t[0].seq())))
             };
             let Some((mut req, first)) = next else { return };
             // Changes of the directory begun before (creates and unlinks in

@@ -77,16 +77,7 @@ impl Mount {
         let Some(ticket) = behind.try_begin_rename((parent, &req.name), (new_parent, &req.new_name), &touched) else {
             return false;
         };
-        // The file's attribute changes still waiting (rsync's chmod and
-        // utimens just before) go with the rename: one entry, not three.
-        let (attrs, riding) = match q.dir_attrs.get(&ino) {
-            Some(e) if !e.sending && e.queue.len() == 1 => {
-                let e = q.dir_attrs.remove(&ino).unwrap_or_default();
-                e.queue.into_iter().next().map_or((None, Vec::new()), |(r, t)| (Some(r), t))
-            }
-            _ => (None, Vec::new()),
-        };
-        let req = pb::RenameRequest { seen: true, ino, replaces, attrs, ..req.clone() };
+        let req = pb::RenameRequest { seen: true, ino, replaces, ..req.clone() };
         dirs.renamed(parent, &req.name, new_parent, &req.new_name, false);
         // Known still, but for its ctime: a look at the new name needs no
         // round trip (which would wait for the rename to land).
@@ -100,7 +91,7 @@ impl Mount {
         if replaces != 0 {
             q.fresh.remove(&replaces);
         }
-        q.renames.push_back(QueuedRename { req, ticket, riding });
+        q.renames.push_back(QueuedRename { req, ticket });
         let start = q.renames.len() == 1;
         drop(q);
         crate::exported::written_behind("rename");
@@ -135,27 +126,22 @@ impl Mount {
         loop {
             let next = {
                 let q = self.behind.unlinks.lock();
-                q.renames.front().map(|r| (r.req.clone(), r.ticket.seq(), r.riding.iter().map(|t| t.seq()).collect()))
+                q.renames.front().map(|r| (r.req.clone(), r.ticket.seq()))
             };
-            let Some((mut req, seq, riding)) = next else { return };
+            let Some((mut req, seq)) = next else { return };
             // Changes begun before land first (the file's held create, an
             // unlink of the name it takes): the masters must see the
-            // directories as this mount did when it acknowledged. The
-            // attribute changes it carries go with it.
-            let riding: Vec<u64> = riding;
-            behind.settle_before_kicking(seq, &riding).await;
+            // directories as this mount did when it acknowledged.
+            behind.settle_before_kicking(seq).await;
             req.request_id = tessera_client::fs::request_id();
             req.open = self.open_inos();
             let r = self.fs.rename_unordered(&req).await;
-            let (ticket, riders, last) = {
+            let (ticket, last) = {
                 let mut q = self.behind.unlinks.lock();
                 q.no_master = matches!(r, Err(ClientError::NoMaster { .. }));
                 let Some(done) = q.renames.pop_front() else { return };
-                (done.ticket, done.riding, q.renames.is_empty())
+                (done.ticket, q.renames.is_empty())
             };
-            for t in riders {
-                behind.end(t, req.ino);
-            }
             let still = behind.end(ticket, req.parent);
             match r {
                 Ok(d) => {

@@ -64,8 +64,6 @@ pub(crate) struct UnlinkQueue {
 pub(crate) struct QueuedRename {
     pub(crate) req: pb::RenameRequest,
     pub(crate) ticket: Ticket,
-    /// The tickets of the file's attribute changes the request carries.
-    pub(crate) riding: Vec<Ticket>,
 }
 
 /// The attribute changes of one directory not yet answered
@@ -74,7 +72,4 @@ pub(crate) struct QueuedRename {
 #[derive(Default)]
 pub(crate) struct DirAttrs {
     pub(crate) queue: VecDeque<(pb::SetAttrRequest, Vec<Ticket>)>,
-    /// The front one is on its way (a fresh file's wait a moment first,
-    /// and a rename of the file may take them all: rename_behind.rs).
-    pub(crate) sending: bool,
 }

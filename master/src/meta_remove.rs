@@ -81,16 +81,6 @@ impl MetaService {
                 open: r.open.clone(),
                 ino: r.ino,
                 replaces: r.replaces,
-                attrs: r.attrs.clone().map(|a| {
-                    Box::new(crate::types::PendingAttrs {
-                        cred: cred(a.cred),
-                        mode: a.mode.map(|m| m & 0o7777),
-                        uid: a.uid,
-                        gid: a.gid,
-                        atime: Self::time_set_of(a.atime, a.atime_now),
-                        mtime: Self::time_set_of(a.mtime, a.mtime_now),
-                    })
-                }),
             },
         };
         let reply = self.write_once(cred(r.cred), op, r.request_id).await?;

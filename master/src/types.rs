@@ -250,9 +250,6 @@ pub enum Op {
         open: Vec<u64>,
         ino: u64,
         replaces: u64,
-        /// The moved file's attribute changes made before the rename, by
-        /// their own caller, applied first.
-        attrs: Option<Box<PendingAttrs>>,
     },
 }
 

@@ -157,23 +157,12 @@ impl Applier<'_, '_> {
                 self.rename(*parent, name, *new_parent, new_name, *flags)?;
                 Ok(Reply::Orphaned(std::mem::take(&mut self.orphaned)))
             }
-            Op::RenameSeen { parent, name, new_parent, new_name, flags, ino, replaces, attrs, .. } => {
+            Op::RenameSeen { parent, name, new_parent, new_name, flags, ino, replaces, .. } => {
                 if self.dentry(*parent, name)?.map(|d| d.ino) != Some(*ino) {
                     return Err(err(libc::ENOENT, "the name names another file now"));
                 }
                 if self.dentry(*new_parent, new_name)?.map_or(0, |d| d.ino) != *replaces {
                     return Err(err(libc::EEXIST, "the new name names another file now"));
-                }
-                if let Some(p) = attrs {
-                    self.as_caller(&p.cred).setattr(
-                        *ino,
-                        p.mode,
-                        p.uid,
-                        p.gid,
-                        None,
-                        p.atime.as_ref(),
-                        p.mtime.as_ref(),
-                    )?;
                 }
                 self.rename(*parent, name, *new_parent, new_name, *flags)?;
                 Ok(Reply::Orphaned(std::mem::take(&mut self.orphaned)))
