@@ -63,25 +63,20 @@ impl MetaService {
     }
 
     pub(crate) async fn rename_name(&self, r: RenameRequest) -> Res<DirChangeReply> {
-        let op = match r.seen {
-            false => Op::Rename {
-                parent: r.parent,
-                name: v(&r.name),
-                new_parent: r.new_parent,
-                new_name: v(&r.new_name),
-                flags: r.flags,
-                open: r.open.clone(),
-            },
-            true => Op::RenameSeen {
-                parent: r.parent,
-                name: v(&r.name),
-                new_parent: r.new_parent,
-                new_name: v(&r.new_name),
-                flags: r.flags,
-                open: r.open.clone(),
-                ino: r.ino,
-                replaces: r.replaces,
-            },
+        let op = Op::Rename {
+            parent: r.parent,
+            name: v(&r.name),
+            new_parent: r.new_parent,
+            new_name: v(&r.new_name),
+            flags: r.flags,
+            open: r.open.clone(),
+        };
+        // Sent behind by a mount: applied only as it saw the names.
+        let op = match (r.seen, op) {
+            (true, Op::Rename { parent, name, new_parent, new_name, flags, open }) => {
+                Op::RenameSeen { parent, name, new_parent, new_name, flags, open, ino: r.ino, replaces: r.replaces }
+            }
+            (_, op) => op,
         };
         let reply = self.write_once(cred(r.cred), op, r.request_id).await?;
         ok(DirChangeReply {
