@@ -7,10 +7,16 @@ use crate::fs::{request_id, Fs};
 use tessera_proto::pb::*;
 
 impl Fs {
-    /// Takes a lock if no other owner holds a conflicting one; false if one does.
-    pub async fn set_lock(&self, req: &LockRequest) -> Result<bool> {
-        let r = self.meta.unary("set_lock", req, |mut c, r| async move { c.set_lock(r).await });
-        Ok(r.await?.granted)
+    /// Takes a lock if no other owner holds a conflicting one (`granted`),
+    /// and says whether the file's locks were handed to the caller.
+    pub async fn set_lock(&self, req: &LockRequest) -> Result<LockReply> {
+        self.meta.unary("set_lock", req, |mut c, r| async move { c.set_lock(r).await }).await
+    }
+
+    /// Gives back the locks of a file the masters handed to this mount.
+    pub async fn return_locks(&self, req: &ReturnLocksRequest) -> Result<()> {
+        self.meta.unary("return_locks", req, |mut c, r| async move { c.return_locks(r).await }).await?;
+        Ok(())
     }
 
     /// The first lock that conflicts with the one described, if any.

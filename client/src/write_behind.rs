@@ -276,6 +276,18 @@ impl WriteBehind {
         self.wait_until(|s| !touching(s)).await;
     }
 
+    /// Like `settle_touching_before`, without getting held-back creates
+    /// sent: for a change that may wait for them to ride on their file's
+    /// commit (or go after one attribute lifetime, or at a `kick`).
+    pub async fn settle_touching_before_quietly(&self, seq: u64, ino: u64) {
+        self.wait_until(|s| !s.inflight.range(..seq).any(|(_, (inos, _))| inos.contains(&ino))).await;
+    }
+
+    /// Gets held-back creates sent now.
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
     /// Waits until every change begun before the one numbered `seq` (a
     /// ticket's `seq`) has ended, getting held-back creates among them sent.
     pub async fn settle_before_kicking(&self, seq: u64) {

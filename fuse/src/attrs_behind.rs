@@ -52,13 +52,30 @@ impl Mount {
         let held_dir = q.exclusive.contains(&req.ino);
         let fresh_file = !held_dir && q.fresh.get(&req.ino).is_some_and(|p| q.exclusive.contains(p));
         if q.no_master || !(held_dir || fresh_file) {
+            if maybe_fresh {
+                tracing::debug!(
+                    ino = req.ino,
+                    no_master = q.no_master,
+                    "attributes of a fresh file not set behind: its directory is not held"
+                );
+            }
             return None;
         }
         // Its attributes as this mount's last change left them, of any age:
         // no one else changed it since (they would have recalled it, and a
         // revoke forgets them).
         let known = match q.fresh.get(&req.ino) {
-            Some(&parent) if !held_dir => self.caches.dir.attr_in(parent, req.ino)?,
+            Some(&parent) if !held_dir => {
+                let a = self.caches.dir.attr_in(parent, req.ino);
+                if a.is_none() {
+                    tracing::debug!(
+                        ino = req.ino,
+                        parent,
+                        "attributes of a fresh file not set behind: not in its listing"
+                    );
+                }
+                a?
+            }
             _ => self.caches.post_op.get_any_age(req.ino).or_else(|| self.caches.dir.attr(req.ino))?,
         };
         let fits = match held_dir {
@@ -71,6 +88,12 @@ impl Mount {
             }
         };
         if !fits {
+            tracing::debug!(
+                ino = req.ino,
+                writing,
+                nlink = known.nlink,
+                "attributes not set behind: the file does not qualify"
+            );
             return None;
         }
         let ticket = behind.try_begin_attrs(req.ino)?;
@@ -113,12 +136,19 @@ impl Mount {
         loop {
             let next = {
                 let q = self.behind.unlinks.lock();
-                q.dir_attrs.get(&ino).and_then(|e| e.queue.front().map(|(r, t)| (r.clone(), t[0].seq())))
+                let fresh_file = !q.exclusive.contains(&ino);
+                q.dir_attrs.get(&ino).and_then(|e| e.queue.front().map(|(r, t)| (r.clone(), t[0].seq(), fresh_file)))
             };
-            let Some((mut req, first)) = next else { return };
+            let Some((mut req, first, fresh_file)) = next else { return };
             // Changes of the directory begun before (creates and unlinks in
-            // it) land first: its times must end as the calls were made.
-            behind.settle_touching_before(first, ino).await;
+            // it) land first: its times must end as the calls were made. A
+            // fresh file's create is not hurried: it rides on the file's
+            // first commit (SQLite's journal: created, chowned, written,
+            // fsynced), and the change follows it.
+            match fresh_file {
+                true => behind.settle_touching_before_quietly(first, ino).await,
+                false => behind.settle_touching_before(first, ino).await,
+            }
             req.request_id = tessera_client::fs::request_id();
             let r = self.fs.setattr_unordered(&req).await;
             let (tickets, last) = {

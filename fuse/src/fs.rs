@@ -42,6 +42,8 @@ pub struct Mount {
     pub id: String,
     /// Inodes this mount ever locked: only their closes release locks.
     pub locked: Mutex<std::collections::HashSet<u64>>,
+    /// Files whose locks the masters handed to this mount (locks.rs).
+    pub(crate) delegated: crate::locks::Delegated,
     /// Changes acknowledged before the masters applied them (behind.rs).
     pub behind: crate::behind::Behind,
     /// Files unlinked while open here, kept alive at the masters (orphans.rs).
@@ -128,6 +130,7 @@ impl Mount {
             atimes: Default::default(),
             id: format!("{:016x}", rand_id()),
             locked: Mutex::new(Default::default()),
+            delegated: Default::default(),
             orphans: Default::default(),
             commit_idle: Duration::from_secs(60),
             io_timeout: None,

@@ -44,6 +44,13 @@ impl Mount {
     /// Applies a revoke from the masters, then returns (acknowledge it).
     async fn revoked(self: &Arc<Self>, ev: &WatchEvent) {
         tracing::debug!(all = ev.all, inos = ?ev.inos, attrs_only = ev.attrs_only, entries = ev.entries.len(), "revoke");
+        if !ev.recall_locks.is_empty() {
+            // Another mount asks for locks this one keeps.
+            for &ino in &ev.recall_locks {
+                self.give_back_locks(ino).await;
+            }
+            return;
+        }
         self.leases.bump();
         // Files another mount's unlink left without a name, kept for this
         // mount: released at their last close here (at once if not open).

@@ -4,11 +4,24 @@
 //! kernel's owner, so owners on different mounts never collide. While it has
 //! locked anything, the mount renews its session so its locks outlive the
 //! masters' lock lease; if the mount dies, they go when the lease ends.
+//!
+//! Delegation: when only this mount uses a file's locks, the masters may
+//! hand them to it (`LockReply.delegated`, master/src/fsm/locks.rs). It then
+//! takes, drops and tests them here with the same rules, with no round trip
+//! (SQLite takes about nine per transaction), until the masters recall them
+//! for another mount or its last close of the file gives them back; either
+//! way its queued changes land first and its locks are written back
+//! (`ReturnLocks`), so a mount that takes a lock next sees what this one did
+//! under it. A file's lock calls pass one gate here, so none overtakes a
+//! hand-over or a give-back.
 
 use crate::fs::Mount;
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_client::{ClientError, Result};
+use tessera_proto::locks::{conflict, set, Held, Want};
 use tessera_proto::pb;
 
 /// How often a mount holding locks renews its session (the masters' lease
@@ -25,6 +38,92 @@ pub struct LockArgs {
     pub end: u64,
     pub typ: i32,
     pub flock: bool,
+}
+
+/// One file's locks kept here: fcntl and flock tables.
+#[derive(Default, Clone)]
+struct Tables {
+    posix: Vec<Held>,
+    flock: Vec<Held>,
+}
+
+impl Tables {
+    fn table(&mut self, flock: bool) -> &mut Vec<Held> {
+        if flock {
+            &mut self.flock
+        } else {
+            &mut self.posix
+        }
+    }
+}
+
+/// The files whose locks the masters delegated to this mount.
+#[derive(Default)]
+pub struct Delegated {
+    files: Mutex<HashMap<u64, Tables>>,
+    /// Per file: its lock calls, hand-overs and give-backs one at a time.
+    gates: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Wakes local waiters when a delegated lock is dropped.
+    changed: tokio::sync::Notify,
+    /// Files locked at the masters since their locks were last kept here:
+    /// a second lock call asks for them (one flock per open would pay a
+    /// give-back at each close).
+    asked: Mutex<std::collections::HashSet<u64>>,
+}
+
+impl Delegated {
+    fn gate(&self, ino: u64) -> Arc<tokio::sync::Mutex<()>> {
+        {
+            let mut a = self.asked.lock();
+            if a.len() > 100_000 {
+                a.clear();
+            }
+        }
+        let mut g = self.gates.lock();
+        if g.len() > 10_000 {
+            // Gates nobody waits at are made again on demand.
+            g.retain(|_, m| Arc::strong_count(m) > 1);
+        }
+        g.entry(ino).or_default().clone()
+    }
+
+    pub fn holds(&self, ino: u64) -> bool {
+        self.files.lock().contains_key(&ino)
+    }
+
+    /// Applies a request here if `ino`'s locks are delegated: Some(granted).
+    fn try_set(&self, ino: u64, flock: bool, owner: &str, pid: u32, range: (u64, u64), want: Want) -> Option<bool> {
+        let mut files = self.files.lock();
+        let t = files.get_mut(&ino)?.table(flock);
+        match set(t, owner, pid, range.0, range.1, want) {
+            Ok(next) => {
+                *t = next;
+                if want != Want::Write {
+                    self.changed.notify_waiters();
+                }
+                Some(true)
+            }
+            Err(_) => Some(false),
+        }
+    }
+
+    fn clear(&self) {
+        self.files.lock().clear();
+        self.asked.lock().clear();
+        self.changed.notify_waiters();
+    }
+}
+
+fn want(typ: i32) -> Want {
+    match typ {
+        libc::F_WRLCK => Want::Write,
+        libc::F_UNLCK => Want::Unlock,
+        _ => Want::Read,
+    }
+}
+
+fn counted(at: &'static str) {
+    metrics::counter!("tessera_mount_lock_calls_total", "answered_by" => at).increment(1);
 }
 
 impl Mount {
@@ -46,6 +145,7 @@ impl Mount {
                     // every lock of this mount. Start over with none.
                     tracing::error!("this mount's lock lease ran out: its advisory locks were released");
                     self.locked.lock().clear();
+                    self.delegated.clear();
                 }
                 Err(e) => tracing::warn!(error = %e, "lock session renewal failed; retrying"),
             }
@@ -56,34 +156,86 @@ impl Mount {
         format!("{}:{owner:x}", self.id)
     }
 
-    /// Takes a lock at the master; with `wait`, retries until granted.
+    /// Takes a lock (here if delegated, else at the master); with `wait`,
+    /// retries until granted.
     pub async fn setlk(&self, l: LockArgs, wait: bool) -> Result<()> {
-        let req = pb::LockRequest {
-            ino: l.ino,
-            owner: self.lock_owner(l.owner),
-            pid: l.pid,
-            start: l.start,
-            end: l.end,
-            typ: l.typ,
-            flock: l.flock,
-        };
+        let owner = self.lock_owner(l.owner);
+        let want = want(l.typ);
         self.locked.lock().insert(l.ino);
-        // Polled: the masters keep no waiter queue. (The caller's FUSE
-        // request is interruptible, which ends this loop.)
+        // Polled at the masters (they keep no waiter queue), woken here by
+        // a local unlock. (The caller's FUSE request is interruptible, which
+        // ends this loop.)
         let mut backoff = tessera_rpc::Backoff::new(Duration::from_millis(10), Duration::from_millis(200));
         loop {
-            if self.fs.set_lock(&req).await? {
+            let changed = self.delegated.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.setlk_once(&l, &owner, want).await? {
                 return Ok(());
             }
             if !wait {
                 return Err(ClientError::fs(libc::EAGAIN, "lock held by another owner"));
             }
-            backoff.wait().await;
+            tokio::select! {
+                _ = changed => {}
+                _ = backoff.wait() => {}
+            }
         }
     }
 
+    async fn setlk_once(&self, l: &LockArgs, owner: &str, want: Want) -> Result<bool> {
+        let gate = self.delegated.gate(l.ino);
+        let _one_at_a_time = gate.lock().await;
+        if let Some(granted) = self.delegated.try_set(l.ino, l.flock, owner, l.pid, (l.start, l.end), want) {
+            counted("mount");
+            return Ok(granted);
+        }
+        let req = pb::LockRequest {
+            ino: l.ino,
+            owner: owner.to_string(),
+            pid: l.pid,
+            start: l.start,
+            end: l.end,
+            typ: l.typ,
+            flock: l.flock,
+            // Only with a lease stream can a recall reach this mount.
+            delegate: want != Want::Unlock
+                && self.leases.remaining().is_some()
+                && !self.delegated.asked.lock().insert(l.ino),
+        };
+        let reply = self.fs.set_lock(&req).await?;
+        counted("masters");
+        if reply.delegated {
+            let tables = Tables {
+                posix: reply.posix.iter().map(Held::from).collect(),
+                flock: reply.flock.iter().map(Held::from).collect(),
+            };
+            self.delegated.files.lock().insert(l.ino, tables);
+            self.delegated.asked.lock().remove(&l.ino);
+        }
+        Ok(reply.granted)
+    }
+
     pub async fn getlk(&self, ino: u64, owner: u64, start: u64, end: u64, typ: i32) -> Result<pb::LockReply> {
-        let req = pb::LockRequest { ino, owner: self.lock_owner(owner), pid: 0, start, end, typ, flock: false };
+        let owner = self.lock_owner(owner);
+        let gate = self.delegated.gate(ino);
+        let _one_at_a_time = gate.lock().await;
+        if let Some(t) = self.delegated.files.lock().get(&ino) {
+            counted("mount");
+            let unlocked = pb::LockReply { granted: true, typ: libc::F_UNLCK, start, end, ..Default::default() };
+            return Ok(match conflict(&t.posix, &owner, start, end, typ == libc::F_WRLCK) {
+                None => unlocked,
+                Some(h) => pb::LockReply {
+                    typ: if h.write { libc::F_WRLCK } else { libc::F_RDLCK },
+                    start: h.start,
+                    end: h.end,
+                    pid: h.pid,
+                    ..Default::default()
+                },
+            });
+        }
+        let req = pb::LockRequest { ino, owner, start, end, typ, ..Default::default() };
+        counted("masters");
         self.fs.get_lock(&req).await
     }
 
@@ -91,6 +243,48 @@ impl Mount {
         if !self.locked.lock().contains(&ino) {
             return Ok(());
         }
-        self.fs.release_locks(ino, self.lock_owner(owner)).await
+        let owner = self.lock_owner(owner);
+        let gate = self.delegated.gate(ino);
+        let _one_at_a_time = gate.lock().await;
+        if let Some(t) = self.delegated.files.lock().get_mut(&ino) {
+            t.posix.retain(|h| h.owner != owner);
+            t.flock.retain(|h| h.owner != owner);
+            self.delegated.changed.notify_waiters();
+            return Ok(());
+        }
+        self.fs.release_locks(ino, owner).await
+    }
+
+    /// Gives `ino`'s delegated locks back to the masters (a recall, or its
+    /// last close here): this mount's queued changes land first, then its
+    /// locks there are written back. Returns once the masters have them.
+    pub(crate) async fn give_back_locks(&self, ino: u64) {
+        let gate = self.delegated.gate(ino);
+        let _one_at_a_time = gate.lock().await;
+        // Whoever takes a lock next sees every change made under this one.
+        self.recalled(&[], false).await;
+        self.held_creates_landed().await;
+        let tables = self.delegated.files.lock().remove(&ino);
+        let req = pb::ReturnLocksRequest {
+            ino,
+            session: self.id.clone(),
+            keep: tables.is_none(),
+            posix: tables.iter().flat_map(|t| t.posix.iter().map(pb::HeldLock::from)).collect(),
+            flock: tables.iter().flat_map(|t| t.flock.iter().map(pb::HeldLock::from)).collect(),
+        };
+        match self.fs.return_locks(&req).await {
+            Ok(()) => {}
+            Err(e) if e.errno() == libc::ESTALE => {
+                tracing::error!(ino, "locks kept here had already been released (this mount's lock lease ran out)");
+            }
+            Err(e) => {
+                // Still this mount's: a later recall or close tries again.
+                tracing::warn!(ino, error = %e, "giving locks back to the masters failed; keeping them");
+                if let Some(t) = tables {
+                    self.delegated.files.lock().insert(ino, t);
+                }
+            }
+        }
+        self.delegated.changed.notify_waiters();
     }
 }

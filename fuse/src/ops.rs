@@ -392,6 +392,10 @@ impl Filesystem for TesseraFs {
                 if let Some(o) = lock_owner {
                     m.release_locks(ino.0, o.0).await?;
                 }
+                // Closed here: locks the masters handed over go back.
+                if m.delegated.holds(ino.0) && m.open_file(ino.0).is_none() {
+                    m.give_back_locks(ino.0).await;
+                }
                 r
             },
             |_x| reply.ok()

@@ -139,6 +139,10 @@ impl Mount {
         // queued.
         let idle =
             |q: &UnlinkQueue| q.queued.is_empty() && !q.sending && q.dir_attrs.is_empty() && q.renames.is_empty();
+        // A fresh file's queued attributes wait for its held create.
+        if !idle(&self.unlink_queue()) {
+            self.fs.meta.write_behind().kick();
+        }
         let deadline = tokio::time::Instant::now() + RECALL_WAIT;
         loop {
             let drained = self.behind.unlinks_drained.notified();

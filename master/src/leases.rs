@@ -43,6 +43,8 @@
 //! recalled). A mount cut off with unlinks still queued sends them late;
 //! each names the inode it saw, so it cannot remove a file made since.
 
+mod lock_recall;
+
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -169,6 +171,8 @@ pub struct Leases {
     /// A read's lease is valid only if no change of what it registers was
     /// in flight at its start or began until it was registered.
     changes: Mutex<Changes>,
+    /// Files whose delegated locks were recalled lately (lock_recall.rs).
+    lock_contended: Mutex<HashMap<u64, Instant>>,
 }
 
 /// A change in flight (see `Leases::begin_change`).
@@ -210,6 +214,7 @@ impl Leases {
             ack_wait: (lease / 2).max(Duration::from_millis(100)),
             inner: Mutex::new(Inner::default()),
             changes: Mutex::new(Changes::default()),
+            lock_contended: Mutex::new(HashMap::new()),
         }
     }
 

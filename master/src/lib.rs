@@ -18,6 +18,7 @@ pub mod lease_scope;
 pub mod leases;
 pub mod liveness;
 mod meta_create;
+mod meta_locks;
 mod meta_remove;
 pub mod meta_service;
 mod meta_status;

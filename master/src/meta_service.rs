@@ -265,12 +265,6 @@ impl MetaService {
     }
 }
 
-use crate::fsm::locks::{F_RDLCK, F_UNLCK, F_WRLCK};
-
-fn lock_reply(h: &crate::fsm::locks::Held) -> LockReply {
-    LockReply { granted: false, typ: if h.write { F_WRLCK } else { F_RDLCK }, start: h.start, end: h.end, pid: h.pid }
-}
-
 #[tonic::async_trait]
 impl Meta for MetaService {
     #[tracing::instrument(skip_all, fields(parent = req.get_ref().parent))]
@@ -597,36 +591,18 @@ impl Meta for MetaService {
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
     async fn set_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
-        let r = req.into_inner();
-        if r.start > r.end || ![F_RDLCK, F_WRLCK, F_UNLCK].contains(&r.typ) {
-            return Err(MasterError::fs(libc::EINVAL, "bad lock range or type").into());
-        }
-        if r.owner.len() > 256 {
-            return Err(MasterError::fs(libc::EINVAL, "lock owner too long").into());
-        }
-        let lease_ms = self.lock_lease.as_millis() as u64;
-        let (ino, owner, pid, start, end, typ) = (r.ino, r.owner, r.pid, r.start, r.end, r.typ);
-        let op = match r.flock {
-            true => Op::SetFlock { ino, owner, pid, start, end, typ, lease_ms },
-            false => Op::SetLock { ino, owner, pid, start, end, typ, lease_ms },
-        };
-        match self.write(Cred::root(), op).await? {
-            Reply::Lock(None) => ok(LockReply { granted: true, typ: r.typ, start: r.start, end: r.end, pid: r.pid }),
-            Reply::Lock(Some(h)) => ok(lock_reply(&h)),
-            _ => Err(MasterError::internal("lock command returned no verdict").into()),
-        }
+        self.set_lock_rpc(req.into_inner()).await
     }
 
     #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
     async fn get_lock(&self, req: Request<LockRequest>) -> Res<LockReply> {
         self.read_barrier(req.metadata()).await?;
-        let r = req.into_inner();
-        let table = if r.flock { crate::fsm::model::key::FLOCK } else { crate::fsm::model::key::LOCK };
-        let held = read::locks(&self.db, table, r.ino)?;
-        match crate::fsm::locks::conflict(&held, &r.owner, r.start, r.end, r.typ == F_WRLCK) {
-            None => ok(LockReply { granted: true, typ: F_UNLCK, start: r.start, end: r.end, pid: 0 }),
-            Some(h) => ok(lock_reply(h)),
-        }
+        self.get_lock_rpc(req.into_inner()).await
+    }
+
+    #[tracing::instrument(skip_all, fields(ino = req.get_ref().ino))]
+    async fn return_locks(&self, req: Request<ReturnLocksRequest>) -> Res<Empty> {
+        self.return_locks_rpc(req.into_inner()).await
     }
 
     #[tracing::instrument(skip_all, fields(n = req.get_ref().inos.len()))]

@@ -251,6 +251,22 @@ pub enum Op {
         ino: u64,
         replaces: u64,
     },
+    /// Hands the locks of `ino` to the mount of lock session `session`
+    /// (it then keeps them itself) if no other session holds a lock there
+    /// or has them delegated (fsm/locks.rs).
+    DelegateLocks {
+        ino: u64,
+        session: String,
+        lease_ms: u64,
+    },
+    /// The mount of `session` gives the locks of `ino` back: `locks` (fcntl,
+    /// flock) replace its own there, unless None (the masters' are right).
+    ReturnLocks {
+        ino: u64,
+        session: String,
+        locks: Option<(Vec<crate::fsm::model::Held>, Vec<crate::fsm::model::Held>)>,
+        lease_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -347,6 +363,8 @@ impl fmt::Display for Command {
             Op::ReleaseLocks { .. } => "release_locks",
             Op::RenewSession { .. } => "renew_session",
             Op::ExpireSessions { .. } => "expire_sessions",
+            Op::DelegateLocks { .. } => "delegate_locks",
+            Op::ReturnLocks { .. } => "return_locks",
         };
         write!(f, "{name}(uid={})", self.cred.uid)
     }
@@ -372,6 +390,12 @@ pub enum Reply {
     Lock(Option<crate::fsm::model::Held>),
     /// How many records a housekeeping command removed.
     Count(u64),
+    /// A lock command on a file whose locks this session keeps (its
+    /// mount must give them back first).
+    LockDelegated(String),
+    /// `DelegateLocks`: the session's fcntl and flock locks on the file
+    /// when granted, None when refused.
+    Delegated(Option<(Vec<crate::fsm::model::Held>, Vec<crate::fsm::model::Held>)>),
 }
 
 pub type CommandResult = Result<Reply, FsErr>;

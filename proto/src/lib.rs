@@ -5,6 +5,7 @@
 
 pub mod chunk_id;
 pub mod extents;
+pub mod locks;
 pub mod ring;
 pub mod status;
 pub mod time;

@@ -139,8 +139,16 @@ fn api_rejects_slash_and_nul_in_names() {
         // A lock whose range is reversed, or of no known type, is EINVAL
         // (not EIO, which would claim an I/O failure).
         for (start, end, typ) in [(10, 5, libc::F_WRLCK), (0, 5, 99)] {
-            let req =
-                tessera_proto::pb::LockRequest { ino: 1, owner: "t".into(), pid: 1, start, end, typ, flock: false };
+            let req = tessera_proto::pb::LockRequest {
+                ino: 1,
+                owner: "t".into(),
+                pid: 1,
+                start,
+                end,
+                typ,
+                flock: false,
+                delegate: false,
+            };
             let e = fs
                 .meta
                 .call("set_lock", |mut m| {
@@ -150,6 +158,23 @@ fn api_rejects_slash_and_nul_in_names() {
                 .await
                 .unwrap_err();
             assert_eq!(e.errno(), libc::EINVAL, "lock {start}..{end} type {typ}: {e}");
+        }
+        // Locks given back must be the returning session's own, and few
+        // enough: another session's lock, or 10,001 of them, are refused.
+        let lock =
+            |owner: &str| tessera_proto::pb::HeldLock { owner: owner.into(), pid: 1, start: 0, end: 9, write: true };
+        let give_back = |posix: Vec<tessera_proto::pb::HeldLock>| tessera_proto::pb::ReturnLocksRequest {
+            ino: 1,
+            session: "m1".into(),
+            keep: false,
+            posix,
+            flock: vec![],
+        };
+        for (req, errno) in
+            [(give_back(vec![lock("m2:1")]), libc::EINVAL), (give_back(vec![lock("m1:1"); 10_001]), libc::E2BIG)]
+        {
+            let e = fs.return_locks(&req).await.unwrap_err();
+            assert_eq!(e.errno(), errno, "{e}");
         }
     });
 }

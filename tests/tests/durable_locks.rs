@@ -155,3 +155,145 @@ except BlockingIOError:
     assert!(text.contains("fcntl-granted"), "an fcntl lock conflicted with another owner's flock: {text}");
     assert!(text.contains("flock-refused"), "a second exclusive flock was granted: {text}");
 }
+
+/// A python process on one mount that keeps `lockfile` open and runs one
+/// command per line: lock/unlock (fcntl, whole file), try (non-blocking
+/// exclusive), write NAME (create, write, fsync, close), rm NAME.
+const DRIVER: &str = r#"
+import fcntl, os, sys
+f = open(sys.argv[1], 'r+')
+for line in sys.stdin:
+    cmd, _, arg = line.strip().partition(' ')
+    try:
+        if cmd == 'lock': fcntl.lockf(f, fcntl.LOCK_EX)
+        elif cmd == 'shared': fcntl.lockf(f, fcntl.LOCK_SH)
+        elif cmd == 'unlock': fcntl.lockf(f, fcntl.LOCK_UN)
+        elif cmd == 'try':
+            try: fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, PermissionError): print('refused', flush=True); continue
+        elif cmd == 'write':
+            with open(arg, 'wb') as g: g.write(arg.encode() * 100); g.flush(); os.fsync(g.fileno())
+        elif cmd == 'rm': os.unlink(arg)
+        elif cmd == 'exists': print('yes' if os.path.exists(arg) else 'no', flush=True); continue
+        print('ok', flush=True)
+    except Exception as e:
+        print('error', e, flush=True)
+"#;
+
+struct Driver {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Driver {
+    fn start(lockfile: &Path) -> Driver {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(DRIVER)
+            .arg(lockfile)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines() {
+                let Ok(l) = l else { return };
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Driver { child, stdin, lines }
+    }
+
+    /// Runs one command; its answer within 60 s.
+    fn ask(&mut self, cmd: &str) -> String {
+        use std::io::Write;
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{cmd}: no answer ({e})"))
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A file's locks used by one mount are handed to it: its lock calls are
+/// answered there (the mount counts them). Another mount's lock request
+/// has them recalled and sees them as they were: refused while the first
+/// holds its lock, granted once it unlocks, and then every change the first
+/// mount made under its lock (a file written, a file removed) is in place.
+#[test]
+fn locks_handed_to_one_mount_are_recalled_for_another_with_its_changes_landed() {
+    let c = Cluster::start(3, 3);
+    let metrics = format!("127.0.0.1:{}", tessera_tests::ports(1));
+    let a = c.mount(&["--metrics-listen", &metrics]);
+    let b = c.mount(&[]);
+    std::fs::write(a.path().join("db"), b"0123456789").unwrap();
+    std::fs::create_dir(a.path().join("d")).unwrap();
+    let mut one = Driver::start(&a.path().join("db"));
+    let answered_here = || {
+        let m = tessera_tests::http_get(&metrics);
+        tessera_tests::sample(&m, "tessera_mount_lock_calls_total{answered_by=\"mount\"} ").unwrap_or(0.0)
+    };
+    // The first lock asks the masters; the second has the file's locks
+    // handed over; then the mount answers alone.
+    for cmd in ["lock", "unlock", "lock", "unlock", "shared", "unlock", "lock"] {
+        assert_eq!(one.ask(cmd), "ok", "{cmd}");
+    }
+    assert!(answered_here() >= 3.0, "lock calls answered by the mount: {}", answered_here());
+    // Under its lock, mount A writes one file and removes another (both
+    // acknowledged before the masters have them).
+    let d = a.path().join("d");
+    assert_eq!(one.ask(&format!("write {}", d.join("journal").display())), "ok");
+    assert_eq!(one.ask(&format!("write {}", d.join("data").display())), "ok");
+    assert_eq!(one.ask(&format!("rm {}", d.join("journal").display())), "ok");
+    let mut two = Driver::start(&b.path().join("db"));
+    assert_eq!(two.ask("try"), "refused", "mount B got a lock mount A holds");
+    assert_eq!(one.ask("unlock"), "ok");
+    // Blocking: granted once A's unlock reached the masters.
+    assert_eq!(two.ask("lock"), "ok");
+    let bd = b.path().join("d");
+    assert_eq!(two.ask(&format!("exists {}", bd.join("journal").display())), "no");
+    assert_eq!(std::fs::read(bd.join("data")).unwrap(), d.join("data").to_string_lossy().repeat(100).into_bytes());
+    // Now B holds it: A is refused, and gets it after B's unlock.
+    assert_eq!(one.ask("try"), "refused", "mount A got a lock mount B holds");
+    assert_eq!(two.ask("unlock"), "ok");
+    assert_eq!(one.ask("lock"), "ok");
+    assert_eq!(two.ask("try"), "refused");
+}
+
+/// Locks handed to a mount outlive a SIGKILL of the leader (the hand-over
+/// is in the replicated state): the next leader refuses another mount's
+/// conflicting lock, and recalls them from the first mount once it unlocks.
+#[test]
+fn locks_handed_to_a_mount_survive_a_leader_kill_and_are_recalled_by_the_next_leader() {
+    let mut c = Cluster::start(3, 3);
+    let metrics = format!("127.0.0.1:{}", tessera_tests::ports(1));
+    let a = c.mount(&["--metrics-listen", &metrics]);
+    let b = c.mount(&[]);
+    std::fs::write(a.path().join("db"), b"0123456789").unwrap();
+    let mut one = Driver::start(&a.path().join("db"));
+    for cmd in ["lock", "unlock", "lock", "unlock", "lock"] {
+        assert_eq!(one.ask(cmd), "ok", "{cmd}");
+    }
+    let m = tessera_tests::http_get(&metrics);
+    let here = tessera_tests::sample(&m, "tessera_mount_lock_calls_total{answered_by=\"mount\"} ").unwrap_or(0.0);
+    assert!(here >= 2.0, "the file's locks were not handed to the mount: {here} calls answered there");
+    let leader = c.leader().expect("a leader");
+    c.masters[leader].kill();
+    eventually(Duration::from_secs(20), "a new leader", || c.leader().is_some_and(|l| l != leader));
+    let mut two = Driver::start(&b.path().join("db"));
+    assert_eq!(two.ask("try"), "refused", "the next leader granted a lock mount A holds");
+    assert_eq!(one.ask("unlock"), "ok");
+    assert_eq!(two.ask("lock"), "ok");
+    assert_eq!(one.ask("try"), "refused");
+    c.masters[leader].start();
+}

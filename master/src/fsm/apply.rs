@@ -245,6 +245,10 @@ impl Applier<'_, '_> {
             Op::ReleaseLocks { ino, owner } => self.release_locks(*ino, owner),
             Op::RenewSession { session, lease_ms } => self.renew_session(session, *lease_ms),
             Op::ExpireSessions { sessions } => self.expire_sessions(sessions),
+            Op::DelegateLocks { ino, session, lease_ms } => self.delegate_locks(*ino, session, *lease_ms),
+            Op::ReturnLocks { ino, session, locks, lease_ms } => {
+                self.return_locks(*ino, session, locks.as_ref(), *lease_ms)
+            }
             Op::SetXattr { ino, name, value, flags } => self.setxattr(*ino, name, value, *flags),
             Op::RemoveXattr { ino, name } => {
                 let i = self.inode(*ino)?;

@@ -48,6 +48,7 @@ pub(crate) fn convert(k: &[u8], v: &[u8]) -> io::Result<Option<Vec<u8>>> {
             key::UNSEALED_PATCH => again::<super::unsealed::UnsealedPatchRec>(v),
             key::LOCK | key::FLOCK => again::<Vec<Held>>(v),
             key::SESSION => again::<SessionRec>(v),
+            key::LOCK_DELEGATION => again::<String>(v),
             key::REVOKED => again::<super::model::RevokedRec>(v),
             _ => {
                 return Err(bad(format!(

@@ -144,6 +144,8 @@ pub mod key {
     pub const FLOCK: u8 = b'F';
     /// A mount's lock session: its lease and the inodes it locked.
     pub const SESSION: u8 = b'k';
+    /// ino -> the lock session its locks are delegated to (String).
+    pub const LOCK_DELEGATION: u8 = b'D';
     /// Revoked certificates: serial -> `RevokedRec`.
     pub const REVOKED: u8 = b'V';
     pub const COUNTERS: &[u8] = b"mcounters";
@@ -207,13 +209,5 @@ pub struct RevokedRec {
     pub at: Time,
 }
 
-/// A granted advisory lock (fcntl byte range or flock: the whole file).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Held {
-    pub owner: String,
-    pub pid: u32,
-    pub start: u64,
-    /// Inclusive.
-    pub end: u64,
-    pub write: bool,
-}
+/// A granted advisory lock (shared with the mounts' delegated tables).
+pub use tessera_proto::locks::Held;

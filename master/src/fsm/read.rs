@@ -25,6 +25,11 @@ pub fn locks(db: &DB, table: u8, ino: u64) -> Res<Vec<super::locks::Held>> {
     Ok(get(db, &key::ino(table, ino))?.unwrap_or_default())
 }
 
+/// The lock session `ino`'s locks are delegated to, if any.
+pub fn lock_delegation(db: &DB, ino: u64) -> Res<Option<String>> {
+    get(db, &key::ino(key::LOCK_DELEGATION, ino))
+}
+
 /// Lock sessions whose lease ended before `now`.
 pub fn expired_sessions(db: &DB, now: crate::types::Time) -> Res<Vec<String>> {
     let cf = cf(db, CF_SM).map_err(io)?;

@@ -110,6 +110,7 @@ fn chunk(n: u8) -> Vec<u8> {
 mod content;
 mod create_behind;
 mod hostile_ops;
+mod lock_delegation;
 mod unsealed;
 
 #[test]
