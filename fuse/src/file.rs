@@ -163,6 +163,12 @@ impl FileData {
         }
     }
 
+    /// The committed size, version and extents when nothing is pending.
+    pub fn committed_view(&self) -> Option<(u64, u64, &[Extent])> {
+        let settled = !self.is_dirty() && !self.base_unsure && self.rider.is_none() && self.failed.is_none();
+        settled.then_some((self.committed_size, self.committed_version, &self.base))
+    }
+
     /// Whether attributes from the master (content version `version`) are
     /// older than what this mount holds: local writes not yet committed, or
     /// a commit that finished after those attributes were read.

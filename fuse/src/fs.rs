@@ -191,6 +191,7 @@ impl Mount {
     /// The attributes of `ino` changed in a way not known here (xattrs, a
     /// failed setattr): every cache asks the master next time.
     pub fn attrs_changed(&self, ino: u64) {
+        self.open.forget_closed(ino);
         self.caches.no_xattrs.remove(ino);
         self.caches.dir.changed(ino);
         self.caches.post_op.remove(ino);
@@ -490,9 +491,16 @@ impl Mount {
         let (f, loaded, first) = match existing {
             Some((f, first)) => (f, false, first),
             None => {
-                let (attr, extents) = match fresh {
-                    Some(a) => (*a, Vec::new()),
-                    None => {
+                let closed = self.open.take_closed(ino).filter(|c| self.leases.still(c.gen));
+                let mut committed_under = u64::MAX;
+                let (attr, extents) = match (fresh, closed) {
+                    (Some(a), _) => (*a, Vec::new()),
+                    (None, Some(c)) if checked.is_none() => {
+                        metrics::counter!("tessera_mount_opens_total", "extents" => "remembered").increment(1);
+                        committed_under = c.gen;
+                        (pb::Attr { ino, size: c.size, version: c.version, ..Default::default() }, c.extents)
+                    }
+                    (None, _) => {
                         let ext = match checked.take() {
                             Some(ext) => ext,
                             None => as_opener.extents(ino).await?,
@@ -510,6 +518,7 @@ impl Mount {
                     handles: AtomicU64::new(0),
                     orphaned: Default::default(),
                     revoked: Default::default(),
+                    committed_under: AtomicU64::new(committed_under),
                 });
                 let mut files = self.open.files.lock();
                 let f = files.entry(ino).or_insert(f).clone();
@@ -554,6 +563,7 @@ impl Mount {
     /// The kernel's cached pages of `ino` may be stale: forget their version.
     pub fn forget_pages(&self, ino: u64) {
         self.open.page_versions.lock().remove(&ino);
+        self.open.forget_closed(ino);
     }
 
     pub(crate) fn file_of(&self, fh: u64) -> Result<(Arc<OpenFile>, i32)> {
@@ -633,7 +643,12 @@ impl Mount {
         let (f, _) = self.file_of(fh)?;
         let mut d = f.data.lock().await;
         let ino = d.ino;
-        self.committed(ino, d.flush(&self.fs).await)?;
+        let gen = self.leases.gen();
+        let r = d.flush(&self.fs).await;
+        if matches!(r, Ok(Some(_))) {
+            f.committed_under.store(gen, Ordering::SeqCst);
+        }
+        self.committed(ino, r)?;
         drop(d);
         self.create_landed(ino).await
     }
@@ -677,6 +692,13 @@ impl Mount {
         }
         let (clean, version) = {
             let d = f.data.lock().await;
+            // Committed here under a lease that still holds: the next open
+            // needs no round trip.
+            let gen = f.committed_under.load(Ordering::SeqCst);
+            if let Some((size, version, extents)) = d.committed_view().filter(|_| self.leases.still(gen)) {
+                let closed = crate::open_files::ClosedFile { size, version, extents: extents.to_vec(), gen };
+                self.open.remember_closed(ino, closed);
+            }
             (!d.is_dirty(), d.committed_version())
         };
         if clean && !f.revoked.load(Ordering::SeqCst) {
@@ -699,6 +721,7 @@ impl Mount {
     /// Truncates through the master after flushing local writes, then
     /// refreshes the open state.
     pub async fn truncate(&self, fs: &Fs, ino: u64, size: u64, by_handle: bool) -> Result<()> {
+        self.open.forget_closed(ino);
         if by_handle {
             // Through an open handle: the open file takes it like a write,
             // and the next flush commits it.

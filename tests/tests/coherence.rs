@@ -439,3 +439,37 @@ fn a_change_right_after_a_leader_freeze_is_seen_by_the_other_mount() {
         c.wait_ready();
     }
 }
+
+/// A file a mount wrote and closed opens again there with no round trip
+/// (the mount counts those opens), and every such open still shows what
+/// happened since: another mount's overwrite (its revoke makes the first
+/// mount forget what it remembered) and a truncate by path on the first.
+#[test]
+fn a_file_reopened_where_it_was_written_needs_no_round_trip_and_sees_later_changes() {
+    let c = Cluster::start(3, 3);
+    let metrics = format!("127.0.0.1:{}", tessera_tests::ports(1));
+    let a = c.mount(&["--metrics-listen", &metrics]);
+    let b = c.mount(&[]);
+    let remembered = || {
+        let m = tessera_tests::http_get(&metrics);
+        tessera_tests::sample(&m, "tessera_mount_opens_total{extents=\"remembered\"} ").unwrap_or(0.0)
+    };
+    for i in 0..20u64 {
+        let p = a.path().join(format!("f{i}"));
+        std::fs::write(&p, random_bytes(3000 + i as usize, i)).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), random_bytes(3000 + i as usize, i), "f{i} read back");
+    }
+    assert!(remembered() >= 20.0, "opens answered from what the mount remembered: {}", remembered());
+    for i in 0..20u64 {
+        std::fs::write(b.path().join(format!("f{i}")), random_bytes(2000, 100 + i)).unwrap();
+        let seen = std::fs::read(a.path().join(format!("f{i}"))).unwrap();
+        assert!(seen == random_bytes(2000, 100 + i), "f{i}: the other mount's overwrite not seen");
+    }
+    // Written and closed here again, then cut by path: the next open sees the cut.
+    let p = a.path().join("f0");
+    std::fs::write(&p, random_bytes(5000, 7)).unwrap();
+    let c_path = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::truncate(c_path.as_ptr(), 100) }, 0);
+    assert_eq!(std::fs::read(&p).unwrap(), random_bytes(5000, 7)[..100].to_vec());
+}
