@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# bench/rpc_profile.sh [tar|rsync|cp] [WORKDIR]
+# bench/rpc_profile.sh [tar|rsync|cp|sqlite] [WORKDIR]
 # Which metadata RPCs a real tool costs: runs one tool into a fresh mount
 # (the source tree of tools_bench.sh) with the mount's per-call debug log
 # on, then prints per RPC the count, mean latency and total time, and the
-# tool's wall time. The log costs some speed; use tools_bench.sh for rates.
+# tool's wall time. `sqlite`: 300 inserts, one transaction each (SQLite's
+# default rollback journal), into a database in the mount. The log costs some speed; use tools_bench.sh for rates.
 source "$(dirname "$0")/lib.sh"
 TOOL=${1:-tar}
 W=${2:-/tmp/tessera-rpc-profile}
@@ -21,6 +22,14 @@ case "$TOOL" in
   tar) tar -C "$W/mnt/t" -xf "$TREE" ;;
   rsync) rsync -a "$W/src/" "$W/mnt/t/" ;;
   cp) cp -a "$W/src/." "$W/mnt/t/" ;;
+  sqlite) python3 - "$W/mnt/t/db" <<'PY'
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("CREATE TABLE t(i INTEGER, v BLOB)")
+for i in range(300):
+    db.execute("BEGIN"); db.execute("INSERT INTO t VALUES(?, ?)", (i, os.urandom(200))); db.execute("COMMIT")
+PY
+  ;;
   *) echo "unknown tool $TOOL" >&2; exit 2 ;;
 esac
 t1=$(date +%s.%N)
@@ -32,6 +41,8 @@ text = urllib.request.urlopen(f"http://127.0.0.1:{int(sys.argv[1]) + 119}/metric
 for line in text.splitlines():
     if line.startswith("tessera_mount_write_behind_total"):
         print("written behind:", line)
+    if line.startswith("tessera_mount_lock_calls_total") or line.startswith("tessera_mount_opens_total"):
+        print(line)
 PY
 stop_cluster
 python3 -c "print(f'$TOOL wall {$t1 - $t0:.2f} s')"

@@ -34,20 +34,18 @@ impl Mount {
     /// Acknowledges `req` (no size change) on a directory this mount holds
     /// exclusively and whose attributes it knows, and sends it behind;
     /// returns the attributes it will leave. None: it goes synchronously.
-    pub(crate) async fn dir_setattr_behind(self: &Arc<Self>, req: &SetAttrRequest) -> Option<Attr> {
+    pub(crate) fn dir_setattr_behind(self: &Arc<Self>, req: &SetAttrRequest) -> Option<Attr> {
         if req.size.is_some() || req.read_access {
             return None;
         }
         let behind = self.fs.meta.write_behind().clone();
         // A file with writes waiting here: they carry the change. Its lock
-        // is awaited, not tried: a close's release (which the kernel sends
-        // after close(2) returned) holds it while rsync's chmod arrives.
+        // is tried, not awaited: a close's release (which the kernel sends
+        // after close(2) returned) may hold it while rsync's chmod arrives,
+        // and the change then goes synchronously (awaiting the lock halved
+        // rsync_in: the chmod waited for the release's flush).
         let maybe_fresh = self.behind.unlinks.lock().fresh.contains_key(&req.ino);
-        let writing = match self.open_file(req.ino) {
-            Some(f) if maybe_fresh => f.data.lock().await.is_dirty(),
-            Some(f) => f.data.try_lock().map_or(true, |d| d.is_dirty()),
-            None => false,
-        };
+        let writing = self.open_file(req.ino).is_some_and(|f| f.data.try_lock().map_or(true, |d| d.is_dirty()));
         let mut q = self.behind.unlinks.lock();
         let held_dir = q.exclusive.contains(&req.ino);
         let fresh_file = !held_dir && q.fresh.get(&req.ino).is_some_and(|p| q.exclusive.contains(p));

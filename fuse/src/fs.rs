@@ -43,7 +43,7 @@ pub struct Mount {
     /// Inodes this mount ever locked: only their closes release locks.
     pub locked: Mutex<std::collections::HashSet<u64>>,
     /// Files whose locks the masters handed to this mount (locks.rs).
-    pub(crate) delegated: crate::locks::Delegated,
+    pub(crate) delegated: crate::delegated_locks::Delegated,
     /// Changes acknowledged before the masters applied them (behind.rs).
     pub behind: crate::behind::Behind,
     /// Files unlinked while open here, kept alive at the masters (orphans.rs).

@@ -6,6 +6,7 @@ pub mod behind;
 pub mod caches;
 pub mod convert;
 mod create_behind;
+mod delegated_locks;
 pub mod dircache;
 mod exported;
 mod fallocate;

@@ -15,13 +15,12 @@
 //! under it. A file's lock calls pass one gate here, so none overtakes a
 //! hand-over or a give-back.
 
+use crate::delegated_locks::Tables;
 use crate::fs::Mount;
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_client::{ClientError, Result};
-use tessera_proto::locks::{conflict, set, Held, Want};
+use tessera_proto::locks::{conflict, Held, Want};
 use tessera_proto::pb;
 
 /// How often a mount holding locks renews its session (the masters' lease
@@ -38,80 +37,6 @@ pub struct LockArgs {
     pub end: u64,
     pub typ: i32,
     pub flock: bool,
-}
-
-/// One file's locks kept here: fcntl and flock tables.
-#[derive(Default, Clone)]
-struct Tables {
-    posix: Vec<Held>,
-    flock: Vec<Held>,
-}
-
-impl Tables {
-    fn table(&mut self, flock: bool) -> &mut Vec<Held> {
-        if flock {
-            &mut self.flock
-        } else {
-            &mut self.posix
-        }
-    }
-}
-
-/// The files whose locks the masters delegated to this mount.
-#[derive(Default)]
-pub struct Delegated {
-    files: Mutex<HashMap<u64, Tables>>,
-    /// Per file: its lock calls, hand-overs and give-backs one at a time.
-    gates: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
-    /// Wakes local waiters when a delegated lock is dropped.
-    changed: tokio::sync::Notify,
-    /// Files locked at the masters since their locks were last kept here:
-    /// a second lock call asks for them (one flock per open would pay a
-    /// give-back at each close).
-    asked: Mutex<std::collections::HashSet<u64>>,
-}
-
-impl Delegated {
-    fn gate(&self, ino: u64) -> Arc<tokio::sync::Mutex<()>> {
-        {
-            let mut a = self.asked.lock();
-            if a.len() > 100_000 {
-                a.clear();
-            }
-        }
-        let mut g = self.gates.lock();
-        if g.len() > 10_000 {
-            // Gates nobody waits at are made again on demand.
-            g.retain(|_, m| Arc::strong_count(m) > 1);
-        }
-        g.entry(ino).or_default().clone()
-    }
-
-    pub fn holds(&self, ino: u64) -> bool {
-        self.files.lock().contains_key(&ino)
-    }
-
-    /// Applies a request here if `ino`'s locks are delegated: Some(granted).
-    fn try_set(&self, ino: u64, flock: bool, owner: &str, pid: u32, range: (u64, u64), want: Want) -> Option<bool> {
-        let mut files = self.files.lock();
-        let t = files.get_mut(&ino)?.table(flock);
-        match set(t, owner, pid, range.0, range.1, want) {
-            Ok(next) => {
-                *t = next;
-                if want != Want::Write {
-                    self.changed.notify_waiters();
-                }
-                Some(true)
-            }
-            Err(_) => Some(false),
-        }
-    }
-
-    fn clear(&self) {
-        self.files.lock().clear();
-        self.asked.lock().clear();
-        self.changed.notify_waiters();
-    }
 }
 
 fn want(typ: i32) -> Want {

@@ -185,7 +185,7 @@ impl Filesystem for TesseraFs {
                     request_id: tessera_client::fs::request_id(),
                 };
                 // On a directory held here alone: acknowledged, sent behind.
-                if let Some(a) = m.dir_setattr_behind(&req).await {
+                if let Some(a) = m.dir_setattr_behind(&req) {
                     return Ok(a);
                 }
                 // On a file with writes not yet committed: rides on their commit.

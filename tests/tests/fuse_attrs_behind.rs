@@ -199,7 +199,9 @@ fn files_written_as_rsync_does_are_in_place_on_another_mount_at_once() {
     let scraped = http_get(&metrics);
     let behind = |kind: &str| sample(&scraped, &format!("tessera_mount_write_behind_total{{kind=\"{kind}\"}} "));
     assert!(behind("rename").is_some_and(|n| n >= 40.0), "renames not written behind:\n{scraped}");
-    assert!(behind("fresh_file_attrs").is_some_and(|n| n >= 80.0), "mode and times not written behind:\n{scraped}");
+    // A chmod that meets the close's release (sent after close(2)
+    // returned) holding the file goes synchronously: most go behind.
+    assert!(behind("fresh_file_attrs").is_some_and(|n| n >= 60.0), "mode and times not written behind:\n{scraped}");
     let other = m2.path().join("dest");
     let want: Vec<String> = (0..40).map(|i| format!("f{i:02}")).collect();
     assert_eq!(names(&other), want, "the other mount's listing");
