@@ -71,6 +71,14 @@ impl MetaService {
         {
             return reply;
         }
+        // Predicted from this leader's state (the command checks again):
+        // a refused hand-over would cost every lock call a second commit.
+        let other = |h: &Held| session_of(&h.owner) != session;
+        let table = |t| read::locks(&self.db, t, r.ino).map(|l| l.iter().any(other)).unwrap_or(true);
+        let held_by_another = read::lock_delegation(&self.db, r.ino).map_or(true, |d| d.is_some_and(|d| d != session));
+        if held_by_another || table(crate::fsm::model::key::LOCK) || table(crate::fsm::model::key::FLOCK) {
+            return reply;
+        }
         let op = Op::DelegateLocks { ino: r.ino, session: session.to_string(), lease_ms };
         // Not delegated when this fails: the lock itself is granted.
         if let Ok(Reply::Delegated(Some((posix, flock)))) = self.write(Cred::root(), op).await {
