@@ -39,14 +39,6 @@ pub struct LockArgs {
     pub flock: bool,
 }
 
-fn want(typ: i32) -> Want {
-    match typ {
-        libc::F_WRLCK => Want::Write,
-        libc::F_UNLCK => Want::Unlock,
-        _ => Want::Read,
-    }
-}
-
 fn counted(at: &'static str) {
     metrics::counter!("tessera_mount_lock_calls_total", "answered_by" => at).increment(1);
 }
@@ -85,7 +77,7 @@ impl Mount {
     /// retries until granted.
     pub async fn setlk(&self, l: LockArgs, wait: bool) -> Result<()> {
         let owner = self.lock_owner(l.owner);
-        let want = want(l.typ);
+        let want = Want::of_fcntl(l.typ);
         self.locked.lock().insert(l.ino);
         // Polled at the masters (they keep no waiter queue), woken here by
         // a local unlock. (The caller's FUSE request is interruptible, which

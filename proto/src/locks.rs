@@ -25,6 +25,17 @@ pub enum Want {
     Unlock,
 }
 
+impl Want {
+    /// fcntl's lock type (F_RDLCK, F_WRLCK, F_UNLCK) as a request.
+    pub fn of_fcntl(typ: i32) -> Want {
+        match typ {
+            libc::F_WRLCK => Want::Write,
+            libc::F_UNLCK => Want::Unlock,
+            _ => Want::Read,
+        }
+    }
+}
+
 /// The session (mount id) of a lock owner "<session>:<owner>".
 pub fn session_of(owner: &str) -> &str {
     owner.split_once(':').map_or(owner, |(s, _)| s)

@@ -50,15 +50,6 @@ pub struct SessionRec {
     pub inos: Vec<u64>,
 }
 
-/// `typ` (F_RDLCK, F_WRLCK, F_UNLCK) as the shared lock table takes it.
-pub fn want(typ: i32) -> Want {
-    match typ {
-        F_WRLCK => Want::Write,
-        F_UNLCK => Want::Unlock,
-        _ => Want::Read,
-    }
-}
-
 fn add_ms(t: Time, ms: u64) -> Time {
     let total = u64::from(t.1) + (ms % 1000) * 1_000_000;
     (t.0 + (ms / 1000) as i64 + (total / 1_000_000_000) as i64, (total % 1_000_000_000) as u32)
@@ -140,7 +131,7 @@ impl Applier<'_, '_> {
             }
         }
         let list = held(self.txn, table, ino)?;
-        match set(&list, owner, pid, range.0, range.1, want(typ)) {
+        match set(&list, owner, pid, range.0, range.1, Want::of_fcntl(typ)) {
             Ok(next) => {
                 self.put_held(table, ino, &list, &next)?;
                 let holds = next.iter().any(|h| session_of(&h.owner) == session_of(owner));
